@@ -1,0 +1,54 @@
+# packetlab — the commands in the README. Everything runs as root (labs create
+# namespaces and load BPF); `make` re-runs itself with sudo when needed.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+SUDO  := $(if $(filter 0,$(shell id -u)),,sudo)
+PYTEST_ARGS ?=
+JUPYTER_PORT ?= 8888
+DOCS_PORT ?= 8000
+
+.PHONY: help provision lab test test-toolkit test-labs docs docs-build clean doctor bench
+
+help:
+	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
+	@echo "make test   - provision if needed, then every test, every lab notebook (nbval) and the docs build"
+	@echo "make docs   - serve the course site (mkdocs, port $(DOCS_PORT))"
+	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
+	@echo "make doctor - check kernel, capabilities, headers and tools"
+
+provision:
+	$(SUDO) bash vagrant/provision.sh $(PROVISION_ARGS)
+
+doctor: provision
+	$(SUDO) $(VENV)/bin/packetlab doctor
+
+lab: provision
+	cd labs && $(SUDO) ../$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 --port=$(JUPYTER_PORT) \
+	    --ServerApp.root_dir=$(CURDIR)/labs
+
+test: PROVISION_ARGS = --with-test-tools
+test: provision
+	$(SUDO) $(VENV)/bin/packetlab doctor
+	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests labs --nbval-lax --nbval-current-env \
+	    --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir /tmp/packetlab-site
+
+test-toolkit: provision
+	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests $(PYTEST_ARGS)
+
+test-labs: provision
+	$(SUDO) $(PY) -m pytest -p packetlab.host_guard labs --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
+
+docs: provision
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
+
+docs-build: provision
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+bench: provision
+	$(SUDO) $(PY) -m packetlab.bench $(NAME)
+
+clean:
+	@if [ -x $(VENV)/bin/packetlab ]; then $(SUDO) $(VENV)/bin/packetlab clean; else echo "nothing provisioned"; fi

@@ -1,0 +1,10 @@
+"""packetlab: a hands-on course in Linux networking, eBPF and XDP on the real kernel."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import PacketlabError  # noqa: E402
+from .lab import Lab, Link, Switch  # noqa: E402
+from .host import Host  # noqa: E402
+
+__all__ = ["Lab", "Host", "Switch", "Link", "PacketlabError", "__version__"]

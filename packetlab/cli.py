@@ -1,0 +1,81 @@
+"""The `packetlab` command: doctor, clean, version — and the milestone tools.
+
+Subcommands of later modules (``firewall``, ``lb``, ``cni``...) live in their own
+modules and are registered in `TOOLS`; each exposes ``main(argv) -> int``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from . import __version__
+from .errors import PacketlabError
+
+# subcommand -> (module with main(argv), one-line help); imported only when used
+TOOLS: dict[str, tuple[str, str]] = {
+    "firewall": ("packetlab.firewall.cli", "the module 08 XDP firewall (apply, status, remove)"),
+    "lb": ("packetlab.lb.cli", "the module 09 XDP load balancer (apply, status, remove)"),
+}
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import format_table, run_checks
+    results = run_checks()
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+    else:
+        print(format_table(results))
+    missing = [r for r in results if r.required and not r.ok]
+    return 1 if missing else 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from .cleanup import clean
+    removed, skipped = clean(force=args.force, dry_run=args.dry_run, lab=args.lab)
+    verb = "would remove" if args.dry_run else "removed"
+    for item in removed:
+        print(f"{verb} {item}")
+    for item in skipped:
+        print(item)
+    if not removed and not skipped:
+        print("nothing to clean: no packetlab lab records left behind")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        module = importlib.import_module(TOOLS[argv[0]][0])
+        return _run(lambda: module.main(argv[1:]))
+    parser = argparse.ArgumentParser(prog="packetlab", description="packetlab: Linux networking, eBPF and XDP labs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("doctor", help="check the kernel, capabilities, headers and tools the labs need")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_doctor)
+    p = sub.add_parser("clean", help="remove leftovers of crashed labs (only what packetlab recorded)")
+    p.add_argument("--force", action="store_true", help="also remove labs whose process is still running")
+    p.add_argument("--dry-run", action="store_true", help="show what would be removed")
+    p.add_argument("--lab", help="only this lab")
+    p.set_defaults(func=_clean)
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=lambda a: print(f"packetlab {__version__}") or 0)
+    for name, (_, help_) in TOOLS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    args = parser.parse_args(argv)
+    return _run(lambda: args.func(args))
+
+
+def _run(fn) -> int:
+    try:
+        return int(fn() or 0)
+    except PacketlabError as exc:
+        print(f"packetlab: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

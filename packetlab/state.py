@@ -1,0 +1,91 @@
+"""The on-disk record of what a running lab created.
+
+A lab writes ``/run/packetlab/labs/<lab>.json`` before it creates anything and
+updates it after every step, so that if its process dies without cleaning up
+(SIGKILL, a crashed notebook kernel) ``packetlab clean`` or the lab's guardian
+can remove exactly what it made — by recorded name, never by pattern.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("PACKETLAB_STATE_DIR", "/run/packetlab/labs"))
+
+
+def process_start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` (clock ticks since boot), or None if it is gone.
+
+    Recorded with every pid so that a recycled pid is never mistaken for ours.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def is_alive(pid: int, start_time: int | None) -> bool:
+    """True if `pid` still runs and is the same process that was recorded."""
+    now = process_start_time(pid)
+    return now is not None and (start_time is None or now == start_time)
+
+
+@dataclass
+class ProcessRecord:
+    """A background process a lab started inside one of its namespaces."""
+    pid: int
+    start_time: int | None
+    namespace: str
+    argv: list[str]
+
+
+@dataclass
+class LabRecord:
+    """Everything one lab instance created, in creation order."""
+    lab: str
+    pid: int
+    start_time: int | None
+    namespaces: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)          # "ns/ifname" for reporting
+    processes: list[ProcessRecord] = field(default_factory=list)
+    pins: list[str] = field(default_factory=list)           # bpffs paths
+
+    @property
+    def path(self) -> Path:
+        return STATE_DIR / f"{self.lab}.json"
+
+    def owner_alive(self) -> bool:
+        return is_alive(self.pid, self.start_time)
+
+    def save(self) -> None:
+        """Write atomically: a reader never sees half a record."""
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, self.path)
+
+    def delete(self) -> None:
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    @classmethod
+    def load(cls, path: Path) -> "LabRecord":
+        data = json.loads(path.read_text())
+        data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
+        return cls(**data)
+
+
+def all_records() -> list[LabRecord]:
+    """Every lab record on disk (corrupt ones are skipped, never guessed at)."""
+    records = []
+    for path in sorted(STATE_DIR.glob("*.json")):
+        try:
+            records.append(LabRecord.load(path))
+        except (ValueError, TypeError, OSError):
+            continue
+    return records
