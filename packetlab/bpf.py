@@ -434,3 +434,77 @@ def _xdp_set(namespace: str, dev: str, fd: int, flags: int, program: LoadedProgr
         info = ipr.get_links(idx[0])[0].get_attr("IFLA_XDP") or {}
         attached = dict(info.get("attrs", [])).get("IFLA_XDP_ATTACHED")
         return {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}.get(attached, attached)
+
+
+TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
+
+
+class TcAttachment:
+    """A tc (clsact, direct-action) program on one interface's ingress or egress hook.
+
+    Detaching removes our filter, and the clsact qdisc too if we were the ones who added it.
+    """
+
+    def __init__(self, program: LoadedProgram, namespace: str, dev: str, direction: str,
+                 priority: int = 1, pooled: bool = True) -> None:
+        if direction not in TC_PARENTS:
+            raise PacketlabError(f"unknown tc direction {direction!r}", fix="use 'ingress' or 'egress'")
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+        self.program, self.namespace, self.dev, self.direction = program, namespace, dev, direction
+        self.priority, self._pooled = priority, pooled
+        with IPRoute(netns=namespace) as ipr:
+            idx = _ifindex(ipr, namespace, dev)
+            kinds = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=idx)]
+            self._own_qdisc = "clsact" not in kinds
+            try:
+                if self._own_qdisc:
+                    ipr.tc("add", "clsact", idx)
+                ipr.tc("add-filter", "bpf", idx, ":1", fd=program.fd, name=program.function,
+                       parent=TC_PARENTS[direction], classid=1, direct_action=True, prio=priority)
+            except NetlinkError as exc:
+                raise PacketlabError(f"cannot attach {program.function} to {namespace}:{dev} {direction}",
+                                     cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
+                                     fix="is another filter using this priority? pass priority=N") from exc
+        self.attached = True
+
+    def __getitem__(self, map_name: str) -> Any:
+        return self.program[map_name]
+
+    def table(self, map_name: str) -> dict:
+        return self.program.table(map_name)
+
+    def detach(self) -> None:
+        if not self.attached:
+            return
+        self.attached = False
+        from pyroute2 import IPRoute
+        try:
+            with IPRoute(netns=self.namespace) as ipr:
+                idx = _ifindex(ipr, self.namespace, self.dev)
+                if self._own_qdisc:
+                    ipr.tc("del", "clsact", idx)
+                else:
+                    ipr.tc("del-filter", "bpf", idx, ":1", parent=TC_PARENTS[self.direction], prio=self.priority)
+        except (OSError, PacketlabError, Exception):
+            pass  # namespace or device already gone
+        finally:
+            release(self.program) if self._pooled else self.program.close()
+
+    def __enter__(self) -> "TcAttachment":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        return f"<tc {self.program.function} on {self.namespace}:{self.dev} {self.direction}>"
+
+
+def _ifindex(ipr: Any, namespace: str, dev: str) -> int:
+    idx = ipr.link_lookup(ifname=dev)
+    if not idx:
+        raise PacketlabError(f"no interface {dev!r} in namespace {namespace}",
+                             cause="the device name is wrong or the link was not created",
+                             fix=f"list interfaces with: ip -n {namespace} link")
+    return idx[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import netns
-from .bpf import XdpAttachment, acquire
+from .bpf import TcAttachment, XdpAttachment, acquire
 from .errors import PacketlabError
 from .netns import CommandResult
 from .state import ProcessRecord, process_start_time
@@ -217,7 +217,21 @@ class Host(Node):
         except BaseException:
             program.close()
             raise
-        self.lab._track_xdp(attachment)
+        self.lab._track_attachment(attachment)
+        return attachment
+
+    def attach_tc(self, source: str, dev: str = "eth0", *, direction: str = "ingress",
+                  function: str | None = None, cflags: Sequence[str] = (), priority: int = 1,
+                  fresh: bool = False) -> TcAttachment:
+        """Compile `source` with bcc as a tc (sched_cls) program and attach it to
+        `dev`'s clsact `direction` hook (direct-action). Detached like XDP."""
+        program = acquire(source, function=function, prog_type="sched_cls", cflags=cflags, fresh=fresh)
+        try:
+            attachment = TcAttachment(program, self.namespace, dev, direction, priority, pooled=not fresh)
+        except BaseException:
+            program.close()
+            raise
+        self.lab._track_attachment(attachment)
         return attachment
 
 

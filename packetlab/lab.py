@@ -30,7 +30,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from . import netns
-from .bpf import XdpAttachment
+from .bpf import TcAttachment, XdpAttachment
 from .cleanup import teardown
 from .errors import LabBusy, PacketlabError
 from .host import Host, Node, interface_addresses, stop_process
@@ -79,7 +79,7 @@ class Lab:
                                  fix="use at most 8 characters, e.g. Lab('osi')")
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
-        self._xdp: list[XdpAttachment] = []
+        self._attachments: list[XdpAttachment | TcAttachment] = []
         self._procs: list[subprocess.Popen] = []
         self._record: LabRecord | None = None
         self._guardian: subprocess.Popen | None = None
@@ -124,7 +124,7 @@ class Lab:
             return []
         blocked = _block_signals()
         try:
-            for att in reversed(self._xdp):
+            for att in reversed(self._attachments):
                 att.detach()
             for proc in reversed(self._procs):
                 stop_process(proc)
@@ -165,9 +165,9 @@ class Lab:
         record.processes.append(rec)
         record.save()
 
-    def _track_xdp(self, attachment: XdpAttachment) -> None:
+    def _track_attachment(self, attachment: XdpAttachment | TcAttachment) -> None:
         self._need_running()
-        self._xdp.append(attachment)
+        self._attachments.append(attachment)
 
     # ---- building ----------------------------------------------------------------------
     def _namespace(self, node: str) -> str:
