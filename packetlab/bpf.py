@@ -182,11 +182,11 @@ class LoadedProgram:
         self.prog_type = prog_type
         self.function = function or find_entry_function(self.source, prog_type, self.path)
         self.cflags = tuple(cflags)
+        include = [f"-I{BPF_DIR}", f"-I{self.path.parent}"]   # so "include/parse.h" resolves
         self.key = _pool_key(self.path, self.function, prog_type, self.cflags)
         with capture_stderr() as err:
             try:
-                self.bpf = bcc.BPF(src_file=str(self.path).encode(), cflags=list(self.cflags),
-                                   debug=0)
+                self.bpf = bcc.BPF(src_file=str(self.path).encode(), cflags=include + list(self.cflags))
             except Exception as exc:  # bcc raises bare Exception
                 compile_exc = exc
             else:
