@@ -213,7 +213,7 @@ class LoadedProgram:
     def __getitem__(self, map_name: str) -> Any:
         """The bcc table for `map_name` (dict-like: items(), [key], clear())."""
         try:
-            return self.bpf[map_name]
+            return self.bpf[map_name.encode() if isinstance(map_name, str) else map_name]
         except KeyError:
             names = ", ".join(k.decode() if isinstance(k, bytes) else k for k in self.bpf.tables) or "none"
             raise PacketlabError(f"no map named {map_name!r} in {self.path.name}",
@@ -421,7 +421,7 @@ def _xdp_set(namespace: str, dev: str, fd: int, flags: int, program: LoadedProgr
                                  cause="the device name is wrong or the link was not created",
                                  fix=f"list interfaces with: ip -n {namespace} link")
         try:
-            ipr.link("set", index=idx[0], xdp_fd=fd, xdp_flags=flags)
+            ipr.link("set", index=idx[0], xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
         except NetlinkError as exc:
             if fd < 0:
                 raise OSError(exc.code, str(exc)) from exc

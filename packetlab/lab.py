@@ -146,6 +146,8 @@ class Lab:
         return self._record is not None
 
     def _start_guardian(self) -> None:
+        if os.environ.get("PACKETLAB_GUARDIAN", "1") == "0":
+            return            # tests of `packetlab clean` switch the guardian off
         self._guardian = subprocess.Popen(
             ["sh", "-c", 'cat >/dev/null; exec "$0" -m packetlab.guardian "$1" "$2"',
              sys.executable, self.name, str(os.getpid())],
