@@ -155,6 +155,7 @@ class Host(Node):
     # ---- packets ---------------------------------------------------------------------
     def l2socket(self, dev: str = "eth0", *, listen: bool = False) -> Any:
         """A scapy layer-2 socket bound to `dev` inside this namespace."""
+        import scapy.layers.inet6  # noqa: F401  (registers Ether/IP/IPv6, so frames decode, not Raw)
         from scapy.arch.linux import L2ListenSocket, L2Socket
         with netns.entered(self.namespace):
             cls = L2ListenSocket if listen else L2Socket
@@ -189,9 +190,7 @@ class Host(Node):
         from scapy.sendrecv import AsyncSniffer
         sock = self.l2socket(dev, listen=True)
         if filter:
-            from scapy.arch.common import compile_filter  # BPF filter on the socket, like tcpdump
-            import socket as _socket
-            sock.ins.setsockopt(_socket.SOL_SOCKET, _socket.SO_ATTACH_FILTER, compile_filter(filter, dev))
+            attach_capture_filter(sock.ins, filter)
         sniffer = AsyncSniffer(opened_socket=sock, store=True)
         frames: list = []
         sniffer.start()
@@ -233,6 +232,28 @@ class Host(Node):
             raise
         self.lab._track_attachment(attachment)
         return attachment
+
+
+def attach_capture_filter(sock: Any, expression: str) -> None:
+    """Compile a tcpdump filter for Ethernet and attach it to a packet socket.
+
+    Compiled for the link type (DLT_EN10MB), not by interface name: the lab's
+    interface lives in another namespace, where libpcap could not find it.
+    """
+    import socket as _socket
+    from scapy.arch.common import compile_filter, free_filter
+    from scapy.data import DLT_EN10MB, SO_ATTACH_FILTER
+    from scapy.error import Scapy_Exception
+    from scapy.libs.structures import sock_fprog
+    try:
+        program = compile_filter(expression, linktype=DLT_EN10MB)
+    except Scapy_Exception as exc:
+        raise PacketlabError(f"invalid capture filter {expression!r}", cause=str(exc),
+                             fix="use tcpdump filter syntax, e.g. 'icmp', 'arp', 'tcp port 80'") from None
+    try:
+        sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog(program.bf_len, program.bf_insns))
+    finally:
+        free_filter(program)
 
 
 def interface_addresses(spec: str | Sequence[str] | None) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
