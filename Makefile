@@ -30,7 +30,8 @@ lab: provision
 test: PROVISION_ARGS = --with-test-tools
 test: provision
 	$(SUDO) $(VENV)/bin/packetlab doctor
-	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
+	PACKETLAB_BOX=bento/ubuntu-24.04 PACKETLAB_LIBVIRT_DRIVER=qemu VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests labs --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir /tmp/packetlab-site
