@@ -200,6 +200,7 @@ class Host(Node):
         finally:
             time.sleep(settle)
             frames.extend(sniffer.stop() or [])
+            frames.extend(_drain(sock))   # frames still queued when the sniffer stopped
             sock.close()
 
     def attach_xdp(self, source: str, dev: str = "eth0", *, mode: str = "native",
@@ -232,6 +233,21 @@ class Host(Node):
             raise
         self.lab._track_attachment(attachment)
         return attachment
+
+
+def _drain(sock: Any) -> list:
+    """Read the frames already queued on a capture socket, without waiting.
+
+    AsyncSniffer.stop() ends its loop without emptying the socket, so on a busy
+    machine the last frames of a capture (a TCP teardown's final ACK) could be lost.
+    """
+    import select
+    out = []
+    while select.select([sock.ins], [], [], 0)[0]:
+        frame = sock.recv()
+        if frame is not None:
+            out.append(frame)
+    return out
 
 
 def attach_capture_filter(sock: Any, expression: str) -> None:
