@@ -76,4 +76,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                 reporter.write_line(f"  - {p}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter:
+        reporter.ensure_newline()
         reporter.write_line("host guard: root namespace links, addresses, routes and nftables unchanged; no lab leftovers")
