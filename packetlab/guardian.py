@@ -1,10 +1,11 @@
 """The lab guardian: cleans a lab whose owner died without cleaning up.
 
-Each lab starts ``sh -c 'cat >/dev/null; exec python -m packetlab.guardian LAB PID'``
+Each lab starts ``sh -c 'cat >/dev/null; [ -e RECORD ] && exec python -m packetlab.guardian LAB PID'``
 with a pipe from the lab process as its stdin. ``cat`` returns when the pipe
 closes — that is, when the owner exits *for any reason*, SIGKILL and notebook
 kernel restarts included. If the owner's record is still there, the owner did
-not clean up, and the guardian tears the recorded resources down.
+not clean up, and the guardian tears the recorded resources down. (After a
+normal close the record is gone and Python is never started.)
 """
 from __future__ import annotations
 

@@ -134,8 +134,7 @@ class Lab:
             if self._guardian is not None:
                 with contextlib.suppress(OSError):
                     self._guardian.stdin.close()     # guardian sees EOF, finds no record, exits
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._guardian.wait(2)
+                self._guardian = None                # (not waited for: it needs no help to exit)
             return removed
         finally:
             self._closing.release()
@@ -149,8 +148,8 @@ class Lab:
         if os.environ.get("PACKETLAB_GUARDIAN", "1") == "0":
             return            # tests of `packetlab clean` switch the guardian off
         self._guardian = subprocess.Popen(
-            ["sh", "-c", 'cat >/dev/null; exec "$0" -m packetlab.guardian "$1" "$2"',
-             sys.executable, self.name, str(os.getpid())],
+            ["sh", "-c", 'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.guardian "$1" "$2"',
+             sys.executable, self.name, str(os.getpid()), str(self._record.path)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, cwd="/", env={**os.environ, "PYTHONPATH": _package_parent()})
 

@@ -28,7 +28,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 def _fmt(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
+        if abs(value) < 10:
+            return f"{value:,.3f}"
+        return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
