@@ -1,0 +1,123 @@
+"""Checks for module 00 · getting started.
+
+Each check asks the kernel (not the lab's Python objects) what is really
+there: which namespace holds an interface, whether a ping gets through, which
+route the kernel picks.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from .. import netns
+from ..host import Host
+from . import CheckFailed, passed, require, unanswered
+
+
+def _links(node: Any) -> list[dict]:
+    return json.loads(node.run(["ip", "-j", "-d", "link", "show"], check=True).stdout or "[]")
+
+
+def veth_peer(host: Host, dev: str = "eth0") -> tuple[str, str]:
+    """(namespace, interface) at the other end of veth `dev`, found by interface index.
+
+    ``ip link`` shows a veth as ``eth0@if7``: the peer is interface 7 — but
+    interface numbers are per namespace, so the peer is the interface 7 whose
+    own peer index is this interface. The lab's namespaces are searched.
+    """
+    mine = next((link for link in _links(host) if link["ifname"] == dev), None)
+    if mine is None:
+        raise CheckFailed("veth peer", f"{host.name} has no interface {dev!r}",
+                          f"list them with {host.name}.ip('-br link')")
+    for node in host.lab.nodes.values():
+        if node is host:
+            continue
+        for link in _links(node):
+            if link["ifindex"] == mine.get("link_index") and link.get("link_index") == mine["ifindex"]:
+                return node.namespace, link["ifname"]
+    raise CheckFailed("veth peer", f"{host.name}:{dev} is not a veth pair into another lab namespace",
+                      "only veth interfaces have a peer (ip -d link shows 'veth')")
+
+
+def check_veth_peer(answer: Any, host: Host, dev: str = "eth0") -> bool:
+    """Exercise: name the namespace and interface at the other end of `host`'s `dev`."""
+    ex = "Exercise 1 (the other end of the cable)"
+    hint = (f"run {host.name}.ip('-d link show {dev}'): '@ifN' is the peer's interface index and "
+            f"'link-netns' names the namespace it lives in; then list that namespace's interfaces")
+    if unanswered(answer):
+        raise CheckFailed(ex, "no answer yet: set answer = ('<namespace>', '<interface>')", hint)
+    require(isinstance(answer, (tuple, list)) and len(answer) == 2, ex,
+            f"the answer should be a pair like ('{host.lab.name}-hX', 'ethN'), got {answer!r}", hint)
+    ns, ifname = (str(a).strip() for a in answer)
+    real_ns, real_if = veth_peer(host, dev)
+    if ns != real_ns:
+        if ns == host.namespace:
+            raise CheckFailed(ex, f"{ns} is {host.name}'s own namespace — that is where {dev} lives, not its peer", hint)
+        if ns in host.lab.nodes:
+            raise CheckFailed(ex, f"{ns!r} is a node name; namespaces are called <lab>-<node>, "
+                                  f"e.g. '{host.lab.name}-{ns}'", hint)
+        raise CheckFailed(ex, f"the peer of {host.name}:{dev} is not in namespace {ns!r}", hint)
+    if ifname != real_if:
+        raise CheckFailed(ex, f"right namespace ({ns}), but the interface there is not called {ifname!r}",
+                          f"list it with: ip -n {ns} -br link — the one whose '@ifN' points back at {host.name}:{dev}")
+    return passed(ex, f"{host.name}:{dev} <-> {real_ns}:{real_if}")
+
+
+def check_third_host(lab: Any, src: str = "h1", name: str = "h3") -> bool:
+    """Exercise: the lab has a host `name` with an address that `src` can really ping."""
+    ex = "Exercise 2 (a third host)"
+    require(name in lab.nodes, ex, f"the lab has no node called {name!r} (nodes: {', '.join(lab.nodes)})",
+            f"create it with {name} = lab.host({name!r})")
+    host = lab.nodes[name]
+    require(netns.exists(host.namespace), ex, f"namespace {host.namespace} does not exist",
+            "was the lab closed and restarted? re-run the cells from the top")
+    addrs = [a for a in host.addresses() if ipaddress.ip_interface(a).version == 4]
+    require(bool(addrs), ex, f"{name} has no IPv4 address yet",
+            f"connect it and address both ends: lab.link({src}, {name}, ip='10.0.3.1/24', peer_ip='10.0.3.3/24')")
+    source = lab.nodes[src]
+    for addr in addrs:
+        ip = str(ipaddress.ip_interface(addr).ip)
+        if source.ping(ip, count=1, timeout=1).ok:
+            return passed(ex, f"{src} reaches {name} at {ip}")
+    ip = str(ipaddress.ip_interface(addrs[0]).ip)
+    route = source.run(["ip", "route", "get", ip])
+    why = (f"{src} has no route to {ip}: {route.stderr.strip()}" if not route.ok
+           else f"{src} sends packets for {ip} via `{route.stdout.splitlines()[0].strip()}`, but no reply comes back")
+    raise CheckFailed(ex, why, f"put {name} and {src} on one subnet (one link, addresses from the same /24), "
+                               f"e.g. lab.link({src}, {name}, ip='10.0.3.1/24', peer_ip='10.0.3.3/24')")
+
+
+def route_choice(host: Host, destination: str) -> tuple[str, str]:
+    """(interface, source address) the kernel would use from `host` to `destination`."""
+    out = host.run(["ip", "-j", "route", "get", destination], check=True).stdout
+    route = json.loads(out)[0]
+    return route["dev"], route.get("prefsrc", "")
+
+
+def check_route_choice(answer: Any, host: Host, destination: str) -> bool:
+    """Exercise: which interface and source address `host` uses for `destination`."""
+    ex = "Exercise 3 (which way out?)"
+    hint = (f"the kernel picks the most specific route that contains {destination}: "
+            f"read {host.name}.ip('route') and find the line whose prefix includes it")
+    if unanswered(answer):
+        raise CheckFailed(ex, "no answer yet: set answer = ('<interface>', '<source address>')", hint)
+    require(isinstance(answer, (tuple, list)) and len(answer) == 2, ex,
+            f"the answer should be a pair like ('eth0', '10.0.0.1'), got {answer!r}", hint)
+    dev, src = (str(a).strip() for a in answer)
+    real_dev, real_src = route_choice(host, destination)
+    if dev != real_dev:
+        raise CheckFailed(ex, f"{host.name} does not send packets for {destination} out of {dev}",
+                          hint + f"; `{host.name}.ip('route get {destination}')` shows the kernel's own answer")
+    if src.split("/")[0] != real_src:
+        raise CheckFailed(ex, f"right interface ({dev}), but the source address is not {src}",
+                          f"the route's 'src' (its preferred source) is the address {host.name} owns on {dev}: "
+                          f"{host.name}.ip('-br addr show {dev}')")
+    return passed(ex, f"{host.name} -> {destination}: out of {real_dev}, from {real_src}")
+
+
+def lab_namespaces(lab: Any) -> list[str]:
+    """The namespaces `ip netns list` shows that belong to `lab` (named ``<lab>-*``)."""
+    import subprocess
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.startswith(f"{lab.name}-"))
