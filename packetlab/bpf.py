@@ -39,7 +39,8 @@ VERIFIER_HINTS: list[tuple[str, str, str]] = [
     (r"invalid access to packet|outside of the packet",
      "the program reads packet bytes it has not proven to exist",
      "compare with data_end before the read: if ((void *)(hdr + 1) > data_end) return XDP_PASS;"),
-    (r"back-edge|infinite loop|loop is not bounded|BPF program is too large",
+    (r"back-edge|infinite loop|loop is not bounded|BPF program is too large|jumps is too complex|"
+     r"Argument list too long",
      "the verifier cannot prove that a loop ends",
      "give the loop a constant upper bound (for (int i = 0; i < MAX; i++)) or use bpf_loop()"),
     (r"map_value_or_null|_or_null",
@@ -110,7 +111,7 @@ def capture_stderr() -> Iterator[list[str]]:
             out.append(tmp.read().decode(errors="replace"))
 
 
-_LOG_SOURCE = re.compile(r"^; (?P<text>.*?)(?: @ (?P<file>[\w.]+):(?P<line>\d+))?$")
+_LOG_SOURCE = re.compile(r"^; (?P<text>.*?)(?: @ (?P<file>[\w.+-]+):(?P<line>\d+))?$")
 
 
 @dataclass
@@ -163,6 +164,12 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
             source_line = src_lines[line_number - 1].strip()
         else:
             source_line = last_text
+    helper = re.search(r"(?:helper|unknown func) (\w+)#\d+", message)
+    if line_number is None and helper:      # no line info logged: find the call to the named helper
+        calls = [n for n, s in enumerate(src_lines, 1) if re.search(rf"\b{helper.group(1)}\s*\(", s)
+                 and not s.lstrip().startswith(("/*", "*", "//"))]
+        if calls:
+            line_number, source_line = calls[0], src_lines[calls[0] - 1].strip()
     meaning = fix = None
     for pattern, what, how in VERIFIER_HINTS:
         if re.search(pattern, log):

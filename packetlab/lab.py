@@ -170,6 +170,17 @@ class Lab:
         self._need_running()
         self._attachments.append(attachment)
 
+    def track_pin(self, path: str) -> None:
+        """Record a bpffs pin before creating it, so close(), the guardian and
+        `packetlab clean` unlink it. Only paths under /sys/fs/bpf/packetlab/<lab>/ are accepted."""
+        record = self._need_running()
+        if not os.path.normpath(path).startswith(f"/sys/fs/bpf/packetlab/{self.name}/"):
+            raise PacketlabError(f"pin {path} is outside this lab's folder",
+                                 fix=f"pin under /sys/fs/bpf/packetlab/{self.name}/")
+        if path not in record.pins:
+            record.pins.append(path)
+            record.save()
+
     # ---- building ----------------------------------------------------------------------
     def _namespace(self, node: str) -> str:
         record = self._need_running()
