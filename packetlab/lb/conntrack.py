@@ -1,0 +1,108 @@
+"""The connection tracker's state machine — the Python twin of lb_next_state() in bpf/09-lb.c.
+
+The load balancer only needs to know three things about a flow: which backend
+it uses, whether it is still alive, and whether a SYN on a known 5-tuple is a
+*new* connection (the client reused a port after the old connection closed) —
+in which case it is balanced afresh instead of following the old entry. It
+tracks TCP flags, not sequence numbers: far less than the kernel's conntrack,
+and all the load balancer needs.
+
+In DSR mode the LB sees only the client's side of a connection (replies go
+straight from the backend to the client); in NAT mode it sees both.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+
+NONE, SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSED, UDP = range(6)
+STATE_NAMES = {NONE: "none", SYN_SENT: "syn_sent", ESTABLISHED: "established", FIN_WAIT: "fin_wait",
+               CLOSED: "closed", UDP: "udp"}
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+_FLAG_LETTERS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, "A": ACK}
+
+
+def flags_from(text: str | int) -> int:
+    """TCP flags from scapy-style letters ("S", "SA", "FA", "R") or an int."""
+    if isinstance(text, int):
+        return text
+    out = 0
+    for ch in text.upper():
+        out |= _FLAG_LETTERS.get(ch, 0)
+    return out
+
+
+def next_state(state: int, proto: int | str, flags: int | str, from_client: bool) -> int:
+    """The state after one packet (bpf/09-lb.c: lb_next_state, rule for rule)."""
+    if proto not in (6, "tcp"):
+        return UDP
+    f = flags_from(flags)
+    if f & RST:
+        return CLOSED
+    if f & FIN:
+        return CLOSED if state == CLOSED else FIN_WAIT
+    if f & SYN and not f & ACK:
+        return SYN_SENT if from_client else state
+    if f & SYN:                                     # SYN-ACK from the backend
+        return SYN_SENT if state == NONE else state
+    if state == NONE or (state == SYN_SENT and from_client):
+        return ESTABLISHED
+    return state
+
+
+def starts_new_connection(state: int, flags: int | str) -> bool:
+    """A client SYN on a closed/closing entry is a new connection: balance it again."""
+    f = flags_from(flags)
+    return bool(f & SYN) and not f & ACK and state in (FIN_WAIT, CLOSED)
+
+
+def replay(packets: list[tuple[str | int, bool]], proto: int | str = "tcp") -> list[int]:
+    """States after each (flags, from_client) packet of one flow, starting from a new entry."""
+    state, out = NONE, []
+    for flags, from_client in packets:
+        if starts_new_connection(state, flags):
+            state = NONE
+        state = next_state(state, proto, flags, from_client)
+        out.append(state)
+    return out
+
+
+@dataclass
+class Connection:
+    """One entry of the XDP connection table, decoded."""
+    client: str
+    client_port: int
+    vip: str
+    vip_port: int
+    protocol: str
+    backend: str
+    state: str
+    age_s: float
+    idle_s: float
+    packets: int
+    bytes: int
+    reply_packets: int
+    tcp_flags: int
+
+    @property
+    def flow(self) -> str:
+        return f"{self.protocol} {self.client}:{self.client_port} -> {self.vip}:{self.vip_port}"
+
+
+def monotonic_ns() -> int:
+    """CLOCK_MONOTONIC in ns — the clock of bpf_ktime_get_ns()."""
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def ip_from_be(value: int) -> str:
+    return str(ipaddress.IPv4Address(value.to_bytes(4, "little")))
+
+
+def port_from_be(value: int) -> int:
+    return socket.ntohs(value)
+
+
+def flags_text(flags: int) -> str:
+    return "".join(ch for ch, bit in _FLAG_LETTERS.items() if flags & bit) or "-"
