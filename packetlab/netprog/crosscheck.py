@@ -57,6 +57,8 @@ def _option_pairs(mine: list[int], scapy_ip: Any) -> list[tuple[str, Any, Any]]:
         if getattr(o, "length", None) not in (None, len(bytes(o))):
             return []                       # a fixed-size scapy class disagrees with the length byte
         theirs.append(o.copy_flag << 7 | o.optclass << 5 | o.option)
+        if theirs[-1] == 0:
+            break                           # End of Option List: the rest is padding (scapy reads on)
     return [("option_types", mine, theirs)]
 
 

@@ -73,7 +73,7 @@ class Server:
 
 
 def start(host: "Host", argv: Sequence[str], *, ready: str = "ready", timeout: float = 15.0) -> Server:
-    """Run `argv` in `host`; return once a line containing `ready` appears on its output."""
+    """Run `argv` in `host`; return once a line starting with `ready` appears on its output."""
     proc = host.popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False, bufsize=0)
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
@@ -87,7 +87,7 @@ def start(host: "Host", argv: Sequence[str], *, ready: str = "ready", timeout: f
         for raw in lines:
             line = raw.decode(errors="replace")
             seen.append(line)
-            if ready in line:
+            if line.startswith(ready):
                 server = Server(host, proc, line.strip())
                 server.output.extend(seen)
                 return server
@@ -100,7 +100,7 @@ def start(host: "Host", argv: Sequence[str], *, ready: str = "ready", timeout: f
     stop_process(proc)
     raise PacketlabError(f"{' '.join(argv[:5])} did not report ready within {timeout} s in {host.name}",
                          cause="\n".join(seen)[-800:] or "it printed nothing",
-                         fix=f"does it print a line containing {ready!r}? Python servers need -u (unbuffered) when piped")
+                         fix=f"does it print a line starting with {ready!r}? Python servers need -u (unbuffered) when piped")
 
 
 def python_module(module: str, *args: object) -> list[str]:

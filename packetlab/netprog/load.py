@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import threading
 import time
@@ -54,7 +55,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list (q in 0..100)."""
     if not sorted_values:
         return 0.0
-    k = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100 * len(sorted_values)) - 1))
     return sorted_values[k]
 
 
@@ -118,7 +119,7 @@ def measure(client: "Host", server_ip: str, port: int, *, clients: int = 50, req
     done = threading.Event()
 
     def sample() -> None:
-        while not done.wait(0.02):
+        while not done.wait(0.005):
             peak[0] = max(peak[0], server.threads())
 
     sampler = threading.Thread(target=sample, daemon=True) if server is not None else None
@@ -139,6 +140,10 @@ def measure(client: "Host", server_ip: str, port: int, *, clients: int = 50, req
     result = LoadResult(**{k: v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()
                            if k != "server_threads"})
     result.server_threads = peak[0]
+    if result.requests == 0:
+        raise PacketlabError(f"no request succeeded: {result.errors} of {clients} clients failed",
+                             cause=f"nothing answered on {server_ip}:{port} from {client.name}",
+                             fix="start the echo server first (launch.start) and check address and port")
     return result
 
 

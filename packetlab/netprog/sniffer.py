@@ -62,8 +62,11 @@ def restore_vlan(frame: bytes, tci: int, tpid: int = 0x8100) -> bytes:
     return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
-def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20) -> socket.socket:
-    """An AF_PACKET/SOCK_RAW socket bound to `dev`, created inside `host`'s namespace."""
+def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20, auxdata: bool = True) -> socket.socket:
+    """An AF_PACKET/SOCK_RAW socket bound to `dev`, created inside `host`'s namespace.
+
+    `auxdata=False` leaves PACKET_AUXDATA off — then received VLAN tags are lost
+    (try it: the lab shows the difference)."""
     with netns.entered(host.namespace):
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -72,7 +75,7 @@ def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20) -
                                  fix="raw sockets need CAP_NET_RAW: run the lab as root") from None
         try:
             sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)        # SO_RCVBUFFORCE (root may exceed rmem_max)
-            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, int(auxdata))
             sock.bind((dev, ETH_P_ALL))
         except OSError as exc:
             sock.close()
@@ -105,8 +108,8 @@ class Sniffer:
     """
 
     def __init__(self, host: "Host", dev: str = "eth0", *, limit: int | None = None,
-                 outgoing: bool = True) -> None:
-        self.host, self.dev, self.limit, self.outgoing = host, dev, limit, outgoing
+                 outgoing: bool = True, auxdata: bool = True) -> None:
+        self.host, self.dev, self.limit, self.outgoing, self.auxdata = host, dev, limit, outgoing, auxdata
         self.frames: list[Captured] = []
         self.stats: dict[str, int] = {}
         self._sock: socket.socket | None = None
@@ -115,7 +118,7 @@ class Sniffer:
         self._error: BaseException | None = None
 
     def start(self) -> "Sniffer":
-        self._sock = open_raw_socket(self.host, self.dev)
+        self._sock = open_raw_socket(self.host, self.dev, auxdata=self.auxdata)
         self._sock.settimeout(0.05)
         self._thread = threading.Thread(target=self._run, name=f"sniffer-{self.host.name}-{self.dev}", daemon=True)
         self._thread.start()

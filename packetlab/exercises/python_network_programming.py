@@ -1,0 +1,265 @@
+"""Checks for module 05 — Python network programming.
+
+1. `check_tcp_payload`     — slice a TCP payload out of raw bytes (IHL, data offset, total length)
+2. `check_line_handler`    — an asyncio handler that answers each line, many clients at once
+3. `check_connect_request` — the bytes that open a CONNECT tunnel through the lab's proxy
+4. `check_veth`            — a veth pair between two lab namespaces, built with pyroute2
+
+Each check runs your answer against the real thing: real frames, a real server
+in a lab namespace, the real proxy, the kernel's own netlink view.
+"""
+from __future__ import annotations
+
+import inspect
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pyroute2 import IPRoute
+
+from . import CheckFailed, passed, require, unanswered
+from .. import netns
+
+if TYPE_CHECKING:
+    from ..host import Host
+
+EX1 = "Exercise 1 · the TCP payload, by hand"
+EX2 = "Exercise 2 · an asyncio line server"
+EX3 = "Exercise 3 · a CONNECT tunnel by hand"
+EX4 = "Exercise 4 · a veth pair with pyroute2"
+
+
+# ---- 1 -----------------------------------------------------------------------------------
+def edge_frames() -> list[tuple[str, bytes]]:
+    """Untagged IPv4/TCP frames that break the usual shortcuts (fixed 20-byte headers, no padding)."""
+    from scapy.layers.inet import IP, IPOption_NOP, IPOption_RR, TCP
+    from scapy.layers.l2 import Ether
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    ip = dict(src="10.0.1.1", dst="10.0.2.2")
+    return [
+        ("plain", bytes(e / IP(**ip) / TCP(sport=40000, dport=80, flags="PA") / b"GET / HTTP/1.1\r\n\r\n")),
+        ("TCP options (timestamps)", bytes(e / IP(**ip) / TCP(sport=40000, dport=80, flags="PA",
+                                                             options=[("NOP", None), ("NOP", None),
+                                                                      ("Timestamp", (1, 2))]) / b"hello")),
+        ("IPv4 options (record route)", bytes(e / IP(**ip, options=[IPOption_RR(), IPOption_NOP()]) /
+                                              TCP(sport=1, dport=2, flags="PA") / b"options!")),
+        ("Ethernet padding (tiny payload)", bytes(e / IP(**ip) / TCP(sport=3, dport=4, flags="PA") / b"x") + b"\0" * 5),
+        ("SYN, no payload, MSS option", bytes(e / IP(**ip) / TCP(sport=5, dport=6, flags="S",
+                                                                 options=[("MSS", 1460)])) + b"\0" * 2),
+    ]
+
+
+def _diagnose_payload(frame: bytes, got: bytes, want: bytes) -> str:
+    ihl = (frame[14] & 0x0F) * 4
+    doff = (frame[14 + ihl + 12] >> 4) * 4
+    if got == frame[14 + 20 + 20:] or got == frame[14 + 20 + 20:14 + int.from_bytes(frame[16:18], "big")]:
+        return "you assumed 20-byte IP and TCP headers; read IHL (low 4 bits of byte 14) and the data offset " \
+               "(high 4 bits of TCP byte 12), both in 32-bit words"
+    if got.startswith(want) and len(got) > len(want):
+        return f"{len(got) - len(want)} extra bytes at the end: Ethernet padding — stop at the IPv4 total length " \
+               "(bytes 16-17), not at the end of the frame"
+    if ihl > 20 and got == frame[14 + 20 + doff:14 + int.from_bytes(frame[16:18], "big")]:
+        return "the IPv4 header has options here: the TCP header starts at 14 + IHL*4, not 14 + 20"
+    if doff > 20 and got.endswith(want):
+        return "the TCP header has options here: the payload starts data offset*4 bytes into it"
+    return f"expected {want[:24]!r}{'...' if len(want) > 24 else ''} ({len(want)} bytes), got {got[:24]!r} ({len(got)} bytes)"
+
+
+def check_tcp_payload(fn: Callable[[bytes], bytes] | None, frames: Sequence[bytes] = ()) -> bool:
+    """Run `fn` on crafted edge cases and on `frames` (untagged IPv4/TCP ones), compare with `decode`."""
+    from ..netprog.decode import IPv4, TCP, decode
+    require(not unanswered(fn) and callable(fn), EX1, "no function given",
+            "define def tcp_payload(frame: bytes) -> bytes: ... and pass it: check_tcp_payload(tcp_payload, frames)")
+    cases = edge_frames()
+    for n, f in enumerate(frames):
+        d = decode(f)
+        if not d.vlans and isinstance(d.ip, IPv4) and isinstance(d.l4, TCP) and not d.truncated and not d.error:
+            cases.append((f"captured frame {n} ({d.summary()})", bytes(f)))
+    for name, frame in cases:
+        want = decode(frame).payload
+        try:
+            got = fn(frame)
+        except Exception as exc:
+            raise CheckFailed(EX1, f"your function raised {type(exc).__name__}: {exc} on the {name} frame",
+                              "index into the bytes object; frame[14] is the first IPv4 byte") from None
+        if not isinstance(got, (bytes, bytearray, memoryview)):
+            raise CheckFailed(EX1, f"it returned {type(got).__name__}, not bytes", "return a slice of `frame`")
+        if bytes(got) != want:
+            raise CheckFailed(EX1, f"wrong payload for the {name} frame: {_diagnose_payload(frame, bytes(got), want)}",
+                              "payload = frame[14 + IHL*4 + data_offset*4 : 14 + total_length]")
+    return passed(EX1, f"{len(cases)} frames right, including IPv4 options, TCP options and Ethernet padding")
+
+
+# ---- 2 -----------------------------------------------------------------------------------
+def _line_client(client: "Host", ip: str, port: int, lines: list[bytes], barrier: threading.Barrier,
+                 results: list, idx: int) -> None:
+    try:
+        with netns.entered(client.namespace):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(3)
+            sock.connect((ip, port))
+            barrier.wait(timeout=10)                 # every client connected before any sends
+            replies = []
+            buf = b""
+            for line in lines:
+                sock.sendall(line)
+                while b"\n" not in buf:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise ConnectionError(f"the server closed the connection after {len(replies)} replies")
+                    buf += chunk
+                reply, buf = buf.split(b"\n", 1)
+                replies.append(reply + b"\n")
+            sock.shutdown(socket.SHUT_WR)            # "I am done": the server should close too
+            try:
+                closed = sock.recv(4096) == b""
+            except (TimeoutError, socket.timeout):
+                closed = False
+            results[idx] = ("ok", replies, closed)
+    except (TimeoutError, socket.timeout):
+        results[idx] = ("timeout", None, False)
+    except Exception as exc:
+        results[idx] = ("error", f"{type(exc).__name__}: {exc}", False)
+
+
+def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: str, *, port: int = 7500,
+                       clients: int = 20) -> bool:
+    """Serve `handler` in `server` (asyncio, in-process), hit it with `clients` clients at once."""
+    from ..netprog.inprocess import AsyncioServerThread
+    require(not unanswered(handler), EX2, "no handler given", "write async def handle(reader, writer): ...")
+    require(inspect.iscoroutinefunction(handler), EX2, "the handler is not a coroutine function",
+            "define it with `async def handle(reader, writer):` — asyncio.start_server awaits it")
+    lines = [b"hello\n", b"packets are bytes\n", b"mixed Case 123\n"]
+    results: list = [None] * clients
+    barrier = threading.Barrier(clients)
+    with AsyncioServerThread(server, handler, port) as srv:
+        threads = [threading.Thread(target=_line_client, args=(client, server_ip, port, lines, barrier, results, i),
+                                    daemon=True) for i in range(clients)]
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        seconds = time.monotonic() - t0
+        errors = list(srv.errors)
+    if errors:
+        raise CheckFailed(EX2, f"your handler raised {type(errors[0]).__name__}: {errors[0]}",
+                          "read the message; reader.readline() returns bytes, so compare and write bytes")
+    kinds = [r[0] if r else "timeout" for r in results]
+    if "timeout" in kinds:
+        raise CheckFailed(EX2, f"{kinds.count('timeout')} of {clients} clients got no complete reply line in 3 s",
+                          "does each reply end with b'\\n' (readline keeps it)? and call await writer.drain() — "
+                          "and never block the loop (time.sleep, a blocking socket)")
+    bad = next((r for r in results if r[0] == "error"), None)
+    if bad:
+        raise CheckFailed(EX2, bad[1], "keep answering until the client closes: loop while the line is not b''")
+    for _kind, replies, _closed in results:
+        want = [line.upper() for line in lines]
+        if replies != want:
+            raise CheckFailed(EX2, f"replied {replies!r}, expected {want!r}", "each reply is the line, upper-cased")
+    if not all(closed for _k, _r, closed in results):
+        raise CheckFailed(EX2, "after the client closed its side (FIN), the server did not close the connection",
+                          "reader.readline() returns b'' at end of stream: leave the loop and writer.close()")
+    return passed(EX2, f"{clients} concurrent clients × {len(lines)} lines in {seconds:.2f} s, all closed cleanly")
+
+
+# ---- 3 -----------------------------------------------------------------------------------
+def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_port: int,
+                          target: str) -> bool:
+    """Send `request` from `client` to the proxy; expect 200 and a working tunnel to `target` (an echo server)."""
+    require(not unanswered(request), EX3, "no request given", "answer = b'CONNECT host:port HTTP/1.1\\r\\n...'")
+    require(isinstance(request, (bytes, bytearray)), EX3, f"the request is {type(request).__name__}, not bytes",
+            "sockets send bytes: write b'...' or .encode() a str")
+    with netns.entered(client.namespace):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(3)
+        sock.connect((proxy_ip, proxy_port))
+        sock.sendall(bytes(request))
+        head = b""
+        try:
+            while b"\r\n\r\n" not in head:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+        except (TimeoutError, socket.timeout):
+            raise CheckFailed(EX3, "the proxy did not answer within 3 s",
+                              "it waits for the end of the request head: a blank line, i.e. the request "
+                              "must end with b'\\r\\n\\r\\n'") from None
+        status_line = head.split(b"\r\n", 1)[0]
+        if not status_line.startswith(b"HTTP/1."):
+            raise CheckFailed(EX3, f"the answer is not HTTP: {status_line[:60]!r}",
+                              "is the request line 'CONNECT host:port HTTP/1.1'?")
+        parts = status_line.split(b" ", 2)
+        if parts[1] != b"200":
+            body = head.split(b"\r\n\r\n", 1)[1].decode(errors="replace").strip()
+            raise CheckFailed(EX3, f"the proxy answered {status_line.decode()}" + (f" — {body}" if body else ""),
+                              f"CONNECT takes host:port of the server to reach ({target}), "
+                              "not a URL, and the line ends with HTTP/1.1")
+        probe = b"through the tunnel\n"
+        sock.sendall(probe)
+        got = b""
+        try:
+            while len(got) < len(probe):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except (TimeoutError, socket.timeout):
+            pass
+        if got != probe:
+            raise CheckFailed(EX3, f"the tunnel is open but did not echo: sent {probe!r}, got {got!r}",
+                              f"tunnel to the echo server at {target}")
+    return passed(EX3, f"tunnel through {proxy_ip}:{proxy_port} to {target} echoed {probe!r}")
+
+
+# ---- 4 -----------------------------------------------------------------------------------
+def _link(ns: str | None, ifname: str) -> Any:
+    with (IPRoute(netns=ns) if ns else IPRoute()) as ipr:
+        found = ipr.get_links(ifname=ifname) if ipr.link_lookup(ifname=ifname) else []
+        return found[0] if found else None
+
+
+def veth_ready(a: "Host", a_if: str, b: "Host", b_if: str) -> bool:
+    """True if `a_if` exists in a and `b_if` in b (what the reference solution tests before acting)."""
+    return _link(a.namespace, a_if) is not None and _link(b.namespace, b_if) is not None
+
+
+def check_veth(a: "Host", a_if: str, b: "Host", b_if: str, a_ip: str, b_ip: str) -> bool:
+    """Read the kernel's view over netlink: a veth pair a_if (in a) <-> b_if (in b), addressed, up, pinging."""
+    for name in (a_if, b_if):
+        if _link(None, name) is not None:
+            raise CheckFailed(EX4, f"{name} exists in the HOST's root namespace",
+                              f"open IPRoute(netns=host.namespace), never plain IPRoute(); remove the stray "
+                              f"interface with `ip link del {name}` in a root shell")
+    la, lb = _link(a.namespace, a_if), _link(b.namespace, b_if)
+    if la is None:
+        raise CheckFailed(EX4, f"no interface {a_if} in {a.namespace}",
+                          f"with IPRoute(netns={a.namespace!r}) as ipr: ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
+    if lb is None:
+        stray = _link(a.namespace, b_if)
+        raise CheckFailed(EX4, f"no interface {b_if} in {b.namespace}" + (f" (it is still in {a.namespace})" if stray else ""),
+                          f"create the peer in {b.namespace}: peer={{'ifname': {b_if!r}, 'net_ns_fd': {b.namespace!r}}}, "
+                          f"or move it: ipr.link('set', index=..., net_ns_fd={b.namespace!r})")
+    kind = la.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") if la.get_attr("IFLA_LINKINFO") else None
+    require(kind == "veth", EX4, f"{a_if} is a {kind or 'plain'} device, not a veth", "use kind='veth'")
+    require(la.get_attr("IFLA_LINK") == lb["index"] and lb.get_attr("IFLA_LINK") == la["index"], EX4,
+            f"{a_if} and {b_if} are not the two ends of one pair (IFLA_LINK points elsewhere)",
+            "create them together: one link('add', kind='veth') call with peer={...}")
+    for host, ifname, cidr, link in ((a, a_if, a_ip, la), (b, b_if, b_ip, lb)):
+        have = [f"{x.get_attr('IFA_ADDRESS')}/{x['prefixlen']}" for x in _addrs(host.namespace, link["index"])]
+        require(cidr in have, EX4, f"{ifname} in {host.name} has {have or 'no IPv4 address'}, not {cidr}",
+                f"ipr.addr('add', index=idx, address={cidr.split('/')[0]!r}, prefixlen={cidr.split('/')[1]})")
+        require(link["flags"] & 1, EX4, f"{ifname} in {host.name} is down", "ipr.link('set', index=idx, state='up')")
+    ping = a.ping(b_ip.split("/")[0], count=1, timeout=2)
+    require(ping.ok, EX4, f"{a.name} cannot ping {b_ip} over the pair", "are both ends up, in one subnet?")
+    return passed(EX4, f"{a.namespace}/{a_if} <-> {b.namespace}/{b_if}, addressed and up; ping {ping.rtt_avg_ms} ms")
+
+
+def _addrs(ns: str, index: int) -> list:
+    with IPRoute(netns=ns) as ipr:
+        return list(ipr.get_addr(index=index, family=socket.AF_INET))

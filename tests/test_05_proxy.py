@@ -1,0 +1,144 @@
+"""Module 05: the HTTP forward proxy — curl through it, across three namespaces, byte-exact."""
+from __future__ import annotations
+
+import concurrent.futures
+import socket
+
+import pytest
+
+from packetlab import Lab, netns
+from packetlab.netprog import clients, launch, proxy, web
+from packetlab.netprog.proxy import BadRequest
+
+PROXY = "http://10.0.1.254:3128"
+FILES = {"big.bin": web.random_blob(24 << 20, seed=1), "small.txt": b"hello through the proxy\n"}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with Lab("t05b") as lab:
+        yield from _topology(lab)
+
+
+def _topology(lab):
+    c, p, s = lab.host("c"), lab.router("p"), lab.host("s")
+    lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
+    lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
+    c.add_route("default", via="10.0.1.254")
+    s.add_route("default", via="10.0.2.254")
+    # p forwards nothing from c to s: the proxy (a local process on p) is the only way through
+    p.nft("table inet t05b {\n chain forward {\n type filter hook forward priority 0; policy drop;\n }\n}\n")
+    lab.site = web.StaticSite(s, "10.0.2.2", 8000, FILES).start()
+    lab.echo = launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7000))
+    lab.proxy = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--bind", "10.0.1.254",
+                                                     "--port", 3128, "--verbose"))
+    yield lab
+    lab.site.close()
+    namespaces = [n.namespace for n in lab.nodes.values()]
+    lab.close()
+    assert not any(netns.exists(ns) for ns in namespaces)
+
+
+def test_direct_path_is_blocked(lab):
+    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/small.txt", max_time=1)
+    assert not r.ok and r.exit_code == 28                 # curl: operation timed out
+
+
+def test_get_streams_a_large_body_byte_exact(lab):
+    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY)
+    assert r.ok and r.status == 200 and r.size == len(FILES["big.bin"])
+    assert r.sha256 == lab.site.sha256("big.bin")
+    assert any('"GET /big.bin HTTP/1.1" 200' in line and line.startswith("10.0.2.254")
+               for line in lab.site.log())                # the origin saw the proxy, in origin-form
+
+
+def test_connect_tunnel_with_curl_p_byte_exact(lab):
+    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY, tunnel=True)
+    assert r.ok and r.sha256 == lab.site.sha256("big.bin")
+    assert any(line.startswith("CONNECT 10.0.2.2:8000") for line in lab.proxy.output)
+
+
+def test_connect_tunnel_to_a_tcp_echo_server(lab):
+    c = lab.nodes["c"]
+    out = c.run("printf 'raw bytes through CONNECT' | curl -sS -p -x http://10.0.1.254:3128 "
+                "telnet://10.0.2.2:7000 --max-time 2", timeout=10)
+    assert "raw bytes through CONNECT" in out.stdout
+    sock = clients.socket_in(c)
+    with sock:
+        sock.settimeout(3)
+        sock.connect(("10.0.1.254", 3128))
+        sock.sendall(b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\nHost: 10.0.2.2:7000\r\n\r\n")
+        head = sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        sock.sendall(b"ping\n")
+        assert sock.recv(100) == b"ping\n"
+        sock.shutdown(socket.SHUT_WR)                     # half-close passes through the tunnel...
+        assert sock.recv(100) == b""                      # ...the echo server closes, so do we
+
+
+def test_parallel_downloads(lab):
+    c = lab.nodes["c"]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy=PROXY), range(4)))
+    assert all(r.ok and r.sha256 == lab.site.sha256("big.bin") for r in results)
+
+
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"CONNECT 10.0.2.2:7999 HTTP/1.1\r\n\r\n", b"502"),          # nothing listens there
+    (b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),      # origin-form: not for a proxy
+    (b"GET https://10.0.2.2/ HTTP/1.1\r\n\r\n", b"501"),
+    (b"NONSENSE\r\n\r\n", b"400"),
+    (b"CONNECT 10.0.2.2 HTTP/1.1\r\n\r\n", b"400"),                # no port
+])
+def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
+    sock = clients.socket_in(lab.nodes["c"])
+    with sock:
+        sock.settimeout(5)
+        sock.connect(("10.0.1.254", 3128))
+        sock.sendall(request_bytes)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.split(b" ")[1] == status
+    assert b"Connection: close" in answer and answer.split(b"\r\n\r\n", 1)[1].strip()
+
+
+def test_proxy_stops_cleanly(lab):
+    p = lab.nodes["p"]
+    extra = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--port", 3129))
+    assert extra.stop() == 0
+    assert any(line.startswith("stopped:") for line in extra.output)
+
+
+# ---- the pure parts -------------------------------------------------------------------
+def test_origin_request_rewrites_target_and_drops_hop_by_hop_headers():
+    req = proxy.parse_head(b"GET http://10.0.2.2:8000/a/b?x=1 HTTP/1.1\r\nHost: 10.0.2.2:8000\r\n"
+                           b"Proxy-Connection: Keep-Alive\r\nConnection: X-Secret\r\nX-Secret: 1\r\n"
+                           b"Proxy-Authorization: Basic eA==\r\nAccept: */*\r\n\r\n")
+    host, port, head = proxy.origin_request(req)
+    assert (host, port) == ("10.0.2.2", 8000)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "GET /a/b?x=1 HTTP/1.1"
+    assert "Accept: */*" in lines and "Host: 10.0.2.2:8000" in lines and "Connection: close" in lines
+    assert not any(h.split(":")[0] in ("Proxy-Connection", "X-Secret", "Proxy-Authorization") for h in lines)
+    assert head.endswith(b"\r\n\r\n")
+
+
+def test_origin_request_adds_host_and_default_port():
+    host, port, head = proxy.origin_request(proxy.parse_head(b"GET http://example.test HTTP/1.0\r\n\r\n"))
+    assert (host, port) == ("example.test", 80) and b"GET / HTTP/1.0\r\n" in head and b"Host: example.test" in head
+
+
+def test_response_head_gets_connection_close():
+    out = proxy.rewrite_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n"
+                                      b"Keep-Alive: timeout=5\r\n\r\n")
+    assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nVia: 1.1 packetlab-proxy\r\nConnection: close\r\n\r\n"
+
+
+def test_bad_requests_are_classified():
+    with pytest.raises(BadRequest) as e:
+        proxy.parse_head(b"GET / HTTP/2\r\n\r\n")
+    assert e.value.status == 400
+    with pytest.raises(BadRequest):
+        proxy.parse_head(b"GET http://x/ HTTP/1.1\r\nno colon here\r\n\r\n")
+    assert proxy.split_authority("[fd00::2]:443") == ("fd00::2", 443)
