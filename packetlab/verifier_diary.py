@@ -206,7 +206,7 @@ def run_diary(entries: list[DiaryEntry] | None = None, *, lab: "Lab | None" = No
 
 def summary(results: list[tuple[Attempt, Attempt]]) -> str:
     """A text table: entry, how it was loaded, the verifier's words, the line, fix loaded?"""
-    from .bench import format_table
+    from .ebpf_fundamentals import text_table
     rows = []
     for broken, fixed in results:
         e = broken.entry
@@ -215,7 +215,7 @@ def summary(results: list[tuple[Attempt, Attempt]]) -> str:
         words = broken.message if len(broken.message) <= 60 else broken.message[:57] + "..."
         rows.append([e.key, how, verdict, words, f"{resolve_source(e.broken).name.split('-', 2)[2]}:{broken.line_number}",
                      "loads" if fixed.loaded else "REJECTED"])
-    return format_table(["entry", "loader", "broken", "verifier says", "line", "fix"], rows)
+    return text_table(["entry", "loader", "broken", "verifier says", "line", "fix"], rows)
 
 
 def describe(broken: Attempt, fixed: Attempt | None = None) -> str:
