@@ -243,6 +243,8 @@ def _parse_vip(rv: Any, at: str, table_default: Any, health_default: Any, proble
         health_raw.update(rv["health"])
     elif rv.get("health") is not None:
         problems.append(f"{at}.health: must be a mapping such as {{type: tcp}}")
+    if "type" not in health_raw and str(rv.get("protocol", "tcp")).lower() == "udp":
+        health_raw["type"] = "none"          # a UDP service has no generic probe: say which TCP port to check
     health = _parse_health(health_raw, f"{at}.health", problems)
     backends_raw = rv.get("backends", [])
     backends = []
@@ -359,7 +361,11 @@ def _check_vip(v: VIP, at: str) -> list[str]:
     if not isinstance(v.sticky, bool):
         out.append(f"{at}.sticky: must be true or false")
     out += _check_health(v.health, f"{at}.health")
+    if v.protocol == "udp" and v.health.type in ("tcp", "http") and v.health.port is None:
+        out.append(f"{at}.health.port: a UDP VIP cannot be probed with {v.health.type} on its own port — "
+                   "give the TCP port to check (health: {type: tcp, port: 80}) or type: none")
     seen: dict[tuple, int] = {}
+    names: dict[str, int] = {}
     for j, b in enumerate(v.backends):
         bat = f"{at}.backends[{j}]"
         baddr = _ipv4(b.address)
@@ -379,6 +385,10 @@ def _check_vip(v: VIP, at: str) -> list[str]:
             out.append(f"{bat}.drain: must be true or false")
         if b.name is not None and (not isinstance(b.name, str) or not _NAME.match(b.name)):
             out.append(f"{bat}.name: {b.name!r} must be 1-32 letters, digits, '-', '_' or '.'")
+        if b.name is not None:
+            if b.name in names:
+                out.append(f"{bat}.name: {b.name!r} is already used by backends[{names[b.name]}]")
+            names.setdefault(b.name, j)
         ident = (b.address, b.port if b.port is not None else v.port)
         if ident in seen:
             out.append(f"{bat}: {b.address}:{ident[1]} is listed twice (also backends[{seen[ident]}])")

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,6 +160,7 @@ class _State:
     slots: dict[str, int] = field(default_factory=dict)            # "addr:port" -> backend slot
     retired: list[int] = field(default_factory=list)               # freed slots, oldest first
     down: list[str] = field(default_factory=list)                  # "addr:port" marked down by health checks
+    nexthops: dict[str, dict] = field(default_factory=dict)         # "addr:port" -> NextHop fields
     created: float = field(default_factory=time.time)
 
 
@@ -276,6 +277,7 @@ class LoadBalancer:
         self.stale = stale
         for key in self.state.down:
             self.health[key] = BackendHealth(up=False)
+        self.nexthops = {k: NextHop(**v) for k, v in self.state.nexthops.items()}
         return self
 
     @staticmethod
@@ -391,6 +393,7 @@ class LoadBalancer:
             self.state.config = cfg.to_dict()
             self.state.vip_index, self.state.slots, self.state.retired = vip_index, slots, retired
             self.state.down = sorted(k for k in keys if not self.health[k].up)
+            self.state.nexthops = {k: asdict(h) for k, h in self.nexthops.items() if k in keys}
             self._save()
             return cfg
 
@@ -484,8 +487,11 @@ class LoadBalancer:
             self.maps["vip_addrs"].update(be32(addr), n)
 
     # ---- health ---------------------------------------------------------------------------------
-    def check_health(self) -> list[str]:
-        """Probe every backend once; apply up/down changes. Returns what changed (readable lines)."""
+    def check_health(self, *, immediate: bool = False) -> list[str]:
+        """Probe every backend once; apply up/down changes. Returns what changed (readable lines).
+
+        Normally a backend changes state after `fall` failures / `rise` successes in a
+        row; with `immediate`, this one probe decides (``packetlab lb health --once``)."""
         with self._lock:
             self._need_open()
             cfg = self.config
@@ -499,8 +505,18 @@ class LoadBalancer:
                 done.add(k)
                 r = probe(self.namespace, b.address, v.health.port or v.backend_port(b), v.health)
                 h = self.health.setdefault(k, BackendHealth())
-                if h.record(r, v.health):
+                check = replace(v.health, fall=1, rise=1) if immediate else v.health
+                if h.record(r, check):
                     changes.append(f"{b.label} ({k}) is {'up' if h.up else 'DOWN'}: {r.detail}")
+                    if h.up or k not in self.nexthops or not self.nexthops[k].resolved:
+                        with contextlib.suppress(PacketlabError):
+                            self.nexthops[k] = resolve(self.namespace, b.address, wait=0.5)
+                elif h.up and (k not in self.nexthops or not self.nexthops[k].resolved):
+                    with contextlib.suppress(PacketlabError):
+                        hop = resolve(self.namespace, b.address, wait=0.2)
+                        if hop.resolved:
+                            self.nexthops[k] = hop
+                            changes.append(f"{b.label} ({k}): next hop resolved ({hop.dev} {hop.mac})")
         if changes:
             with self._lock:
                 self._refresh_health()
@@ -524,6 +540,7 @@ class LoadBalancer:
         for v in self.config.vips:
             self._write_ring(v, self.state.vip_index[v.key], slots)
         self.state.down = sorted(k for k in slots if not self.health.get(k, BackendHealth()).up)
+        self.state.nexthops = {k: asdict(h) for k, h in self.nexthops.items() if k in slots}
         self._save()
 
     def start_health_checks(self, interval: float | None = None) -> None:
@@ -631,12 +648,26 @@ class LoadBalancer:
         out.sort(key=lambda c: (c.vip, c.vip_port, c.client, c.client_port))
         return out
 
+    def expire_connections(self, *, closed_after: float = 10.0, idle_after: float = 300.0) -> int:
+        """Delete closed flows idle for `closed_after` s and any flow idle for `idle_after` s.
+
+        The LRU map evicts old entries by itself when it is full; this keeps the
+        table (and ``status --conns``) to the flows that matter. Returns how many went."""
+        self._need_open()
+        now = monotonic_ns()
+        gone = 0
+        for k, c in list(self.maps["conns"].items()):
+            idle = (now - c.last_ns) / 1e9
+            if idle >= idle_after or (c.state in (3, 4) and idle >= closed_after):
+                gone += self.maps["conns"].delete(k)
+        return gone
+
     def flush_connections(self) -> int:
         """Forget every tracked flow (each is balanced afresh by Maglev on its next packet)."""
         self._need_open()
         return self.maps["conns"].clear() + 0 * self.maps["nat_rev"].clear()
 
-    def status(self, conns: bool = False) -> str:
+    def status(self, conns: bool = False, limit: int = 40) -> str:
         """A readable report: VIPs, backends with health, table share and counters; events."""
         st = self.stats()
         where = f"{self.namespace or 'root namespace'}: {','.join(self.state.devs) or '(detached)'}"
@@ -662,9 +693,12 @@ class LoadBalancer:
             lines.append("")
             lines.append(f"connection table: {len(cs)} flows")
             if cs:
+                shown = sorted(cs, key=lambda c: c.idle_s)[:limit] if limit else cs
                 lines.append(format_table(["flow", "backend", "state", "age s", "idle s", "packets", "replies"],
-                                          [[c.flow, c.backend, c.state, round(c.age_s, 1), round(c.idle_s, 1),
-                                            c.packets, c.reply_packets] for c in cs]))
+                                          [[c.flow, c.backend, c.state, f"{c.age_s:.1f}", f"{c.idle_s:.1f}",
+                                            c.packets, c.reply_packets] for c in shown]))
+                if len(shown) < len(cs):
+                    lines.append(f"... {len(cs) - len(shown)} more (most recently active shown first)")
         return "\n".join(lines)
 
     def prometheus(self) -> str:
