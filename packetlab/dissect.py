@@ -897,14 +897,14 @@ def _frames_bytes(frames: Iterable[Any]) -> list[bytes]:
 
 
 def fragment_rows(frames: Iterable[Any]) -> list[tuple]:
-    """IPv4 packets as (src, dst, id, DF, MF, offset bytes, data bytes, total length)."""
+    """IPv4 packets as (src, dst, id in hex, DF, MF, offset bytes, data bytes, total length)."""
     rows = []
     for data in _frames_bytes(frames):
         d = dissect(data)
         if "IPv4.len" not in d:
             continue
         flags = d["IPv4.flags"]
-        rows.append((d["IPv4.src"], d["IPv4.dst"], d["IPv4.id"], int(bool(flags & 2)), int(bool(flags & 1)),
+        rows.append((d["IPv4.src"], d["IPv4.dst"], f"0x{d['IPv4.id']:04x}", int(bool(flags & 2)), int(bool(flags & 1)),
                      d["IPv4.frag"] * 8, d["IPv4.len"] - d["IPv4.ihl"] * 4, d["IPv4.len"]))
     return rows
 

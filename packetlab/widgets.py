@@ -132,14 +132,14 @@ class LiveCounter:
         if self.running:
             return self
         self.poll()                                   # a first snapshot before anything is drawn
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name=f"LiveCounter({self.title or 'map'})", daemon=True)
+        self._thread.start()
         if self._want_display:
             self._widget = _make_widget()
             if self._widget is not None:
                 self._widget.value = self.render_html()
                 _display(self._widget)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"LiveCounter({self.title or 'map'})", daemon=True)
-        self._thread.start()
         return self
 
     def stop(self) -> Snapshot:
