@@ -52,18 +52,21 @@ def edge_frames() -> list[tuple[str, bytes]]:
 
 
 def _diagnose_payload(frame: bytes, got: bytes, want: bytes) -> str:
+    """Name the usual mistake by recomputing the payload the way that mistake would."""
     ihl = (frame[14] & 0x0F) * 4
+    end = 14 + int.from_bytes(frame[16:18], "big")
     doff = (frame[14 + ihl + 12] >> 4) * 4
-    if got == frame[14 + 20 + 20:] or got == frame[14 + 20 + 20:14 + int.from_bytes(frame[16:18], "big")]:
-        return "you assumed 20-byte IP and TCP headers; read IHL (low 4 bits of byte 14) and the data offset " \
-               "(high 4 bits of TCP byte 12), both in 32-bit words"
+    ends = (end, len(frame))
+    if doff > 20 and any(got == frame[14 + ihl + 20:e] for e in ends):
+        return f"the TCP header has options here (data offset {doff // 4} words = {doff} bytes): " \
+               "the payload starts data_offset*4 bytes into the TCP header, not 20"
+    wrong_doff = (frame[14 + 20 + 12] >> 4) * 4
+    if ihl > 20 and any(got in (frame[34 + wrong_doff:e], frame[34 + doff:e]) for e in ends):
+        return f"the IPv4 header has options here (IHL {ihl // 4} words = {ihl} bytes): " \
+               "the TCP header starts at 14 + IHL*4, not at 14 + 20"
     if got.startswith(want) and len(got) > len(want):
         return f"{len(got) - len(want)} extra bytes at the end: Ethernet padding — stop at the IPv4 total length " \
                "(bytes 16-17), not at the end of the frame"
-    if ihl > 20 and got == frame[14 + 20 + doff:14 + int.from_bytes(frame[16:18], "big")]:
-        return "the IPv4 header has options here: the TCP header starts at 14 + IHL*4, not 14 + 20"
-    if doff > 20 and got.endswith(want):
-        return "the TCP header has options here: the payload starts data offset*4 bytes into it"
     return f"expected {want[:24]!r}{'...' if len(want) > 24 else ''} ({len(want)} bytes), got {got[:24]!r} ({len(got)} bytes)"
 
 
@@ -102,15 +105,19 @@ def _line_client(client: "Host", ip: str, port: int, lines: list[bytes], barrier
             sock.settimeout(3)
             sock.connect((ip, port))
             barrier.wait(timeout=10)                 # every client connected before any sends
-            replies = []
+            replies: list[bytes] = []
             buf = b""
             for line in lines:
-                sock.sendall(line)
-                while b"\n" not in buf:
-                    chunk = sock.recv(4096)
-                    if not chunk:
-                        raise ConnectionError(f"the server closed the connection after {len(replies)} replies")
-                    buf += chunk
+                try:
+                    sock.sendall(line)
+                    while b"\n" not in buf:
+                        chunk = sock.recv(4096)
+                        if not chunk:
+                            raise ConnectionResetError
+                        buf += chunk
+                except (ConnectionResetError, BrokenPipeError):
+                    raise ConnectionError(f"the server closed the connection after {len(replies)} replies "
+                                          f"of {len(lines)}") from None
                 reply, buf = buf.split(b"\n", 1)
                 replies.append(reply + b"\n")
             sock.shutdown(socket.SHUT_WR)            # "I am done": the server should close too
@@ -122,7 +129,7 @@ def _line_client(client: "Host", ip: str, port: int, lines: list[bytes], barrier
     except (TimeoutError, socket.timeout):
         results[idx] = ("timeout", None, False)
     except Exception as exc:
-        results[idx] = ("error", f"{type(exc).__name__}: {exc}", False)
+        results[idx] = ("error", str(exc) if type(exc) is ConnectionError else f"{type(exc).__name__}: {exc}", False)
 
 
 def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: str, *, port: int = 7500,
