@@ -36,13 +36,17 @@ static __always_inline __u16 csum_fold(__u32 sum)
 
 /* RFC 1624 eqn. 3: update checksum `*sum` for a 16-bit field changing old -> new.
  * Works on network-order values as they are: the ones'-complement sum is
- * byte-order independent as long as every term has the same order. */
+ * byte-order independent as long as every term has the same order.
+ * Eqn. 3 gives 0x0000 only when the covered bytes sum to zero; a reply whose
+ * bytes are all zero (type 0, id 0, seq 0, zero payload) then needs 0xffff,
+ * the other ones'-complement zero, which verifies in every such case. */
 static __always_inline void csum_replace2(__sum16 *sum, __be16 old, __be16 new)
 {
     __u32 s = (__u16)~*sum;
     s += (__u16)~old;
     s += (__u16)new;
-    *sum = csum_fold(s);
+    __u16 folded = csum_fold(s);
+    *sum = folded ? folded : 0xffff;
 }
 
 static __always_inline void swap_mac(struct ethhdr *eth)
