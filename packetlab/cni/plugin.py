@@ -23,10 +23,11 @@ reference ``host-local``, or ``packetlab-ipam`` (packetlab.cni.ipam). Every
 failure after the first change is rolled back (veth deleted, lease released)
 before the error is printed, so a pod is never left half configured.
 
-Safety for the course: the plugin refuses to run in the host's root network
-namespace unless the configuration says ``"allowRootNamespace": true`` (the
-real-cluster recipe in the lesson does). In the labs it is always executed
-inside a lab's node namespace.
+Safety for the course: the plugin treats its *current* namespace as the node,
+so it refuses to act unless that namespace is a named one under /run/netns (a
+lab node) — never the host's — unless the configuration says
+``"allowRootNamespace": true`` (the real-cluster recipe in the lesson does).
+In the labs it is always executed inside a lab's node namespace.
 """
 from __future__ import annotations
 
@@ -239,8 +240,9 @@ def run(env: Environment, raw: bytes) -> dict[str, Any] | None:
         return version_result()
     conf = parse_config(raw)
     netconf = NetConf(conf)
-    if wiring.same_namespace_as_init() and not netconf.allow_root:
-        raise CniError(INVALID_CONFIG, "refusing to wire pods in the host's root network namespace",
+    why = None if netconf.allow_root else wiring.node_namespace_check()
+    if why:
+        raise CniError(INVALID_CONFIG, "refusing to act as a node here: " + why,
                        "run the plugin inside a lab node namespace (nsenter --net=/run/netns/<node>), "
                        "or set \"allowRootNamespace\": true on a real node")
     if env.command == "ADD":

@@ -38,6 +38,12 @@ def host_veth_name(container_id: str, ifname: str) -> str:
     return "pl" + hashlib.sha256(f"{container_id}/{ifname}".encode()).hexdigest()[:11]
 
 
+def bridge_mac(name: str) -> str:
+    """A stable, locally administered unicast MAC for the node bridge."""
+    digest = hashlib.sha256(f"bridge/{name}".encode()).hexdigest()
+    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
+
+
 def open_netns(path: str) -> int:
     """An fd on the pod's namespace file; error 3 if it does not exist."""
     try:
@@ -75,12 +81,33 @@ def netlink_in(ns_fd: int | None) -> Iterator[IPRoute]:
         ipr.close()
 
 
-def same_namespace_as_init() -> bool:
-    """True when this process shares PID 1's network namespace (the host's root namespace)."""
+def node_namespace_check() -> str | None:
+    """Why this process must not act as a node (None: it may).
+
+    Fail closed: the plugin acts on its *current* namespace as the node, so it only
+    proceeds when that namespace is a named one (a file under /run/netns, like every
+    lab node) and is not PID 1's. Where PID 1's namespace cannot be read (some
+    sandboxes deny it), being unnamed is already enough to refuse.
+    """
     try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+        here = os.stat("/proc/thread-self/ns/net")
+    except OSError as exc:
+        return f"cannot identify the current network namespace ({exc.strerror})"
+    try:
+        init = os.stat("/proc/1/ns/net")
+        if (init.st_dev, init.st_ino) == (here.st_dev, here.st_ino):
+            return "this is the host's root network namespace (PID 1's)"
     except OSError:
-        return False
+        pass
+    try:
+        for entry in os.scandir("/run/netns"):
+            with contextlib.suppress(OSError):
+                st = os.stat(entry.path)
+                if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
+                    return None
+    except FileNotFoundError:
+        pass
+    return "the current network namespace is not a named (lab node) namespace under /run/netns"
 
 
 def write_sysctl(key: str, value: Any) -> None:
@@ -109,7 +136,10 @@ def ensure_bridge(name: str, gateways: list[ipaddress.IPv4Interface | ipaddress.
         idx = _index(ipr, name)
         if idx is None:
             try:
-                ipr.link("add", ifname=name, kind="bridge")
+                # A fixed MAC: a bridge without one takes the lowest MAC of its ports, so it
+                # would change whenever a pod leaves — and every pod's ARP entry for the
+                # gateway would point at a MAC nobody answers to for a while.
+                ipr.link("add", ifname=name, kind="bridge", address=bridge_mac(name))
             except NetlinkError as exc:
                 if exc.code != errno.EEXIST:       # another ADD created it a moment ago: fine
                     raise _fail(f"creating bridge {name}", exc) from None
