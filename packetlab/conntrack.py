@@ -27,7 +27,7 @@ exactly that.
 """
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -37,8 +37,8 @@ from typing import Any
 from .errors import MissingRequirement, PacketlabError
 from .host import Host
 
-TCP, UDP, ICMP = 6, 17, 1
-PROTO_NAMES = {TCP: "tcp", UDP: "udp", ICMP: "icmp"}
+PROTO_TCP, PROTO_UDP, PROTO_ICMP = 6, 17, 1
+PROTO_NAMES = {PROTO_TCP: "tcp", PROTO_UDP: "udp", PROTO_ICMP: "icmp"}
 ORIGINAL, REPLY = 0, 1
 
 # ---- the TCP state machine ---------------------------------------------------------------
@@ -161,13 +161,13 @@ class FlowTuple:
     dport: int
 
     def inverted(self) -> "FlowTuple":
-        if self.proto == ICMP:
-            return FlowTuple(ICMP, self.dst, self.src, self.sport, ICMP_REPLY_TYPE.get(self.dport, self.dport))
+        if self.proto == PROTO_ICMP:
+            return FlowTuple(PROTO_ICMP, self.dst, self.src, self.sport, ICMP_REPLY_TYPE.get(self.dport, self.dport))
         return FlowTuple(self.proto, self.dst, self.src, self.dport, self.sport)
 
     def __str__(self) -> str:
         name = PROTO_NAMES.get(self.proto, str(self.proto))
-        if self.proto == ICMP:
+        if self.proto == PROTO_ICMP:
             return f"{name} {self.src} > {self.dst} type={self.dport} id={self.sport}"
         return f"{name} {self.src}:{self.sport} > {self.dst}:{self.dport}"
 
@@ -201,12 +201,12 @@ class Segment:
 
     def describe(self) -> str:
         t = self.tuple
-        if t.proto == TCP:
+        if t.proto == PROTO_TCP:
             names = "".join(n for bit, n in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"), (PSH, "P"))
                             if self.flags & bit) or "-"
             data = f" +{self.payload_len}B" if self.payload_len else ""
             return f"{t.src}:{t.sport} > {t.dst}:{t.dport} [{names}] seq={self.seq} ack={self.ack}{data}"
-        if t.proto == ICMP:
+        if t.proto == PROTO_ICMP:
             about = f" (about {self.inner})" if self.inner else ""
             return f"icmp {t.src} > {t.dst} type={t.dport} code={self.icmp_code}{about}"
         return str(t)
@@ -220,19 +220,19 @@ def segment_from_packet(pkt: Any, now: float | None = None) -> Segment | None:
         return None
     ip = pkt[IP]
     ts = float(now if now is not None else getattr(pkt, "time", None) or time.time())
-    if ip.proto == TCP and STCP in ip:
+    if ip.proto == PROTO_TCP and STCP in ip:
         tcp = ip[STCP]
         opts = dict((o[0], o[1]) for o in (tcp.options or []) if isinstance(o, tuple) and len(o) == 2)
         ihl = (ip.ihl or 5) * 4
         doff = (tcp.dataofs or 5) * 4
         total = ip.len if ip.len is not None else len(bytes(ip))
-        return Segment(FlowTuple(TCP, ip.src, ip.dst, tcp.sport, tcp.dport), ts, int(tcp.flags), tcp.seq, tcp.ack,
+        return Segment(FlowTuple(PROTO_TCP, ip.src, ip.dst, tcp.sport, tcp.dport), ts, int(tcp.flags), tcp.seq, tcp.ack,
                        tcp.window, max(total - ihl - doff, 0), opts.get("WScale"), "SAckOK" in opts,
                        doff > 20)
-    if ip.proto == UDP and SUDP in ip:
+    if ip.proto == PROTO_UDP and SUDP in ip:
         u = ip[SUDP]
-        return Segment(FlowTuple(UDP, ip.src, ip.dst, u.sport, u.dport), ts)
-    if ip.proto == ICMP and SICMP in ip:
+        return Segment(FlowTuple(PROTO_UDP, ip.src, ip.dst, u.sport, u.dport), ts)
+    if ip.proto == PROTO_ICMP and SICMP in ip:
         ic = ip[SICMP]
         if ic.type in ICMP_ERRORS and IPerror not in ic:
             ic = SICMP(bytes(ic))          # built in Python: dissect the quoted header as the kernel would
@@ -240,13 +240,13 @@ def segment_from_packet(pkt: Any, now: float | None = None) -> Segment | None:
         if ic.type in ICMP_ERRORS and IPerror in ic:
             e = ic[IPerror]
             if TCPerror in e:
-                inner = FlowTuple(TCP, e.src, e.dst, e[TCPerror].sport, e[TCPerror].dport)
+                inner = FlowTuple(PROTO_TCP, e.src, e.dst, e[TCPerror].sport, e[TCPerror].dport)
             elif UDPerror in e:
-                inner = FlowTuple(UDP, e.src, e.dst, e[UDPerror].sport, e[UDPerror].dport)
+                inner = FlowTuple(PROTO_UDP, e.src, e.dst, e[UDPerror].sport, e[UDPerror].dport)
             elif ICMPerror in e:
-                inner = FlowTuple(ICMP, e.src, e.dst, e[ICMPerror].id or 0, e[ICMPerror].type)
+                inner = FlowTuple(PROTO_ICMP, e.src, e.dst, e[ICMPerror].id or 0, e[ICMPerror].type)
         ident = ic.id if ic.type in ICMP_REPLY_TYPE else 0
-        return Segment(FlowTuple(ICMP, ip.src, ip.dst, ident or 0, ic.type), ts, icmp_code=ic.code, inner=inner)
+        return Segment(FlowTuple(PROTO_ICMP, ip.src, ip.dst, ident or 0, ic.type), ts, icmp_code=ic.code, inner=inner)
     return None
 
 
@@ -357,7 +357,7 @@ class Tracker:
         else:
             if now is not None:
                 seg.time = now
-            handler = {TCP: self._tcp, UDP: self._udp, ICMP: self._icmp}[seg.tuple.proto]
+            handler = {PROTO_TCP: self._tcp, PROTO_UDP: self._udp, PROTO_ICMP: self._icmp}[seg.tuple.proto]
             decision = handler(seg)
         self.log.append(decision)
         return decision
@@ -842,15 +842,19 @@ def probe(conv: "TcpConversation", direction: int, flag_class: str) -> Any:
     return conv.segment("client" if direction == ORIGINAL else "server", flags, advance=False)
 
 
-def silence_kernel(host: Host, port: int, *, table: str = "plquiet") -> None:
-    """Stop `host`'s own TCP stack from answering segments for `port` that it never sent.
+def silence_kernel(host: Host, *ports: int, table: str = "plquiet") -> None:
+    """Stop `host`'s own stack from answering crafted TCP/UDP segments for `ports`.
 
     Crafted segments reach a real kernel, which would answer a SYN/ACK it did
-    not expect with a RST and spoil the experiment; dropping them at input
-    (in that host's namespace only) keeps the end hosts silent.
+    not expect with a RST (or a datagram to a closed port with an ICMP error)
+    and spoil the experiment; dropping them at input — in that host's
+    namespace only — keeps the end hosts silent.
     """
+    rules = "".join(f"    {proto} {end} {port} drop\n" for port in ports for proto in ("tcp", "udp")
+                    for end in ("sport", "dport"))
+    host.run(["nft", "delete", "table", "inet", table])
     host.nft(f"table inet {table} {{\n  chain input {{\n    type filter hook input priority -400; policy accept;\n"
-             f"    tcp sport {port} drop\n    tcp dport {port} drop\n  }}\n}}\n")
+             f"{rules}  }}\n}}\n")
 
 
 class LabWire:
@@ -963,8 +967,8 @@ def parse_conntrack(text: str) -> list[CtEntry]:
             continue
 
         def ft(d: dict[str, str]) -> FlowTuple:
-            if protonum == ICMP:
-                return FlowTuple(ICMP, d["src"], d["dst"], int(d.get("id", 0)), int(d.get("type", 0)))
+            if protonum == PROTO_ICMP:
+                return FlowTuple(PROTO_ICMP, d["src"], d["dst"], int(d.get("id", 0)), int(d.get("type", 0)))
             return FlowTuple(protonum, d["src"], d["dst"], int(d.get("sport", 0)), int(d.get("dport", 0)))
 
         wanted = [f for f in flags if f in ("ASSURED", "UNREPLIED")]
@@ -1044,7 +1048,7 @@ def format_entries(entries: Sequence[CtEntry]) -> str:
 
 
 def _short(t: FlowTuple) -> str:
-    if t.proto == ICMP:
+    if t.proto == PROTO_ICMP:
         return f"{t.src} > {t.dst} type {t.dport} id {t.sport}"
     return f"{t.src}:{t.sport} > {t.dst}:{t.dport}"
 
@@ -1085,7 +1089,12 @@ class CtStateCounters:
     def last(self) -> str:
         """The states of the packets since the last call, e.g. 'NEW' or 'ESTABLISHED x2'."""
         d = self.delta()
-        return ", ".join(s if n == 1 else f"{s} x{n}" for s, n in d.items()) or "(not forwarded)"
+        return _tally_text(d)
+
+
+def _tally_text(tally: dict[str, int]) -> str:
+    ordered = [s for s in CT_STATES if tally.get(s)]
+    return ", ".join(s if tally[s] == 1 else f"{s} x{tally[s]}" for s in ordered) or "(none)"
 
 
 # ---- comparing the two tables ----------------------------------------------------------------
@@ -1121,5 +1130,99 @@ def format_comparison(rows: Sequence[Comparison]) -> str:
     return format_table(["connection (original direction)", "kernel", "our tracker", "agree"], table)
 
 
-def address_in(addr: str, network: str) -> bool:
-    return ipaddress.ip_address(addr) in ipaddress.ip_network(network, strict=False)
+# ---- a step-by-step walk for the lab -----------------------------------------------------------
+
+@dataclass
+class Step:
+    """One crafted packet and what the kernel and the tracker made of it."""
+    label: str
+    packet: str
+    kernel_ctinfo: str
+    kernel: CtEntry | None
+    tracker_ctinfo: str | None = None
+    tracker: CtEntry | None = None
+    reason: str = ""
+
+
+class Walkthrough:
+    """Send crafted packets through a router one at a time and record, after each,
+    the kernel's verdict (from `CtStateCounters`), its table entry, and — if a
+    `Tracker` is given — what the userspace tracker made of the same traffic.
+
+    The tracker is fed what the router's interfaces actually received during
+    the step (captured on `devices`), so answers from the end hosts' kernels
+    (an echo reply, an ICMP error) are tracked too, exactly as the router saw them.
+    """
+
+    def __init__(self, router: Host, wire: LabWire, counters: CtStateCounters,
+                 tracker: Tracker | None = None, *, devices: Sequence[str] = ("eth0", "eth1"),
+                 settle: float = 0.03) -> None:
+        self.router, self.wire, self.counters, self.tracker = router, wire, counters, tracker
+        self.devices, self.settle = tuple(devices), settle
+        self._macs = {dev: router.mac(dev) for dev in self.devices}
+        self.steps: list[Step] = []
+
+    def _send_captured(self, pkt: Any) -> list[Any]:
+        with contextlib.ExitStack() as stack:
+            caps = [stack.enter_context(self.router.capture(dev, filter=f"ether dst {mac} and ip", settle=0.02))
+                    for dev, mac in self._macs.items()]
+            self.wire.send(pkt)
+            time.sleep(self.settle)
+        return sorted((f for cap in caps for f in cap), key=lambda f: float(f.time))
+
+    def send(self, label: str, pkt: Any) -> Step:
+        """Send `pkt`, then read the kernel's verdict and entry (and the tracker's)."""
+        seg = segment_from_packet(pkt)
+        self.counters.delta()
+        if self.tracker is not None:
+            frames = self._send_captured(pkt)
+        else:
+            self.wire.send(pkt)
+            time.sleep(self.settle)
+        step = Step(label, seg.describe() if seg else pkt.summary(), self.counters.last(), None)
+        key = seg.inner if seg and seg.inner else seg.tuple if seg else None
+        if key is not None:
+            step.kernel = kernel_entry(self.router, key) or kernel_entry(self.router, key.inverted())
+        if self.tracker is not None:
+            decisions = [self.tracker.feed(f) for f in frames]
+            tally: dict[str, int] = {}
+            for d in decisions:
+                if d.ctinfo:
+                    tally[d.ctinfo] = tally.get(d.ctinfo, 0) + 1
+            step.tracker_ctinfo = _tally_text(tally)
+            step.reason = "; ".join(d.reason for d in decisions if d.reason)
+            hit = self.tracker.lookup(key) or self.tracker.lookup(key.inverted()) if key is not None else None
+            step.tracker = hit[0].entry(time.time()) if hit else None
+        self.steps.append(step)
+        return step
+
+    def table(self) -> str:
+        """The steps as a text table: kernel columns, then the tracker's."""
+        from .bench import format_table
+        rows = []
+        for s in self.steps:
+            k, t = s.kernel, s.tracker
+            row = [s.label, s.packet, s.kernel_ctinfo, (k.state or "-") if k else "(none)",
+                   k.timeout if k else "-", k.status if k else "-"]
+            if self.tracker is not None:
+                row += [s.tracker_ctinfo or "-", ((t.state or "-") + " " + t.status) if t else "(none)"]
+            rows.append(row)
+        headers = ["step", "packet", "kernel: packet", "kernel: entry", "timeout", "flags"]
+        if self.tracker is not None:
+            headers += ["tracker: packet", "tracker: entry"]
+        return format_table(headers, rows)
+
+    def agree(self) -> bool:
+        """Did the tracker classify every packet and leave every entry as the kernel did?"""
+        return not self.disagreements()
+
+    def disagreements(self) -> list[str]:
+        """The steps where the tracker and the kernel differ (empty when they agree)."""
+        return [f"{s.label}: kernel {s.kernel_ctinfo} {s.kernel}, tracker {s.tracker_ctinfo} {s.tracker}"
+                for s in self.steps if not _same_step(s)]
+
+
+def _same_step(s: Step) -> bool:
+    k, t = s.kernel, s.tracker
+    entries = (k is None) == (t is None) and (k is None or (k.state == t.state and set(k.flags) == set(t.flags)))
+    return s.kernel_ctinfo == s.tracker_ctinfo and entries
