@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "Dissection", "dissect", "compare_with_scapy", "Comparison", "internet_checksum",
+__all__ = ["Field", "Dissection", "dissect", "compare_with_scapy", "Comparison", "internet_checksum", "ones_sum",
            "ipv4_header_checksum", "hexdump", "format_fields", "format_comparison", "fragment_plan", "fragment_rows",
            "tcp_rows", "arp_rows", "nd_rows", "TCP_FLAGS"]
 
@@ -144,7 +144,8 @@ class Dissection(list):
 
 
 # ---- checksums -------------------------------------------------------------------------------
-def _ones_sum(data: bytes) -> int:
+def ones_sum(data: bytes) -> int:
+    """The ones'-complement sum of `data` as 16-bit big-endian words, carries folded in (odd length: zero-padded)."""
     if len(data) % 2:
         data += b"\x00"
     total = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -158,7 +159,7 @@ def internet_checksum(data: bytes) -> int:
 
     Over data whose checksum field holds the right value, the result is 0.
     """
-    return ~_ones_sum(data) & 0xFFFF
+    return ~ones_sum(data) & 0xFFFF
 
 
 def ipv4_header_checksum(header: bytes) -> int:
@@ -186,7 +187,7 @@ def _checksum_note(stored: int, data: bytes, field_at: int, pseudo: bytes = b"",
         expected = 0xFFFF            # UDP transmits a computed 0 as 0xFFFF (0 means "none")
     if stored == expected:
         return "✔ checksum correct"
-    if pseudo and stored == _ones_sum(pseudo):
+    if pseudo and stored == ones_sum(pseudo):
         # CHECKSUM_PARTIAL: the stack wrote the pseudo-header sum and left the rest to the NIC
         return "offloaded: only the pseudo-header sum (the NIC would finish it; veth never does)"
     return f"✘ wrong checksum: should be 0x{expected:04x}"
@@ -241,13 +242,12 @@ class _Walker:
         etype = struct.unpack_from("!H", f, 12)[0]
         self.add("Ethernet.type", 12, 2, etype, note=_ethertype(etype), scapy=("Ether", "type", n))
         off = 14
-        tag = 0
-        while etype in (0x8100, 0x88A8):
+        while etype in (0x8100, 0x88A8):              # VLAN tags (802.1ad outer, 802.1Q inner)
+            layer, cls = ("802.1Q", "Dot1Q") if etype == 0x8100 else ("802.1ad", "Dot1AD")
             if off + 4 > end:
-                self.truncated("802.1Q", off, end, 4)
+                self.truncated(layer, off, end, 4)
                 return
-            n = self.begin("Dot1Q" if etype == 0x8100 else "Dot1AD")
-            layer, cls = "802.1Q" if etype == 0x8100 else "802.1ad", "Dot1Q" if etype == 0x8100 else "Dot1AD"
+            n = self.begin(cls)
             tci = struct.unpack_from("!H", f, off)[0]
             self.add(f"{layer}.prio", off, 2, tci >> 13, bits=(0, 3), note="priority code point", scapy=(cls, "prio", n))
             self.add(f"{layer}.dei", off, 2, (tci >> 12) & 1, bits=(3, 1), note="drop eligible", scapy=(cls, "dei", n))
@@ -255,7 +255,6 @@ class _Walker:
             etype = struct.unpack_from("!H", f, off + 2)[0]
             self.add(f"{layer}.type", off + 2, 2, etype, note=_ethertype(etype), scapy=(cls, "type", n))
             off += 4
-            tag += 1
         if etype == 0x0806:
             self.arp(off, end)
         elif etype == 0x0800:
@@ -316,7 +315,7 @@ class _Walker:
         self.add(f"{layer}.len", off + 2, 2, total, note="header + data, bytes", scapy=(cls, "len", n))
         self.add(f"{layer}.id", off + 4, 2, ident, note="identification (groups fragments)", scapy=(cls, "id", n))
         flags, frag = flagfrag >> 13, flagfrag & 0x1FFF
-        names = [name for bit, name in ((4, "evil"), (2, "DF"), (1, "MF")) if flags & bit]
+        names = [name for bit, name in ((4, "reserved bit set"), (2, "DF"), (1, "MF")) if flags & bit]
         self.add(f"{layer}.flags", off + 6, 2, flags, bits=(0, 3), note=" ".join(names) or "none",
                  scapy=(cls, "flags", n))
         self.add(f"{layer}.frag", off + 6, 2, frag, bits=(3, 13),

@@ -20,7 +20,7 @@ from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
 from packetlab import Lab, netns
 from packetlab.bpf import LoadedProgram
-from packetlab.dissect import (_ones_sum, arp_rows, compare_with_scapy, dissect, format_comparison, format_fields,
+from packetlab.dissect import (ones_sum, arp_rows, compare_with_scapy, dissect, format_comparison, format_fields,
                                fragment_plan, fragment_rows, hexdump, internet_checksum, ipv4_header_checksum,
                                nd_rows, tcp_flag_names, tcp_rows)
 from packetlab.errors import PacketlabError
@@ -196,7 +196,7 @@ def test_checksum_verdicts_wrong_offloaded_and_udp_zero():
     assert d.field("IPv4.chksum").note.startswith("✘ wrong") and d.field("TCP.chksum").note.startswith("✘ wrong")
     pseudo = ipaddress.IPv4Address("10.0.0.1").packed + ipaddress.IPv4Address("10.0.0.2").packed + struct.pack("!BBH", 0, 6, 24)
     partial = bytearray(good)
-    partial[50:52] = struct.pack("!H", _ones_sum(pseudo))   # what CHECKSUM_PARTIAL leaves in the packet
+    partial[50:52] = struct.pack("!H", ones_sum(pseudo))   # what CHECKSUM_PARTIAL leaves in the packet
     assert dissect(bytes(partial)).field("TCP.chksum").note.startswith("offloaded")
     no_sum = dissect(bytes(Ether() / IP() / UDP(chksum=0) / b"x"))
     assert no_sum.field("UDP.chksum").note.startswith("0: no checksum")

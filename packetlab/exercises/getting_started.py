@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
 from typing import Any
 
 from .. import netns
@@ -118,6 +119,5 @@ def check_route_choice(answer: Any, host: Host, destination: str) -> bool:
 
 def lab_namespaces(lab: Any) -> list[str]:
     """The namespaces `ip netns list` shows that belong to `lab` (named ``<lab>-*``)."""
-    import subprocess
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.startswith(f"{lab.name}-"))

@@ -15,7 +15,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..dissect import _ones_sum, dissect, fragment_plan, ipv4_header_checksum
+from ..dissect import ones_sum, dissect, fragment_plan, ipv4_header_checksum
 from ..host import Host
 from . import CheckFailed, passed, require, unanswered
 
@@ -203,7 +203,7 @@ def _diagnose_checksum(got: Any, header: bytes, want: int) -> str:
         return f"the function returned {got!r}; it should return an int between 0 and 0xffff"
     words = struct.unpack(f"!{len(header) // 2}H", header)
     total = sum(words)
-    if got == _ones_sum(header):
+    if got == ones_sum(header):
         return "that is the sum itself: the checksum is its ones'-complement (invert it: ~total & 0xffff)"
     if got > 0xFFFF:
         return "the result is wider than 16 bits: fold the carries back in (total = (total & 0xffff) + (total >> 16))"
@@ -215,7 +215,7 @@ def _diagnose_checksum(got: Any, header: bytes, want: int) -> str:
     if got == ~little & 0xFFFF or got == _swap16(want):
         return "the 16-bit words were read little-endian: in network order the first byte is the high byte"
     short = header[:20]
-    s = _ones_sum(short)
+    s = ones_sum(short)
     if len(header) > 20 and got == ~s & 0xFFFF:
         return "only the first 20 bytes were summed: the header is IHL x 4 bytes long, options included"
     return f"expected 0x{want:04x}, got 0x{got:04x}"
