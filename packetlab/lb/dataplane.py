@@ -495,31 +495,36 @@ class LoadBalancer:
         with self._lock:
             self._need_open()
             cfg = self.config
-        changes = []
+        results = []
         done: set[str] = set()
-        for v in cfg.vips:
+        for v in cfg.vips:                          # probe without holding the lock
             for b in v.backends:
                 k = _bkey(v, b)
-                if k in done:
-                    continue
-                done.add(k)
-                r = probe(self.namespace, b.address, v.health.port or v.backend_port(b), v.health)
-                h = self.health.setdefault(k, BackendHealth())
-                check = replace(v.health, fall=1, rise=1) if immediate else v.health
-                if h.record(r, check):
-                    changes.append(f"{b.label} ({k}) is {'up' if h.up else 'DOWN'}: {r.detail}")
-                    if h.up or k not in self.nexthops or not self.nexthops[k].resolved:
-                        with contextlib.suppress(PacketlabError):
-                            self.nexthops[k] = resolve(self.namespace, b.address, wait=0.5)
-                elif h.up and (k not in self.nexthops or not self.nexthops[k].resolved):
+                if k not in done:
+                    done.add(k)
+                    results.append((v, b, k, probe(self.namespace, b.address, v.health.port or v.backend_port(b),
+                                                   v.health)))
+        with self._lock:
+            return self._record_health(results, immediate)
+
+    def _record_health(self, results: list, immediate: bool) -> list[str]:
+        changes = []
+        for v, b, k, r in results:
+            h = self.health.setdefault(k, BackendHealth())
+            check = replace(v.health, fall=1, rise=1) if immediate else v.health
+            if h.record(r, check):
+                changes.append(f"{b.label} ({k}) is {'up' if h.up else 'DOWN'}: {r.detail}")
+                if h.up or k not in self.nexthops or not self.nexthops[k].resolved:
                     with contextlib.suppress(PacketlabError):
-                        hop = resolve(self.namespace, b.address, wait=0.2)
-                        if hop.resolved:
-                            self.nexthops[k] = hop
-                            changes.append(f"{b.label} ({k}): next hop resolved ({hop.dev} {hop.mac})")
+                        self.nexthops[k] = resolve(self.namespace, b.address, wait=0.5)
+            elif h.up and (k not in self.nexthops or not self.nexthops[k].resolved):
+                with contextlib.suppress(PacketlabError):
+                    hop = resolve(self.namespace, b.address, wait=0.2)
+                    if hop.resolved:
+                        self.nexthops[k] = hop
+                        changes.append(f"{b.label} ({k}): next hop resolved ({hop.dev} {hop.mac})")
         if changes:
-            with self._lock:
-                self._refresh_health()
+            self._refresh_health()
         return changes
 
     def mark(self, vip: str, backend: str, up: bool) -> None:
@@ -566,16 +571,12 @@ class LoadBalancer:
     # ---- reading back ---------------------------------------------------------------------------
     def table(self, vip: str) -> list[str | None]:
         """The Maglev table installed for `vip`, as backend labels (None = empty slot)."""
-        v = self.config.vip(vip)
-        row = self.state.vip_index[v.key]
-        by_slot = self._labels_by_slot(v)
-        ring = self.maps["ring"]
-        out = []
-        base = row * MAX_RING
-        for i in range(v.table_size):
-            s = ring.lookup(base + i).value
-            out.append(by_slot.get(s))
-        return out
+        with self._lock:
+            v = self.config.vip(vip)
+            row = self.state.vip_index[v.key]
+            by_slot = self._labels_by_slot(v)
+            values = self.maps["ring"].lookup_range(row * MAX_RING, v.table_size)
+        return [by_slot.get(int(s if isinstance(s, int) else s.value)) for s in values]
 
     def table_shares(self, vip: str) -> dict[str, float]:
         """Share of `vip`'s installed Maglev table each backend owns (read from the kernel map)."""
@@ -596,6 +597,10 @@ class LoadBalancer:
 
     def stats(self) -> LBStats:
         """Per-VIP and per-backend counters (summed over CPUs) and the program's event counters."""
+        with self._lock:
+            return self._stats()
+
+    def _stats(self) -> LBStats:
         self._need_open()
         vips = []
         for v in self.config.vips:

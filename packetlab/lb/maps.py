@@ -25,7 +25,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
 BPF_OBJ_PIN, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD = 6, 7, 15
-BPF_MAP_UPDATE_BATCH = 26
+BPF_MAP_LOOKUP_BATCH, BPF_MAP_UPDATE_BATCH = 24, 26
 BPF_ANY = 0
 PERCPU_TYPES = {5, 6, 10}      # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
@@ -276,6 +276,25 @@ class BpfMap:
             start = 0
         for i in range(start, n):
             self.update(keys[i], values[i])
+
+    def lookup_range(self, start: int, count: int) -> list:
+        """Values of array elements start..start+count-1 (one batch syscall; element by element if refused)."""
+        keys = (self.key_type * count)()
+        values = (self.value_type * count)()
+        prev = self.key_type(start - 1) if start > 0 else None
+        token = self.key_type()
+        attr = _BatchAttr(in_batch=ctypes.addressof(prev) if prev is not None else 0,
+                          out_batch=ctypes.addressof(token), keys=ctypes.addressof(keys),
+                          values=ctypes.addressof(values), count=count, map_fd=self.fd)
+        try:
+            bpf(BPF_MAP_LOOKUP_BATCH, attr)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:           # ENOENT: reached the end of the map
+                return [self.lookup(start + i) for i in range(count)]
+        got = list(values[:attr.count])
+        if attr.count < count or (got and keys[0] != start):
+            return [self.lookup(start + i) for i in range(count)]
+        return got
 
     def clear(self) -> int:
         """Delete every element of a hash map; returns how many."""

@@ -177,3 +177,75 @@ def attach_decap(topo: LBTopology) -> None:
         x["local_addrs"][x["local_addrs"].Key(addr)] = x["local_addrs"].Leaf(1)
         x["decap_config"][x["decap_config"].Key(0)] = x["decap_config"].Leaf(1)
         topo.decaps[b.name] = x
+
+
+class HttpConnection:
+    """One long-lived (keep-alive) HTTP connection from a client host to a VIP.
+
+    Every `get()` is a request on the *same* TCP connection, so the same 5-tuple:
+    it shows which backend the connection table keeps it on.
+    """
+
+    def __init__(self, client: Host, address: str, port: int = 80, *, source_port: int = 0,
+                 timeout: float = 2.0) -> None:
+        import socket as _socket
+        from .. import netns as _netns
+        with _netns.entered(client.namespace):
+            self.sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        self.sock.settimeout(timeout)
+        if source_port:
+            self.sock.bind(("0.0.0.0", source_port))
+        self.sock.connect((address, port))
+        self.address, self.port = address, port
+        self.source_port = self.sock.getsockname()[1]
+        self._buf = b""
+
+    def get(self, path: str = "/") -> str:
+        """One request; returns the backend's name (raises ConnectionError if the connection broke)."""
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {self.address}\r\n\r\n".encode())
+        while b"\r\n\r\n" not in self._buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            self._buf += chunk
+        head, _, rest = self._buf.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        while len(rest) < length:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("the server closed the connection mid-answer")
+            rest += chunk
+        body, self._buf = rest[:length], rest[length:]
+        return body.decode().split()[0]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "HttpConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def udp_ask(client: Host, address: str, port: int, *, source_port: int = 0, timeout: float = 1.0) -> str | None:
+    """Send one datagram from `client` to address:port; the first word of the answer (None on timeout)."""
+    import socket as _socket
+    from .. import netns as _netns
+    with _netns.entered(client.namespace):
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        if source_port:
+            s.bind(("0.0.0.0", source_port))
+        s.sendto(b"hello", (address, port))
+        data, _ = s.recvfrom(2048)
+        return data.decode().split()[0]
+    except (OSError, _socket.timeout):
+        return None
+    finally:
+        s.close()

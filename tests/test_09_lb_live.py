@@ -1,0 +1,154 @@
+"""The load balancer live in lab namespaces: real clients (curl, sockets), real backends, both modes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO
+from packetlab import Lab, netns
+from packetlab.lb import LoadBalancer
+from packetlab.lb.topology import VIP, HttpConnection, attach_decap, build, udp_ask
+
+pytestmark = pytest.mark.slow
+URL = f"http://{VIP}/"
+
+
+@pytest.fixture(scope="module")
+def topo():
+    with Lab("t09c") as lab:
+        t = build(lab)
+        attach_decap(t)
+        t.start_servers()
+        yield t
+    for n in ("t09c-lb", "t09c-b1", "t09c-c1", "t09c-swb"):
+        assert not netns.exists(n)
+
+
+@pytest.fixture()
+def lb(topo):
+    for b in topo.backends:
+        if b.name not in topo.servers:
+            topo.start_server(b.name)
+    balancer = LoadBalancer(topo.lb, ["eth0", "eth1"])
+    yield balancer
+    balancer.close()
+
+
+def web(topo, mode="nat", weights=None, names=("b1", "b2", "b3"), **extra):
+    backends = [e for e in topo.backend_entries(weights=weights) if e["name"] in names]
+    return {"vips": [dict({"name": "web", "address": VIP, "port": 80, "mode": mode, "backends": backends}, **extra)]}
+
+
+def wait_for(cond, timeout=8.0, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+@pytest.mark.parametrize("mode", ["nat", "dsr"])
+def test_curl_from_several_clients_reaches_backends_in_proportion_to_weights(topo, lb, mode):
+    lb.apply(web(topo, mode, weights={"b1": 1, "b2": 2, "b3": 3}))
+    seen = topo.spread(URL, per_client=100)
+    total = sum(seen.values())
+    assert total == 300, seen
+    for name, w in (("b1", 1), ("b2", 2), ("b3", 3)):
+        assert abs(seen[name] / total - w / 6) < 0.08, seen
+    st = lb.stats().vip("web")
+    assert st.counters.conns == 300
+    assert {b.label: b.counters.conns for b in st.backends} == dict(seen)
+    if mode == "nat":
+        assert st.counters.reply_packets > 0                   # replies came back through the LB
+    else:
+        assert st.counters.reply_packets == 0                  # DSR: replies went straight to the clients
+        decapped = sum(sum(x["decap_stats"][x["decap_stats"].Key(0)]) for x in topo.decaps.values())
+        assert decapped >= st.counters.packets
+    body = topo.curl(topo.clients[1], URL)[0]
+    assert body.split()[1].startswith(topo.client_ip(1) + ":")   # the backend sees the real client
+
+
+@pytest.mark.parametrize("mode", ["nat", "dsr"])
+def test_a_long_lived_connection_survives_adding_and_removing_other_backends(topo, lb, mode):
+    lb.apply(web(topo, mode, names=("b1", "b2")))
+    with HttpConnection(topo.clients[0], VIP) as conn:
+        home = conn.get()
+        lb.apply(web(topo, mode))                                  # b3 joins
+        assert conn.get() == home
+        others = [n for n in ("b1", "b2", "b3") if n != home]
+        lb.apply(web(topo, mode, names=(home, others[0])))         # another one leaves
+        assert conn.get() == home
+        assert lb.stats().events["conn_reselect"] == 0
+        [c] = [c for c in lb.connections() if c.client_port == conn.source_port]
+        assert c.backend == home and c.state == "established"
+
+
+def test_killing_a_backend_drains_it_while_the_others_keep_serving(topo, lb):
+    lb.apply(web(topo, "nat", health={"type": "http", "interval": 0.2, "timeout": 0.3, "fall": 2, "rise": 2}))
+    lb.start_health_checks()
+    conn = HttpConnection(topo.clients[0], VIP)
+    try:
+        home = conn.get()
+        victim = next(n for n in ("b1", "b2", "b3") if n != home)
+        topo.stop_server(victim)
+        assert wait_for(lambda: not next(b for b in lb.stats().vip("web").backends if b.label == victim).up)
+        assert lb.table_shares("web")[victim] == 0.0
+        seen = topo.spread(URL, per_client=20)
+        assert victim not in seen and sum(seen.values()) == 60, seen
+        assert conn.get() == home                                  # an established flow elsewhere is untouched
+        topo.start_server(victim)
+        assert wait_for(lambda: next(b for b in lb.stats().vip("web").backends if b.label == victim).up)
+        assert victim in topo.spread(URL, per_client=30)           # it is back
+    finally:
+        conn.close()
+        lb.stop_health_checks()
+
+
+@pytest.mark.parametrize("mode", ["nat", "dsr"])
+def test_udp_vip(topo, lb, mode):
+    lb.apply({"vips": [{"name": "echo", "address": VIP, "port": 5353, "protocol": "udp", "mode": mode,
+                        "backends": topo.backend_entries()}]})
+    answers = [udp_ask(topo.clients[i % 3], VIP, 5353, source_port=33000 + i) for i in range(30)]
+    assert None not in answers and set(answers) == {"b1", "b2", "b3"}
+    for i in range(3):                                             # the same 5-tuple, the same backend
+        assert udp_ask(topo.clients[0], VIP, 5353, source_port=33000) == answers[0]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "packetlab", "lb", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+
+
+def test_cli_apply_status_remove(topo):
+    ns = topo.lb.namespace
+    target = ["--netns", ns, "--dev", "eth0", "--dev", "eth1"]
+    bad = cli("apply", "packetlab/lb/examples/broken.yaml", *target)
+    assert bad.returncode == 2 and "nothing was applied" in bad.stderr
+    assert "no load balancers installed" in cli("list").stdout or ns not in cli("list").stdout
+    assert cli("apply", "packetlab/lb/examples/web-nat.yaml").returncode == 2     # no target: refused
+    try:
+        r = cli("apply", "packetlab/lb/examples/web-nat.yaml", *target)
+        assert r.returncode == 0, r.stderr
+        assert f"pinned at /sys/fs/bpf/packetlab/lb/{ns}-eth0" in r.stdout
+        seen = topo.spread(URL, per_client=20)
+        assert set(seen) == {"b1", "b2", "b3"}
+        st = cli("status", "--netns", ns, "--dev", "eth0", "--conns")
+        assert st.returncode == 0 and "connection table: 60 flows" in st.stdout and "b3" in st.stdout
+        prom = cli("status", "--netns", ns, "--dev", "eth0", "--prometheus").stdout
+        line = next(ln for ln in prom.splitlines() if ln.startswith("packetlab_lb_vip_connections_total"))
+        assert line.endswith(" 60")
+        assert "# TYPE packetlab_lb_backend_up gauge" in prom
+        # re-apply with a changed weight: updated in place
+        r = cli("apply", "packetlab/lb/examples/web-dsr.yaml", *target)
+        assert r.returncode == 0 and r.stdout.startswith("updated")
+        assert set(topo.spread(URL, per_client=10)) <= {"b1", "b2", "b3"}
+    finally:
+        r = cli("remove", "--netns", ns, "--dev", "eth0")
+    assert r.returncode == 0 and "unpinned" in r.stdout
+    out = topo.lb.run(["ip", "-d", "link", "show", "eth0"]).stdout
+    assert "prog/xdp" not in out
+    assert cli("status", "--netns", ns, "--dev", "eth0").returncode == 2
