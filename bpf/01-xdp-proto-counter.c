@@ -1,8 +1,8 @@
 /* 01-xdp-proto-counter.c — count every frame on an interface by protocol, then pass it on.
  *
  * Module 01's first XDP program. It runs in the driver's receive path, before
- * the kernel allocates an skb, and sees each frame as raw bytes between
- * ctx->data and ctx->data_end. It walks the same headers the lab dissects by
+ * the network stack (on a physical NIC, before an skb is even allocated), and
+ * sees each frame as raw bytes between ctx->data and ctx->data_end. It walks the same headers the lab dissects by
  * hand — Ethernet (through VLAN tags), then ARP, IPv4 or IPv6, then the
  * transport header — using the bounds-checked parsers in include/parse.h, and
  * adds the frame to one counter. Every frame lands in exactly one counter, so
