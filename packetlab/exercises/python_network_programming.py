@@ -1,8 +1,8 @@
 """Checks for module 05 — Python network programming.
 
-1. `check_tcp_payload`     — slice a TCP payload out of raw bytes (IHL, data offset, total length)
-2. `check_line_handler`    — an asyncio handler that answers each line, many clients at once
-3. `check_connect_request` — the bytes that open a CONNECT tunnel through the lab's proxy
+1. `check_line_handler`    — an asyncio handler that answers each line, many clients at once
+2. `check_connect_request` — the bytes that open a CONNECT tunnel through the lab's proxy
+3. `check_tcp_payload`     — slice a TCP payload out of raw bytes (IHL, data offset, total length)
 4. `check_veth`            — a veth pair between two lab namespaces, built with pyroute2
 
 Each check runs your answer against the real thing: real frames, a real server
@@ -25,13 +25,13 @@ from .. import netns
 if TYPE_CHECKING:
     from ..host import Host
 
-EX1 = "Exercise 1 · the TCP payload, by hand"
-EX2 = "Exercise 2 · an asyncio line server"
-EX3 = "Exercise 3 · a CONNECT tunnel by hand"
-EX4 = "Exercise 4 · a veth pair with pyroute2"
+EX_LINES = "Exercise 1 · an asyncio line server"
+EX_CONNECT = "Exercise 2 · a CONNECT tunnel by hand"
+EX_PAYLOAD = "Exercise 3 · the TCP payload, by hand"
+EX_VETH = "Exercise 4 · a veth pair with pyroute2"
 
 
-# ---- 1 -----------------------------------------------------------------------------------
+# ---- exercise 3: the TCP payload ---------------------------------------------------------
 def edge_frames() -> list[tuple[str, bytes]]:
     """Untagged IPv4/TCP frames that break the usual shortcuts (fixed 20-byte headers, no padding)."""
     from scapy.layers.inet import IP, IPOption_NOP, IPOption_RR, TCP
@@ -73,7 +73,7 @@ def _diagnose_payload(frame: bytes, got: bytes, want: bytes) -> str:
 def check_tcp_payload(fn: Callable[[bytes], bytes] | None, frames: Sequence[bytes] = ()) -> bool:
     """Run `fn` on crafted edge cases and on `frames` (untagged IPv4/TCP ones), compare with `decode`."""
     from ..netprog.decode import IPv4, TCP, decode
-    require(not unanswered(fn) and callable(fn), EX1, "no function given",
+    require(not unanswered(fn) and callable(fn), EX_PAYLOAD, "no function given",
             "define def tcp_payload(frame: bytes) -> bytes: ... and pass it: check_tcp_payload(tcp_payload, frames)")
     cases = edge_frames()
     for n, f in enumerate(frames):
@@ -85,17 +85,17 @@ def check_tcp_payload(fn: Callable[[bytes], bytes] | None, frames: Sequence[byte
         try:
             got = fn(frame)
         except Exception as exc:
-            raise CheckFailed(EX1, f"your function raised {type(exc).__name__}: {exc} on the {name} frame",
+            raise CheckFailed(EX_PAYLOAD, f"your function raised {type(exc).__name__}: {exc} on the {name} frame",
                               "index into the bytes object; frame[14] is the first IPv4 byte") from None
         if not isinstance(got, (bytes, bytearray, memoryview)):
-            raise CheckFailed(EX1, f"it returned {type(got).__name__}, not bytes", "return a slice of `frame`")
+            raise CheckFailed(EX_PAYLOAD, f"it returned {type(got).__name__}, not bytes", "return a slice of `frame`")
         if bytes(got) != want:
-            raise CheckFailed(EX1, f"wrong payload for the {name} frame: {_diagnose_payload(frame, bytes(got), want)}",
+            raise CheckFailed(EX_PAYLOAD, f"wrong payload for the {name} frame: {_diagnose_payload(frame, bytes(got), want)}",
                               "payload = frame[14 + IHL*4 + data_offset*4 : 14 + total_length]")
-    return passed(EX1, f"{len(cases)} frames right, including IPv4 options, TCP options and Ethernet padding")
+    return passed(EX_PAYLOAD, f"{len(cases)} frames right, including IPv4 options, TCP options and Ethernet padding")
 
 
-# ---- 2 -----------------------------------------------------------------------------------
+# ---- exercise 1: an asyncio line server -------------------------------------------------
 def _line_client(client: "Host", ip: str, port: int, lines: list[bytes], barrier: threading.Barrier,
                  results: list, idx: int) -> None:
     try:
@@ -136,8 +136,8 @@ def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: 
                        clients: int = 20) -> bool:
     """Serve `handler` in `server` (asyncio, in-process), hit it with `clients` clients at once."""
     from ..netprog.inprocess import AsyncioServerThread
-    require(not unanswered(handler), EX2, "no handler given", "write async def handle(reader, writer): ...")
-    require(inspect.iscoroutinefunction(handler), EX2, "the handler is not a coroutine function",
+    require(not unanswered(handler), EX_LINES, "no handler given", "write async def handle(reader, writer): ...")
+    require(inspect.iscoroutinefunction(handler), EX_LINES, "the handler is not a coroutine function",
             "define it with `async def handle(reader, writer):` — asyncio.start_server awaits it")
     lines = [b"hello\n", b"packets are bytes\n", b"mixed Case 123\n"]
     results: list = [None] * clients
@@ -153,32 +153,32 @@ def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: 
         seconds = time.monotonic() - t0
         errors = list(srv.errors)
     if errors:
-        raise CheckFailed(EX2, f"your handler raised {type(errors[0]).__name__}: {errors[0]}",
+        raise CheckFailed(EX_LINES, f"your handler raised {type(errors[0]).__name__}: {errors[0]}",
                           "read the message; reader.readline() returns bytes, so compare and write bytes")
     kinds = [r[0] if r else "timeout" for r in results]
     if "timeout" in kinds:
-        raise CheckFailed(EX2, f"{kinds.count('timeout')} of {clients} clients got no complete reply line in 3 s",
+        raise CheckFailed(EX_LINES, f"{kinds.count('timeout')} of {clients} clients got no complete reply line in 3 s",
                           "does each reply end with b'\\n' (readline keeps it)? and call await writer.drain() — "
                           "and never block the loop (time.sleep, a blocking socket)")
     bad = next((r for r in results if r[0] == "error"), None)
     if bad:
-        raise CheckFailed(EX2, bad[1], "keep answering until the client closes: loop while the line is not b''")
+        raise CheckFailed(EX_LINES, bad[1], "keep answering until the client closes: loop while the line is not b''")
     for _kind, replies, _closed in results:
         want = [line.upper() for line in lines]
         if replies != want:
-            raise CheckFailed(EX2, f"replied {replies!r}, expected {want!r}", "each reply is the line, upper-cased")
+            raise CheckFailed(EX_LINES, f"replied {replies!r}, expected {want!r}", "each reply is the line, upper-cased")
     if not all(closed for _k, _r, closed in results):
-        raise CheckFailed(EX2, "after the client closed its side (FIN), the server did not close the connection",
+        raise CheckFailed(EX_LINES, "after the client closed its side (FIN), the server did not close the connection",
                           "reader.readline() returns b'' at end of stream: leave the loop and writer.close()")
-    return passed(EX2, f"{clients} concurrent clients × {len(lines)} lines in {seconds:.2f} s, all closed cleanly")
+    return passed(EX_LINES, f"{clients} concurrent clients × {len(lines)} lines in {seconds:.2f} s, all closed cleanly")
 
 
-# ---- 3 -----------------------------------------------------------------------------------
+# ---- exercise 2: CONNECT by hand --------------------------------------------------------
 def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_port: int,
                           target: str) -> bool:
     """Send `request` from `client` to the proxy; expect 200 and a working tunnel to `target` (an echo server)."""
-    require(not unanswered(request), EX3, "no request given", "answer = b'CONNECT host:port HTTP/1.1\\r\\n...'")
-    require(isinstance(request, (bytes, bytearray)), EX3, f"the request is {type(request).__name__}, not bytes",
+    require(not unanswered(request), EX_CONNECT, "no request given", "answer = b'CONNECT host:port HTTP/1.1\\r\\n...'")
+    require(isinstance(request, (bytes, bytearray)), EX_CONNECT, f"the request is {type(request).__name__}, not bytes",
             "sockets send bytes: write b'...' or .encode() a str")
     with netns.entered(client.namespace):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -194,17 +194,17 @@ def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_por
                     break
                 head += chunk
         except (TimeoutError, socket.timeout):
-            raise CheckFailed(EX3, "the proxy did not answer within 3 s",
+            raise CheckFailed(EX_CONNECT, "the proxy did not answer within 3 s",
                               "it waits for the end of the request head: a blank line, i.e. the request "
                               "must end with b'\\r\\n\\r\\n'") from None
         status_line = head.split(b"\r\n", 1)[0]
         if not status_line.startswith(b"HTTP/1."):
-            raise CheckFailed(EX3, f"the answer is not HTTP: {status_line[:60]!r}",
+            raise CheckFailed(EX_CONNECT, f"the answer is not HTTP: {status_line[:60]!r}",
                               "is the request line 'CONNECT host:port HTTP/1.1'?")
         parts = status_line.split(b" ", 2)
         if parts[1] != b"200":
             body = head.split(b"\r\n\r\n", 1)[1].decode(errors="replace").strip()
-            raise CheckFailed(EX3, f"the proxy answered {status_line.decode()}" + (f" — {body}" if body else ""),
+            raise CheckFailed(EX_CONNECT, f"the proxy answered {status_line.decode()}" + (f" — {body}" if body else ""),
                               f"CONNECT takes host:port of the server to reach ({target}), "
                               "not a URL, and the line ends with HTTP/1.1")
         probe = b"through the tunnel\n"
@@ -219,12 +219,12 @@ def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_por
         except (TimeoutError, socket.timeout):
             pass
         if got != probe:
-            raise CheckFailed(EX3, f"the tunnel is open but did not echo: sent {probe!r}, got {got!r}",
+            raise CheckFailed(EX_CONNECT, f"the tunnel is open but did not echo: sent {probe!r}, got {got!r}",
                               f"tunnel to the echo server at {target}")
-    return passed(EX3, f"tunnel through {proxy_ip}:{proxy_port} to {target} echoed {probe!r}")
+    return passed(EX_CONNECT, f"tunnel through {proxy_ip}:{proxy_port} to {target} echoed {probe!r}")
 
 
-# ---- 4 -----------------------------------------------------------------------------------
+# ---- exercise 4: veth with pyroute2 -----------------------------------------------------
 def _link(ns: str | None, ifname: str) -> Any:
     with (IPRoute(netns=ns) if ns else IPRoute()) as ipr:
         found = ipr.get_links(ifname=ifname) if ipr.link_lookup(ifname=ifname) else []
@@ -240,31 +240,31 @@ def check_veth(a: "Host", a_if: str, b: "Host", b_if: str, a_ip: str, b_ip: str)
     """Read the kernel's view over netlink: a veth pair a_if (in a) <-> b_if (in b), addressed, up, pinging."""
     for name in (a_if, b_if):
         if _link(None, name) is not None:
-            raise CheckFailed(EX4, f"{name} exists in the HOST's root namespace",
+            raise CheckFailed(EX_VETH, f"{name} exists in the HOST's root namespace",
                               f"open IPRoute(netns=host.namespace), never plain IPRoute(); remove the stray "
                               f"interface with `ip link del {name}` in a root shell")
     la, lb = _link(a.namespace, a_if), _link(b.namespace, b_if)
     if la is None:
-        raise CheckFailed(EX4, f"no interface {a_if} in {a.namespace}",
+        raise CheckFailed(EX_VETH, f"no interface {a_if} in {a.namespace}",
                           f"with IPRoute(netns={a.namespace!r}) as ipr: ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
     if lb is None:
         stray = _link(a.namespace, b_if)
-        raise CheckFailed(EX4, f"no interface {b_if} in {b.namespace}" + (f" (it is still in {a.namespace})" if stray else ""),
+        raise CheckFailed(EX_VETH, f"no interface {b_if} in {b.namespace}" + (f" (it is still in {a.namespace})" if stray else ""),
                           f"create the peer in {b.namespace}: peer={{'ifname': {b_if!r}, 'net_ns_fd': {b.namespace!r}}}, "
                           f"or move it: ipr.link('set', index=..., net_ns_fd={b.namespace!r})")
     kind = la.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") if la.get_attr("IFLA_LINKINFO") else None
-    require(kind == "veth", EX4, f"{a_if} is a {kind or 'plain'} device, not a veth", "use kind='veth'")
-    require(la.get_attr("IFLA_LINK") == lb["index"] and lb.get_attr("IFLA_LINK") == la["index"], EX4,
+    require(kind == "veth", EX_VETH, f"{a_if} is a {kind or 'plain'} device, not a veth", "use kind='veth'")
+    require(la.get_attr("IFLA_LINK") == lb["index"] and lb.get_attr("IFLA_LINK") == la["index"], EX_VETH,
             f"{a_if} and {b_if} are not the two ends of one pair (IFLA_LINK points elsewhere)",
             "create them together: one link('add', kind='veth') call with peer={...}")
     for host, ifname, cidr, link in ((a, a_if, a_ip, la), (b, b_if, b_ip, lb)):
         have = [f"{x.get_attr('IFA_ADDRESS')}/{x['prefixlen']}" for x in _addrs(host.namespace, link["index"])]
-        require(cidr in have, EX4, f"{ifname} in {host.name} has {have or 'no IPv4 address'}, not {cidr}",
+        require(cidr in have, EX_VETH, f"{ifname} in {host.name} has {have or 'no IPv4 address'}, not {cidr}",
                 f"ipr.addr('add', index=idx, address={cidr.split('/')[0]!r}, prefixlen={cidr.split('/')[1]})")
-        require(link["flags"] & 1, EX4, f"{ifname} in {host.name} is down", "ipr.link('set', index=idx, state='up')")
+        require(link["flags"] & 1, EX_VETH, f"{ifname} in {host.name} is down", "ipr.link('set', index=idx, state='up')")
     ping = a.ping(b_ip.split("/")[0], count=1, timeout=2)
-    require(ping.ok, EX4, f"{a.name} cannot ping {b_ip} over the pair", "are both ends up, in one subnet?")
-    return passed(EX4, f"{a.namespace}/{a_if} <-> {b.namespace}/{b_if}, addressed and up; ping {ping.rtt_avg_ms} ms")
+    require(ping.ok, EX_VETH, f"{a.name} cannot ping {b_ip} over the pair", "are both ends up, in one subnet?")
+    return passed(EX_VETH, f"{a.namespace}/{a_if} <-> {b.namespace}/{b_if}, addressed and up; ping {ping.rtt_avg_ms} ms")
 
 
 def _addrs(ns: str, index: int) -> list:

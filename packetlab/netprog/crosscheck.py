@@ -171,3 +171,52 @@ def compare_many(frames: list[bytes]) -> tuple[int, list[str]]:
         else:
             agree += 1
     return agree, problems
+
+
+def side_by_side(frame: bytes) -> list[list[object]]:
+    """Rows (field, decode's value, scapy's value, same?) for every header field of one frame —
+    the comparison `compare` makes, laid out for reading."""
+    from scapy.layers.inet import IP, TCP as S_TCP, UDP as S_UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+    d = decode(frame)
+    pkt = Ether(bytes(frame))
+    rows: list[list[object]] = []
+
+    def add(name: str, mine: Any, theirs: Any) -> None:
+        rows.append([name, str(mine), str(theirs), "✔" if mine == theirs else "✘"])
+
+    if d.eth is not None:
+        add("ethernet.dst", d.eth.dst, pkt.dst)
+        add("ethernet.src", d.eth.src, pkt.src)
+        add("ethernet.type", hex(d.eth.type), hex(pkt.type))
+    tags = [layer for layer in _scapy_layers(pkt) if isinstance(layer, Dot1Q)]
+    for n, (tag, s) in enumerate(zip(d.vlans, tags)):
+        add(f"vlan[{n}].vid", tag.vid, s.vlan)
+        add(f"vlan[{n}].pcp", tag.pcp, s.prio)
+    if isinstance(d.ip, IPv4) and pkt.haslayer(IP):
+        s = pkt[IP]
+        for name, mine, theirs in (("ihl", d.ip.ihl, s.ihl), ("total_length", d.ip.total_length, s.len),
+                                   ("id", d.ip.id, s.id), ("flags", d.ip.flags, int(s.flags)),
+                                   ("frag_offset", d.ip.frag_offset, s.frag), ("ttl", d.ip.ttl, s.ttl),
+                                   ("proto", d.ip.proto, s.proto), ("checksum", hex(d.ip.checksum), hex(s.chksum)),
+                                   ("src", d.ip.src, s.src), ("dst", d.ip.dst, s.dst)):
+            add(f"ipv4.{name}", mine, theirs)
+    if isinstance(d.l4, TCP) and pkt.haslayer(S_TCP):
+        s = pkt[S_TCP]
+        for name, mine, theirs in (("sport", d.l4.sport, s.sport), ("dport", d.l4.dport, s.dport),
+                                   ("seq", d.l4.seq, s.seq), ("ack", d.l4.ack, s.ack),
+                                   ("data_offset", d.l4.data_offset, s.dataofs), ("flags", d.l4.flag_str, str(s.flags)),
+                                   ("window", d.l4.window, s.window), ("checksum", hex(d.l4.checksum), hex(s.chksum)),
+                                   ("options", _option_names(d.l4.options), _option_names(_tcp_options(s.options)))):
+            add(f"tcp.{name}", mine, theirs)
+    if isinstance(d.l4, UDP) and pkt.haslayer(S_UDP):
+        s = pkt[S_UDP]
+        for name, mine, theirs in (("sport", d.l4.sport, s.sport), ("dport", d.l4.dport, s.dport),
+                                   ("length", d.l4.length, s.len), ("checksum", hex(d.l4.checksum), hex(s.chksum))):
+            add(f"udp.{name}", mine, theirs)
+    return rows
+
+
+def _option_names(options: Any) -> str:
+    """'MSS=1460 SAckOK Timestamp=(1, 2) NOP WScale=7' — short enough for a table cell."""
+    return " ".join(str(name) if value in (None, b"") else f"{name}={value}" for name, value in options)

@@ -206,6 +206,7 @@ def decode(frame: bytes) -> Frame:
     return out
 
 
+# --8<-- [start:ipv4]
 def _ipv4(frame: bytes, off: int, out: Frame) -> None:
     if len(frame) - off < 20:
         out.truncated, out.payload = "ipv4", frame[off:]
@@ -227,6 +228,7 @@ def _ipv4(frame: bytes, off: int, out: Frame) -> None:
         out.payload = body
         return
     _transport(body, proto, out)
+# --8<-- [end:ipv4]
 
 
 def _ipv6(frame: bytes, off: int, out: Frame) -> None:

@@ -51,6 +51,7 @@ def serve_threads(listener: socket.socket) -> None:
 
 
 # ---- non-blocking: one thread, epoll -------------------------------------------------------
+# --8<-- [start:selectors]
 def serve_selectors(listener: socket.socket) -> None:
     """One loop: ask the kernel which sockets are ready, then only do what won't block."""
     sel = selectors.DefaultSelector()                 # EpollSelector on Linux
@@ -93,6 +94,7 @@ def serve_selectors(listener: socket.socket) -> None:
             want = selectors.EVENT_READ | (selectors.EVENT_WRITE if buf else 0)
             if key.events != want:
                 sel.modify(sock, want, None)
+# --8<-- [end:selectors]
 
 
 # ---- asyncio ------------------------------------------------------------------------------

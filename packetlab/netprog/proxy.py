@@ -142,6 +142,7 @@ def error_response(status: int, reason: str, detail: str) -> bytes:
             f"Via: {VIA}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+# --8<-- [start:pipe]
 async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> int:
     """Copy until EOF, then half-close the other side; returns bytes copied."""
     total = 0
@@ -155,6 +156,7 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> in
     except (ConnectionError, OSError):
         pass
     return total
+# --8<-- [end:pipe]
 
 
 class Proxy:

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 def capture_mix(client: "Host", server: "Host", server_ip: str, *, frames: int = 3000,
                 tcp_port: int = 7000, udp_port: int = 7001, udp_datagrams: int = 100,
-                vlan_frames: int = 20) -> list[Captured]:
+                vlan_frames: int = 20, client_dev: str = "eth0", server_dev: str = "eth0") -> list[Captured]:
     """Generate traffic from `client` to echo servers on `server` until about `frames`
-    frames are captured on the server's eth0; returns the captured frames (at most `frames`)."""
+    frames are captured on `server_dev`; returns the captured frames (at most `frames`).
+    `client_dev` and `server_dev` must be the two ends of one link (for the tagged frames)."""
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Dot1Q, Ether
 
@@ -28,13 +29,13 @@ def capture_mix(client: "Host", server: "Host", server_ip: str, *, frames: int =
                                                      "--port", tcp_port))
     udp = launch.start(server, launch.python_module("packetlab.netprog.echo", "--udp", "--port", udp_port))
     try:
-        with Sniffer(server, "eth0", limit=frames) as cap:
+        with Sniffer(server, server_dev, limit=frames) as cap:
             client.ping(server_ip, count=3, interval=0.01)
             for n in range(udp_datagrams):
                 clients.udp_exchange(client, server_ip, udp_port, b"udp-%04d" % n + bytes(n % 200))
-            tagged = Ether(dst=server.mac("eth0"), src=client.mac("eth0")) / Dot1Q(vlan=42, prio=5) / \
+            tagged = Ether(dst=server.mac(server_dev), src=client.mac(client_dev)) / Dot1Q(vlan=42, prio=5) / \
                 IP(src="10.42.0.1", dst="10.42.0.2") / UDP(sport=4242, dport=4242) / b"tagged"
-            client.send(tagged, "eth0", count=vlan_frames)
+            client.send(tagged, client_dev, count=vlan_frames)
             # each request and each echo is one frame (no delayed ACKs on a busy echo), plus handshakes
             per_round = max(1, (frames - len(cap.frames)) // 2)
             while len(cap.frames) < frames:

@@ -84,6 +84,7 @@ def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20, a
     return sock
 
 
+# --8<-- [start:receive]
 def receive(sock: socket.socket, bufsize: int = 65536 + 4) -> Captured:
     """Read one frame with recvmsg and restore its VLAN tag from the auxdata, if any."""
     data, ancdata, _flags, addr = sock.recvmsg(bufsize, socket.CMSG_SPACE(_AUXDATA.size))
@@ -97,6 +98,7 @@ def receive(sock: socket.socket, bufsize: int = 65536 + 4) -> Captured:
                 data, restored = restore_vlan(data, tci, tpid), True
                 wire_len += 4
     return Captured(data, addr[0], PKTTYPES.get(addr[2], str(addr[2])), time.time(), restored, wire_len)
+# --8<-- [end:receive]
 
 
 class Sniffer:
