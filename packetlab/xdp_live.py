@@ -85,6 +85,18 @@ def source_counts(program: Any, what: str = "packets") -> dict[str, int]:
     return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 
 
+def percpu_array(program: Any, map_name: str) -> list[int]:
+    """Every slot of a per-CPU u64 array, each summed over CPUs."""
+    table = program[map_name]
+    out = []
+    for _k, v in sorted(table.items(), key=lambda kv: int(getattr(kv[0], "value", kv[0]))):
+        try:
+            out.append(sum(int(getattr(x, "value", x)) for x in v))
+        except TypeError:
+            out.append(int(getattr(v, "value", v)))
+    return out
+
+
 def percpu_total(program: Any, map_name: str, index: int) -> int:
     """One slot of a per-CPU u64 array (e.g. ``replies``, ``redirected``), summed over CPUs."""
     value = program[map_name][ctypes.c_int(index)]
@@ -219,16 +231,40 @@ def program_fd(program: Any) -> int:
 
 def prog_id(program: Any) -> int:
     """The kernel's id for a loaded program (what `bpftool prog` and tracepoints show)."""
-    with open(f"/proc/self/fdinfo/{program_fd(program)}") as f:
+    return _fdinfo_prog_id(program_fd(program))
+
+
+def _fdinfo_prog_id(fd: int) -> int:
+    with open(f"/proc/self/fdinfo/{fd}") as f:
         for line in f:
             if line.startswith("prog_id:"):
                 return int(line.split(":")[1])
-    raise PacketlabError("no prog_id in fdinfo", cause="the fd is not a BPF program")
+    raise PacketlabError("no prog_id in fdinfo", cause=f"fd {fd} is not a BPF program")
 
 
 # ---- tracing XDP failures -----------------------------------------------------------------
 EVENT_KINDS = {1: "exception", 2: "redirect error"}
 XDP_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
+XDP_ACTIONS_BY_NAME = {v: k for k, v in XDP_ACTIONS.items()}
+
+
+def set_action(attachment: Any, action: str | int | None) -> None:
+    """Tell bpf/07-xdp-actions.c which verdict to return (None: remove the entry -> XDP_PASS)."""
+    table = attachment["action"]
+    if action is None:
+        with contextlib.suppress(KeyError):
+            del table[ctypes.c_uint(0)]
+        return
+    value = action if isinstance(action, int) else XDP_ACTIONS_BY_NAME.get(str(action).upper())
+    if value is None or value not in XDP_ACTIONS:
+        raise PacketlabError(f"{action!r} is not an XDP action",
+                             fix="use XDP_ABORTED, XDP_DROP, XDP_PASS or XDP_TX (or 0..3)")
+    table[ctypes.c_uint(0)] = ctypes.c_uint(value)
+
+
+def _errno_text(code: int) -> str:
+    name = "EOPNOTSUPP" if code == errno.EOPNOTSUPP else errno.errorcode.get(code, str(code))
+    return f"-{name} ({os.strerror(code)})"
 
 
 class XdpTrace:
@@ -259,12 +295,11 @@ class XdpTrace:
         """{(kind, detail): count} for events of `programs` (attachments or loaded programs)."""
         ids = {prog_id(p) for p in programs}
         out: dict[tuple[str, str], int] = {}
-        for k, v in self.bpf["xdp_events"].items():
+        for k, v in self.bpf[b"xdp_events"].items():
             if ids and k.prog_id not in ids:
                 continue
             kind = EVENT_KINDS.get(k.kind, str(k.kind))
-            detail = XDP_ACTIONS.get(k.code, str(k.code)) if k.kind == 1 else \
-                f"-{errno.errorcode.get(k.code, k.code)} ({os.strerror(k.code)})"
+            detail = XDP_ACTIONS.get(k.code, str(k.code)) if k.kind == 1 else _errno_text(k.code)
             out[(kind, detail)] = out.get((kind, detail), 0) + int(v.value)
         return out
 
@@ -462,6 +497,7 @@ class LiveCounterChart:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fd = program_fd(program)
+        self._prog_id = _fdinfo_prog_id(self._fd)
         self._widget = None
         self._image = self._html = self._status = None
 
@@ -528,10 +564,15 @@ class LiveCounterChart:
 
     # ---- internals ---------------------------------------------------------------------
     def _poll(self) -> None:
+        if getattr(self.program, "attached", True) is False:
+            raise PacketlabError("the program was detached")
         try:
             stats = ProgStats.read(self._fd)
+            alive = _fdinfo_prog_id(self._fd) == self._prog_id
         except (OSError, PacketlabError):
-            stats = None
+            stats, alive = None, False
+        if not alive:
+            raise PacketlabError("the program was unloaded")
         self.samples.append(Sample(time.monotonic(), protocol_counts(self.program),
                                    source_counts(self.program), stats))
 

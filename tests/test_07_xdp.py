@@ -1,0 +1,371 @@
+"""Module 07 (XDP) on the real kernel: actions, native vs generic, the counter and its
+live chart, the XDP_TX echo responder, the devmap wire, run-time statistics, the
+exercises' checks and a smoke run of ``python -m packetlab.bench xdp``.
+
+Nothing here asserts on speed. Malformed-input verdicts are in test_07_malformed.py.
+"""
+from __future__ import annotations
+
+import ctypes
+import re
+import threading
+
+import pytest
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
+from scapy.layers.l2 import Dot1Q, Ether
+
+from packetlab import Lab, netns
+from packetlab import xdp_live as xl
+from packetlab.bpf import BPF_DIR, acquire, release
+from packetlab.exercises import CheckFailed
+from packetlab.exercises import xdp as ex
+from packetlab.traffic import flood
+
+
+def ethtool_stats(host, dev="eth0") -> dict[str, int]:
+    out = host.run(["ethtool", "-S", dev], check=True).stdout
+    return {k.strip(): int(v) for k, v in re.findall(r"^\s*(\w+):\s*(\d+)$", out, re.M)}
+
+
+def ping_fresh(src, dst_ip, **kw):
+    """Ping after flushing the neighbour cache, so ARP's retry timers from an earlier
+    failed attempt cannot blur the result."""
+    src.run(["ip", "neigh", "flush", "dev", "eth0"])
+    return src.ping(dst_ip, **{"count": 2, "timeout": 1, "interval": 0.2, **kw})
+
+
+# ---- pure logic ------------------------------------------------------------------------------
+def test_categories_mirror_the_c_enum():
+    text = (BPF_DIR / "07-xdp-counter.c").read_text()
+    body = re.search(r"enum category \{(.*?)\};", text, re.S).group(1)
+    names = re.findall(r"^\s*(CAT_\w+)", body, re.M)
+    assert len(names) == len(xl.CATEGORIES)
+    assert names[0] == "CAT_NON_IP" and names[-1] == "CAT_MALFORMED"
+
+
+def test_run_rate_arithmetic():
+    a, b = xl.ProgStats(10.0, 100, 5_000), xl.ProgStats(12.0, 2_100, 45_000)
+    r = b.since(a)
+    assert (r.runs, r.pps, r.ns_per_run) == (2_000, 1_000.0, 20.0)
+    assert xl.ProgStats(1.0, 5, 5).since(xl.ProgStats(1.0, 5, 5)).ns_per_run is None
+
+
+def test_bpf_stats_window_uses_an_fd_and_leaves_the_sysctl_alone():
+    prog = acquire("bpf/07-xdp-drop.c")
+    frame = bytes(Ether() / IP() / UDP())
+    try:
+        sysctl_before = open(xl.SYSCTL).read()
+        messages: list[str] = []
+        start = xl.ProgStats.read(prog.fd)
+        with xl.bpf_stats(announce=messages.append) as method:
+            assert method == "fd"
+            assert open(xl.SYSCTL).read() == sysctl_before
+            prog.test_run(frame, repeat=500)
+        inside = xl.ProgStats.read(prog.fd).since(start)
+        assert inside.runs == 500 and inside.run_time_ns > 0
+        if sysctl_before.strip() == "0":     # nobody else has stats on: outside the window nothing counts
+            after = xl.ProgStats.read(prog.fd)
+            prog.test_run(frame, repeat=500)
+            assert xl.ProgStats.read(prog.fd).run_cnt == after.run_cnt
+        assert open(xl.SYSCTL).read() == sysctl_before
+        assert "ON for this measurement only" in messages[0] and "released" in messages[1]
+    finally:
+        release(prog)
+
+
+def test_bpf_stats_sysctl_method_restores_even_on_error(tmp_path):
+    fake = tmp_path / "bpf_stats_enabled"
+    fake.write_text("0\n")
+    said: list[str] = []
+    with pytest.raises(RuntimeError):
+        with xl.bpf_stats(method="sysctl", sysctl_path=str(fake), announce=said.append):
+            assert fake.read_text() == "1"
+            raise RuntimeError("measurement failed")
+    assert fake.read_text() == "0"
+    assert "set to 1" in said[0] and "restored to 0" in said[1]
+
+
+def test_prog_stats_rejects_a_non_program_fd(tmp_path):
+    with open(tmp_path / "f", "w") as f:
+        with pytest.raises(Exception, match="not a BPF program"):
+            xl.ProgStats.read(f.fileno())
+
+
+# ---- exercise checks (pure or test-run based) -----------------------------------------------------
+def test_check_actions():
+    right = {"not_mine": "XDP_PASS", "blocked": "drop", "bug": 0, "pong": "tx", "elsewhere": "XDP_REDIRECT"}
+    assert ex.check_actions(right)
+    for wrong, why in [({**right, "blocked": "XDP_ABORTED"}, "blocked"), ({**right, "pong": "XDP_REDIRECT"}, "pong"),
+                       ({**right, "bug": "XDP_DROP"}, "bug"), ({k: v for k, v in right.items() if k != "bug"}, "bug"),
+                       ({**right, "pong": "bounce"}, "not an XDP action")]:
+        with pytest.raises(CheckFailed, match=why):
+            ex.check_actions(wrong)
+    with pytest.raises(CheckFailed, match="no answer"):
+        ex.check_actions(None)
+
+
+def test_check_parser_frame():
+    good = Ether(src="02:00:00:00:07:01", dst="02:00:00:00:07:02") / Dot1Q(vlan=7) / IPv6(src="fd07::1", dst="fd07::2") \
+        / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(dport=53)
+    assert ex.check_parser_frame(good)
+    no_tag = Ether() / IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP()
+    five = Ether() / Dot1Q() / IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() \
+        / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP()
+    cut = bytes(good)[:-4]                # the UDP header cut in half
+    for frame, why in [(no_tag, "802.1Q"), (five, "IPv6 other"), (cut, "no UDP header"), (None, "no frame")]:
+        with pytest.raises(CheckFailed, match=why):
+            ex.check_parser_frame(frame)
+
+
+def _rfc1624(old: int) -> int:
+    s = (~old & 0xffff) + (~0x0800 & 0xffff)
+    s = (s & 0xffff) + (s >> 16)
+    s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+
+
+def test_check_reply_checksum():
+    assert ex.check_reply_checksum(_rfc1624)
+    with pytest.raises(CheckFailed, match="end-around carry"):
+        ex.check_reply_checksum(lambda old: (old + 0x0800) & 0xffff)
+    with pytest.raises(CheckFailed, match="does not verify"):
+        ex.check_reply_checksum(lambda old: old)
+    with pytest.raises(CheckFailed, match="not a function"):
+        ex.check_reply_checksum(42)
+
+
+def test_echo_request_set_includes_carries():
+    reqs = ex.echo_requests()
+    assert sum(int.from_bytes(r[36:38], "big") >= 0xf800 for r in reqs) >= len(reqs) // 3
+
+
+# ---- live: h1 -- r -- h2, h3 -- r -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def routed():
+    with Lab("t07a") as lab:
+        h1, h2, h3 = lab.host("h1"), lab.host("h2"), lab.host("h3")
+        r = lab.router("r")
+        lab.link(h1, r, ip=["10.7.1.1/24", "fd07:1::1/64"], peer_ip=["10.7.1.254/24", "fd07:1::fe/64"])
+        lab.link(h2, r, ip=["10.7.2.2/24", "fd07:2::2/64"], peer_ip=["10.7.2.254/24", "fd07:2::fe/64"])
+        lab.link(h3, r, ip=["10.7.3.3/24", "fd07:3::3/64"], peer_ip=["10.7.3.254/24", "fd07:3::fe/64"])
+        for h, n in ((h1, 1), (h2, 2), (h3, 3)):
+            h.add_route("default", via=f"10.7.{n}.254")
+            h.add_route("default", via=f"fd07:{n}::fe")
+        assert h1.ping("10.7.2.2", check=True).ok and h3.ping("fd07:2::2", check=True).ok
+        yield lab
+        namespaces = [n.namespace for n in lab.nodes.values()]
+    assert not any(netns.exists(ns) for ns in namespaces)
+
+
+def test_actions_pass_drop_aborted(routed):
+    h1, h2 = routed.nodes["h1"], routed.nodes["h2"]
+    with xl.XdpTrace() as trace, h2.attach_xdp("bpf/07-xdp-actions.c") as att:
+        results = {}
+        for action in ("XDP_PASS", "XDP_DROP", "XDP_ABORTED"):
+            xl.set_action(att, action)
+            before = ethtool_stats(h2)["rx_queue_0_xdp_drops"]
+            results[action] = (h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received,
+                               ethtool_stats(h2)["rx_queue_0_xdp_drops"] - before)
+        events = trace.events(att)
+        verdicts = {xl.XDP_ACTIONS[k]: n for k, n in enumerate(xl.percpu_array(att, "verdicts"))}
+    assert results["XDP_PASS"] == (2, 0)
+    assert results["XDP_DROP"][0] == 0 and results["XDP_DROP"][1] >= 2
+    assert results["XDP_ABORTED"][0] == 0 and results["XDP_ABORTED"][1] >= 2
+    assert events.get(("exception", "XDP_ABORTED"), 0) >= 2           # ABORTED is traced ...
+    assert ("exception", "XDP_DROP") not in events                    # ... DROP is not
+    assert verdicts["XDP_PASS"] >= 2 and verdicts["XDP_DROP"] >= 2 and verdicts["XDP_ABORTED"] >= 2
+
+
+def test_native_and_generic_on_veth(routed):
+    h1, h2 = routed.nodes["h1"], routed.nodes["h2"]
+    for mode, driver_sees in (("native", True), ("generic", False)):
+        with h2.attach_xdp("bpf/07-xdp-counter.c", mode=mode) as att:
+            assert att.mode == mode
+            assert ("xdpgeneric" if mode == "generic" else " xdp ") in h2.run(["ip", "link", "show", "eth0"]).stdout
+            before = ethtool_stats(h2)["rx_queue_0_xdp_packets"]
+            counted = xl.protocol_counts(att)["IPv4 ICMP"]
+            assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
+            assert xl.protocol_counts(att)["IPv4 ICMP"] - counted >= 3          # the program runs either way
+            moved = ethtool_stats(h2)["rx_queue_0_xdp_packets"] - before
+            assert (moved >= 3) == driver_sees, f"{mode}: veth's own XDP counter moved by {moved}"
+
+
+def test_counter_live_chart_while_traffic_flows(routed):
+    h1, h2, h3, r = (routed.nodes[n] for n in ("h1", "h2", "h3", "r"))
+    with h2.attach_xdp("bpf/07-xdp-counter.c") as att:
+        chart = xl.LiveCounterChart(att, interval=0.2)
+        _ = chart.widget                                  # build the widgets, as a notebook would
+        chart.start()
+        assert chart.running
+        pinger = h3.popen(["ping", "-c", "5", "-i", "0.1", "fd07:2::2"])
+        result = flood(h1, h2, src_ip="10.7.1.1", dst_ip="10.7.2.2", dst_mac=r.mac("eth0"), seconds=1)
+        pinger.wait(10)
+        summary = chart.stop()
+    assert not chart.running and summary.error is None
+    assert summary.samples >= 3
+    assert chart.moved()
+    assert summary.protocol_delta["IPv4 UDP"] >= 0.9 * result.received
+    assert summary.protocol_delta["IPv6 ICMPv6"] >= 5
+    assert summary.source_delta["10.7.1.1"] == summary.protocol_delta["IPv4 UDP"]
+    assert summary.source_delta["fd07:3::3"] >= 5
+    assert bytes(chart._image.value).startswith(b"\x89PNG") and "stopped" in chart._status.value
+    assert "IPv4 UDP" in summary.table()
+
+
+def test_chart_stops_by_itself_when_the_program_goes_away(routed):
+    h2 = routed.nodes["h2"]
+    att = h2.attach_xdp("bpf/07-xdp-counter.c", fresh=True)
+    chart = xl.LiveCounterChart(att, interval=0.05, max_seconds=30).start()
+    att.detach()                        # fresh=True: the program is unloaded, its maps vanish
+    chart._thread.join(5)
+    assert not chart.running and chart.error and chart.error.startswith("stopped")
+    chart.stop()                        # idempotent, no exception
+
+
+def test_chart_has_a_time_limit(routed):
+    h2 = routed.nodes["h2"]
+    with h2.attach_xdp("bpf/07-xdp-counter.c") as att:
+        chart = xl.LiveCounterChart(att, interval=0.05, max_seconds=0.3).start()
+        chart._thread.join(5)
+        assert not chart.running and "max_seconds" in chart.error
+        chart.stop()
+
+
+def test_icmp_echo_responder_bypasses_the_kernel(routed):
+    h1, h2, r = routed.nodes["h1"], routed.nodes["h2"], routed.nodes["r"]
+    with h2.attach_xdp("bpf/07-xdp-icmp-echo.c") as echo:
+        # r's end of the link has no XDP program: the XDP_TX'd replies are dropped
+        tx_errors = ethtool_stats(h2)["rx_queue_0_xdp_tx_errors"]
+        assert h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received == 0
+        assert ethtool_stats(h2)["rx_queue_0_xdp_tx_errors"] - tx_errors >= 2
+        with r.attach_xdp("bpf/00-xdp-pass.c", dev="eth1"):
+            kernel_before = xl.icmp_counters(h2)
+            replies_before = xl.percpu_total(echo, "replies", 0), xl.percpu_total(echo, "replies", 1)
+            v4 = h1.ping("10.7.2.2", count=5, interval=0.1)
+            v6 = h1.ping("fd07:2::2", count=5, interval=0.1)
+            delta = xl.counter_delta(kernel_before, xl.icmp_counters(h2))
+            replies = (xl.percpu_total(echo, "replies", 0) - replies_before[0],
+                       xl.percpu_total(echo, "replies", 1) - replies_before[1])
+    assert v4.received == 5 and v6.received == 5
+    assert replies == (5, 5)
+    assert delta == {k: 0 for k in xl.ECHO_COUNTERS}, delta     # the kernel answered nothing
+    # without the program, the kernel answers and its counters move
+    before = xl.icmp_counters(h2)
+    assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
+    after = xl.counter_delta(before, xl.icmp_counters(h2))
+    assert after["IcmpInEchos"] == 3 and after["IcmpOutEchoReps"] == 3
+
+
+def test_xdp_tx_on_veth_is_not_rescued_by_gro(routed):
+    """veth_xdp_flush() wakes the peer only if the peer has an XDP program: GRO gives the
+    peer a NAPI ring (enough for XDP_REDIRECT) but nobody polls it for XDP_TX frames."""
+    h1, h2, r = routed.nodes["h1"], routed.nodes["h2"], routed.nodes["r"]
+    with h2.attach_xdp("bpf/07-xdp-icmp-echo.c"):
+        r.run(["ethtool", "-K", "eth1", "gro", "on"], check=True)
+        try:
+            assert h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received == 0
+        finally:
+            r.run(["ethtool", "-K", "eth1", "gro", "off"], check=True)
+
+
+# ---- live: the devmap wire a -- w -- b ------------------------------------------------------------
+@pytest.fixture
+def wire():
+    with Lab("t07b") as lab:
+        a, w, b = lab.host("a"), lab.host("w"), lab.host("b")
+        lab.link(a, w, ip="10.7.9.1/24")
+        lab.link(b, w, ip="10.7.9.2/24")
+        w0 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth0")
+        w1 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth1")
+        yield lab, a, w, b, w0, w1
+    assert not netns.exists("t07b-w")
+
+
+def test_wire_needs_devmap_entries_and_peer_napi(wire):
+    lab, a, w, b, w0, w1 = wire
+    kw = dict(a=a, b=b, a_ip="10.7.9.1", b_ip="10.7.9.2")
+    assert ping_fresh(a, "10.7.9.2").received == 0               # empty devmap: XDP_PASS into w, which has no address
+    with pytest.raises(CheckFailed, match="no entry"):
+        ex.check_devmap(w0, w1, **kw)
+    xl.devmap_set(w0, "eth0", "eth1")
+    with pytest.raises(CheckFailed, match="way back"):
+        ex.check_devmap(w0, w1, **kw)
+    xl.devmap_set(w1, "eth1", "eth0")
+    with xl.XdpTrace() as trace:
+        assert ex.check_devmap(w0, w1, **kw)                     # redirects are taken ...
+        assert ping_fresh(a, "10.7.9.2").received == 0           # ... but veth cannot deliver them
+        errors = trace.events(w0, w1)
+    assert errors.get(("redirect error", "-EOPNOTSUPP (Operation not supported)"), 0) >= 1
+    with a.attach_xdp("bpf/00-xdp-pass.c"), b.attach_xdp("bpf/00-xdp-pass.c"):
+        assert ping_fresh(a, "10.7.9.2").received == 2           # peers with XDP: NAPI, delivered
+    for h in (a, b):
+        h.run(["ethtool", "-K", "eth0", "gro", "on"], check=True)
+    assert ping_fresh(a, "10.7.9.2").received == 2               # GRO also gives the peer NAPI
+    assert w.sysctl("net.ipv4.ip_forward") == "0" and not w.addresses()
+
+
+def test_wire_in_generic_mode_needs_nothing_from_the_peers(wire):
+    lab, a, w, b, w0, w1 = wire
+    w0.detach(), w1.detach()
+    g0 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth0", mode="generic")
+    g1 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth1", mode="generic")
+    xl.devmap_set(g0, "eth0", "eth1")
+    xl.devmap_set(g1, "eth1", "eth0")
+    assert ping_fresh(a, "10.7.9.2").received == 2
+
+
+def test_check_devmap_rejects_a_wrong_target(wire):
+    lab, a, w, b, w0, w1 = wire
+    xl.devmap_set(w0, "eth0", "eth0")         # back where it came from: not a wire
+    xl.devmap_set(w1, "eth1", "eth0")
+    with pytest.raises(CheckFailed, match="egress"):
+        ex.check_devmap(w0, w1, a=a, b=b, a_ip="10.7.9.1", b_ip="10.7.9.2")
+
+
+def test_devmap_set_resolves_names_in_the_lab_namespace(wire):
+    lab, a, w, b, w0, w1 = wire
+    assert xl.devmap_set(w0, "eth0", "eth1") == (xl.ifindex(w, "eth0"), xl.ifindex(w, "eth1"))
+    with pytest.raises(Exception, match="no interface"):
+        xl.devmap_set(w0, "eth0", "nope0")
+
+
+# ---- live frames and the benchmark ----------------------------------------------------------------
+def test_xdp_frames_flood_reaches_only_the_lab_peer():
+    with Lab("t07c") as lab:
+        h1, h2 = lab.host("h1"), lab.host("h2")
+        lab.link(h1, h2, ip="10.7.8.1/24", peer_ip="10.7.8.2/24")
+        frame = bytes(Ether(src=h1.mac(), dst=h2.mac()) / IP(src="10.7.8.1", dst="10.7.8.2") / UDP(dport=9))
+        with h2.attach_xdp("bpf/07-xdp-counter.c") as counter:
+            res = xl.xdp_frames_flood(h1, "eth0", frame, 5000)
+            assert xl.protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
+            assert xl.source_counts(counter)["10.7.8.1"] == 5000     # (plus IPv6 link-local chatter)
+        with pytest.raises(Exception, match="no interface"):
+            xl.xdp_frames_flood(h1, "eth7", frame, 10)
+
+
+def test_bench_smoke():
+    from packetlab.bench import xdp as bench
+    lines: list[str] = []
+    result = bench.run(repeat=2000, rounds=1, seconds=0.3, out=lines.append, lab_name="t07d")
+    assert [row[0] for row in result["testrun"]][0] == "07-xdp-drop (floor)"
+    assert all(len(row) == 5 and row[3] > 0 for row in result["testrun"])
+    assert result["testrun"][0][4] == 1.0
+    verdicts = {row[0] + row[1]: row[2] for row in result["testrun"]}
+    assert verdicts["07-xdp-icmp-echoICMP echo req (single runs)"] == "XDP_TX"
+    assert len(result["live"]) == 2 * len(bench.LIVE_SETUPS)
+    assert all(len(row) == 9 for row in result["live"])
+    assert {row[0] for row in result["live"]} == {"trafgen", "xdp_frames"}
+    text = "\n".join(lines)
+    assert "x XDP_DROP" in text and "x XDP native" in text and "veth" in text
+    assert not netns.exists("t07d-h1")
+
+
+def test_bench_main_rejects_bad_options(capsys):
+    from packetlab.bench import xdp as bench
+    with pytest.raises(SystemExit):
+        bench.main(["--rounds", "x"])
+
+
+def test_no_thread_leaks():
+    assert not [t for t in threading.enumerate() if t.name == "xdp-live-chart" and t.is_alive()]
