@@ -445,6 +445,8 @@ def test_check_ipv4_checksum_accepts_a_right_function_and_names_each_mistake():
 def lab():
     with Lab("t01a") as lab:
         h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
+        for host in (h1, h2):        # no background router solicitations: XDP counts must equal rx counts
+            host.sysctl("net.ipv6.conf.default.router_solicitations", 0)
         lab.link(h1, sw, ip=["10.0.1.1/24", "fd00:1::1/64"])
         lab.link(h2, sw, ip=["10.0.1.2/24", "fd00:1::2/64"])
         h3 = lab.host("h3")
