@@ -110,7 +110,7 @@ def _live_checks() -> list[Check]:
     from .lab import Lab
     checks: list[Check] = []
     try:
-        with Lab("doctor") as lab:
+        with Lab(f"dr{os.getpid() % 100000}") as lab:   # unique: two doctors may run at once
             a, b = lab.host("a"), lab.host("b")
             lab.link(a, b, ip="10.199.0.1/30", peer_ip="10.199.0.2/30")
             ping = a.ping("10.199.0.2", timeout=1)
