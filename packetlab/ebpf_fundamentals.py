@@ -132,6 +132,12 @@ def ipv4_frame(src: str, dst: str = "10.0.6.2", proto: str = "udp") -> bytes:
     return bytes(Ether(src="02:00:00:00:06:01", dst="02:00:00:00:06:02") / IP(src=src, dst=dst) / l4)
 
 
+def arp_frame() -> bytes:
+    """An ARP request frame: not IPv4, so of 06-map-types.c's maps only per_cpu counts it."""
+    from scapy.layers.l2 import ARP, Ether
+    return bytes(Ether(src="02:00:00:00:06:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.6.1", pdst="10.0.6.2"))
+
+
 def ipv4_key(key: int) -> str:
     """A u32 map key holding ip->saddr (network byte order read as a host integer) as a dotted address."""
     return socket.inet_ntoa(struct.pack("<I", key))
@@ -180,7 +186,7 @@ def pipeline(prog: LoadedProgram) -> str:
     pid = bt.prog_id(prog.fd)
     info = bt.prog_show(pid)
     src_lines = [line for line in prog.source.splitlines() if line.strip() and not line.strip().startswith(("/*", "*", "//"))]
-    bytecode = prog.bpf.dump_func(prog.function)
+    bytecode = prog.bpf.dump_func(prog.function.encode())
     calls = lambda insns: sum(1 for i in insns if "(85) call" in i)   # noqa: E731
     xlated = bt.xlated_insns(pid)
     bytecode_calls = sum(1 for i in range(0, len(bytecode), 8) if bytecode[i] == 0x85)

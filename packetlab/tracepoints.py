@@ -121,7 +121,7 @@ class TracepointProgram:
 
     def __getitem__(self, map_name: str) -> Any:
         try:
-            return self.bpf[map_name]
+            return self.bpf[map_name.encode()]
         except KeyError:
             raise PacketlabError(f"no map named {map_name!r} in {self.path.name}") from None
 

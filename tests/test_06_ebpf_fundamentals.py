@@ -1,0 +1,340 @@
+"""Module 06 on the real kernel: tracepoints + ring buffer, map types, bpftool, the CO-RE
+path (pins recorded and removed, even after SIGKILL), and the exercise checks."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from packetlab import Lab, bpftool, core, netns
+from packetlab import ebpf_fundamentals as ebpf
+from packetlab.bpf import LoadedProgram
+from packetlab.errors import BpfCompileError, PacketlabError
+from packetlab.exercises import CheckFailed
+from packetlab.exercises import ebpf_fundamentals as checks
+from packetlab.state import LabRecord
+from packetlab.tracepoints import TracepointProgram, kprobes_available, list_tracepoints, tracepoint_fields, tracefs
+
+from conftest import run_py
+
+
+@pytest.fixture(scope="module")
+def map_types():
+    prog = LoadedProgram(ebpf.MAP_TYPES_PROGRAM)
+    for name in ("by_proto", "per_cpu", "by_src", "lru_by_src", "hash_full"):
+        prog[name]                     # bcc creates table objects lazily; reset_maps() clears only those
+    yield prog
+    prog.close()
+
+
+def _two_hosts(name: str) -> tuple[Lab, object, object]:
+    lab = Lab(name).start()
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.6.1/24", peer_ip="10.0.6.2/24")
+    assert h1.ping("10.0.6.2", timeout=3).ok
+    return lab, h1, h2
+
+
+# ---- pure helpers -----------------------------------------------------------------------------
+def test_ipv4_keys_decode_network_order_saddr():
+    key = int.from_bytes(socket.inet_aton("10.0.0.7"), "little")     # how ip->saddr lands in a u32 key
+    assert ebpf.ipv4_key(key) == "10.0.0.7"
+    assert ebpf.last_octets({key: 1}) == {7}
+
+
+def test_text_table_aligns_words_left():
+    table = ebpf.text_table(["a", "bb"], [["x", "long words"], ["yyy", 1]])
+    lines = table.splitlines()
+    assert lines[0] == "a    bb" and lines[1] == "---  ----------" and lines[2] == "x    long words"
+
+
+def test_entries_to_dict_reads_formatted_raw_and_percpu_json():
+    formatted = [{"key": ["0x11", "0x00", "0x00", "0x00"], "value": ["0x08"] + ["0x00"] * 7,
+                  "formatted": {"key": 17, "value": 8}}]
+    raw = [{"key": ["0x00", "0x08", "0x00", "0x00"], "value": ["0x05", "0x01", "0x00", "0x00"]}]
+    percpu = [{"key": ["0x00"] * 4, "values": [{"cpu": 0, "value": ["0x02"] + ["0x00"] * 7},
+                                               {"cpu": 1, "value": ["0x03"] + ["0x00"] * 7}]}]
+    assert bpftool.entries_to_dict(formatted) == {17: 8}
+    assert bpftool.entries_to_dict(raw) == {0x0800: 0x0105}
+    assert bpftool.entries_to_dict(percpu) == {0: 5}
+
+
+def test_toolchain_facts_are_read_live():
+    facts = ebpf.toolchain_facts()
+    assert os.uname().release in facts and "BTF" in facts and "kprobes" in facts
+
+
+# ---- tracepoints ------------------------------------------------------------------------------
+def test_tracefs_and_tracepoint_metadata():
+    assert (tracefs() / "events").is_dir()
+    assert isinstance(kprobes_available(), bool)
+    assert {"net_dev_xmit", "netif_receive_skb"} <= set(list_tracepoints("net"))
+    fields = tracepoint_fields("net", "net_dev_xmit")
+    assert any("len" in f for f in fields) and any("name" in f for f in fields)
+    with pytest.raises(PacketlabError):
+        list_tracepoints("no_such_category")
+
+
+@pytest.mark.slow
+def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer():
+    lab, h1, h2 = _two_hosts("t06tp")
+    try:
+        tp = TracepointProgram("bpf/06-tp-xmit.c", lab=lab)
+        assert tp.attached == ["net:net_dev_xmit", "syscalls:sys_enter_sendto"]
+        assert tp.events("xmit_events", timeout=0.05) == []      # nothing yet; returns, does not block
+        tp.set("target_tgid", 0, os.getpid())
+        got = ebpf.udp_burst(h1, h2, "10.0.6.2", count=3)
+        events = tp.events("xmit_events", expect=3, timeout=3)
+        assert len(got) == 3 and tp.table("sendto_calls")[0] == 3
+        size = 14 + 20 + 8 + len(got[0])
+        ours = [e for e in events if e["len"] == size]
+        assert len(ours) == 3 and all(e["dev"] == "eth0" and e["rc"] == 0 for e in ours)
+        assert [e["ts_ns"] for e in ours] == sorted(e["ts_ns"] for e in ours)
+        assert "| t (µs)" not in ebpf.events_table(ours) and "eth0" in ebpf.events_table(ours)
+        tp.set("target_tgid", 0, 1)                              # another PID: our sends are ignored
+        ebpf.udp_burst(h1, h2, "10.0.6.2", count=2)
+        assert tp.events("xmit_events", timeout=0.2) == [] and tp.table("sendto_calls")[0] == 3
+    finally:
+        lab.close()
+    assert "closed" in repr(tp)                                  # the lab detached it
+    assert not netns.exists("t06tp-h1")
+
+
+def test_tracepoint_program_errors_are_readable(tmp_path):
+    bad = tmp_path / "06-broken-syntax.c"
+    bad.write_text("TRACEPOINT_PROBE(net, net_dev_xmit) { return oops; }\n")
+    with pytest.raises(BpfCompileError) as info:
+        TracepointProgram(bad)
+    assert "oops" in str(info.value)
+    missing = tmp_path / "06-missing-tp.c"
+    missing.write_text("TRACEPOINT_PROBE(net, no_such_tracepoint) { return 0; }\n")
+    with pytest.raises(PacketlabError):
+        TracepointProgram(missing)
+
+
+# ---- map types --------------------------------------------------------------------------------
+def test_array_counts_per_protocol(map_types):
+    map_types.reset_maps()
+    ebpf.feed(map_types, [ebpf.ipv4_frame("10.0.0.1", proto=p) for p in ("udp", "tcp", "tcp", "icmp")])
+    assert {k: v for k, v in map_types.table("by_proto").items() if v} == {17: 1, 6: 2, 1: 1}
+
+
+def test_per_cpu_array_keeps_one_value_per_cpu(map_types):
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    before, src_before = ebpf.per_cpu_values(map_types), map_types.table("by_src")
+    ebpf.feed(map_types, [ebpf.arp_frame()] * 2, cpu=cpus[0])
+    ebpf.feed(map_types, [ebpf.arp_frame()] * 5, cpu=cpus[1])
+    delta = [a - b for a, b in zip(ebpf.per_cpu_values(map_types), before)]
+    assert delta[cpus[0]] == 2 and delta[cpus[1]] == 5 and sum(delta) == 7
+    assert map_types.table("by_src") == src_before               # ARP is not IPv4: only per_cpu saw it
+
+
+def test_full_hash_refuses_and_full_lru_evicts(map_types):
+    map_types.reset_maps()
+    ebpf.feed_sources(map_types, range(1, 9))
+    assert ebpf.last_octets(map_types.table("by_src")) == {1, 2, 3, 4}
+    assert map_types.table("hash_full")[0] == 4
+    assert ebpf.last_octets(map_types.table("lru_by_src")) == {5, 6, 7, 8}
+
+
+def test_a_lookup_keeps_a_key_alive_in_the_lru():
+    assert ebpf.lru_vs_hash([1, 2, 3, 4, 1, 5]) == {"hash": {1, 2, 3, 4}, "lru": {1, 3, 4, 5}, "hash_full": 1}
+
+
+def test_on_cpu_restores_affinity():
+    before = os.sched_getaffinity(0)
+    with ebpf.on_cpu(min(before)):
+        assert os.sched_getaffinity(0) == {min(before)}
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(PacketlabError):
+        with ebpf.on_cpu(10_000):
+            pass
+
+
+# ---- bpftool ----------------------------------------------------------------------------------
+def test_bpftool_sees_our_program_maps_and_code(map_types):
+    pid = bpftool.prog_id(map_types.fd)
+    info = bpftool.prog_show(pid)
+    assert info["type"] == "xdp" and info["name"] == "xdp_map_types" and len(info["map_ids"]) == 5
+    assert pid in {p["id"] for p in bpftool.prog_list()}
+    names = {m["name"] for m in bpftool.map_list() if m["id"] in info["map_ids"]}
+    assert names == {"by_proto", "per_cpu", "by_src", "lru_by_src", "hash_full"}
+    insns = bpftool.xlated_insns(pid)
+    assert len(insns) > 20 and insns[0].startswith("0:")
+    assert ebpf.count_xlated_calls(pid) == 4                     # 7 map calls in C; 3 array lookups inlined
+    jited = bpftool.dump_jited(pid)
+    assert len(jited.splitlines()) > 20
+    image = bpftool.jited_image(pid)
+    assert len(image) == info["bytes_jited"]
+    table = ebpf.pipeline(map_types)
+    assert "xlated" in table and str(info["bytes_jited"]) in table
+    assert "xdp_map_types" in ebpf.our_programs([pid]) and "lru_hash" in ebpf.our_maps(info["map_ids"])
+
+
+def test_bpftool_map_dump_matches_the_bcc_view(map_types):
+    map_types.reset_maps()
+    ebpf.feed(map_types, [ebpf.ipv4_frame("10.0.0.1", proto="tcp")] * 3)
+    entries = bpftool.map_dump(bpftool.map_id(map_types["by_proto"].map_fd))
+    assert bpftool.entries_to_dict(entries)[6] == 3
+    with pytest.raises(PacketlabError):
+        bpftool.map_dump(2**31 - 1)                               # no such map: a readable error
+
+
+# ---- the CO-RE path ---------------------------------------------------------------------------
+def test_vmlinux_header_is_generated_once_per_kernel():
+    header = core.vmlinux_header()
+    assert header.exists() and str(core.cache_dir()) in str(header)
+    assert "struct sk_buff {" in header.read_text()
+    mtime = header.stat().st_mtime_ns
+    assert core.vmlinux_header() == header and header.stat().st_mtime_ns == mtime
+    assert not str(header).startswith(str(Path(__file__).resolve().parent.parent))   # never in the repo
+
+
+def test_compile_object_caches_and_reports_clang_errors(tmp_path):
+    fresh = core.compile_object("bpf/06-core-netns-rx.bpf.c", fresh=True)
+    assert fresh.compile_seconds > 0 and fresh.size > 0 and "-target" in fresh.clang_argv
+    again = core.compile_object("bpf/06-core-netns-rx.bpf.c")
+    assert again.compile_seconds == 0.0 and again.path == fresh.path
+    bad = tmp_path / "06-bad.bpf.c"
+    bad.write_text('#include "vmlinux.h"\nint f(void) { return undefined_thing; }\n')
+    with pytest.raises(BpfCompileError) as info:
+        core.compile_object(bad)
+    assert "undefined_thing" in str(info.value)
+
+
+@pytest.mark.slow
+def test_core_program_is_pinned_attached_and_counts_one_namespace():
+    lab, h1, h2 = _two_hosts("t06co")
+    try:
+        prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
+        pin_dir = core.PIN_ROOT / "t06co" / "06-core-netns-rx"
+        assert prog.pin_dir == pin_dir and prog.prog_pin.exists()
+        assert prog.map_names() == ["frames_by_proto", "layout", "target_netns"]
+        record = LabRecord.load(LabRecord("t06co", 0, None).path)
+        assert set(record.pins) == {str(pin_dir / "prog")} | {str(pin_dir / "maps" / m) for m in prog.map_names()}
+        assert prog.info()["type"] == "tracing"
+        with pytest.raises(PacketlabError):
+            core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)     # same pin folder in use
+        prog.update("target_netns", 0, ebpf.netns_inode(h2))
+        prog.attach()
+        assert str(prog.link_pin) in LabRecord.load(record.path).pins
+        links = [link for link in bpftool.bpftool(["link", "show"]) if link.get("prog_id") == prog.id]
+        assert len(links) == 1
+        assert h1.ping("10.0.6.2", count=3, interval=0.05).received == 3
+        assert prog.table("frames_by_proto")[0x0800] == 3
+        layout = prog.table("layout")
+        assert set(layout) == {0, 1, 2} and all(v > 0 or k == 0 for k, v in layout.items())
+        h2.ping("10.0.6.1", count=2, interval=0.05)              # h2's requests are received by h1: not counted
+        assert prog.table("frames_by_proto")[0x0800] == 5        # ... but the 2 replies to h2 are
+        bcc = TracepointProgram("bpf/06-tp-netns-rx.c", lab=lab)
+        bcc.set("target_netns", 0, ebpf.netns_inode(h2))
+        h1.ping("10.0.6.2", count=2, interval=0.05)
+        table, facts = ebpf.compare_paths(bcc, prog)
+        assert facts["core_ipv4"] == 7 and "offset of net_device.nd_net" in table
+        if facts["bcc_layout"] == facts["core_layout"]:
+            assert facts["bcc_ipv4"] == 2
+    finally:
+        lab.close()
+    assert not (core.PIN_ROOT / "t06co").exists()                # lab.close() unpinned everything
+    assert not any(link.get("prog_id") == prog.id for link in bpftool.bpftool(["link", "show"]) or [])
+
+
+def test_track_pin_refuses_paths_outside_the_labs_folder():
+    with Lab("t06pin") as lab:
+        with pytest.raises(PacketlabError):
+            lab.track_pin("/sys/fs/bpf/somebody-else/prog")
+        with pytest.raises(PacketlabError):
+            lab.track_pin("/sys/fs/bpf/packetlab/t06pin/../other/prog")
+        lab.track_pin("/sys/fs/bpf/packetlab/t06pin/x/prog")
+        assert lab._record.pins == ["/sys/fs/bpf/packetlab/t06pin/x/prog"]
+
+
+def test_attach_refuses_a_program_that_is_not_a_tracing_program():
+    prog = core.load("bpf/06-fixed-stack-too-large.bpf.c", name="t06-xdp-attach")
+    try:
+        assert prog.test_run(ebpf.ipv4_frame("10.0.0.1")).verdict == "XDP_PASS"
+        with pytest.raises(PacketlabError):
+            prog.attach()
+    finally:
+        prog.close()
+    assert not prog.pin_dir.exists()
+
+
+@pytest.mark.slow
+def test_pins_of_a_killed_lab_are_removed_by_its_guardian():
+    child = run_py(
+        "from packetlab import Lab, core\n"
+        "lab = Lab('t06k').start()\n"
+        "p = core.load('bpf/06-core-netns-rx.bpf.c', lab=lab)\n"
+        "p.attach()\n"
+        "print('ready', flush=True)\n"
+        "import time; time.sleep(60)\n")
+    try:
+        assert child.stdout.readline().strip() == "ready", child.stderr.read()
+        pin_dir = core.PIN_ROOT / "t06k" / "06-core-netns-rx"
+        assert (pin_dir / "link").exists()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        deadline = time.monotonic() + 15
+        while (pin_dir / "prog").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (pin_dir / "prog").exists() and not (pin_dir / "link").exists()
+        assert not (pin_dir / "maps" / "layout").exists()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for folder in (core.PIN_ROOT / "t06k" / "06-core-netns-rx" / "maps",
+                       core.PIN_ROOT / "t06k" / "06-core-netns-rx", core.PIN_ROOT / "t06k"):
+            if folder.exists():
+                folder.rmdir()          # teardown unlinks pins, not their (now empty) folders
+
+
+# ---- exercise checks --------------------------------------------------------------------------
+def test_check_verifier_reading():
+    assert checks.check_verifier_reading({"entry": "null-map-value", "verifier_line": 37, "bug_line": 33})
+    for wrong in (None, {"entry": "packet-bounds", "verifier_line": 37, "bug_line": 33},
+                  {"entry": "null-map-value", "verifier_line": 33, "bug_line": 33},
+                  {"entry": "null-map-value", "verifier_line": 37, "bug_line": 37},
+                  {"entry": "null-map-value", "verifier_line": 37, "bug_line": 31},
+                  {"entry": "nonsense", "verifier_line": 37, "bug_line": 33}, "null-map-value"):
+        with pytest.raises(CheckFailed):
+            checks.check_verifier_reading(wrong)
+
+
+def test_check_lru_prediction():
+    assert checks.check_lru_prediction({"hash": {1, 2, 3, 4}, "lru": {1, 4, 5, 6}})
+    for wrong in (None, {"hash": {1, 2, 3, 4}, "lru": {3, 4, 5, 6}}, {"hash": {1, 4, 5, 6}, "lru": {1, 4, 5, 6}},
+                  [1, 2]):
+        with pytest.raises(CheckFailed):
+            checks.check_lru_prediction(wrong)
+
+
+def test_check_xlated_calls(map_types):
+    pid = bpftool.prog_id(map_types.fd)
+    assert checks.check_xlated_calls(4, pid)
+    for wrong in (None, 7, "4"):
+        with pytest.raises(CheckFailed):
+            checks.check_xlated_calls(wrong, pid)
+
+
+def test_check_core_count():
+    lab, h1, h2 = _two_hosts("t06cc")
+    try:
+        prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
+        prog.update("target_netns", 0, ebpf.netns_inode(h2))
+        prog.attach()
+        with pytest.raises(CheckFailed):
+            checks.check_core_count(0, prog)                     # nothing counted yet
+        h1.ping("10.0.6.2", count=2, interval=0.05)
+        assert checks.check_core_count(2, prog)
+        for wrong in (None, 3, 2.0):
+            with pytest.raises(CheckFailed):
+                checks.check_core_count(wrong, prog)
+    finally:
+        lab.close()
