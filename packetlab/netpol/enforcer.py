@@ -108,6 +108,47 @@ def portset_value(ps: Any) -> PortSetC:
     return value
 
 
+class PolicyMaps:
+    """The policy state in the program's maps, replaced one whole generation at a time."""
+
+    def __init__(self, program: LoadedProgram, *, check_source: bool = True) -> None:
+        self.program = program
+        self.flags = CFG_CHECK_SOURCE if check_source else 0
+        self.gen = 0
+        self._written: list[tuple[str, Any]] = []         # (map, key) of the live generation
+        self.program["config"][ctypes.c_int(0)] = Cfg(0, self.flags)
+
+    def install(self, compiled: Compiled, ifindex_of: Mapping[str, int]) -> int:
+        """Write `compiled` as a new generation (pods keyed by their host veth's ifindex,
+        `ifindex_of[pod IP]`), flip config.gen to it, delete the previous one."""
+        gen = self.gen + 1
+        pods_map, rules_map = self.program["pods"], self.program["rules"]
+        written: list[tuple[str, Any]] = []
+        try:
+            for ip, (ingress, egress) in compiled.pods.items():
+                key = PodKey(gen, ifindex_of[ip])
+                pods_map[key] = PodInfoC(ip_be(ip), int(ingress), int(egress), 0)
+                written.append(("pods", key))
+            for section in compiled.sections:
+                for net, ps in section.entries.items():
+                    key = RuleKey(96 + net.prefixlen, gen, DIRECTIONS[section.direction],
+                                  ip_be(section.pod.ip), ip_be(str(net.network_address)))
+                    rules_map[key] = portset_value(ps)
+                    written.append(("rules", key))
+        except BaseException:
+            self._delete(written)               # the live generation is untouched
+            raise
+        self.program["config"][ctypes.c_int(0)] = Cfg(gen, self.flags)     # the atomic switch
+        old, self._written, self.gen = self._written, written, gen
+        self._delete(old)
+        return gen
+
+    def _delete(self, entries: list[tuple[str, Any]]) -> None:
+        for name, key in entries:
+            with contextlib.suppress(KeyError):
+                del self.program[name][key]
+
+
 class Enforcer:
     """The eBPF NetworkPolicy enforcer of one node."""
 
@@ -121,15 +162,12 @@ class Enforcer:
         except BaseException:
             self.program.close()
             raise
-        self.flags = CFG_CHECK_SOURCE if check_source else 0
-        self.gen = 0
-        self._written: list[tuple[str, Any]] = []         # (map, key) of the live generation
+        self.maps = PolicyMaps(self.program, check_source=check_source)
         self.attached: dict[str, tuple[str, int]] = {}     # pod key -> (host veth, ifindex)
         self.compiled: Compiled | None = None
         self.cluster: Cluster | None = None
         self.active = True
         node.lab._track_attachment(self)
-        self.program["config"][ctypes.c_int(0)] = Cfg(0, self.flags)
 
     # ---- attaching ----------------------------------------------------------------------------------
     def attach(self, pods: Mapping[str, "Pod"] | Iterable["Pod"]) -> None:
@@ -171,34 +209,13 @@ class Enforcer:
             raise PacketlabError("the enforcer was detached", fix="create a new Enforcer(node)")
         targets = [p for p in cluster.pods if p.key in self.attached and p.ip]
         compiled = Compiler(cluster).compile(targets)
-        gen = self.gen + 1
-        pods_map, rules_map = self.program["pods"], self.program["rules"]
-        written: list[tuple[str, Any]] = []
-        try:
-            for pod in targets:
-                ingress, egress = compiled.pods[pod.ip]
-                key = PodKey(gen, self.attached[pod.key][1])
-                pods_map[key] = PodInfoC(ip_be(pod.ip), int(ingress), int(egress), 0)
-                written.append(("pods", key))
-            for section in compiled.sections:
-                for net, ps in section.entries.items():
-                    key = RuleKey(96 + net.prefixlen, gen, DIRECTIONS[section.direction],
-                                  ip_be(section.pod.ip), ip_be(str(net.network_address)))
-                    rules_map[key] = portset_value(ps)
-                    written.append(("rules", key))
-        except BaseException:
-            self._delete(written)               # the live generation is untouched
-            raise
-        self.program["config"][ctypes.c_int(0)] = Cfg(gen, self.flags)     # the atomic switch
-        old, self._written, self.gen = self._written, written, gen
-        self._delete(old)
+        self.maps.install(compiled, {p.ip: self.attached[p.key][1] for p in targets})
         self.compiled, self.cluster = compiled, cluster
         return compiled
 
-    def _delete(self, entries: list[tuple[str, Any]]) -> None:
-        for name, key in entries:
-            with contextlib.suppress(KeyError):
-                del self.program[name][key]
+    @property
+    def gen(self) -> int:
+        return self.maps.gen
 
     # ---- observing ------------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:
@@ -218,7 +235,7 @@ class Enforcer:
         out = []
         for k, v in self.program["denied"].items():
             out.append({"src": ip_str(k.src), "dst": ip_str(k.dst), "proto": names.get(k.proto, str(k.proto)),
-                        "dport": socket.ntohs(k.dport), "direction": "ingress" if k.side == 0 else "egress",
+                        "sport": socket.ntohs(k.sport), "dport": socket.ntohs(k.dport), "direction": "ingress" if k.side == 0 else "egress",
                         "packets": int(v.value)})
         return sorted(out, key=lambda f: (f["src"], f["dst"], f["dport"]))
 

@@ -47,8 +47,11 @@ def _enter(ns_path: str) -> None:
         os.close(fd)
 
 
-def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: Sequence[int]) -> None:
-    """Listen in each (name, netns path) on the given ports until killed."""
+def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: Sequence[int],
+          echo_ports: Sequence[int] = ()) -> None:
+    """Listen in each (name, netns path) on the given ports until killed. TCP probe ports
+    answer the pod's name and close; UDP ports answer each datagram with the name; TCP
+    echo ports keep the connection and echo every byte (for long-lived flows)."""
     sel = selectors.DefaultSelector()
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     import ctypes
@@ -62,6 +65,13 @@ def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: 
             s.listen(128)
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ, ("tcp", name))
+        for port in echo_ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", port))
+            s.listen(16)
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, ("echo-listen", name))
         for port in udp_ports:
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("0.0.0.0", port))
@@ -73,7 +83,18 @@ def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: 
         for key, _ in sel.select():
             kind, name = key.data
             try:
-                if kind == "tcp":
+                if kind == "echo-listen":
+                    conn, _ = key.fileobj.accept()
+                    conn.setblocking(False)
+                    sel.register(conn, selectors.EVENT_READ, ("echo", name))
+                elif kind == "echo":
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        sel.unregister(key.fileobj)
+                        key.fileobj.close()
+                    else:
+                        key.fileobj.sendall(data)
+                elif kind == "tcp":
                     conn, _ = key.fileobj.accept()
                     conn.setblocking(True)
                     conn.settimeout(1)
@@ -171,10 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pod", action="append", default=[], help="NAME=NETNS_PATH (repeat)")
     p.add_argument("--tcp", default="80,81")
     p.add_argument("--udp", default="80,81")
+    p.add_argument("--echo", default="", help="TCP echo ports (connections stay open)")
     args = parser.parse_args(argv)
     pods = [tuple(item.split("=", 1)) for item in args.pod]
     ports = lambda s: [int(x) for x in s.split(",") if x]   # noqa: E731
-    serve(pods, ports(args.tcp), ports(args.udp))   # type: ignore[arg-type]
+    serve(pods, ports(args.tcp), ports(args.udp), ports(args.echo))   # type: ignore[arg-type]
     return 0
 
 

@@ -68,7 +68,7 @@ class PolicyWorld:
     def __init__(self, node: "Node", objects: str | Path | Iterable[str | Path] | None = None, *,
                  namespaces: Sequence[Namespace] = (), pods: Sequence[PodInfo] = (),
                  tcp_ports: Sequence[int] = (80, 81), udp_ports: Sequence[int] = (80, 81),
-                 enforce: bool = True) -> None:
+                 echo_ports: Sequence[int] = (), enforce: bool = True) -> None:
         self.node = node
         ns_list, pod_list = list(namespaces), list(pods)
         if objects is not None:
@@ -83,7 +83,7 @@ class PolicyWorld:
         self.lab_pods = {info.key: node.pods[host_name(info)] for info in self.pods}
         node_ips = [a.split("/")[0] for a in node.host.addresses()]
         self.cluster = Cluster({n.name: n for n in ns_list}, self.pods, [], node_ips)
-        self.tcp_ports, self.udp_ports = list(tcp_ports), list(udp_ports)
+        self.tcp_ports, self.udp_ports, self.echo_ports = list(tcp_ports), list(udp_ports), list(echo_ports)
         self.server = self._start_server()
         self.enforcer: Enforcer | None = None
         if enforce:
@@ -93,7 +93,8 @@ class PolicyWorld:
 
     def _start_server(self):
         argv = [sys.executable, "-m", "packetlab.netpol.probe", "serve",
-                "--tcp", ",".join(map(str, self.tcp_ports)), "--udp", ",".join(map(str, self.udp_ports))]
+                "--tcp", ",".join(map(str, self.tcp_ports)), "--udp", ",".join(map(str, self.udp_ports)),
+                "--echo", ",".join(map(str, self.echo_ports))]
         for key, pod in self.lab_pods.items():
             argv += ["--pod", f"{key}={pod.netns}"]
         proc = self.node.host.popen(argv)
