@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import time
 from collections.abc import Sequence
@@ -101,8 +102,8 @@ class TracepointProgram:
         if failure is not None:
             text = str(failure)
             if "Failed to load BPF program" in text:
-                fn = text.split("program", 1)[1].split(":")[0].strip(" b'")
-                raise _verifier_error(self.path, fn, err[0], self.source) from failure
+                m = re.search(r"program b?'?(\w+)", text)
+                raise _verifier_error(self.path, m.group(1) if m else "?", err[0], self.source) from failure
             if "Failed to attach" in text:
                 raise PacketlabError(f"cannot attach {self.path.name}", cause=text,
                                      fix="does the tracepoint exist on this kernel? "

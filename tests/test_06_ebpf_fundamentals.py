@@ -13,7 +13,7 @@ import pytest
 from packetlab import Lab, bpftool, core, netns
 from packetlab import ebpf_fundamentals as ebpf
 from packetlab.bpf import LoadedProgram
-from packetlab.errors import BpfCompileError, PacketlabError
+from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
 from packetlab.exercises import CheckFailed
 from packetlab.exercises import ebpf_fundamentals as checks
 from packetlab.state import LabRecord
@@ -110,6 +110,13 @@ def test_tracepoint_program_errors_are_readable(tmp_path):
     with pytest.raises(BpfCompileError) as info:
         TracepointProgram(bad)
     assert "oops" in str(info.value)
+    unsafe = tmp_path / "06-null-deref-tp.c"
+    unsafe.write_text("BPF_HASH(seen, u32, u64, 4);\nTRACEPOINT_PROBE(net, net_dev_xmit)\n{\n"
+                      "    u32 k = args->len;\n    u64 *v = seen.lookup(&k);\n    *v += 1;\n    return 0;\n}\n")
+    with pytest.raises(VerifierError) as verr:
+        TracepointProgram(unsafe)
+    assert "map_value_or_null" in verr.value.log and verr.value.line_number == 6
+    assert "tracepoint__net__net_dev_xmit" in verr.value.what
     missing = tmp_path / "06-missing-tp.c"
     missing.write_text("TRACEPOINT_PROBE(net, no_such_tracepoint) { return 0; }\n")
     with pytest.raises(PacketlabError):
