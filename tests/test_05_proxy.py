@@ -76,11 +76,18 @@ def test_connect_tunnel_to_a_tcp_echo_server(lab):
         assert sock.recv(100) == b""                      # ...the echo server closes, so do we
 
 
-def test_parallel_downloads(lab):
-    c = lab.nodes["c"]
+def test_parallel_downloads_stream_in_flat_memory(lab):
+    c, p = lab.nodes["c"], lab.nodes["p"]
+    fresh = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--bind", "10.0.1.254", "--port", 3130))
+    before = fresh.peak_rss_mb()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy=PROXY), range(4)))
+        results = list(pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy="http://10.0.1.254:3130"),
+                                range(4)))
     assert all(r.ok and r.sha256 == lab.site.sha256("big.bin") for r in results)
+    # 4 x 24 MiB went through at once; buffering even one body would add 24 MiB to the peak
+    growth = fresh.peak_rss_mb() - before
+    assert growth < 12, f"proxy peak RSS grew by {growth:.1f} MB"
+    assert fresh.stop() == 0
 
 
 @pytest.mark.parametrize("request_bytes, status", [

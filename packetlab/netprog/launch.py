@@ -61,6 +61,17 @@ class Server:
             pass
         return 0
 
+    def peak_rss_mb(self) -> float:
+        """The process's peak resident memory so far (VmHWM), in MB — flat if it streams."""
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return 0.0
+
     def stop(self) -> int:
         """SIGTERM (then SIGKILL if it lingers); returns the exit status (0 = clean exit)."""
         stop_process(self.proc)
