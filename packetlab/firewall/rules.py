@@ -187,13 +187,17 @@ def load_rules(path: str | Path) -> RuleSet:
 
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Validate rule-file text (YAML) into a RuleSet."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
         try:
+            loader = yaml.SafeLoader(text)
             node = loader.get_single_node()
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            raise RuleError([Problem(source, mark.line + 1 if mark else None, None,
+            line = mark.line + 1 if mark else None
+            if line is None and isinstance(getattr(exc, "position", None), int):
+                line = text.count("\n", 0, exc.position) + 1      # ReaderError: a bad character
+            raise RuleError([Problem(source, line, None,
                                      f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
         builder = _Builder(source, loader)
         try:
@@ -202,7 +206,8 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
             exc = _with_contradictions(exc, builder)
             raise exc from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _with_contradictions(exc: RuleError, builder: "_Builder") -> RuleError:
@@ -252,7 +257,7 @@ class _Builder:
                 self.problem(knode, None, f"{what} keys must be words, got {key!r}", rule)
                 continue
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
+                close = [a for a in allowed if sorted(a) == sorted(key)] or difflib.get_close_matches(key, allowed, n=1)
                 hint = f" — did you mean {close[0]!r}?" if close else f" (known: {', '.join(allowed)})"
                 self.problem(knode, key, f"unknown field{hint}", rule)
                 continue
@@ -319,6 +324,10 @@ class _Builder:
             self.problem(node, None, "each rule is a mapping (action: ..., src: ...)", label)
             return None
         before = len(self.problems)
+        for knode, vnode in node.value:             # the rule's name labels its problems
+            if isinstance(knode, yaml.ScalarNode) and knode.value == "name" and isinstance(vnode, yaml.ScalarNode) \
+                    and NAME_RE.match(str(vnode.value)):
+                label = str(vnode.value)
         fields = self.mapping(node, RULE_FIELDS, "rule", label)
         name = f"rule-{index + 1}"
         if "name" in fields:
