@@ -145,20 +145,20 @@ def random_frames(draw):
     return bytes(pkt / draw(payloads)) + bytes(draw(st.integers(0, 20)))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_frames())
 def test_random_wellformed_frames_agree_with_scapy(frame):
     assert compare(frame) == []
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=500, database=None, deadline=None)
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_never_crash(blob):
     decode(blob)
     compare(blob)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_frames(), st.data())
 def test_mutated_frames_agree_with_scapy(frame, data):
     """Random byte flips: length fields lie, types change; the parsers must still agree."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decode import IPv4, IPv6, TCP, UDP, Frame, decode
+from .decode import IPv4, TCP, UDP, Frame, decode
 
 
 def _scapy_layers(pkt: Any) -> list[Any]:

@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 
 MODES = ("threads", "selectors", "asyncio")
 
@@ -109,7 +110,7 @@ async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
         writer.close()
 
 
-async def serve_asyncio(listener: socket.socket, ready: "callable") -> None:
+async def serve_asyncio(listener: socket.socket, ready: Callable[[], None]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -120,7 +121,7 @@ async def serve_asyncio(listener: socket.socket, ready: "callable") -> None:
 
 
 # ---- UDP -------------------------------------------------------------------------------------
-def serve_udp(bind: str, port: int, ready: "callable") -> None:
+def serve_udp(bind: str, port: int, ready: Callable[[], None]) -> None:
     """Datagrams: each recvfrom() is one whole message, and says who sent it."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
