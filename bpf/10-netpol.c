@@ -17,6 +17,13 @@
  * `pods` and `rules`, flips config.gen, then deletes the old one — a packet sees
  * either the old policy or the new, never half of each.
  *
+ * Services: a ClusterIP is translated to a backend pod by the load balancer
+ * (bpf/09-lb.c, XDP on the same veths) *before* these tc programs see a packet
+ * from a client, so policy is checked against the backend pod — as Kubernetes
+ * specifies. Replies come back already translated to the ClusterIP; the
+ * `services` map (ClusterIP:port -> backends) lets both hooks recognise them as
+ * replies of a connection that was allowed to the backend.
+ *
  * IPv4 is enforced; for an isolated pod other IPv6 than neighbour discovery is
  * dropped (the pods here are IPv4-only; link-local IPv6 must not bypass policy).
  */
@@ -28,6 +35,7 @@
 #define SIDE_EGRESS 1           /* conntrack entry approved at the initiator's from-pod hook */
 #define SIDE_INGRESS 2          /* approved at the receiver's to-pod hook */
 #define MAX_RANGES 16
+#define MAX_SVC_BACKENDS 16
 #define CT_TIMEOUT_NS (300ULL * 1000000000ULL)
 #define CFG_CHECK_SOURCE 1      /* drop packets from a pod whose source is not its own IP */
 
@@ -94,6 +102,24 @@ struct ct_val {
     __u64 packets;
 };
 
+struct svc_key {
+    __be32 vip;
+    __be16 port;
+    __u8 proto;
+    __u8 pad;
+};
+
+struct svc_backend {
+    __be32 addr;
+    __be16 port;
+    __u16 pad;
+};
+
+struct svc_val {
+    __u32 n;
+    struct svc_backend b[MAX_SVC_BACKENDS];
+};
+
 struct stat_key {
     __u32 ifindex;
     __u32 what;
@@ -105,6 +131,7 @@ BPF_LPM_TRIE(rules, struct rule_key, struct portset, 65536);
 BPF_TABLE("lru_hash", struct flow_key, struct ct_val, conntrack, 65536);
 BPF_TABLE("lru_hash", struct flow_key, __u64, denied, 4096);
 BPF_PERCPU_HASH(stats, struct stat_key, __u64, 4096);
+BPF_HASH(services, struct svc_key, struct svc_val, 256);
 
 struct pkt {
     __be32 src, dst;
@@ -225,6 +252,46 @@ static __always_inline void ct_record(struct pkt *p, __u8 side)
     conntrack.update(&k, &fresh);
 }
 
+/* A reply a backend pod sends, already translated back to ClusterIP:port by the LB:
+ * was the connection (client -> this backend) allowed in at this pod? */
+static __always_inline int svc_reply_from_backend(struct pod_info *pod, struct pkt *p)
+{
+    struct svc_key sk = {.vip = p->src, .port = p->sport, .proto = p->proto};
+    struct svc_val *svc = services.lookup(&sk);
+    if (!svc)
+        return 0;
+    for (int i = 0; i < MAX_SVC_BACKENDS; i++) {
+        if (i >= svc->n)
+            break;
+        if (svc->b[i].addr != pod->ip)
+            continue;
+        struct flow_key k = {.src = p->dst, .dst = pod->ip, .sport = p->dport, .dport = svc->b[i].port,
+                             .proto = p->proto, .side = SIDE_INGRESS};
+        if (ct_fresh(&k))
+            return 1;
+    }
+    return 0;
+}
+
+/* A reply arriving at a client pod from ClusterIP:port: did this pod open the
+ * connection to one of the Service's backends (approved at its egress)? */
+static __always_inline int svc_reply_to_client(struct pod_info *pod, struct pkt *p)
+{
+    struct svc_key sk = {.vip = p->src, .port = p->sport, .proto = p->proto};
+    struct svc_val *svc = services.lookup(&sk);
+    if (!svc)
+        return 0;
+    for (int i = 0; i < MAX_SVC_BACKENDS; i++) {
+        if (i >= svc->n)
+            break;
+        struct flow_key k = {.src = pod->ip, .dst = svc->b[i].addr, .sport = p->dport, .dport = svc->b[i].port,
+                             .proto = p->proto, .side = SIDE_EGRESS};
+        if (ct_fresh(&k))
+            return 1;
+    }
+    return 0;
+}
+
 static __always_inline void log_denied(struct pkt *p, __u8 dir)
 {
     struct flow_key k = {.src = p->src, .dst = p->dst, .sport = p->sport, .dport = p->dport,
@@ -258,9 +325,15 @@ int netpol_from_pod(struct __sk_buff *skb)
         }
         return TC_ACT_OK;                       /* ARP and friends */
     }
-    if ((cfg->flags & CFG_CHECK_SOURCE) && p.src != pod->ip) {
-        count(skb->ifindex, ST_SPOOFED);
-        return TC_ACT_SHOT;
+    if (p.src != pod->ip) {
+        if (svc_reply_from_backend(pod, &p)) {    /* source rewritten to the ClusterIP by the LB */
+            count(skb->ifindex, ST_REPLY);
+            return TC_ACT_OK;
+        }
+        if (cfg->flags & CFG_CHECK_SOURCE) {
+            count(skb->ifindex, ST_SPOOFED);
+            return TC_ACT_SHOT;
+        }
     }
     /* a reply on a connection this pod accepted? */
     struct flow_key rev = {.src = p.dst, .dst = p.src, .sport = p.dport, .dport = p.sport,
@@ -304,7 +377,7 @@ int netpol_to_pod(struct __sk_buff *skb)
     /* a reply on a connection this pod opened? */
     struct flow_key rev = {.src = p.dst, .dst = p.src, .sport = p.dport, .dport = p.sport,
                            .proto = p.proto, .side = SIDE_EGRESS};
-    if (ct_fresh(&rev)) {
+    if (ct_fresh(&rev) || svc_reply_to_client(pod, &p)) {
         count(skb->ifindex, ST_REPLY);
         return TC_ACT_OK;
     }

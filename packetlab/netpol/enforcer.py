@@ -17,7 +17,7 @@ import contextlib
 import ctypes
 import socket
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..bpf import TC_PARENTS, LoadedProgram, to_python
@@ -69,8 +69,23 @@ class FlowKey(ctypes.Structure):
                 ("pad", ctypes.c_uint16)]
 
 
+class SvcKey(ctypes.Structure):
+    _fields_ = [("vip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8)]
+
+
+class SvcBackend(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_uint32), ("port", ctypes.c_uint16), ("pad", ctypes.c_uint16)]
+
+
+MAX_SVC_BACKENDS = 16
+
+
+class SvcVal(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_uint32), ("b", SvcBackend * MAX_SVC_BACKENDS)]
+
+
 LAYOUTS = {"config": (None, Cfg), "pods": (PodKey, PodInfoC), "rules": (RuleKey, PortSetC),
-           "conntrack": (FlowKey, None), "denied": (FlowKey, None)}
+           "conntrack": (FlowKey, None), "denied": (FlowKey, None), "services": (SvcKey, SvcVal)}
 
 
 def check_layouts(program: LoadedProgram) -> None:
@@ -216,6 +231,30 @@ class Enforcer:
     @property
     def gen(self) -> int:
         return self.maps.gen
+
+    def set_services(self, services: Iterable[tuple[str, int, str, Sequence[tuple[str, int]]]]) -> None:
+        """Tell the datapath which ClusterIP:port/protocol front which backend pods, so
+        replies translated back to the ClusterIP by the load balancer are recognised.
+        `services`: (cluster IP, port, "TCP"/"UDP", [(backend IP, backend port), ...])."""
+        table = self.program["services"]
+        wanted = {}
+        for vip, port, proto, backends in services:
+            backends = list(backends)
+            if len(backends) > MAX_SVC_BACKENDS:
+                raise PacketlabError(f"service {vip}:{port} has {len(backends)} backends",
+                                     cause=f"the policy datapath remembers at most {MAX_SVC_BACKENDS} per service",
+                                     fix="raise MAX_SVC_BACKENDS in bpf/10-netpol.c and enforcer.py together")
+            value = SvcVal(len(backends))
+            for i, (addr, bport) in enumerate(backends):
+                value.b[i] = SvcBackend(ip_be(addr), port_be(bport), 0)
+            wanted[(vip, port, proto)] = value
+        for (vip, port, proto), value in wanted.items():
+            table[SvcKey(ip_be(vip), port_be(port), {"TCP": 6, "UDP": 17, "SCTP": 132}[proto.upper()], 0)] = value
+        for key in list(table.keys()):
+            if (ip_str(key.vip), socket.ntohs(key.port), {6: "TCP", 17: "UDP", 132: "SCTP"}.get(key.proto)) not in \
+                    {(v, p, pr.upper()) for v, p, pr in wanted}:
+                with contextlib.suppress(KeyError):
+                    del table[key]
 
     # ---- observing ------------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, int]]:

@@ -20,7 +20,7 @@ from ..errors import PacketlabError
 from .enforcer import Enforcer
 from .evaluator import Evaluator, format_matrix
 from .model import Cluster, Namespace, NetworkPolicy, PodInfo, load_documents, parse_objects
-from .probe import probe_matrix
+from .probe import ProbeResult, probe_all, probe_matrix
 
 if TYPE_CHECKING:
     from ..cni.cluster import Node
@@ -28,9 +28,15 @@ if TYPE_CHECKING:
 Key = tuple[str, str, int, str]
 
 
-def host_name(pod: PodInfo) -> str:
-    """The lab host (namespace) name of a pod: namespace-name, e.g. 'x-a'."""
-    return f"{pod.namespace}-{pod.name}"
+def host_name(pod: PodInfo, lab_name: str) -> str:
+    """The lab host (namespace) name of a pod: namespace-name ('x-a'), shortened to fit
+    the 15 characters of ``<lab>-<host>`` ('sh-client'), else a hash."""
+    import hashlib
+    room = 15 - len(lab_name) - 1
+    for candidate in (f"{pod.namespace}-{pod.name}", f"{pod.namespace[:2]}-{pod.name}"):
+        if len(candidate) <= room:
+            return candidate
+    return "p" + hashlib.sha256(pod.key.encode()).hexdigest()[:max(4, room - 1)]
 
 
 @dataclass
@@ -72,15 +78,16 @@ class PolicyWorld:
         self.node = node
         ns_list, pod_list = list(namespaces), list(pods)
         if objects is not None:
-            n, p, _ = parse_objects(load_documents(objects))
+            docs = [d for d in load_documents(objects) if d.get("kind") in ("Namespace", "Pod", "NetworkPolicy")]
+            n, p, _ = parse_objects(docs)
             ns_list += n
             pod_list += p
         self.pods: list[PodInfo] = []
         for info in pod_list:
-            pod = node.add_pod(host_name(info), namespace=info.namespace, labels=info.labels,
+            pod = node.add_pod(host_name(info, node.lab.name), namespace=info.namespace, labels=info.labels,
                                ports=info.as_ports_spec())
             self.pods.append(PodInfo(info.name, info.namespace, dict(info.labels), list(info.ports), pod.ip))
-        self.lab_pods = {info.key: node.pods[host_name(info)] for info in self.pods}
+        self.lab_pods = {info.key: node.pods[host_name(info, node.lab.name)] for info in self.pods}
         node_ips = [a.split("/")[0] for a in node.host.addresses()]
         self.cluster = Cluster({n.name: n for n in ns_list}, self.pods, [], node_ips)
         self.tcp_ports, self.udp_ports, self.echo_ports = list(tcp_ports), list(udp_ports), list(echo_ports)
@@ -151,3 +158,12 @@ class PolicyWorld:
         live = {k: results[label].ok for label, k in labels.items()}
         answers = {k: results[label].answer for label, k in labels.items()}
         return Comparison(expected, live, answers)
+
+    def probe_vip(self, src: str, address: str, port: int, protocol: str = "TCP", *, count: int = 1,
+                  timeout: float = 1.5) -> list[ProbeResult]:
+        """`count` probes from pod `src` to address:port (e.g. a Service's ClusterIP); each
+        answer names the pod that served it."""
+        ns = self.lab_pods[self.cluster.pod(src).key].host.namespace
+        plan = [(f"{i}", ns, address, port, protocol) for i in range(count)]
+        results = probe_all(plan, timeout=timeout)
+        return [results[f"{i}"] for i in range(count)]
