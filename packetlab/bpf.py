@@ -228,8 +228,13 @@ class LoadedProgram:
                                  fix="use one of those names") from None
 
     def map_names(self) -> list[str]:
-        """Names of the maps this program declares."""
-        return re.findall(r"BPF_[A-Z_]+\(\s*(\w+)", self.source)
+        """Names of every map in the compiled program (BPF_TABLE and BPF_* macros alike)."""
+        import bcc
+        lib = bcc.lib
+        lib.bpf_num_tables.restype, lib.bpf_num_tables.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
+        lib.bpf_table_name.restype, lib.bpf_table_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]
+        module = self.bpf.module
+        return [lib.bpf_table_name(module, i).decode() for i in range(lib.bpf_num_tables(module))]
 
     def table(self, map_name: str) -> dict:
         """The map's contents as plain Python values (per-CPU values summed)."""
@@ -242,10 +247,14 @@ class LoadedProgram:
         return prog_test_run(self.fd, data, repeat=repeat, verdicts=verdicts)
 
     def reset_maps(self) -> None:
-        """Clear every map, so a pooled program starts like a fresh one."""
-        for table in list(self.bpf.tables.values()) if hasattr(self.bpf, "tables") else []:
+        """Clear every map, so a pooled program starts like a fresh one.
+
+        bcc creates its Python table objects lazily, so the names come from the
+        compiled module itself, not from the tables Python happened to touch.
+        """
+        for name in self.map_names():
             with contextlib.suppress(Exception):
-                table.clear()
+                self[name].clear()
 
     def close(self) -> None:
         """Unload: close the program and map fds (detach attachments first)."""
@@ -295,11 +304,22 @@ def _verifier_error(path: Path, function: str, log: str, source: str) -> Verifie
 
 
 def table_to_dict(table: Any) -> dict:
-    """Convert a bcc table to {python key: python value}; zero array slots are kept."""
-    out = {}
-    for k, v in table.items():
-        out[to_python(k)] = to_python(v)
-    return out
+    """Convert a bcc table to {python key: python value}; zero array slots are kept.
+
+    Per-CPU maps hold one value per CPU; they are summed (field by field for structs),
+    which is what a counter means. Read ``table[key]`` yourself for the per-CPU list.
+    """
+    import bcc.table as bt
+    per_cpu = isinstance(table, (bt.PerCpuArray, bt.PerCpuHash))
+    return {to_python(k): (sum_per_cpu(v) if per_cpu else to_python(v)) for k, v in table.items()}
+
+
+def sum_per_cpu(values: Any) -> Any:
+    """Sum a per-CPU value list: ints add up, structs add up field by field."""
+    parts = [to_python(v) for v in values]
+    if parts and isinstance(parts[0], dict):
+        return {field: sum(p[field] for p in parts) for field in parts[0]}
+    return sum(parts)
 
 
 def to_python(value: Any) -> Any:

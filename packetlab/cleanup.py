@@ -30,6 +30,8 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
             if not dry_run:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(pin)
+    if not dry_run:
+        _remove_empty_pin_dirs(record)
     for ns in reversed(record.namespaces):
         if not ns.startswith(f"{record.lab}-"):
             continue   # never remove a namespace that does not carry this lab's prefix
@@ -40,6 +42,22 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
     if not dry_run:
         record.delete()
     return removed
+
+
+PIN_ROOT = Path("/sys/fs/bpf/packetlab")
+
+
+def _remove_empty_pin_dirs(record: LabRecord) -> None:
+    """Remove the now-empty folders that held this lab's pins (deepest first)."""
+    lab_dir = PIN_ROOT / record.lab
+    dirs = {Path(p).parent for p in record.pins} | {lab_dir}
+    for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
+        while d != PIN_ROOT and PIN_ROOT in d.parents:
+            try:
+                d.rmdir()                     # only succeeds when empty
+            except OSError:
+                break
+            d = d.parent
 
 
 def _kill(pid: int) -> None:

@@ -297,3 +297,20 @@ def test_doctor_exits_nonzero_when_headers_are_missing():
     assert out.returncode == 1
     assert "MISSING  kernel headers for bcc" in out.stdout
     assert "vagrant/provision.sh" in out.stdout
+
+
+def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
+    from packetlab.bpf import acquire, release
+    prog = acquire(HERE / "bpf/toolkit_maps.c")
+    assert sorted(prog.map_names()) == ["never_read_from_python", "per_cpu_pairs"]
+    for _ in range(3):
+        prog.test_run(bytes(64))
+    assert prog.table("per_cpu_pairs") == {0: {"packets": 3, "bytes": 192}}
+    release(prog)                                   # back to the pool, every map cleared
+    again = acquire(HERE / "bpf/toolkit_maps.c")
+    try:
+        assert again is prog
+        assert again.table("per_cpu_pairs") == {0: {"packets": 0, "bytes": 0}}
+        assert again.table("never_read_from_python") == {}
+    finally:
+        again.close()
