@@ -418,6 +418,38 @@ def devmap_set(attachment: Any, from_dev: str, to_dev: str, *, map_name: str = "
     return src[0], dst[0]
 
 
+def devmap_get(attachment: Any, from_dev: str, *, map_name: str = "tx_port") -> str | None:
+    """The egress interface stored for `from_dev` in the devmap (None if no entry)."""
+    import socket
+    ns = attachment.namespace
+    with netns.entered(ns):
+        try:
+            key = socket.if_nametoindex(from_dev)
+        except OSError:
+            raise PacketlabError(f"no interface {from_dev!r} in {ns}", fix=f"list them with: ip -n {ns} link") from None
+        try:
+            value = attachment[map_name][ctypes.c_int(key)]
+        except KeyError:
+            return None
+        idx = int(getattr(value, "value", value))
+        try:
+            return socket.if_indextoname(idx) if idx else None
+        except OSError:
+            return f"ifindex {idx} (no such interface here)"
+
+
+def veth_stats(host: Any, dev: str = "eth0") -> dict[str, int]:
+    """`ethtool -S dev` inside the host's namespace as {name: value}.
+
+    veth keeps its own XDP counters per queue (rx_queue_0_xdp_packets, _xdp_drops,
+    _xdp_tx, _xdp_tx_errors, _xdp_redirect ...): they count what the *driver's*
+    XDP hook did, so they move in native mode only.
+    """
+    import re
+    out = host.run(["ethtool", "-S", dev], check=True).stdout
+    return {k: int(v) for k, v in re.findall(r"^\s*(\w+):\s*(\d+)\s*$", out, re.M)}
+
+
 def icmp_counters(host: Any) -> dict[str, int]:
     """The kernel's ICMP and ICMPv6 echo counters in `host`'s namespace.
 
