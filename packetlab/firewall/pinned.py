@@ -128,7 +128,8 @@ def xdp_attach(target: Target, prog_fd: int, mode: str, *, exclusive: bool = Tru
     with _ipr(target.netns) as ipr:
         idx = _ifindex(ipr, target)
         try:
-            ipr.link("set", index=idx, xdp_fd=prog_fd, xdp_flags=flags)
+            # IFLA_XDP with explicit flags (pyroute2's xdp_fd= shortcut drops xdp_flags)
+            ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", prog_fd), ("IFLA_XDP_FLAGS", flags)]})
         except NetlinkError as exc:
             if exc.code == errno.EBUSY:
                 raise PacketlabError(f"{target} already has another XDP program attached",
@@ -143,7 +144,7 @@ def xdp_attach(target: Target, prog_fd: int, mode: str, *, exclusive: bool = Tru
 def xdp_detach(target: Target, mode: str) -> None:
     with _ipr(target.netns) as ipr:
         idx = _ifindex(ipr, target)
-        ipr.link("set", index=idx, xdp_fd=-1, xdp_flags=XDP_FLAGS.get(mode, 0))
+        ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", XDP_FLAGS.get(mode, 0))]})
 
 
 # ---- install / open / remove ------------------------------------------------------------------
