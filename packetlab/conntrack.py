@@ -220,6 +220,8 @@ def segment_from_packet(pkt: Any, now: float | None = None) -> Segment | None:
         return None
     ip = pkt[IP]
     ts = float(now if now is not None else getattr(pkt, "time", None) or time.time())
+    if ip.len is None or ip.ihl is None or (STCP in ip and ip[STCP].dataofs is None):
+        ip = IP(bytes(ip))          # built in Python: let scapy fill lengths and offsets as on the wire
     if ip.proto == PROTO_TCP and STCP in ip:
         tcp = ip[STCP]
         opts = dict((o[0], o[1]) for o in (tcp.options or []) if isinstance(o, tuple) and len(o) == 2)

@@ -202,10 +202,11 @@ def firewall_behaviour(topo: CtTopology) -> dict[str, str]:
         "allowed" if udp_probe(topo.client, SERVER, 9) == "refused" else "blocked")
     conv = topo.conversation()
     topo.wire.send(conv.syn(), conv.synack(), conv.ack("client"), gap=0.01)
-    forged = conv.out_of_window("server")
-    with topo.client.capture("eth0", filter=f"tcp port {CRAFT_PORT}") as frames:
-        topo.wire.send(forged)
-        time.sleep(0.05)
-    arrived = any(TCP in f and bytes(f[TCP].payload).startswith(b"forged") for f in frames)
+    arrived = False
+    for side, receiver in (("server", topo.client), ("client", topo.server)):   # forged from outside and inside
+        with receiver.capture("eth0", filter=f"tcp port {CRAFT_PORT}") as frames:
+            topo.wire.send(conv.out_of_window(side))
+            time.sleep(0.05)
+        arrived |= any(TCP in f and bytes(f[TCP].payload).startswith(b"forged") for f in frames)
     out["forged out-of-window segment (INVALID)"] = "allowed" if arrived else "blocked"
     return out
