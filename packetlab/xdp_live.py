@@ -85,6 +85,18 @@ def source_counts(program: Any, what: str = "packets") -> dict[str, int]:
     return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 
 
+def clear_maps(program: Any) -> None:
+    """Empty every map the program declares (zero for arrays).
+
+    Pooled programs are reset when released, but only the maps Python has
+    touched; this clears all of them, e.g. before handing a program back.
+    """
+    inner = getattr(program, "program", program)
+    for name in inner.map_names():
+        with contextlib.suppress(Exception):
+            inner[name].clear()
+
+
 def percpu_array(program: Any, map_name: str) -> list[int]:
     """Every slot of a per-CPU u64 array, each summed over CPUs."""
     table = program[map_name]

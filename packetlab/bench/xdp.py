@@ -150,7 +150,9 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
             rows.append((c.label, label, verdicts[i], float(ns), ns / floor))
         return rows
     finally:
+        from ..xdp_live import clear_maps
         for prog in progs:
+            clear_maps(prog)
             release(prog)
 
 

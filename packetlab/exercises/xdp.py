@@ -82,7 +82,7 @@ _EXT_HEADERS = ("IPv6ExtHdrHopByHop", "IPv6ExtHdrDestOpt", "IPv6ExtHdrRouting", 
 def classify(frame: bytes | Any, program: Any = None) -> str:
     """Run `frame` through bpf/07-xdp-counter.c (BPF_PROG_TEST_RUN) and return the category it counted."""
     from ..bpf import acquire, release
-    from ..xdp_live import protocol_counts
+    from ..xdp_live import clear_maps, protocol_counts
     prog = program or acquire("bpf/07-xdp-counter.c")
     try:
         before = protocol_counts(prog)
@@ -90,6 +90,7 @@ def classify(frame: bytes | Any, program: Any = None) -> str:
         after = protocol_counts(prog)
     finally:
         if program is None:
+            clear_maps(prog)
             release(prog)
     if result.verdict != "XDP_PASS":
         raise PacketlabError(f"07-xdp-counter returned {result.verdict}", cause="it should pass every frame",
@@ -142,7 +143,7 @@ def check_parser_frame(frame: Any) -> bool:
 
 
 # ---- exercise 3: the incremental checksum ---------------------------------------------------------
-def _ones_sum(data: bytes) -> int:
+def ones_sum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\x00"
     s = 0
@@ -196,7 +197,7 @@ def check_reply_checksum(fn: Callable[[int], int] | None) -> bool:
             reply_icmp = bytearray(raw[34:])
             reply_icmp[0] = 0
             reply_icmp[2:4] = new.to_bytes(2, "big")
-            verifies = _ones_sum(bytes(reply_icmp)) == 0xffff
+            verifies = ones_sum(bytes(reply_icmp)) == 0xffff
             xdp = prog.test_run(raw)
             xdp_csum = int.from_bytes(xdp.data[36:38], "big")
             if not verifies:
@@ -211,6 +212,8 @@ def check_reply_checksum(fn: Callable[[int], int] | None) -> bool:
             require(xdp.verdict == "XDP_TX", ex, f"the XDP responder returned {xdp.verdict}",
                     "was bpf/07-xdp-icmp-echo.c edited?")
     finally:
+        from ..xdp_live import clear_maps
+        clear_maps(prog)
         release(prog)
     return passed(ex, "200 replies verify, carries included, and match what the XDP program writes")
 
