@@ -60,6 +60,10 @@
 
 #define VIP_F_DSR      1
 #define VIP_F_STICKY   2
+#define VIP_F_ACTIVE   4           /* this vip_meta row is in use */
+
+#define FILTER_VIP_DST 1           /* addr_filter: some VIP address falls in this bucket */
+#define FILTER_BE_SRC  2           /* addr_filter: some NAT backend address falls in it */
 
 #define BE_F_ACTIVE    1           /* configured */
 #define BE_F_UP        2           /* health checks pass */
@@ -105,10 +109,13 @@ struct lb_vip_key {
 };
 
 struct lb_vip {
-    __u32 index;                   /* row of `ring` and of `vip_stats` */
+    __u32 index;                   /* row of `ring`, `vip_meta` and `vip_stats` */
     __u32 ring_size;               /* Maglev table size (prime) */
-    __u32 flags;                   /* VIP_F_* */
-    __u32 pad;
+    __u32 flags;                   /* VIP_F_* (VIP_F_ACTIVE in vip_meta) */
+    __be32 addr;                   /* the VIP itself, so that a connection-table hit */
+    __be16 port;                   /* can be checked against the VIP's row */
+    __u8   proto;
+    __u8   pad;
 };
 
 struct lb_backend {
@@ -161,6 +168,8 @@ struct lb_settings {
 };
 
 BPF_HASH(vips, struct lb_vip_key, struct lb_vip, LB_MAX_VIPS);
+BPF_ARRAY(vip_meta, struct lb_vip, LB_MAX_VIPS);                 /* the same, by row */
+BPF_ARRAY(addr_filter, __u32, 256);                               /* FILTER_* by lb_addr_bucket() */
 BPF_HASH(vip_addrs, __be32, __u32, LB_MAX_VIPS);                  /* VIP address -> #VIPs on it */
 BPF_ARRAY(ring, __u32, LB_MAX_VIPS * LB_MAX_RING);               /* Maglev tables, one row per VIP */
 BPF_ARRAY(backends, struct lb_backend, LB_MAX_BACKENDS);
@@ -177,6 +186,15 @@ static __always_inline void lb_event(__u32 ev)
     __u64 *n = events.lookup(&ev);
     if (n)
         *n += 1;
+}
+
+/* XOR of the four address bytes: a 256-bucket pre-filter, so traffic that is
+ * neither to a VIP nor from a NAT backend skips every hash-map lookup. */
+static __always_inline __u32 lb_addr_bucket(__be32 a)
+{
+    a ^= a >> 16;
+    a ^= a >> 8;
+    return a & 0xff;
 }
 
 /* ---- the flow hash (packetlab.lb.maglev.flow_hash is the same function) ---- */
@@ -350,6 +368,56 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
     return lb_xmit(ctx, be->ifindex);
 }
 
+/* A reply from a NAT backend: backend:port -> VIP:port, back to the client's MAC and interface. */
+static __always_inline int lb_reply(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, __u8 l4,
+                                    __be16 *sport_p, __be16 *dport_p, __u16 *l4check, int is_udp,
+                                    __u8 tflags, __u64 pkt_len)
+{
+    struct lb_flow rk = { .src = ip->saddr, .dst = ip->daddr, .sport = *sport_p, .dport = *dport_p,
+                          .proto = l4 };
+    struct lb_flow *fwd = nat_rev.lookup(&rk);
+    if (!fwd) {
+        lb_event(EV_PASS_NOT_VIP);
+        return XDP_PASS;
+    }
+    struct lb_flow fk = *fwd;
+    struct lb_conn *conn = conns.lookup(&fk);
+    if (!conn) {
+        lb_event(EV_PASS_NOT_VIP);                  /* connection expired: let the kernel have it */
+        return XDP_PASS;
+    }
+    __u32 bslot = conn->backend;
+    struct lb_backend *be = backends.lookup(&bslot);
+    if (!be || be->addr != ip->saddr || be->port != *sport_p) {
+        lb_event(EV_PASS_NOT_VIP);                  /* a stale mapping of a re-balanced flow */
+        return XDP_PASS;
+    }
+    lb_csum_replace4((__u16 *)&ip->check, ip->saddr, fk.dst);
+    if (!is_udp || *l4check) {
+        lb_csum_replace4(l4check, ip->saddr, fk.dst);
+        lb_csum_replace2(l4check, *sport_p, fk.dport);
+        if (is_udp && *l4check == 0)
+            *l4check = 0xffff;
+    }
+    ip->saddr = fk.dst;
+    *sport_p = fk.dport;
+    conn->last_ns = bpf_ktime_get_coarse_ns();
+    conn->reply_packets += 1;
+    conn->tcp_flags |= tflags;
+    conn->state = lb_next_state(conn->state, l4, tflags, 0);
+    __u32 vidx = conn->vip_index;
+    lb_count(vip_stats.lookup(&vidx), pkt_len, 0, 1);
+    lb_count(backend_stats.lookup(&bslot), pkt_len, 0, 1);
+    lb_event(EV_REPLY_NAT);
+    if (!lb_can_xmit(ctx, conn->ifindex)) {
+        lb_event(EV_XMIT_KERNEL);
+        return XDP_PASS;
+    }
+    __builtin_memcpy(eth->h_dest, conn->client_mac, ETH_ALEN);
+    __builtin_memcpy(eth->h_source, conn->lb_mac, ETH_ALEN);
+    return lb_xmit(ctx, conn->ifindex);
+}
+
 int lb_xdp(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
@@ -408,64 +476,46 @@ int lb_xdp(struct xdp_md *ctx)
         dport_p = &udp->dest;
         l4check = (__u16 *)&udp->check;
     }
-    __u64 now = bpf_ktime_get_ns();
-    struct lb_vip_key vk = { .addr = ip->daddr, .port = *dport_p, .proto = l4 };
-    struct lb_vip *vip = vips.lookup(&vk);
-
-    if (!vip) {
-        /* ---- a reply from a NAT backend? ---- */
-        struct lb_flow rk = { .src = ip->saddr, .dst = ip->daddr, .sport = *sport_p, .dport = *dport_p,
-                              .proto = l4 };
-        struct lb_flow *fwd = nat_rev.lookup(&rk);
-        if (!fwd) {
-            lb_event(EV_PASS_NOT_VIP);
+    __u32 dbucket = lb_addr_bucket(ip->daddr), sbucket = lb_addr_bucket(ip->saddr);
+    __u32 *fdst = addr_filter.lookup(&dbucket);
+    if (!fdst || !(*fdst & FILTER_VIP_DST)) {
+        __u32 *fsrc = addr_filter.lookup(&sbucket);
+        if (!fsrc || !(*fsrc & FILTER_BE_SRC)) {
+            lb_event(EV_PASS_NOT_VIP);              /* neither to a VIP nor from a NAT backend */
             return XDP_PASS;
         }
-        struct lb_flow fk = *fwd;
-        struct lb_conn *conn = conns.lookup(&fk);
-        if (!conn) {
-            lb_event(EV_PASS_NOT_VIP);              /* connection expired: let the kernel have it */
-            return XDP_PASS;
-        }
-        __u32 bslot = conn->backend;
-        struct lb_backend *be = backends.lookup(&bslot);
-        if (!be || be->addr != ip->saddr || be->port != *sport_p) {
-            lb_event(EV_PASS_NOT_VIP);              /* a stale mapping of a re-balanced flow */
-            return XDP_PASS;
-        }
-        lb_csum_replace4((__u16 *)&ip->check, ip->saddr, fk.dst);
-        if (tcp || *l4check) {
-            lb_csum_replace4(l4check, ip->saddr, fk.dst);
-            lb_csum_replace2(l4check, *sport_p, fk.dport);
-            if (udp && *l4check == 0)
-                *l4check = 0xffff;
-        }
-        ip->saddr = fk.dst;
-        *sport_p = fk.dport;
-        conn->last_ns = now;
-        conn->reply_packets += 1;
-        conn->tcp_flags |= tflags;
-        conn->state = lb_next_state(conn->state, l4, tflags, 0);
-        __u32 vidx = conn->vip_index;
-        lb_count(vip_stats.lookup(&vidx), pkt_len, 0, 1);
-        lb_count(backend_stats.lookup(&bslot), pkt_len, 0, 1);
-        lb_event(EV_REPLY_NAT);
-        if (!lb_can_xmit(ctx, conn->ifindex)) {
-            lb_event(EV_XMIT_KERNEL);
-            return XDP_PASS;
-        }
-        __builtin_memcpy(eth->h_dest, conn->client_mac, ETH_ALEN);
-        __builtin_memcpy(eth->h_source, conn->lb_mac, ETH_ALEN);
-        return lb_xmit(ctx, conn->ifindex);
+        return lb_reply(ctx, eth, ip, l4, sport_p, dport_p, l4check, udp != NULL, tflags, pkt_len);
     }
+    __u64 now = bpf_ktime_get_coarse_ns();
 
-    /* ---- traffic to a VIP: which backend? ---- */
+    /* ---- established flow? The connection table first: a hit needs no VIP hash lookup ---- */
     struct lb_flow key = { .src = ip->saddr, .dst = ip->daddr, .sport = *sport_p, .dport = *dport_p,
                            .proto = l4 };
     struct lb_conn *conn = conns.lookup(&key);
+    struct lb_vip *vip = NULL;
     struct lb_backend *be = NULL;
     __u32 slot = 0;
     int new_conn = 0;
+    if (conn) {
+        __u32 row = conn->vip_index;
+        vip = vip_meta.lookup(&row);
+        if (!vip || !(vip->flags & VIP_F_ACTIVE) || vip->addr != key.dst || vip->port != key.dport ||
+            vip->proto != l4)
+            vip = NULL;                             /* the VIP was removed or its row reused */
+    }
+    if (!vip) {
+        struct lb_vip_key vk = { .addr = ip->daddr, .port = *dport_p, .proto = l4 };
+        vip = vips.lookup(&vk);
+        if (!vip) {
+            __u32 *fsrc = addr_filter.lookup(&sbucket);
+            if (fsrc && (*fsrc & FILTER_BE_SRC))
+                return lb_reply(ctx, eth, ip, l4, sport_p, dport_p, l4check, udp != NULL, tflags, pkt_len);
+            lb_event(EV_PASS_NOT_VIP);
+            return XDP_PASS;
+        }
+        if (conn && conn->vip_index != vip->index)
+            conn = NULL;                            /* a stale entry of a removed VIP: start over */
+    }
     if (conn) {
         slot = conn->backend;
         be = backends.lookup(&slot);
@@ -502,6 +552,9 @@ int lb_xdp(struct xdp_md *ctx)
         fresh.created_ns = now;
         fresh.backend = slot;
         fresh.vip_index = vip->index;
+        fresh.ifindex = ctx->ingress_ifindex;
+        __builtin_memcpy(fresh.client_mac, eth->h_source, ETH_ALEN);
+        __builtin_memcpy(fresh.lb_mac, eth->h_dest, ETH_ALEN);
         conns.update(&key, &fresh);
         conn = conns.lookup(&key);
         new_conn = 1;
@@ -516,9 +569,11 @@ int lb_xdp(struct xdp_md *ctx)
     conn->bytes += pkt_len;
     conn->tcp_flags |= tflags;
     conn->state = lb_next_state(conn->state, l4, tflags, 1);
-    conn->ifindex = ctx->ingress_ifindex;
-    __builtin_memcpy(conn->client_mac, eth->h_source, ETH_ALEN);
-    __builtin_memcpy(conn->lb_mac, eth->h_dest, ETH_ALEN);
+    if (conn->ifindex != ctx->ingress_ifindex) {    /* the client's path moved: follow it */
+        conn->ifindex = ctx->ingress_ifindex;
+        __builtin_memcpy(conn->client_mac, eth->h_source, ETH_ALEN);
+        __builtin_memcpy(conn->lb_mac, eth->h_dest, ETH_ALEN);
+    }
     __u32 vidx = vip->index;
     lb_count(vip_stats.lookup(&vidx), pkt_len, new_conn, 0);
     lb_count(backend_stats.lookup(&slot), pkt_len, new_conn, 0);

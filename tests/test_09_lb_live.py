@@ -152,3 +152,51 @@ def test_cli_apply_status_remove(topo):
     out = topo.lb.run(["ip", "-d", "link", "show", "eth0"]).stdout
     assert "prog/xdp" not in out
     assert cli("status", "--netns", ns, "--dev", "eth0").returncode == 2
+
+
+# ---- the exercise checks: the right answer passes, wrong ones raise CheckFailed --------------------
+from packetlab.exercises import CheckFailed  # noqa: E402
+from packetlab.exercises.milestone_l4_load_balancer import (check_backend_for_flow, check_flow_survives,  # noqa: E402
+                                                            check_weight_split, survival_exercise)
+from packetlab.lb import maglev  # noqa: E402
+
+
+def test_check_weight_split(topo, lb):
+    lb.apply(web(topo, weights={"b1": 2, "b2": 1, "b3": 1}))
+    assert check_weight_split({"b1": 0.5, "b2": 0.25, "b3": 0.25}, lb)
+    for wrong, why in (({"b1": 1 / 3, "b2": 1 / 3, "b3": 1 / 3}, "owns 0.500"), (None, "no answer"),
+                       ({"b1": 50, "b2": 25, "b3": 25}, "more than 1"), ({"b1": 0.5}, "no share given")):
+        with pytest.raises(CheckFailed, match=why):
+            check_weight_split(wrong, lb)
+
+
+def test_check_backend_for_flow(topo, lb):
+    lb.apply(web(topo))
+    lb.flush_connections()
+    slot = maglev.flow_hash(topo.client_ip(0), VIP, 41234, 80, "tcp") % 65537
+    right = lb.table("web")[slot]
+    assert check_backend_for_flow(right, lb, topo, source_port=41234)
+    wrong = next(n for n in ("b1", "b2", "b3") if n != right)
+    with pytest.raises(CheckFailed, match=f"answered by {right}"):
+        check_backend_for_flow(wrong, lb, topo, source_port=41234)
+    with pytest.raises(CheckFailed, match="not one of"):
+        check_backend_for_flow("b9", lb, topo)
+
+
+def test_check_flow_survives(topo, lb):
+    ex = survival_exercise(lb, topo)
+    assert ex.home != ex.moves_to and ex.home in str(ex)
+    import copy
+    good = copy.deepcopy(ex.config)
+    good["vips"][0]["backends"].append(ex.new_backend)
+    good["vips"][0]["sticky"] = True
+    assert check_flow_survives(good, ex)
+    ex.connection.close()
+    ex = survival_exercise(lb, topo)
+    with pytest.raises(CheckFailed, match="did not join"):
+        check_flow_survives(copy.deepcopy(ex.config), ex)
+    naive = copy.deepcopy(ex.config)
+    naive["vips"][0]["backends"].append(ex.new_backend)          # the change, but no connection table
+    with pytest.raises(CheckFailed, match="sticky"):
+        check_flow_survives(naive, ex)
+    ex.connection.close()

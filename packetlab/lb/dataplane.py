@@ -48,7 +48,8 @@ MAX_IFINDEX = 1024                   # LB_MAX_IFINDEX
 PIN_ROOT = Path(os.environ.get("PACKETLAB_LB_PIN_ROOT", "/sys/fs/bpf/packetlab/lb"))
 STATE_DIR = Path(os.environ.get("PACKETLAB_LB_STATE_DIR", "/run/packetlab/lb"))
 
-VIP_F_DSR, VIP_F_STICKY = 1, 2
+VIP_F_DSR, VIP_F_STICKY, VIP_F_ACTIVE = 1, 2, 4
+FILTER_VIP_DST, FILTER_BE_SRC = 1, 2
 BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP = 1, 2, 4
 SET_F_REDIRECT = 1
 EVENTS = ["pass_not_ipv4", "pass_not_vip", "pass_malformed", "drop_fragment", "drop_no_backend",
@@ -63,6 +64,12 @@ def be32(addr: str) -> int:
 
 def be16(port: int) -> int:
     return socket.htons(port)
+
+
+def addr_bucket(addr: str) -> int:
+    """lb_addr_bucket() in bpf/09-lb.c: the XOR of the address's four bytes."""
+    a, b, c, d = socket.inet_aton(addr)
+    return a ^ b ^ c ^ d
 
 
 def instance_name(namespace: str | None, dev: str) -> str:
@@ -380,12 +387,18 @@ class LoadBalancer:
                 idx = vip_index[v.key]
                 if v.key not in self.state.vip_index:
                     self.maps["vip_stats"].update(idx, Counters())
-                flags = (VIP_F_DSR if v.mode == "dsr" else 0) | (VIP_F_STICKY if v.sticky else 0)
-                self.maps["vips"].update(_vip_key(v), Vip(index=idx, ring_size=v.table_size, flags=flags))
+                flags = (VIP_F_DSR if v.mode == "dsr" else 0) | (VIP_F_STICKY if v.sticky else 0) | VIP_F_ACTIVE
+                meta = Vip(index=idx, ring_size=v.table_size, flags=flags, addr=be32(v.address),
+                           port=be16(v.port), proto=v.proto_number)
+                self.maps["vip_meta"].update(idx, meta)
+                self.maps["vips"].update(_vip_key(v), meta)
             for old in self.config.vips:
                 if old.key not in vip_index:
                     self.maps["vips"].delete(_vip_key(old))
+                    if self.state.vip_index.get(old.key) not in vip_index.values():
+                        self.maps["vip_meta"].update(self.state.vip_index[old.key], Vip())
             self._write_vip_addrs(cfg)
+            self._write_filter(cfg)
             for k, s in self.state.slots.items():
                 if k not in slots:
                     self.maps["backends"].update(s, BackendEntry())        # flags 0: flows on it move
@@ -485,6 +498,16 @@ class LoadBalancer:
                 self.maps["vip_addrs"].delete(be32(v.address))
         for addr, n in counts.items():
             self.maps["vip_addrs"].update(be32(addr), n)
+
+    def _write_filter(self, cfg: LBConfig) -> None:
+        """The 256-bucket pre-filter: which buckets hold a VIP address / a NAT backend address."""
+        marks = [0] * 256
+        for v in cfg.vips:
+            marks[addr_bucket(v.address)] |= FILTER_VIP_DST
+            if v.mode == "nat":
+                for b in v.backends:
+                    marks[addr_bucket(b.address)] |= FILTER_BE_SRC
+        self.maps["addr_filter"].update_batch(list(range(256)), marks)
 
     # ---- health ---------------------------------------------------------------------------------
     def check_health(self, *, immediate: bool = False) -> list[str]:

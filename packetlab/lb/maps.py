@@ -38,7 +38,8 @@ class VipKey(ctypes.Structure):
 
 class Vip(ctypes.Structure):
     _fields_ = [("index", ctypes.c_uint32), ("ring_size", ctypes.c_uint32), ("flags", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32)]
+                ("addr", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8)]
 
 
 class BackendEntry(ctypes.Structure):
@@ -75,6 +76,8 @@ U64 = ctypes.c_uint64
 # map name -> (key type, value type) for bpf/09-lb.c
 LB_MAPS: dict[str, tuple[type, type]] = {
     "vips": (VipKey, Vip),
+    "vip_meta": (U32, Vip),
+    "addr_filter": (U32, U32),
     "vip_addrs": (U32, U32),
     "ring": (U32, U32),
     "backends": (U32, BackendEntry),

@@ -21,6 +21,7 @@ go straight to the client over the backends' second interface.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -223,6 +224,11 @@ class HttpConnection:
         return body.decode().split()[0]
 
     def close(self) -> None:
+        """Abort the connection (RST): no TIME_WAIT, so the same source port can connect again."""
+        import socket as _socket
+        import struct as _struct
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _struct.pack("ii", 1, 0))
         self.sock.close()
 
     def __enter__(self) -> "HttpConnection":

@@ -1,0 +1,129 @@
+"""Checks for the module 09 exercises (the XDP L4 load balancer).
+
+Each check verifies against the running load balancer: the Maglev table the
+kernel holds, a real connection from a client namespace, a real backend change.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import CheckFailed, passed, require, unanswered
+
+
+def check_weight_split(answer: Any, lb, vip: str = "web") -> bool:
+    """Exercise 1: predict each backend's share of new connections from the weights."""
+    ex = "weights → split"
+    require(not unanswered(answer), ex, "no answer yet",
+            "set answer = {'b1': 0.25, ...}: the fraction of new connections each backend gets")
+    require(isinstance(answer, dict), ex, f"the answer is a {type(answer).__name__}, not a dict",
+            "answer = {'b1': share, 'b2': share, 'b3': share}")
+    shares = lb.table_shares(vip)                   # read back from the kernel's Maglev table
+    missing = sorted(set(shares) - set(answer))
+    require(not missing, ex, f"no share given for {', '.join(missing)}", "give a share for every backend")
+    weights = {b.label: b.weight for b in lb.config.vip(vip).backends}
+    for name, share in shares.items():
+        try:
+            guess = float(answer[name])
+        except (TypeError, ValueError):
+            raise CheckFailed(ex, f"the share for {name} is {answer[name]!r}, not a number",
+                              "write shares as fractions (0.5) — not percentages") from None
+        if guess > 1.0:
+            raise CheckFailed(ex, f"{name}: {guess} is more than 1", "write 0.5, not 50")
+        if abs(guess - share) > 0.02:
+            raise CheckFailed(ex, f"{name} owns {share:.3f} of the kernel's Maglev table, you said {guess:.3f}",
+                              f"with weights {weights}, a backend's share is its weight divided by the sum of weights "
+                              "(of the backends that are up)")
+    return passed(ex, "Maglev gives each backend slots in proportion to its weight: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
+
+
+def check_backend_for_flow(answer: Any, lb, topo, *, client: int = 0, source_port: int = 41234,
+                           vip: str = "web") -> bool:
+    """Exercise 2: which backend serves a new connection with this 5-tuple? Checked by really connecting."""
+    from ..lb.topology import HttpConnection
+    ex = "5-tuple → backend"
+    require(not unanswered(answer), ex, "no answer yet", "answer = 'b1' (or 'b2', 'b3')")
+    v = lb.config.vip(vip)
+    names = [b.label for b in v.backends]
+    require(answer in names, ex, f"{answer!r} is not one of the VIP's backends {names}",
+            "answer with a backend's name as a string")
+    with HttpConnection(topo.clients[client], v.address, v.port, source_port=source_port) as conn:
+        served = conn.get()
+    require(served == answer, ex,
+            f"a real connection from {topo.client_ip(client)}:{source_port} was answered by {served}, not {answer}",
+            "slot = maglev.flow_hash(client_ip, vip_ip, client_port, vip_port, 'tcp') % table_size; "
+            "the backend is lb.table('web')[slot]")
+    return passed(ex, f"{topo.client_ip(client)}:{source_port} → {v.address}:{v.port} hashes to {served}, "
+                      "and a real connection landed there")
+
+
+@dataclass
+class SurvivalExercise:
+    """A live connection that Maglev alone would move when `new_backend` joins."""
+    lb: Any
+    topo: Any
+    connection: Any
+    home: str
+    moves_to: str
+    config: dict
+    new_backend: dict
+    notes: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        c = self.connection
+        return (f"connection {self.topo.clients[1].name} :{c.source_port} -> {c.address}:{c.port} is served by "
+                f"{self.home}.\nThe change to make: add backend {self.new_backend['name']} "
+                f"({self.new_backend['address']}).\nWith Maglev alone this flow would then hash to "
+                f"{self.moves_to}, a server that knows nothing of this connection.")
+
+
+def survival_exercise(lb, topo, *, vip: str = "web") -> SurvivalExercise:
+    """Set up exercise 3: a non-sticky VIP with b1, b2 and a connection that b3's arrival would move."""
+    from ..lb import maglev
+    from ..lb.topology import VIP, HttpConnection
+    entries = topo.backend_entries(port=80)
+    base = {"vips": [{"name": vip, "address": VIP, "port": 80, "mode": "nat", "sticky": False,
+                      "table_size": 65537, "health": {"type": "none"}, "backends": entries[:2]}]}
+    lb.apply(base)
+    after = [f"{e['address']}:80" for e in entries[:3]]
+    before = after[:2]
+    t_before = maglev.build_table(before, size=65537)
+    t_after = maglev.build_table(after, size=65537)
+    client = topo.client_ip(1)
+    for port in range(42000, 43000):
+        slot = maglev.flow_hash(client, VIP, port, 80, "tcp") % 65537
+        if t_before[slot] != t_after[slot]:
+            break
+    conn = HttpConnection(topo.clients[1], VIP, 80, source_port=port)
+    home = conn.get()
+    moves_to = entries[t_after[slot]]["name"]
+    return SurvivalExercise(lb, topo, conn, home, moves_to, copy.deepcopy(base), dict(entries[2]))
+
+
+def check_flow_survives(answer: Any, exercise: SurvivalExercise) -> bool:
+    """Exercise 3: apply `answer` (a config that adds the new backend); the connection must keep its backend."""
+    ex = "a flow survives a backend change"
+    require(not unanswered(answer), ex, "no answer yet",
+            "answer = a config dict: exercise.config with the new backend added (and whatever else it takes)")
+    require(isinstance(answer, dict) and answer.get("vips"), ex, "the answer is not a config with 'vips'",
+            "start from copy.deepcopy(exercise.config)")
+    lb = exercise.lb
+    lb.apply(answer)
+    shares = lb.table_shares("web")
+    new = exercise.new_backend["name"]
+    require(shares.get(new, 0) > 0, ex, f"{new} did not join the VIP (its table share is {shares.get(new, 0):.2f})",
+            f"add {exercise.new_backend} to the VIP's backends — that is the change to survive")
+    try:
+        served = exercise.connection.get()
+    except (ConnectionError, OSError) as exc:
+        raise CheckFailed(ex, f"the connection broke after the change ({exc}): its packets went to "
+                              f"{exercise.moves_to}, which answered with a reset",
+                          "new flows may follow Maglev, established ones must follow the connection table — "
+                          "look at the VIP's 'sticky' setting; then re-run the setup cell (the old connection is dead)") from None
+    require(served == exercise.home, ex, f"the connection is now served by {served}, not {exercise.home}",
+            "the connection table must win over Maglev for established flows (sticky: true)")
+    return passed(ex, f"{new} joined and the connection stayed on {exercise.home}: the connection table "
+                      "remembered its backend even though Maglev now points the 5-tuple at "
+                      f"{exercise.moves_to}")
