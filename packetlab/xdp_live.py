@@ -6,14 +6,19 @@ ctypes or threading that must be right (per-CPU values summed, a polling thread
 that always stops, a global kernel switch that is always switched back) and is
 unit-tested in tests/test_07_xdp.py.
 
-* `protocol_counts` / `source_counts` decode the maps of bpf/07-xdp-counter.c.
+* `protocol_counts` / `source_counts` decode the maps of bpf/07-xdp-counter.c
+  (the value layout comes from the C declaration through bcc, and is checked).
 * `bpf_stats` switches on the kernel's per-program run-time accounting
   (run_cnt, run_time_ns) for one measurement window only, and `ProgStats`
   reads it from /proc/self/fdinfo.
-* `LiveCounterChart` polls those maps in a background thread and redraws an
-  ipywidgets chart (a matplotlib PNG in an Image widget plus a text table).
-* `devmap_set`, `ifindex` and `icmp_counters` are small lab utilities for the
-  XDP_REDIRECT and XDP_TX sections.
+* `XdpTrace` counts xdp:xdp_exception / xdp:xdp_redirect_err for given programs.
+* `xdp_frames_flood` sends frames out of a lab veth as xdp_frames (no sk_buff)
+  with BPF_PROG_TEST_RUN's live-frames mode.
+* `LiveCounterChart` polls the counter's maps in a background thread and redraws
+  an ipywidgets chart (a matplotlib PNG in an Image widget plus a text table).
+* `set_action`, `devmap_set`/`devmap_get`, `ifindex`, `veth_stats` and
+  `icmp_counters` are small lab utilities for the actions, XDP_TX and
+  XDP_REDIRECT sections.
 """
 from __future__ import annotations
 
@@ -52,6 +57,17 @@ def _sum_percpu(value: Any) -> tuple[int, int]:
     return packets, bytes_
 
 
+def _check_layout(table: Any, map_name: str, fields: tuple[str, ...]) -> None:
+    """The map's value struct (as bcc built it from the C source) must have `fields`."""
+    leaf = getattr(table, "sLeaf", None) or table.Leaf        # per-CPU tables keep the element type in sLeaf
+    have = tuple(name for name, *_ in getattr(leaf, "_fields_", ()))
+    if have[:len(fields)] != fields:
+        raise PacketlabError(f"map {map_name} has values {{{', '.join(have) or leaf.__name__}}}",
+                             cause=f"packetlab.xdp_live expects struct {{{', '.join(fields)}}} "
+                                   "(struct counters in bpf/07-xdp-counter.c)",
+                             fix="keep the C struct and this module in step, or read the map yourself")
+
+
 def protocol_counts(program: Any, what: str = "packets") -> dict[str, int]:
     """Packets (or bytes) per category from ``proto_stats``, summed over CPUs.
 
@@ -60,6 +76,7 @@ def protocol_counts(program: Any, what: str = "packets") -> dict[str, int]:
     if what not in ("packets", "bytes"):
         raise PacketlabError(f"cannot count {what!r}", fix="use what='packets' or what='bytes'")
     table = program["proto_stats"]
+    _check_layout(table, "proto_stats", ("packets", "bytes"))
     out = dict.fromkeys(CATEGORIES, 0)
     for k, v in table.items():
         idx = int(getattr(k, "value", k))
@@ -81,6 +98,7 @@ def source_key_address(key: Any) -> str:
 def source_counts(program: Any, what: str = "packets") -> dict[str, int]:
     """Packets (or bytes) per source address from ``src_stats``, largest first."""
     table = program["src_stats"]
+    _check_layout(table, "src_stats", ("packets", "bytes"))
     pairs = [(source_key_address(k), _sum_percpu(v)[0 if what == "packets" else 1]) for k, v in table.items()]
     return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 

@@ -6,12 +6,11 @@ Nothing here asserts on speed. Malformed-input verdicts are in test_07_malformed
 """
 from __future__ import annotations
 
-import ctypes
 import re
 import threading
 
 import pytest
-from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 
@@ -42,6 +41,19 @@ def test_categories_mirror_the_c_enum():
     names = re.findall(r"^\s*(CAT_\w+)", body, re.M)
     assert len(names) == len(xl.CATEGORIES)
     assert names[0] == "CAT_NON_IP" and names[-1] == "CAT_MALFORMED"
+
+
+def test_map_layout_is_checked():
+    import ctypes
+
+    class Other(ctypes.Structure):
+        _fields_ = [("hits", ctypes.c_uint64)]
+
+    class FakeTable(dict):
+        Leaf = Other
+
+    with pytest.raises(Exception, match="expects struct {packets, bytes}"):
+        xl.protocol_counts({"proto_stats": FakeTable()})
 
 
 def test_run_rate_arithmetic():
