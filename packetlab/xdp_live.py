@@ -344,6 +344,20 @@ class XdpTrace:
         self.close()
 
 
+def assert_in_namespace(name: str) -> None:
+    """Refuse to go on unless this thread really is in lab namespace `name`.
+
+    Used right before a kernel call that resolves interface indexes in the
+    caller's namespace (devmap updates, live-frames test runs): in the wrong
+    namespace the same index names a host interface.
+    """
+    here = os.stat("/proc/thread-self/ns/net").st_ino
+    if here != netns.inode(name):
+        raise PacketlabError(f"this thread is not in namespace {name}",
+                             cause="entering the lab namespace did not take effect",
+                             fix="report this as a packetlab bug; nothing was sent")
+
+
 # ---- frames without an sk_buff: BPF_PROG_TEST_RUN live frames ---------------------------------
 _BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
@@ -388,6 +402,7 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
     try:
         inbuf = ctypes.create_string_buffer(bytes(frame), len(frame))
         with netns.entered(host.namespace):
+            assert_in_namespace(host.namespace)
             try:
                 idx = socket.if_nametoindex(dev)
             except OSError:
@@ -440,6 +455,7 @@ def devmap_set(attachment: Any, from_dev: str, to_dev: str, *, map_name: str = "
         missing = from_dev if not src else to_dev
         raise PacketlabError(f"no interface {missing!r} in {ns}", fix=f"list them with: ip -n {ns} link")
     with netns.entered(ns):
+        assert_in_namespace(ns)
         try:
             attachment[map_name][ctypes.c_int(src[0])] = ctypes.c_int(dst[0])
         except Exception as exc:   # bcc raises a bare Exception

@@ -351,6 +351,15 @@ def test_xdp_frames_flood_reaches_only_the_lab_peer():
             xl.xdp_frames_flood(h1, "eth7", frame, 10)
 
 
+def test_namespace_guard():
+    with Lab("t07e") as lab:
+        h = lab.host("h")
+        with netns.entered(h.namespace):
+            xl.assert_in_namespace(h.namespace)
+        with pytest.raises(Exception, match="not in namespace"):
+            xl.assert_in_namespace(h.namespace)          # this thread is back in the root namespace
+
+
 def test_bench_smoke():
     from packetlab.bench import xdp as bench
     lines: list[str] = []

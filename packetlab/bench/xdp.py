@@ -116,14 +116,20 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
     """
     from ..bpf import acquire, release
     from ..netns import entered
+    from ..xdp_live import assert_in_namespace
     frames = _frames()
-    progs = [acquire(c.source) for c in cases]
+    loaded: dict[str, Any] = {}
+    for c in cases:                      # one loaded program per source file
+        if c.source not in loaded:
+            loaded[c.source] = acquire(c.source)
+    progs = [loaded[c.source] for c in cases]
     single_calls = max(200, min(3000, repeat // 300))
     try:
         times: list[list[float]] = [[] for _ in cases]
         singles: list[list[int]] = [[] for _ in cases]
         verdicts = [""] * len(cases)
         with entered(namespace):
+            assert_in_namespace(namespace)
             for i, (case, prog) in enumerate(zip(cases, progs)):
                 if case.setup:
                     case.setup(prog)
@@ -147,11 +153,11 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
                 label = f"{c.frame} (single runs)"
             else:
                 ns, label = statistics.median(times[i]), c.frame
-            rows.append((c.label, label, verdicts[i], float(ns), ns / floor))
+            rows.append((c.label, label, verdicts[i], int(round(ns)), ns / floor))
         return rows
     finally:
         from ..xdp_live import clear_maps
-        for prog in progs:
+        for prog in loaded.values():
             clear_maps(prog)
             release(prog)
 
