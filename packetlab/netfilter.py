@@ -369,6 +369,8 @@ def _nft_load(builder: Callable[..., str]) -> Callable[[Host, int, str], None]:
 
 
 def _nft_matched(host: Host, src: str) -> int:
+    if not host.run(["nft", "list", "table", "ip", BENCH_TABLE]).ok:
+        return 0                         # not loaded (or cleared): nothing matched
     return rule_counters(host, "ip", BENCH_TABLE, "c").get("match", 0)
 
 

@@ -1,0 +1,232 @@
+"""Module 04: trace parsing and drawing, rule generators (checked by loading them into a lab
+namespace and counting what matches), the rule-scaling benchmark's shape (a smoke run, never
+speed), and the exercise checks."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+
+from packetlab import Lab, netns
+from packetlab.bench import rules as rules_bench
+from packetlab.exercises import CheckFailed
+from packetlab.netfilter import (
+    BENCH_TABLE, RULE_VARIANTS, BaseChain, Hop, annotate_hooks, base_chains, delete_table, filler_addresses,
+    iptables_linear_ruleset, mermaid_path, nft_check, nft_linear_ruleset, nft_set_ruleset, parse_trace,
+    rule_counters, text_path, trace_paths, translate)
+
+TRACE = """\
+trace id 3eb8b81a inet f pre packet: iif "eth0" ip saddr 10.0.1.1 ip daddr 10.0.2.1 icmp type echo-request
+trace id 3eb8b81a inet f pre rule icmp type echo-request meta nftrace set 1 (verdict continue)
+trace id 3eb8b81a inet f pre rule tcp dport 22 jump ssh (verdict jump ssh)
+trace id 3eb8b81a inet f ssh rule ip saddr 10.0.1.1 accept (verdict accept)
+trace id 3eb8b81a inet f fw packet: iif "eth0" oif "eth1" ip saddr 10.0.1.1 ip daddr 10.0.2.1
+trace id 3eb8b81a inet f fw rule ct state new counter packets 0 bytes 0 (verdict continue)
+trace id 3eb8b81a inet f fw policy accept
+trace id 77777777 ip filter INPUT packet: iif "eth0" ip saddr 10.0.1.1
+trace id 77777777 ip filter INPUT rule ip saddr 10.0.1.1 counter packets 0 bytes 0 drop (verdict drop)
+some unrelated line
+"""
+
+
+def test_parse_trace_and_group_into_paths():
+    events = parse_trace(TRACE)
+    assert len(events) == 9
+    assert [e.kind for e in events[:4]] == ["packet", "rule", "rule", "rule"]
+    assert events[2].verdict == "jump" and events[6].verdict == "accept" and events[6].kind == "policy"
+    paths = trace_paths(events)
+    first = paths["3eb8b81a"]
+    assert [h.chain for h in first] == ["pre", "ssh", "fw"]
+    assert [h.verdict for h in first] == ["jump", "accept", "accept"]
+    assert paths["77777777"][0].verdict == "drop"
+
+
+def test_hops_are_annotated_and_drawn():
+    paths = trace_paths(parse_trace(TRACE))
+    chains = [BaseChain("inet", "f", "pre", "filter", "prerouting", -300, "accept"),
+              BaseChain("inet", "f", "fw", "filter", "forward", 0, "accept")]
+    annotate_hooks(paths, chains)
+    hops = paths["3eb8b81a"]
+    assert (hops[0].hook, hops[0].priority) == ("prerouting", -300) and hops[1].hook is None
+    diagram = mermaid_path(hops, 'a "quoted" title')
+    assert diagram.startswith("flowchart LR") and "prerouting · prio -300" in diagram and '"' not in "quoted"
+    assert diagram.count("-->") == len(hops) + 1
+    dropped = mermaid_path(paths["77777777"])
+    assert "DROP" in dropped
+    assert "forward" in text_path(hops) and "-> accept" in text_path(hops)
+    assert mermaid_path([Hop("inet", "f", "c", "accept", hook="input", priority=0)]).count("local socket") == 1
+
+
+def test_filler_addresses_and_ruleset_shapes():
+    addrs = filler_addresses(1000)
+    assert len(set(addrs)) == 1000 and addrs[0] == "198.18.0.1" and all(a.startswith("198.1") for a in addrs)
+    lin = nft_linear_ruleset(100, "10.77.1.1")
+    assert lin.count(" drop") == 101 and 'ip saddr 10.77.1.1 counter drop comment "match"' in lin
+    st = nft_set_ruleset(100, "10.77.1.1")
+    assert st.count("ip saddr") == 1 and st.count(",") == 100
+    ipt = iptables_linear_ruleset(100, "10.77.1.1")
+    assert ipt.startswith("*raw") and ipt.count("-A PREROUTING") == 101 and ipt.rstrip().endswith("COMMIT")
+    with pytest.raises(Exception, match="198.18.0.0/15"):
+        filler_addresses(200_000)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    lab = Lab("t04a").start()
+    try:
+        tx, rx = lab.host("tx"), lab.host("rx")
+        lab.link(tx, rx, ip="10.77.1.1/24", peer_ip="10.77.1.2/24")
+        yield lab, tx, rx
+    finally:
+        lab.close()
+        assert not netns.exists("t04a-tx") and not netns.exists("t04a-rx")
+
+
+@pytest.mark.parametrize("variant", list(RULE_VARIANTS))
+def test_every_variant_loads_10000_rules_fast_and_matches_only_the_last(pair, variant):
+    lab, tx, rx = pair
+    v = RULE_VARIANTS[variant]
+    started = time.monotonic()
+    v.load(rx, 10_000, "10.77.1.1")
+    assert time.monotonic() - started < 20          # one nft -f / iptables-restore call, not 10,000
+    frame = Ether(dst=rx.mac("eth0"), src=tx.mac("eth0")) / IP(src="10.77.1.1", dst="10.77.1.2") / UDP(dport=9)
+    tx.send(frame, "eth0", count=5)
+    other = Ether(dst=rx.mac("eth0"), src=tx.mac("eth0")) / IP(src="10.77.1.9", dst="10.77.1.2") / UDP(dport=9)
+    tx.send(other, "eth0", count=3)                 # a source in no list: must not be counted
+    time.sleep(0.1)
+    assert v.matched(rx, "10.77.1.1") == 5
+    if variant.startswith("nft"):
+        listing = rx.run(["nft", "list", "table", "ip", BENCH_TABLE]).stdout
+        assert listing.count("drop") == (10_001 if variant == "nft-chain" else 1)
+    v.clear(rx)
+    assert v.matched(rx, "10.77.1.1") == 0
+
+
+def test_base_chains_are_sorted_like_a_packet_meets_them(pair):
+    lab, tx, rx = pair
+    rx.nft("table inet order {\n"
+           "  chain b { type filter hook forward priority 10; }\n"
+           "  chain a { type filter hook prerouting priority filter; }\n"
+           "  chain c { type nat hook postrouting priority srcnat; }\n"
+           "  chain d { type filter hook prerouting priority raw; }\n}\n")
+    try:
+        names = [(b.hook, b.priority, b.chain) for b in base_chains(rx) if b.table == "order"]
+        assert names == [("prerouting", -300, "d"), ("prerouting", 0, "a"), ("forward", 10, "b"),
+                         ("postrouting", 100, "c")]
+    finally:
+        delete_table(rx, "inet", "order")
+    assert nft_check(rx, "table inet x { chain y { bogus } }") is not None
+    assert nft_check(rx, "table inet x {\n}\n") is None
+    assert translate(rx, "iptables -A INPUT -p tcp --dport 22 -j ACCEPT").endswith("tcp dport 22 counter accept")
+
+
+def test_benchmark_smoke_run_has_the_right_shape():
+    """A few tenths of a second per point: checks the table, not the speed."""
+    result = rules_bench.run(seconds=0.1, repeat=1, sizes=(10,), variants=("nft-chain", "nft-set"),
+                             lab_name="t04b", quiet=True)
+    assert result.sizes == (0, 10) and len(result.points) == 4 and result.ceiling_pps > 0
+    assert all(p.pps > 0 and p.matched_fraction > 0.9 for p in result.points)
+    text = rules_bench.format_result(result)
+    assert text.count("nft-chain") == 2 and "limited by" in text and "ns/packet" in text
+    rows = rules_bench.table_rows(result)
+    assert [r[1] for r in rows] == [0, 10, 0, 10] and rows[0][3] == "1.000"
+    assert not netns.exists("t04b-tx")
+
+
+def test_benchmark_cli_rejects_bad_arguments(capsys):
+    assert rules_bench.main(["--variants", "nft-chain,bogus", "--seconds", "0.1"]) == 1
+    assert "unknown rule variant" in capsys.readouterr().err
+    assert rules_bench.main(["--sizes", "ten"]) == 2
+
+
+# ---- exercise checks ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def topo():
+    from packetlab.exercises.iptables_nftables import build_topology
+    lab = Lab("t04c").start()
+    try:
+        yield build_topology(lab)
+    finally:
+        lab.close()
+        assert not any(netns.exists(f"t04c-{n}") for n in ("client", "router", "server"))
+
+
+def test_check_hook_order(topo):
+    from packetlab.exercises.iptables_nftables import check_hook_order, load_hooks_demo, trace_ping
+    load_hooks_demo(topo)
+    right = ["pre_raw", "pre_nat", "pre_filter", "fwd_early", "FORWARD", "fwd_late", "post_nat", "post_late"]
+    assert check_hook_order(topo, right)
+    assert check_hook_order(topo, [f"inet demo {c}" if c != "FORWARD" else "ip filter FORWARD" for c in right])
+    with pytest.raises(CheckFailed, match="differs at position 1"):
+        check_hook_order(topo, ["pre_nat", "pre_raw", *right[2:]])
+    with pytest.raises(CheckFailed, match="position 9"):
+        check_hook_order(topo, [*right, "in_filter"])
+    local = [h.hook for h in trace_ping(topo, topo.router, "10.0.2.10")]
+    assert local == ["output", "output", "postrouting", "postrouting"]
+    delete_table(topo.router, "inet", "demo")
+    topo.router.run(["iptables", "-F", "FORWARD"], check=True)
+
+
+def test_check_translation(topo):
+    from packetlab.exercises.iptables_nftables import check_translation
+    assert check_translation(topo, "ip saddr 10.0.1.0/24 tcp dport 22 ct state new accept")
+    assert check_translation(topo, "nft add rule ip filter FORWARD tcp dport 22 ip saddr 10.0.1.0/24 ct state new counter accept")
+    with pytest.raises(CheckFailed, match="differs"):
+        check_translation(topo, "ip saddr 10.0.1.0/24 tcp dport 22 accept")
+    with pytest.raises(CheckFailed, match="rejects"):
+        check_translation(topo, "ip source 10.0.1.0/24 accept")
+
+
+SET_VMAP = """table inet filter {
+  set denylist {
+    type ipv4_addr
+    elements = { 10.0.1.11 }
+  }
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ct state established,related accept
+    ip saddr @denylist drop
+    tcp dport vmap { 80 : accept, 443 : accept }
+    meta l4proto tcp ct state new drop
+  }
+}
+"""
+
+
+def test_check_set_and_vmap(topo):
+    from packetlab.exercises.iptables_nftables import check_set_and_vmap
+    try:
+        assert check_set_and_vmap(topo, SET_VMAP)
+        with pytest.raises(CheckFailed, match="10.0.1.10 -> port 22: open"):
+            check_set_and_vmap(topo, SET_VMAP.replace("    meta l4proto tcp ct state new drop\n", ""))
+        with pytest.raises(CheckFailed, match="no verdict map"):
+            check_set_and_vmap(topo, SET_VMAP.replace("tcp dport vmap { 80 : accept, 443 : accept }",
+                                                      "tcp dport { 80, 443 } accept"))
+    finally:
+        delete_table(topo.router, "inet", "filter")
+
+
+RATE = """table inet ratelimit {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    icmp type echo-request limit rate 10/second burst 10 packets accept
+    icmp type echo-request drop
+  }
+}
+"""
+
+
+@pytest.mark.slow
+def test_check_rate_limit(topo):
+    from packetlab.exercises.iptables_nftables import check_rate_limit
+    try:
+        assert check_rate_limit(topo, RATE)
+        with pytest.raises(CheckFailed, match="nothing limits"):
+            check_rate_limit(topo, RATE.replace("    icmp type echo-request drop\n", ""))
+        with pytest.raises(CheckFailed, match="too strict"):
+            check_rate_limit(topo, RATE.replace("10/second burst 10", "1/minute burst 1"))
+    finally:
+        delete_table(topo.router, "inet", "ratelimit")
