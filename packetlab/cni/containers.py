@@ -227,6 +227,7 @@ default_network = "{self.conflist['name']}"
         self.containers.pop(name, None)
 
     def close(self) -> None:
+        self.attached = False
         with contextlib.suppress(Exception):
             if self.sandbox.holder.poll() is None:
                 self.podman("rm", "-f", "-a", "-t", "0", timeout=60, check=False)
@@ -334,6 +335,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         self.containers.pop(name, None)
 
     def close(self) -> None:
+        self.attached = False
         if self.daemon is not None and self.daemon.poll() is None:
             for name in list(self.containers):
                 with contextlib.suppress(Exception):

@@ -47,3 +47,21 @@ def reference_dir() -> str:
     raise MissingRequirement("the reference CNI plugins are not installed",
                              cause=f"no host-local plugin in {', '.join(REFERENCE_PLUGIN_DIRS)}",
                              fix="sudo apt-get install containernetworking-plugins (vagrant/provision.sh does)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m packetlab.cni.install DIR``: install the plugin wrappers into DIR (a
+    real node's CNI bin directory, e.g. /opt/cni/bin)."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m packetlab.cni.install",
+                                     description="install the packetlab CNI plugins into a CNI bin directory")
+    parser.add_argument("bin_dir")
+    parser.add_argument("--python", default=sys.executable, help="the Python that has packetlab installed")
+    args = parser.parse_args(argv)
+    for path in install(args.bin_dir, args.python):
+        print(f"installed {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

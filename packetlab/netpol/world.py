@@ -167,3 +167,46 @@ class PolicyWorld:
         plan = [(f"{i}", ns, address, port, protocol) for i in range(count)]
         results = probe_all(plan, timeout=timeout)
         return [results[f"{i}"] for i in range(count)]
+
+
+def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequence[Sequence[NetworkPolicy]], *,
+                       updates: int = 40, port: int = 80) -> dict[str, object]:
+    """Keep a UDP request/response flow from pod `src` to pod `dst`:`port` running while the
+    policy set is replaced `updates` times (cycling through `policy_sets`, each of which
+    should allow the flow). Returns round trips done, errors seen and packets the
+    enforcer denied on that flow — both zero when updates are atomic."""
+    import socket
+    import threading
+    from .. import netns
+    server = world.cluster.pod(dst)
+    with netns.entered(world.lab_pods[world.cluster.pod(src).key].host.namespace):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((server.ip, port))
+    sock.settimeout(2)
+    sport = sock.getsockname()[1]
+    stop, errors, done = threading.Event(), [], [0]
+
+    def traffic() -> None:
+        while not stop.is_set():
+            try:
+                sock.send(b"x")
+                sock.recv(64)
+                done[0] += 1
+            except OSError as exc:
+                errors.append(f"after {done[0]} round trips: {exc}")
+                return
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    try:
+        for i in range(updates):
+            world.apply(policy_sets[i % len(policy_sets)])
+        time.sleep(0.1)
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+    denied = [f for f in (world.enforcer.denied_flows() if world.enforcer else [])
+              if f["sport"] == sport and f["dst"] == server.ip]
+    return {"updates": updates, "round_trips": done[0], "errors": errors, "denied_packets": len(denied)}
