@@ -53,6 +53,7 @@ _ABBREV = {"NO": "NONE", "SS": "SYN_SENT", "SR": "SYN_RECV", "ES": "ESTABLISHED"
 #: segment classes, as the kernel sorts a TCP header (RST wins, then SYN, FIN, ACK)
 FLAG_CLASSES = ("syn", "synack", "fin", "ack", "rst", "none")
 
+# --8<-- [start:tcp-table]
 # The transition table: for a segment of class <flags> seen in direction <dir>
 # while the connection is in <column state>, the new state. IV = invalid (the
 # packet is marked INVALID, the state does not change), IG = ignored (accepted,
@@ -73,6 +74,7 @@ reply      ack      IV  IG  SR  ES  CW  CW  TW  TW  CL  IG
 reply      rst      IV  CL  CL  CL  CL  CL  CL  CL  CL  CL
 reply      none     IV  IV  IV  IV  IV  IV  IV  IV  IV  IV
 """
+# --8<-- [end:tcp-table]
 
 
 def _parse_table(text: str) -> dict[tuple[int, str, str], str]:
@@ -411,6 +413,7 @@ class Tracker:
         if direction == REPLY:
             conn.seen_reply = True       # nf_conntrack_in() sets IPS_SEEN_REPLY after the protocol accepts
 
+# --8<-- [start:udp]
     # ---- UDP -----------------------------------------------------------------------------
     def _udp(self, seg: Segment) -> Decision:
         now = seg.time
@@ -434,6 +437,7 @@ class Tracker:
         self._after_accept(conn, direction)
         return Decision(seg, ctinfo, conn)
 
+# --8<-- [end:udp]
     # ---- ICMP ----------------------------------------------------------------------------
     def _icmp(self, seg: Segment) -> Decision:
         now = seg.time

@@ -319,6 +319,7 @@ def filler_addresses(n: int) -> list[str]:
     return [str(ipaddress.IPv4Address(base + i)) for i in range(n)]
 
 
+# --8<-- [start:bench-rulesets]
 def nft_linear_ruleset(n: int, match_src: str, *, hook: str = "prerouting", priority: int = -300) -> str:
     """N rules ``ip saddr <filler> drop`` that never match, then the one that does."""
     rules = "".join(f"    ip saddr {a} drop\n" for a in filler_addresses(n))
@@ -332,6 +333,7 @@ def nft_set_ruleset(n: int, match_src: str, *, hook: str = "prerouting", priorit
     return (f"table ip {BENCH_TABLE} {{\n  set blocked {{\n    type ipv4_addr\n    elements = {{ {elements} }}\n  }}\n"
             f"  chain c {{\n    type filter hook {hook} priority {priority}; policy accept;\n"
             f"    ip saddr @blocked counter drop comment \"match\"\n  }}\n}}\n")
+# --8<-- [end:bench-rulesets]
 
 
 def iptables_linear_ruleset(n: int, match_src: str) -> str:

@@ -118,6 +118,7 @@ def route_prefix(route: dict[str, Any]) -> ipaddress.IPv4Network:
     return ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst if "/" in dst else f"{dst}/32")
 
 
+# --8<-- [start:lpm]
 def longest_prefix_match(table: Sequence[dict[str, Any]], dst: str) -> dict[str, Any] | None:
     """The route of `table` the kernel would pick for `dst`: the longest matching prefix
     (ties broken by the lowest metric). Pure Python — compare it with route_decision()."""
@@ -126,6 +127,7 @@ def longest_prefix_match(table: Sequence[dict[str, Any]], dst: str) -> dict[str,
     if not candidates:
         return None
     return max(candidates, key=lambda r: (route_prefix(r).prefixlen, -int(r.get("metric", 0))))
+# --8<-- [end:lpm]
 
 
 def describe_route(route: dict[str, Any] | None) -> str:
