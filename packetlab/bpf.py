@@ -222,7 +222,7 @@ class LoadedProgram:
         try:
             return self.bpf[map_name.encode() if isinstance(map_name, str) else map_name]
         except KeyError:
-            names = ", ".join(k.decode() if isinstance(k, bytes) else k for k in self.bpf.tables) or "none"
+            names = ", ".join(self.map_names()) or "none"
             raise PacketlabError(f"no map named {map_name!r} in {self.path.name}",
                                  cause=f"maps in this program: {names}",
                                  fix="use one of those names") from None
@@ -311,7 +311,16 @@ def table_to_dict(table: Any) -> dict:
     """
     import bcc.table as bt
     per_cpu = isinstance(table, (bt.PerCpuArray, bt.PerCpuHash))
-    return {to_python(k): (sum_per_cpu(v) if per_cpu else to_python(v)) for k, v in table.items()}
+    return {hashable(to_python(k)): (sum_per_cpu(v) if per_cpu else to_python(v)) for k, v in table.items()}
+
+
+def hashable(key: Any) -> Any:
+    """Struct keys become tuples of their field values (dicts cannot be dict keys)."""
+    if isinstance(key, dict):
+        return tuple(hashable(v) for v in key.values())
+    if isinstance(key, list):
+        return tuple(hashable(v) for v in key)
+    return key
 
 
 def sum_per_cpu(values: Any) -> Any:

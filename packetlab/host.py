@@ -84,6 +84,38 @@ class Node:
             with open(path) as f:
                 return f.read().strip()
 
+    def attach_xdp(self, source: str, dev: str = "eth0", *, mode: str = "native",
+                   function: str | None = None, cflags: Sequence[str] = (),
+                   fresh: bool = False) -> XdpAttachment:
+        """Compile `source` (a bpf/ file) with bcc and attach it to `dev` here.
+
+        The attachment is detached when you call ``detach()``, leave its ``with``
+        block, or when the lab ends — whichever comes first.
+        """
+        program = acquire(source, function=function, prog_type="xdp", cflags=cflags, fresh=fresh)
+        try:
+            attachment = XdpAttachment(program, self.namespace, dev, mode, pooled=not fresh)
+        except BaseException:
+            program.close()
+            raise
+        self.lab._track_attachment(attachment)
+        return attachment
+
+    def attach_tc(self, source: str, dev: str = "eth0", *, direction: str = "ingress",
+                  function: str | None = None, cflags: Sequence[str] = (), priority: int = 1,
+                  fresh: bool = False) -> TcAttachment:
+        """Compile `source` with bcc as a tc (sched_cls) program and attach it to
+        `dev`'s clsact `direction` hook (direct-action). Detached like XDP."""
+        program = acquire(source, function=function, prog_type="sched_cls", cflags=cflags, fresh=fresh)
+        try:
+            attachment = TcAttachment(program, self.namespace, dev, direction, priority, pooled=not fresh)
+        except BaseException:
+            program.close()
+            raise
+        self.lab._track_attachment(attachment)
+        return attachment
+
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} ns={self.namespace}>"
 
@@ -202,38 +234,6 @@ class Host(Node):
             frames.extend(sniffer.stop() or [])
             frames.extend(_drain(sock))   # frames still queued when the sniffer stopped
             sock.close()
-
-    def attach_xdp(self, source: str, dev: str = "eth0", *, mode: str = "native",
-                   function: str | None = None, cflags: Sequence[str] = (),
-                   fresh: bool = False) -> XdpAttachment:
-        """Compile `source` (a bpf/ file) with bcc and attach it to `dev` here.
-
-        The attachment is detached when you call ``detach()``, leave its ``with``
-        block, or when the lab ends — whichever comes first.
-        """
-        program = acquire(source, function=function, prog_type="xdp", cflags=cflags, fresh=fresh)
-        try:
-            attachment = XdpAttachment(program, self.namespace, dev, mode, pooled=not fresh)
-        except BaseException:
-            program.close()
-            raise
-        self.lab._track_attachment(attachment)
-        return attachment
-
-    def attach_tc(self, source: str, dev: str = "eth0", *, direction: str = "ingress",
-                  function: str | None = None, cflags: Sequence[str] = (), priority: int = 1,
-                  fresh: bool = False) -> TcAttachment:
-        """Compile `source` with bcc as a tc (sched_cls) program and attach it to
-        `dev`'s clsact `direction` hook (direct-action). Detached like XDP."""
-        program = acquire(source, function=function, prog_type="sched_cls", cflags=cflags, fresh=fresh)
-        try:
-            attachment = TcAttachment(program, self.namespace, dev, direction, priority, pooled=not fresh)
-        except BaseException:
-            program.close()
-            raise
-        self.lab._track_attachment(attachment)
-        return attachment
-
 
 def _drain(sock: Any) -> list:
     """Read the frames already queued on a capture socket, without waiting.

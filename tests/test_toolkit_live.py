@@ -314,3 +314,20 @@ def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
         assert again.table("never_read_from_python") == {}
     finally:
         again.close()
+
+
+def test_struct_keys_and_xdp_on_a_switch_port():
+    from packetlab.bpf import LoadedProgram
+    with Lab("tkn") as lab:
+        h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
+        lab.link(h1, sw, ip="10.0.1.1/24")
+        lab.link(h2, sw, ip="10.0.1.2/24")
+        port = sw.attach_xdp(COUNTER, "h2-eth0")          # frames on their way to h2
+        assert h1.ping("10.0.1.2", count=2, interval=0.05).received == 2
+        assert port.table("by_class")[2] >= 2
+    prog = LoadedProgram(HERE / "bpf/toolkit_maps.c")
+    try:
+        with pytest.raises(PacketlabError, match="never_read_from_python, per_cpu_pairs"):
+            prog["no_such_map"]
+    finally:
+        prog.close()
