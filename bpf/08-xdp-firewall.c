@@ -179,6 +179,7 @@ static __always_inline struct fw_class *fw_class_of(u32 slot, u32 *cls)
     return fw_class.lookup(&idx);
 }
 
+/* --8<-- [start:ratelimit] */
 /* Token bucket in one timestamp (GCRA): a packet conforms if the bucket's
  * theoretical arrival time is at most `tolerance` ahead of now; each
  * conforming packet pushes it `interval` further. Updated with
@@ -210,6 +211,7 @@ static __always_inline int fw_rate_ok(struct fw_rule *r, int is_v6, struct fw_lp
     }
     return 0;                      /* heavy contention on one source: treat as over */
 }
+/* --8<-- [end:ratelimit] */
 
 int xdp_firewall(struct xdp_md *ctx)
 {
@@ -230,6 +232,7 @@ int xdp_firewall(struct xdp_md *ctx)
         return XDP_PASS;           /* ARP and friends: the firewall filters IP only */
     }
 
+    /* --8<-- [start:slot] */
     u32 zero = 0;
     struct fw_active *act = fw_active.lookup(&zero);
     if (!act)
@@ -240,6 +243,7 @@ int xdp_firewall(struct xdp_md *ctx)
         fw_count(FW_CTR_UNCONFIGURED, bytes, 0);
         return XDP_PASS;
     }
+    /* --8<-- [end:slot] */
 
     struct fw_lpm_key skey = {}, dkey = {};
     int is_v6 = proto == bpf_htons(ETH_P_IPV6);
@@ -297,6 +301,7 @@ int xdp_firewall(struct xdp_md *ctx)
         sport = bpf_ntohs(udp->source);
     }
 
+    /* --8<-- [start:classify] */
     /* Five lookups give five classes. */
     struct fw_class *cs = fw_class_of(slot, fw_addr.lookup(&skey));
     struct fw_class *cd = fw_class_of(slot, fw_addr.lookup(&dkey));
@@ -332,6 +337,7 @@ int xdp_firewall(struct xdp_md *ctx)
     }
     if (!found)
         goto nomatch;
+    /* --8<-- [end:classify] */
 
     u32 ridx = slot * FW_MAX_RULES + bit;
     struct fw_rule *r = fw_rule.lookup(&ridx);

@@ -41,8 +41,12 @@ DEFAULT_SIZES = (1, 100, 1000, 10000)
 VARIANTS = ("xdp-firewall", "iptables-linear", "nft-linear", "nft-set")
 
 
+QUIET = False
+
+
 def log(msg: str) -> None:
-    print(f"[bench firewall] {msg}", file=sys.stderr, flush=True)
+    if not QUIET:
+        print(f"[bench firewall] {msg}", file=sys.stderr, flush=True)
 
 
 # ---- the same rules, four ways ------------------------------------------------------------------
@@ -193,8 +197,14 @@ def testrun_ns(run, frame: bytes, repeat: int, rounds: int = 5) -> float:
 
 
 def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, live: bool = True,
-        lab_name: str = "bfw", variants=VARIANTS) -> Report:
-    """Build the lab, measure every variant at every size, tear the lab down."""
+        lab_name: str = "bfw", variants=VARIANTS, rounds: int = 5, progress: bool = True) -> Report:
+    """Build the lab, measure every variant at every size, tear the lab down.
+
+    Test-run figures of the XDP firewall are taken in `rounds` rotations over
+    the rule sets (swapping them in each time), so that noise from other work
+    on the machine spreads over every size instead of favouring one."""
+    global QUIET
+    QUIET = not progress
     from .. import Lab
     from ..firewall import Capacity, Firewall, compile_rules
     from ..traffic import flood
@@ -214,7 +224,7 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
         # the floor
         log("XDP_DROP floor")
         att = h2.attach_xdp("bpf/08-xdp-drop.c", dev="eth0", mode="native")
-        row = Row("xdp-drop-floor", 0, testrun_ns=testrun_ns(att.test_run, frame, repeat))
+        row = Row("xdp-drop-floor", 0, testrun_ns=testrun_ns(att.test_run, frame, repeat, rounds))
         if live:
             row.live_pps, row.sent_pps = live_run(lambda: _total(att.table("dropped")[0]))
         att.detach()
@@ -229,18 +239,28 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
             fw = Firewall.attach(h2, "eth0", compiled[min(sizes)], capacity=cap)
             report.notes.append(f"XDP firewall: one program for every size (capacity {cap.rules:,} rules), rule sets "
                                 "swapped in atomically between measurements")
+            rows = {}
             for n in sizes:
                 log(f"xdp-firewall, {n:,} rules")
-                res = fw.apply(compiled[n])
-                row = Row("xdp-firewall", n, testrun_ns=testrun_ns(fw.test_run, frame, repeat))
+                fw.apply(compiled[n])
+                row = rows[n] = Row("xdp-firewall", n)
                 bench_counter = fw.active.counters[-1]
                 if live:
                     row.live_pps, row.sent_pps = live_run(lambda: fw.counter(bench_counter)["packets"])
                 report.rows.append(row)
-                del res
+            log(f"xdp-firewall: BPF_PROG_TEST_RUN, {rounds} rounds over every size")
+            samples: dict[int, list[float]] = {n: [] for n in sizes}
+            deep_samples: list[float] = []
             deep = bench_frame(src=blocked_source(max(sizes) - 2)) if max(sizes) >= 2 else None
-            if deep is not None:
-                report.deep_trie_ns = testrun_ns(fw.test_run, deep, repeat)
+            for _ in range(rounds):
+                for n in sizes:
+                    fw.apply(compiled[n])
+                    samples[n].append(fw.test_run(frame, repeat=repeat).ns_per_run)
+                    if n == max(sizes) and deep is not None:
+                        deep_samples.append(fw.test_run(deep, repeat=repeat).ns_per_run)
+            for n in sizes:
+                rows[n].testrun_ns = median(samples[n])
+            report.deep_trie_ns = median(deep_samples) if deep_samples else None
             fw.detach()
 
         for variant in variants:

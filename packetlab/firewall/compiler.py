@@ -106,6 +106,41 @@ class Compiled:
             return None
         return self.rule_of_bit((both & -both).bit_length() - 1)
 
+    def trace(self, *, src: str, dst: str, proto: int, dport: int | None = None, sport: int | None = None,
+              tcp_flags: int | None = None) -> str:
+        """Show the five lookups for one packet, the AND, and the winning rule (for the lab)."""
+        from ..bench import format_table
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+        l4i = 256 + tcp_flags if proto == 6 and tcp_flags is not None else proto
+        dims = [("src address", src, self._addr_class(0, s)), ("dst address", dst, self._addr_class(1, d)),
+                ("dst port", "none" if dport is None else str(dport),
+                 self.ports["dport"][FW_PORT_NONE if dport is None else dport]),
+                ("src port", "none" if sport is None else str(sport),
+                 self.ports["sport"][FW_PORT_NONE if sport is None else sport]),
+                ("proto/flags", f"{proto}" + (f" flags 0x{tcp_flags:02x}" if l4i >= 256 else ""), self.l4[l4i])]
+        both = -1
+        rows = []
+        for name, value, cid in dims:
+            bits = self.classes.sets[cid]
+            both &= bits
+            rows.append([name, value, cid, self._names(bits)])
+        rows.append(["AND", "", "", self._names(both)])
+        winner = self.rule_of_bit((both & -both).bit_length() - 1).name if both else f"(default {self.ruleset.default})"
+        return format_table(["dimension", "packet value", "class", "entries that can match (rule#bit)"], rows) + \
+            f"\nlowest bit wins -> {winner}"
+
+    def _names(self, bits: int) -> str:
+        names = [f"{self.ruleset.rules[self.entries[b].rule].name}#{b}" for b in iter_bits(bits)]
+        return ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "") if names else "(none)"
+
+    def _addr_class(self, dim: int, addr) -> int:
+        for plen in range(addr.max_prefixlen, -1, -1):
+            net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
+            cid = self.prefixes.get((dim, addr.version, net))
+            if cid is not None:
+                return cid
+        return 0
+
     def _addr_set(self, dim: int, addr) -> int:
         for plen in range(addr.max_prefixlen, -1, -1):
             net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)

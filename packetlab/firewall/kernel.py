@@ -220,12 +220,14 @@ class Firewall:
         slot = 1 - active_slot if atomic else active_slot
         counters, rl_ids, fresh = self._allocate(compiled.ruleset)
         t1 = time.perf_counter()
+        # --8<-- [start:swap]
         self._write_slot(slot, compiled, counters, rl_ids)
         for idx in fresh:                                   # new rules start from zero
             self.maps["fw_stats"].update(L.U32.pack(idx), bytes(self.maps["fw_stats"].value_buffer_size))
         t2 = time.perf_counter()
         self.maps["fw_active"].update(L.U32.pack(0), L.ACTIVE.pack(slot, generation + 1))
         synchronize_rcu()                                   # from here on nobody reads the old slot
+        # --8<-- [end:swap]
         t3 = time.perf_counter()
         rs = compiled.ruleset
         self.active = _SetState(rs, counters, rl_ids, [repr(r.identity()) for r in rs.rules])

@@ -173,6 +173,40 @@ def udp_stream(sender: "Host", receiver: "Host", address: str, *, port: int = 60
     return UdpRun(sent, len(seen), elapsed, lost)
 
 
+def sample_frames() -> list[tuple[str, bytes]]:
+    """A few crafted frames for the lab's BPF_PROG_TEST_RUN step (to the lab's server)."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+    from scapy.layers.l2 import ARP, Dot1Q, Ether
+    from scapy.packet import Raw
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    srv4, srv6 = ADDRESSES["srv"][0].split("/")[0], ADDRESSES["srv"][1].split("/")[0]
+    syn = TCP(sport=40000, dport=22, flags="S")
+    return [
+        ("SSH from admin", bytes(e / IP(src="10.0.1.5", dst=srv4) / syn)),
+        ("SSH from guest", bytes(e / IP(src="10.0.1.200", dst=srv4) / syn)),
+        ("HTTP, 802.1Q-tagged", bytes(e / Dot1Q(vlan=7) / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))),
+        ("HTTP over IPv6 with a hop-by-hop header", bytes(e / IPv6(src="fd00:1::c8", dst=srv6) / IPv6ExtHdrHopByHop()
+                                                          / TCP(dport=80))),
+        ("DNS query to the server", bytes(e / IP(src="10.0.1.200", dst=srv4) / UDP(dport=53))),
+        ("DNS reply to the server", bytes(e / IP(src="10.0.1.200", dst=srv4) / UDP(sport=53, dport=33000))),
+        ("later fragment of HTTP", bytes(e / IP(src="10.0.1.200", dst=srv4, frag=100, proto=6) / Raw(b"x" * 40))),
+        ("TCP header cut short", bytes(e / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))[:14 + 20 + 10]),
+        ("ping", bytes(e / IP(src="10.0.1.200", dst=srv4) / ICMP())),
+        ("ARP", bytes(e / ARP(psrc="10.0.1.200", pdst=srv4))),
+    ]
+
+
+def cli(*args: str) -> "subprocess.CompletedProcess":
+    """Run `packetlab firewall ARGS...` as a separate process (as a user would) and print its output."""
+    import subprocess
+    result = subprocess.run([sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True,
+                            timeout=120)
+    print(f"$ packetlab firewall {' '.join(args)}   (exit {result.returncode})")
+    print((result.stdout + result.stderr).rstrip())
+    return result
+
+
 # ---- the server process ----------------------------------------------------------------------
 def _serve(tcp_ports: list[int], udp_port: int | None) -> None:
     socks = []
