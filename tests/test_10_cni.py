@@ -255,6 +255,23 @@ def test_error_paths_leave_nothing_behind():
         assert own_ipam.LeaseStore(node.workdir / "own", "podnet").leases() == {}, "lease not rolled back"
 
 
+def test_failure_after_the_veth_exists_is_rolled_back():
+    """A route the kernel refuses (its gateway is not on-link) fails ADD *after* the veth
+    pair and the lease exist: both must be gone when the error is printed."""
+    with Lab("t10i") as lab:
+        node = Node(lab, "node")
+        pod = lab.host("p")
+        conf = {**_plugin_conf(node), "ipam": {"type": "packetlab-ipam", "subnet": "10.97.0.0/24",
+                                                 "dataDir": str(node.workdir / "own"),
+                                                 "routes": [{"dst": "192.168.0.0/16", "gw": "172.31.0.1"}]}}
+        before = _links(node.host) - {"plbr0"}
+        ans = node.runtime.raw("packetlab", conf, _env(node, "ADD", "late-fail", f"/run/netns/{pod.namespace}"))
+        assert ans.returncode == 1 and ans.json["code"] == spec.SETUP_FAILED, ans
+        assert "configuring eth0 in the pod failed" in ans.json["msg"]
+        assert _links(node.host) - {"plbr0"} == before and "eth0" not in _links(pod)
+        assert own_ipam.LeaseStore(node.workdir / "own", "podnet").leases() == {}
+
+
 def test_refuses_to_act_outside_a_node_namespace():
     """The plugin acts on its current namespace as the node: outside a named lab node
     namespace it refuses before touching anything. Exercised in a throwaway unnamed
