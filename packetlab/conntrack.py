@@ -1092,13 +1092,32 @@ class CtStateCounters:
         self._last = now
         return {s: n for s, n in d.items() if n}
 
-    def last(self) -> str:
-        """The states of the packets since the last call, e.g. 'NEW' or 'ESTABLISHED x2'."""
-        d = self.delta()
-        return _tally_text(d)
+    def last(self, *, settle: bool = True) -> str:
+        """The states of the packets since the last call, e.g. 'NEW' or 'ESTABLISHED x2'
+        (after waiting for the counters to settle, see `settle()`)."""
+        return format_tally(self.settle() if settle else self.delta())
+
+    def settle(self, *, quiet: float = 0.04, timeout: float = 2.0) -> dict[str, int]:
+        """Wait until the counters have moved and then stayed still for `quiet` seconds
+        (answers from the end hosts' kernels included), and return the delta since the
+        last call. Polling instead of a fixed sleep keeps a loaded machine from cutting
+        a step short; with no traffic at all it gives up after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        previous, changed_at = self.read(), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(quiet / 2)
+            current = self.read()
+            if current != previous:
+                previous, changed_at = current, time.monotonic()
+            elif current != self._last and time.monotonic() - changed_at >= quiet:
+                break
+        d = {s: previous[s] - self._last[s] for s in CT_STATES}
+        self._last = previous
+        return {s: n for s, n in d.items() if n}
 
 
-def _tally_text(tally: dict[str, int]) -> str:
+def format_tally(tally: dict[str, int]) -> str:
+    """{"NEW": 1, "ESTABLISHED": 2} -> 'NEW, ESTABLISHED x2' (in CT_STATES order)."""
     ordered = [s for s in CT_STATES if tally.get(s)]
     return ", ".join(s if tally[s] == 1 else f"{s} x{tally[s]}" for s in ordered) or "(none)"
 
@@ -1161,31 +1180,30 @@ class Walkthrough:
     """
 
     def __init__(self, router: Host, wire: LabWire, counters: CtStateCounters,
-                 tracker: Tracker | None = None, *, devices: Sequence[str] = ("eth0", "eth1"),
-                 settle: float = 0.03) -> None:
+                 tracker: Tracker | None = None, *, devices: Sequence[str] = ("eth0", "eth1")) -> None:
         self.router, self.wire, self.counters, self.tracker = router, wire, counters, tracker
-        self.devices, self.settle = tuple(devices), settle
+        self.devices = tuple(devices)
         self._macs = {dev: router.mac(dev) for dev in self.devices}
         self.steps: list[Step] = []
 
-    def _send_captured(self, pkt: Any) -> list[Any]:
+    def _send_captured(self, pkt: Any) -> tuple[list[Any], dict[str, int]]:
         with contextlib.ExitStack() as stack:
             caps = [stack.enter_context(self.router.capture(dev, filter=f"ether dst {mac} and ip", settle=0.02))
                     for dev, mac in self._macs.items()]
             self.wire.send(pkt)
-            time.sleep(self.settle)
-        return sorted((f for cap in caps for f in cap), key=lambda f: float(f.time))
+            verdicts = self.counters.settle()      # the capture runs until the router has gone quiet
+        return sorted((f for cap in caps for f in cap), key=lambda f: float(f.time)), verdicts
 
     def send(self, label: str, pkt: Any) -> Step:
         """Send `pkt`, then read the kernel's verdict and entry (and the tracker's)."""
         seg = segment_from_packet(pkt)
         self.counters.delta()
         if self.tracker is not None:
-            frames = self._send_captured(pkt)
+            frames, verdicts = self._send_captured(pkt)
         else:
             self.wire.send(pkt)
-            time.sleep(self.settle)
-        step = Step(label, seg.describe() if seg else pkt.summary(), self.counters.last(), None)
+            verdicts = self.counters.settle()
+        step = Step(label, seg.describe() if seg else pkt.summary(), format_tally(verdicts), None)
         key = seg.inner if seg and seg.inner else seg.tuple if seg else None
         if key is not None:
             step.kernel = kernel_entry(self.router, key) or kernel_entry(self.router, key.inverted())
@@ -1195,7 +1213,7 @@ class Walkthrough:
             for d in decisions:
                 if d.ctinfo:
                     tally[d.ctinfo] = tally.get(d.ctinfo, 0) + 1
-            step.tracker_ctinfo = _tally_text(tally)
+            step.tracker_ctinfo = format_tally(tally)
             step.reason = "; ".join(d.reason for d in decisions if d.reason)
             hit = self.tracker.lookup(key) or self.tracker.lookup(key.inverted()) if key is not None else None
             step.tracker = hit[0].entry(time.time()) if hit else None

@@ -93,8 +93,9 @@ def check_state_sequence(topo: CtTopology, answer: Any) -> bool:
     conv = topo.conversation()
     truth = []
     for _label, side, flags in CLOSE_SEQUENCE:
+        topo.counters.delta()
         topo.wire.send(conv.segment(side, flags))
-        time.sleep(0.02)
+        topo.counters.settle()
         entry = kernel_entry(topo.router, conv_tuple(conv))
         truth.append(entry.state if entry else "(none)")
     wrong = [f"after {lbl} ({side}) you said {a!r}, the kernel says {t}"
@@ -137,17 +138,15 @@ def check_classification(topo: CtTopology, answer: Any) -> bool:
                topo.conversation().segment("client", "SA"),
                topo.conversation().segment("client", "A", ack=12345),
                topo.conversation().segment("client", "F")]
-    for i, pkt in enumerate(packets):
+    for pkt in packets:
         topo.counters.delta()
         if pkt is None:     # a real UDP datagram to a closed port: the server's kernel answers
             udp_probe(topo.client, SERVER, 9)
-            time.sleep(0.05)
-            d = topo.counters.delta()
+            d = topo.counters.settle()
             truth.append("RELATED" if d.get("RELATED") else ", ".join(d) or "?")
             continue
         topo.wire.send(pkt)
-        time.sleep(0.02)
-        d = topo.counters.delta()
+        d = topo.counters.settle()
         truth.append(next(iter(d)) if len(d) == 1 else ", ".join(d) or "?")
     wrong = [f"{CLASSIFY_CASES[i][:1]}: you said {a!r}, the kernel says {t}"
              for i, (a, t) in enumerate(zip(answer, truth)) if str(a).strip().upper() != t]
