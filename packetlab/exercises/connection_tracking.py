@@ -19,6 +19,7 @@ from typing import Any
 
 from ..conntrack import CtStateCounters, LabWire, TcpConversation, kernel_entry, silence_kernel
 from . import CheckFailed, passed, require, unanswered
+from .nat_and_routing import start_whoami, wait_links_up
 
 CLIENT, SERVER = "10.0.1.10", "10.0.2.10"
 ROUTER_LAN, ROUTER_DMZ = "10.0.1.1", "10.0.2.1"
@@ -46,10 +47,10 @@ def build_topology(lab: Any) -> CtTopology:
     lab.link(server, router, ip=f"{SERVER}/24", peer_ip=f"{ROUTER_DMZ}/24")
     client.add_route("default", via=ROUTER_LAN)
     server.add_route("default", via=ROUTER_DMZ)
+    wait_links_up(client, router, server)
     silence_kernel(client, CRAFT_PORT)
     silence_kernel(server, CRAFT_PORT)
     wire = LabWire(router, (client, "eth0", "eth0"), (server, "eth0", "eth1"))
-    from .nat_and_routing import start_whoami
     start_whoami(server, 80)      # real TCP services on both ends, for the firewall tests
     start_whoami(client, 80)
     return CtTopology(lab, client, router, server, wire, CtStateCounters(router))

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..netfilter import TraceSession, annotate_hooks, base_chains, delete_table, nft_check, translate
 from . import CheckFailed, passed, require, unanswered
-from .nat_and_routing import start_whoami, whoami
+from .nat_and_routing import start_whoami, wait_links_up, whoami
 
 CLIENTS = ("10.0.1.10", "10.0.1.11", "10.0.1.12")
 SERVER = "10.0.2.10"
@@ -35,6 +35,7 @@ def build_topology(lab: Any) -> FwTopology:
     lab.link(server, router, ip=f"{SERVER}/24", peer_ip=f"{ROUTER_DMZ}/24")
     client.add_route("default", via=ROUTER_LAN)
     server.add_route("default", via=ROUTER_DMZ)
+    wait_links_up(client, router, server)
     for port in SERVER_PORTS:
         start_whoami(server, port)
     return FwTopology(lab, client, router, server)
@@ -83,13 +84,20 @@ def load_hooks_demo(topo: FwTopology) -> None:
 
 
 def trace_ping(topo: FwTopology, src_host: Any, dst: str) -> list:
-    """Ping once under ``nft monitor trace`` on the router; the hops of the echo request."""
-    with TraceSession(topo.router) as trace:
-        src_host.ping(dst, count=1, timeout=1)
-    paths = trace.paths()
-    annotate_hooks(paths, base_chains(topo.router))
-    requests = [hops for hops in paths.values() if hops and "echo-request" in hops[0].packet]
-    return requests[0] if requests else []
+    """Ping once under ``nft monitor trace`` on the router; the hops of the echo request.
+
+    The monitor needs a moment to subscribe; on a busy machine the first ping can
+    pass before it listens, so up to three attempts are made."""
+    for attempt in range(3):
+        with TraceSession(topo.router, settle=0.3 * (attempt + 1)) as trace:
+            src_host.ping(dst, count=1, timeout=1)
+        paths = trace.paths()
+        annotate_hooks(paths, base_chains(topo.router))
+        requests = [hops for hops in paths.values()        # complete paths only: from the marking rule on
+                    if hops and "echo-request" in hops[0].packet and "nftrace" in " ".join(hops[0].rules)]
+        if requests:
+            return requests[0]
+    return []
 
 
 def check_hook_order(topo: FwTopology, answer: Any) -> bool:

@@ -66,7 +66,24 @@ def build_topology(lab: Any, *, forwarding: bool = False, server_default_route: 
     if server_default_route:
         server.add_route("default", via=ROUTER_DMZ)
     router.sysctl("net.ipv4.ip_forward", 1 if forwarding else 0)
+    wait_links_up(client, router, server, upstream)
     return NatTopology(lab, client, router, server, upstream)
+
+
+def wait_links_up(*hosts: Any, timeout: float = 3.0) -> None:
+    """Wait until every veth of `hosts` reports operstate UP.
+
+    The kernel applies a new link's carrier state lazily (the link watcher runs up
+    to a second later), so a table printed right after building shows DOWN for a
+    moment; waiting keeps the first observations of a lab clean.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [link.get("operstate") for h in hosts
+                  for link in json.loads(h.run(["ip", "-j", "link", "show", "type", "veth"]).stdout or "[]")]
+        if all(state == "UP" for state in states):
+            return
+        time.sleep(0.05)
 
 
 # ---- routing -------------------------------------------------------------------------------
