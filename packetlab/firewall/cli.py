@@ -53,12 +53,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from . import pinned
-    targets = [_target(args)] if args.dev else pinned.installed()
-    gone = pinned.gc()
-    for line in gone:
+    for line in pinned.gc():                        # forget firewalls whose namespace is gone
         print(line)
-    if not args.dev:
-        targets = pinned.installed()
+    targets = [_target(args)] if args.dev else pinned.installed()
     if not targets:
         print("no firewall installed (packetlab firewall apply RULES.yaml --netns NS --dev IF)")
         return 0

@@ -58,7 +58,6 @@ class FirewallStatus:
     rules: list[RuleStatus]
     special: dict[str, dict[str, int]]          # default / not-ip / malformed / fragment / unconfigured
     entries: int
-    classes: int
     capacity: dict[str, int]
     where: str = ""
 
@@ -352,7 +351,7 @@ class Firewall:
         cfg = L.SLOTCFG.unpack(self.maps["fw_slot"].lookup(L.U32.pack(slot)))
         return FirewallStatus(source=rs.source if rs else "(nothing applied)", generation=generation, slot=slot,
                               default=rs.default if rs else "allow", fragments=rs.fragments if rs else "l3",
-                              rules=rules, special=special, entries=cfg[4], classes=0,
+                              rules=rules, special=special, entries=cfg[4],
                               capacity=asdict(self.capacity), where=self.where)
 
     def metrics(self, **labels: str) -> str:
