@@ -503,3 +503,57 @@ def test_check_stateful_firewall(topo):
             check_stateful_firewall(topo, "table inet fw { chain forward { nonsense } }")
     finally:
         delete_table(topo.router, "inet", "fw")
+
+
+# ---- the kernel's special paths, offline and live ------------------------------------------------
+
+def _resync(c: TcpConversation):
+    """Established; the client restarts with a new SYN (ignored), the server answers it (re-sync)."""
+    base = reach_state(c, "ESTABLISHED")
+    new_syn = c.segment("client", "S", seq=800000, advance=False)
+    synack = c.segment("server", "SA", seq=900000, ack=800001, advance=False)
+    ack = c.segment("client", "A", seq=800001, ack=900001, advance=False)
+    return base + [new_syn, synack, ack], ["ESTABLISHED", "SYN_RECV", "ESTABLISHED"]   # the SYN is ignored
+
+
+def _challenge_ack(c: TcpConversation):
+    """LAST_ACK; a new SYN from the client is ignored and the server's challenge ACK must not
+    be taken for the last ACK."""
+    base = reach_state(c, "LAST_ACK")
+    syn = c.segment("client", "S", seq=c.next_seq["client"] + 100000, advance=False)
+    challenge = c.segment("server", "A", advance=False)
+    return base + [syn, challenge], ["LAST_ACK", "LAST_ACK"]
+
+
+def _rst_after_challenge(c: TcpConversation):
+    """SYN_SENT; the server answers the SYN with a bare ACK (a challenge for a half-open
+    connection), the client resets at exactly that ACK's number."""
+    syn = c.syn()
+    challenge = c.segment("server", "A", seq=5000, ack=12345, advance=False)
+    rst = c.segment("client", "R", seq=12345, advance=False)
+    return [syn, challenge, rst], ["SYN_SENT", "CLOSE"]
+
+
+SPECIAL_SEQUENCES = {"resync": _resync, "challenge-ack": _challenge_ack, "rst-after-challenge": _rst_after_challenge}
+
+
+@pytest.mark.parametrize("name", list(SPECIAL_SEQUENCES))
+def test_special_paths_offline(name):
+    t, c = Tracker(), conv()
+    packets, final_states = SPECIAL_SEQUENCES[name](c)
+    ds = feed(t, packets)
+    assert all(d.ctinfo != "INVALID" for d in ds), [str(d) for d in ds]
+    tail = [d.new_state or d.old_state for d in ds[-len(final_states):]]
+    assert tail == final_states, [str(d) for d in ds]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SPECIAL_SEQUENCES))
+def test_special_paths_agree_with_the_kernel(topo, name):
+    from packetlab.conntrack import Walkthrough
+    c = TcpConversation(C, S, 31000 + list(SPECIAL_SEQUENCES).index(name), 7777)
+    packets, _ = SPECIAL_SEQUENCES[name](c)
+    walk = Walkthrough(topo.router, topo.wire, topo.counters, Tracker())
+    for i, p in enumerate(packets):
+        walk.send(str(i), p)
+    assert walk.agree(), "\n".join(walk.disagreements()) + "\n" + walk.table()
