@@ -14,15 +14,15 @@ be busy); an unexpected success is never retried — load cannot cause one.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import errno
 import os
 import selectors
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from .. import netns
 
@@ -36,13 +36,19 @@ class ProbeResult:
     error: str = ""
 
 
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), f"setns {what}")
+
+
 def _enter(ns_path: str) -> None:
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(ns_path, os.O_RDONLY)
     try:
-        if libc.setns(fd, 0x40000000) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns_path}")
+        _setns(fd, ns_path)
     finally:
         os.close(fd)
 
@@ -54,8 +60,6 @@ def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: 
     echo ports keep the connection and echo every byte (for long-lived flows)."""
     sel = selectors.DefaultSelector()
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
     for name, path in pods:
         _enter(path)
         for port in tcp_ports:
@@ -77,7 +81,7 @@ def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: 
             s.bind(("0.0.0.0", port))
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ, ("udp", name))
-        libc.setns(home, 0x40000000)
+        _setns(home, "back home")
     print("ready", flush=True)
     while True:
         for key, _ in sel.select():

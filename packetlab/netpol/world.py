@@ -170,27 +170,32 @@ class PolicyWorld:
 
 
 def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequence[Sequence[NetworkPolicy]], *,
-                       updates: int = 40, port: int = 80) -> dict[str, object]:
-    """Keep a UDP request/response flow from pod `src` to pod `dst`:`port` running while the
+                       updates: int = 40, port: int = 80, protocol: str = "UDP") -> dict[str, object]:
+    """Keep a request/response flow from pod `src` to pod `dst`:`port` running while the
     policy set is replaced `updates` times (cycling through `policy_sets`, each of which
-    should allow the flow). Returns round trips done, errors seen and packets the
-    enforcer denied on that flow — both zero when updates are atomic."""
+    should allow the flow). UDP: one socket, a datagram and its answer per round trip;
+    TCP: one connection to a probe-server echo port, kept open throughout. Returns round
+    trips done, errors seen and packets the enforcer denied on that flow — both zero
+    when updates are atomic."""
     import socket
     import threading
     from .. import netns
     server = world.cluster.pod(dst)
+    tcp = protocol.upper() == "TCP"
     with netns.entered(world.lab_pods[world.cluster.pod(src).key].host.namespace):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.connect((server.ip, port))
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     sock.settimeout(2)
+    sock.connect((server.ip, port))
     sport = sock.getsockname()[1]
     stop, errors, done = threading.Event(), [], [0]
 
     def traffic() -> None:
         while not stop.is_set():
             try:
-                sock.send(b"x")
-                sock.recv(64)
+                sock.send(b"ping\n")
+                answer = sock.recv(64)
+                if tcp and answer != b"ping\n":
+                    errors.append(f"echo mismatch: {answer!r}")
                 done[0] += 1
             except OSError as exc:
                 errors.append(f"after {done[0]} round trips: {exc}")
@@ -207,6 +212,7 @@ def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequ
         stop.set()
         thread.join(5)
         sock.close()
+    name = "TCP" if tcp else "UDP"
     denied = [f for f in (world.enforcer.denied_flows() if world.enforcer else [])
-              if f["sport"] == sport and f["dst"] == server.ip]
+              if f["sport"] == sport and f["dst"] == server.ip and f["proto"] == name]
     return {"updates": updates, "round_trips": done[0], "errors": errors, "denied_packets": len(denied)}
