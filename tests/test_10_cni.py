@@ -184,6 +184,20 @@ def test_bridge_mode_add_check_del_and_oracle():
     assert not netns.exists("t10b-node") and not netns.exists("t10b-a")
 
 
+def test_dual_stack_in_bridge_mode(tmp_path):
+    conf = make_conflist("podnet", pod_cidr="10.244.9.0/24", data_dir=tmp_path)
+    conf["plugins"][0]["ipam"]["ranges"] = [[{"subnet": "10.244.9.0/24"}], [{"subnet": "fd00:244:9::/64"}]]
+    conf["plugins"][0]["ipam"]["routes"] = [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+    with Lab("t10j") as lab:
+        node = Node(lab, "node", conflist=conf)
+        a, b = node.add_pod("a"), node.add_pod("b")
+        v6 = [i for i in b.result["ips"] if ":" in i["address"]]
+        assert len(b.result["ips"]) == 2 and v6[0]["gateway"] == "fd00:244:9::1"
+        assert "default via fd00:244:9::1 dev eth0" in a.host.ip("-6 route")
+        assert a.host.ping(v6[0]["address"].split("/")[0]).ok and a.host.ping(b.ip).ok
+        node.check_pod(a)
+
+
 def test_routed_mode_proxy_arp():
     with Lab("t10c") as lab:
         node = Node(lab, "node", mode="routed", ipam="packetlab-ipam", pod_cidr="10.244.2.0/24")
