@@ -59,6 +59,7 @@ int lb_decap(struct xdp_md *ctx)
         decap_count(DECAP_BAD_INNER);
         return XDP_DROP;
     }
+    /* --8<-- [start:strip] */
     struct ethhdr saved;
     __builtin_memcpy(&saved, eth, sizeof(saved));
     if (bpf_xdp_adjust_head(ctx, (int)sizeof(struct iphdr)))
@@ -69,6 +70,7 @@ int lb_decap(struct xdp_md *ctx)
     if ((void *)(eth + 1) > data_end)
         return XDP_DROP;
     __builtin_memcpy(eth, &saved, sizeof(saved));
+    /* --8<-- [end:strip] */
     decap_count(DECAP_OK);
     return XDP_PASS;
 }

@@ -68,6 +68,7 @@
 #define BE_F_ACTIVE    1           /* configured */
 #define BE_F_UP        2           /* health checks pass */
 #define BE_F_NEXTHOP   4           /* ifindex/dmac/smac are valid: forward in XDP */
+#define BE_F_REDIRECT  8           /* ...and XDP_REDIRECT to ifindex is allowed (SET_F_REDIRECT) */
 #define BE_F_USABLE    (BE_F_ACTIVE | BE_F_UP)
 
 #define SET_F_REDIRECT 1           /* XDP_REDIRECT between interfaces is allowed */
@@ -109,7 +110,7 @@ struct lb_vip_key {
 };
 
 struct lb_vip {
-    __u32 index;                   /* row of `ring`, `vip_meta` and `vip_stats` */
+    __u32 index;                   /* row of `ring` and `vip_meta`, and of the `stats` matrix */
     __u32 ring_size;               /* Maglev table size (prime) */
     __u32 flags;                   /* VIP_F_* (VIP_F_ACTIVE in vip_meta) */
     __be32 addr;                   /* the VIP itself, so that a connection-table hit */
@@ -139,8 +140,8 @@ struct lb_flow {
 };
 
 struct lb_conn {
-    __u64 created_ns;
-    __u64 last_ns;
+    __u64 created_ns;              /* bpf_ktime_get_coarse_ns() when the flow was balanced */
+    __u64 last_jiffies;            /* bpf_jiffies64() of the last packet: free, unlike any ns clock */
     __u64 packets;                 /* client -> backend */
     __u64 bytes;
     __u64 reply_packets;           /* backend -> client through the LB (NAT) */
@@ -175,8 +176,7 @@ BPF_ARRAY(ring, __u32, LB_MAX_VIPS * LB_MAX_RING);               /* Maglev table
 BPF_ARRAY(backends, struct lb_backend, LB_MAX_BACKENDS);
 BPF_TABLE("lru_hash", struct lb_flow, struct lb_conn, conns, LB_MAX_CONNS);
 BPF_TABLE("lru_hash", struct lb_flow, struct lb_flow, nat_rev, LB_MAX_CONNS);
-BPF_PERCPU_ARRAY(vip_stats, struct lb_counters, LB_MAX_VIPS);
-BPF_PERCPU_ARRAY(backend_stats, struct lb_counters, LB_MAX_BACKENDS);
+BPF_PERCPU_ARRAY(stats, struct lb_counters, LB_MAX_VIPS * LB_MAX_BACKENDS);   /* [vip row][backend slot] */
 BPF_PERCPU_ARRAY(events, __u64, EV_MAX);
 BPF_ARRAY(settings, struct lb_settings, 1);
 BPF_DEVMAP(tx_ports, LB_MAX_IFINDEX);                             /* key = ifindex */
@@ -198,6 +198,7 @@ static __always_inline __u32 lb_addr_bucket(__be32 a)
 }
 
 /* ---- the flow hash (packetlab.lb.maglev.flow_hash is the same function) ---- */
+/* --8<-- [start:hash] */
 static __always_inline __u32 lb_mix(__u32 h)
 {
     h ^= h >> 16;
@@ -217,6 +218,7 @@ static __always_inline __u32 lb_flow_hash(const struct lb_flow *f)
     h = lb_mix(h ^ f->proto);
     return h;
 }
+/* --8<-- [end:hash] */
 
 /* ---- incremental checksum update, RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') ---- */
 static __always_inline __u16 lb_fold(__u32 s)
@@ -226,6 +228,7 @@ static __always_inline __u16 lb_fold(__u32 s)
     return (__u16)s;
 }
 
+/* --8<-- [start:csum] */
 static __always_inline void lb_csum_replace4(__u16 *check, __be32 from, __be32 to)
 {
     __u32 s = (__u16)~*check;
@@ -243,6 +246,7 @@ static __always_inline void lb_csum_replace2(__u16 *check, __be16 from, __be16 t
     s += to;
     *check = ~lb_fold(s);
 }
+/* --8<-- [end:csum] */
 
 static __always_inline __u16 lb_ipv4_csum(struct iphdr *ip)
 {
@@ -340,7 +344,8 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
     struct iphdr *outer = (void *)(eth + 1);
     if ((void *)(outer + 1) > end)
         return XDP_DROP;
-    int fast = (be->flags & BE_F_NEXTHOP) && lb_can_xmit(ctx, be->ifindex);
+    int fast = (be->flags & BE_F_NEXTHOP) &&
+               (be->ifindex == ctx->ingress_ifindex || (be->flags & BE_F_REDIRECT));
     if (fast) {
         __builtin_memcpy(eth->h_dest, be->dmac, ETH_ALEN);
         __builtin_memcpy(eth->h_source, be->smac, ETH_ALEN);
@@ -348,6 +353,7 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
         __builtin_memcpy(eth->h_dest, saved.h_dest, ETH_ALEN);    /* still addressed to us: */
         __builtin_memcpy(eth->h_source, saved.h_source, ETH_ALEN); /* the kernel routes it */
     }
+    /* --8<-- [start:encap] */
     eth->h_proto = bpf_htons(ETH_P_IP);
     outer->version = 4;
     outer->ihl = 5;
@@ -361,6 +367,7 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
     outer->saddr = be->saddr;
     outer->daddr = be->addr;
     outer->check = lb_ipv4_csum(outer);
+    /* --8<-- [end:encap] */
     if (!fast) {
         lb_event(EV_XMIT_KERNEL);
         return XDP_PASS;
@@ -401,13 +408,12 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct ethhdr *eth, stru
     }
     ip->saddr = fk.dst;
     *sport_p = fk.dport;
-    conn->last_ns = bpf_ktime_get_coarse_ns();
+    conn->last_jiffies = bpf_jiffies64();
     conn->reply_packets += 1;
     conn->tcp_flags |= tflags;
     conn->state = lb_next_state(conn->state, l4, tflags, 0);
-    __u32 vidx = conn->vip_index;
-    lb_count(vip_stats.lookup(&vidx), pkt_len, 0, 1);
-    lb_count(backend_stats.lookup(&bslot), pkt_len, 0, 1);
+    __u32 cell = conn->vip_index * LB_MAX_BACKENDS + bslot;
+    lb_count(stats.lookup(&cell), pkt_len, 0, 1);
     lb_event(EV_REPLY_NAT);
     if (!lb_can_xmit(ctx, conn->ifindex)) {
         lb_event(EV_XMIT_KERNEL);
@@ -486,8 +492,7 @@ int lb_xdp(struct xdp_md *ctx)
         }
         return lb_reply(ctx, eth, ip, l4, sport_p, dport_p, l4check, udp != NULL, tflags, pkt_len);
     }
-    __u64 now = bpf_ktime_get_coarse_ns();
-
+    /* --8<-- [start:established] */
     /* ---- established flow? The connection table first: a hit needs no VIP hash lookup ---- */
     struct lb_flow key = { .src = ip->saddr, .dst = ip->daddr, .sport = *sport_p, .dport = *dport_p,
                            .proto = l4 };
@@ -516,6 +521,7 @@ int lb_xdp(struct xdp_md *ctx)
         if (conn && conn->vip_index != vip->index)
             conn = NULL;                            /* a stale entry of a removed VIP: start over */
     }
+    /* --8<-- [end:established] */
     if (conn) {
         slot = conn->backend;
         be = backends.lookup(&slot);
@@ -525,7 +531,7 @@ int lb_xdp(struct xdp_md *ctx)
             reselect = 1;                           /* a new connection reusing the 4-tuple */
             conn->state = ST_NONE;
             conn->tcp_flags = 0;
-            conn->created_ns = now;
+            conn->created_ns = bpf_ktime_get_coarse_ns();
             new_conn = 1;
         }
         if (reselect) {
@@ -549,7 +555,7 @@ int lb_xdp(struct xdp_md *ctx)
         }
         be = backends.lookup(&slot);
         struct lb_conn fresh = {};
-        fresh.created_ns = now;
+        fresh.created_ns = bpf_ktime_get_coarse_ns();
         fresh.backend = slot;
         fresh.vip_index = vip->index;
         fresh.ifindex = ctx->ingress_ifindex;
@@ -564,7 +570,7 @@ int lb_xdp(struct xdp_md *ctx)
         lb_event(EV_DROP_NO_BACKEND);
         return XDP_DROP;
     }
-    conn->last_ns = now;
+    conn->last_jiffies = bpf_jiffies64();
     conn->packets += 1;
     conn->bytes += pkt_len;
     conn->tcp_flags |= tflags;
@@ -574,9 +580,8 @@ int lb_xdp(struct xdp_md *ctx)
         __builtin_memcpy(conn->client_mac, eth->h_source, ETH_ALEN);
         __builtin_memcpy(conn->lb_mac, eth->h_dest, ETH_ALEN);
     }
-    __u32 vidx = vip->index;
-    lb_count(vip_stats.lookup(&vidx), pkt_len, new_conn, 0);
-    lb_count(backend_stats.lookup(&slot), pkt_len, new_conn, 0);
+    __u32 cell = vip->index * LB_MAX_BACKENDS + slot;
+    lb_count(stats.lookup(&cell), pkt_len, new_conn, 0);
 
     if (vip->flags & VIP_F_DSR) {
         __u16 inner_len = bpf_ntohs(ip->tot_len);
@@ -585,6 +590,7 @@ int lb_xdp(struct xdp_md *ctx)
         return lb_encap_ipip(ctx, be, inner_len, tos, df);
     }
 
+    /* --8<-- [start:nat] */
     /* NAT: VIP:port -> backend:port, both checksums updated incrementally */
     if (new_conn) {
         struct lb_flow rk = { .src = be->addr, .dst = key.src, .sport = be->port, .dport = key.sport,
@@ -600,11 +606,12 @@ int lb_xdp(struct xdp_md *ctx)
     }
     ip->daddr = be->addr;
     *dport_p = be->port;
-    if (!(be->flags & BE_F_NEXTHOP) || !lb_can_xmit(ctx, be->ifindex)) {
+    if (!(be->flags & BE_F_NEXTHOP) || (be->ifindex != ctx->ingress_ifindex && !(be->flags & BE_F_REDIRECT))) {
         lb_event(EV_XMIT_KERNEL);
         return XDP_PASS;
     }
     __builtin_memcpy(eth->h_dest, be->dmac, ETH_ALEN);
     __builtin_memcpy(eth->h_source, be->smac, ETH_ALEN);
     return lb_xmit(ctx, be->ifindex);
+    /* --8<-- [end:nat] */
 }

@@ -90,7 +90,7 @@ def assert_checksums(frame: Ether) -> None:
 
 def test_programs_load_and_maps_match_their_python_twins(env):
     _, _, balancer = env
-    assert set(balancer.maps) >= {"vips", "ring", "backends", "conns", "nat_rev", "vip_stats"}
+    assert set(balancer.maps) >= {"vips", "ring", "backends", "conns", "nat_rev", "stats"}
     with pytest.raises(PacketlabError, match="disagree on its layout"):
         BpfMap(balancer.maps["conns"].fd, "conns", U32, Flow)
     for f in ("bpf/09-lb-decap.c", "bpf/09-lb-floor.c"):

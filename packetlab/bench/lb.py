@@ -147,15 +147,17 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
     try:
         steady = {"XDP_DROP floor": (floor.fd, loop), "LB, NAT, established flow": (lb.prog_fd, loop),
                   "LB, packet not for a VIP (pass)": (lb.prog_fd, passing)}
-        samples: dict[str, list[int]] = {k: [] for k in steady}
+        samples: dict[str, list[float]] = {k: [] for k in steady}
         verdicts = {}
-        for _ in range(rounds):
+        for _ in range(rounds):                                   # short rounds, interleaved
             for name, (fd, f) in steady.items():
                 r = prog_test_run(fd, f, repeat=repeat)
-                samples[name].append(r.ns_per_run)
+                # the kernel's own timing of the loop, in whole ns (wall time around the call would
+                # also count re-registering the program in the XDP dispatcher, an RCU grace period)
+                samples[name].append(float(r.ns_per_run))
                 verdicts[name] = r.verdict
         # the least-disturbed round: on a shared machine other tenants only ever add time
-        rows += [TestRunRow(k, "steady", min(v), verdicts[k]) for k, v in samples.items()]
+        rows += [TestRunRow(k, "steady", round(min(v), 2), verdicts[k]) for k, v in samples.items()]
         # per call: fresh packets; new flows get a new source port every call
         syn = bytearray(frame(VIP, 0, "S"))
         percall = {"XDP_DROP floor": (floor.fd, lambda i: frame_cache[0]),
@@ -399,7 +401,7 @@ def report(rows: list[TestRunRow], http: dict[str, dict[str, float]], *, repeat:
     lines = []
     floors = {r.method: r.ns for r in rows if r.name == "XDP_DROP floor"}
     lines.append(f"BPF_PROG_TEST_RUN — steady: repeat {repeat:,} on one buffer (NAT via a two-VIP loop), "
-                 "best of the rounds; per call: repeat 1 on a fresh packet, median of many calls")
+                 "best of the interleaved rounds; per call: repeat 1 on a fresh packet, median of many calls")
     lines.append(format_table(["program / path", "method", "verdict", "ns/packet", "x floor"],
                               [[r.name, r.method, r.verdict, float(r.ns),
                                 round(r.ns / floors[r.method], 2) if floors.get(r.method) else "-"] for r in rows]))
@@ -416,9 +418,12 @@ def report(rows: list[TestRunRow], http: dict[str, dict[str, float]], *, repeat:
         lines.append("")
     lines.append("ratios and targets")
     steady = {r.name: r.ns for r in rows if r.method == "steady"}
-    ratio = steady["LB, NAT, established flow"] / floors["steady"] if floors.get("steady") else float("inf")
-    lines.append(f"  LB ns/packet (NAT, established, steady) / XDP_DROP floor = {ratio:.2f}x   "
-                 f"target <= 8x: {'MET' if ratio <= 8 else 'NOT MET'}")
+    lb_ns, floor_ns = steady["LB, NAT, established flow"], floors.get("steady", 0)
+    ratio = lb_ns / floor_ns if floor_ns else float("inf")
+    lo, hi = (lb_ns / (floor_ns + 1), (lb_ns + 1) / floor_ns) if floor_ns else (ratio, ratio)
+    lines.append(f"  LB ns/packet (NAT, established, steady) / XDP_DROP floor = {lb_ns:g}/{floor_ns:g} = {ratio:.2f}x "
+                 f"(the kernel times in whole ns: {lo:.1f}x..{hi:.1f}x)   target <= 8x: "
+                 f"{'MET' if ratio <= 8 else 'NOT MET'}{' (the bound straddles 8x)' if lo <= 8 < hi else ''}")
     per = {r.name: r.ns for r in rows if r.method == "per call"}
     if per:
         nat = per["LB, NAT, established flow"]
@@ -441,17 +446,40 @@ class BenchRun:
     raw: dict[str, list[HttpResult]] = field(default_factory=dict)
 
 
-def run(topo, *, repeat: int = 1_000_000, testrun_rounds: int = 5, calls: int = 20_000, seconds: float = 8,
+def run(topo, *, repeat: int = 1_000_000, testrun_rounds: int = 20, calls: int = 20_000, seconds: float = 8,
         rounds: int = 2, connections: int = 32, http: bool = True) -> BenchRun:
     """Both measurements on an already built topology (the notebook calls this with small numbers)."""
     from ..lb import LoadBalancer
     log(f"BPF_PROG_TEST_RUN: {testrun_rounds} rounds x {repeat:,} runs, then {calls:,} single calls per path")
     prepare_loop(topo.lb)
+    for b in topo.backends:                     # the DSR VIP must be local on every backend
+        b.run(["ip", "addr", "replace", f"{DSR_VIP}/32", "dev", "lo"], check=True)
     with LoadBalancer(topo.lb, ["eth0", "eth1"]) as lb:
         lb.apply(bench_config(topo))
         rows = testrun_rows(lb, topo.lb, repeat=repeat, rounds=testrun_rounds, calls=calls)
     raw = http_compare(topo, seconds=seconds, rounds=rounds, connections=connections) if http else {}
     return BenchRun(rows, summarize(raw), raw)
+
+
+def plot(result: BenchRun):
+    """Two panels: ns/packet against the floor; CPU per request and requests/s against HAProxy."""
+    import matplotlib.pyplot as plt
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    steady = [r for r in result.rows if r.method == "steady"]
+    a.barh([r.name.replace("LB, ", "") for r in steady], [r.ns for r in steady], color="tab:blue")
+    a.set_xlabel("ns/packet (BPF_PROG_TEST_RUN, steady)")
+    a.invert_yaxis()
+    if result.http:
+        paths = list(result.http)
+        labels = [LABELS.get(p, p) for p in paths]
+        b.bar(labels, [result.http[p]["cpu_us"] for p in paths], color=["tab:green", "tab:olive", "tab:red"][:len(paths)])
+        b.set_ylabel("CPU us per request")
+        for i, p in enumerate(paths):
+            b.annotate(f"{result.http[p]['rps']:,.0f} req/s", (i, result.http[p]["cpu_us"]), ha="center",
+                       va="bottom", fontsize=8)
+        b.tick_params(axis="x", labelsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def main(argv: list[str]) -> int:
@@ -460,6 +488,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rounds", type=int, default=2, help="runs per path, interleaved (default 2)")
     p.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
     p.add_argument("--repeat", type=int, default=1_000_000, help="BPF_PROG_TEST_RUN repeat (default 1e6)")
+    p.add_argument("--testrun-rounds", type=int, default=20, help="interleaved test-run rounds (default 20)")
     p.add_argument("--no-http", action="store_true", help="only the BPF_PROG_TEST_RUN part")
     args = p.parse_args(argv)
     from ..lab import Lab
@@ -468,7 +497,7 @@ def main(argv: list[str]) -> int:
         log("building the topology (a client, the LB, 3 backends)")
         topo = build(lab, clients=1, vips=("10.9.100.1", DSR_VIP))
         attach_decap(topo)
-        result = run(topo, repeat=args.repeat, seconds=args.seconds, rounds=args.rounds,
+        result = run(topo, repeat=args.repeat, testrun_rounds=args.testrun_rounds, seconds=args.seconds, rounds=args.rounds,
                      connections=args.connections, http=not args.no_http)
     print(report(result.rows, result.http, repeat=args.repeat, seconds=args.seconds, rounds=args.rounds,
                  connections=args.connections))

@@ -44,9 +44,13 @@ the command; see `packetlab.lb.cli`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from .config import (Backend, ConfigError, HealthCheck, LBConfig, VIP, load as load_config,  # noqa: F401
                      make_vip)
 from .dataplane import LoadBalancer, disable_tx_checksum  # noqa: F401
 
-__all__ = ["LoadBalancer", "LBConfig", "VIP", "Backend", "HealthCheck", "ConfigError", "load_config",
+EXAMPLES = Path(__file__).resolve().parent / "examples"      # example YAML configs
+
+__all__ = ["EXAMPLES", "LoadBalancer", "LBConfig", "VIP", "Backend", "HealthCheck", "ConfigError", "load_config",
            "make_vip", "disable_tx_checksum"]

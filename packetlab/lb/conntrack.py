@@ -12,6 +12,8 @@ straight from the backend to the client); in NAT mode it sees both.
 """
 from __future__ import annotations
 
+import functools
+import gzip
 import ipaddress
 import socket
 import time
@@ -89,6 +91,36 @@ class Connection:
     @property
     def flow(self) -> str:
         return f"{self.protocol} {self.client}:{self.client_port} -> {self.vip}:{self.vip_port}"
+
+
+def jiffies_now() -> int:
+    """The kernel's jiffies counter (the clock of bpf_jiffies64()), from /proc/timer_list."""
+    with open("/proc/timer_list") as f:
+        for line in f:
+            if line.startswith("jiffies:"):
+                return int(line.split()[1])
+    raise OSError("no 'jiffies:' line in /proc/timer_list")
+
+
+@functools.lru_cache(maxsize=1)
+def hz() -> int:
+    """Jiffies per second (CONFIG_HZ), from /proc/config.gz or measured against CLOCK_MONOTONIC."""
+    try:
+        with gzip.open("/proc/config.gz", "rt") as f:
+            for line in f:
+                if line.startswith("CONFIG_HZ="):
+                    return int(line.split("=")[1])
+    except OSError:
+        pass
+    t0, j0 = time.monotonic(), jiffies_now()
+    time.sleep(0.2)
+    rate = (jiffies_now() - j0) / (time.monotonic() - t0)
+    return min((100, 250, 300, 1000), key=lambda h: abs(h - rate))
+
+
+def idle_seconds(last_jiffies: int, now_jiffies: int | None = None) -> float:
+    now = jiffies_now() if now_jiffies is None else now_jiffies
+    return max(0, now - last_jiffies) / hz()
 
 
 def monotonic_ns() -> int:

@@ -34,7 +34,7 @@ from ..bench import format_table
 from ..errors import PacketlabError
 from . import maglev
 from .config import MAX_BACKENDS, MAX_VIPS, Backend, ConfigError, LBConfig, VIP, load, parse_backend
-from .conntrack import STATE_NAMES, Connection, ip_from_be, monotonic_ns, port_from_be
+from .conntrack import STATE_NAMES, Connection, idle_seconds, ip_from_be, jiffies_now, monotonic_ns, port_from_be
 from .health import BackendHealth, probe
 from .maps import LB_MAPS, BackendEntry, BpfMap, Counters, Flow, Settings, Vip, VipKey, mac_bytes, mac_str, obj_get
 from .nexthop import NextHop, link_info, resolve
@@ -50,7 +50,7 @@ STATE_DIR = Path(os.environ.get("PACKETLAB_LB_STATE_DIR", "/run/packetlab/lb"))
 
 VIP_F_DSR, VIP_F_STICKY, VIP_F_ACTIVE = 1, 2, 4
 FILTER_VIP_DST, FILTER_BE_SRC = 1, 2
-BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP = 1, 2, 4
+BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP, BE_F_REDIRECT = 1, 2, 4, 8
 SET_F_REDIRECT = 1
 EVENTS = ["pass_not_ipv4", "pass_not_vip", "pass_malformed", "drop_fragment", "drop_no_backend",
           "xmit_tx", "xmit_redirect", "xmit_kernel", "reply_nat", "conn_new", "conn_reselect", "drop_encap"]
@@ -97,6 +97,10 @@ class CounterSet:
     conns: int = 0
     reply_packets: int = 0
     reply_bytes: int = 0
+
+    def add(self, other: "CounterSet") -> None:
+        for f in ("packets", "bytes", "conns", "reply_packets", "reply_bytes"):
+            setattr(self, f, getattr(self, f) + getattr(other, f))
 
     @classmethod
     def from_percpu(cls, values: Sequence[Counters] | None) -> "CounterSet":
@@ -168,6 +172,7 @@ class _State:
     retired: list[int] = field(default_factory=list)               # freed slots, oldest first
     down: list[str] = field(default_factory=list)                  # "addr:port" marked down by health checks
     nexthops: dict[str, dict] = field(default_factory=dict)         # "addr:port" -> NextHop fields
+    labels: dict[str, str] = field(default_factory=dict)            # slot -> last backend label (for old flows)
     created: float = field(default_factory=time.time)
 
 
@@ -377,16 +382,19 @@ class LoadBalancer:
                         h = self.health[_bkey(v, b)]
                         h.last, h.up = r, r.ok
             new_slots = set(slots.values()) - set(self.state.slots.values())
-            for s in new_slots:
-                self.maps["backend_stats"].update(s, Counters())
+            new_rows = {vip_index[v.key] for v in cfg.vips if v.key not in self.state.vip_index}
+            for row in new_rows:                      # a fresh row: forget a previous VIP's counters
+                for s in range(MAX_BACKENDS):
+                    self.maps["stats"].update(row * MAX_BACKENDS + s, Counters())
+            for s in new_slots:                       # a fresh slot: forget a previous backend's counters
+                for row in set(vip_index.values()) - new_rows:
+                    self.maps["stats"].update(row * MAX_BACKENDS + s, Counters())
             for k, s in slots.items():
                 self._write_backend(s, k, cfg)
             for v in cfg.vips:
                 self._write_ring(v, vip_index[v.key], slots)
             for v in cfg.vips:
                 idx = vip_index[v.key]
-                if v.key not in self.state.vip_index:
-                    self.maps["vip_stats"].update(idx, Counters())
                 flags = (VIP_F_DSR if v.mode == "dsr" else 0) | (VIP_F_STICKY if v.sticky else 0) | VIP_F_ACTIVE
                 meta = Vip(index=idx, ring_size=v.table_size, flags=flags, addr=be32(v.address),
                            port=be16(v.port), proto=v.proto_number)
@@ -405,6 +413,9 @@ class LoadBalancer:
             self.config = cfg
             self.state.config = cfg.to_dict()
             self.state.vip_index, self.state.slots, self.state.retired = vip_index, slots, retired
+            for v in cfg.vips:
+                for b in v.backends:
+                    self.state.labels[str(slots[_bkey(v, b)])] = b.label
             self.state.down = sorted(k for k in keys if not self.health[k].up)
             self.state.nexthops = {k: asdict(h) for k, h in self.nexthops.items() if k in keys}
             self._save()
@@ -470,7 +481,7 @@ class LoadBalancer:
             entry.saddr = be32(hop.src) if hop.src else 0
             entry.ifindex = hop.ifindex
             if hop.mac and hop.ifindex < MAX_IFINDEX:
-                flags |= BE_F_NEXTHOP
+                flags |= BE_F_NEXTHOP | (BE_F_REDIRECT if self.state.redirect else 0)
                 entry.dmac[:] = list(mac_bytes(hop.mac))
                 entry.smac[:] = list(mac_bytes(hop.our_mac))
                 self._set_tx_port(hop.ifindex)
@@ -601,6 +612,14 @@ class LoadBalancer:
             values = self.maps["ring"].lookup_range(row * MAX_RING, v.table_size)
         return [by_slot.get(int(s if isinstance(s, int) else s.value)) for s in values]
 
+    def backend_up(self, vip: str, backend: str) -> bool:
+        """Does the health checker consider `backend` (name or address[:port]) of `vip` up?"""
+        v = self.config.vip(vip)
+        for b in v.backends:
+            if backend in (b.name, b.address, _bkey(v, b)):
+                return self.health.get(_bkey(v, b), BackendHealth(up=_bkey(v, b) not in self.state.down)).up
+        raise PacketlabError(f"VIP {vip!r} has no backend {backend!r}")
+
     def table_shares(self, vip: str) -> dict[str, float]:
         """Share of `vip`'s installed Maglev table each backend owns (read from the kernel map)."""
         v = self.config.vip(vip)
@@ -628,24 +647,37 @@ class LoadBalancer:
         vips = []
         for v in self.config.vips:
             row = self.state.vip_index[v.key]
-            usable_t = None
             bstats = []
             shares = self._shares_fast(v)
+            vip_total = CounterSet()
             for b in v.backends:
                 k = _bkey(v, b)
                 slot = self.state.slots[k]
+                counters = CounterSet.from_percpu(self.maps["stats"].lookup(row * MAX_BACKENDS + slot))
+                vip_total.add(counters)
                 h = self.health.get(k, BackendHealth(up=k not in self.state.down))
                 hop = self.nexthops.get(k)
                 hop_txt = (f"{hop.dev} {hop.mac}" if hop and hop.mac else (f"{hop.dev} (kernel)" if hop else "?"))
                 bstats.append(BackendStatus(
                     label=b.label, address=b.address, port=v.backend_port(b), slot=slot, weight=b.weight,
                     up=h.up, drain=b.drain, in_table=shares.get(k, 0.0), nexthop=hop_txt,
-                    counters=CounterSet.from_percpu(self.maps["backend_stats"].lookup(slot)),
+                    counters=counters,
                     health=h.last.detail if h.last else ""))
-            del usable_t
-            vips.append(VipStatus(v, row, CounterSet.from_percpu(self.maps["vip_stats"].lookup(row)), bstats))
+            for s in self._retired_slots_with_counts(row, v):   # flows of removed backends still count
+                vip_total.add(s)
+            vips.append(VipStatus(v, row, vip_total, bstats))
         ev = {name: sum(v.value for v in (self.maps["events"].lookup(i) or [])) for i, name in enumerate(EVENTS)}
         return LBStats(vips, ev)
+
+    def _retired_slots_with_counts(self, row: int, v: VIP) -> list[CounterSet]:
+        mine = {self.state.slots[_bkey(v, b)] for b in v.backends}
+        out = []
+        for s in set(self.state.slots.values()) | set(self.state.retired):
+            if s not in mine:
+                c = CounterSet.from_percpu(self.maps["stats"].lookup(row * MAX_BACKENDS + s))
+                if c.packets or c.reply_packets:
+                    out.append(c)
+        return out
 
     def _shares_fast(self, v: VIP) -> dict[str, float]:
         usable = self._usable(v)
@@ -658,7 +690,10 @@ class LoadBalancer:
         """The XDP connection table, decoded (optionally only one VIP's flows)."""
         self._need_open()
         now = monotonic_ns()
-        labels: dict[int, str] = {}
+        jnow = jiffies_now()
+        current = set(self.state.slots.values())
+        labels: dict[int, str] = {int(s): f"{name} (removed)" for s, name in self.state.labels.items()
+                                  if int(s) not in current}
         for v in self.config.vips:
             labels.update(self._labels_by_slot(v))
         only = self.config.vip(vip) if vip else None
@@ -671,7 +706,7 @@ class LoadBalancer:
                 client=ip_from_be(k.src), client_port=port_from_be(k.sport), vip=dst, vip_port=dport,
                 protocol={6: "tcp", 17: "udp"}.get(k.proto, str(k.proto)),
                 backend=labels.get(c.backend, f"slot {c.backend}"), state=STATE_NAMES.get(c.state, str(c.state)),
-                age_s=max(0, now - c.created_ns) / 1e9, idle_s=max(0, now - c.last_ns) / 1e9,
+                age_s=max(0, now - c.created_ns) / 1e9, idle_s=idle_seconds(c.last_jiffies, jnow),
                 packets=c.packets, bytes=c.bytes, reply_packets=c.reply_packets, tcp_flags=c.tcp_flags))
         out.sort(key=lambda c: (c.vip, c.vip_port, c.client, c.client_port))
         return out
@@ -682,10 +717,10 @@ class LoadBalancer:
         The LRU map evicts old entries by itself when it is full; this keeps the
         table (and ``status --conns``) to the flows that matter. Returns how many went."""
         self._need_open()
-        now = monotonic_ns()
+        jnow = jiffies_now()
         gone = 0
         for k, c in list(self.maps["conns"].items()):
-            idle = (now - c.last_ns) / 1e9
+            idle = idle_seconds(c.last_jiffies, jnow)
             if idle >= idle_after or (c.state in (3, 4) and idle >= closed_after):
                 gone += self.maps["conns"].delete(k)
         return gone

@@ -85,6 +85,7 @@ def build_table(backends: Sequence[str], weights: Sequence[int] | None = None,
     table = [EMPTY] * size
     if not live:
         return table
+    # --8<-- [start:populate]
     perms = [permutation(backends[i], size) for i in range(n)]
     nxt = [0] * n
     credit = [0] * n
@@ -107,6 +108,7 @@ def build_table(backends: Sequence[str], weights: Sequence[int] | None = None,
             filled += 1
             if filled == size:
                 return table
+    # --8<-- [end:populate]
 
 
 def shares(table: Sequence[int], n: int | None = None) -> list[float]:

@@ -54,7 +54,7 @@ class Flow(ctypes.Structure):
 
 
 class Conn(ctypes.Structure):
-    _fields_ = [("created_ns", ctypes.c_uint64), ("last_ns", ctypes.c_uint64),
+    _fields_ = [("created_ns", ctypes.c_uint64), ("last_jiffies", ctypes.c_uint64),
                 ("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64), ("reply_packets", ctypes.c_uint64),
                 ("backend", ctypes.c_uint32), ("vip_index", ctypes.c_uint32), ("ifindex", ctypes.c_uint32),
                 ("state", ctypes.c_uint8), ("tcp_flags", ctypes.c_uint8),
@@ -83,8 +83,7 @@ LB_MAPS: dict[str, tuple[type, type]] = {
     "backends": (U32, BackendEntry),
     "conns": (Flow, Conn),
     "nat_rev": (Flow, Flow),
-    "vip_stats": (U32, Counters),
-    "backend_stats": (U32, Counters),
+    "stats": (U32, Counters),
     "events": (U32, U64),
     "settings": (U32, Settings),
     "tx_ports": (U32, U32),

@@ -45,7 +45,7 @@ def render(lb: "LoadBalancer") -> str:
 
     def bl(vs, b) -> str:
         return _labels(vip=vs.vip.label, backend=b.label, address=b.address, port=b.port)
-    for field, help_ in (("packets", "Packets forwarded to the backend (all VIPs it serves)."),
+    for field, help_ in (("packets", "Packets forwarded to the backend for this VIP."),
                          ("bytes", "Bytes forwarded to the backend."),
                          ("conns", "Connections assigned to the backend."),
                          ("reply_packets", "Reply packets from the backend through the LB (NAT mode)."),

@@ -85,3 +85,53 @@ def spread_table(seen: dict[str, int], weights: dict[str, int]) -> str:
     return format_table(["backend", "weight", "expected", "requests", "measured"],
                         [[b, w, f"{100 * w / wsum:.1f}%", seen.get(b, 0), f"{100 * seen.get(b, 0) / total:.1f}%"]
                          for b, w in weights.items()])
+
+
+def wait_for(condition, timeout: float = 10.0, step: float = 0.1) -> bool:
+    """Poll `condition()` until it is true or `timeout` s pass (no fixed sleeps in the lab)."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())
+
+
+def run_cli(*args: str, show: bool = True, limit: int | None = None):
+    """Run ``packetlab lb ARGS`` as a separate process (as you would in a shell) and print its output."""
+    import subprocess
+    import sys
+    from ..bpf import REPO_ROOT
+    r = subprocess.run([sys.executable, "-m", "packetlab", "lb", *map(str, args)], capture_output=True,
+                       text=True, cwd=REPO_ROOT, timeout=120)
+    if show:
+        out = (r.stdout + r.stderr).rstrip().splitlines()
+        print(f"$ packetlab lb {' '.join(map(str, args))}    (exit {r.returncode})")
+        print("\n".join(out[:limit] if limit else out))
+    return r
+
+
+def plot_disruption(rows):
+    """Bars: share of flows moved when one of N backends leaves, Maglev vs hash % N."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ns = [r[0] for r in rows]
+    x = range(len(ns))
+    ax.bar([i - 0.2 for i in x], [100 * r[1] for r in rows], 0.4, label="Maglev")
+    ax.bar([i + 0.2 for i in x], [100 * r[2] for r in rows], 0.4, label="hash % N")
+    ax.plot(list(x), [100 / n for n in ns], "k_", markersize=30, label="1/N")
+    ax.set_xticks(list(x), [f"N={n}" for n in ns])
+    ax.set_ylabel("% of flows that move")
+    ax.set_title("removing one backend")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def capture_on(node, dev: str, *, filter: str | None = None):
+    """Capture on any lab node's interface — also a switch port (Host.capture, for any namespace)."""
+    from ..host import Host
+    shim = Host.__new__(Host)
+    shim.__dict__.update(node.__dict__)
+    return shim.capture(dev, filter=filter)
