@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from packetlab.firewall import EXAMPLES, RuleError, RuleSet, compile_rules, load_rules, parse_rules
 from packetlab.firewall.compiler import expand
 from packetlab.firewall.layout import MAX_RULE_BITS
-from packetlab.firewall.reference import PacketFields, decide, rule_matches
-from packetlab.firewall.rules import Rule, format_tcp_flags, parse_port_range, parse_rate, parse_tcp_flags
+from packetlab.firewall.reference import PacketFields, rule_matches
+from packetlab.firewall.rules import format_tcp_flags, parse_port_range, parse_rate, parse_tcp_flags
 
 BASIC = (EXAMPLES / "basic.yaml")
 

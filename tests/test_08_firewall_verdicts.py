@@ -465,3 +465,34 @@ def test_ten_thousand_rules_classify_correctly():
         assert fw.verdict(Ether(**E) / IP(src=blocked_source(5), dst="10.0.1.2") / UDP(dport=10)) == "XDP_PASS"
     finally:
         fw.close()
+
+
+def test_a_failed_kernel_write_leaves_the_running_rules(fw, monkeypatch):
+    """Even a map update failing half-way through an apply (memory, a bug) cannot
+    half-apply: the writes went to the idle slot, and the flip never happened."""
+    fw.apply(RULES)
+    slot, gen = fw.active_slot()
+    probes = [bytes(f) for _, f, _, _ in TABLE[:20]]
+    before = [fw.test_run(p).verdict for p in probes]
+    trie = fw.maps["fw_addr"]
+    real_update, calls = trie.update, []
+
+    def failing_update(key, value, flags=0):
+        calls.append(key)
+        if len(calls) == 3:
+            raise OSError(12, "Cannot allocate memory")
+        return real_update(key, value, flags)
+
+    monkeypatch.setattr(trie, "update", failing_update)
+    other = "default: allow\nrules:\n" + "".join(f"  - {{name: n{i}, action: drop, src: 10.{i}.0.0/16}}\n" for i in range(6))
+    with pytest.raises(PacketlabError) as err:
+        fw.apply(other)
+    assert "running rules are unchanged" in str(err.value) and len(calls) == 3
+    assert fw.active_slot() == (slot, gen)
+    assert [fw.test_run(p).verdict for p in probes] == before
+    monkeypatch.undo()
+    fw.apply(other)                          # the half-written slot is rewritten completely
+    frame = Ether(**E) / IP(src="10.3.1.1", dst=SRV4) / UDP(dport=9)
+    assert fw.verdict(frame) == "XDP_DROP" and fw.status().rule("n3").packets == 1
+    fw.apply(RULES)
+    assert [fw.test_run(p).verdict for p in probes] == before

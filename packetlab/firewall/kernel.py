@@ -220,9 +220,16 @@ class Firewall:
         counters, rl_ids, fresh = self._allocate(compiled.ruleset)
         t1 = time.perf_counter()
         # --8<-- [start:swap]
-        self._write_slot(slot, compiled, counters, rl_ids)
-        for idx in fresh:                                   # new rules start from zero
-            self.maps["fw_stats"].update(L.U32.pack(idx), bytes(self.maps["fw_stats"].value_buffer_size))
+        try:
+            self._write_slot(slot, compiled, counters, rl_ids)
+            for idx in fresh:                               # new rules start from zero
+                self.maps["fw_stats"].update(L.U32.pack(idx), bytes(self.maps["fw_stats"].value_buffer_size))
+        except OSError as exc:
+            self._forget_slot(slot)                         # half-written: rewrite it from scratch next time
+            raise PacketlabError(f"could not write the new rule set into slot {slot}: {exc.strerror}",
+                                 cause=f"a map update failed ({exc}); packets never saw the idle slot",
+                                 fix="the running rules are unchanged; check `dmesg` for memory limits and "
+                                     "apply again") from exc
         t2 = time.perf_counter()
         self.maps["fw_active"].update(L.U32.pack(0), L.ACTIVE.pack(slot, generation + 1))
         synchronize_rcu()                                   # from here on nobody reads the old slot
@@ -298,6 +305,13 @@ class Firewall:
         self.maps["fw_slot"].update(L.U32.pack(slot), L.SLOTCFG.pack(1, L.ACTION_CODES[rs.default],
                                                                    L.FRAGMENT_CODES[rs.fragments], 0,
                                                                    compiled.n_entries))
+
+    def _forget_slot(self, slot: int) -> None:
+        """Drop what we believe `slot` holds, so the next write rewrites all of it."""
+        self._trie_keys[slot] = None
+        for key in (slot * 2, slot * 2 + 1):
+            self._ports.pop(key, None)
+        self._l4.pop(slot, None)
 
     def _write_array(self, name: str, base: int, values: list[int], cache: dict, key: int) -> None:
         """Write a u32 table region in one batch — skipped if it already holds `values`."""
