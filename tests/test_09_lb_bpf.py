@@ -354,3 +354,29 @@ def test_refuses_the_root_namespace_and_a_busy_interface(env):
         LoadBalancer(lb, "eth0")
     with pytest.raises(PacketlabError, match="no interface"):
         LoadBalancer(lb, "eth9")
+
+
+def test_an_administratively_drained_backend_keeps_its_flows_but_gets_no_new_ones(fresh):
+    _, lb, balancer = fresh
+    picks = {sp: Ether(balancer.test_run(syn(lb, sp)).data)[IP].dst for sp in range(50000, 50040)}
+    cfg = {"vips": [dict(CONFIG["vips"][0], backends=[{"name": "b1", "address": "10.9.2.11", "port": 8080, "drain": True},
+                                                      {"name": "b2", "address": "10.9.2.12", "port": 8080}])]
+           + CONFIG["vips"][1:]}
+    balancer.apply(cfg)
+    assert balancer.table_shares("web") == {"b1": 0.0, "b2": 1.0}
+    for sp, first in picks.items():                         # established flows stay, even on b1
+        assert Ether(balancer.test_run(syn(lb, sp, flags="A")).data)[IP].dst == first
+    assert "10.9.2.11" in picks.values()
+    assert Ether(balancer.test_run(syn(lb, 50999)).data)[IP].dst == "10.9.2.12"   # new ones do not go to b1
+    assert "drain" in balancer.status()
+
+
+def test_closed_flows_expire_from_the_connection_table(fresh):
+    _, lb, balancer = fresh
+    balancer.test_run(syn(lb, 51000))
+    balancer.test_run(syn(lb, 51000, flags="R"))
+    balancer.test_run(syn(lb, 51001))
+    assert {c.client_port: c.state for c in balancer.connections()} == {51000: "closed", 51001: "syn_sent"}
+    assert balancer.expire_connections(closed_after=0) == 1
+    assert [c.client_port for c in balancer.connections()] == [51001]
+    assert all(c.idle_s < 5 and c.age_s < 5 for c in balancer.connections())

@@ -142,6 +142,23 @@ def test_cli_apply_status_remove(topo):
         line = next(ln for ln in prom.splitlines() if ln.startswith("packetlab_lb_vip_connections_total"))
         assert line.endswith(" 60")
         assert "# TYPE packetlab_lb_backend_up gauge" in prom
+        # health checks from the command line: one round, and the loop with its metrics endpoint
+        topo.stop_server("b2")
+        h = cli("health", "--netns", ns, "--dev", "eth0", "--once")
+        assert h.returncode == 0 and "b2 (10.9.2.12:80) is DOWN" in h.stdout
+        assert "DOWN" in cli("status", "--netns", ns, "--dev", "eth0").stdout
+        topo.start_server("b2")
+        loop = subprocess.Popen([sys.executable, "-m", "packetlab", "lb", "health", "--netns", ns, "--dev", "eth0",
+                                 "--interval", "0.2", "--metrics-port", "9109"], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            def b2_up():
+                r = topo.lb.run(["curl", "-s", "-m", "1", "http://127.0.0.1:9109/metrics"])
+                return 'packetlab_lb_backend_up{vip="web",backend="b2",address="10.9.2.12",port="80"} 1' in r.stdout
+            assert wait_for(b2_up, timeout=15)
+        finally:
+            loop.terminate()
+            loop.wait(10)
         # re-apply with a changed weight: updated in place
         r = cli("apply", "packetlab/lb/examples/web-dsr.yaml", *target)
         assert r.returncode == 0 and r.stdout.startswith("updated")
