@@ -496,3 +496,20 @@ def test_a_failed_kernel_write_leaves_the_running_rules(fw, monkeypatch):
     assert fw.verdict(frame) == "XDP_DROP" and fw.status().rule("n3").packets == 1
     fw.apply(RULES)
     assert [fw.test_run(p).verdict for p in probes] == before
+
+
+def test_worst_case_rule_set_still_finds_the_last_rule():
+    """Every one of the 256 summary words is a candidate and none matches: the bounded
+    candidate loop must still reach the catch-all at the last of 16,384 bits."""
+    from packetlab.bench.firewall import adversarial_rules, bench_frame
+    compiled = compile_rules(adversarial_rules(16_384), check_shadows=False)
+    assert compiled.n_entries == L.MAX_RULE_BITS
+    fw = Firewall.load(compiled)
+    try:
+        assert fw.verdict(bench_frame()) == "XDP_DROP"
+        st = fw.status()
+        assert st.rule("catch-all").packets == 1 and sum(r.packets for r in st.rules) == 1
+        other = Ether(**E) / IP(src="10.0.1.1", dst="10.0.1.2") / UDP(dport=7)
+        assert fw.verdict(other) == "XDP_DROP" and fw.status().rule("x-0").packets == 1
+    finally:
+        fw.close()

@@ -64,6 +64,22 @@ def firewall_rules(n: int):
     return RuleSet(default="allow", rules=rules, source=f"<benchmark: {n} rules>")
 
 
+def adversarial_rules(n: int = 16_384):
+    """The bitmap classifier's worst case: n-1 rules whose source-address bitmap and
+    destination-port bitmap are non-zero in the *same* words but never share a bit
+    (even rules: the packet's source, another port; odd rules: the packet's port,
+    another source), then a catch-all. Every summary word is a candidate, none
+    matches: the program checks all of them before the last rule wins."""
+    from ..firewall.rules import Rule, RuleSet
+    rules = []
+    for i in range(n - 1):
+        src, port = (BENCH_SRC, 7) if i % 2 == 0 else ("10.0.2.1", BENCH_PORT)
+        rules.append(Rule(name=f"x-{i}", action="drop", src=(ipaddress.ip_network(src),), proto=(17,),
+                          dport=((port, port),)))
+    rules.append(Rule(name="catch-all", action="drop", proto=(17,)))
+    return RuleSet(default="allow", rules=rules, source=f"<adversarial: {n} rules>")
+
+
 def iptables_restore_text(n: int) -> str:
     lines = ["*raw", ":PREROUTING ACCEPT [0:0]"]
     lines += [f"-A PREROUTING -s {blocked_source(i)}/32 -p udp -m udp --dport {BENCH_PORT} -j DROP" for i in range(n - 1)]
@@ -114,6 +130,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     deep_trie_ns: float | None = None        # XDP firewall, largest N, source found deep in the trie
+    worst_case_ns: float | None = None       # XDP firewall, adversarial_rules(): every summary word a candidate
+    worst_case_rules: int = 0
 
     def get(self, variant: str, rules: int) -> Row | None:
         for r in self.rows:
@@ -172,6 +190,9 @@ class Report:
         if self.deep_trie_ns is not None:
             parts.append(f"XDP firewall, {max(self.sizes):,} rules, packet from a *blocked* source (deepest LPM path): "
                          f"{self.deep_trie_ns:.1f} ns/packet (test-run)")
+        if self.worst_case_ns is not None:
+            parts.append(f"XDP firewall, adversarial {self.worst_case_rules:,}-rule set (every bitmap word a false "
+                         f"candidate): {self.worst_case_ns:.1f} ns/packet (test-run) — the classifier's worst case")
         for target, measured, met in self.targets():
             parts.append(f"target: {target}: {measured} -> {'met' if met else 'NOT met'}")
         parts += self.notes
@@ -179,7 +200,8 @@ class Report:
 
     def to_json(self) -> str:
         return json.dumps({"sizes": self.sizes, "seconds": self.seconds, "rows": [asdict(r) for r in self.rows],
-                           "deep_trie_ns": self.deep_trie_ns, "notes": self.notes}, indent=1)
+                           "deep_trie_ns": self.deep_trie_ns, "worst_case_ns": self.worst_case_ns,
+                           "notes": self.notes}, indent=1)
 
 
 def _total(value: Any) -> int:
@@ -261,6 +283,11 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
             for n in sizes:
                 rows[n].testrun_ns = median(samples[n])
             report.deep_trie_ns = median(deep_samples) if deep_samples else None
+            if max(sizes) >= 10_000:
+                log("xdp-firewall: the adversarial rule set")
+                fw.apply(compile_rules(adversarial_rules(cap.rules), check_shadows=False))
+                report.worst_case_ns = testrun_ns(fw.test_run, frame, repeat, rounds)
+                report.worst_case_rules = cap.rules
             fw.detach()
 
         for variant in variants:
