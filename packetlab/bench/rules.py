@@ -84,7 +84,7 @@ class RulesResult:
     def limited_by(self, p: Point) -> str:
         if self.ceiling_pps and p.pps >= SENDER_BOUND * self.ceiling_pps:
             return "sender"
-        return "receiver (rules)"
+        return "receiver"
 
 
 def _progress(msg: str, quiet: bool) -> None:
@@ -179,7 +179,8 @@ def format_result(result: RulesResult) -> str:
         "pps: packets per second into the receiver, all dropped by the matching (last) rule;",
         "ns/packet = 1e9 / pps: the whole path runs on one CPU (veth hands each frame to the",
         "receiver inside the sender's transmit call), so +ns vs N=0 is what the N rules cost;",
-        f"limited by: 'sender' when pps >= {SENDER_BOUND:.0%} of the sender ceiling, else the receiver's rules;",
+        f"limited by: 'sender' when pps >= {SENDER_BOUND:.0%} of the sender ceiling, else the receiver (its stack",
+        "and its N rules); figures are the fastest of the runs, as load elsewhere on the machine only slows them;",
         "matched: share of received packets counted by the matching rule (100 % = all walked past N rules).",
     ]
     return "\n".join(lines)
