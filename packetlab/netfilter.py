@@ -376,6 +376,10 @@ def _nft_matched(host: Host, src: str) -> int:
     return rule_counters(host, "ip", BENCH_TABLE, "c").get("match", 0)
 
 
+def _nft_clear(host: Host) -> None:
+    delete_table(host, "ip", BENCH_TABLE)
+
+
 def _ipt_load(backend: str) -> Callable[[Host, int, str], None]:
     def load(host: Host, n: int, src: str) -> None:
         iptables_restore(host, iptables_linear_ruleset(n, src), backend=backend)
@@ -396,7 +400,6 @@ RULE_VARIANTS: dict[str, RuleVariant] = {
                                 _ipt_load("nft"), lambda h, s: iptables_match_count(h, s, backend="nft"),
                                 _ipt_clear("nft")),
     "nft-chain": RuleVariant("nft-chain", "nftables linear chain", _nft_load(nft_linear_ruleset), _nft_matched,
-                             lambda h: delete_table(h, "ip", BENCH_TABLE) and None),
-    "nft-set": RuleVariant("nft-set", "nftables set lookup", _nft_load(nft_set_ruleset), _nft_matched,
-                           lambda h: delete_table(h, "ip", BENCH_TABLE) and None),
+                             _nft_clear),
+    "nft-set": RuleVariant("nft-set", "nftables set lookup", _nft_load(nft_set_ruleset), _nft_matched, _nft_clear),
 }
