@@ -1,7 +1,8 @@
 """pytest plugin: prove the test run left the host exactly as it found it.
 
 Loaded by ``make test`` (``-p packetlab.host_guard``). At session start it
-snapshots the root namespace's links, addresses, routes and nftables ruleset; at
+snapshots the root namespace's links, addresses, routes, nftables ruleset, key
+sysctls and packetlab's bpffs pins; at
 the end it compares, and fails the run if anything changed, if a lab left a
 namespace behind, or if a lab record outlived its process.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +33,25 @@ def host_snapshot() -> dict[str, object]:
                     for r in json.loads(_cmd(["ip", "-j", fam, "route", "show", "table", "all"]) or "[]")
                     if r.get("protocol") != "kernel" or fam == "-4")
     return {"links": links, "addresses": addrs, "routes": routes,
-            "nftables": _cmd(["nft", "list", "ruleset"]), "namespaces": set(_namespaces())}
+            "nftables": _cmd(["nft", "list", "ruleset"]), "sysctls": _sysctls(),
+            "pins": sorted(str(p) for p in PIN_ROOT.rglob("*") if not p.is_dir()) if PIN_ROOT.exists() else [],
+            "namespaces": set(_namespaces())}
+
+
+PIN_ROOT = Path("/sys/fs/bpf/packetlab")
+WATCHED_SYSCTLS = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
+                   "net/netfilter/nf_conntrack_max", "net/core/bpf_jit_enable", "kernel/bpf_stats_enabled"]
+
+
+def _sysctls() -> dict[str, str]:
+    """Root-namespace sysctls a lab might be tempted to set (labs set them in their own namespaces)."""
+    out = {}
+    for key in WATCHED_SYSCTLS:
+        try:
+            out[key] = Path("/proc/sys", key).read_text().strip()
+        except OSError:
+            out[key] = "(absent)"
+    return out
 
 
 def _namespaces() -> list[str]:
@@ -65,9 +85,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     after = host_snapshot()
     problems = leftovers(_before["namespaces"])  # type: ignore[arg-type]
-    for key in ("links", "addresses", "routes", "nftables"):
+    for key in ("links", "addresses", "routes", "nftables", "sysctls", "pins"):
         if after[key] != _before[key]:
-            problems.append(f"the host's {key} changed during the run")
+            problems.append(f"the host's {key} changed during the run: {_before[key]!r} -> {after[key]!r}"[:600])
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if problems:
         if reporter:
@@ -77,4 +97,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter:
         reporter.ensure_newline()
-        reporter.write_line("host guard: root namespace links, addresses, routes and nftables unchanged; no lab leftovers")
+        reporter.write_line("host guard: root namespace links, addresses, routes, nftables, sysctls and bpffs pins unchanged; no lab leftovers")
