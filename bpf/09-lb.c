@@ -92,9 +92,8 @@ enum lb_event {
     EV_PASS_MALFORMED,
     EV_DROP_FRAGMENT,
     EV_DROP_NO_BACKEND,
-    EV_XMIT_TX,
-    EV_XMIT_REDIRECT,
-    EV_XMIT_KERNEL,
+    EV_XMIT_KERNEL,                /* forwarded by the kernel (slow path); XDP_TX/REDIRECT are */
+                                   /* not counted here: the per-VIP/backend stats count them */
     EV_REPLY_NAT,
     EV_CONN_NEW,
     EV_CONN_RESELECT,
@@ -143,7 +142,6 @@ struct lb_conn {
     __u64 created_ns;              /* bpf_ktime_get_coarse_ns() when the flow was balanced */
     __u64 last_jiffies;            /* bpf_jiffies64() of the last packet: free, unlike any ns clock */
     __u64 packets;                 /* client -> backend */
-    __u64 bytes;
     __u64 reply_packets;           /* backend -> client through the LB (NAT) */
     __u32 backend;                 /* slot in `backends` */
     __u32 vip_index;
@@ -316,11 +314,8 @@ static __always_inline int lb_can_xmit(struct xdp_md *ctx, __u32 ifindex)
 /* Send the (already rewritten) frame: MACs set by the caller. */
 static __always_inline int lb_xmit(struct xdp_md *ctx, __u32 ifindex)
 {
-    if (ifindex == ctx->ingress_ifindex) {
-        lb_event(EV_XMIT_TX);
+    if (ifindex == ctx->ingress_ifindex)
         return XDP_TX;
-    }
-    lb_event(EV_XMIT_REDIRECT);
     return tx_ports.redirect_map(ifindex, 0);
 }
 
@@ -572,7 +567,6 @@ int lb_xdp(struct xdp_md *ctx)
     }
     conn->last_jiffies = bpf_jiffies64();
     conn->packets += 1;
-    conn->bytes += pkt_len;
     conn->tcp_flags |= tflags;
     conn->state = lb_next_state(conn->state, l4, tflags, 1);
     if (conn->ifindex != ctx->ingress_ifindex) {    /* the client's path moved: follow it */

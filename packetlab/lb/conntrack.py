@@ -84,7 +84,6 @@ class Connection:
     age_s: float
     idle_s: float
     packets: int
-    bytes: int
     reply_packets: int
     tcp_flags: int
 

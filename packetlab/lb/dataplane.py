@@ -53,7 +53,7 @@ FILTER_VIP_DST, FILTER_BE_SRC = 1, 2
 BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP, BE_F_REDIRECT = 1, 2, 4, 8
 SET_F_REDIRECT = 1
 EVENTS = ["pass_not_ipv4", "pass_not_vip", "pass_malformed", "drop_fragment", "drop_no_backend",
-          "xmit_tx", "xmit_redirect", "xmit_kernel", "reply_nat", "conn_new", "conn_reselect", "drop_encap"]
+          "xmit_kernel", "reply_nat", "conn_new", "conn_reselect", "drop_encap"]
 XDP_FLAGS = {"native": 4, "generic": 2}
 
 
@@ -707,7 +707,7 @@ class LoadBalancer:
                 protocol={6: "tcp", 17: "udp"}.get(k.proto, str(k.proto)),
                 backend=labels.get(c.backend, f"slot {c.backend}"), state=STATE_NAMES.get(c.state, str(c.state)),
                 age_s=max(0, now - c.created_ns) / 1e9, idle_s=idle_seconds(c.last_jiffies, jnow),
-                packets=c.packets, bytes=c.bytes, reply_packets=c.reply_packets, tcp_flags=c.tcp_flags))
+                packets=c.packets, reply_packets=c.reply_packets, tcp_flags=c.tcp_flags))
         out.sort(key=lambda c: (c.vip, c.vip_port, c.client, c.client_port))
         return out
 

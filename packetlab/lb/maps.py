@@ -55,7 +55,7 @@ class Flow(ctypes.Structure):
 
 class Conn(ctypes.Structure):
     _fields_ = [("created_ns", ctypes.c_uint64), ("last_jiffies", ctypes.c_uint64),
-                ("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64), ("reply_packets", ctypes.c_uint64),
+                ("packets", ctypes.c_uint64), ("reply_packets", ctypes.c_uint64),
                 ("backend", ctypes.c_uint32), ("vip_index", ctypes.c_uint32), ("ifindex", ctypes.c_uint32),
                 ("state", ctypes.c_uint8), ("tcp_flags", ctypes.c_uint8),
                 ("client_mac", ctypes.c_uint8 * 6), ("lb_mac", ctypes.c_uint8 * 6), ("pad", ctypes.c_uint16)]
