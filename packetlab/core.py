@@ -297,7 +297,7 @@ def load(obj: CoreObject | str | os.PathLike, *, lab: "Lab | None" = None, name:
     for m in prog.map_names():
         prog._track(prog.map_dir / m)
     if lab is not None:
-        lab._track_attachment(prog)     # lab.close() calls prog.detach() = unpin
+        lab.track(prog)     # lab.close() calls prog.detach() = unpin
     return prog
 
 

@@ -98,7 +98,7 @@ class Node:
         except BaseException:
             program.close()
             raise
-        self.lab._track_attachment(attachment)
+        self.lab.track(attachment)
         return attachment
 
     def attach_tc(self, source: str, dev: str = "eth0", *, direction: str = "ingress",
@@ -112,7 +112,7 @@ class Node:
         except BaseException:
             program.close()
             raise
-        self.lab._track_attachment(attachment)
+        self.lab.track(attachment)
         return attachment
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from . import netns
-from .bpf import TcAttachment, XdpAttachment
+
 from .cleanup import teardown
 from .errors import LabBusy, PacketlabError
 from .host import Host, Node, interface_addresses, stop_process
@@ -79,7 +79,7 @@ class Lab:
                                  fix="use at most 8 characters, e.g. Lab('osi')")
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
-        self._attachments: list[XdpAttachment | TcAttachment] = []
+        self._attachments: list[Any] = []   # anything with detach()
         self._procs: list[subprocess.Popen] = []
         self._record: LabRecord | None = None
         self._guardian: subprocess.Popen | None = None
@@ -166,9 +166,15 @@ class Lab:
         record.processes.append(rec)
         record.save()
 
-    def _track_attachment(self, attachment: XdpAttachment | TcAttachment) -> None:
+    def track(self, resource: Any) -> Any:
+        """Register anything with a ``detach()`` method (an XDP/tc attachment, a firewall,
+        a CNI node...): the lab calls it on close, newest first, before deleting namespaces.
+        Returns `resource`, so ``fw = lab.track(Firewall(...))`` reads naturally."""
         self._need_running()
-        self._attachments.append(attachment)
+        self._attachments.append(resource)
+        return resource
+
+    _track_attachment = track   # the name the first modules used
 
     def track_pin(self, path: str) -> None:
         """Record a bpffs pin before creating it, so close(), the guardian and

@@ -110,7 +110,7 @@ class TracepointProgram:
                                          "see packetlab.tracepoints.list_tracepoints('<category>')") from failure
             raise _compile_error(self.path, err[0]) from failure
         if lab is not None:
-            lab._track_attachment(self)      # lab.close() calls detach()
+            lab.track(self)      # lab.close() calls detach()
 
     @property
     def attached(self) -> list[str]:

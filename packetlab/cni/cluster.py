@@ -87,7 +87,7 @@ class Node:
         self.lab = lab
         self.host = lab.host(name)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"packetlab-{lab.name}-{name}-"))
-        lab._track_attachment(self)        # removed (with its leases and cache) when the lab closes
+        lab.track(self)        # removed (with its leases and cache) when the lab closes
         self.attached = True
         self.bin_dir = self.workdir / "bin"
         install.install(self.bin_dir)

@@ -148,7 +148,7 @@ class _Runtime:
         self.conflist = dict(network or node.conflist)
         self.attached = True
         self.containers: dict[str, Container] = {}
-        node.lab._track_attachment(self)
+        node.lab.track(self)
 
     def _write_network(self, directory: Path) -> None:
         (directory / f"10-{self.conflist['name']}.conflist").write_text(json.dumps(self.conflist, indent=1))

@@ -196,7 +196,7 @@ class Firewall:
         except BaseException:
             fw.close()
             raise
-        host.lab._track_attachment(fw.attachment)    # the lab's cleanup detaches and unloads it
+        host.lab.track(fw.attachment)    # the lab's cleanup detaches and unloads it
         return fw
 
     # ---- applying -----------------------------------------------------------------------------

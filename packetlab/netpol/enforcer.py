@@ -182,7 +182,7 @@ class Enforcer:
         self.compiled: Compiled | None = None
         self.cluster: Cluster | None = None
         self.active = True
-        node.lab._track_attachment(self)
+        node.lab.track(self)
 
     # ---- attaching ----------------------------------------------------------------------------------
     def attach(self, pods: Mapping[str, "Pod"] | Iterable["Pod"]) -> None:
