@@ -46,6 +46,23 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
 
 PIN_ROOT = Path("/sys/fs/bpf/packetlab")
 
+# The milestone CLIs pin their programs so they outlive the command; each offers a gc()
+# that unpins installs whose lab namespace is gone. `packetlab clean` runs them all.
+TOOL_PIN_COLLECTORS = ["packetlab.firewall.pinned", "packetlab.lb.pinned"]
+
+
+def collect_tool_pins() -> list[str]:
+    """Unpin firewall/load-balancer installs left in namespaces that no longer exist."""
+    import importlib
+    removed: list[str] = []
+    for name in TOOL_PIN_COLLECTORS:
+        try:
+            gc = importlib.import_module(name).gc
+        except (ImportError, AttributeError):
+            continue
+        removed += [f"{name.rsplit('.', 2)[1]}: {item}" for item in gc()]
+    return removed
+
 
 def _remove_empty_pin_dirs(record: LabRecord) -> None:
     """Remove the now-empty folders that held this lab's pins (deepest first)."""
@@ -84,6 +101,8 @@ def clean(*, force: bool = False, dry_run: bool = False, lab: str | None = None)
     Returns (removed, skipped): live labs are skipped unless `force`.
     """
     removed, skipped = [], []
+    if not dry_run and lab is None:
+        removed += collect_tool_pins()
     for record in all_records():
         if lab is not None and record.lab != lab:
             continue
