@@ -380,3 +380,23 @@ def test_closed_flows_expire_from_the_connection_table(fresh):
     assert balancer.expire_connections(closed_after=0) == 1
     assert [c.client_port for c in balancer.connections()] == [51001]
     assert all(c.idle_s < 5 and c.age_s < 5 for c in balancer.connections())
+
+
+def test_packetlab_clean_unpins_installs_whose_namespace_is_gone():
+    from packetlab.lb import pinned
+    from packetlab.lb.dataplane import PIN_ROOT, STATE_DIR
+    with Lab("t09d") as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, b, ip="10.9.2.254/24", peer_ip="10.9.2.11/24")
+        # by namespace name, as the CLI does: the lab does not own this install
+        lb = LoadBalancer(a.namespace, "eth0", pin=True)
+        lb.apply({"vips": [{"address": "10.9.100.1", "port": 80, "table_size": 251,
+                            "backends": [{"address": "10.9.2.11"}]}]})
+        name = lb.name
+        assert not [r for r in pinned.gc() if name in r]             # alive: left alone
+    assert (PIN_ROOT / name / "prog").exists()                      # the lab is gone, the pins are not
+    assert [i for i in LoadBalancer.installed() if i["name"] == name][0]["stale"]
+    removed = pinned.gc()
+    assert any(name in r for r in removed)
+    assert not (PIN_ROOT / name).exists() and not (STATE_DIR / f"{name}.json").exists()
+    lb._closed = True

@@ -249,11 +249,9 @@ class LoadBalancer:
         except BaseException:
             self._teardown(unpin=True)
             raise
-        if self._lab is not None:
-            self._lab._track_attachment(_LabHook(self))
-            if self.pin_dir is not None and self._lab._record is not None:
-                self._lab._record.pins.extend(str(self.pin_dir / n) for n in ["prog", *LB_MAPS])
-                self._lab._record.save()
+        if self._lab is not None:                # lab.close() closes (detaches, unpins) it too
+            track = getattr(self._lab, "track", None) or self._lab._track_attachment
+            track(_LabHook(self))
 
     # ---- opening a pinned instance --------------------------------------------------------
     @classmethod

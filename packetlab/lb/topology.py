@@ -85,20 +85,6 @@ class LBTopology:
         return {"vips": [dict({"name": "web", "address": VIP, "port": 80, "mode": mode, "backends": backends},
                               **vip)]}
 
-    def track_cli_instance(self, dev: str = "eth0") -> None:
-        """Record what ``packetlab lb apply`` pins for the LB host in the lab record, so that
-        closing the lab (or `packetlab clean` after a crash) removes it even if `remove` never ran."""
-        from .dataplane import PIN_ROOT, STATE_DIR, instance_name
-        from .maps import LB_MAPS
-        record = getattr(self.lab, "_record", None)
-        if record is None:
-            return
-        name = instance_name(self.lb.namespace, dev)
-        for path in [str(PIN_ROOT / name / n) for n in ["prog", *LB_MAPS]] + [str(STATE_DIR / f"{name}.json")]:
-            if path not in record.pins:
-                record.pins.append(path)
-        record.save()
-
     # -- servers --
     def start_server(self, name: str, *, port: int = 80, udp_port: int | None = 5353, wait: float = 10) -> None:
         """Start packetlab.lb.httpd on backend `name` and wait until it answers."""
