@@ -408,7 +408,7 @@ class XdpAttachment:
         self.requested_mode = mode
         self._pooled = pooled
         self._flags = XDP_MODES[mode]
-        self.mode = _xdp_set(namespace, dev, program.fd, self._flags, program)
+        self.mode = set_xdp_fd(namespace, dev, program.fd, self._flags, program)
         self.attached = True
 
     def __getitem__(self, map_name: str) -> Any:
@@ -426,7 +426,7 @@ class XdpAttachment:
             return
         self.attached = False
         try:
-            _xdp_set(self.namespace, self.dev, -1, self._flags, None)
+            set_xdp_fd(self.namespace, self.dev, -1, self._flags, None)
         except (OSError, PacketlabError):
             pass   # namespace or device already gone: nothing left attached
         finally:
@@ -446,8 +446,10 @@ class XdpAttachment:
         return f"<XDP {self.program.function} on {self.namespace}:{self.dev} ({state})>"
 
 
-def _xdp_set(namespace: str, dev: str, fd: int, flags: int, program: LoadedProgram | None) -> str | None:
-    """Attach fd (or detach with -1) on `dev` inside `namespace`; return the attach mode."""
+def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedProgram | None = None) -> str | None:
+    """Attach program `fd` (or detach with -1) on `dev` inside `namespace` with XDP `flags`
+    (see XDP_MODES); return the mode the kernel reports. Public for tools that attach one
+    program to several interfaces (the module 09 load balancer)."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     with IPRoute(netns=namespace) as ipr:

@@ -306,7 +306,7 @@ class LoadBalancer:
     # ---- attaching ---------------------------------------------------------------------------
     def attach(self, dev: str) -> None:
         """Attach the program to one more interface of the namespace (e.g. a new pod veth)."""
-        from ..bpf import _xdp_set
+        from ..bpf import set_xdp_fd
         with self._lock:
             if dev in self.state.devs:
                 return
@@ -317,19 +317,19 @@ class LoadBalancer:
                                      cause="an interface runs one XDP program; attaching would silently replace it",
                                      fix=f"remove it first (ip -n {self.namespace} link set {dev} xdp off) "
                                          "or `packetlab lb remove` if it is an old load balancer")
-            _xdp_set(self.namespace, dev, self.prog_fd, XDP_FLAGS[self.state.xdp_mode], self._program)
+            set_xdp_fd(self.namespace, dev, self.prog_fd, XDP_FLAGS[self.state.xdp_mode], self._program)
             self.state.devs.append(dev)
             self._set_tx_port(ifindex)
             self._save()
 
     def detach(self, dev: str) -> None:
         """Detach from one interface (the others keep balancing)."""
-        from ..bpf import _xdp_set
+        from ..bpf import set_xdp_fd
         with self._lock:
             if dev not in self.state.devs:
                 return
             with contextlib.suppress(OSError, PacketlabError):
-                _xdp_set(self.namespace, dev, -1, XDP_FLAGS[self.state.xdp_mode], None)
+                set_xdp_fd(self.namespace, dev, -1, XDP_FLAGS[self.state.xdp_mode], None)
             self.state.devs.remove(dev)
             self._save()
 
@@ -810,14 +810,14 @@ class LoadBalancer:
     remove = close
 
     def _teardown(self, *, unpin: bool) -> None:
-        from ..bpf import _xdp_set
+        from ..bpf import set_xdp_fd
         self._closed = True
         for d in list(self.state.devs):
             with contextlib.suppress(OSError, PacketlabError):
                 if getattr(self, "stale", False):
                     raise OSError("namespace gone")
                 if _attached_prog_id(self.namespace, d) == _prog_id(self.prog_fd):
-                    _xdp_set(self.namespace, d, -1, XDP_FLAGS[self.state.xdp_mode], None)
+                    set_xdp_fd(self.namespace, d, -1, XDP_FLAGS[self.state.xdp_mode], None)
         if unpin and self.pin_dir is not None:
             for n in ["prog", *LB_MAPS]:
                 with contextlib.suppress(FileNotFoundError):
