@@ -34,7 +34,7 @@ test: provision
 	PACKETLAB_BOX=bento/ubuntu-24.04 PACKETLAB_LIBVIRT_DRIVER=qemu VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests labs --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir /tmp/packetlab-site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir /tmp/packetlab-site
 
 test-toolkit: provision
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,7 @@ def on_config(config, **kwargs):
     return config
 
 
+@event_priority(100)   # before mkdocs-jupyter, so it converts the notebooks added here
 def on_files(files, config, **kwargs):
     readme = (ROOT / "README.md").read_text()
     readme = re.sub(r"\]\(modules/([^)]+)\)", r"](\1)", readme)           # links into the site
