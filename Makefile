@@ -35,6 +35,9 @@ test: provision
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests labs --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=600 -p no:cacheprovider $(PYTEST_ARGS)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir /tmp/packetlab-site
+	@for nb in labs/*.ipynb; do s=$$(basename $$nb .ipynb); \
+	    grep -q 'jupyter-wrapper' /tmp/packetlab-site/labs/$$s/index.html 2>/dev/null \
+	    || { echo "docs: lab $$s was not rendered as a page"; exit 1; }; done; echo "docs: built (strict), every lab rendered"
 
 test-toolkit: provision
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests $(PYTEST_ARGS)
