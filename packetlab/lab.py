@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,6 +266,8 @@ class Lab:
             record.links.remove(f"{a.namespace}/{a_if}")
             record.save()
             raise
+        for node, ifname in ((a, a_if), (b, b_if)):
+            _wait_operational(node, ifname)
         link = Link(a, a_if, b, b_if)
         self.links.append(link)
         return link
@@ -295,6 +298,22 @@ def _configure_end(node: Node, ifname: str, addrs: list, mtu: int | None) -> Non
             extra = {"flags": 0x02} if addr.version == 6 else {}   # IFA_F_NODAD
             ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen, **extra)
         ipr.link("set", index=idx, state="up")
+
+
+def _wait_operational(node: Node, ifname: str, timeout: float = 2.0) -> None:
+    """Poll until the kernel reports `ifname` operationally UP.
+
+    A veth's operstate (and its qdisc) is switched by the kernel's linkwatch
+    work, which a loaded machine can run late; frames sent before then are
+    dropped. Usually the first poll already sees UP.
+    """
+    deadline = time.monotonic() + timeout
+    with IPRoute(netns=node.namespace) as ipr:
+        while True:
+            link = ipr.get_links(ifname=ifname)[0]
+            if link.get_attr("IFLA_OPERSTATE") == "UP" or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
 
 def _require_root() -> None:
