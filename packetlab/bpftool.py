@@ -22,25 +22,25 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from . import bpfsys
+from .bpfsys import (BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN, BPF_PROG_GET_FD_BY_ID,  # noqa: F401
+                     BPF_RAW_TRACEPOINT_OPEN)
+from .bpfsys import GetIdAttr as _GetIdAttr
+from .bpfsys import InfoAttr as _InfoAttr
+from .bpfsys import ObjAttr as _ObjAttr
+from .bpfsys import ProgInfo as _ProgInfo
 from .errors import MissingRequirement, PacketlabError
-
-_SYS_BPF = 280 if os.uname().machine == "aarch64" else 321
-BPF_OBJ_PIN, BPF_OBJ_GET = 6, 7
-BPF_PROG_GET_FD_BY_ID = 13
-BPF_OBJ_GET_INFO_BY_FD = 15
-BPF_RAW_TRACEPOINT_OPEN = 17
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def bpf_syscall(cmd: int, attr: ctypes.Structure, what: str) -> int:
     """Call bpf(cmd, attr); raise a PacketlabError naming `what` on failure."""
-    ret = _libc.syscall(_SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
-    if ret < 0:
-        err = ctypes.get_errno()
+    try:
+        return bpfsys.bpf(cmd, attr)
+    except OSError as exc:
+        err = exc.errno
         raise PacketlabError(f"bpf() failed: {what}", cause=f"errno {err}: {os.strerror(err)}",
-                             fix="run as root; check the object still exists with `bpftool prog show` / `bpftool map show`")
-    return ret
+                             fix="run as root; check the object still exists with `bpftool prog show` / `bpftool map show`"
+                             ) from None
 
 
 def bpftool(args: Sequence[str], *, json_output: bool = True, timeout: float = 30) -> Any:
@@ -129,25 +129,6 @@ def dump_jited(prog: int | str) -> str:
     image = jited_image(prog)
     return "(bpftool here has no disassembler: JIT image read with BPF_OBJ_GET_INFO_BY_FD, disassembled by objdump)\n" \
         + disassemble(image)
-
-
-class _ProgInfo(ctypes.Structure):
-    """The head of struct bpf_prog_info (include/uapi/linux/bpf.h), enough for the JIT image."""
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
-                ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
-                ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64)]
-
-
-class _InfoAttr(ctypes.Structure):
-    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
-
-
-class _GetIdAttr(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint32), ("next_id", ctypes.c_uint32), ("open_flags", ctypes.c_uint32)]
-
-
-class _ObjAttr(ctypes.Structure):
-    _fields_ = [("pathname", ctypes.c_uint64), ("bpf_fd", ctypes.c_uint32), ("file_flags", ctypes.c_uint32)]
 
 
 def obj_get(path: str) -> int:

@@ -11,32 +11,16 @@ import errno
 import os
 from dataclasses import dataclass
 
+from .bpfsys import BPF_PROG_TEST_RUN, bpf
+from .bpfsys import SYS_BPF as _SYS_BPF  # noqa: F401  (packetlab.xdp_live imports it from here)
+from .bpfsys import TestRunAttr as _TestAttr
 from .errors import PacketlabError
 
-_SYS_BPF = 321                # x86_64; aarch64 is 280
-if os.uname().machine == "aarch64":
-    _SYS_BPF = 280
-_BPF_PROG_TEST_RUN = 10
 XDP_VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
 TC_VERDICTS = {-1: "TC_ACT_UNSPEC", 0: "TC_ACT_OK", 1: "TC_ACT_RECLASSIFY", 2: "TC_ACT_SHOT",
                3: "TC_ACT_PIPE", 4: "TC_ACT_STOLEN", 7: "TC_ACT_REDIRECT"}
 ETH_HLEN = 14
 _ENOTSUPP = 524    # kernel-internal errno for 'operation not supported'
-
-
-class _TestAttr(ctypes.Structure):
-    """The `test` member of union bpf_attr (include/uapi/linux/bpf.h)."""
-    _fields_ = [("prog_fd", ctypes.c_uint32), ("retval", ctypes.c_uint32),
-                ("data_size_in", ctypes.c_uint32), ("data_size_out", ctypes.c_uint32),
-                ("data_in", ctypes.c_uint64), ("data_out", ctypes.c_uint64),
-                ("repeat", ctypes.c_uint32), ("duration", ctypes.c_uint32),
-                ("ctx_size_in", ctypes.c_uint32), ("ctx_size_out", ctypes.c_uint32),
-                ("ctx_in", ctypes.c_uint64), ("ctx_out", ctypes.c_uint64),
-                ("flags", ctypes.c_uint32), ("cpu", ctypes.c_uint32),
-                ("batch_size", ctypes.c_uint32), ("_pad", ctypes.c_uint32)]
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 @dataclass
@@ -63,13 +47,15 @@ def prog_test_run(prog_fd: int, data: bytes, *, repeat: int = 1, verdicts: dict[
     attr = _TestAttr(prog_fd=prog_fd, data_size_in=len(data), data_size_out=len(outbuf),
                      data_in=ctypes.addressof(inbuf), data_out=ctypes.addressof(outbuf),
                      repeat=max(1, repeat))
-    if _libc.syscall(_SYS_BPF, _BPF_PROG_TEST_RUN, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
-        err = ctypes.get_errno()
+    try:
+        bpf(BPF_PROG_TEST_RUN, attr)
+    except OSError as exc:
+        err = exc.errno
         raise PacketlabError(f"BPF_PROG_TEST_RUN failed: {os.strerror(err)}",
                              cause="the kernel refused to test-run this program"
                                    + (" (not supported for this program type or packet size)"
                                       if err in (errno.EINVAL, _ENOTSUPP) else ""),
-                             fix="test-run XDP or tc programs on frames of 14..4096 bytes, as root")
+                             fix="test-run XDP or tc programs on frames of 14..4096 bytes, as root") from None
     retval = ctypes.c_int32(attr.retval).value if verdicts is TC_VERDICTS else attr.retval
     return TestRunResult(retval=retval, verdict=verdicts.get(retval, str(retval)),
                          data=outbuf.raw[:attr.data_size_out], ns_per_run=attr.duration,

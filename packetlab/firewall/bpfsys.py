@@ -1,10 +1,11 @@
-"""The few bpf(2) commands the firewall's control plane needs, by map/program fd.
+"""The firewall's control plane on BPF maps by fd: bytes in, bytes out.
 
 Why not bcc's table objects: the `packetlab firewall` CLI exits after each
 command, so the next command must find the maps again by their pinned paths
 in bpffs (BPF_OBJ_GET) — there is no bcc object to ask. Working on plain fds
 makes the in-process notebook path and the CLI path one and the same code.
-Keys and values are bytes, laid out by `layout.py`.
+Keys and values are bytes, laid out by `layout.py`. The syscalls themselves
+are `packetlab.bpfsys`, shared with the load balancer and the toolkit.
 """
 from __future__ import annotations
 
@@ -14,62 +15,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from .. import bpfsys as _sys
+from ..bpfsys import (BPF_ANY, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM,  # noqa: F401
+                      BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN,
+                      obj_get, obj_pin, possible_cpus)
+from ..bpfsys import BatchAttr as _BatchAttr
+from ..bpfsys import ElemAttr as _ElemAttr
+from ..bpfsys import bpf as _bpf
 from ..errors import MissingRequirement, PacketlabError
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_SYS_BPF = 280 if os.uname().machine == "aarch64" else 321
-_SYS_MEMBARRIER = 283 if os.uname().machine == "aarch64" else 324
-
-BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
-BPF_OBJ_PIN, BPF_OBJ_GET = 6, 7
-BPF_OBJ_GET_INFO_BY_FD = 15
-BPF_MAP_UPDATE_BATCH = 26
-BPF_ANY = 0
-
 MAP_TYPES = {1: "hash", 2: "array", 6: "percpu_array", 9: "lru_hash", 11: "lpm_trie", 12: "array_of_maps"}
-
-
-class _ElemAttr(ctypes.Structure):
-    _fields_ = [("map_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32), ("key", ctypes.c_uint64),
-                ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
-
-
-class _ObjAttr(ctypes.Structure):
-    _fields_ = [("pathname", ctypes.c_uint64), ("bpf_fd", ctypes.c_uint32), ("file_flags", ctypes.c_uint32),
-                ("path_fd", ctypes.c_int32), ("_pad", ctypes.c_uint32)]
-
-
-class _InfoAttr(ctypes.Structure):
-    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
-
-
-class _BatchAttr(ctypes.Structure):
-    _fields_ = [("in_batch", ctypes.c_uint64), ("out_batch", ctypes.c_uint64), ("keys", ctypes.c_uint64),
-                ("values", ctypes.c_uint64), ("count", ctypes.c_uint32), ("map_fd", ctypes.c_uint32),
-                ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
-
-
-class _MapInfo(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
-                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
-                ("name", ctypes.c_char * 16), ("_rest", ctypes.c_uint8 * 64)]
-
-
-class _ProgInfo(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
-                ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
-                ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
-                ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32),
-                ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64), ("name", ctypes.c_char * 16),
-                ("_rest", ctypes.c_uint8 * 192)]
-
-
-def _bpf(cmd: int, attr: ctypes.Structure) -> int:
-    ret = _libc.syscall(_SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
 
 
 @dataclass
@@ -84,41 +39,16 @@ class MapInfo:
 
 
 def map_info(fd: int) -> MapInfo:
-    info = _MapInfo()
-    attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    """The kernel's struct bpf_map_info, with the map type as a name ("percpu_array")."""
+    info = _sys.map_info(fd)
     return MapInfo(MAP_TYPES.get(info.type, str(info.type)), info.id, info.key_size, info.value_size,
                    info.max_entries, info.name.decode(errors="replace"))
 
 
 def prog_info(fd: int) -> tuple[int, str]:
     """(program id, program name) of a loaded program."""
-    info = _ProgInfo()
-    attr = _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    info = _sys.prog_info(fd)
     return info.id, info.name.decode(errors="replace")
-
-
-def obj_pin(fd: int, path: str) -> None:
-    """Pin a map or program at `path` in bpffs, so it outlives this process."""
-    p = ctypes.create_string_buffer(os.fsencode(path))
-    _bpf(BPF_OBJ_PIN, _ObjAttr(pathname=ctypes.addressof(p), bpf_fd=fd))
-
-
-def obj_get(path: str) -> int:
-    """Open a pinned map or program; returns a new fd (close it with os.close)."""
-    p = ctypes.create_string_buffer(os.fsencode(path))
-    return _bpf(BPF_OBJ_GET, _ObjAttr(pathname=ctypes.addressof(p)))
-
-
-def possible_cpus() -> int:
-    """Per-CPU maps hold one value per *possible* CPU (not just online ones)."""
-    text = open("/sys/devices/system/cpu/possible").read().strip()
-    count = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        count += int(hi or lo) - int(lo) + 1
-    return count
 
 
 class Map:
@@ -165,20 +95,7 @@ class Map:
 
     def keys(self) -> Iterator[bytes]:
         """Every key (BPF_MAP_GET_NEXT_KEY walk)."""
-        size = self.info.key_size
-        nxt = ctypes.create_string_buffer(size)
-        cur = None
-        while True:
-            attr = _ElemAttr(map_fd=self.fd, key=ctypes.addressof(cur) if cur is not None else 0,
-                             value=ctypes.addressof(nxt))
-            try:
-                _bpf(BPF_MAP_GET_NEXT_KEY, attr)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    return
-                raise
-            yield nxt.raw
-            cur = ctypes.create_string_buffer(nxt.raw, size)
+        yield from _sys.map_keys(self.fd, self.info.key_size)
 
     def update_batch(self, keys: Sequence[bytes] | bytes, values: Sequence[bytes] | bytes, count: int) -> None:
         """Write `count` entries in one BPF_MAP_UPDATE_BATCH call (one syscall, not `count`)."""
@@ -217,9 +134,10 @@ def synchronize_rcu() -> None:
     this call has finished when it returns (membarrier(MEMBARRIER_CMD_GLOBAL)
     calls synchronize_rcu() in the kernel; the kernel's BPF selftests use the
     same call for the same purpose)."""
-    if _libc.syscall(_SYS_MEMBARRIER, 1, 0) != 0:          # MEMBARRIER_CMD_GLOBAL
-        err = ctypes.get_errno()
+    try:
+        _sys.membarrier(_sys.MEMBARRIER_CMD_GLOBAL)
+    except OSError as exc:
         raise MissingRequirement("cannot wait for an RCU grace period",
-                                 cause=f"membarrier(MEMBARRIER_CMD_GLOBAL) failed: {os.strerror(err)} "
+                                 cause=f"membarrier(MEMBARRIER_CMD_GLOBAL) failed: {os.strerror(exc.errno)} "
                                        "(the kernel has nohz_full CPUs or no CONFIG_MEMBARRIER)",
-                                 fix="boot without nohz_full, or use a kernel with CONFIG_MEMBARRIER=y")
+                                 fix="boot without nohz_full, or use a kernel with CONFIG_MEMBARRIER=y") from None

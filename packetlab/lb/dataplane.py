@@ -16,7 +16,6 @@ Two ways to own an instance, one code path:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import netns
 from ..bench import format_table
+from ..bpfsys import prog_info
 from ..errors import PacketlabError
 from . import maglev
 from .config import MAX_BACKENDS, MAX_VIPS, Backend, ConfigError, LBConfig, VIP, load, parse_backend
@@ -893,20 +893,13 @@ def _attached_prog_id(namespace: str | None, dev: str) -> int | None:
     return None
 
 
-class _ProgInfo(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32)]
-
-
 def _prog_id(fd: int) -> int | None:
-    from .maps import BPF_OBJ_GET_INFO_BY_FD, _InfoAttr, bpf
     if fd < 0:
         return None
-    buf = ctypes.create_string_buffer(256)
     try:
-        bpf(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(bpf_fd=fd, info_len=256, info=ctypes.addressof(buf)))
+        return prog_info(fd).id
     except OSError:
         return None
-    return _ProgInfo.from_buffer_copy(buf.raw[:8]).id
 
 
 @contextlib.contextmanager

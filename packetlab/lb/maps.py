@@ -3,7 +3,8 @@
 Why not bcc's tables: ``packetlab lb apply`` exits after installing the load
 balancer, and ``status``/``remove`` run in new processes that open the maps
 pinned in bpffs. Those processes have no bcc object, only fds, so every map
-access goes through the bpf(2) syscall here — one code path for both cases.
+access goes through the bpf(2) syscall (`packetlab.bpfsys`) — one code path
+for both cases.
 
 Each map's key and value have a ctypes twin of the C struct in
 ``bpf/09-lb.c``; `BpfMap` checks their sizes against what the kernel reports
@@ -15,18 +16,16 @@ import ctypes
 import errno
 import os
 from collections.abc import Iterator, Sequence
-from functools import lru_cache
 from typing import Any
 
+from ..bpfsys import (BPF_ANY, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_BATCH,  # noqa: F401
+                      BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET,
+                      BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN, MapInfo, bpf, map_info, map_keys, obj_get, obj_pin,
+                      possible_cpus)
+from ..bpfsys import BatchAttr as _BatchAttr
+from ..bpfsys import ElemAttr as _ElemAttr
 from ..errors import PacketlabError
 
-_SYS_BPF = 280 if os.uname().machine == "aarch64" else 321
-_libc = ctypes.CDLL(None, use_errno=True)
-
-BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
-BPF_OBJ_PIN, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD = 6, 7, 15
-BPF_MAP_LOOKUP_BATCH, BPF_MAP_UPDATE_BATCH = 24, 26
-BPF_ANY = 0
 PERCPU_TYPES = {5, 6, 10}      # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
 
@@ -88,73 +87,6 @@ LB_MAPS: dict[str, tuple[type, type]] = {
     "settings": (U32, Settings),
     "tx_ports": (U32, U32),
 }
-
-
-# ---- the syscall ---------------------------------------------------------------------------
-class _ElemAttr(ctypes.Structure):
-    _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("key", ctypes.c_uint64),
-                ("value", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
-
-
-class _ObjAttr(ctypes.Structure):
-    _fields_ = [("pathname", ctypes.c_uint64), ("bpf_fd", ctypes.c_uint32), ("file_flags", ctypes.c_uint32),
-                ("path_fd", ctypes.c_int32), ("pad", ctypes.c_uint32)]
-
-
-class _InfoAttr(ctypes.Structure):
-    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32), ("info", ctypes.c_uint64)]
-
-
-class _BatchAttr(ctypes.Structure):
-    _fields_ = [("in_batch", ctypes.c_uint64), ("out_batch", ctypes.c_uint64), ("keys", ctypes.c_uint64),
-                ("values", ctypes.c_uint64), ("count", ctypes.c_uint32), ("map_fd", ctypes.c_uint32),
-                ("elem_flags", ctypes.c_uint64), ("flags", ctypes.c_uint64)]
-
-
-class MapInfo(ctypes.Structure):
-    """The start of struct bpf_map_info (include/uapi/linux/bpf.h)."""
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("key_size", ctypes.c_uint32),
-                ("value_size", ctypes.c_uint32), ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32),
-                ("name", ctypes.c_char * 16), ("ifindex", ctypes.c_uint32), ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-                ("netns_dev", ctypes.c_uint64), ("netns_ino", ctypes.c_uint64), ("btf_id", ctypes.c_uint32),
-                ("btf_key_type_id", ctypes.c_uint32), ("btf_value_type_id", ctypes.c_uint32), ("pad", ctypes.c_uint32),
-                ("map_extra", ctypes.c_uint64)]
-
-
-def bpf(cmd: int, attr: ctypes.Structure) -> int:
-    """bpf(2); returns the result or raises OSError with errno."""
-    ret = _libc.syscall(_SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
-    if ret < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return ret
-
-
-@lru_cache(maxsize=1)
-def possible_cpus() -> int:
-    """Number of possible CPUs: per-CPU map values hold one slot per possible CPU."""
-    text = open("/sys/devices/system/cpu/possible").read().strip()
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n += int(hi or lo) - int(lo) + 1
-    return n
-
-
-def obj_pin(fd: int, path: str) -> None:
-    p = ctypes.create_string_buffer(path.encode())
-    bpf(BPF_OBJ_PIN, _ObjAttr(pathname=ctypes.addressof(p), bpf_fd=fd))
-
-
-def obj_get(path: str) -> int:
-    p = ctypes.create_string_buffer(path.encode())
-    return bpf(BPF_OBJ_GET, _ObjAttr(pathname=ctypes.addressof(p)))
-
-
-def map_info(fd: int) -> MapInfo:
-    info = MapInfo()
-    bpf(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info)))
-    return info
 
 
 class BpfMap:
@@ -239,19 +171,8 @@ class BpfMap:
 
     def keys(self) -> Iterator[Any]:
         """Every key (for hash maps; arrays yield 0..max_entries-1)."""
-        cur: ctypes.Structure | None = None
-        nxt = self.key_type()
-        while True:
-            attr = _ElemAttr(map_fd=self.fd, key=ctypes.addressof(cur) if cur is not None else 0,
-                             value=ctypes.addressof(nxt))
-            try:
-                bpf(BPF_MAP_GET_NEXT_KEY, attr)
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    return
-                raise
-            yield self.key_type.from_buffer_copy(nxt)
-            cur = self.key_type.from_buffer_copy(nxt)
+        for raw in map_keys(self.fd, ctypes.sizeof(self.key_type)):
+            yield self.key_type.from_buffer_copy(raw)
 
     def items(self) -> Iterator[tuple[Any, Any]]:
         for k in self.keys():
