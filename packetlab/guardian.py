@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 
 from .cleanup import teardown
-from .state import STATE_DIR, LabRecord
+from .state import LabRecord, record_path
 
 
 def main(argv: list[str]) -> int:
     lab, pid = argv[0], int(argv[1])
-    path = STATE_DIR / f"{lab}.json"
+    path = record_path(lab)
     try:
         record = LabRecord.load(path)
     except (OSError, ValueError):

@@ -36,7 +36,7 @@ from .cleanup import teardown
 from .errors import LabBusy, PacketlabError
 from .host import Host, Node, interface_addresses, stop_process
 from .names import check_name, namespace_name, port_name
-from .state import LabRecord, ProcessRecord, process_start_time
+from .state import LabRecord, ProcessRecord, process_start_time, record_path
 
 _live_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
 _handlers_installed = False
@@ -92,18 +92,19 @@ class Lab:
         if self._record is not None:
             return self
         _require_root()
-        stale = LabRecord(self.name, 0, None)
-        if stale.path.exists():
-            old = LabRecord.load(stale.path)
-            if old.owner_alive() and old.pid != os.getpid():
+        path = record_path(self.name)
+        if path.exists():
+            old = LabRecord.load(path)
+            if old.pid == os.getpid():      # re-running a notebook cell: replace this process's old lab
+                for lab in list(_live_labs):
+                    if lab.name == self.name:
+                        lab.close()
+            elif old.owner_alive():
                 raise LabBusy(f"lab {self.name!r} is already running in process {old.pid}",
                               cause="two labs with one name would share namespaces",
                               fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {self.name}`")
-            if old.pid == os.getpid():
-                for lab in list(_live_labs):
-                    if lab.name == self.name:
-                        lab.close()        # re-running a notebook cell: replace the old lab
-            teardown(LabRecord.load(stale.path)) if stale.path.exists() else None
+            if path.exists():               # leftovers of a predecessor that died without cleaning
+                teardown(LabRecord.load(path))
         self._record = LabRecord(self.name, os.getpid(), process_start_time(os.getpid()))
         self._record.save()
         _live_labs.add(self)

@@ -55,7 +55,7 @@ class LabRecord:
 
     @property
     def path(self) -> Path:
-        return STATE_DIR / f"{self.lab}.json"
+        return record_path(self.lab)
 
     def owner_alive(self) -> bool:
         return is_alive(self.pid, self.start_time)
@@ -78,6 +78,11 @@ class LabRecord:
         data = json.loads(path.read_text())
         data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
         return cls(**data)
+
+
+def record_path(lab: str) -> Path:
+    """Where the record of lab `lab` lives."""
+    return STATE_DIR / f"{lab}.json"
 
 
 def all_records() -> list[LabRecord]:

@@ -331,3 +331,17 @@ def test_struct_keys_and_xdp_on_a_switch_port():
             prog["no_such_map"]
     finally:
         prog.close()
+
+
+def test_starting_a_lab_again_in_the_same_process_replaces_it():
+    first = Lab("tko").start()               # as when a notebook's first cell runs twice
+    first.host("h1")
+    second = Lab("tko").start()
+    try:
+        assert not first.running
+        assert not netns.exists("tko-h1")
+        second.host("h1")
+        assert netns.exists("tko-h1")
+    finally:
+        second.close()
+    assert _namespaces("tko-") == []
