@@ -36,7 +36,7 @@ from typing import Any
 
 from . import netns
 from .errors import PacketlabError
-from .testrun import _SYS_BPF
+from . import bpfsys
 
 # Index = enum category in bpf/07-xdp-counter.c (keep the two in the same order).
 CATEGORIES: tuple[str, ...] = (
@@ -137,10 +137,8 @@ def percpu_total(program: Any, map_name: str, index: int) -> int:
 
 
 # ---- the kernel's run-time statistics -----------------------------------------------------
-_BPF_ENABLE_STATS = 32          # enum bpf_cmd
 _BPF_STATS_RUN_TIME = 0         # enum bpf_stats_type
 SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _EnableStatsAttr(ctypes.Structure):
@@ -149,16 +147,14 @@ class _EnableStatsAttr(ctypes.Structure):
 
 def _enable_stats_fd() -> int:
     """BPF_ENABLE_STATS: stats stay on while the returned fd is open (-1 if unsupported)."""
-    attr = _EnableStatsAttr(_BPF_STATS_RUN_TIME)
-    fd = _libc.syscall(_SYS_BPF, _BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))
-    if fd < 0:
-        err = ctypes.get_errno()
-        if err in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
+    try:
+        return bpfsys.bpf(bpfsys.BPF_ENABLE_STATS, _EnableStatsAttr(_BPF_STATS_RUN_TIME))
+    except OSError as exc:
+        if exc.errno in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
             return -1
         raise PacketlabError("cannot switch on BPF run-time statistics",
-                             cause=f"bpf(BPF_ENABLE_STATS) failed: {os.strerror(err)}",
-                             fix="run as root (CAP_SYS_ADMIN); `packetlab doctor` checks capabilities")
-    return fd
+                             cause=f"bpf(BPF_ENABLE_STATS) failed: {exc.strerror}",
+                             fix="run as root (CAP_SYS_ADMIN); `packetlab doctor` checks capabilities") from None
 
 
 def _read_sysctl(path: str) -> str:
@@ -395,7 +391,6 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
     """
     import socket
     from .bpf import acquire, release
-    from .testrun import _TestAttr
     if not 14 <= len(frame) <= 3000:
         raise PacketlabError(f"frame of {len(frame)} bytes", fix="use 14..3000 bytes")
     prog = program or acquire("bpf/07-xdp-tx.c")
@@ -411,16 +406,17 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
             if socket.if_indextoname(idx) != dev:     # belt and braces: same namespace, same device
                 raise PacketlabError("interface index changed under us", fix="retry")
             ctx = _XdpMd(0, len(frame), 0, idx, 0, 0)
-            attr = _TestAttr(prog_fd=program_fd(prog), data_size_in=len(frame), data_in=ctypes.addressof(inbuf),
+            attr = bpfsys.TestRunAttr(prog_fd=program_fd(prog), data_size_in=len(frame), data_in=ctypes.addressof(inbuf),
                              repeat=count, ctx_size_in=ctypes.sizeof(ctx), ctx_in=ctypes.addressof(ctx),
                              flags=_BPF_F_TEST_XDP_LIVE_FRAMES)
             t0 = time.monotonic()
-            rc = _libc.syscall(_SYS_BPF, 10, ctypes.byref(attr), ctypes.sizeof(attr))
+            try:
+                bpfsys.bpf(bpfsys.BPF_PROG_TEST_RUN, attr)
+            except OSError as exc:
+                raise PacketlabError("BPF_PROG_TEST_RUN (live frames) failed", cause=exc.strerror,
+                                     fix="live frames need Linux 5.18+ and an XDP program returning XDP_TX "
+                                         "or XDP_REDIRECT") from None
             elapsed = time.monotonic() - t0
-        if rc != 0:
-            err = ctypes.get_errno()
-            raise PacketlabError("BPF_PROG_TEST_RUN (live frames) failed", cause=os.strerror(err),
-                                 fix="live frames need Linux 5.18+ and an XDP program returning XDP_TX or XDP_REDIRECT")
         return LiveFramesResult(count, elapsed)
     finally:
         if program is None:
