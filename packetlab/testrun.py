@@ -12,8 +12,7 @@ import os
 from dataclasses import dataclass
 
 from .bpfsys import BPF_PROG_TEST_RUN, bpf
-from .bpfsys import SYS_BPF as _SYS_BPF  # noqa: F401  (packetlab.xdp_live imports it from here)
-from .bpfsys import TestRunAttr as _TestAttr
+from .bpfsys import TestRunAttr
 from .errors import PacketlabError
 
 XDP_VERDICTS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
@@ -44,7 +43,7 @@ def prog_test_run(prog_fd: int, data: bytes, *, repeat: int = 1, verdicts: dict[
                              fix="build the frame with scapy's Ether() layer; to test truncation, cut after the Ethernet header")
     inbuf = ctypes.create_string_buffer(bytes(data), len(data))
     outbuf = ctypes.create_string_buffer(len(data) + out_room)
-    attr = _TestAttr(prog_fd=prog_fd, data_size_in=len(data), data_size_out=len(outbuf),
+    attr = TestRunAttr(prog_fd=prog_fd, data_size_in=len(data), data_size_out=len(outbuf),
                      data_in=ctypes.addressof(inbuf), data_out=ctypes.addressof(outbuf),
                      repeat=max(1, repeat))
     try:
