@@ -33,6 +33,7 @@ BPF_DIR = REPO_ROOT / "bpf"
 
 PROG_TYPES = {"xdp": "XDP", "sched_cls": "SCHED_CLS", "tc": "SCHED_CLS", "socket_filter": "SOCKET_FILTER"}
 XDP_MODES = {"auto": 0, "generic": 2, "skb": 2, "native": 4, "drv": 4}
+TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}     # clsact hooks
 
 # (pattern in the verifier log, what it means, how to fix it): the course's verifier phrasebook.
 VERIFIER_HINTS: list[tuple[str, str, str]] = [
@@ -395,21 +396,23 @@ def drain_pool() -> None:
         p.close()
 
 
-class XdpAttachment:
-    """An XDP program attached to one interface in one lab namespace.
+def check_xdp_mode(mode: str) -> None:
+    if mode not in XDP_MODES:
+        raise PacketlabError(f"unknown XDP mode {mode!r}", fix=f"use one of: {', '.join(XDP_MODES)}")
 
-    Leaving it (``with``, ``detach()``, or the lab's cleanup) always detaches the
-    program from the interface; map contents are readable until then.
-    """
 
-    def __init__(self, program: LoadedProgram, namespace: str, dev: str, mode: str,
-                 pooled: bool = True) -> None:
-        self.program, self.namespace, self.dev = program, namespace, dev
-        self.requested_mode = mode
-        self._pooled = pooled
-        self._flags = XDP_MODES[mode]
-        self.mode = set_xdp_fd(namespace, dev, program.fd, self._flags, program)
-        self.attached = True
+def check_tc_direction(direction: str) -> None:
+    if direction not in TC_PARENTS:
+        raise PacketlabError(f"unknown tc direction {direction!r}", fix="use 'ingress' or 'egress'")
+
+
+class _Attachment:
+    """What XDP and tc attachments share: map access, test runs, ``with``, and giving
+    the program back (to the pool, or unloaded) exactly once when detached."""
+
+    program: LoadedProgram
+    attached: bool
+    _pooled: bool
 
     def __getitem__(self, map_name: str) -> Any:
         return self.program[map_name]
@@ -421,25 +424,46 @@ class XdpAttachment:
         return self.program.test_run(packet, repeat=repeat)
 
     def detach(self) -> None:
-        """Detach from the interface (idempotent; a vanished namespace counts as detached)."""
+        """Detach (idempotent; a vanished namespace or device counts as detached)."""
         if not self.attached:
             return
         self.attached = False
         try:
-            set_xdp_fd(self.namespace, self.dev, -1, self._flags, None)
+            self._unhook()
         except (OSError, PacketlabError):
             pass   # namespace or device already gone: nothing left attached
         finally:
-            if self._pooled:
-                release(self.program)
-            else:
-                self.program.close()
+            release(self.program) if self._pooled else self.program.close()
 
-    def __enter__(self) -> "XdpAttachment":
+    def _unhook(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.detach()
+
+
+class XdpAttachment(_Attachment):
+    """An XDP program attached to one interface in one lab namespace.
+
+    Leaving it (``with``, ``detach()``, or the lab's cleanup) always detaches the
+    program from the interface; map contents are readable until then.
+    """
+
+    def __init__(self, program: LoadedProgram, namespace: str, dev: str, mode: str,
+                 pooled: bool = True) -> None:
+        check_xdp_mode(mode)
+        self.program, self.namespace, self.dev = program, namespace, dev
+        self.requested_mode = mode
+        self._pooled = pooled
+        self._flags = XDP_MODES[mode]
+        self.mode = set_xdp_fd(namespace, dev, program.fd, self._flags, program)
+        self.attached = True
+
+    def _unhook(self) -> None:
+        set_xdp_fd(self.namespace, self.dev, -1, self._flags, None)
 
     def __repr__(self) -> str:
         state = f"{self.mode}" if self.attached else "detached"
@@ -453,13 +477,9 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
     with IPRoute(netns=namespace) as ipr:
-        idx = ipr.link_lookup(ifname=dev)
-        if not idx:
-            raise PacketlabError(f"no interface {dev!r} in namespace {namespace}",
-                                 cause="the device name is wrong or the link was not created",
-                                 fix=f"list interfaces with: ip -n {namespace} link")
+        idx = _ifindex(ipr, namespace, dev)
         try:
-            ipr.link("set", index=idx[0], xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
+            ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
         except NetlinkError as exc:
             if fd < 0:
                 raise OSError(exc.code, str(exc)) from exc
@@ -469,15 +489,12 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
                                      "and make sure the MTU is at most 3520 for native XDP on veth") from exc
         if fd < 0:
             return None
-        info = ipr.get_links(idx[0])[0].get_attr("IFLA_XDP") or {}
+        info = ipr.get_links(idx)[0].get_attr("IFLA_XDP") or {}
         attached = dict(info.get("attrs", [])).get("IFLA_XDP_ATTACHED")
         return {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}.get(attached, attached)
 
 
-TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}
-
-
-class TcAttachment:
+class TcAttachment(_Attachment):
     """A tc (clsact, direct-action) program on one interface's ingress or egress hook.
 
     Detaching removes our filter, and the clsact qdisc too if we were the ones who added it.
@@ -485,8 +502,7 @@ class TcAttachment:
 
     def __init__(self, program: LoadedProgram, namespace: str, dev: str, direction: str,
                  priority: int = 1, pooled: bool = True) -> None:
-        if direction not in TC_PARENTS:
-            raise PacketlabError(f"unknown tc direction {direction!r}", fix="use 'ingress' or 'egress'")
+        check_tc_direction(direction)
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
         self.program, self.namespace, self.dev, self.direction = program, namespace, dev, direction
@@ -506,17 +522,9 @@ class TcAttachment:
                                      fix="is another filter using this priority? pass priority=N") from exc
         self.attached = True
 
-    def __getitem__(self, map_name: str) -> Any:
-        return self.program[map_name]
-
-    def table(self, map_name: str) -> dict:
-        return self.program.table(map_name)
-
-    def detach(self) -> None:
-        if not self.attached:
-            return
-        self.attached = False
+    def _unhook(self) -> None:
         from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
         try:
             with IPRoute(netns=self.namespace) as ipr:
                 idx = _ifindex(ipr, self.namespace, self.dev)
@@ -524,16 +532,8 @@ class TcAttachment:
                     ipr.tc("del", "clsact", idx)
                 else:
                     ipr.tc("del-filter", "bpf", idx, ":1", parent=TC_PARENTS[self.direction], prio=self.priority)
-        except (OSError, PacketlabError, Exception):
-            pass  # namespace or device already gone
-        finally:
-            release(self.program) if self._pooled else self.program.close()
-
-    def __enter__(self) -> "TcAttachment":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.detach()
+        except NetlinkError as exc:
+            raise OSError(exc.code, str(exc)) from exc
 
     def __repr__(self) -> str:
         return f"<tc {self.program.function} on {self.namespace}:{self.dev} {self.direction}>"

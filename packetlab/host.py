@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import netns
-from .bpf import TcAttachment, XdpAttachment, acquire
+from .bpf import TcAttachment, XdpAttachment, acquire, check_tc_direction, check_xdp_mode
 from .errors import PacketlabError
 from .netns import CommandResult
 from .state import ProcessRecord, process_start_time
@@ -92,6 +92,7 @@ class Node:
         The attachment is detached when you call ``detach()``, leave its ``with``
         block, or when the lab ends — whichever comes first.
         """
+        check_xdp_mode(mode)
         program = acquire(source, function=function, prog_type="xdp", cflags=cflags, fresh=fresh)
         try:
             attachment = XdpAttachment(program, self.namespace, dev, mode, pooled=not fresh)
@@ -106,6 +107,7 @@ class Node:
                   fresh: bool = False) -> TcAttachment:
         """Compile `source` with bcc as a tc (sched_cls) program and attach it to
         `dev`'s clsact `direction` hook (direct-action). Detached like XDP."""
+        check_tc_direction(direction)          # before compiling: a typo should not cost a second
         program = acquire(source, function=function, prog_type="sched_cls", cflags=cflags, fresh=fresh)
         try:
             attachment = TcAttachment(program, self.namespace, dev, direction, priority, pooled=not fresh)

@@ -345,3 +345,15 @@ def test_starting_a_lab_again_in_the_same_process_replaces_it():
     finally:
         second.close()
     assert _namespaces("tko-") == []
+
+
+def test_unknown_attach_modes_are_readable_errors():
+    with Lab("tkp") as lab:
+        h = lab.host("h1")
+        lab.link(h, lab.host("h2"), ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+        with pytest.raises(PacketlabError, match="unknown XDP mode 'turbo'"):
+            h.attach_xdp(COUNTER, "eth0", mode="turbo")
+        with pytest.raises(PacketlabError, match="no interface 'eth9'"):
+            h.attach_xdp(COUNTER, "eth9")
+        with pytest.raises(PacketlabError, match="unknown tc direction"):
+            h.attach_tc(COUNTER, "eth0", direction="sideways", function="xdp_toolkit")
