@@ -91,6 +91,14 @@ def rule_counters(host: Host, family: str, table: str, chain: str) -> dict[str, 
     return counters
 
 
+def packet_count(host: Host, *listed: str) -> int:
+    """Sum of every rule counter in one listed object, e.g. ``packet_count(h, "table", "ip", "t")``
+    or ``packet_count(h, "chain", "ip", "t", "pre")`` (what benchmarks read as "packets handled")."""
+    return sum(int(expr["counter"].get("packets", 0))
+               for item in nft_json(host, *listed) for expr in item.get("rule", {}).get("expr", [])
+               if isinstance(expr.get("counter"), dict))
+
+
 def delete_table(host: Host, family: str, table: str) -> bool:
     """Delete one table in `host` if it exists; True if it was there."""
     return host.run(["nft", "delete", "table", family, table]).ok

@@ -230,3 +230,16 @@ def test_check_rate_limit(topo):
             check_rate_limit(topo, RATE.replace("10/second burst 10", "1/minute burst 1"))
     finally:
         delete_table(topo.router, "inet", "ratelimit")
+
+
+def test_packet_count_sums_every_rule_counter_of_a_table_or_chain():
+    from packetlab import Lab
+    from packetlab.netfilter import packet_count, rule_counters
+    with Lab("t04pc") as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, b, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+        b.nft('table ip t {\n chain pre {\n  type filter hook prerouting priority 0;\n'
+              '  ip protocol icmp counter comment "icmp"\n  counter\n }\n}\n')
+        assert a.ping("10.0.0.2", count=3, interval=0.05).received == 3
+        assert rule_counters(b, "ip", "t", "pre")["icmp"] == 3
+        assert packet_count(b, "chain", "ip", "t", "pre") == packet_count(b, "table", "ip", "t") == 6

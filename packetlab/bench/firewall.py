@@ -331,13 +331,8 @@ def netfilter_count(host, variant: str) -> int:
         out = host.run(["iptables-legacy", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"], check=True).stdout
         last = [line for line in out.splitlines() if line.strip() and line.split()[0].isdigit()][-1]
         return int(last.split()[0])
-    out = host.run(["nft", "-j", "list", "chain", "ip", "bfw", "pre"], check=True).stdout
-    total = 0
-    for item in json.loads(out)["nftables"]:
-        for expr in item.get("rule", {}).get("expr", []):
-            if "counter" in expr:
-                total += expr["counter"]["packets"]
-    return total
+    from ..netfilter import packet_count
+    return packet_count(host, "chain", "ip", "bfw", "pre")
 
 
 def plot(report: Report, ax=None):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import json
 import statistics
 import sys
 from collections.abc import Callable, Iterator
@@ -193,13 +192,8 @@ class LiveResult:
 
 
 def _nft_packets(host: Any, family: str) -> int:
-    out = host.run(["nft", "-j", "list", "table", family, "bxdp"], check=True).stdout
-    total = 0
-    for item in json.loads(out)["nftables"]:
-        for expr in item.get("rule", {}).get("expr", []):
-            if "counter" in expr:
-                total += expr["counter"]["packets"]
-    return total
+    from ..netfilter import packet_count
+    return packet_count(host, "table", family, "bxdp")
 
 
 def _udp_noports(host: Any) -> int:
