@@ -7,12 +7,11 @@ the one formatter behind them.
 """
 from __future__ import annotations
 
-import http.server
 import os
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
+from ..metrics_http import serve_metrics  # noqa: F401  (the CLI and tests import it from here)
 from .kernel import FirewallStatus
 
 PREFIX = "packetlab_firewall"
@@ -102,28 +101,3 @@ def write_textfile(path: str | os.PathLike, text: str) -> None:
     os.replace(tmp, p)
 
 
-def serve_metrics(render: Callable[[], str], host: str = "127.0.0.1", port: int = 9108) -> http.server.ThreadingHTTPServer:
-    """Serve GET /metrics in a background thread; call .shutdown() to stop."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "only /metrics lives here")
-                return
-            try:
-                body = render().encode()
-                code = 200
-            except Exception as exc:   # report, keep serving
-                body, code = f"# error: {exc}\n".encode(), 500
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer((host, port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True, name="firewall-metrics").start()
-    return server

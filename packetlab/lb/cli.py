@@ -20,11 +20,10 @@ import argparse
 import contextlib
 import json
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from ..errors import PacketlabError
+from ..metrics_http import serve_metrics
 from .config import load
 from .dataplane import STATE_DIR, LoadBalancer, instance_lock, instance_name
 
@@ -149,7 +148,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     lb = LoadBalancer.open(args.netns, dev)
     server = None
     if args.metrics_port:
-        server = _serve_metrics(lambda: lb, args.netns, args.metrics_port)
+        server = serve_metrics(lambda: lb.prometheus(), "127.0.0.1", args.metrics_port, namespace=args.netns,
+                               name="lb-metrics")
+        print(f"metrics: http://127.0.0.1:{args.metrics_port}/metrics in namespace {args.netns or 'root'}",
+              flush=True)
     state_file = STATE_DIR / f"{name}.json"
     seen = state_file.stat().st_mtime_ns
     every = args.interval or min([v.health.interval for v in lb.config.vips] or [1.0])
@@ -182,27 +184,6 @@ def cmd_health(args: argparse.Namespace) -> int:
             server.shutdown()
 
 
-def _serve_metrics(get_lb, namespace: str | None, port: int) -> ThreadingHTTPServer:
-    """Serve /metrics on 127.0.0.1:port inside the LB's namespace."""
-    from .. import netns
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = get_lb().prometheus().encode()
-            self.send_response(200 if self.path.startswith("/metrics") else 404)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a) -> None:
-            pass
-    ctx = netns.entered(namespace) if namespace else contextlib.nullcontext()
-    with ctx:
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"metrics: http://127.0.0.1:{port}/metrics in namespace {namespace or 'root'}", flush=True)
-    return server
 
 
 def parser() -> argparse.ArgumentParser:
