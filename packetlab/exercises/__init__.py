@@ -50,6 +50,19 @@ def use_reference(value: Any, reference: Any) -> Any:
     return value
 
 
+def pair_answer(answer: Any, exercise: str, *, placeholder: str, shape: str, hint: str | None = None) -> tuple:
+    """The learner's two-part answer, or CheckFailed saying which shape is expected.
+
+    ``placeholder`` is what to write (``"('<interface>', '<source address>')"``),
+    ``shape`` describes it (``"a pair like ('eth0', '10.0.0.1')"``).
+    """
+    if unanswered(answer):
+        raise CheckFailed(exercise, f"no answer yet: set answer = {placeholder}", hint)
+    require(isinstance(answer, (tuple, list)) and len(answer) == 2, exercise,
+            f"the answer should be {shape}, got {answer!r}", hint)
+    return tuple(answer)
+
+
 def require(condition: bool, exercise: str, why: str, hint: str | None = None) -> None:
     """Raise CheckFailed(exercise, why, hint) unless `condition` holds."""
     if not condition:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import netns
 from ..host import Host
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, pair_answer, passed, require
 
 
 def _links(node: Any) -> list[dict]:
@@ -46,10 +46,8 @@ def check_veth_peer(answer: Any, host: Host, dev: str = "eth0") -> bool:
     ex = "Exercise 1 (the other end of the cable)"
     hint = (f"run {host.name}.ip('-d link show {dev}'): '@ifN' is the peer's interface index and "
             f"'link-netns' names the namespace it lives in; then list that namespace's interfaces")
-    if unanswered(answer):
-        raise CheckFailed(ex, "no answer yet: set answer = ('<namespace>', '<interface>')", hint)
-    require(isinstance(answer, (tuple, list)) and len(answer) == 2, ex,
-            f"the answer should be a pair like ('{host.lab.name}-hX', 'ethN'), got {answer!r}", hint)
+    answer = pair_answer(answer, ex, placeholder="('<namespace>', '<interface>')",
+                         shape=f"a pair like ('{host.lab.name}-hX', 'ethN')", hint=hint)
     ns, ifname = (str(a).strip() for a in answer)
     real_ns, real_if = veth_peer(host, dev)
     if ns != real_ns:
@@ -101,10 +99,8 @@ def check_route_choice(answer: Any, host: Host, destination: str) -> bool:
     ex = "Exercise 3 (which way out?)"
     hint = (f"the kernel picks the most specific route that contains {destination}: "
             f"read {host.name}.ip('route') and find the line whose prefix includes it")
-    if unanswered(answer):
-        raise CheckFailed(ex, "no answer yet: set answer = ('<interface>', '<source address>')", hint)
-    require(isinstance(answer, (tuple, list)) and len(answer) == 2, ex,
-            f"the answer should be a pair like ('eth0', '10.0.0.1'), got {answer!r}", hint)
+    answer = pair_answer(answer, ex, placeholder="('<interface>', '<source address>')",
+                         shape="a pair like ('eth0', '10.0.0.1')", hint=hint)
     dev, src = (str(a).strip() for a in answer)
     real_dev, real_src = route_choice(host, destination)
     if dev != real_dev:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..dissect import ones_sum, dissect, fragment_plan, ipv4_header_checksum
 from ..host import Host
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, pair_answer, passed, require, unanswered
 
 
 def _int_answer(answer: Any, ex: str, hint: str) -> int:
@@ -85,10 +85,8 @@ def check_arp_reply_macs(answer: Any, arp_frames: Sequence[Any], asker: Host, re
     names = {asker.mac(): asker.name, responder.mac(): responder.name, "ff:ff:ff:ff:ff:ff": "broadcast"}
     hint = (f"{asker.name} asked 'who has {d['ARP.psrc']}?'; think about who answers and whether it still "
             f"needs to broadcast. The hosts' MACs: {asker.name} {asker.mac()}, {responder.name} {responder.mac()}")
-    if unanswered(answer):
-        raise CheckFailed(ex, "no answer yet: set answer = ('<source MAC>', '<destination MAC>')", hint)
-    require(isinstance(answer, (tuple, list)) and len(answer) == 2, ex,
-            f"the answer should be a pair of MAC addresses (source, destination), got {answer!r}", hint)
+    answer = pair_answer(answer, ex, placeholder="('<source MAC>', '<destination MAC>')",
+                         shape="a pair of MAC addresses (source, destination)", hint=hint)
     src, dst = (_mac(a) for a in answer)
     if (src, dst) == real:
         return passed(ex, f"{names.get(src, src)} answers {names.get(dst, dst)} directly: {src} -> {dst} "
