@@ -225,6 +225,7 @@ class Host(Node):
         sock = self.l2socket(dev, listen=True)
         if filter:
             attach_capture_filter(sock.ins, filter)
+            _drain(sock)   # frames queued between opening the socket and attaching the filter bypassed it
         sniffer = AsyncSniffer(opened_socket=sock, store=True)
         frames: list = []
         sniffer.start()

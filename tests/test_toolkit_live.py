@@ -357,3 +357,17 @@ def test_unknown_attach_modes_are_readable_errors():
             h.attach_xdp(COUNTER, "eth9")
         with pytest.raises(PacketlabError, match="unknown tc direction"):
             h.attach_tc(COUNTER, "eth0", direction="sideways", function="xdp_toolkit")
+
+
+def test_a_filtered_capture_holds_only_matching_frames_even_under_traffic():
+    with Lab("tkq") as lab:
+        h1, h2 = lab.host("h1"), lab.host("h2")
+        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+        noise = h2.popen(["ping", "-6", "-i", "0.002", "-c", "3000", "ff02::1%eth0"])  # frames before the filter
+        try:
+            for _ in range(20):
+                with h1.capture("eth0", filter="icmp") as got:
+                    h2.ping("10.0.0.1", count=1)
+                assert got and all(ICMP in f for f in got), [f.summary() for f in got if ICMP not in f]
+        finally:
+            noise.kill()
