@@ -5,7 +5,7 @@
 #
 #   sudo vagrant/provision.sh [--with-test-tools] [--jupyter-service USER]
 #
-#   --with-test-tools       also install what `make test` needs beyond the labs (vagrant, for `vagrant validate`)
+#   --with-test-tools       also install what `make test` needs beyond the labs (vagrant, chromium)
 #   --jupyter-service USER  install and start a systemd unit serving JupyterLab on labs/ (the Vagrant VM uses it)
 #
 # Honours http_proxy / https_proxy / no_proxy for apt and pip.
@@ -60,7 +60,8 @@ PACKAGES=(
   # python
   python3-venv python3-pip python3-dev
 )
-[ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(vagrant)
+# vagrant for `vagrant validate`; chromium for the browser tests (Playwright drives it: tests/browser/)
+[ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(vagrant chromium)
 if [ "$ID" = ubuntu ]; then
   PACKAGES=("${PACKAGES[@]/bpftool/linux-tools-common}")
   PACKAGES+=("linux-tools-$(uname -r)")
