@@ -4,9 +4,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import PacketlabError  # noqa: E402
-from .netns import allow_nested_event_loop  # noqa: E402
-
-allow_nested_event_loop()
 from .lab import Lab, Link, Switch  # noqa: E402
 from .host import Host  # noqa: E402
 

@@ -474,9 +474,9 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
     """Attach program `fd` (or detach with -1) on `dev` inside `namespace` with XDP `flags`
     (see XDP_MODES); return the mode the kernel reports. Public for tools that attach one
     program to several interfaces (the module 09 load balancer)."""
-    from pyroute2 import IPRoute
+    from .rtnl import iproute
     from pyroute2.netlink.exceptions import NetlinkError
-    with IPRoute(netns=namespace) as ipr:
+    with iproute(netns=namespace) as ipr:
         idx = _ifindex(ipr, namespace, dev)
         try:
             ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]})
@@ -503,11 +503,11 @@ class TcAttachment(_Attachment):
     def __init__(self, program: LoadedProgram, namespace: str, dev: str, direction: str,
                  priority: int = 1, pooled: bool = True) -> None:
         check_tc_direction(direction)
-        from pyroute2 import IPRoute
+        from .rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
         self.program, self.namespace, self.dev, self.direction = program, namespace, dev, direction
         self.priority, self._pooled = priority, pooled
-        with IPRoute(netns=namespace) as ipr:
+        with iproute(netns=namespace) as ipr:
             idx = _ifindex(ipr, namespace, dev)
             kinds = [q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=idx)]
             self._own_qdisc = "clsact" not in kinds
@@ -523,10 +523,10 @@ class TcAttachment(_Attachment):
         self.attached = True
 
     def _unhook(self) -> None:
-        from pyroute2 import IPRoute
+        from .rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
         try:
-            with IPRoute(netns=self.namespace) as ipr:
+            with iproute(netns=self.namespace) as ipr:
                 idx = _ifindex(ipr, self.namespace, self.dev)
                 if self._own_qdisc:
                     ipr.tc("del", "clsact", idx)

@@ -156,15 +156,15 @@ class Host(Node):
 
     def addresses(self, dev: str | None = None) -> list[str]:
         """Global addresses (with prefix length) of this host, optionally of one device."""
-        from pyroute2 import IPRoute
-        with IPRoute(netns=self.namespace) as ipr:
+        from .rtnl import iproute
+        with iproute(netns=self.namespace) as ipr:
             kw = {"index": ipr.link_lookup(ifname=dev)[0]} if dev else {}
             return [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(**kw)
                     if a["scope"] == 0]
 
     def mac(self, dev: str = "eth0") -> str:
-        from pyroute2 import IPRoute
-        with IPRoute(netns=self.namespace) as ipr:
+        from .rtnl import iproute
+        with iproute(netns=self.namespace) as ipr:
             return ipr.get_links(ifname=dev)[0].get_attr("IFLA_ADDRESS")
 
     def add_route(self, dst: str, *, via: str | None = None, dev: str | None = None,

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
+from .rtnl import iproute
 
 from . import netns
 
@@ -204,7 +204,7 @@ class Lab:
         record.namespaces.append(ns)
         record.save()                      # recorded before it exists: a crash cannot orphan it
         netns.create(ns)
-        with IPRoute(netns=ns) as ipr:     # loopback up; no duplicate-address wait for IPv6
+        with iproute(netns=ns) as ipr:     # loopback up; no duplicate-address wait for IPv6
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
             Node(self, node, ns).sysctl(key, 0)
@@ -225,7 +225,7 @@ class Lab:
     def switch(self, name: str) -> Switch:
         """Add a learning bridge (its own namespace holding bridge device `name`)."""
         sw = Switch(self, name, self._namespace(name))
-        with IPRoute(netns=sw.namespace) as ipr:
+        with iproute(netns=sw.namespace) as ipr:
             ipr.link("add", ifname=name, kind="bridge")
             ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
         self.nodes[name] = sw
@@ -253,7 +253,7 @@ class Lab:
             raise PacketlabError("a switch port cannot carry an IP address",
                                  cause="switch ports are bridge members (layer 2)",
                                  fix="put the address on the host's end: lab.link(h1, sw, ip='10.0.1.1/24')")
-        with IPRoute(netns=a.namespace) as ipr:
+        with iproute(netns=a.namespace) as ipr:
             ipr.link("add", ifname=a_if, kind="veth",
                      peer={"ifname": b_if, "net_ns_fd": b.namespace})
         record.links.append(f"{a.namespace}/{a_if}")
@@ -262,7 +262,7 @@ class Lab:
             for node, ifname, addrs in ((a, a_if, a_addrs), (b, b_if, b_addrs)):
                 _configure_end(node, ifname, addrs, mtu)
         except BaseException:
-            with contextlib.suppress(Exception), IPRoute(netns=a.namespace) as ipr:
+            with contextlib.suppress(Exception), iproute(netns=a.namespace) as ipr:
                 ipr.link("del", ifname=a_if)      # roll back this half-built link
             record.links.remove(f"{a.namespace}/{a_if}")
             record.save()
@@ -289,7 +289,7 @@ class Lab:
 
 
 def _configure_end(node: Node, ifname: str, addrs: list, mtu: int | None) -> None:
-    with IPRoute(netns=node.namespace) as ipr:
+    with iproute(netns=node.namespace) as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
         if mtu:
             ipr.link("set", index=idx, mtu=mtu)
@@ -309,7 +309,7 @@ def _wait_operational(node: Node, ifname: str, timeout: float = 2.0) -> None:
     dropped. Usually the first poll already sees UP.
     """
     deadline = time.monotonic() + timeout
-    with IPRoute(netns=node.namespace) as ipr:
+    with iproute(netns=node.namespace) as ipr:
         while True:
             link = ipr.get_links(ifname=ifname)[0]
             if link.get_attr("IFLA_OPERSTATE") == "UP" or time.monotonic() > deadline:

@@ -21,26 +21,6 @@ NETNS_DIR = "/run/netns"
 _lock = threading.RLock()
 
 
-def allow_nested_event_loop() -> bool:
-    """Let pyroute2 work inside Jupyter. Returns True if a running loop was patched.
-
-    pyroute2 0.9's synchronous API drives an asyncio loop with
-    run_until_complete(); in a notebook the kernel's own loop is already
-    running in that thread, and every netlink call would fail with "This event
-    loop is already running". nest_asyncio makes that loop re-entrant — the
-    usual fix for sync-over-async libraries in notebooks. Outside a running
-    loop (scripts, pytest) nothing is changed.
-    """
-    import asyncio
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    import nest_asyncio
-    nest_asyncio.apply(loop)
-    return True
-
-
 def exists(name: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, name))
 

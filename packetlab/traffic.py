@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from .rtnl import iproute
 
 from .errors import PacketlabError
 from .host import Host
@@ -30,7 +30,7 @@ class LinkCounters:
 
 
 def link_counters(host: Host, dev: str = "eth0") -> LinkCounters:
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         link = ipr.get_links(ifname=dev)[0]
     stats = link.get_attr("IFLA_STATS64")
     return LinkCounters(stats["rx_packets"], stats["rx_dropped"], stats["tx_packets"], stats["tx_dropped"])

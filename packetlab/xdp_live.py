@@ -426,8 +426,8 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
 # ---- small lab utilities ---------------------------------------------------------------
 def ifindex(host: Any, dev: str) -> int:
     """Interface index of `dev` inside `host`'s namespace."""
-    from pyroute2 import IPRoute
-    with IPRoute(netns=host.namespace) as ipr:
+    from .rtnl import iproute
+    with iproute(netns=host.namespace) as ipr:
         found = ipr.link_lookup(ifname=dev)
     if not found:
         raise PacketlabError(f"no interface {dev!r} in {host.namespace}",
@@ -444,8 +444,8 @@ def devmap_set(attachment: Any, from_dev: str, to_dev: str, *, map_name: str = "
     same number names a different interface).
     """
     ns = attachment.namespace
-    from pyroute2 import IPRoute
-    with IPRoute(netns=ns) as ipr:
+    from .rtnl import iproute
+    with iproute(netns=ns) as ipr:
         src, dst = ipr.link_lookup(ifname=from_dev), ipr.link_lookup(ifname=to_dev)
     if not src or not dst:
         missing = from_dev if not src else to_dev

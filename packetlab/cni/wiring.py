@@ -4,7 +4,7 @@ addresses and routes inside the pod, the node-side bridge or routes.
 Who is who: the plugin process runs in the *node's* network namespace (a
 runtime calls plugins from its own namespace), so "here" is the node; the pod
 is the namespace file named by CNI_NETNS. Netlink sockets are opened inside the
-pod namespace by briefly entering it with setns(2) — the socket stays bound to
+pod namespace by briefly entering it with setns(2) (on the toolkit's netlink thread) — the socket stays bound to
 the namespace it was created in — and nothing is ever created anywhere else.
 
 Each function here does one step and raises; `packetlab.cni.plugin` orders the
@@ -13,7 +13,6 @@ steps and rolls back what was done when a later step fails.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import ipaddress
@@ -21,15 +20,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from ..rtnl import IPRouteOnThread, iproute
 from .spec import INVALID_CONFIG, SETUP_FAILED, UNKNOWN_CONTAINER, CniError
 
-CLONE_NEWNET = 0x40000000
 IFA_F_NODAD = 0x02
 ROUTED_GATEWAY = "169.254.1.1"     # the pods' next hop in routed mode (answered by proxy ARP)
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def host_veth_name(container_id: str, ifname: str) -> str:
@@ -57,24 +54,15 @@ def open_netns(path: str) -> int:
 
 
 @contextlib.contextmanager
-def netlink_in(ns_fd: int | None) -> Iterator[IPRoute]:
-    """An rtnetlink socket bound to namespace `ns_fd` (None: the node, i.e. here)."""
-    if ns_fd is None:
-        with IPRoute() as ipr:
-            yield ipr
-        return
-    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+def netlink_in(ns_fd: int | None) -> Iterator[IPRouteOnThread]:
+    """An rtnetlink socket bound to namespace `ns_fd` (None: the node, i.e. here).
+
+    The socket is created by the toolkit's netlink thread, which enters the pod's
+    namespace for that moment only (this thread never leaves the node's)."""
     try:
-        if _libc.setns(ns_fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise CniError(UNKNOWN_CONTAINER, "cannot enter the pod's network namespace", os.strerror(err))
-        try:
-            ipr = IPRoute()
-        finally:
-            if _libc.setns(here, CLONE_NEWNET) != 0:       # never stay in the pod's namespace
-                raise OSError(ctypes.get_errno(), "cannot return to the node namespace")
-    finally:
-        os.close(here)
+        ipr = iproute(ns_fd)
+    except OSError as exc:
+        raise CniError(UNKNOWN_CONTAINER, "cannot enter the pod's network namespace", exc.strerror or str(exc)) from None
     try:
         yield ipr
     finally:
@@ -117,7 +105,7 @@ def write_sysctl(key: str, value: Any) -> None:
         f.write(str(value))
 
 
-def _index(ipr: IPRoute, name: str) -> int | None:
+def _index(ipr: IPRouteOnThread, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
+from ..rtnl import iproute
 
 from . import CheckFailed, passed, require, unanswered
 from .. import netns
@@ -226,7 +226,7 @@ def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_por
 
 # ---- exercise 4: veth with pyroute2 -----------------------------------------------------
 def _link(ns: str | None, ifname: str) -> Any:
-    with (IPRoute(netns=ns) if ns else IPRoute()) as ipr:
+    with iproute(ns) as ipr:       # None: the caller's own (in a notebook: the host's) namespace
         found = ipr.get_links(ifname=ifname) if ipr.link_lookup(ifname=ifname) else []
         return found[0] if found else None
 
@@ -241,12 +241,12 @@ def check_veth(a: "Host", a_if: str, b: "Host", b_if: str, a_ip: str, b_ip: str)
     for name in (a_if, b_if):
         if _link(None, name) is not None:
             raise CheckFailed(EX_VETH, f"{name} exists in the HOST's root namespace",
-                              f"open IPRoute(netns=host.namespace), never plain IPRoute(); remove the stray "
+                              f"open iproute(netns=host.namespace), never plain iproute(); remove the stray "
                               f"interface with `ip link del {name}` in a root shell")
     la, lb = _link(a.namespace, a_if), _link(b.namespace, b_if)
     if la is None:
         raise CheckFailed(EX_VETH, f"no interface {a_if} in {a.namespace}",
-                          f"with IPRoute(netns={a.namespace!r}) as ipr: ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
+                          f"with iproute(netns={a.namespace!r}) as ipr: ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
     if lb is None:
         stray = _link(a.namespace, b_if)
         raise CheckFailed(EX_VETH, f"no interface {b_if} in {b.namespace}" + (f" (it is still in {a.namespace})" if stray else ""),
@@ -268,5 +268,5 @@ def check_veth(a: "Host", a_if: str, b: "Host", b_if: str, a_ip: str, b_ip: str)
 
 
 def _addrs(ns: str, index: int) -> list:
-    with IPRoute(netns=ns) as ipr:
+    with iproute(netns=ns) as ipr:
         return list(ipr.get_addr(index=index, family=socket.AF_INET))

@@ -258,8 +258,8 @@ def check_devmap(w0: Any, w1: Any, *, a: Any, b: Any, a_ip: str, b_ip: str) -> b
 
 
 def _ifindex_in(namespace: str, dev: str) -> int:
-    from pyroute2 import IPRoute
-    with IPRoute(netns=namespace) as ipr:
+    from ..rtnl import iproute
+    with iproute(netns=namespace) as ipr:
         found = ipr.link_lookup(ifname=dev)
     if not found:
         raise PacketlabError(f"no interface {dev!r} in {namespace}")

@@ -96,8 +96,8 @@ def _require_bpffs() -> None:
 
 # ---- XDP on an interface, by namespace name ---------------------------------------------------
 def _ipr(netns: str | None):
-    from pyroute2 import IPRoute
-    return IPRoute(netns=netns) if netns else IPRoute()
+    from ..rtnl import iproute
+    return iproute(netns)          # None: this process's (the host's) namespace
 
 
 def _ifindex(ipr: Any, target: Target) -> int:

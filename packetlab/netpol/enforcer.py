@@ -190,10 +190,10 @@ class Enforcer:
 
         `pods` maps the policy name of each pod ("namespace/name", as in the Cluster)
         to the lab pod; a plain list of pods uses "namespace/name" of the lab pods."""
-        from pyroute2 import IPRoute
+        from ..rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
         items = pods.items() if isinstance(pods, Mapping) else [(f"{p.namespace}/{p.name}", p) for p in pods]
-        with IPRoute(netns=self.node.host.namespace, flags=0) as ipr:
+        with iproute(netns=self.node.host.namespace, flags=0) as ipr:
             for key, pod in items:
                 if key in self.attached:
                     continue
@@ -295,9 +295,9 @@ class Enforcer:
         if not self.active:
             return
         self.active = False
-        from pyroute2 import IPRoute
+        from ..rtnl import iproute
         try:
-            with IPRoute(netns=self.node.host.namespace, flags=0) as ipr:
+            with iproute(netns=self.node.host.namespace, flags=0) as ipr:
                 for dev, idx in self.attached.values():
                     with contextlib.suppress(Exception):
                         ipr.tc("del", "clsact", idx)

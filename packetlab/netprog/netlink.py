@@ -7,7 +7,10 @@ speaks the same protocol from Python, so a program can read and change the
 network configuration without parsing ``ip``'s text output.
 
 ``IPRoute(netns=NAME)`` opens its netlink socket *inside* namespace NAME, so
-every call below acts on a lab namespace, never the host's.
+every call below acts on a lab namespace, never the host's. The calls go
+through ``packetlab.rtnl.iproute``, which runs pyroute2's synchronous IPRoute on
+a thread of its own: in a notebook the caller's thread runs the kernel's event
+loop, where that API cannot run (see ``packetlab.rtnl``).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
+from ..rtnl import iproute
 
 from ..errors import PacketlabError
 
@@ -30,7 +33,7 @@ _TYPES = {1: "unicast", 2: "local", 3: "broadcast", 5: "multicast", 6: "blackhol
 
 def links(host: "Host") -> list[dict[str, Any]]:
     """RTM_GETLINK in `host`'s namespace: index, name, kind, state, MTU, MAC, peer index."""
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         out = []
         for msg in ipr.get_links():
             info = msg.get_attr("IFLA_LINKINFO")
@@ -43,7 +46,7 @@ def links(host: "Host") -> list[dict[str, Any]]:
 
 def addresses(host: "Host") -> list[dict[str, Any]]:
     """RTM_GETADDR: every address with its interface, family, prefix length and scope."""
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in ipr.get_links()}
         return [{"ifname": names.get(m["index"], m["index"]),
                  "family": "inet6" if m["family"] == socket.AF_INET6 else "inet",
@@ -53,7 +56,7 @@ def addresses(host: "Host") -> list[dict[str, Any]]:
 
 def routes(host: "Host", family: int = socket.AF_INET, table: int | None = 254) -> list[dict[str, Any]]:
     """RTM_GETROUTE: destination, gateway, device, protocol, scope (main table by default)."""
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in ipr.get_links()}
         kw = {"table": table} if table is not None else {}
         out = []
@@ -70,7 +73,7 @@ def routes(host: "Host", family: int = socket.AF_INET, table: int | None = 254) 
 def route_get(host: "Host", dst: str) -> dict[str, Any]:
     """RTM_GETROUTE for one destination: what the kernel would do with a packet to `dst`
     (``ip route get``): the output device, the gateway (if any) and the source address."""
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         names = {m["index"]: m.get_attr("IFLA_IFNAME") for m in ipr.get_links()}
         try:
             msg = ipr.route("get", dst=dst)[0]
@@ -99,7 +102,7 @@ def veth_between(a: "Host", b: "Host", a_if: str, b_if: str, a_ip: str, b_ip: st
     here touches the root namespace. If a step fails, the pair is deleted again.
     """
     steps: list[Step] = []
-    with IPRoute(netns=a.namespace) as ipr:
+    with iproute(netns=a.namespace) as ipr:
         ipr.link("add", ifname=a_if, kind="veth", peer={"ifname": b_if})
         steps.append(Step(a.namespace, f"RTM_NEWLINK ifname={a_if} kind=veth peer={b_if}",
                           f"veth pair {a_if} <-> {b_if}, both in {a.namespace}"))
@@ -121,7 +124,7 @@ def _address_and_up(host: "Host", ifname: str, cidr: str, steps: list[Step]) -> 
     ip, _, plen = cidr.partition("/")
     if not plen:
         raise PacketlabError(f"address {cidr!r} has no prefix length", fix=f"write it as '{cidr}/24'")
-    with IPRoute(netns=host.namespace) as ipr:
+    with iproute(netns=host.namespace) as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
         ipr.addr("add", index=idx, address=ip, prefixlen=int(plen))
         steps.append(Step(host.namespace, f"RTM_NEWADDR index={idx} {cidr}", f"{ifname} has {cidr}"))
@@ -137,7 +140,7 @@ class Monitor:
     """
 
     def __init__(self, host: "Host") -> None:
-        self.ipr = IPRoute(netns=host.namespace)
+        self.ipr = iproute(netns=host.namespace)
         self.ipr.bind()                             # join the link, address and route groups
 
     def events(self, timeout: float = 0.5) -> list[str]:
