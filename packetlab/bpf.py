@@ -27,6 +27,7 @@ from typing import Any
 
 from .errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
 from .testrun import TC_VERDICTS, XDP_VERDICTS, TestRunResult, prog_test_run
+from .verifier_log import has_verifier_log, recover_verifier_log
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BPF_DIR = REPO_ROOT / "bpf"
@@ -210,8 +211,12 @@ class LoadedProgram:
             else:
                 load_exc = None
         if load_exc is not None:
+            log = err[0]
+            if not has_verifier_log(log):       # e.g. E2BIG: bcc printed its guess, not the kernel's log
+                with capture_stderr():
+                    log = recover_verifier_log(self.bpf, self.function, kind) or log
             self.bpf.cleanup()
-            raise _verifier_error(self.path, self.function, err[0], self.source) from load_exc
+            raise _verifier_error(self.path, self.function, log, self.source) from load_exc
         self.fd: int = self.fn.fd
 
     @property

@@ -19,7 +19,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
@@ -29,7 +30,9 @@ SYS_BPF = 280 if _AARCH64 else 321
 SYS_MEMBARRIER = 283 if _AARCH64 else 324
 
 # enum bpf_cmd
+BPF_MAP_CREATE = 0
 BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY = 1, 2, 3, 4
+BPF_PROG_LOAD = 5
 BPF_OBJ_PIN, BPF_OBJ_GET = 6, 7
 BPF_PROG_TEST_RUN = 10
 BPF_PROG_GET_FD_BY_ID = 13
@@ -40,7 +43,34 @@ BPF_ENABLE_STATS = 32
 BPF_ANY = 0                     # map update flag: create or replace
 
 
+# enum bpf_prog_type / enum bpf_map_type (the ones packetlab loads or creates by hand)
+BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 1, 3, 6
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 1, 2, 27
+
+
 # ---- members of union bpf_attr -------------------------------------------------------------
+class MapCreateAttr(ctypes.Structure):
+    """BPF_MAP_CREATE (the head; the kernel reads the rest as zero)."""
+    _fields_ = [("map_type", ctypes.c_uint32), ("key_size", ctypes.c_uint32), ("value_size", ctypes.c_uint32),
+                ("max_entries", ctypes.c_uint32), ("map_flags", ctypes.c_uint32)]
+
+
+class ProgLoadAttr(ctypes.Structure):
+    """BPF_PROG_LOAD, up to log_true_size (6.4+ writes the log size it needed there; older
+    kernels only check that the bytes they do not know are zero)."""
+    _fields_ = [("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32), ("insns", ctypes.c_uint64),
+                ("license", ctypes.c_uint64), ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+                ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+                ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
+                ("expected_attach_type", ctypes.c_uint32), ("prog_btf_fd", ctypes.c_uint32),
+                ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64),
+                ("func_info_cnt", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32),
+                ("line_info", ctypes.c_uint64), ("line_info_cnt", ctypes.c_uint32), ("attach_btf_id", ctypes.c_uint32),
+                ("attach_prog_fd", ctypes.c_uint32), ("core_relo_cnt", ctypes.c_uint32), ("fd_array", ctypes.c_uint64),
+                ("core_relos", ctypes.c_uint64), ("core_relo_rec_size", ctypes.c_uint32),
+                ("log_true_size", ctypes.c_uint32)]
+
+
 class ElemAttr(ctypes.Structure):
     """BPF_MAP_{LOOKUP,UPDATE,DELETE}_ELEM, BPF_MAP_GET_NEXT_KEY (value = next key)."""
     _fields_ = [("map_fd", ctypes.c_uint32), ("pad", ctypes.c_uint32), ("key", ctypes.c_uint64),
@@ -136,6 +166,65 @@ def map_info(fd: int) -> MapInfo:
 def prog_info(fd: int) -> ProgInfo:
     """What the kernel says about a program: type, id, tag, name, code sizes."""
     return obj_info(fd, ProgInfo())
+
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0) -> int:
+    """A new, unnamed map; returns its fd (close it with os.close)."""
+    return bpf(BPF_MAP_CREATE, MapCreateAttr(map_type, key_size, value_size, max_entries, flags))
+
+
+def prog_load(prog_type: int, insns: bytes, *, license: str = "GPL", name: str = "", log: "ctypes.Array | None" = None,
+              log_level: int = 1, kern_version: int = 0, expected_attach_type: int = 0) -> int:
+    """BPF_PROG_LOAD of raw bytecode (8 bytes per instruction); returns the program fd.
+
+    With `log` (a ctypes char buffer) the verifier writes its log there. On
+    failure OSError carries the kernel's errno; ENOSPC means the log did not fit
+    (see `load_logged`).
+    """
+    if len(insns) % 8:
+        raise ValueError(f"bytecode must be a multiple of 8 bytes, got {len(insns)}")
+    code = ctypes.create_string_buffer(insns, len(insns))
+    lic = ctypes.create_string_buffer(license.encode())
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(insns) // 8, insns=ctypes.addressof(code),
+                        license=ctypes.addressof(lic), kern_version=kern_version, prog_name=name.encode()[:15],
+                        expected_attach_type=expected_attach_type)
+    if log is not None:
+        attr.log_level, attr.log_size, attr.log_buf = log_level, len(log), ctypes.addressof(log)
+    return bpf(BPF_PROG_LOAD, attr)
+
+
+LOG_START, LOG_LIMIT = 1 << 20, 1 << 28
+
+
+@dataclass
+class LoggedLoad:
+    """One program load made with a verifier log buffer."""
+    fd: int | None          # the program, if the kernel accepted it (the caller closes it)
+    errno: int              # 0 when accepted, else the kernel's reason (E2BIG, EACCES, EINVAL, ...)
+    log: str                # the verifier's whole log (its tail if it outgrew LOG_LIMIT)
+    truncated: bool = False
+
+
+def load_logged(load: Callable[["ctypes.Array"], int], *, start: int = LOG_START, limit: int = LOG_LIMIT) -> LoggedLoad:
+    """Run `load(log_buffer)` (a program load that writes the verifier log into the buffer)
+    until the log fits: on ENOSPC (the log outgrew the buffer; 6.1 keeps the log's head, 6.4+
+    its tail) the buffer doubles, up to `limit`. A failed load's log is the verifier's full
+    account, which callers map back to source lines; a complexity failure's log runs to megabytes.
+    """
+    size = start
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        try:
+            fd = load(buf)
+        except OSError as exc:
+            text = buf.value.decode(errors="replace")
+            if exc.errno != errno.ENOSPC:
+                return LoggedLoad(None, exc.errno or 0, text)
+            if size >= limit:
+                return LoggedLoad(None, exc.errno, text, truncated=True)
+            size = min(limit, size * 2)
+            continue
+        return LoggedLoad(fd, 0, buf.value.decode(errors="replace"))
 
 
 def obj_pin(fd: int, path: str) -> None:

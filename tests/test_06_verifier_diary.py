@@ -169,3 +169,58 @@ def test_helper_rejection_without_line_info_points_at_the_call_not_a_comment():
 def test_jump_complexity_is_explained_as_a_loop_problem():
     ex = explain_verifier_log("16: (55) if r4 != 0x0 goto pc-6\nThe sequence of 8193 jumps is too complex.\n", "")
     assert ex.meaning and "loop" in ex.meaning
+
+
+# ---- the verifier's log when bcc gives none (packetlab/verifier_log.py) ----------------------------
+@pytest.fixture
+def compiled():
+    """bcc-compiled (not loaded) diary programs; their maps stay open until the test ends."""
+    import bcc
+    made = []
+
+    def compile_(name: str):
+        made.append(bcc.BPF(src_file=str(resolve_source(name)).encode(), cflags=[f"-I{resolve_source(name).parent}"]))
+        return made[-1]
+    yield compile_
+    for b in made:
+        b.cleanup()
+
+
+def test_log_is_recovered_with_source_lines_when_bcc_prints_none(compiled):
+    """The no-log path, forced: the log comes from loading the same function again with a buffer."""
+    import bcc
+    from packetlab.verifier_log import has_verifier_log, recover_verifier_log
+    entry = diary.BY_KEY["unbounded-loop"]
+    log = recover_verifier_log(compiled(entry.broken), "xdp_mix", bcc.BPF.XDP)
+    assert has_verifier_log(log) and re.search(entry.expect, log)
+    ex = explain_verifier_log(log, entry.source())
+    assert ex.line_number == entry.marked_line and diary.MARKER in ex.source_line
+    # the same for a rejection bcc does log itself (EACCES rather than E2BIG)
+    entry = diary.BY_KEY["packet-bounds"]
+    log = recover_verifier_log(compiled(entry.broken), "xdp_protocols", bcc.BPF.XDP)
+    assert explain_verifier_log(log, entry.source()).line_number == entry.marked_line
+
+
+def test_raw_bpf_load_of_bccs_bytecode_gives_the_verifiers_words(compiled):
+    import bcc
+    from packetlab.verifier_log import raw_logged_load
+    entry = diary.BY_KEY["unbounded-loop"]
+    result = raw_logged_load(compiled(entry.broken), "xdp_mix", bcc.BPF.XDP)
+    assert result.fd is None and result.errno != 0
+    assert re.search(entry.expect, result.log) and " @ " not in result.log    # no BTF: no source lines
+
+
+def test_log_buffer_grows_until_the_whole_log_fits(compiled):
+    import bcc
+    from packetlab import bpfsys
+    from packetlab.verifier_log import raw_logged_load
+    b = compiled(diary.BY_KEY["unbounded-loop"].broken)
+    insns = b.dump_func(b"xdp_mix")
+
+    def load(buf):
+        return bpfsys.prog_load(bcc.BPF.XDP, insns, log=buf)
+    whole = bpfsys.load_logged(load, start=4096)
+    assert not whole.truncated and whole.log.rstrip().splitlines()[-1].startswith("processed")
+    assert whole.log == raw_logged_load(b, "xdp_mix", bcc.BPF.XDP).log
+    cut = bpfsys.load_logged(load, start=4096, limit=8192)
+    assert cut.truncated and len(cut.log) < 8192
