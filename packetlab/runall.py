@@ -82,11 +82,13 @@ class RunAllResult:
         out = []
         for c in self.cells:
             if not c.finished:
-                out.append(f"{c.label()} did not finish" + (" (it was never started: an earlier cell hung)"
+                out.append(f"{c.label()} did not finish" + (" (never started: an earlier cell hung)"
                                                               if c.execution_count is None else ""))
-            elif c.status == "aborted":
-                out.append(f"{c.label()} was aborted: an earlier cell raised, and Run All stops there")
             out += [f"{c.label()}: {e}" for e in c.errors]
+        aborted = [c.number for c in self.cells if c.finished and c.status == "aborted"]
+        if aborted:
+            out.append(f"code cells {aborted[0]}–{aborted[-1]} were aborted ({len(aborted)} cells): "
+                       "Run All stops at the first cell that raises")
         out += [f"the lab left behind: {x}" for x in self.leftovers]
         out += [f"the kernel process logged: {x}" for x in self.kernel_log]
         return out
@@ -240,7 +242,7 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
                     last_progress = time.monotonic()
                     if progress:
                         progress(cell)
-        if all(c.finished for c in cells):
+        if all(c.finished and c.status == "ok" and not c.errors for c in cells):
             leftovers = lab_leftovers(before, kernel_pid)      # the kernel still runs: the lab must have cleaned up
     finally:
         seconds = time.monotonic() - t0

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..conntrack import CtStateCounters, LabWire, TcpConversation, kernel_entry, silence_kernel
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 from .nat_and_routing import start_whoami, wait_links_up
 
 CLIENT, SERVER = "10.0.1.10", "10.0.2.10"
@@ -84,6 +84,7 @@ CLOSE_SEQUENCE = (("SYN", "client", "S"), ("SYN/ACK", "server", "SA"), ("ACK", "
                   ("ACK", "server", "A"))
 
 
+@graded('list the seven conntrack states of the close sequence yourself as answer and run this check again')
 def check_state_sequence(topo: CtTopology, answer: Any) -> bool:
     """Exercise 1: predict the router's TCP state after each segment of CLOSE_SEQUENCE."""
     ex = "Exercise 1 (predict the TCP states)"
@@ -124,6 +125,8 @@ CLASSIFY_CASES = (
 )
 
 
+@graded('classify the six packets (NEW, ESTABLISHED, RELATED, INVALID) yourself as answer and run this '
+        'check again')
 def check_classification(topo: CtTopology, answer: Any) -> bool:
     """Exercise 2: how does conntrack classify each packet of CLASSIFY_CASES?"""
     ex = "Exercise 2 (NEW, ESTABLISHED, RELATED or INVALID?)"
@@ -161,6 +164,8 @@ def _tables_in(ruleset: str) -> list[tuple[str, str]]:
     return re.findall(r"^\s*table\s+(\w+)\s+([\w-]+)", ruleset, flags=re.M)
 
 
+@graded('write the stateful forward chain yourself as answer (an nftables ruleset string) and run this '
+        'check again')
 def check_stateful_firewall(topo: CtTopology, ruleset: Any) -> bool:
     """Exercise 3: load the learner's ruleset on the router and test it four ways, for real."""
     ex = "Exercise 3 (a stateful firewall)"

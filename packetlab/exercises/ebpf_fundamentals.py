@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 EXERCISE_PROGRAM = "bpf/06-fail-exercise-two-lookups.c"
 LRU_SEQUENCE = [1, 2, 3, 4, 1, 5, 6]
@@ -15,6 +15,8 @@ def _need(answer: Any, exercise: str, shape: str) -> None:
         raise CheckFailed(exercise, "no answer yet", f"set answer = {shape} in the cell above")
 
 
+@graded('read the verifier log above: name the entry, the line it complains about and the buggy line in '
+        'answer, and run this check again')
 def check_verifier_reading(answer: Any) -> bool:
     """Exercise 1: which diary entry, which line the verifier names, which line holds the mistake."""
     ex = "verifier reading"
@@ -51,6 +53,7 @@ def check_verifier_reading(answer: Any) -> bool:
                       f"the bug is line {bug} (it tests per_if twice, per_queue never)")
 
 
+@graded('predict which keys the HASH and the LRU map keep for the sequence, set answer and run this check again')
 def check_lru_prediction(answer: Any, sequence: list[int] | None = None) -> bool:
     """Exercise 2: which sources stay in the 4-entry HASH and the 4-entry LRU_HASH after a sequence."""
     ex = "hash vs LRU"
@@ -70,6 +73,8 @@ def check_lru_prediction(answer: Any, sequence: list[int] | None = None) -> bool
                       f"({truth['hash_full']} inserts refused), LRU kept {sorted(truth['lru'])}")
 
 
+@graded('count the helper calls in the translated program yourself (bpftool prog dump xlated), set answer'
+        ' and run this check again')
 def check_xlated_calls(answer: Any, prog_id: int) -> bool:
     """Exercise 3: how many helper calls are left in the xlated code of a program."""
     ex = "xlated calls"
@@ -82,6 +87,8 @@ def check_xlated_calls(answer: Any, prog_id: int) -> bool:
     return passed(ex, f"{truth} helper calls remain; the array lookups were inlined by the verifier")
 
 
+@graded('read the IPv4 counter from the pinned map yourself (bpftool map dump pinned ...), set answer and'
+        ' run this check again')
 def check_core_count(answer: Any, core_prog: Any, expected_min: int = 1) -> bool:
     """Exercise 4: the IPv4 frame count of the pinned CO-RE map, read through bpftool's JSON."""
     ex = "read a pinned map"

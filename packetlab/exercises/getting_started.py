@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import netns
 from ..host import Host
-from . import CheckFailed, pair_answer, passed, require
+from . import CheckFailed, graded, pair_answer, passed, require
 
 
 def _links(node: Any) -> list[dict]:
@@ -41,6 +41,8 @@ def veth_peer(host: Host, dev: str = "eth0") -> tuple[str, str]:
                       "only veth interfaces have a peer (ip -d link shows 'veth')")
 
 
+@graded("read h1.ip('-d link show eth0') ('@ifN' and 'link-netns'), set answer = ('<namespace>', "
+        "'<interface>') in the answer cell and run it and this check again")
 def check_veth_peer(answer: Any, host: Host, dev: str = "eth0") -> bool:
     """Exercise: name the namespace and interface at the other end of `host`'s `dev`."""
     ex = "Exercise 1 (the other end of the cable)"
@@ -63,6 +65,8 @@ def check_veth_peer(answer: Any, host: Host, dev: str = "eth0") -> bool:
     return passed(ex, f"{host.name}:{dev} <-> {real_ns}:{real_if}")
 
 
+@graded('put your own h3 = lab.host(...) and lab.link(...) in the answer cell, then Restart Kernel and '
+        'Run All: the reference cell stays out of the way once h3 exists')
 def check_third_host(lab: Any, src: str = "h1", name: str = "h3") -> bool:
     """Exercise: the lab has a host `name` with an address that `src` can really ping."""
     ex = "Exercise 2 (a third host)"
@@ -94,6 +98,8 @@ def route_choice(host: Host, destination: str) -> tuple[str, str]:
     return route["dev"], route.get("prefsrc", "")
 
 
+@graded("find the most specific route for h3's address in h1.ip('route'), set answer = ('<interface>', "
+        "'<source address>') and run this check again")
 def check_route_choice(answer: Any, host: Host, destination: str) -> bool:
     """Exercise: which interface and source address `host` uses for `destination`."""
     ex = "Exercise 3 (which way out?)"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..netfilter import TraceSession, annotate_hooks, base_chains, delete_table, nft_check, translate
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 from .nat_and_routing import start_whoami, wait_links_up, whoami
 
 CLIENTS = ("10.0.1.10", "10.0.1.11", "10.0.1.12")
@@ -100,6 +100,8 @@ def trace_ping(topo: FwTopology, src_host: Any, dst: str) -> list:
     return []
 
 
+@graded('order the counters by the hooks a forwarded packet passes, set answer to your list and run this '
+        'check again')
 def check_hook_order(topo: FwTopology, answer: Any) -> bool:
     """Exercise 1: list, in order, the chains an echo request from the client to the
     server passes through on the router; checked against a real trace."""
@@ -150,6 +152,7 @@ def _normalized_exprs(host: Any, body: str) -> list[str]:
         delete_table(host, "ip", table)
 
 
+@graded('translate the iptables rule to one nftables rule yourself, set answer and run this check again')
 def check_translation(topo: FwTopology, answer: Any) -> bool:
     """Exercise 2: write the nft equivalent of TRANSLATE_TASK; compared, after the kernel
     has parsed both, with what iptables-translate produces."""
@@ -179,6 +182,7 @@ def load_ruleset(topo: FwTopology, ruleset: str, ex: str, hint: str) -> None:
 POLICY_EXPECTED = {(src, port): src != "10.0.1.11" and port in (80, 443) for src in CLIENTS for port in SERVER_PORTS}
 
 
+@graded('write the ruleset with the denylist set and the verdict map yourself as answer and run this check again')
 def check_set_and_vmap(topo: FwTopology, ruleset: Any) -> bool:
     """Exercise 3: a denylist set and a port verdict map, tested with real connections."""
     ex = "Exercise 3 (a set and a verdict map)"
@@ -204,6 +208,7 @@ def ping_flood(topo: FwTopology, count: int = 100, interval: float = 0.005) -> i
     return topo.client.ping(SERVER, count=count, interval=interval, timeout=1).received
 
 
+@graded('write the ping rate limit ruleset yourself as answer and run this check again')
 def check_rate_limit(topo: FwTopology, ruleset: Any) -> bool:
     """Exercise 4: at most 10 echo requests per second (burst 10) through the router."""
     ex = "Exercise 4 (rate limit)"

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PacketlabError
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 if TYPE_CHECKING:
     from ..cni.cluster import Node
@@ -26,6 +26,7 @@ CNI_HINTS = {
 
 
 # ---- exercise 1: be the runtime -------------------------------------------------------------------
+@graded('write the CNI_* environment for ADD yourself as env and run this check again')
 def check_cni_invocation(env: Mapping[str, str] | None, node: "Node", pod: "Host") -> dict[str, Any]:
     """Run ADD with the learner's environment, verify the pod got its address, then DEL."""
     ex = "Exercise 1 (call the CNI plugin like a runtime)"
@@ -91,6 +92,7 @@ def web_requirement(src, dst, port: int, proto: str) -> bool:
     return src.namespace == "shop" and src.labels.get("app") == "client" and (port, proto) == (80, "TCP")
 
 
+@graded('write the web NetworkPolicy YAML yourself as web_policy and run this check again')
 def check_web_policy(text: Any, world: "PolicyWorld") -> None:
     ex = "Exercise 2 (protect the web pods)"
     _apply_yaml(ex, world, text)
@@ -111,6 +113,7 @@ def egress_requirement(src, dst, port: int, proto: str) -> bool:
     return dst.namespace == "shop" and dst.labels.get("app") == "web" and (port, proto) == (80, "TCP")
 
 
+@graded('write the egress NetworkPolicy YAML yourself as egress_policy and run this check again')
 def check_egress_via_service(text: Any, world: "PolicyWorld", proxy: "ServiceProxy",
                              cluster_ip: str = "10.96.0.10") -> None:
     ex = "Exercise 3 (egress through a Service)"

@@ -9,9 +9,10 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 
+@graded("work out each backend's share of the Maglev table from the weights, set answer and run this check again")
 def check_weight_split(answer: Any, lb, vip: str = "web") -> bool:
     """Exercise 1: predict each backend's share of new connections from the weights."""
     ex = "weights → split"
@@ -39,6 +40,7 @@ def check_weight_split(answer: Any, lb, vip: str = "web") -> bool:
                       + ", ".join(f"{k} {v:.3f}" for k, v in shares.items()))
 
 
+@graded("hash the flow and look up its slot in lb.table('web') yourself, set answer and run this check again")
 def check_backend_for_flow(answer: Any, lb, topo, *, client: int = 0, source_port: int = 41234,
                            vip: str = "web") -> bool:
     """Exercise 2: which backend serves a new connection with this 5-tuple? Checked by really connecting."""
@@ -102,6 +104,7 @@ def survival_exercise(lb, topo, *, vip: str = "web") -> SurvivalExercise:
     return SurvivalExercise(lb, topo, conn, home, moves_to, copy.deepcopy(base), dict(entries[2]))
 
 
+@graded('change ex3.config yourself (add the backend, keep the flow) as answer and run this check again')
 def check_flow_survives(answer: Any, exercise: SurvivalExercise) -> bool:
     """Exercise 3: apply `answer` (a config that adds the new backend); the connection must keep its backend."""
     ex = "a flow survives a backend change"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 POLICY = """\
 On the server:
@@ -64,6 +64,7 @@ def _policy_table():
     ]
 
 
+@graded('write the rule file yourself as answer (YAML text) and run this check again')
 def check_policy(answer: Any) -> bool:
     """Exercise 1: does the rule set implement POLICY? Runs the real program."""
     ex = "Exercise 1 (policy)"
@@ -105,6 +106,8 @@ def check_policy(answer: Any) -> bool:
                       f"ping limited to {rule.rate:g}/s per source")
 
 
+@graded("read the per-rule counters after the mystery traffic, set answer to the rule's name and run this"
+        ' check again')
 def check_culprit(firewall: Any, mystery: Callable[[], Any], answer: Any) -> bool:
     """Exercise 2: which rule dropped the mystery traffic? Verified by replaying it
     and watching which counter the kernel increments."""
@@ -127,6 +130,7 @@ def check_culprit(firewall: Any, mystery: Callable[[], Any], answer: Any) -> boo
     return passed(ex, f"{culprit!r} counted the dropped packets")
 
 
+@graded('extend the rule file for IPv6 yourself (sources and ICMPv6) as answer and run this check again')
 def check_ipv6(lab: Any, firewall: Any, answer: Any) -> bool:
     """Exercise 3: apply `answer`, then really connect over IPv6 (and IPv4)."""
     ex = "Exercise 3 (IPv6)"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PacketlabError
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 CLIENT, CLIENT2, SERVER = "10.0.1.10", "10.0.1.11", "10.0.2.10"
 ROUTER_LAN, ROUTER_DMZ = "10.0.1.1", "10.0.2.1"
@@ -272,6 +272,8 @@ def rewrite_table(left: Sequence[Any], right: Sequence[Any], left_label: str, ri
 
 # ---- checks ------------------------------------------------------------------------------------
 
+@graded('in a fresh run, turn on forwarding in the router and give the server a way back in the answer '
+        'cell yourself, then Restart Kernel and Run All')
 def check_client_reaches_server(topo: NatTopology) -> bool:
     """Exercise 1: the client pings the server, for real, through the router."""
     ex = "Exercise 1 (make the client reach the server)"
@@ -297,6 +299,8 @@ def check_client_reaches_server(topo: NatTopology) -> bool:
 LPM_DESTINATIONS = ("10.0.2.10", "10.0.2.130", "10.0.3.5", "10.0.2.200", "203.0.113.1")
 
 
+@graded("predict each destination's longest-prefix match from the router's table, fill in the answer dict"
+        ' and run this check again')
 def check_lpm(topo: NatTopology, answer: Any) -> bool:
     """Exercise 2: predict the route the router picks for each destination of LPM_DESTINATIONS.
 
@@ -332,6 +336,7 @@ def check_lpm(topo: NatTopology, answer: Any) -> bool:
     return passed(ex, "every prediction matches `ip route get fibmatch` on the router")
 
 
+@graded('write the nftables DNAT ruleset yourself as answer (a string), run it and this check again')
 def check_port_forward(topo: NatTopology, ruleset: Any, *, public_port: int = 8443, server_port: int = 443) -> bool:
     """Exercise 3: load the learner's nftables ruleset on the router and test the
     port-forward from the upstream: 198.51.100.1:8443 must reach the server's port 443."""
@@ -363,6 +368,8 @@ SOURCE_SCENARIOS = {
 }
 
 
+@graded('predict the three source addresses (DNAT, masquerade, source-based routing), fill in the answer '
+        'dict and run this check again')
 def check_source_prediction(topo: NatTopology, answer: Any) -> bool:
     """Exercise 4: predict which source address each server sees, then watch it happen."""
     ex = "Exercise 4 (which source address does the server see?)"

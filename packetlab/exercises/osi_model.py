@@ -17,7 +17,7 @@ from typing import Any
 
 from ..dissect import ones_sum, dissect, fragment_plan, ipv4_header_checksum
 from ..host import Host
-from . import CheckFailed, pair_answer, passed, require, unanswered
+from . import CheckFailed, graded, pair_answer, passed, require, unanswered
 
 
 def _int_answer(answer: Any, ex: str, hint: str) -> int:
@@ -39,6 +39,8 @@ def _swap16(v: int) -> int:
 
 
 # ---- exercise 2: a field from a hex dump ---------------------------------------------------
+@graded('count the header bytes to the ICMP identifier in bytes(request), set answer to the number there '
+        'and run this check again')
 def check_icmp_identifier(answer: Any, frame: Any) -> bool:
     """Exercise: read the ICMP echo identifier out of the hex dump of `frame`."""
     ex = "Exercise 2 (read a field from the hex dump)"
@@ -73,6 +75,8 @@ def _mac(text: Any) -> str:
     return str(text).strip().lower().replace("-", ":")
 
 
+@graded("read the reply's source and destination MAC in the ARP capture above, set answer = (src_mac, "
+        'dst_mac) and run this check again')
 def check_arp_reply_macs(answer: Any, arp_frames: Sequence[Any], asker: Host, responder: Host) -> bool:
     """Exercise: predict the Ethernet (source, destination) of the ARP reply."""
     ex = "Exercise 1 (who sends the ARP reply, to whom?)"
@@ -134,6 +138,8 @@ def observed_fragments(sender: Host, receiver: Host, destination: str, size: int
     return sorted(frags)
 
 
+@graded('work out the fragments from the MTU, the 20-byte header and the 8-byte rule, set answer to the '
+        'count and run this check again')
 def check_fragment_count(answer: Any, sender: Host, receiver: Host, destination: str, size: int,
                          receiver_dev: str = "eth0") -> bool:
     """Exercise: predict how many IPv4 fragments `ping -s size` becomes; checked by a real ping."""
@@ -219,6 +225,8 @@ def _diagnose_checksum(got: Any, header: bytes, want: int) -> str:
     return f"expected 0x{want:04x}, got 0x{got:04x}"
 
 
+@graded('write the body of my_checksum (sum 16-bit words, fold the carries, invert), run its cell and '
+        'this check again')
 def check_ipv4_checksum(func: Callable[[bytes], int], frames: Sequence[Any] = ()) -> bool:
     """Exercise: `func(header)` returns the IPv4 header checksum (its checksum field is zero).
 

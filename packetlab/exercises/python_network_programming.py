@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..rtnl import iproute
 
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 from .. import netns
 
 if TYPE_CHECKING:
@@ -70,6 +70,8 @@ def _diagnose_payload(frame: bytes, got: bytes, want: bytes) -> str:
     return f"expected {want[:24]!r}{'...' if len(want) > 24 else ''} ({len(want)} bytes), got {got[:24]!r} ({len(got)} bytes)"
 
 
+@graded("write tcp_payload from the IHL, total length and data offset fields, delete the 'tcp_payload = "
+        "None' line and run this check again")
 def check_tcp_payload(fn: Callable[[bytes], bytes] | None, frames: Sequence[bytes] = ()) -> bool:
     """Run `fn` on crafted edge cases and on `frames` (untagged IPv4/TCP ones), compare with `decode`."""
     from ..netprog.decode import IPv4, TCP, decode
@@ -132,6 +134,8 @@ def _line_client(client: "Host", ip: str, port: int, lines: list[bytes], barrier
         results[idx] = ("error", str(exc) if type(exc) is ConnectionError else f"{type(exc).__name__}: {exc}", False)
 
 
+@graded("write the body of handle (readline, write line.upper(), drain, close), delete the 'handle = "
+        "None' line and run this check again")
 def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: str, *, port: int = 7500,
                        clients: int = 20) -> bool:
     """Serve `handler` in `server` (asyncio, in-process), hit it with `clients` clients at once."""
@@ -174,6 +178,8 @@ def check_line_handler(handler: Any, server: "Host", client: "Host", server_ip: 
 
 
 # ---- exercise 2: CONNECT by hand --------------------------------------------------------
+@graded('write the CONNECT request bytes (request line, Host header, blank line) as answer and run this '
+        'check again')
 def check_connect_request(request: Any, client: "Host", proxy_ip: str, proxy_port: int,
                           target: str) -> bool:
     """Send `request` from `client` to the proxy; expect 200 and a working tunnel to `target` (an echo server)."""
@@ -236,32 +242,35 @@ def veth_ready(a: "Host", a_if: str, b: "Host", b_if: str) -> bool:
     return _link(a.namespace, a_if) is not None and _link(b.namespace, b_if) is not None
 
 
+@graded('restart the kernel, run up to Exercise 4 and build pyx0/pyy0 yourself with AsyncIPRoute in the '
+        'answer cell before this check')
 def check_veth(a: "Host", a_if: str, b: "Host", b_if: str, a_ip: str, b_ip: str) -> bool:
     """Read the kernel's view over netlink: a veth pair a_if (in a) <-> b_if (in b), addressed, up, pinging."""
     for name in (a_if, b_if):
         if _link(None, name) is not None:
             raise CheckFailed(EX_VETH, f"{name} exists in the HOST's root namespace",
-                              f"open iproute(netns=host.namespace), never plain iproute(); remove the stray "
+                              f"open AsyncIPRoute(netns=host.namespace), never without netns=; remove the stray "
                               f"interface with `ip link del {name}` in a root shell")
     la, lb = _link(a.namespace, a_if), _link(b.namespace, b_if)
     if la is None:
         raise CheckFailed(EX_VETH, f"no interface {a_if} in {a.namespace}",
-                          f"with iproute(netns={a.namespace!r}) as ipr: ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
+                          f"async with AsyncIPRoute(netns={a.namespace!r}) as ipr: "
+                          f"await ipr.link('add', ifname={a_if!r}, kind='veth', peer=...)")
     if lb is None:
         stray = _link(a.namespace, b_if)
         raise CheckFailed(EX_VETH, f"no interface {b_if} in {b.namespace}" + (f" (it is still in {a.namespace})" if stray else ""),
                           f"create the peer in {b.namespace}: peer={{'ifname': {b_if!r}, 'net_ns_fd': {b.namespace!r}}}, "
-                          f"or move it: ipr.link('set', index=..., net_ns_fd={b.namespace!r})")
+                          f"or move it: await ipr.link('set', index=..., net_ns_fd={b.namespace!r})")
     kind = la.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") if la.get_attr("IFLA_LINKINFO") else None
     require(kind == "veth", EX_VETH, f"{a_if} is a {kind or 'plain'} device, not a veth", "use kind='veth'")
     require(la.get_attr("IFLA_LINK") == lb["index"] and lb.get_attr("IFLA_LINK") == la["index"], EX_VETH,
             f"{a_if} and {b_if} are not the two ends of one pair (IFLA_LINK points elsewhere)",
-            "create them together: one link('add', kind='veth') call with peer={...}")
+            "create them together: one await ipr.link('add', kind='veth', peer={...}) call")
     for host, ifname, cidr, link in ((a, a_if, a_ip, la), (b, b_if, b_ip, lb)):
         have = [f"{x.get_attr('IFA_ADDRESS')}/{x['prefixlen']}" for x in _addrs(host.namespace, link["index"])]
         require(cidr in have, EX_VETH, f"{ifname} in {host.name} has {have or 'no IPv4 address'}, not {cidr}",
-                f"ipr.addr('add', index=idx, address={cidr.split('/')[0]!r}, prefixlen={cidr.split('/')[1]})")
-        require(link["flags"] & 1, EX_VETH, f"{ifname} in {host.name} is down", "ipr.link('set', index=idx, state='up')")
+                f"await ipr.addr('add', index=idx, address={cidr.split('/')[0]!r}, prefixlen={cidr.split('/')[1]})")
+        require(link["flags"] & 1, EX_VETH, f"{ifname} in {host.name} is down", "await ipr.link('set', index=idx, state='up')")
     ping = a.ping(b_ip.split("/")[0], count=1, timeout=2)
     require(ping.ok, EX_VETH, f"{a.name} cannot ping {b_ip} over the pair", "are both ends up, in one subnet?")
     return passed(EX_VETH, f"{a.namespace}/{a_if} <-> {b.namespace}/{b_if}, addressed and up; ping {ping.rtt_avg_ms} ms")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PacketlabError
-from . import CheckFailed, passed, require, unanswered
+from . import CheckFailed, graded, passed, require, unanswered
 
 # ---- exercise 1: which action? ---------------------------------------------------------------
 ACTION_SCENARIOS: dict[str, str] = {
@@ -57,6 +57,7 @@ def normalise_action(value: Any) -> str | None:
     return None
 
 
+@graded('match each scenario to its XDP action yourself, set answer and run this check again')
 def check_actions(answer: Any) -> bool:
     """Exercise 1: map each scenario in ACTION_SCENARIOS to the XDP action it needs."""
     ex = "07.1 XDP actions"
@@ -108,6 +109,8 @@ def _layer_names(pkt: Any) -> list[str]:
     return names
 
 
+@graded('build the tagged IPv6 frame with extension headers yourself with scapy, set answer and run this '
+        'check again')
 def check_parser_frame(frame: Any) -> bool:
     """Exercise 2: a frame that 07-xdp-counter counts as 'IPv6 UDP' although its UDP header
     sits behind an 802.1Q tag and at least two IPv6 extension headers."""
@@ -175,6 +178,8 @@ def echo_requests(n: int = 200, *, seed: int = 7) -> list[bytes]:
     return out
 
 
+@graded('write reply_checksum with the incremental update (RFC 1624), set answer = reply_checksum and run'
+        ' this check again')
 def check_reply_checksum(fn: Callable[[int], int] | None) -> bool:
     """Exercise 3: `fn(request_checksum) -> reply_checksum` for ICMPv4 echo (type 8 -> 0),
     updated incrementally (RFC 1624) — checked on 200 requests and against the XDP responder."""
@@ -228,6 +233,8 @@ def _devmap_entry(attachment: Any, key: int) -> int | None:
     return v or None
 
 
+@graded("restart the kernel, run up to this exercise and fill w0's and w1's devmaps yourself "
+        '(xl.devmap_set) in the answer cell before this check')
 def check_devmap(w0: Any, w1: Any, *, a: Any, b: Any, a_ip: str, b_ip: str) -> bool:
     """Exercise 4: the wire's devmaps send eth0 -> eth1 (w0) and eth1 -> eth0 (w1), and
     real traffic from a and from b takes the redirect in both directions."""
