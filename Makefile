@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 JUPYTER_PORT ?= 8888
 DOCS_PORT ?= 8000
 
-.PHONY: help provision lab test test-toolkit test-labs docs docs-build clean doctor bench
+.PHONY: help provision lab test test-toolkit test-labs test-vm docs docs-build clean doctor bench
 
 help:
 	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
@@ -16,6 +16,7 @@ help:
 	@echo "make docs   - serve the course site (mkdocs, port $(DOCS_PORT))"
 	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
 	@echo "make doctor - check kernel, capabilities, headers and tools"
+	@echo "make test-vm [TESTS='tests/x.py -k y'] - developers: doctor + tests in the running Vagrant VM (Debian 12's 6.1 kernel)"
 
 provision:
 	$(SUDO) bash vagrant/provision.sh $(PROVISION_ARGS)
@@ -44,6 +45,10 @@ test-toolkit: provision
 
 test-labs: provision
 	$(SUDO) $(PY) -m pytest -p packetlab.host_guard labs --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
+
+# developers only, not part of `make test`: the tree on the kernel `vagrant up` gives (needs a running VM)
+test-vm:
+	bash vagrant/run-in-vm.sh $(TESTS)
 
 docs: provision
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)

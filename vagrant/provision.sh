@@ -7,6 +7,7 @@
 #
 #   --with-test-tools       also install what `make test` needs beyond the labs (vagrant, chromium)
 #   --jupyter-service USER  install and start a systemd unit serving JupyterLab on labs/ (the Vagrant VM uses it)
+#   --check                 only tell (exit 0/1) whether .venv matches pyproject.toml and this script
 #
 # Honours http_proxy / https_proxy / no_proxy for apt and pip, and, for networks that
 # re-sign HTTPS or have no way to Debian/Ubuntu's archive or to PyPI (Vagrant passes the same):
@@ -24,15 +25,24 @@ VENV="$REPO/.venv"
 STAMP="$REPO/.venv/.provisioned"
 WITH_TEST_TOOLS=0
 SERVICE_USER=""
+CHECK_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-test-tools) WITH_TEST_TOOLS=1 ;;
     --jupyter-service) SERVICE_USER="${2:?--jupyter-service needs a user}"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --check) CHECK_ONLY=1 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
+
+# .venv is current when its stamp is the hash of what decides its content
+WANT="$(cat "$REPO/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
+venv_current() { [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$WANT" ] && "$VENV/bin/python" -c "import bcc, packetlab" 2>/dev/null; }
+if [ "$CHECK_ONLY" = 1 ]; then
+  if venv_current; then echo ".venv: up to date"; exit 0; else echo ".venv: needs provisioning"; exit 1; fi
+fi
 
 say()  { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
 die()  { printf '\033[1;31mprovision.sh: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -219,8 +229,7 @@ pip_conf() {
 }
 PIP_HELP="$NET_HELP; no access to PyPI: PACKETLAB_PIP_INDEX_URL=URL (a mirror) or PACKETLAB_PIP_FIND_LINKS=URL PACKETLAB_PIP_NO_INDEX=1 (a wheelhouse), PACKETLAB_PIP_TRUSTED_HOST=HOST for plain http"
 [ -d "$VENV" ] && pip_conf
-want="$(cat "$REPO/pyproject.toml" "$0" | sha256sum | cut -c1-16)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$want" ] && "$VENV/bin/python" -c "import bcc, packetlab" 2>/dev/null; then
+if venv_current; then
   say "python environment .venv: up to date"
 else
   # bcc (python3-bpfcc) exists only in the distro Python, hence --system-site-packages
@@ -233,7 +242,7 @@ else
          grep -q CERTIFICATE_VERIFY_FAILED /tmp/packetlab-pip.log \
            && hint="HTTPS was not trusted: a proxy that re-signs it needs PACKETLAB_CA_FILE=/path/ca.pem. "
          die "pip install failed (log: /tmp/packetlab-pip.log). ${hint}Set what your network needs — $PIP_HELP; $(resume)"; }
-  echo "$want" > "$STAMP"
+  echo "$WANT" > "$STAMP"
 fi
 
 # ---- JupyterLab as a service (the Vagrant VM) -----------------------------------------------
