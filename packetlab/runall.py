@@ -191,6 +191,8 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
     before = set(_namespaces())
     log = tempfile.TemporaryFile(mode="w+")
     km = KernelManager(kernel_name=kernel_name)
+    if kernel_name == "python3":       # this interpreter (the venv's), as nbval --nbval-current-env does
+        km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log)
     kernel_pid = _kernel_pid(km)
     kc = km.client()
