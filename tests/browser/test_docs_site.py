@@ -168,7 +168,8 @@ def visits(browser, site_dir, site_url) -> dict[str, Visit]:
                     solutions: [...document.querySelectorAll("details.solution")].map(d => ({
                         open: d.open,
                         summary: d.querySelector("summary").textContent,
-                        codeVisible: !!(d.querySelector(".jp-InputArea") || {}).offsetParent,
+                        // a closed <details> hides its content with content-visibility, not display
+                        codeVisible: [...d.querySelectorAll(".jp-InputArea")].some(e => e.checkVisibility()),
                     })),
                     // solution cells not inside a folded block (mkdocs-jupyter nests two cell divs)
                     unfolded: [...document.querySelectorAll(".jp-Cell.celltag_solution")]
@@ -233,7 +234,7 @@ def test_solution_cells_are_collapsed(visits):
 def test_search_finds_conntrack(page, site_url):
     page.goto(site_url, wait_until="load")
     page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.locator("input.md-search__input").fill("conntrack")
+    page.locator("input.md-search__input").press_sequentially("conntrack", delay=30)   # typed, as a reader does
     results = page.locator(".md-search-result__item")
     results.first.wait_for(state="visible", timeout=15_000)
     links = [results.nth(i).locator("a").first.get_attribute("href") for i in range(results.count())]
