@@ -11,6 +11,11 @@
  *   ICMP       type 8 -> 0 (ICMPv6 128 -> 129), checksum updated incrementally
  *              (RFC 1624: HC' = ~(~HC + ~m + m')); id, sequence, payload unchanged
  *
+ * The checksum helpers come from include/csum.h. Eqn. 3 is exact for the IPv4
+ * header and ICMPv6 (whose pseudo-header is never all zero); an ICMPv4 reply of
+ * all zero bytes (id 0, sequence 0, zero payload) needs 0xffff instead of the
+ * 0x0000 eqn. 3 gives, and only then: pl_icmp_csum_zero_message() fixes it.
+ *
  * and sent back out of the interface it came in on with XDP_TX. The kernel's
  * ICMP code never sees the request, so its Icmp InEchos / OutEchoReps counters
  * do not move. Everything the responder does not fully understand goes to the
@@ -21,33 +26,11 @@
  * replies[0] counts IPv4 replies sent, replies[1] IPv6.
  */
 #include "include/parse.h"
+#include "include/csum.h"
 
 #define REPLY_TTL 64
 
 BPF_PERCPU_ARRAY(replies, u64, 2);
-
-/* Fold a 32-bit ones'-complement sum to 16 bits and complement it. */
-static __always_inline __u16 csum_fold(__u32 sum)
-{
-    sum = (sum & 0xffff) + (sum >> 16);
-    sum = (sum & 0xffff) + (sum >> 16);
-    return (__u16)~sum;
-}
-
-/* RFC 1624 eqn. 3: update checksum `*sum` for a 16-bit field changing old -> new.
- * Works on network-order values as they are: the ones'-complement sum is
- * byte-order independent as long as every term has the same order.
- * Eqn. 3 gives 0x0000 only when the covered bytes sum to zero; a reply whose
- * bytes are all zero (type 0, id 0, seq 0, zero payload) then needs 0xffff,
- * the other ones'-complement zero, which verifies in every such case. */
-static __always_inline void csum_replace2(__sum16 *sum, __be16 old, __be16 new)
-{
-    __u32 s = (__u16)~*sum;
-    s += (__u16)~old;
-    s += (__u16)new;
-    __u16 folded = csum_fold(s);
-    *sum = folded ? folded : 0xffff;
-}
 
 static __always_inline void swap_mac(struct ethhdr *eth)
 {
@@ -85,11 +68,12 @@ static __always_inline int echo_v4(struct pl_cursor *c, struct ethhdr *eth)
     /* TTL shares a 16-bit word with the protocol field */
     __be16 old_word = *(__be16 *)&ip->ttl;
     ip->ttl = REPLY_TTL;
-    csum_replace2(&ip->check, old_word, *(__be16 *)&ip->ttl);
+    pl_csum_replace2(&ip->check, old_word, *(__be16 *)&ip->ttl);
     /* type and code form the first 16-bit word of the ICMP header */
     old_word = *(__be16 *)icmp;
     icmp->type = ICMP_ECHOREPLY;
-    csum_replace2(&icmp->checksum, old_word, *(__be16 *)icmp);
+    pl_csum_replace2(&icmp->checksum, old_word, *(__be16 *)icmp);
+    pl_icmp_csum_zero_message(&icmp->checksum, icmp, bpf_ntohs(ip->tot_len) - sizeof(*ip), c->end);
     count_reply(0);
     return XDP_TX;
 }
@@ -117,7 +101,7 @@ static __always_inline int echo_v6(struct pl_cursor *c, struct ethhdr *eth)
     ip6->hop_limit = REPLY_TTL;        /* not covered by any checksum */
     __be16 old_word = *(__be16 *)icmp6;
     icmp6->icmp6_type = ICMPV6_ECHO_REPLY;
-    csum_replace2(&icmp6->icmp6_cksum, old_word, *(__be16 *)icmp6);
+    pl_csum_replace2(&icmp6->icmp6_cksum, old_word, *(__be16 *)icmp6);
     count_reply(1);
     return XDP_TX;
 }

@@ -13,7 +13,8 @@
  *          the backend — the backend strips it (09-lb-decap.c) and answers the
  *          client directly from the VIP;
  *        - NAT mode: rewrite dst VIP:port -> backend:port, update the IP and
- *          L4 checksums incrementally (RFC 1624) and record the reverse
+ *          L4 checksums incrementally (RFC 1624, include/csum.h; a UDP
+ *          checksum of 0 stays 0, a computed 0 is sent as 0xffff) and record the reverse
  *          mapping (`nat_rev`) for the replies;
  *   2. else src/dst matches a NAT reply (`nat_rev`)   -> rewrite src
  *        backend:port -> VIP:port and send it back towards the client, to the
@@ -42,6 +43,7 @@
  */
 #include <uapi/linux/bpf.h>
 #include "include/parse.h"
+#include "include/csum.h"
 
 #ifndef LB_MAX_VIPS
 #define LB_MAX_VIPS 16
@@ -218,44 +220,6 @@ static __always_inline __u32 lb_flow_hash(const struct lb_flow *f)
 }
 /* --8<-- [end:hash] */
 
-/* ---- incremental checksum update, RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') ---- */
-static __always_inline __u16 lb_fold(__u32 s)
-{
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return (__u16)s;
-}
-
-/* --8<-- [start:csum] */
-static __always_inline void lb_csum_replace4(__u16 *check, __be32 from, __be32 to)
-{
-    __u32 s = (__u16)~*check;
-    s += (__u16)~(from & 0xffff);
-    s += (__u16)~(from >> 16);
-    s += to & 0xffff;
-    s += to >> 16;
-    *check = ~lb_fold(s);
-}
-
-static __always_inline void lb_csum_replace2(__u16 *check, __be16 from, __be16 to)
-{
-    __u32 s = (__u16)~*check;
-    s += (__u16)~from;
-    s += to;
-    *check = ~lb_fold(s);
-}
-/* --8<-- [end:csum] */
-
-static __always_inline __u16 lb_ipv4_csum(struct iphdr *ip)
-{
-    __u16 *w = (__u16 *)ip;
-    __u32 s = 0;
-#pragma unroll
-    for (int i = 0; i < (int)(sizeof(*ip) / 2); i++)
-        s += w[i];
-    return ~lb_fold(s);
-}
-
 /* ---- the connection tracker's state machine (conntrack.py: next_state) ---- */
 static __always_inline __u8 lb_next_state(__u8 state, __u8 proto, __u8 flags, int from_client)
 {
@@ -361,7 +325,7 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
     outer->check = 0;
     outer->saddr = be->saddr;
     outer->daddr = be->addr;
-    outer->check = lb_ipv4_csum(outer);
+    outer->check = pl_ipv4_csum(outer);
     /* --8<-- [end:encap] */
     if (!fast) {
         lb_event(EV_XMIT_KERNEL);
@@ -372,7 +336,7 @@ static __always_inline int lb_encap_ipip(struct xdp_md *ctx, struct lb_backend *
 
 /* A reply from a NAT backend: backend:port -> VIP:port, back to the client's MAC and interface. */
 static __always_inline int lb_reply(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip, __u8 l4,
-                                    __be16 *sport_p, __be16 *dport_p, __u16 *l4check, int is_udp,
+                                    __be16 *sport_p, __be16 *dport_p, __sum16 *l4check, int is_udp,
                                     __u8 tflags, __u64 pkt_len)
 {
     struct lb_flow rk = { .src = ip->saddr, .dst = ip->daddr, .sport = *sport_p, .dport = *dport_p,
@@ -394,12 +358,13 @@ static __always_inline int lb_reply(struct xdp_md *ctx, struct ethhdr *eth, stru
         lb_event(EV_PASS_NOT_VIP);                  /* a stale mapping of a re-balanced flow */
         return XDP_PASS;
     }
-    lb_csum_replace4((__u16 *)&ip->check, ip->saddr, fk.dst);
-    if (!is_udp || *l4check) {
-        lb_csum_replace4(l4check, ip->saddr, fk.dst);
-        lb_csum_replace2(l4check, *sport_p, fk.dport);
-        if (is_udp && *l4check == 0)
-            *l4check = 0xffff;
+    pl_csum_replace4(&ip->check, ip->saddr, fk.dst);
+    if (is_udp) {
+        pl_udp_csum_replace4(l4check, ip->saddr, fk.dst);
+        pl_udp_csum_replace2(l4check, *sport_p, fk.dport);
+    } else {
+        pl_csum_replace4(l4check, ip->saddr, fk.dst);
+        pl_csum_replace2(l4check, *sport_p, fk.dport);
     }
     ip->saddr = fk.dst;
     *sport_p = fk.dport;
@@ -456,7 +421,7 @@ int lb_xdp(struct xdp_md *ctx)
     }
     struct tcphdr *tcp = NULL;
     struct udphdr *udp = NULL;
-    __u16 *l4check;
+    __sum16 *l4check;
     __be16 *sport_p, *dport_p;
     __u8 tflags = 0;
     if (l4 == IPPROTO_TCP) {
@@ -466,7 +431,7 @@ int lb_xdp(struct xdp_md *ctx)
         }
         sport_p = &tcp->source;
         dport_p = &tcp->dest;
-        l4check = (__u16 *)&tcp->check;
+        l4check = &tcp->check;
         tflags = ((__u8 *)tcp)[13];
     } else {
         if (parse_udphdr(&c, &udp) < 0) {
@@ -475,7 +440,7 @@ int lb_xdp(struct xdp_md *ctx)
         }
         sport_p = &udp->source;
         dport_p = &udp->dest;
-        l4check = (__u16 *)&udp->check;
+        l4check = &udp->check;
     }
     __u32 dbucket = lb_addr_bucket(ip->daddr), sbucket = lb_addr_bucket(ip->saddr);
     __u32 *fdst = addr_filter.lookup(&dbucket);
@@ -591,12 +556,13 @@ int lb_xdp(struct xdp_md *ctx)
                               .proto = l4 };
         nat_rev.update(&rk, &key);
     }
-    lb_csum_replace4((__u16 *)&ip->check, ip->daddr, be->addr);
-    if (tcp || *l4check) {
-        lb_csum_replace4(l4check, ip->daddr, be->addr);
-        lb_csum_replace2(l4check, *dport_p, be->port);
-        if (udp && *l4check == 0)
-            *l4check = 0xffff;
+    pl_csum_replace4(&ip->check, ip->daddr, be->addr);
+    if (udp) {                                      /* 0 = no checksum: stays 0 */
+        pl_udp_csum_replace4(l4check, ip->daddr, be->addr);
+        pl_udp_csum_replace2(l4check, *dport_p, be->port);
+    } else {
+        pl_csum_replace4(l4check, ip->daddr, be->addr);
+        pl_csum_replace2(l4check, *dport_p, be->port);
     }
     ip->daddr = be->addr;
     *dport_p = be->port;

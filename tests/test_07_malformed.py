@@ -66,7 +66,7 @@ def corpus() -> list[tuple[str, bytes, str, str]]:
         ("qinq-udp", bytes(ETH / Dot1AD(vlan=100) / Dot1Q(vlan=7) / IP(**V4) / UDP(dport=9) / PAD),
          "IPv4 UDP", "XDP_PASS"),
         # id 0, seq 0, zero payload: the reply's ICMP bytes are all zero, the one case where the
-        # incremental update must write 0xffff rather than 0x0000 (see csum_replace2)
+        # incremental update must write 0xffff rather than 0x0000 (see bpf/include/csum.h)
         ("vlan-echo-request", bytes(ETH / Dot1Q(vlan=7) / IP(**V4) / ICMP() / PAD), "IPv4 ICMP", "XDP_TX"),
         ("qinq-echo6-request", bytes(ETH / Dot1AD(vlan=100) / Dot1Q(vlan=7) / IPv6(**V6) / ICMPv6EchoRequest()),
          "IPv6 ICMPv6", "XDP_TX"),
