@@ -243,11 +243,11 @@ def test_search_finds_conntrack(page, site_url):
 
 @pytest.mark.parametrize("lesson", [p.stem for p in LESSONS if (REPO / "labs" / f"{p.stem}.ipynb").exists()])
 def test_lesson_links_to_its_lab(page, site_url, lesson):
-    page.goto(f"{site_url}{lesson}/", wait_until="load")
+    page.goto(f"{site_url}{lesson}/", wait_until="domcontentloaded")    # what loads is test_every_page_...'s job
     link = page.locator(f'article a[href$="labs/{lesson}/"]').first
     assert link.count(), f"lesson {lesson} has no link to its lab page"
     link.click()
-    page.wait_for_url(f"**/labs/{lesson}/")
+    page.wait_for_url(f"**/labs/{lesson}/", wait_until="domcontentloaded")
     assert page.locator(".jupyter-wrapper").count() == 1
     # and the footer leads back: the lab's "previous" page is its lesson
     assert page.locator(f'.md-footer__link--prev[href$="{lesson}/"]').count() == 1
