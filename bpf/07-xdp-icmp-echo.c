@@ -11,17 +11,17 @@
  *   ICMP       type 8 -> 0 (ICMPv6 128 -> 129), checksum updated incrementally
  *              (RFC 1624: HC' = ~(~HC + ~m + m')); id, sequence, payload unchanged
  *
- * The checksum helpers come from include/csum.h. Eqn. 3 is exact for the IPv4
- * header and ICMPv6 (whose pseudo-header is never all zero); an ICMPv4 reply of
- * all zero bytes (id 0, sequence 0, zero payload) needs 0xffff instead of the
- * 0x0000 eqn. 3 gives, and only then: pl_icmp_csum_zero_message() fixes it.
- *
  * and sent back out of the interface it came in on with XDP_TX. The kernel's
  * ICMP code never sees the request, so its Icmp InEchos / OutEchoReps counters
  * do not move. Everything the responder does not fully understand goes to the
  * kernel with XDP_PASS: IPv4 with options, fragments, IPv6 with extension
  * headers, multicast/broadcast, truncated headers, and anything not an echo
  * request. VLAN tags are kept, so a tagged request gets a tagged reply.
+ *
+ * The checksum helpers come from include/csum.h. Eqn. 3 is exact for the IPv4
+ * header and ICMPv6 (whose pseudo-header is never all zero); an ICMPv4 reply of
+ * all zero bytes (id 0, sequence 0, zero payload) needs 0xffff instead of the
+ * 0x0000 eqn. 3 gives, and only then: pl_icmp_csum_zero_message() fixes it.
  *
  * replies[0] counts IPv4 replies sent, replies[1] IPv6.
  */
