@@ -258,6 +258,8 @@ class LoadedProgram:
         bcc creates its Python table objects lazily, so the names come from the
         compiled module itself, not from the tables Python happened to touch.
         """
+        if self.bpf.module is None:      # bcc's own atexit cleanup already freed it: nothing to clear
+            return
         for name in self.map_names():
             with contextlib.suppress(Exception):
                 self[name].clear()
@@ -379,6 +381,8 @@ def acquire(source: str | os.PathLike, *, function: str | None = None, prog_type
 
 def release(prog: LoadedProgram) -> None:
     """Return a program to the pool with its maps cleared (or unload it if it changed)."""
+    if prog.bpf.module is None:
+        return        # at interpreter exit bcc's atexit may have unloaded it first (a lab closed by atexit)
     prog.reset_maps()
     try:
         key = _pool_key(prog.path, prog.function, prog.prog_type, prog.cflags)

@@ -28,9 +28,20 @@ def process_start_time(pid: int) -> int | None:
 
 
 def is_alive(pid: int, start_time: int | None) -> bool:
-    """True if `pid` still runs and is the same process that was recorded."""
+    """True if `pid` still runs and is the same process that was recorded.
+
+    A zombie (exited, not yet reaped by its parent — a notebook kernel just after
+    it died, before the Jupyter server waits for it) is not alive: its lab's
+    guardian must clean up now, not conclude the owner still runs.
+    """
     now = process_start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
+    if now is None or (start_time is not None and now != start_time):
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 @dataclass
