@@ -19,8 +19,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "build" / "screenshots"
@@ -45,7 +49,7 @@ def screenshot_path(name: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator["playwright.sync_api.Browser"]:  # noqa: F821
+def browser() -> Iterator[Browser]:
     """Session-scoped headless Chromium (Debian's /usr/bin/chromium), fresh empty profile.
 
     Yields a Playwright ``Browser``. Fails with the fix when chromium or
@@ -70,7 +74,7 @@ def browser() -> Iterator["playwright.sync_api.Browser"]:  # noqa: F821
 
 
 @pytest.fixture
-def page(browser) -> Iterator["playwright.sync_api.Page"]:  # noqa: F821
+def page(browser: Browser) -> Iterator[Page]:
     """A fresh page in its own browser context (1280x900), closed after the test."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = context.new_page()
