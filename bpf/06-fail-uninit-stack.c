@@ -2,13 +2,20 @@
  * (for a loader without CAP_PERFMON, e.g. a container given only CAP_BPF and
  * CAP_NET_ADMIN; the diary loads it that way).
  *
- * Why it fails: `struct flow_event ev;` is not initialised. The ports are only
- * filled in for TCP, and the 3 padding bytes after `proto` are never written,
- * yet all 16 bytes are handed to bpf_ringbuf_output(), which copies them to
- * user space. Stale kernel stack bytes would leak, so the verifier refuses.
- * (With CAP_PERFMON, kernels >= 6.3 accept uninitialised stack reads: the
- * bytes are then simply garbage, which is still a bug.)
+ * Why it fails: `struct flow_event ev;` is not initialised and the ports are
+ * only filled in for TCP, yet all 24 bytes are handed to bpf_ringbuf_output(),
+ * which copies them to user space. For a UDP packet 8 of them are whatever an
+ * earlier function left on the stack; stale kernel bytes would leak, so the
+ * verifier refuses. (A loader with CAP_PERFMON may read uninitialised stack on
+ * the kernels this course supports: the bytes are then simply garbage, which
+ * is still a bug.)
  * The fix is 06-fixed-uninit-stack.c.
+ *
+ * Every field is a u64, so every store is a whole 8-byte stack slot: on
+ * kernels without a 6.13 fix (Debian 12's 6.1 among them) a loader without
+ * CAP_PERFMON may not write part of a slot that holds a spilled register
+ * ("attempt to corrupt spilled pointer on stack"), which rejects ordinary
+ * u32/u16 fields for a reason that is not this entry's.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -17,11 +24,9 @@
 #include <uapi/linux/tcp.h>
 
 struct flow_event {
-    u32 saddr;
-    u32 daddr;
-    u16 sport;
-    u16 dport;
-    u8 proto;
+    u64 saddr;
+    u64 daddr;
+    u64 ports;      /* TCP: source port << 16 | destination port (network order) */
 };
 
 BPF_RINGBUF_OUTPUT(flow_events, 8);
@@ -37,12 +42,9 @@ int xdp_flow_events(struct xdp_md *ctx)
     struct flow_event ev;
     ev.saddr = ip->saddr;
     ev.daddr = ip->daddr;
-    ev.proto = ip->protocol;
     struct tcphdr *tcp = (void *)(ip + 1);
-    if (ip->protocol == IPPROTO_TCP && (void *)(tcp + 1) <= data_end) {
-        ev.sport = tcp->source;
-        ev.dport = tcp->dest;
-    }
-    flow_events.ringbuf_output(&ev, sizeof(ev), 0);   /* REJECTED HERE: ports and padding may be unset */
+    if (ip->protocol == IPPROTO_TCP && (void *)(tcp + 1) <= data_end)
+        ev.ports = (u64)tcp->source << 16 | tcp->dest;
+    flow_events.ringbuf_output(&ev, sizeof(ev), 0);   /* REJECTED HERE: ev.ports may be unset */
     return XDP_PASS;
 }

@@ -1,8 +1,10 @@
 /* 06-fixed-uninit-stack.c — Verifier Diary entry 3, fixed.
  *
- * `struct flow_event ev = {};` zeroes every byte, padding included, before any
- * field is set, so whatever path is taken the 16 bytes copied to the ring
- * buffer are initialised (ports are 0 for non-TCP packets).
+ * `struct flow_event ev = {};` zeroes every byte before any field is set, so
+ * whatever path is taken the 24 bytes copied to the ring buffer are
+ * initialised (ports are 0 for non-TCP packets). With fields narrower than
+ * the struct's alignment, `= {}` also zeroes the padding between them, the
+ * other classic way to leak stack bytes.
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/if_ether.h>
@@ -11,11 +13,9 @@
 #include <uapi/linux/tcp.h>
 
 struct flow_event {
-    u32 saddr;
-    u32 daddr;
-    u16 sport;
-    u16 dport;
-    u8 proto;
+    u64 saddr;
+    u64 daddr;
+    u64 ports;      /* TCP: source port << 16 | destination port (network order) */
 };
 
 BPF_RINGBUF_OUTPUT(flow_events, 8);
@@ -28,15 +28,12 @@ int xdp_flow_events(struct xdp_md *ctx)
     struct iphdr *ip = (void *)(eth + 1);
     if ((void *)(ip + 1) > data_end || eth->h_proto != htons(ETH_P_IP))
         return XDP_PASS;
-    struct flow_event ev = {};         /* FIX: every byte, padding included, is written */
+    struct flow_event ev = {};         /* FIX: every byte is written before use */
     ev.saddr = ip->saddr;
     ev.daddr = ip->daddr;
-    ev.proto = ip->protocol;
     struct tcphdr *tcp = (void *)(ip + 1);
-    if (ip->protocol == IPPROTO_TCP && (void *)(tcp + 1) <= data_end) {
-        ev.sport = tcp->source;
-        ev.dport = tcp->dest;
-    }
+    if (ip->protocol == IPPROTO_TCP && (void *)(tcp + 1) <= data_end)
+        ev.ports = (u64)tcp->source << 16 | tcp->dest;
     flow_events.ringbuf_output(&ev, sizeof(ev), 0);
     return XDP_PASS;
 }
