@@ -47,10 +47,26 @@ def _caps() -> Check:
 
 
 def _kernel() -> Check:
-    release = platform.release()
-    major, minor = (int(x) for x in release.split(".")[:2])
-    return Check("kernel version", (major, minor) >= (5, 15), release,
-                 "the labs need Linux 5.15 or newer (Debian 12 and Ubuntu 22.04 have it)")
+    """The release, for the record: what the labs can do is probed below, not read from it."""
+    return Check("kernel", True, f"{platform.release()} (features are probed, not inferred from the version)",
+                 required=False)
+
+
+SUPPORTED = "Debian 12 (6.1), Ubuntu 24.04 (6.8) or a current mainline kernel"
+
+
+def _features() -> list[Check]:
+    """Every kernel feature probe (packetlab.kernel_probes), as information for the module verdicts."""
+    from . import kernel_probes
+    return [Check(f"feature: {name}", p.ok, p.detail, f"kernels that have it: {kernel_probes.FEATURES[name].since}",
+                  required=False) for name, p in kernel_probes.probe_all().items()]
+
+
+def _modules() -> list[Check]:
+    """One line per course module: ready, ready with differences, or not ready (and why)."""
+    from .module_readiness import all_modules
+    return [Check(f"module {r.slug}", r.state != "not ready", "\n".join((r.state,) + r.reasons),
+                  f"use {SUPPORTED}; provision.sh says which kernels it supports") for r in all_modules()]
 
 
 def _file_check(name: str, path: str, what: str, fix: str, required: bool = True,
@@ -152,6 +168,8 @@ def run_checks(live: bool = True) -> list[Check]:
     checks += _tools()
     if live and os.geteuid() == 0:
         checks += _live_checks()
+    if os.geteuid() == 0:                  # the probes load programs: they need root
+        checks += _features() + _modules()
     return checks
 
 
@@ -160,7 +178,9 @@ def format_table(checks: list[Check]) -> str:
     lines = []
     for c in checks:
         mark = "ok  " if c.ok else ("MISSING" if c.required else "warn")
-        lines.append(f"{mark:<8} {c.name:<{width}}  {c.detail}")
+        first, *more = c.detail.splitlines() or [""]
+        lines.append(f"{mark:<8} {c.name:<{width}}  {first}")
+        lines += [f"{'':<8} {'':<{width}}    - {m}" for m in more]
         if not c.ok and c.fix:
             lines.append(f"{'':<8} {'':<{width}}  fix: {c.fix}")
     missing = [c.name for c in checks if c.required and not c.ok]
