@@ -7,9 +7,10 @@ CI reaches no download host, and the distro build is what a learner has anyway.
 Fixtures (load order: ``browser`` -> ``page``):
 
 - ``browser`` (session): one Chromium for the whole run, with a fresh empty
-  profile and background networking switched off, so it talks to nothing but
-  the pages a test opens (the test machine has no internet; without these
-  flags Chromium floods it with refused connections to Google services).
+  profile, background networking switched off and no host name resolving
+  (except localhost/127.0.0.1), so it talks to nothing but the pages a test opens at
+  127.0.0.1 (the test machine has no internet; without these flags Chromium
+  floods it with refused connections and DNS queries for Google services).
 - ``page`` (function): a new page in its own browser context (no cookies or
   storage shared between tests), closed afterwards.
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "build" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 
-# Headless Chromium that stays off the network unless a page asks for something.
+# Headless Chromium that reaches nothing but 127.0.0.1/localhost.
 CHROMIUM_ARGS = [
     "--no-sandbox",                       # tests run as root; the sandbox refuses root
     "--disable-gpu",
@@ -39,6 +40,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # Even so, Chromium looks up accounts.google.com and update.googleapis.com: no host name
+    # resolves here (no DNS query leaves the machine) except localhost and 127.0.0.1 (the
+    # rule would catch even that literal). A page that tries an outside host still shows
+    # the request (page.on("request")); it fails with ERR_NAME_NOT_RESOLVED.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
 
 
