@@ -14,7 +14,7 @@ DOCS_ADDR ?= 127.0.0.1
 
 help:
 	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
-	@echo "make test   - provision if needed, then every test, every lab notebook (nbval) and the docs build"
+	@echo "make test   - provision if needed, then every test, every lab notebook (nbval, and Run All in JupyterLab in Chromium) and the docs build"
 	@echo "make docs   - serve the course site (mkdocs, port $(DOCS_PORT))"
 	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
 	@echo "make doctor - check kernel, capabilities, headers and tools"

@@ -142,7 +142,9 @@ def make_lab(log: Path, settings: dict[str, dict[str, Any]] | None = None,
         (state / "config").mkdir()
         (state / "config" / "jupyter_server_config.json").write_text(json.dumps(TEST_SERVER_CONFIG))
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "JUPYTER_TOKEN": token,
+        # a learner's own `make lab`: nothing inherited from an outer make (make test's flags)
+        outer_make = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+        env = {**{k: v for k, v in os.environ.items() if k not in outer_make}, "JUPYTER_TOKEN": token,
                "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
                "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
                "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
