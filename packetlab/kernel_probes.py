@@ -231,7 +231,8 @@ def _probe_perfmon_uninit_stack() -> Probe:
         os.close(map_fd)
 
 
-def _probe_xdp_features() -> Probe:
+def _netdev_family() -> str | None:
+    """None if the 'netdev' generic netlink family exists, else why not (pyroute2, on its own thread)."""
     from pyroute2.netlink import genlmsg
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.generic import GenericNetlinkSocket
@@ -239,9 +240,17 @@ def _probe_xdp_features() -> Probe:
     try:
         sock.bind("netdev", genlmsg)
     except NetlinkError as exc:
-        return Probe("", False, f"no 'netdev' generic netlink family ({exc.args[-1]})")
+        return str(exc.args[-1])
     finally:
         sock.close()
+    return None
+
+
+def _probe_xdp_features() -> Probe:
+    from .rtnl import run_on_netlink_thread       # pyroute2 must not run on the caller's event loop
+    why = run_on_netlink_thread(_netdev_family)
+    if why is not None:
+        return Probe("", False, f"no 'netdev' generic netlink family ({why})")
     return Probe("", True, "the 'netdev' generic netlink family reports XDP features per device")
 
 

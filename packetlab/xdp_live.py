@@ -11,7 +11,8 @@ unit-tested in tests/test_07_xdp.py.
 * `bpf_stats` switches on the kernel's per-program run-time accounting
   (run_cnt, run_time_ns) for one measurement window only, and `ProgStats`
   reads it from /proc/self/fdinfo.
-* `XdpTrace` counts xdp:xdp_exception / xdp:xdp_redirect_err for given programs.
+* `XdpTrace` counts xdp:xdp_exception / xdp:xdp_redirect_err / xdp:xdp_devmap_xmit
+  failures for given programs.
 * `xdp_frames_flood` sends frames out of a lab veth as xdp_frames (no sk_buff)
   with BPF_PROG_TEST_RUN's live-frames mode.
 * `LiveCounterChart` polls the counter's maps in a background thread and redraws
@@ -269,7 +270,7 @@ def _fdinfo_prog_id(fd: int) -> int:
 
 
 # ---- tracing XDP failures -----------------------------------------------------------------
-EVENT_KINDS = {1: "exception", 2: "redirect error"}
+EVENT_KINDS = {1: "exception", 2: "redirect error", 3: "devmap xmit error"}
 XDP_ACTIONS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
 XDP_ACTIONS_BY_NAME = {v: k for k, v in XDP_ACTIONS.items()}
 
@@ -294,11 +295,20 @@ def _errno_text(code: int) -> str:
 
 
 class XdpTrace:
-    """Count xdp:xdp_exception and xdp:xdp_redirect_err events (bpf/07-xdp-trace.c).
+    """Count xdp:xdp_exception, xdp:xdp_redirect_err and xdp:xdp_devmap_xmit failures
+    (bpf/07-xdp-trace.c).
+
+    A redirect the target cannot take is reported in one of two places,
+    depending on the kernel: refused up front in xdp_redirect_err (-EOPNOTSUPP,
+    Linux 6.3+, where devmaps check the target's XDP features), or queued and
+    dropped at flush in xdp_devmap_xmit (-ENXIO on Debian 12's 6.1). Listening
+    on both shows whichever this kernel does.
 
     The tracepoints see every XDP program on the machine; `events()` keeps only
-    the programs you name, so other labs running at the same time do not leak in.
-    Use as a context manager: the tracepoint programs are detached on exit.
+    the programs you name (devmap transmit errors name no program: those are
+    kept by the ingress interface of the attachments you name), so other labs
+    running at the same time do not leak in. Use as a context manager: the
+    tracepoint programs are detached on exit.
     """
 
     SOURCE = "07-xdp-trace.c"
@@ -320,9 +330,10 @@ class XdpTrace:
     def events(self, *programs: Any) -> dict[tuple[str, str], int]:
         """{(kind, detail): count} for events of `programs` (attachments or loaded programs)."""
         ids = {prog_id(p) for p in programs}
+        ingress = {_attachment_ifindex(p) for p in programs} - {None}
         out: dict[tuple[str, str], int] = {}
         for k, v in self.bpf[b"xdp_events"].items():
-            if ids and k.prog_id not in ids:
+            if programs and k.who not in (ingress if k.kind == 3 else ids):
                 continue
             kind = EVENT_KINDS.get(k.kind, str(k.kind))
             detail = XDP_ACTIONS.get(k.code, str(k.code)) if k.kind == 1 else _errno_text(k.code)
@@ -338,6 +349,17 @@ class XdpTrace:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _attachment_ifindex(program: Any) -> int | None:
+    """The ifindex (in its own namespace) of the interface an attachment is on; None for a bare program."""
+    namespace, dev = getattr(program, "namespace", None), getattr(program, "dev", None)
+    if namespace is None or dev is None:
+        return None
+    from .rtnl import iproute
+    with iproute(netns=namespace) as ipr:
+        found = ipr.link_lookup(ifname=dev)
+    return found[0] if found else None
 
 
 def assert_in_namespace(name: str) -> None:
@@ -390,7 +412,9 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
     interface.
     """
     import socket
+    from . import kernel_probes
     from .bpf import acquire, release
+    kernel_probes.require("xdp_live_frames")
     if not 14 <= len(frame) <= 3000:
         raise PacketlabError(f"frame of {len(frame)} bytes", fix="use 14..3000 bytes")
     prog = program or acquire("bpf/07-xdp-tx.c")

@@ -14,7 +14,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import Lab, netns
+from packetlab import Lab, kernel_probes, netns
 from packetlab import xdp_live as xl
 from packetlab.bpf import BPF_DIR, acquire, release
 from packetlab.exercises import CheckFailed
@@ -303,7 +303,11 @@ def test_wire_needs_devmap_entries_and_peer_napi(wire):
         assert ex.check_devmap(w0, w1, **kw)                     # redirects are taken ...
         assert ping_fresh(a, "10.7.9.2").received == 0           # ... but veth cannot deliver them
         errors = trace.events(w0, w1)
-    assert errors.get(("redirect error", "-EOPNOTSUPP (Operation not supported)"), 0) >= 1
+    # where the refusal shows up is the kernel's business: up front since 6.3 (the target lacks NDO_XMIT in its
+    # xdp_features), at devmap flush before (Debian 12's 6.1: the veth driver says -ENXIO)
+    expected = (("redirect error", "-EOPNOTSUPP (Operation not supported)") if kernel_probes.has("xdp_features")
+                else ("devmap xmit error", "-ENXIO (No such device or address)"))
+    assert errors.get(expected, 0) >= 1, errors
     with a.attach_xdp("bpf/00-xdp-pass.c"), b.attach_xdp("bpf/00-xdp-pass.c"):
         assert ping_fresh(a, "10.7.9.2").received == 2           # peers with XDP: NAPI, delivered
     for h in (a, b):

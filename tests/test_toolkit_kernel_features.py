@@ -114,3 +114,13 @@ def test_doctor_json_carries_the_module_verdicts():
     modules = {c["name"]: c for c in json.loads(out.stdout) if c["name"].startswith("module ")}
     assert len(modules) == 11 and all(c["ok"] and c["required"] for c in modules.values())
     assert modules["module 07-xdp"]["detail"].startswith("ready")
+
+
+def test_probes_work_inside_a_running_event_loop():
+    """As in a notebook: pyroute2 must not be driven on the caller's loop (DESIGN principle 8)."""
+    import asyncio
+
+    async def inside() -> bool:
+        kp.refresh()
+        return kp.probe("xdp_features").name == "xdp_features"
+    assert asyncio.run(inside())
