@@ -218,7 +218,8 @@ def load_logged(load: Callable[["ctypes.Array"], int], *, start: int = LOG_START
             fd = load(buf)
         except OSError as exc:
             text = buf.value.decode(errors="replace")
-            if exc.errno != errno.ENOSPC:
+            full = len(buf.value) >= size - 1      # a full buffer is a cut log whatever errno says (a C
+            if exc.errno != errno.ENOSPC and not full:   # loader may print, and clobber errno, before returning)
                 return LoggedLoad(None, exc.errno or 0, text)
             if size >= limit:
                 return LoggedLoad(None, exc.errno, text, truncated=True)
