@@ -83,3 +83,22 @@ def all_modules() -> list[Readiness]:
 
 def format_modules(results: list[Readiness]) -> str:
     return "\n".join(r.line() for r in results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print every module's verdict; exit 1 if a module is not ready (provision.sh uses this)."""
+    import os
+    import sys
+    results = all_modules()
+    print(f"kernel {os.uname().release}: what each module needs, probed on this kernel")
+    print(format_modules(results))
+    blocked = [r for r in results if r.state == "not ready"]
+    if blocked:
+        missing = sorted({n for r in blocked for n in MODULES[r.number].required if not kernel_probes.has(n)})
+        print(f"\n{len(blocked)} module(s) cannot run on this kernel; missing: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -54,10 +54,13 @@ NET_HELP="behind a proxy: http_proxy/https_proxy; a proxy that re-signs HTTPS: P
 [ "$(id -u)" -eq 0 ] || die "must run as root (namespaces, BPF and packages need it): sudo $0"
 
 # ---- supported systems -----------------------------------------------------------------
+# Debian 12 (its own 6.1 kernel, what `vagrant up` gives), Ubuntu 24.04 (6.8), and those with a
+# current mainline kernel. Ubuntu 22.04 only with a kernel that passes the feature probes at the
+# end (its HWE kernel does; the original 5.15 lacks bpf_xdp_load_bytes and live-frames test runs).
 . /etc/os-release
 case "${ID}:${VERSION_ID:-}" in
   debian:12|ubuntu:22.04|ubuntu:24.04) ;;
-  *) die "unsupported OS '${PRETTY_NAME:-$ID}'. packetlab provisions Debian 12 and Ubuntu 22.04/24.04; on anything else use the VM: vagrant up" ;;
+  *) die "unsupported OS '${PRETTY_NAME:-$ID}'. packetlab provisions Debian 12 and Ubuntu 24.04 (Ubuntu 22.04 with its HWE kernel); on anything else use the VM: vagrant up" ;;
 esac
 
 # ---- proxy -------------------------------------------------------------------------------
@@ -270,6 +273,16 @@ UNIT
   systemctl enable --now packetlab-jupyter.service >/dev/null
   systemctl restart packetlab-jupyter.service
   say "JupyterLab runs as packetlab-jupyter.service; token in $TOKEN_FILE"
+fi
+
+# ---- the kernel: what each module needs, probed (never read from the version number) ---------
+say "probing kernel $KREL for the features each module needs"
+if ! "$VENV/bin/python" -m packetlab.module_readiness; then
+  if [ "$ID:$VERSION_ID" = ubuntu:22.04 ]; then
+    die "Ubuntu 22.04's kernel $KREL lacks what the modules above need. Install its HWE kernel (apt-get install linux-generic-hwe-22.04), reboot into it and re-run; or use the VM: vagrant up"
+  fi
+  say "WARNING: kernel $KREL lacks what the modules marked 'not ready' above need; they will stop and say so."
+  say "         Supported: Debian 12's own 6.1, Ubuntu 24.04's 6.8, a current mainline kernel — or the VM: vagrant up"
 fi
 
 say "done. Check the machine with: sudo $VENV/bin/packetlab doctor"
