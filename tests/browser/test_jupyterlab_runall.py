@@ -195,6 +195,7 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     expected = [i + 1 for i, s in enumerate(s for s in sources if s.strip())]
     digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
     log_start = lab_server.log.stat().st_size
+    screenshot_path(f"{notebook.stem}-HUNG").unlink(missing_ok=True)     # from an earlier run
     t0 = time.monotonic()
 
     page.goto(lab_server.url(f"lab/tree/{name}?reset"))
