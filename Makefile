@@ -35,7 +35,7 @@ test: provision
 	$(SUDO) $(VENV)/bin/packetlab doctor
 	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
 	PACKETLAB_BOX=bento/ubuntu-24.04 PACKETLAB_LIBVIRT_DRIVER=qemu VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
-	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests labs --nbval-lax --nbval-current-env \
+	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests labs --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=600 -p no:cacheprovider --ignore=tests/browser/test_docs_site.py $(PYTEST_ARGS)
 	@# the docs site, built after pytest so lab pages show this run's outputs (build/executed/), then opened
 	@# page by page in Chromium: nothing fetched from outside, diagrams drawn, search, lesson -> lab links
@@ -43,10 +43,10 @@ test: provision
 	$(SUDO) env PACKETLAB_DOCS_SITE=$(CURDIR)/build/site $(PY) -m pytest tests/browser/test_docs_site.py -p no:cacheprovider
 
 test-toolkit: provision
-	$(SUDO) $(PY) -m pytest -p packetlab.host_guard tests $(PYTEST_ARGS)
+	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests $(PYTEST_ARGS)
 
 test-labs: provision
-	$(SUDO) $(PY) -m pytest -p packetlab.host_guard labs --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
+	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard labs --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
 
 # developers only, not part of `make test`: the tree on the kernel `vagrant up` gives (needs a running VM)
 test-vm:

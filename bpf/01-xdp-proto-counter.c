@@ -11,7 +11,7 @@
  * The map is a per-CPU array indexed by `enum proto`: each CPU increments its
  * own copy without atomics, and user space sums the copies when it reads.
  * The Python side takes the counter names from this enum
- * (packetlab.widgets.enum_labels), so the two cannot drift apart.
+ * (packetlab.show.widgets.enum_labels), so the two cannot drift apart.
  */
 #include "include/parse.h"
 

@@ -12,7 +12,7 @@
  * headers are cut short is counted as CAT_MALFORMED (and, if its IP header was
  * complete, under its source address too).
  *
- * The category numbers are mirrored in packetlab/xdp_live.py (CATEGORIES).
+ * The category numbers are mirrored in packetlab/course/m07_xdp/counters.py (CATEGORIES).
  */
 #include "include/parse.h"
 

@@ -2,7 +2,7 @@
  *
  * Classification without a rule scan (the "aggregated bit vector" scheme):
  * every rule owns one bit. For each of five dimensions the control plane
- * (packetlab/firewall/compiler.py) precomputes which rules can match a given
+ * (packetlab/tools/firewall/compiler.py) precomputes which rules can match a given
  * value, and the packet's value is mapped to such a *class* in one lookup:
  *
  *   source address       LPM trie  fw_addr (dimension 0)   -> class
@@ -25,7 +25,7 @@
  * slot again. A packet reads the slot number once, so it sees the old or the
  * new rule set, never a mixture.
  *
- * Struct layouts here are mirrored by packetlab/firewall/layout.py and checked
+ * Struct layouts here are mirrored by packetlab/tools/firewall/layout.py and checked
  * against the maps' key/value sizes when the control plane opens the maps.
  */
 #include "include/parse.h"

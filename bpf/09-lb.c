@@ -8,7 +8,7 @@
  *          says which backend this flow already uses; if it has none (or its
  *          backend is gone or down, or a new TCP connection reuses the tuple),
  *          hash the 5-tuple into the VIP's Maglev table (`ring`, computed in
- *          userspace by packetlab/lb/maglev.py) and remember the choice;
+ *          userspace by packetlab/tools/lb/maglev.py) and remember the choice;
  *        - DSR mode: prepend an outer IPv4 header (IPIP, proto 4) addressed to
  *          the backend — the backend strips it (09-lb-decap.c) and answers the
  *          client directly from the VIP;
@@ -38,7 +38,7 @@
  *     backend as the first (Katran drops them too); fragments to other
  *     addresses -> XDP_PASS
  *
- * Every struct below has a ctypes twin in packetlab/lb/maps.py; their sizes
+ * Every struct below has a ctypes twin in packetlab/tools/lb/maps.py; their sizes
  * are checked against the kernel's map key/value sizes when the maps are opened.
  */
 #include <uapi/linux/bpf.h>
@@ -58,7 +58,7 @@
 #define LB_MAX_CONNS 65536
 #endif
 #define LB_MAX_IFINDEX 1024
-#define LB_HASH_SEED 0x9e3779b9u   /* must match packetlab/lb/maglev.py */
+#define LB_HASH_SEED 0x9e3779b9u   /* must match packetlab/tools/lb/maglev.py */
 
 #define VIP_F_DSR      1
 #define VIP_F_STICKY   2
@@ -75,7 +75,7 @@
 
 #define SET_F_REDIRECT 1           /* XDP_REDIRECT between interfaces is allowed */
 
-/* connection states (mirrored by packetlab/lb/conntrack.py) */
+/* connection states (mirrored by packetlab/tools/lb/flows.py) */
 #define ST_NONE        0
 #define ST_SYN_SENT    1
 #define ST_ESTABLISHED 2
@@ -197,7 +197,7 @@ static __always_inline __u32 lb_addr_bucket(__be32 a)
     return a & 0xff;
 }
 
-/* ---- the flow hash (packetlab.lb.maglev.flow_hash is the same function) ---- */
+/* ---- the flow hash (packetlab.tools.lb.maglev.flow_hash is the same function) ---- */
 /* --8<-- [start:hash] */
 static __always_inline __u32 lb_mix(__u32 h)
 {

@@ -7,7 +7,7 @@
  *   netpol_to_pod    on tc *egress* of the pod's host veth: packets delivered to the
  *                    pod, i.e. the pod's INGRESS policy.
  *
- * The control plane (packetlab/netpol) resolves label selectors to addresses and
+ * The control plane (packetlab/tools/netpol) resolves label selectors to addresses and
  * writes, per isolated pod and direction, LPM entries
  *     (generation, direction, pod IP, peer prefix) -> port set
  * A packet is checked against its pod's entry for the peer address; replies of a

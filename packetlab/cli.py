@@ -10,18 +10,18 @@ import importlib
 import json
 import sys
 
-from . import __version__
-from .errors import PacketlabError
+from packetlab import __version__
+from packetlab.errors import PacketlabError
 
 # subcommand -> (module with main(argv), one-line help); imported only when used
 TOOLS: dict[str, tuple[str, str]] = {
-    "firewall": ("packetlab.firewall.cli", "the module 08 XDP firewall (apply, status, remove)"),
-    "lb": ("packetlab.lb.cli", "the module 09 XDP load balancer (apply, status, remove)"),
+    "firewall": ("packetlab.tools.firewall.cli", "the module 08 XDP firewall (apply, status, remove)"),
+    "lb": ("packetlab.tools.lb.cli", "the module 09 XDP load balancer (apply, status, remove)"),
 }
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import format_table, run_checks
+    from packetlab.doctor import format_table, run_checks
     results = run_checks()
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
@@ -32,7 +32,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _clean(args: argparse.Namespace) -> int:
-    from .cleanup import clean
+    from packetlab.topo.cleanup import clean
     removed, skipped = clean(force=args.force, dry_run=args.dry_run, lab=args.lab)
     verb = "would remove" if args.dry_run else "removed"
     for item in removed:

@@ -56,15 +56,15 @@ SUPPORTED = "Debian 12 (6.1), Ubuntu 24.04 (6.8) or a current mainline kernel"
 
 
 def _features() -> list[Check]:
-    """Every kernel feature probe (packetlab.kernel_probes), as information for the module verdicts."""
-    from . import kernel_probes
+    """Every kernel feature probe (packetlab.ebpf.features), as information for the module verdicts."""
+    from packetlab.ebpf import features as kernel_probes
     return [Check(f"feature: {name}", p.ok, p.detail, f"kernels that have it: {kernel_probes.FEATURES[name].since}",
                   required=False) for name, p in kernel_probes.probe_all().items()]
 
 
 def _modules() -> list[Check]:
     """One line per course module: ready, ready with differences, or not ready (and why)."""
-    from .module_readiness import all_modules
+    from packetlab.module_readiness import all_modules
     return [Check(f"module {r.slug}", r.state != "not ready", "\n".join((r.state,) + r.reasons),
                   f"use {SUPPORTED}; provision.sh says which kernels it supports") for r in all_modules()]
 
@@ -122,8 +122,8 @@ def _tracing() -> Check:
 
 def _live_checks() -> list[Check]:
     """Build a tiny lab: namespaces + veth, bcc compile, native XDP, nftables, conntrack."""
-    from .errors import PacketlabError
-    from .lab import Lab
+    from packetlab.errors import PacketlabError
+    from packetlab.topo.lab import Lab
     checks: list[Check] = []
     try:
         with Lab(f"dr{os.getpid() % 100000}") as lab:   # unique: two doctors may run at once

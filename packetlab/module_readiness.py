@@ -3,7 +3,7 @@
 Every module declares its *required* features (without them its lab cannot
 run) and its *optional* ones (without them the lab still runs, and shows how
 this kernel behaves differently, or skips one step and says why). The
-features are probed on the running kernel (`packetlab.kernel_probes`), never
+features are probed on the running kernel (`packetlab.ebpf.features`), never
 inferred from the version number, so the answer is the same one the lab
 itself will meet.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import kernel_probes
+from packetlab.ebpf import features as kernel_probes
 
 BASE = ("netns_veth",)
 

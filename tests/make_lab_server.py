@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packetlab.state import is_alive, process_start_time
+from packetlab.topo.state import is_alive, process_start_time
 
 REPO = Path(__file__).resolve().parent.parent
 

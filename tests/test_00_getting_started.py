@@ -8,12 +8,13 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
-from packetlab import Lab, netns
-from packetlab.bpf import LoadedProgram
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.ebpf.loader import LoadedProgram
 from packetlab.doctor import format_table, run_checks
-from packetlab.exercises import CheckFailed
-from packetlab.exercises.getting_started import (check_route_choice, check_third_host, check_veth_peer, lab_namespaces,
-                                                 route_choice, veth_peer)
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m00_getting_started.exercises import (check_route_choice, check_third_host, check_veth_peer)
+from packetlab.course.m00_getting_started.helpers import lab_namespaces, route_choice, veth_peer
 
 
 def _root_addresses() -> str:

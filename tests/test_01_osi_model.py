@@ -18,17 +18,16 @@ from scapy.layers.inet6 import (ICMPv6EchoReply, ICMPv6EchoRequest, ICMPv6ND_NA,
                                 IPv6ExtHdrHopByHop)
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-from packetlab import Lab, netns
-from packetlab.bpf import LoadedProgram
-from packetlab.dissect import (ones_sum, arp_rows, compare_with_scapy, dissect, format_comparison, format_fields,
-                               fragment_plan, fragment_rows, hexdump, internet_checksum, ipv4_header_checksum,
-                               nd_rows, tcp_flag_names, tcp_rows)
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.ebpf.loader import LoadedProgram
+from packetlab.proto.dissect import (ones_sum, arp_rows, compare_with_scapy, dissect, format_comparison, format_fields, fragment_plan, fragment_rows, hexdump, internet_checksum, ipv4_header_checksum, nd_rows, tcp_flag_names, tcp_rows)
 from packetlab.errors import PacketlabError
-from packetlab.exercises import CheckFailed
-from packetlab.exercises.osi_model import (check_arp_reply_macs, check_fragment_count, check_icmp_identifier,
-                                           check_ipv4_checksum, observed_fragments)
-from packetlab.traffic import link_counters
-from packetlab.widgets import LiveCounter, array_reader, enum_labels, sum_per_cpu
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m01_osi_model.exercises import (check_arp_reply_macs, check_fragment_count, check_icmp_identifier, check_ipv4_checksum)
+from packetlab.course.m01_osi_model.helpers import observed_fragments
+from packetlab.topo.traffic import link_counters
+from packetlab.show.widgets import LiveCounter, array_reader, enum_labels, sum_per_cpu
 
 PROGRAM = "bpf/01-xdp-proto-counter.c"
 SLOW = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -6,13 +6,13 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from packetlab import Lab, netns
-from packetlab.exercises import CheckFailed
-from packetlab.exercises.nat_and_routing import (
-    CLIENT, CLIENT2, INTERNET, LPM_DESTINATIONS, ROUTER_DMZ, ROUTER_WAN1, ROUTER_WAN2, SERVER, UPSTREAM_WAN1,
-    add_overlapping_routes, build_topology, check_client_reaches_server, check_lpm, check_port_forward,
-    check_source_prediction, describe_route, longest_prefix_match, remove_overlapping_routes, rewrite_table,
-    route_decision, route_prefix, routes, start_whoami, tcp_rows, whoami)
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m02_nat_and_routing.exercises import (CLIENT2, LPM_DESTINATIONS, ROUTER_DMZ, SERVER, UPSTREAM_WAN1, check_client_reaches_server, check_lpm, check_port_forward, check_source_prediction)
+from packetlab.course.m02_nat_and_routing.routing import (describe_route, longest_prefix_match, route_decision, route_prefix, routes)
+from packetlab.course.m02_nat_and_routing.topology import (CLIENT, INTERNET, ROUTER_WAN1, ROUTER_WAN2, add_overlapping_routes, build_topology, remove_overlapping_routes, rewrite_table, tcp_rows)
+from packetlab.course.m02_nat_and_routing.whoami import start_whoami, whoami
 
 TABLE = [
     {"dst": "default", "gateway": "198.51.100.100", "dev": "eth2"},

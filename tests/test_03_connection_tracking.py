@@ -8,13 +8,15 @@ import time
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from packetlab import Lab, netns
-from packetlab.conntrack import format_tally as _tally
-from packetlab.conntrack import (
-    DEFAULT_TIMEOUTS, FLAG_CLASSES, ORIGINAL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, REPLY, STATE_RECIPES, TCP_STATES,
-    TCP_TABLE, FlowTuple, TcpConversation, Tracker, after, before, compare, flag_class, format_comparison,
-    format_entries, kernel_table, parse_conntrack, probe, reach_state, segment_from_packet, valid_flag_combination)
-from packetlab.exercises import CheckFailed
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.m03_connection_tracking.kernel_table import format_tally as _tally
+from packetlab.course.m03_connection_tracking.craft import STATE_RECIPES, TcpConversation, probe, reach_state
+from packetlab.course.m03_connection_tracking.kernel_table import (format_entries, kernel_table, parse_conntrack)
+from packetlab.course.m03_connection_tracking.walk import compare, format_comparison
+from packetlab.proto.conntrack.states import (DEFAULT_TIMEOUTS, FLAG_CLASSES, ORIGINAL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, REPLY, TCP_STATES, TCP_TABLE, FlowTuple, after, before, flag_class, segment_from_packet, valid_flag_combination)
+from packetlab.proto.conntrack.tracker import Tracker
+from packetlab.course.grading import CheckFailed
 
 C, S = "10.0.1.10", "10.0.2.10"
 
@@ -400,7 +402,7 @@ def test_compare_pairs_entries_and_marks_disagreement():
 
 @pytest.fixture(scope="module")
 def topo():
-    from packetlab.exercises.connection_tracking import build_topology
+    from packetlab.course.m03_connection_tracking.topology import build_topology
     lab = Lab("t03a").start()
     try:
         yield build_topology(lab)
@@ -454,7 +456,7 @@ def test_tracker_agrees_with_the_kernel_on_every_cell(topo):
 
 
 def test_check_state_sequence(topo):
-    from packetlab.exercises.connection_tracking import check_state_sequence
+    from packetlab.course.m03_connection_tracking.exercises import check_state_sequence
     right = ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
     assert check_state_sequence(topo, right)
     wrong = right[:3] + ["CLOSE_WAIT", "FIN_WAIT", "LAST_ACK", "TIME_WAIT"]   # the classic: server FIN = CLOSE_WAIT
@@ -465,7 +467,7 @@ def test_check_state_sequence(topo):
 
 
 def test_check_classification(topo):
-    from packetlab.exercises.connection_tracking import check_classification
+    from packetlab.course.m03_connection_tracking.exercises import check_classification
     assert check_classification(topo, ["NEW", "ESTABLISHED", "RELATED", "INVALID", "NEW", "INVALID"])
     with pytest.raises(CheckFailed, match="e: you said 'INVALID'"):
         check_classification(topo, ["NEW", "ESTABLISHED", "RELATED", "INVALID", "INVALID", "INVALID"])
@@ -483,8 +485,8 @@ FIREWALL = """table inet fw {
 
 
 def test_check_stateful_firewall(topo):
-    from packetlab.exercises.connection_tracking import check_stateful_firewall
-    from packetlab.netfilter import delete_table
+    from packetlab.course.m03_connection_tracking.exercises import check_stateful_firewall
+    from packetlab.topo.netfilter import delete_table
     try:
         assert check_stateful_firewall(topo, FIREWALL)
         no_related = FIREWALL.replace("established,related", "established")
@@ -550,7 +552,7 @@ def test_special_paths_offline(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(SPECIAL_SEQUENCES))
 def test_special_paths_agree_with_the_kernel(topo, name):
-    from packetlab.conntrack import Walkthrough
+    from packetlab.course.m03_connection_tracking.walk import Walkthrough
     c = TcpConversation(C, S, 31000 + list(SPECIAL_SEQUENCES).index(name), 7777)
     packets, _ = SPECIAL_SEQUENCES[name](c)
     walk = Walkthrough(topo.router, topo.wire, topo.counters, Tracker())

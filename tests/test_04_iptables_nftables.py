@@ -9,13 +9,11 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from packetlab import Lab, netns
+from packetlab import Lab
+from packetlab.topo import netns
 from packetlab.bench import rules as rules_bench
-from packetlab.exercises import CheckFailed
-from packetlab.netfilter import (
-    BENCH_TABLE, RULE_VARIANTS, BaseChain, Hop, annotate_hooks, base_chains, delete_table, filler_addresses,
-    iptables_linear_ruleset, mermaid_path, nft_check, nft_linear_ruleset, nft_set_ruleset, parse_trace,
-    rule_counters, text_path, trace_paths, translate)
+from packetlab.course.grading import CheckFailed
+from packetlab.topo.netfilter import (BENCH_TABLE, RULE_VARIANTS, BaseChain, Hop, annotate_hooks, base_chains, delete_table, filler_addresses, iptables_linear_ruleset, mermaid_path, nft_check, nft_linear_ruleset, nft_set_ruleset, parse_trace, rule_counters, text_path, trace_paths, translate)
 
 TRACE = """\
 trace id 3eb8b81a inet f pre packet: iif "eth0" ip saddr 10.0.1.1 ip daddr 10.0.2.1 icmp type echo-request
@@ -145,7 +143,7 @@ def test_benchmark_cli_rejects_bad_arguments(capsys):
 
 @pytest.fixture(scope="module")
 def topo():
-    from packetlab.exercises.iptables_nftables import build_topology
+    from packetlab.course.m04_iptables_nftables.topology import build_topology
     lab = Lab("t04c").start()
     try:
         yield build_topology(lab)
@@ -155,7 +153,8 @@ def topo():
 
 
 def test_check_hook_order(topo):
-    from packetlab.exercises.iptables_nftables import check_hook_order, load_hooks_demo, trace_ping
+    from packetlab.course.m04_iptables_nftables.exercises import check_hook_order
+    from packetlab.course.m04_iptables_nftables.topology import load_hooks_demo, trace_ping
     load_hooks_demo(topo)
     right = ["pre_raw", "pre_nat", "pre_filter", "fwd_early", "FORWARD", "fwd_late", "post_nat", "post_late"]
     assert check_hook_order(topo, right)
@@ -171,7 +170,7 @@ def test_check_hook_order(topo):
 
 
 def test_check_translation(topo):
-    from packetlab.exercises.iptables_nftables import check_translation
+    from packetlab.course.m04_iptables_nftables.exercises import check_translation
     assert check_translation(topo, "ip saddr 10.0.1.0/24 tcp dport 22 ct state new accept")
     assert check_translation(topo, "nft add rule ip filter FORWARD tcp dport 22 ip saddr 10.0.1.0/24 ct state new counter accept")
     with pytest.raises(CheckFailed, match="differs"):
@@ -197,7 +196,7 @@ SET_VMAP = """table inet filter {
 
 
 def test_check_set_and_vmap(topo):
-    from packetlab.exercises.iptables_nftables import check_set_and_vmap
+    from packetlab.course.m04_iptables_nftables.exercises import check_set_and_vmap
     try:
         assert check_set_and_vmap(topo, SET_VMAP)
         with pytest.raises(CheckFailed, match="10.0.1.10 -> port 22: open"):
@@ -221,7 +220,7 @@ RATE = """table inet ratelimit {
 
 @pytest.mark.slow
 def test_check_rate_limit(topo):
-    from packetlab.exercises.iptables_nftables import check_rate_limit
+    from packetlab.course.m04_iptables_nftables.exercises import check_rate_limit
     try:
         assert check_rate_limit(topo, RATE)
         with pytest.raises(CheckFailed, match="nothing limits"):
@@ -234,7 +233,7 @@ def test_check_rate_limit(topo):
 
 def test_packet_count_sums_every_rule_counter_of_a_table_or_chain():
     from packetlab import Lab
-    from packetlab.netfilter import packet_count, rule_counters
+    from packetlab.topo.netfilter import packet_count, rule_counters
     with Lab("t04pc") as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, b, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")

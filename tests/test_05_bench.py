@@ -5,9 +5,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import netns
+from packetlab.topo import netns
 from packetlab.bench import parsing
-from packetlab.netprog import parsebench
+from packetlab.course.m05_python_network_programming import parsebench
 
 FRAMES = [bytes(p) for p in (
     Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2, options=[("MSS", 1460)]) / b"abc",

@@ -8,9 +8,9 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP, IPOption_Router_
 from scapy.layers.inet6 import ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, LLC, Dot1AD, Dot1Q, Dot3, Ether
 
-from packetlab.netprog.crosscheck import compare, compare_many
-from packetlab.netprog.decode import IPv4, Vlan, decode, five_tuple, tcp_options
-from packetlab.netprog.sniffer import restore_vlan
+from packetlab.course.m05_python_network_programming.crosscheck import compare, compare_many
+from packetlab.proto.decode import IPv4, Vlan, decode, five_tuple, tcp_options
+from packetlab.course.m05_python_network_programming.sniffer import restore_vlan
 
 E = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 V4 = dict(src="10.0.1.1", dst="10.0.2.2")

@@ -6,10 +6,11 @@ import asyncio
 import pytest
 from pyroute2 import IPRoute
 
-from packetlab import Lab, netns
-from packetlab.exercises import CheckFailed
-from packetlab.exercises import python_network_programming as ex
-from packetlab.netprog import launch
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m05_python_network_programming import exercises as ex
+from packetlab.topo import servers as launch
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +20,8 @@ def lab():
         lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
         lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
         lab.x, lab.y = lab.host("x"), lab.host("y")
-        launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7000))
-        launch.start(p, launch.python_module("packetlab.netprog.proxy", "--bind", "10.0.1.254", "--port", 3128))
+        launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
+        launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128))
         yield lab
         namespaces = [n.namespace for n in lab.nodes.values()]
     assert not any(netns.exists(ns) for ns in namespaces)

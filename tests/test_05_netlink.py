@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 from pyroute2 import IPRoute
 
-from packetlab import Lab, netns
+from packetlab import Lab
+from packetlab.topo import netns
 from packetlab.errors import PacketlabError
-from packetlab.netprog import netlink
+from packetlab.course.m05_python_network_programming import netlink
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,11 @@ import socket
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.netprog import clients, launch, proxy, web
-from packetlab.netprog.proxy import BadRequest
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.m05_python_network_programming import clients, proxy, web
+from packetlab.topo import servers as launch
+from packetlab.course.m05_python_network_programming.proxy import BadRequest
 
 PROXY = "http://10.0.1.254:3128"
 FILES = {"big.bin": web.random_blob(24 << 20, seed=1), "small.txt": b"hello through the proxy\n"}
@@ -29,8 +31,8 @@ def _topology(lab):
     # p forwards nothing from c to s: the proxy (a local process on p) is the only way through
     p.nft("table inet t05b {\n chain forward {\n type filter hook forward priority 0; policy drop;\n }\n}\n")
     lab.site = web.StaticSite(s, "10.0.2.2", 8000, FILES).start()
-    lab.echo = launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7000))
-    lab.proxy = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--bind", "10.0.1.254",
+    lab.echo = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
+    lab.proxy = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254",
                                                      "--port", 3128, "--verbose"))
     yield lab
     lab.site.close()
@@ -78,7 +80,7 @@ def test_connect_tunnel_to_a_tcp_echo_server(lab):
 
 def test_parallel_downloads_stream_in_flat_memory(lab):
     c, p = lab.nodes["c"], lab.nodes["p"]
-    fresh = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--bind", "10.0.1.254", "--port", 3130))
+    fresh = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3130))
     before = fresh.peak_rss_mb()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy="http://10.0.1.254:3130"),
@@ -112,7 +114,7 @@ def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
 
 def test_proxy_stops_cleanly(lab):
     p = lab.nodes["p"]
-    extra = launch.start(p, launch.python_module("packetlab.netprog.proxy", "--port", 3129))
+    extra = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--port", 3129))
     assert extra.stop() == 0
     assert any(line.startswith("stopped:") for line in extra.output)
 

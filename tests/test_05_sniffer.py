@@ -5,11 +5,13 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import Lab, netns
-from packetlab.netprog import clients, launch
-from packetlab.netprog.crosscheck import compare_many
-from packetlab.netprog.decode import decode
-from packetlab.netprog.sniffer import Sniffer
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.m05_python_network_programming import clients
+from packetlab.topo import servers as launch
+from packetlab.course.m05_python_network_programming.crosscheck import compare_many
+from packetlab.proto.decode import decode
+from packetlab.course.m05_python_network_programming.sniffer import Sniffer
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +27,8 @@ def lab():
 
 def test_sniffer_sees_real_traffic_both_ways_and_decodes_like_scapy(lab):
     a, b = lab.nodes["a"], lab.nodes["b"]
-    tcp = launch.start(b, launch.python_module("packetlab.netprog.echo", "--port", 7000))
-    udp = launch.start(b, launch.python_module("packetlab.netprog.echo", "--udp", "--port", 7001))
+    tcp = launch.start(b, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
+    udp = launch.start(b, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7001))
     with Sniffer(b, "eth0") as cap:
         a.ping("10.0.1.2", count=2, interval=0.01)
         clients.udp_exchange(a, "10.0.1.2", 7001, b"datagram")

@@ -6,11 +6,13 @@ import time
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.bench import format_table
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.show.tables import format_table
 from packetlab.errors import PacketlabError
-from packetlab.netprog import clients, echo, launch, load
-from packetlab.netprog.inprocess import AsyncioServerThread
+from packetlab.course.m05_python_network_programming import clients, echo, load
+from packetlab.topo import servers as launch
+from packetlab.course.m05_python_network_programming.inprocess import AsyncioServerThread
 
 SERVER = "10.0.1.2"
 
@@ -30,7 +32,7 @@ def lab():
 def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
     c, s = lab.nodes["c"], lab.nodes["s"]
     port = 7000 + echo.MODES.index(mode)
-    srv = launch.start(s, launch.python_module("packetlab.netprog.echo", "--mode", mode, "--port", port))
+    srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--mode", mode, "--port", port))
     assert f"ready tcp {mode}" in srv.ready_line
     listening = s.run(["ss", "-Htln", f"sport = :{port}"]).stdout
     assert f":{port}" in listening                                # it listens in s, not in the host
@@ -56,7 +58,7 @@ def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
 
 def test_udp_echo_and_port_unreachable(lab):
     c, s = lab.nodes["c"], lab.nodes["s"]
-    srv = launch.start(s, launch.python_module("packetlab.netprog.echo", "--udp", "--port", 7100))
+    srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7100))
     ex = clients.udp_exchange(c, SERVER, 7100, b"one datagram")
     assert ex.received == b"one datagram"
     assert srv.stop() == 0
@@ -68,9 +70,9 @@ def test_connection_refused_and_port_in_use_are_explained(lab):
     c, s = lab.nodes["c"], lab.nodes["s"]
     with pytest.raises(PacketlabError, match="refused"):
         clients.tcp_exchange(c, SERVER, 7199, b"x")
-    first = launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7200))
+    first = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7200))
     with pytest.raises(PacketlabError, match="Address already in use"):
-        launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7200))
+        launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7200))
     first.stop()
     with pytest.raises(PacketlabError, match="did not report ready"):
         launch.start(s, ["sleep", "30"], timeout=0.5)
@@ -78,7 +80,7 @@ def test_connection_refused_and_port_in_use_are_explained(lab):
 
 def test_nonblocking_demo(lab):
     c, s = lab.nodes["c"], lab.nodes["s"]
-    srv = launch.start(s, launch.python_module("packetlab.netprog.echo", "--port", 7300))
+    srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7300))
     rows = clients.nonblocking_demo(c, SERVER, 7300)
     srv.stop()
     assert "TimeoutError" in rows[0][1]

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import Lab, bpftool, core, netns
-from packetlab import ebpf_fundamentals as ebpf
-from packetlab.bpf import LoadedProgram
+from packetlab import Lab
+from packetlab.ebpf import bpftool, co_re as core
+from packetlab.topo import netns
+from packetlab.course.m06_ebpf_fundamentals import demos as ebpf
+from packetlab.ebpf.loader import LoadedProgram
 from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
-from packetlab.exercises import CheckFailed
-from packetlab.exercises import ebpf_fundamentals as checks
-from packetlab.state import LabRecord
-from packetlab.tracepoints import TracepointProgram, kprobes_available, list_tracepoints, tracepoint_fields, tracefs
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m06_ebpf_fundamentals import exercises as checks
+from packetlab.topo.state import LabRecord
+from packetlab.ebpf.tracepoints import (TracepointProgram, kprobes_available, list_tracepoints, tracepoint_fields, tracefs)
 
 from conftest import run_py
 

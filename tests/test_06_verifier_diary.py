@@ -9,10 +9,10 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from packetlab import kernel_probes
-from packetlab import verifier_diary as diary
-from packetlab.bpf import LoadedProgram, explain_verifier_log, resolve_source
-from packetlab.core import PIN_ROOT
+from packetlab.ebpf import features as kernel_probes
+from packetlab.course.m06_ebpf_fundamentals import verifier_diary as diary
+from packetlab.ebpf.loader import LoadedProgram, explain_verifier_log, resolve_source
+from packetlab.ebpf.co_re import PIN_ROOT
 from packetlab.errors import VerifierError
 
 REQUIRED = {"packet-bounds", "unbounded-loop", "uninit-stack", "null-map-value", "map-out-of-range",
@@ -151,7 +151,7 @@ def test_fixed_alignment_counts_atomically():
         prog.close()
 
 
-# ---- the toolkit changes this module made in packetlab/bpf.py ---------------------------------
+# ---- the toolkit changes this module made in packetlab/ebpf/loader.py ---------------------------------
 def test_log_lines_with_hyphenated_file_names_map_to_the_source():
     source = "int a;\nint b = ctx->x;   /* the read */\nreturn 0;\n"
     log = ("0: R1=ctx()\n; int b = ctx->x;   /* the read */ @ 06-fail-some-thing.bpf.c:2\n"
@@ -174,7 +174,7 @@ def test_jump_complexity_is_explained_as_a_loop_problem():
     assert ex.meaning and "loop" in ex.meaning
 
 
-# ---- the verifier's log when bcc gives none (packetlab/verifier_log.py) ----------------------------
+# ---- the verifier's log when bcc gives none (packetlab/ebpf/verifier_log.py) ----------------------------
 @pytest.fixture
 def compiled():
     """bcc-compiled (not loaded) diary programs; their maps stay open until the test ends."""
@@ -192,7 +192,7 @@ def compiled():
 def test_log_is_recovered_with_source_lines_when_bcc_prints_none(compiled):
     """The no-log path, forced: the log comes from loading the same function again with a buffer."""
     import bcc
-    from packetlab.verifier_log import has_verifier_log, recover_verifier_log
+    from packetlab.ebpf.verifier_log import has_verifier_log, recover_verifier_log
     entry = diary.BY_KEY["unbounded-loop"]
     log = recover_verifier_log(compiled(entry.broken), "xdp_mix", bcc.BPF.XDP)
     assert has_verifier_log(log) and re.search(entry.expect, log)
@@ -206,7 +206,7 @@ def test_log_is_recovered_with_source_lines_when_bcc_prints_none(compiled):
 
 def test_raw_bpf_load_of_bccs_bytecode_gives_the_verifiers_words(compiled):
     import bcc
-    from packetlab.verifier_log import raw_logged_load
+    from packetlab.ebpf.verifier_log import raw_logged_load
     entry = diary.BY_KEY["unbounded-loop"]
     result = raw_logged_load(compiled(entry.broken), "xdp_mix", bcc.BPF.XDP)
     assert result.fd is None and result.errno != 0
@@ -215,8 +215,8 @@ def test_raw_bpf_load_of_bccs_bytecode_gives_the_verifiers_words(compiled):
 
 def test_log_buffer_grows_until_the_whole_log_fits(compiled):
     import bcc
-    from packetlab import bpfsys
-    from packetlab.verifier_log import raw_logged_load
+    from packetlab.ebpf import syscall as bpfsys
+    from packetlab.ebpf.verifier_log import raw_logged_load
     b = compiled(diary.BY_KEY["unbounded-loop"].broken)
     insns = b.dump_func(b"xdp_mix")
 

@@ -23,8 +23,8 @@ from scapy.layers.inet6 import (ICMPv6EchoRequest, IPv6, IPv6ExtHdrDestOpt, IPv6
                                 IPv6ExtHdrHopByHop, IPv6ExtHdrRouting)
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-from packetlab.bpf import BPF_DIR, acquire, release
-from packetlab.xdp_live import protocol_counts
+from packetlab.ebpf.loader import BPF_DIR, acquire, release
+from packetlab.course.m07_xdp.counters import protocol_counts
 
 MAC_A, MAC_B = "02:00:00:00:07:01", "02:00:00:00:07:02"
 ETH = Ether(src=MAC_A, dst=MAC_B)
@@ -213,7 +213,7 @@ def core_lab():
 @pytest.mark.parametrize("source,function,kind", xdp_programs(), ids=lambda v: str(v))
 def test_no_parser_aborts_or_fails_on_malformed_input(source, function, kind, request):
     if kind == "core":
-        from packetlab import core
+        from packetlab.ebpf import co_re as core
         lab = request.getfixturevalue("core_lab")
         prog = core.load(core.compile_object(BPF_DIR / source), lab=lab, name=f"m-{function}"[:40])
         done = prog.close
@@ -303,7 +303,7 @@ def assert_is_reply(request: bytes, reply: bytes) -> None:
 
 
 def test_echo_counts_replies_per_family(echo):
-    from packetlab.xdp_live import percpu_total
+    from packetlab.course.m07_xdp.counters import percpu_total
     before = percpu_total(echo, "replies", 0), percpu_total(echo, "replies", 1)
     for name, frame, _c, verdict in CORPUS:
         echo.test_run(frame)

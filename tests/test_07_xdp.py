@@ -14,12 +14,14 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import Lab, kernel_probes, netns
-from packetlab import xdp_live as xl
-from packetlab.bpf import BPF_DIR, acquire, release
-from packetlab.exercises import CheckFailed
-from packetlab.exercises import xdp as ex
-from packetlab.traffic import flood
+from packetlab import Lab
+from packetlab.ebpf import features as kernel_probes
+from packetlab.topo import netns
+from packetlab.course.m07_xdp import counters as xl
+from packetlab.ebpf.loader import BPF_DIR, acquire, release
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m07_xdp import exercises as ex
+from packetlab.topo.traffic import flood
 
 
 def ethtool_stats(host, dev="eth0") -> dict[str, int]:

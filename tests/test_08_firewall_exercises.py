@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.exercises import CheckFailed
-from packetlab.exercises.milestone_xdp_firewall import check_culprit, check_ipv6, check_policy
-from packetlab.firewall import EXAMPLES, Firewall, RuleError, parse_rules
-from packetlab.firewall.editor import RuleEditor
-from packetlab.firewall.labkit import build, tcp_connect
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m08_milestone_xdp_firewall.exercises import check_culprit, check_ipv6, check_policy
+from packetlab.tools.firewall import EXAMPLES
+from packetlab.tools.firewall.program import Firewall
+from packetlab.tools.firewall.rules import RuleError, parse_rules
+from packetlab.tools.firewall.editor import RuleEditor
+from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect
 
 POLICY_ANSWER = """\
 default: drop

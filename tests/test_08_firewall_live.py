@@ -17,12 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import Lab, netns
+from packetlab import Lab
+from packetlab.topo import netns
 from packetlab.errors import PacketlabError
-from packetlab.firewall import EXAMPLES, Firewall, compile_rules, parse_rules
-from packetlab.firewall import pinned
-from packetlab.firewall.labkit import build, tcp_connect, udp_stream
-from packetlab.firewall.stats import parse_prometheus_text, serve_metrics
+from packetlab.tools.firewall import EXAMPLES
+from packetlab.tools.firewall.compiler import compile_rules
+from packetlab.tools.firewall.program import Firewall
+from packetlab.tools.firewall.rules import parse_rules
+from packetlab.tools.firewall import pinned
+from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect, udp_stream
+from packetlab.show.prometheus import serve_metrics
+from packetlab.tools.firewall.stats import parse_prometheus_text
 
 RATE_TOLERANCE = 0.15     # the documented tolerance of the rate limiter (lesson 08)
 

@@ -14,11 +14,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from packetlab.firewall import EXAMPLES, RuleError, RuleSet, compile_rules, load_rules, parse_rules
-from packetlab.firewall.compiler import expand
-from packetlab.firewall.layout import MAX_RULE_BITS
-from packetlab.firewall.reference import PacketFields, rule_matches
-from packetlab.firewall.rules import format_tcp_flags, parse_port_range, parse_rate, parse_tcp_flags
+from packetlab.tools.firewall import EXAMPLES
+from packetlab.tools.firewall.compiler import compile_rules
+from packetlab.tools.firewall.rules import RuleError, RuleSet, load_rules, parse_rules
+from packetlab.tools.firewall.compiler import expand
+from packetlab.tools.firewall.layout import MAX_RULE_BITS
+from packetlab.tools.firewall.reference import PacketFields, rule_matches
+from packetlab.tools.firewall.rules import format_tcp_flags, parse_port_range, parse_rate, parse_tcp_flags
 
 BASIC = (EXAMPLES / "basic.yaml")
 

@@ -21,10 +21,13 @@ from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
 from packetlab.errors import PacketlabError
-from packetlab.firewall import Capacity, CapacityError, Firewall, RuleError, compile_rules, parse_rules
-from packetlab.firewall import layout as L
-from packetlab.firewall.bpfsys import MapInfo
-from packetlab.firewall.reference import decide
+from packetlab.tools.firewall.compiler import compile_rules
+from packetlab.tools.firewall.layout import Capacity
+from packetlab.tools.firewall.program import CapacityError, Firewall
+from packetlab.tools.firewall.rules import RuleError, parse_rules
+from packetlab.tools.firewall import layout as L
+from packetlab.tools.firewall.maps import MapInfo
+from packetlab.tools.firewall.reference import decide
 
 E = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 SRV4, SRV6 = "10.0.2.1", "fd00:9::1"

@@ -15,12 +15,14 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from packetlab import Lab, netns
-from packetlab.bpf import LoadedProgram
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.ebpf.loader import LoadedProgram
 from packetlab.errors import PacketlabError
-from packetlab.lb import LoadBalancer, maglev
-from packetlab.lb.conntrack import ESTABLISHED, FIN_WAIT, SYN_SENT, replay
-from packetlab.lb.maps import BpfMap, Flow, U32
+from packetlab.tools.lb import maglev
+from packetlab.tools.lb.control import LoadBalancer
+from packetlab.tools.lb.flows import ESTABLISHED, FIN_WAIT, SYN_SENT, replay
+from packetlab.tools.lb.maps import BpfMap, Flow, U32
 
 CLIENT_MAC = "02:00:00:00:01:0b"
 B_MACS = {"10.9.2.11": "02:00:00:00:02:11", "10.9.2.12": "02:00:00:00:02:12", "10.9.2.13": "02:00:00:00:02:13"}
@@ -383,8 +385,8 @@ def test_closed_flows_expire_from_the_connection_table(fresh):
 
 
 def test_packetlab_clean_unpins_installs_whose_namespace_is_gone():
-    from packetlab.lb import pinned
-    from packetlab.lb.dataplane import PIN_ROOT, STATE_DIR
+    from packetlab.tools.lb import pinned
+    from packetlab.tools.lb.control import PIN_ROOT, STATE_DIR
     with Lab("t09d") as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, b, ip="10.9.2.254/24", peer_ip="10.9.2.11/24")

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from conftest import REPO
-from packetlab import Lab, netns
-from packetlab.lb import LoadBalancer
-from packetlab.lb.topology import VIP, HttpConnection, attach_decap, build, udp_ask
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.lb.control import LoadBalancer
+from packetlab.course.m09_milestone_l4_load_balancer.topology import (VIP, HttpConnection, attach_decap, build, udp_ask)
 
 pytestmark = pytest.mark.slow
 URL = f"http://{VIP}/"
@@ -126,12 +127,12 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_apply_status_remove(topo):
     ns = topo.lb.namespace
     target = ["--netns", ns, "--dev", "eth0", "--dev", "eth1"]
-    bad = cli("apply", "packetlab/lb/examples/broken.yaml", *target)
+    bad = cli("apply", "packetlab/tools/lb/examples/broken.yaml", *target)
     assert bad.returncode == 2 and "nothing was applied" in bad.stderr
     assert "no load balancers installed" in cli("list").stdout or ns not in cli("list").stdout
-    assert cli("apply", "packetlab/lb/examples/web-nat.yaml").returncode == 2     # no target: refused
+    assert cli("apply", "packetlab/tools/lb/examples/web-nat.yaml").returncode == 2     # no target: refused
     try:
-        r = cli("apply", "packetlab/lb/examples/web-nat.yaml", *target)
+        r = cli("apply", "packetlab/tools/lb/examples/web-nat.yaml", *target)
         assert r.returncode == 0, r.stderr
         assert f"pinned at /sys/fs/bpf/packetlab/lb/{ns}-eth0" in r.stdout
         seen = topo.spread(URL, per_client=20)
@@ -160,7 +161,7 @@ def test_cli_apply_status_remove(topo):
             loop.terminate()
             loop.wait(10)
         # re-apply with a changed weight: updated in place
-        r = cli("apply", "packetlab/lb/examples/web-dsr.yaml", *target)
+        r = cli("apply", "packetlab/tools/lb/examples/web-dsr.yaml", *target)
         assert r.returncode == 0 and r.stdout.startswith("updated")
         assert set(topo.spread(URL, per_client=10)) <= {"b1", "b2", "b3"}
     finally:
@@ -172,10 +173,10 @@ def test_cli_apply_status_remove(topo):
 
 
 # ---- the exercise checks: the right answer passes, wrong ones raise CheckFailed --------------------
-from packetlab.exercises import CheckFailed  # noqa: E402
-from packetlab.exercises.milestone_l4_load_balancer import (check_backend_for_flow, check_flow_survives,  # noqa: E402
-                                                            check_weight_split, survival_exercise)
-from packetlab.lb import maglev  # noqa: E402
+from packetlab.course.grading import CheckFailed  # noqa: E402
+from packetlab.course.m09_milestone_l4_load_balancer.exercises import (check_backend_for_flow, check_flow_survives, check_weight_split)
+from packetlab.course.m09_milestone_l4_load_balancer.helpers import survival_exercise
+from packetlab.tools.lb import maglev  # noqa: E402
 
 
 def test_check_weight_split(topo, lb):

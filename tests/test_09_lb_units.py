@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from packetlab.lb import maglev
-from packetlab.lb.config import ConfigError, LBConfig, is_prime, load, make_vip, next_prime
-from packetlab.lb.conntrack import (CLOSED, ESTABLISHED, FIN_WAIT, NONE, SYN_SENT, UDP, next_state, replay,
-                                    starts_new_connection)
-from packetlab.lb.metrics import _labels
+from packetlab.tools.lb import maglev
+from packetlab.tools.lb.config import ConfigError, LBConfig, is_prime, load, make_vip, next_prime
+from packetlab.tools.lb.flows import (CLOSED, ESTABLISHED, FIN_WAIT, NONE, SYN_SENT, UDP, next_state, replay, starts_new_connection)
+from packetlab.tools.lb.metrics import _labels
 
 M = 65537
 
@@ -115,8 +114,8 @@ def test_a_good_config_round_trips():
     cfg = load(GOOD)
     assert cfg.vip("web").backends[1].port == 8080 and cfg.vip("10.9.100.1:80/tcp").mode == "nat"
     assert load(cfg.to_yaml()) == cfg and load(cfg.to_dict()) == cfg
-    assert load("packetlab/lb/examples/web-nat.yaml").vip("web").health.type == "http"
-    assert load("packetlab/lb/examples/two-vips.yaml").vip("echo").protocol == "udp"
+    assert load("packetlab/tools/lb/examples/web-nat.yaml").vip("web").health.type == "http"
+    assert load("packetlab/tools/lb/examples/two-vips.yaml").vip("echo").protocol == "udp"
     assert load({"vips": [{"address": "10.9.100.1", "port": 53, "protocol": "udp"}]}).vips[0].health.type == "none"
     assert cfg.with_backends("web", []).vip("web").backends == ()
     assert make_vip("10.96.0.10", 80, ["10.244.1.2:8080"]).backends[0].port == 8080
@@ -154,7 +153,7 @@ def test_config_errors_name_the_field(change, message):
 
 def test_every_problem_is_reported_at_once_and_top_level_checks():
     with pytest.raises(ConfigError) as err:
-        load("packetlab/lb/examples/broken.yaml")
+        load("packetlab/tools/lb/examples/broken.yaml")
     assert len(err.value.problems) >= 6
     with pytest.raises(ConfigError, match="top level"):
         load("- just a list\n- of things\n")

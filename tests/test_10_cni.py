@@ -11,13 +11,14 @@ import sys
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.cni import CniRuntime, Node, make_conflist
-from packetlab.cni import ipam as own_ipam
-from packetlab.cni import spec
-from packetlab.cni.install import install, reference_dir
-from packetlab.cni.spec import CniError, Environment
-from packetlab.cni.wiring import host_veth_name
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.cni import CniRuntime, Node, make_conflist
+from packetlab.tools.cni import ipam as own_ipam
+from packetlab.tools.cni import spec
+from packetlab.tools.cni.install import install, reference_dir
+from packetlab.tools.cni.spec import CniError, Environment
+from packetlab.tools.cni.wiring import host_veth_name
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
 
@@ -78,7 +79,7 @@ def _run_ipam(conf, command, cid, ifname="eth0"):
     env = {**os.environ, "CNI_COMMAND": command, "CNI_CONTAINERID": cid, "CNI_IFNAME": ifname,
            "CNI_PATH": "/nonexistent", "CNI_NETNS": "/run/netns/whatever",
            "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}
-    proc = subprocess.run([sys.executable, "-m", "packetlab.cni.ipam"], input=json.dumps(conf).encode(),
+    proc = subprocess.run([sys.executable, "-m", "packetlab.tools.cni.ipam"], input=json.dumps(conf).encode(),
                           env=env, capture_output=True, timeout=30)
     return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else None)
 
@@ -290,7 +291,7 @@ def test_refuses_to_act_outside_a_node_namespace():
     """The plugin acts on its current namespace as the node: outside a named lab node
     namespace it refuses before touching anything. Exercised in a throwaway unnamed
     namespace (unshare), never in the host's own."""
-    from packetlab.cni import wiring
+    from packetlab.tools.cni import wiring
     with Lab("t10e") as lab:
         node = Node(lab, "node")
         pod = lab.host("p")

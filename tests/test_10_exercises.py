@@ -6,16 +6,16 @@ import os
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.cni import Node
-from packetlab.exercises import CheckFailed
-from packetlab.exercises.kubernetes_networking import (check_cni_invocation, check_egress_via_service,
-                                                       check_web_policy)
-from packetlab.k8s_services import ServiceProxy, load_services
-from packetlab.netpol.world import PolicyWorld
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.cni import Node
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m10_kubernetes_networking.exercises import (check_cni_invocation, check_egress_via_service, check_web_policy)
+from packetlab.course.m10_kubernetes_networking.services import ServiceProxy, load_services
+from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
-APP = "packetlab/cni/examples/web-service.yaml"
+APP = "packetlab/tools/cni/examples/web-service.yaml"
 HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
 
 WEB_OK = HEAD + """metadata: {name: web, namespace: shop}

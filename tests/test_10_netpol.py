@@ -16,14 +16,16 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from packetlab import Lab, netns
-from packetlab.cni import Node
-from packetlab.netpol import Cluster, Evaluator, Namespace, NetworkPolicy, PodInfo, load_policies
-from packetlab.netpol.cases import load_cases, reset, run_case
-from packetlab.netpol.compiler import Compiler
-from packetlab.netpol.enforcer import PROGRAM, PolicyMaps, check_layouts
-from packetlab.netpol.model import ContainerPort, PolicyError
-from packetlab.netpol.world import PolicyWorld, flow_under_updates
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.cni import Node
+from packetlab.tools.netpol.evaluator import Evaluator
+from packetlab.tools.netpol.model import Cluster, Namespace, NetworkPolicy, PodInfo, load_policies
+from packetlab.course.m10_kubernetes_networking.policy_cases import load_cases, reset, run_case
+from packetlab.tools.netpol.compiler import Compiler
+from packetlab.tools.netpol.enforcer import PROGRAM, PolicyMaps, check_layouts
+from packetlab.tools.netpol.model import ContainerPort, PolicyError
+from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld, flow_under_updates
 
 root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 POLICY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
@@ -214,7 +216,7 @@ def test_compiled_lookup_equals_evaluator(pod_labels, docs):
 @pytest.fixture(scope="module")
 def programs():
     from bcc import BPF
-    from packetlab.bpf import LoadedProgram
+    from packetlab.ebpf.loader import LoadedProgram
     prog = LoadedProgram(PROGRAM, function="netpol_from_pod", prog_type="sched_cls")
     to_pod = prog.bpf.load_func(b"netpol_to_pod", BPF.SCHED_CLS)
     check_layouts(prog)
@@ -223,7 +225,7 @@ def programs():
 
 
 def _run(fd, pkt):
-    from packetlab.testrun import TC_VERDICTS, prog_test_run
+    from packetlab.ebpf.testrun import TC_VERDICTS, prog_test_run
     return prog_test_run(fd, bytes(pkt), verdicts=TC_VERDICTS).verdict
 
 
@@ -327,7 +329,7 @@ def world():
     lab = Lab("t10p").start()
     try:
         node = Node(lab, "node", pod_cidr="10.244.3.0/24")
-        w = PolicyWorld(node, "packetlab/netpol/examples/e2e-cluster.yaml", echo_ports=[7000])
+        w = PolicyWorld(node, "packetlab/tools/netpol/examples/e2e-cluster.yaml", echo_ports=[7000])
         labels = {p.key: dict(p.labels) for p in w.cluster.pods}
         namespaces = {k: Namespace(v.name, dict(v.labels)) for k, v in w.cluster.namespaces.items()}
         yield w, labels, namespaces

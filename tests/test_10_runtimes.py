@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.cni import Node
-from packetlab.cni.containers import CGROUP_ROOT, Containerd, Podman
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.cni import Node
+from packetlab.tools.cni.containers import CGROUP_ROOT, Containerd, Podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 DEFAULT_PATHS = ["/run/containerd", "/var/lib/cni", "/var/lib/containers", "/run/containers", "/run/libpod",

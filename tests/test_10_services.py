@@ -8,15 +8,15 @@ import os
 
 import pytest
 
-from packetlab import Lab, netns
-from packetlab.cni import Node
-from packetlab.k8s_services import (EndpointSlice, Service, ServiceError, ServiceProxy, endpoint_slices, lb_config,
-                                    load_services)
-from packetlab.netpol import load_policies
-from packetlab.netpol.model import ContainerPort, PodInfo
-from packetlab.netpol.world import PolicyWorld
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.tools.cni import Node
+from packetlab.course.m10_kubernetes_networking.services import (EndpointSlice, Service, ServiceError, ServiceProxy, endpoint_slices, lb_config, load_services)
+from packetlab.tools.netpol.model import load_policies
+from packetlab.tools.netpol.model import ContainerPort, PodInfo
+from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld
 
-EXAMPLE = "packetlab/cni/examples/web-service.yaml"
+EXAMPLE = "packetlab/tools/cni/examples/web-service.yaml"
 SVC = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\n"
 
 

@@ -30,10 +30,11 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 from scapy.utils import checksum as scapy_checksum
 
-from packetlab import Lab, netns
-from packetlab.bpf import acquire, release
-from packetlab.dissect import ones_sum
-from packetlab.lb import LoadBalancer
+from packetlab import Lab
+from packetlab.topo import netns
+from packetlab.ebpf.loader import acquire, release
+from packetlab.proto.dissect import ones_sum
+from packetlab.tools.lb.control import LoadBalancer
 
 PROPS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
 MINUS_ZERO = 0xFFFF                      # a ones'-complement sum of -0: the checksum is ~(-0) = 0x0000

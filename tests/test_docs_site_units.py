@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import docs_labs, docs_offline, docs_vendor
+from packetlab.docsite import labs as docs_labs, offline as docs_offline, vendor as docs_vendor
 
 
 def test_vendored_mermaid_is_the_pinned_file():
@@ -20,7 +20,7 @@ def test_vendored_mermaid_is_the_pinned_file():
 def test_verify_names_the_fix_when_the_copy_differs(tmp_path, monkeypatch):
     monkeypatch.setattr(docs_vendor, "DOCS_DIR", tmp_path)
     asset = docs_vendor.MERMAID
-    with pytest.raises(docs_vendor.VendorError, match="is missing .*python -m packetlab.docs_vendor"):
+    with pytest.raises(docs_vendor.VendorError, match="is missing .*python -m packetlab.docsite.vendor"):
         docs_vendor.verify(asset)
     asset.path.parent.mkdir(parents=True)
     asset.path.write_text("tampered")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from packetlab.runall import CELL_TIMEOUT, LAB_TIMEOUT, run_all
+from packetlab.testing.runall import CELL_TIMEOUT, LAB_TIMEOUT, run_all
 
 LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import packetlab.exercises as exercises
-from packetlab.exercises import CheckFailed, graded, passed, reference_needed, require, use_reference
+import packetlab.course.grading as exercises
+from packetlab.course.grading import CheckFailed, graded, passed, reference_needed, require, use_reference
 
 REPO = Path(__file__).resolve().parent.parent
 TRY = "set answer yourself and run this check again"
@@ -111,11 +111,11 @@ def _check_functions():
 def test_every_exercise_check_is_graded(module, node):
     decorators = [ast.unparse(d) for d in node.decorator_list]
     assert any(d.startswith("graded(") for d in decorators), \
-        f"packetlab/exercises/{module}.py:{node.lineno} {node.name} needs @graded('<what to try yourself>')"
+        f"packetlab/course/grading/{module}.py:{node.lineno} {node.name} needs @graded('<what to try yourself>')"
 
 
 def test_graded_keeps_the_signature():
-    from packetlab.exercises.getting_started import check_veth_peer
+    from packetlab.course.m00_getting_started.exercises import check_veth_peer
     assert list(inspect.signature(check_veth_peer).parameters) == ["answer", "host", "dev"]
 
 

@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from conftest import PYTHON, REPO
-from packetlab.state import STATE_DIR, is_alive, process_start_time
+from packetlab.topo.state import STATE_DIR, is_alive, process_start_time
 
 
 def _namespaces(prefix: str) -> list[str]:

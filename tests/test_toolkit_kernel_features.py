@@ -1,4 +1,4 @@
-"""Kernel feature probes (packetlab.kernel_probes), the per-module declarations
+"""Kernel feature probes (packetlab.ebpf.features), the per-module declarations
 (packetlab.module_readiness) and the doctor's per-module verdicts, on the real kernel."""
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from packetlab import bpfsys, kernel_probes as kp, module_readiness as mr
-from packetlab.bpf import REPO_ROOT
+from packetlab import module_readiness as mr
+from packetlab.ebpf import syscall as bpfsys, features as kp
+from packetlab.ebpf.loader import REPO_ROOT
 from packetlab.doctor import format_table, run_checks
 from packetlab.errors import MissingRequirement
 
@@ -66,7 +67,7 @@ def test_probe_programs_are_real_bytecode():
     """The hand-assembled probes are what the kernel runs: the XDP one returns the verdict it says."""
     fd = bpfsys.prog_load(bpfsys.BPF_PROG_TYPE_XDP, kp._ret(kp.XDP_DROP))
     try:
-        from packetlab.testrun import prog_test_run
+        from packetlab.ebpf.testrun import prog_test_run
         assert prog_test_run(fd, bytes(64)).verdict == "XDP_DROP"
     finally:
         import os

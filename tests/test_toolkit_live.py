@@ -13,9 +13,10 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from conftest import PYTHON, REPO, run_py
-from packetlab import Lab, netns
+from packetlab import Lab
+from packetlab.topo import netns
 from packetlab.errors import LabBusy, PacketlabError, VerifierError
-from packetlab.state import STATE_DIR
+from packetlab.topo.state import STATE_DIR
 
 HERE = Path(__file__).parent
 COUNTER = str(HERE / "bpf/toolkit_counter.c")
@@ -132,7 +133,7 @@ def test_xdp_attach_counts_real_traffic_and_detaches():
 
 
 def test_test_run_verdicts_on_scapy_packets():
-    from packetlab.bpf import LoadedProgram
+    from packetlab.ebpf.loader import LoadedProgram
     prog = LoadedProgram(COUNTER)
     try:
         assert prog.test_run(Ether() / IP() / UDP(dport=9)).verdict == "XDP_DROP"
@@ -151,7 +152,7 @@ def test_test_run_verdicts_on_scapy_packets():
 
 
 def test_rejected_program_gives_a_readable_verifier_error():
-    from packetlab.bpf import LoadedProgram
+    from packetlab.ebpf.loader import LoadedProgram
     with pytest.raises(VerifierError) as info:
         LoadedProgram(HERE / "bpf/toolkit_fail_unchecked_read.c")
     err = info.value
@@ -163,7 +164,7 @@ def test_rejected_program_gives_a_readable_verifier_error():
 
 
 def test_compile_error_names_the_line():
-    from packetlab.bpf import LoadedProgram
+    from packetlab.ebpf.loader import LoadedProgram
     from packetlab.errors import BpfCompileError
     bad = HERE / "bpf" / "_tmp_syntax_error.c"
     bad.write_text("#include <uapi/linux/bpf.h>\nint xdp_x(struct xdp_md *ctx) { return XDP_PASS }\n")
@@ -300,7 +301,7 @@ def test_doctor_exits_nonzero_when_headers_are_missing():
 
 
 def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
-    from packetlab.bpf import acquire, release
+    from packetlab.ebpf.loader import acquire, release
     prog = acquire(HERE / "bpf/toolkit_maps.c")
     assert sorted(prog.map_names()) == ["never_read_from_python", "per_cpu_pairs"]
     for _ in range(3):
@@ -317,7 +318,7 @@ def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
 
 
 def test_struct_keys_and_xdp_on_a_switch_port():
-    from packetlab.bpf import LoadedProgram
+    from packetlab.ebpf.loader import LoadedProgram
     with Lab("tkn") as lab:
         h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
         lab.link(h1, sw, ip="10.0.1.1/24")

@@ -1,4 +1,4 @@
-"""packetlab.rtnl: pyroute2's IPRoute on its own thread works under a running event loop,
+"""packetlab.topo.rtnl: pyroute2's IPRoute on its own thread works under a running event loop,
 and the toolkit never patches the caller's loop (DESIGN principle 8)."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
 from conftest import PYTHON, REPO
-from packetlab import Lab, netns, rtnl
+from packetlab import Lab
+from packetlab.topo import netns, rtnl
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,7 @@ def test_importing_packetlab_in_a_loop_patches_nothing():
     code = """
 import asyncio, sys
 async def main():
-    import packetlab, packetlab.lab, packetlab.netprog.netlink
+    import packetlab, packetlab.topo.lab, packetlab.course.m05_python_network_programming.netlink
     loop = asyncio.get_running_loop()
     coro = asyncio.sleep(0)
     try:

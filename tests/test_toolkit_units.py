@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from packetlab.bpf import explain_verifier_log, find_entry_function, to_python
+from packetlab.ebpf.loader import explain_verifier_log, find_entry_function, to_python
 from packetlab.errors import NameTooLong, PacketlabError
-from packetlab.host import interface_addresses, parse_ping
-from packetlab.names import check_name, namespace_name, port_name
-from packetlab.state import LabRecord, ProcessRecord, is_alive, process_start_time
+from packetlab.topo.host import interface_addresses, parse_ping
+from packetlab.topo.names import check_name, namespace_name, port_name
+from packetlab.topo.state import LabRecord, ProcessRecord, is_alive, process_start_time
 
 
 def test_names_are_prefixed_and_length_checked():
@@ -104,7 +104,7 @@ def test_to_python_converts_ctypes():
 
 
 def test_lab_record_round_trip(tmp_path, monkeypatch):
-    monkeypatch.setattr("packetlab.state.STATE_DIR", tmp_path)
+    monkeypatch.setattr("packetlab.topo.state.STATE_DIR", tmp_path)
     rec = LabRecord("tkr", os.getpid(), process_start_time(os.getpid()), namespaces=["tkr-h1"],
                     processes=[ProcessRecord(1, None, "tkr-h1", ["x"])])
     rec.save()

@@ -55,7 +55,7 @@ if [ -n "$shell_cmd" ]; then
   remote+="$shell_cmd"
 else
   [ "$doctor" = 1 ] && remote+="{ .venv/bin/packetlab doctor || true; } && "
-  remote+=".venv/bin/python -m pytest -p packetlab.host_guard -p no:cacheprovider $(q "$@")"
+  remote+=".venv/bin/python -m pytest -p packetlab.testing.host_guard -p no:cacheprovider $(q "$@")"
 fi
 say "in the VM: ${shell_cmd:-pytest $*}"
 exec vagrant ssh --no-tty -c "sudo bash -c $(printf '%q' "$remote")"

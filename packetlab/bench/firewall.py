@@ -33,7 +33,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import format_table, median
+from packetlab.bench import median
+from packetlab.show.tables import format_table
 
 BENCH_SRC, BENCH_DST, BENCH_PORT = "10.0.1.1", "10.0.1.2", 9
 BLOCK_BASE = int(ipaddress.ip_address("172.16.0.0"))
@@ -56,7 +57,7 @@ def blocked_source(i: int) -> str:
 
 def firewall_rules(n: int):
     """The firewall's RuleSet: n-1 blocked /32 sources, then the rule the traffic hits."""
-    from ..firewall.rules import Rule, RuleSet
+    from packetlab.tools.firewall.rules import Rule, RuleSet
     rules = [Rule(name=f"block-{i}", action="drop", src=(ipaddress.ip_network(blocked_source(i)),), proto=(17,),
                   dport=((BENCH_PORT, BENCH_PORT),)) for i in range(n - 1)]
     rules.append(Rule(name="bench", action="drop", src=(ipaddress.ip_network("10.0.1.0/24"),), proto=(17,),
@@ -70,7 +71,7 @@ def adversarial_rules(n: int = 16_384):
     (even rules: the packet's source, another port; odd rules: the packet's port,
     another source), then a catch-all. Every summary word is a candidate, none
     matches: the program checks all of them before the last rule wins."""
-    from ..firewall.rules import Rule, RuleSet
+    from packetlab.tools.firewall.rules import Rule, RuleSet
     rules = []
     for i in range(n - 1):
         src, port = (BENCH_SRC, 7) if i % 2 == 0 else ("10.0.2.1", BENCH_PORT)
@@ -227,9 +228,11 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
     on the machine spreads over every size instead of favouring one."""
     global QUIET
     QUIET = not progress
-    from .. import Lab
-    from ..firewall import Capacity, Firewall, compile_rules
-    from ..traffic import flood
+    from packetlab import Lab
+    from packetlab.tools.firewall.compiler import compile_rules
+    from packetlab.tools.firewall.layout import Capacity
+    from packetlab.tools.firewall.program import Firewall
+    from packetlab.topo.traffic import flood
     sizes = sorted(set(int(s) for s in sizes))
     report = Report(sizes=list(sizes), seconds=seconds)
     frame = bench_frame()
@@ -331,7 +334,7 @@ def netfilter_count(host, variant: str) -> int:
         out = host.run(["iptables-legacy", "-t", "raw", "-L", "PREROUTING", "-v", "-x", "-n"], check=True).stdout
         last = [line for line in out.splitlines() if line.strip() and line.split()[0].isdigit()][-1]
         return int(last.split()[0])
-    from ..netfilter import packet_count
+    from packetlab.topo.netfilter import packet_count
     return packet_count(host, "chain", "ip", "bfw", "pre")
 
 

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import format_table
+from packetlab.show.tables import format_table
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -128,9 +128,9 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
-    from ..bpf import LoadedProgram
-    from ..lb.topology import VIP
-    from ..testrun import prog_test_run
+    from packetlab.ebpf.loader import LoadedProgram
+    from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
+    from packetlab.ebpf.testrun import prog_test_run
     mac = lbhost.mac("eth0")
 
     def frame(dst, sport, flags):
@@ -189,7 +189,7 @@ def _with_sport(frame: bytearray, sport: int) -> bytes:
 # ---- 2. HTTP through the VIP ------------------------------------------------------------------
 def bench_config(topo) -> dict:
     """The VIPs of the benchmark: web (NAT) and dsr for live traffic, loop-a/loop-b for test runs."""
-    from ..lb.topology import VIP
+    from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
     nat = {"mode": "nat", "port": 80, "table_size": 251, "health": {"type": "none"}}
     return {"vips": [
         dict(nat, name="loop-a", address=LOOP_A, backends=[{"address": LOOP_B}]),
@@ -291,10 +291,10 @@ class HttpBench:
         self.inodes = _netns_inodes([n.namespace for n in topo.lab.nodes.values()])
 
     def start_nginx(self) -> None:
-        from ..lb.health import probe
-        from ..lb.config import HealthCheck
+        from packetlab.tools.lb.health import probe
+        from packetlab.tools.lb.config import HealthCheck
         if not shutil.which("nginx"):
-            from ..errors import MissingRequirement
+            from packetlab.errors import MissingRequirement
             raise MissingRequirement("nginx is not installed", fix="sudo apt-get install nginx (vagrant/provision.sh does)")
         for b in self.topo.backends:
             self.topo.stop_server(b.name)               # free port 80 (the Python server)
@@ -332,8 +332,8 @@ class HttpBench:
         lbh.run(["ip", "addr", "add", f"{vip}/32", "dev", "lo"], check=True)
         proc = lbh.popen(["haproxy", "-db", "-f", str(cfg)])
         try:
-            from ..lb.health import probe
-            from ..lb.config import HealthCheck
+            from packetlab.tools.lb.health import probe
+            from packetlab.tools.lb.config import HealthCheck
             deadline = time.monotonic() + 10
             while not probe(lbh.namespace, vip, 80, HealthCheck()).ok:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -341,12 +341,12 @@ class HttpBench:
                 time.sleep(0.05)
             yield
         finally:
-            from ..host import stop_process
+            from packetlab.topo.host import stop_process
             stop_process(proc)
             lbh.run(["ip", "addr", "del", f"{vip}/32", "dev", "lo"])
 
     def close(self) -> None:
-        from ..host import stop_process
+        from packetlab.topo.host import stop_process
         for p in self.nginx.values():
             stop_process(p)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -355,8 +355,8 @@ class HttpBench:
 def http_compare(topo, *, seconds: float = 8, rounds: int = 2, threads: int = 1, connections: int = 32,
                  paths: tuple[str, ...] = ("xdp-nat", "xdp-dsr", "haproxy")) -> dict[str, list[HttpResult]]:
     """Run the HTTP phases interleaved; returns every run per path."""
-    from ..lb import LoadBalancer
-    from ..lb.topology import VIP
+    from packetlab.tools.lb.control import LoadBalancer
+    from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
     hb = HttpBench(topo, threads=threads, connections=connections)
     results: dict[str, list[HttpResult]] = {p: [] for p in paths}
     try:
@@ -449,7 +449,7 @@ class BenchRun:
 def run(topo, *, repeat: int = 1_000_000, testrun_rounds: int = 20, calls: int = 20_000, seconds: float = 8,
         rounds: int = 2, connections: int = 32, http: bool = True) -> BenchRun:
     """Both measurements on an already built topology (the notebook calls this with small numbers)."""
-    from ..lb import LoadBalancer
+    from packetlab.tools.lb.control import LoadBalancer
     log(f"BPF_PROG_TEST_RUN: {testrun_rounds} rounds x {repeat:,} runs, then {calls:,} single calls per path")
     prepare_loop(topo.lb)
     for b in topo.backends:                     # the DSR VIP must be local on every backend
@@ -491,8 +491,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--testrun-rounds", type=int, default=20, help="interleaved test-run rounds (default 20)")
     p.add_argument("--no-http", action="store_true", help="only the BPF_PROG_TEST_RUN part")
     args = p.parse_args(argv)
-    from ..lab import Lab
-    from ..lb.topology import attach_decap, build
+    from packetlab.topo.lab import Lab
+    from packetlab.course.m09_milestone_l4_load_balancer.topology import attach_decap, build
     with Lab("blb") as lab:
         log("building the topology (a client, the LB, 3 backends)")
         topo = build(lab, clients=1, vips=("10.9.100.1", DSR_VIP))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import format_table
+from packetlab.show.tables import format_table
 
 
 def _progress(msg: str) -> None:
@@ -33,8 +33,8 @@ def load_pcap(path: str, limit: int) -> list[bytes]:
 
 
 def capture(frames: int) -> list[bytes]:
-    from ..lab import Lab
-    from ..netprog.sample import capture_mix
+    from packetlab.topo.lab import Lab
+    from packetlab.course.m05_python_network_programming.sample import capture_mix
     with Lab("pybench") as lab:
         client, server = lab.host("c"), lab.host("s")
         lab.link(client, server, ip="10.0.5.1/24", peer_ip="10.0.5.2/24")
@@ -42,7 +42,7 @@ def capture(frames: int) -> list[bytes]:
 
 
 def main(argv: list[str]) -> int:
-    from ..netprog import parsebench
+    from packetlab.course.m05_python_network_programming import parsebench
     ap = argparse.ArgumentParser(prog="python -m packetlab.bench parsing", description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=5000, help="frames to capture (default 5000)")
     ap.add_argument("--repeat", type=int, default=5, help="passes per parser; the best counts (default 5)")

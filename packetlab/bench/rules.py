@@ -14,7 +14,7 @@ raw priority (-300) after N rules that never match:
 * ``nft-set``         — the same N+1 addresses in one nftables hash set.
 
 Traffic is trafgen UDP (64-byte frames, 64 flows) from the sender
-(`packetlab.traffic.flood`). A veth without XDP delivers a frame to the
+(`packetlab.topo.traffic.flood`). A veth without XDP delivers a frame to the
 receiver inside the sender's transmit call, on the same CPU, so the rate we
 measure is the cost of the whole path: trafgen, veth, and the receiver's
 stack up to the drop. A "sink" receiver that drops at its netdev ingress hook,
@@ -33,11 +33,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import format_table
-from ..errors import PacketlabError
-from ..lab import Lab
-from ..netfilter import RULE_VARIANTS
-from ..traffic import flood
+from packetlab.show.tables import format_table
+from packetlab.errors import PacketlabError
+from packetlab.topo.lab import Lab
+from packetlab.topo.netfilter import RULE_VARIANTS
+from packetlab.topo.traffic import flood
 
 DEFAULT_SIZES = (0, 100, 1_000, 10_000)
 DEFAULT_VARIANTS = ("iptables-legacy", "iptables-nft", "nft-chain", "nft-set")

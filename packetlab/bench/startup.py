@@ -13,14 +13,15 @@ import argparse
 import sys
 import time
 
-from . import format_table, median
-from ..bpf import LoadedProgram
+from packetlab.bench import median
+from packetlab.show.tables import format_table
+from packetlab.ebpf.loader import LoadedProgram
 
 PROGRAM = "bpf/00-xdp-pass.c"
 
 
 def one_run(with_xdp: bool) -> float:
-    from ..lab import Lab
+    from packetlab.topo.lab import Lab
     start = time.perf_counter()
     with Lab("bstart") as lab:
         h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import PacketlabError
-from . import format_table
+from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
 
 VETH_NOTE = """\
 Reading the live table. "limited by sender" means the receiver handled (>=95% of)
@@ -113,9 +113,9 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
     Runs inside `namespace` (a lab host's), so the test runs' ingress device is
     that namespace's loopback and the redirect target lives there too.
     """
-    from ..bpf import acquire, release
-    from ..netns import entered
-    from ..xdp_live import assert_in_namespace
+    from packetlab.ebpf.loader import acquire, release
+    from packetlab.topo.netns import entered
+    from packetlab.ebpf.live_frames import assert_in_namespace
     frames = _frames()
     loaded: dict[str, Any] = {}
     for c in cases:                      # one loaded program per source file
@@ -155,7 +155,7 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
             rows.append((c.label, label, verdicts[i], int(round(ns)), ns / floor))
         return rows
     finally:
-        from ..xdp_live import clear_maps
+        from packetlab.course.m07_xdp.counters import clear_maps
         for prog in loaded.values():
             clear_maps(prog)
             release(prog)
@@ -192,7 +192,7 @@ class LiveResult:
 
 
 def _nft_packets(host: Any, family: str) -> int:
-    from ..netfilter import packet_count
+    from packetlab.topo.netfilter import packet_count
     return packet_count(host, "table", family, "bxdp")
 
 
@@ -209,7 +209,7 @@ def receiver_setup(receiver: Any, setup: str, *, napi: bool = False) -> Iterator
     `napi=True` switches GRO on for setups without a native XDP program, so a
     veth peer can receive xdp_frames at all (and switches it off afterwards).
     """
-    from ..xdp_live import ProgStats
+    from packetlab.ebpf.stats import ProgStats
     gro = napi and setup != "XDP_DROP native"
     if gro:
         receiver.run(["ethtool", "-K", "eth0", "gro", "on"], check=True)
@@ -238,8 +238,9 @@ def receiver_setup(receiver: Any, setup: str, *, napi: bool = False) -> Iterator
 def measure(sender: Any, receiver: Any, traffic: str, setup: str, *, seconds: float = 2.0,
             frame_size: int = 64) -> LiveResult:
     """One flood of `traffic` from sender:eth0 to receiver:eth0 against one receiver `setup`."""
-    from ..traffic import flood
-    from ..xdp_live import ProgStats, xdp_frames_flood
+    from packetlab.topo.traffic import flood
+    from packetlab.ebpf.live_frames import xdp_frames_flood
+    from packetlab.ebpf.stats import ProgStats
     if traffic not in TRAFFIC:
         raise PacketlabError(f"unknown traffic {traffic!r}", fix=f"use one of {list(TRAFFIC)}")
     with receiver_setup(receiver, setup, napi=traffic == "xdp_frames") as (hook, handled, att):
@@ -277,7 +278,7 @@ def live_rows(sender: Any, receiver: Any, *, seconds: float = 2.0, rounds: int =
     same traffic, ns per packet of the whole path = 1/handled pps, XDP ns/run from bpf_stats,
     limited by). Run-time accounting is on only inside this call.
     """
-    from ..xdp_live import bpf_stats
+    from packetlab.ebpf.stats import bpf_stats
     results: dict[tuple[str, str], list[LiveResult]] = {(t, s): [] for t in traffic for s in setups}
     with bpf_stats(announce=announce):
         for r in range(rounds):
@@ -301,7 +302,7 @@ def live_rows(sender: Any, receiver: Any, *, seconds: float = 2.0, rounds: int =
 
 def bench_lab(name: str = "bxdp") -> Any:
     """Two hosts on one veth pair: h1 10.7.8.1 -- h2 10.7.8.2 (started; close it when done)."""
-    from ..lab import Lab
+    from packetlab.topo.lab import Lab
     lab = Lab(name).start()
     try:
         h1, h2 = lab.host("h1"), lab.host("h2")

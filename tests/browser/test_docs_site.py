@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import docs_labs
+from packetlab.docsite import labs as docs_labs
 from .conftest import screenshot_path
 
 REPO = Path(__file__).resolve().parents[2]

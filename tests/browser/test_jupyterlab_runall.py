@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 from make_lab_server import LabServer, make_lab
 
-from packetlab import netns
-from packetlab.runall import TRACEBACK
-from packetlab.state import all_records
+from packetlab.topo import netns
+from packetlab.testing.runall import TRACEBACK
+from packetlab.topo.state import all_records
 
 from .conftest import REPO, screenshot_path
 
@@ -224,6 +224,9 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
         if src.strip() and cell["count"] is None:
             problems.append(f"{label} did not run")
         problems += [f"{label}: {e}" for e in _output_errors(cell["outputs"])]
+    # what only a browser shows: a widget the page could not render (the live counters are widgets)
+    broken = page.locator(".jp-OutputArea-output", has_text="Error displaying widget")
+    problems += [f"a widget failed to render: {t.strip()[:200]}" for t in broken.all_inner_texts()]
     counts = [c["count"] for c in cells if c["count"] is not None]
     if not problems and counts != expected:
         problems.append(f"execution counts are {counts}, expected {expected} (every cell once, in order)")

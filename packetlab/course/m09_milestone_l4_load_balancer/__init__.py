@@ -1,0 +1,1 @@
+"""Module 09 · milestone: the L4 load balancer (lab side; the tool is packetlab.tools.lb)."""

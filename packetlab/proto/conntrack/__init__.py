@@ -1,0 +1,1 @@
+"""A userspace connection tracker (module 03) following nf_conntrack's state machines."""

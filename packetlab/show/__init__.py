@@ -1,0 +1,1 @@
+"""Presentation: text tables, notebook widgets and charts, Prometheus text."""

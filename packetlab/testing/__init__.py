@@ -1,0 +1,1 @@
+"""Test support: the host guard, the Run-All runner, pytest fixtures."""

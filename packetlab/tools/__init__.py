@@ -1,0 +1,1 @@
+"""The products a learner builds: firewall, load balancer, CNI plugin, NetworkPolicy enforcer."""

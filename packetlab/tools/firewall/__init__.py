@@ -1,0 +1,23 @@
+"""Module 08 milestone: an XDP firewall you configure with a YAML rule file.
+
+    from packetlab.tools.firewall import Firewall, load_rules
+    fw = Firewall.attach(h2, "eth0", "packetlab/tools/firewall/examples/basic.yaml")
+    fw.apply(load_rules("other.yaml"))       # atomic swap under traffic
+    print(fw.status().table())               # rules with packet/byte counters
+    print(fw.metrics())                      # the same, in Prometheus text format
+
+Pieces: `rules` (model + validated YAML loading), `compiler` (rules -> lookup
+tables), `kernel` (maps, atomic apply, counters), `pinned` (the CLI's
+install/remove with bpffs pins), `stats` (Prometheus), `editor` (notebook
+widgets), `cli` (`packetlab firewall ...`).
+"""
+from packetlab.tools.firewall.compiler import Compiled, compile_rules
+from packetlab.tools.firewall.program import ApplyResult, CapacityError, Firewall, FirewallStatus, RuleStatus
+from packetlab.tools.firewall.layout import Capacity
+from packetlab.tools.firewall.rules import (Problem, Rule, RuleError, RuleSet, load_rules, parse_rules, ruleset_from_dicts)
+
+EXAMPLES = __import__("pathlib").Path(__file__).with_name("examples")
+
+__all__ = ["ApplyResult", "Capacity", "CapacityError", "Compiled", "EXAMPLES", "Firewall", "FirewallStatus",
+           "Problem", "Rule", "RuleError", "RuleSet", "RuleStatus", "compile_rules", "load_rules", "parse_rules",
+           "ruleset_from_dicts"]

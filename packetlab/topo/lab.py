@@ -1,0 +1,366 @@
+"""`Lab`: build a topology of namespaces, bridges and veth links; remove all of it on exit.
+
+Everything a lab creates lives in namespaces called ``<lab>-<node>``; the root
+namespace's interfaces, routes and firewall are never touched (veth pairs are
+created directly inside their target namespaces). A record on disk lists what
+was made, so a lab that dies by SIGKILL is cleaned by its guardian process or
+by ``packetlab clean``.
+
+    with Lab("osi") as lab:
+        h1, h2 = lab.host("h1"), lab.host("h2")
+        sw = lab.switch("sw")
+        lab.link(h1, sw, ip="10.0.1.1/24")
+        lab.link(h2, sw, ip="10.0.1.2/24")
+        h1.ping("10.0.1.2", check=True)
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packetlab.topo.rtnl import iproute
+
+from packetlab.topo import netns
+
+from packetlab.topo.cleanup import teardown
+from packetlab.errors import LabBusy, PacketlabError
+from packetlab.topo.host import Host, Node, interface_addresses, stop_process
+from packetlab.topo.names import check_name, namespace_name, port_name
+from packetlab.topo.state import LabRecord, ProcessRecord, process_start_time, record_path
+
+_live_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+_handlers_installed = False
+
+
+class Switch(Node):
+    """A learning bridge living in its own namespace (so the host's bridges are never involved)."""
+
+    def __init__(self, lab: "Lab", name: str, namespace: str) -> None:
+        super().__init__(lab, name, namespace)
+        self.bridge = name
+
+    def next_ifname(self) -> str:  # switch ports are named after their peer instead
+        raise NotImplementedError
+
+    def fdb(self) -> str:
+        """The bridge's MAC table (which port each MAC address was learned on)."""
+        return self.run(["bridge", "fdb", "show", "br", self.bridge, "dynamic"]).stdout
+
+
+@dataclass
+class Link:
+    """A veth pair between two nodes."""
+    a: Node
+    a_ifname: str
+    b: Node
+    b_ifname: str
+
+    def __repr__(self) -> str:
+        return f"<Link {self.a.name}:{self.a_ifname} <-> {self.b.name}:{self.b_ifname}>"
+
+
+class Lab:
+    """A named, self-cleaning network lab on the real kernel."""
+
+    def __init__(self, name: str) -> None:
+        self.name = check_name(name, "lab")
+        if len(name) > 8:
+            raise PacketlabError(f"lab name {name!r} is too long",
+                                 cause="lab names prefix every namespace and port name, which must fit 15 characters",
+                                 fix="use at most 8 characters, e.g. Lab('osi')")
+        self.nodes: dict[str, Node] = {}
+        self.links: list[Link] = []
+        self._attachments: list[Any] = []   # anything with detach()
+        self._procs: list[subprocess.Popen] = []
+        self._record: LabRecord | None = None
+        self._guardian: subprocess.Popen | None = None
+        self._closing = threading.Lock()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> "Lab":
+        """Claim the lab name (cleaning a dead predecessor), write the record, arm cleanup."""
+        if self._record is not None:
+            return self
+        _require_root()
+        path = record_path(self.name)
+        if path.exists():
+            old = LabRecord.load(path)
+            if old.pid == os.getpid():      # re-running a notebook cell: replace this process's old lab
+                for lab in list(_live_labs):
+                    if lab.name == self.name:
+                        lab.close()
+            elif old.owner_alive():
+                raise LabBusy(f"lab {self.name!r} is already running in process {old.pid}",
+                              cause="two labs with one name would share namespaces",
+                              fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {self.name}`")
+            if path.exists():               # leftovers of a predecessor that died without cleaning
+                teardown(LabRecord.load(path))
+        self._record = LabRecord(self.name, os.getpid(), process_start_time(os.getpid()))
+        self._record.save()
+        _live_labs.add(self)
+        _install_handlers()
+        self._start_guardian()
+        return self
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> list[str]:
+        """Detach XDP, stop processes, delete namespaces — newest first. Idempotent."""
+        if self._record is None or self._record.pid != os.getpid():
+            return []    # a forked child (pyroute2 forks to create namespaces) never tears down
+        if not self._closing.acquire(blocking=False):
+            return []
+        blocked = _block_signals()
+        try:
+            for att in reversed(self._attachments):
+                att.detach()
+            for proc in reversed(self._procs):
+                stop_process(proc)
+            removed = teardown(self._record)
+            self._record = None
+            _live_labs.discard(self)
+            if self._guardian is not None:
+                with contextlib.suppress(OSError):
+                    self._guardian.stdin.close()     # guardian sees EOF, finds no record, exits
+                self._guardian = None                # (not waited for: it needs no help to exit)
+            return removed
+        finally:
+            self._closing.release()
+            _unblock_signals(blocked)
+
+    @property
+    def running(self) -> bool:
+        return self._record is not None
+
+    def _start_guardian(self) -> None:
+        if os.environ.get("PACKETLAB_GUARDIAN", "1") == "0":
+            return            # tests of `packetlab clean` switch the guardian off
+        self._guardian = subprocess.Popen(
+            ["sh", "-c", 'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.topo.guardian "$1" "$2"',
+             sys.executable, self.name, str(os.getpid()), str(self._record.path)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, cwd="/", env={**os.environ, "PYTHONPATH": _package_parent()})
+
+    def _need_running(self) -> LabRecord:
+        if self._record is None:
+            raise PacketlabError(f"lab {self.name!r} is not running",
+                                 cause="resources can only be added between start() and close()",
+                                 fix=f"use `with Lab({self.name!r}) as lab:` or call lab.start() first")
+        return self._record
+
+    def _track_process(self, proc: subprocess.Popen, rec: ProcessRecord) -> None:
+        record = self._need_running()
+        self._procs.append(proc)
+        record.processes.append(rec)
+        record.save()
+
+    def track(self, resource: Any) -> Any:
+        """Register anything with a ``detach()`` method (an XDP/tc attachment, a firewall,
+        a CNI node...): the lab calls it on close, newest first, before deleting namespaces.
+        Returns `resource`, so ``fw = lab.track(Firewall(...))`` reads naturally."""
+        self._need_running()
+        self._attachments.append(resource)
+        return resource
+
+    _track_attachment = track   # the name the first modules used
+
+    def track_pin(self, path: str) -> None:
+        """Record a bpffs pin before creating it, so close(), the guardian and
+        `packetlab clean` unlink it. Only paths under /sys/fs/bpf/packetlab/<lab>/ are accepted."""
+        record = self._need_running()
+        if not os.path.normpath(path).startswith(f"/sys/fs/bpf/packetlab/{self.name}/"):
+            raise PacketlabError(f"pin {path} is outside this lab's folder",
+                                 fix=f"pin under /sys/fs/bpf/packetlab/{self.name}/")
+        if path not in record.pins:
+            record.pins.append(path)
+            record.save()
+
+    # ---- building ----------------------------------------------------------------------
+    def _namespace(self, node: str) -> str:
+        record = self._need_running()
+        check_name(node, "node")
+        if node in self.nodes:
+            raise PacketlabError(f"lab {self.name!r} already has a node called {node!r}",
+                                 fix="give each host, router and switch its own name")
+        ns = namespace_name(self.name, node)
+        if netns.exists(ns):
+            raise LabBusy(f"namespace {ns} already exists but is not recorded by this lab",
+                          cause="something else created it (or a record was deleted by hand)",
+                          fix=f"inspect it with `ip netns list`; remove it yourself with `ip netns del {ns}` if it is yours")
+        record.namespaces.append(ns)
+        record.save()                      # recorded before it exists: a crash cannot orphan it
+        netns.create(ns)
+        with iproute(netns=ns) as ipr:     # loopback up; no duplicate-address wait for IPv6
+            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
+            Node(self, node, ns).sysctl(key, 0)
+        return ns
+
+    def host(self, name: str) -> Host:
+        """Add a host: a fresh network namespace with loopback up."""
+        host = Host(self, name, self._namespace(name))
+        self.nodes[name] = host
+        return host
+
+    def router(self, name: str) -> Host:
+        """Add a host with IPv4 and IPv6 forwarding enabled (in its own namespace only)."""
+        router = self.host(name)
+        router.enable_forwarding()
+        return router
+
+    def switch(self, name: str) -> Switch:
+        """Add a learning bridge (its own namespace holding bridge device `name`)."""
+        sw = Switch(self, name, self._namespace(name))
+        with iproute(netns=sw.namespace) as ipr:
+            ipr.link("add", ifname=name, kind="bridge")
+            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+        self.nodes[name] = sw
+        return sw
+
+    bridge = switch
+
+    def link(self, a: Node, b: Node, *, ip: str | Sequence[str] | None = None,
+             peer_ip: str | Sequence[str] | None = None, mtu: int | None = None,
+             name: str | None = None, peer_name: str | None = None) -> Link:
+        """Connect `a` and `b` with a veth pair; address a's end with `ip`, b's with `peer_ip`.
+
+        A host's interfaces are eth0, eth1, ...; a switch's ports are named after the
+        peer (``h1-eth0``). If any step fails the pair is deleted before re-raising.
+        """
+        record = self._need_running()
+        a_addrs, b_addrs = interface_addresses(ip), interface_addresses(peer_ip)
+        a_if = check_name(name) if name else (a.next_ifname() if not isinstance(a, Switch) else None)
+        b_if = check_name(peer_name) if peer_name else (b.next_ifname() if not isinstance(b, Switch) else None)
+        if isinstance(a, Switch) and isinstance(b, Switch):
+            a_if, b_if = a_if or f"{b.name}-p", b_if or f"{a.name}-p"
+        a_if = a_if or port_name(b.name, b_if)
+        b_if = b_if or port_name(a.name, a_if)
+        if isinstance(a, Switch) and a_addrs or isinstance(b, Switch) and b_addrs:
+            raise PacketlabError("a switch port cannot carry an IP address",
+                                 cause="switch ports are bridge members (layer 2)",
+                                 fix="put the address on the host's end: lab.link(h1, sw, ip='10.0.1.1/24')")
+        with iproute(netns=a.namespace) as ipr:
+            ipr.link("add", ifname=a_if, kind="veth",
+                     peer={"ifname": b_if, "net_ns_fd": b.namespace})
+        record.links.append(f"{a.namespace}/{a_if}")
+        record.save()
+        try:
+            for node, ifname, addrs in ((a, a_if, a_addrs), (b, b_if, b_addrs)):
+                _configure_end(node, ifname, addrs, mtu)
+        except BaseException:
+            with contextlib.suppress(Exception), iproute(netns=a.namespace) as ipr:
+                ipr.link("del", ifname=a_if)      # roll back this half-built link
+            record.links.remove(f"{a.namespace}/{a_if}")
+            record.save()
+            raise
+        for node, ifname in ((a, a_if), (b, b_if)):
+            _wait_operational(node, ifname)
+        link = Link(a, a_if, b, b_if)
+        self.links.append(link)
+        return link
+
+    def describe(self) -> str:
+        """A text table of nodes, interfaces and addresses (for notebooks)."""
+        rows = []
+        for node in self.nodes.values():
+            out = node.run(["ip", "-br", "addr"]).stdout.strip().splitlines()
+            for line in out:
+                if not line.startswith("lo "):
+                    rows.append(f"{node.name:<8} {node.namespace:<16} {line}")
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "closed"
+        return f"<Lab {self.name} ({state}): {', '.join(self.nodes) or 'empty'}>"
+
+
+def _configure_end(node: Node, ifname: str, addrs: list, mtu: int | None) -> None:
+    with iproute(netns=node.namespace) as ipr:
+        idx = ipr.link_lookup(ifname=ifname)[0]
+        if mtu:
+            ipr.link("set", index=idx, mtu=mtu)
+        if isinstance(node, Switch):
+            ipr.link("set", index=idx, master=ipr.link_lookup(ifname=node.bridge)[0])
+        for addr in addrs:
+            extra = {"flags": 0x02} if addr.version == 6 else {}   # IFA_F_NODAD
+            ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen, **extra)
+        ipr.link("set", index=idx, state="up")
+
+
+def _wait_operational(node: Node, ifname: str, timeout: float = 2.0) -> None:
+    """Poll until the kernel reports `ifname` operationally UP.
+
+    A veth's operstate (and its qdisc) is switched by the kernel's linkwatch
+    work, which a loaded machine can run late; frames sent before then are
+    dropped. Usually the first poll already sees UP.
+    """
+    deadline = time.monotonic() + timeout
+    with iproute(netns=node.namespace) as ipr:
+        while True:
+            link = ipr.get_links(ifname=ifname)[0]
+            if link.get_attr("IFLA_OPERSTATE") == "UP" or time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        from packetlab.errors import MissingRequirement
+        raise MissingRequirement("packetlab labs must run as root",
+                                 cause="creating network namespaces and loading BPF needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF",
+                                 fix="run inside the lab VM (vagrant up) or with sudo: `sudo make lab`")
+
+
+def _package_parent() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def close_all() -> None:
+    """Close every lab this process still has open (atexit and signal path)."""
+    for lab in list(_live_labs):
+        lab.close()
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    close_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    """atexit + SIGTERM/SIGHUP: a lab is removed however its process ends (SIGINT raises
+    KeyboardInterrupt, which `with` handles; SIGKILL is the guardian's job)."""
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    atexit.register(close_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_signal)
+
+
+def _block_signals() -> set | None:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def _unblock_signals(previous: set | None) -> None:
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
