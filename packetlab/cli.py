@@ -3,6 +3,7 @@
 Subcommands of later modules (``firewall``, ``lb``, ``cni``...) live in their own
 modules and are registered in `TOOLS`; each exposes ``main(argv) -> int``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ TOOLS: dict[str, tuple[str, str]] = {
 
 def _doctor(args: argparse.Namespace) -> int:
     from packetlab.doctor import format_table, run_checks
+
     results = run_checks()
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
@@ -33,6 +35,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _clean(args: argparse.Namespace) -> int:
     from packetlab.topo.cleanup import clean
+
     removed, skipped = clean(force=args.force, dry_run=args.dry_run, lab=args.lab)
     verb = "would remove" if args.dry_run else "removed"
     for item in removed:

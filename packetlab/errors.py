@@ -3,14 +3,16 @@
 A bare traceback tells a learner nothing; a `PacketlabError` carries a *cause*
 and a *fix*, and renders as three short lines in a notebook instead of a stack.
 """
+
 from __future__ import annotations
 
 
 class PacketlabError(Exception):
     """Base error: `what` happened, because of `cause`; do `fix`."""
 
-    def __init__(self, what: str, *, cause: str | None = None, fix: str | None = None,
-                 detail: str | None = None) -> None:
+    def __init__(
+        self, what: str, *, cause: str | None = None, fix: str | None = None, detail: str | None = None
+    ) -> None:
         self.what, self.cause, self.fix, self.detail = what, cause, fix, detail
         super().__init__(self.__str__())
 
@@ -49,8 +51,9 @@ class BpfCompileError(PacketlabError):
 class VerifierError(PacketlabError):
     """The kernel verifier rejected a program; `log` holds its own words."""
 
-    def __init__(self, what: str, *, log: str, source_line: str | None = None,
-                 line_number: int | None = None, **kw) -> None:
+    def __init__(
+        self, what: str, *, log: str, source_line: str | None = None, line_number: int | None = None, **kw
+    ) -> None:
         self.log, self.source_line, self.line_number = log, source_line, line_number
         super().__init__(what, **kw)
 

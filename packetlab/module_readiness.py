@@ -10,6 +10,7 @@ itself will meet.
 `packetlab doctor` prints one line per module: ready, ready with differences,
 or not ready — and why.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -22,41 +23,60 @@ BASE = ("netns_veth",)
 @dataclass(frozen=True)
 class ModuleNeeds:
     """The kernel features one module's lab and tests rely on."""
+
     slug: str
     required: tuple[str, ...]
-    optional: dict[str, str] = field(default_factory=dict)   # feature -> what differs without it
+    optional: dict[str, str] = field(default_factory=dict)  # feature -> what differs without it
 
 
-MODULES: dict[str, ModuleNeeds] = {m.slug.split("-", 1)[0]: m for m in [
-    ModuleNeeds("00-getting-started", BASE + ("bpf_xdp", "xdp_test_run")),
-    ModuleNeeds("01-osi-model", BASE + ("bpf_xdp",)),
-    ModuleNeeds("02-nat-and-routing", BASE + ("nftables", "conntrack")),
-    ModuleNeeds("03-connection-tracking", BASE + ("nftables", "conntrack")),
-    ModuleNeeds("04-iptables-nftables", BASE + ("nftables", "conntrack")),
-    ModuleNeeds("05-python-network-programming", BASE),
-    ModuleNeeds("06-ebpf-fundamentals", BASE + ("bpf_xdp", "xdp_test_run", "ringbuf", "btf_vmlinux",
-                                               "xdp_load_bytes", "xdp_tracepoints"),
-                {"perfmon_uninit_stack": "root is refused uninitialised stack reads too, so the diary's "
-                                         "'root would accept it' remark does not apply"}),
-    ModuleNeeds("07-xdp", BASE + ("bpf_xdp", "xdp_test_run", "xdp_live_frames", "xdp_tracepoints"),
-                {"xdp_features": "a redirect to a veth whose peer has no NAPI is accepted and dropped at "
-                                 "transmit (xdp:xdp_devmap_xmit, -ENXIO), not refused up front "
-                                 "(xdp:xdp_redirect_err, -EOPNOTSUPP); the lab shows what this kernel does"}),
-    ModuleNeeds("08-milestone-xdp-firewall", BASE + ("bpf_xdp", "xdp_test_run", "nftables", "conntrack")),
-    ModuleNeeds("09-milestone-l4-load-balancer", BASE + ("bpf_xdp", "xdp_test_run", "conntrack"),
-                {"xdp_features": "a redirect to a peer without NAPI shows up as -ENXIO in xdp:xdp_devmap_xmit "
-                                 "instead of -EOPNOTSUPP in xdp:xdp_redirect_err"}),
-    ModuleNeeds("10-kubernetes-networking", BASE + ("bpf_xdp", "bpf_tc", "nftables", "conntrack")),
-]}
+MODULES: dict[str, ModuleNeeds] = {
+    m.slug.split("-", 1)[0]: m
+    for m in [
+        ModuleNeeds("00-getting-started", BASE + ("bpf_xdp", "xdp_test_run")),
+        ModuleNeeds("01-osi-model", BASE + ("bpf_xdp",)),
+        ModuleNeeds("02-nat-and-routing", BASE + ("nftables", "conntrack")),
+        ModuleNeeds("03-connection-tracking", BASE + ("nftables", "conntrack")),
+        ModuleNeeds("04-iptables-nftables", BASE + ("nftables", "conntrack")),
+        ModuleNeeds("05-python-network-programming", BASE),
+        ModuleNeeds(
+            "06-ebpf-fundamentals",
+            BASE + ("bpf_xdp", "xdp_test_run", "ringbuf", "btf_vmlinux", "xdp_load_bytes", "xdp_tracepoints"),
+            {
+                "perfmon_uninit_stack": "root is refused uninitialised stack reads too, so the diary's "
+                "'root would accept it' remark does not apply"
+            },
+        ),
+        ModuleNeeds(
+            "07-xdp",
+            BASE + ("bpf_xdp", "xdp_test_run", "xdp_live_frames", "xdp_tracepoints"),
+            {
+                "xdp_features": "a redirect to a veth whose peer has no NAPI is accepted and dropped at "
+                "transmit (xdp:xdp_devmap_xmit, -ENXIO), not refused up front "
+                "(xdp:xdp_redirect_err, -EOPNOTSUPP); the lab shows what this kernel does"
+            },
+        ),
+        ModuleNeeds("08-milestone-xdp-firewall", BASE + ("bpf_xdp", "xdp_test_run", "nftables", "conntrack")),
+        ModuleNeeds(
+            "09-milestone-l4-load-balancer",
+            BASE + ("bpf_xdp", "xdp_test_run", "conntrack"),
+            {
+                "xdp_features": "a redirect to a peer without NAPI shows up as -ENXIO in xdp:xdp_devmap_xmit "
+                "instead of -EOPNOTSUPP in xdp:xdp_redirect_err"
+            },
+        ),
+        ModuleNeeds("10-kubernetes-networking", BASE + ("bpf_xdp", "bpf_tc", "nftables", "conntrack")),
+    ]
+}
 
 
 @dataclass(frozen=True)
 class Readiness:
     """One module's verdict on this machine."""
+
     number: str
     slug: str
-    state: str                      # "ready", "ready with differences", "not ready"
-    reasons: tuple[str, ...] = ()   # missing required features, or the differences
+    state: str  # "ready", "ready with differences", "not ready"
+    reasons: tuple[str, ...] = ()  # missing required features, or the differences
 
     def line(self) -> str:
         head = f"{self.slug:<32} {self.state}"
@@ -68,12 +88,17 @@ def readiness(number: str) -> Readiness:
     needs = MODULES[number]
     missing = [name for name in needs.required if not kernel_probes.has(name)]
     if missing:
-        reasons = tuple(f"needs {kernel_probes.FEATURES[n].title} [{n}]: "
-                        f"{kernel_probes.probe(n).detail} (have it: {kernel_probes.FEATURES[n].since})"
-                        for n in missing)
+        reasons = tuple(
+            f"needs {kernel_probes.FEATURES[n].title} [{n}]: "
+            f"{kernel_probes.probe(n).detail} (have it: {kernel_probes.FEATURES[n].since})"
+            for n in missing
+        )
         return Readiness(number, needs.slug, "not ready", reasons)
-    differences = tuple(f"no {kernel_probes.FEATURES[n].title} [{n}]: {what}"
-                        for n, what in needs.optional.items() if not kernel_probes.has(n))
+    differences = tuple(
+        f"no {kernel_probes.FEATURES[n].title} [{n}]: {what}"
+        for n, what in needs.optional.items()
+        if not kernel_probes.has(n)
+    )
     return Readiness(number, needs.slug, "ready with differences" if differences else "ready", differences)
 
 
@@ -89,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print every module's verdict; exit 1 if a module is not ready (provision.sh uses this)."""
     import os
     import sys
+
     results = all_modules()
     print(f"kernel {os.uname().release}: what each module needs, probed on this kernel")
     print(format_modules(results))

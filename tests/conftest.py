@@ -1,4 +1,5 @@
 """Shared fixtures: every test here runs on the real kernel, as root."""
+
 from __future__ import annotations
 
 import os
@@ -20,5 +21,6 @@ def _require_root():
 
 def run_py(code: str, **kw) -> subprocess.Popen:
     """Start a Python child running `code` (used to test signal and crash cleanup)."""
-    return subprocess.Popen([PYTHON, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+    return subprocess.Popen(
+        [PYTHON, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )

@@ -12,6 +12,7 @@ own JupyterLab state, and can switch off what a test must not have:
 Stopping kills only what was started: ``make``'s process group, then any of
 the server's descendants (its kernels run in their own sessions) still alive.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,6 +78,7 @@ def descendants(pid: int) -> list[int]:
 @dataclass
 class LabServer:
     """A running ``make lab``: where it answers and how to reach its REST API."""
+
     proc: subprocess.Popen
     port: int
     token: str
@@ -89,16 +91,22 @@ class LabServer:
 
     def api(self, path: str, method: str = "GET", timeout: float = 10) -> Any:
         """Call the server's REST API (``api/...``); returns the decoded JSON (None if empty)."""
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}/{path.lstrip('/')}", method=method,
-                                     headers={"Authorization": f"token {self.token}"})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/{path.lstrip('/')}",
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as r:
             body = r.read()
         return json.loads(body) if body else None
 
     def kernel_pids(self) -> list[int]:
         """PIDs of the kernels the server runs (not counting what a kernel itself started)."""
-        return [p for p in descendants(self.proc.pid)
-                if b"ipykernel" in _cmdline(p) and b"ipykernel" not in _cmdline(_parent(p))]
+        return [
+            p
+            for p in descendants(self.proc.pid)
+            if b"ipykernel" in _cmdline(p) and b"ipykernel" not in _cmdline(_parent(p))
+        ]
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -127,8 +135,9 @@ def _write_settings(folder: Path, settings: dict[str, dict[str, Any]]) -> None:
 
 
 @contextmanager
-def make_lab(log: Path, settings: dict[str, dict[str, Any]] | None = None,
-             start_timeout: float = 180) -> Iterator[LabServer]:
+def make_lab(
+    log: Path, settings: dict[str, dict[str, Any]] | None = None, start_timeout: float = 180
+) -> Iterator[LabServer]:
     """Run ``make lab`` on a free port with a fresh token and private settings; stop it afterwards.
 
     Everything it prints (provisioning check, server and kernel logs) goes to `log`,
@@ -144,15 +153,24 @@ def make_lab(log: Path, settings: dict[str, dict[str, Any]] | None = None,
         log.parent.mkdir(parents=True, exist_ok=True)
         # a learner's own `make lab`: nothing inherited from an outer make (make test's flags)
         outer_make = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
-        env = {**{k: v for k, v in os.environ.items() if k not in outer_make}, "JUPYTER_TOKEN": token,
-               "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
-               "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
-               "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
-               "JUPYTER_CONFIG_DIR": str(state / "config")}
+        env = {
+            **{k: v for k, v in os.environ.items() if k not in outer_make},
+            "JUPYTER_TOKEN": token,
+            "JUPYTERLAB_SETTINGS_DIR": str(state / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(state / "workspaces"),
+            "JUPYTER_RUNTIME_DIR": str(state / "runtime"),
+            "JUPYTER_CONFIG_DIR": str(state / "config"),
+        }
         with open(log, "wb") as out:
-            proc = subprocess.Popen(["make", "-s", "lab", f"JUPYTER_PORT={port}"], cwd=REPO, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                ["make", "-s", "lab", f"JUPYTER_PORT={port}"],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         server = LabServer(proc, port, token, log)
         try:
             deadline = time.monotonic() + start_timeout
@@ -162,11 +180,14 @@ def make_lab(log: Path, settings: dict[str, dict[str, Any]] | None = None,
                     break
                 except (OSError, urllib.error.URLError):
                     if proc.poll() is not None:
-                        raise RuntimeError(f"`make lab` exited with {proc.returncode} before JupyterLab "
-                                           f"answered:\n{server.log_tail()}") from None
+                        raise RuntimeError(
+                            f"`make lab` exited with {proc.returncode} before JupyterLab answered:\n{server.log_tail()}"
+                        ) from None
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"JupyterLab (make lab) did not answer on port {port} within "
-                                           f"{start_timeout:.0f} s:\n{server.log_tail()}") from None
+                        raise RuntimeError(
+                            f"JupyterLab (make lab) did not answer on port {port} within "
+                            f"{start_timeout:.0f} s:\n{server.log_tail()}"
+                        ) from None
                     time.sleep(0.5)
             yield server
         finally:
@@ -176,8 +197,9 @@ def make_lab(log: Path, settings: dict[str, dict[str, Any]] | None = None,
 def stop(server: LabServer, grace: float = 30) -> None:
     """Stop the server (SIGTERM to make's process group: JupyterLab then shuts its kernels
     down), then SIGKILL whatever it had started and is still alive after `grace` seconds."""
-    started = {p: t for p in [server.proc.pid, *descendants(server.proc.pid)]
-               if (t := process_start_time(p)) is not None}
+    started = {
+        p: t for p in [server.proc.pid, *descendants(server.proc.pid)] if (t := process_start_time(p)) is not None
+    }
     try:
         os.killpg(server.proc.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -185,7 +207,7 @@ def stop(server: LabServer, grace: float = 30) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(is_alive(p, t) for p, t in started.items()):
         time.sleep(0.2)
-    for pid, t in started.items():            # same pid and start time: still the process we started
+    for pid, t in started.items():  # same pid and start time: still the process we started
         if is_alive(pid, t):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -1,5 +1,6 @@
 """Module 00 · getting started: a first topology appears and disappears, the first XDP
 program counts, and every exercise check accepts the right answer and explains a wrong one."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,12 +10,12 @@ from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
 from packetlab import Lab
-from packetlab.topo import netns
-from packetlab.ebpf.loader import LoadedProgram
-from packetlab.doctor import format_table, run_checks
 from packetlab.course.grading import CheckFailed
-from packetlab.course.m00_getting_started.exercises import (check_route_choice, check_third_host, check_veth_peer)
+from packetlab.course.m00_getting_started.exercises import check_route_choice, check_third_host, check_veth_peer
 from packetlab.course.m00_getting_started.helpers import lab_namespaces, route_choice, veth_peer
+from packetlab.doctor import format_table, run_checks
+from packetlab.ebpf.loader import LoadedProgram
+from packetlab.topo import netns
 
 
 def _root_addresses() -> str:
@@ -27,16 +28,16 @@ def test_two_hosts_appear_in_ip_netns_and_vanish_on_close():
         assert lab_namespaces(lab) == []
         h1, h2 = lab.host("h1"), lab.host("h2")
         assert lab_namespaces(lab) == ["t00a-h1", "t00a-h2"]
-        assert h1.ip("-br link").split()[0] == "lo"                   # a fresh namespace: loopback only
+        assert h1.ip("-br link").split()[0] == "lo"  # a fresh namespace: loopback only
         lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
         assert "10.0.0.0/24 dev eth0 proto kernel scope link src 10.0.0.1" in h1.ip("route")
         assert h1.ping("10.0.0.2", count=3, interval=0.05).received == 3
-        assert "10.0.0.1" not in _root_addresses()                    # the host's own stack is untouched
+        assert "10.0.0.1" not in _root_addresses()  # the host's own stack is untouched
         assert "link-netns t00a-h2" in h1.ip("-d link show eth0")
     finally:
         lab.close()
     assert lab_namespaces(lab) == [] and not netns.exists("t00a-h1") and not netns.exists("t00a-h2")
-    assert lab.close() == []                                          # closing twice is harmless
+    assert lab.close() == []  # closing twice is harmless
 
 
 def test_xdp_pass_counts_frames_live_and_in_test_runs():
@@ -78,16 +79,21 @@ def test_veth_peer_is_found_by_interface_index(lab):
     h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
     assert veth_peer(h1, "eth0") == ("t00c-h2", "eth0")
     assert veth_peer(h2, "eth0") == ("t00c-h1", "eth0")
-    assert veth_peer(h2, "eth1") == ("t00c-sw", "h2-eth1")           # a switch port is named after its peer
+    assert veth_peer(h2, "eth1") == ("t00c-sw", "h2-eth1")  # a switch port is named after its peer
 
 
 def test_check_veth_peer(lab):
     h1 = lab.nodes["h1"]
     assert check_veth_peer(("t00c-h2", "eth0"), h1)
     assert check_veth_peer(["t00c-h2", " eth0 "], h1)
-    for answer, message in [(None, "no answer yet"), ("t00c-h2", "should be a pair"),
-                            (("t00c-h1", "eth0"), "own namespace"), (("h2", "eth0"), "namespaces are called"),
-                            (("t00c-sw", "eth0"), "not in namespace"), (("t00c-h2", "eth1"), "right namespace")]:
+    for answer, message in [
+        (None, "no answer yet"),
+        ("t00c-h2", "should be a pair"),
+        (("t00c-h1", "eth0"), "own namespace"),
+        (("h2", "eth0"), "namespaces are called"),
+        (("t00c-sw", "eth0"), "not in namespace"),
+        (("t00c-h2", "eth1"), "right namespace"),
+    ]:
         with pytest.raises(CheckFailed, match=message):
             check_veth_peer(answer, h1)
     with pytest.raises(CheckFailed, match="no interface 'eth9'"):
@@ -103,10 +109,10 @@ def test_check_third_host_walks_through_each_missing_step():
         h3 = lab.host("h3")
         with pytest.raises(CheckFailed, match="no IPv4 address"):
             check_third_host(lab)
-        lab.link(h2, h3, ip="10.0.5.2/24", peer_ip="10.0.5.3/24")     # reachable from h2, not from h1
+        lab.link(h2, h3, ip="10.0.5.2/24", peer_ip="10.0.5.3/24")  # reachable from h2, not from h1
         with pytest.raises(CheckFailed, match="no route to 10.0.5.3"):
             check_third_host(lab)
-        h1.add_route("10.0.5.0/24", via="10.0.0.2")                   # a route, but h2 does not forward
+        h1.add_route("10.0.5.0/24", via="10.0.0.2")  # a route, but h2 does not forward
         with pytest.raises(CheckFailed, match="no reply comes back"):
             check_third_host(lab)
         lab.link(h1, h3, ip="10.0.3.1/24", peer_ip="10.0.3.3/24")
@@ -114,8 +120,11 @@ def test_check_third_host_walks_through_each_missing_step():
         assert route_choice(h1, "10.0.3.3") == ("eth1", "10.0.3.1")
         assert check_route_choice(("eth1", "10.0.3.1"), h1, "10.0.3.3")
         assert check_route_choice(("eth1", "10.0.3.1/24"), h1, "10.0.3.3")
-        for answer, message in [(None, "no answer yet"), ("eth1", "should be a pair"),
-                                (("eth0", "10.0.0.1"), "not send packets for 10.0.3.3 out of eth0"),
-                                (("eth1", "10.0.0.1"), "right interface")]:
+        for answer, message in [
+            (None, "no answer yet"),
+            ("eth1", "should be a pair"),
+            (("eth0", "10.0.0.1"), "not send packets for 10.0.3.3 out of eth0"),
+            (("eth1", "10.0.0.1"), "right interface"),
+        ]:
             with pytest.raises(CheckFailed, match=message):
                 check_route_choice(answer, h1, "10.0.3.3")

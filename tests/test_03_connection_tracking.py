@@ -1,6 +1,7 @@
 """Module 03: the userspace connection tracker (every TCP transition it models, UDP, ICMP,
 timeouts, windows), the conntrack parser, and — on the real kernel — the tracker against
 the router's conntrack on every cell of the TCP table, plus the exercise checks."""
+
 from __future__ import annotations
 
 import time
@@ -9,14 +10,30 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
 from packetlab import Lab
-from packetlab.topo import netns
-from packetlab.course.m03_connection_tracking.kernel_table import format_tally as _tally
-from packetlab.course.m03_connection_tracking.craft import STATE_RECIPES, TcpConversation, probe, reach_state
-from packetlab.course.m03_connection_tracking.kernel_table import (format_entries, kernel_table, parse_conntrack)
-from packetlab.course.m03_connection_tracking.walk import compare, format_comparison
-from packetlab.proto.conntrack.states import (DEFAULT_TIMEOUTS, FLAG_CLASSES, ORIGINAL, PROTO_ICMP, PROTO_TCP, PROTO_UDP, REPLY, TCP_STATES, TCP_TABLE, FlowTuple, after, before, flag_class, segment_from_packet, valid_flag_combination)
-from packetlab.proto.conntrack.tracker import Tracker
 from packetlab.course.grading import CheckFailed
+from packetlab.course.m03_connection_tracking.craft import STATE_RECIPES, TcpConversation, probe, reach_state
+from packetlab.course.m03_connection_tracking.kernel_table import format_entries, kernel_table, parse_conntrack
+from packetlab.course.m03_connection_tracking.kernel_table import format_tally as _tally
+from packetlab.course.m03_connection_tracking.walk import compare, format_comparison
+from packetlab.proto.conntrack.states import (
+    DEFAULT_TIMEOUTS,
+    FLAG_CLASSES,
+    ORIGINAL,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    REPLY,
+    TCP_STATES,
+    TCP_TABLE,
+    FlowTuple,
+    after,
+    before,
+    flag_class,
+    segment_from_packet,
+    valid_flag_combination,
+)
+from packetlab.proto.conntrack.tracker import Tracker
+from packetlab.topo import netns
 
 C, S = "10.0.1.10", "10.0.2.10"
 
@@ -39,6 +56,7 @@ def state_of(tracker: Tracker, c: TcpConversation, now: float = 1001.0):
 
 # ---- the table itself ------------------------------------------------------------------------
 
+
 def test_table_is_complete_and_uses_only_known_states():
     assert len(TCP_TABLE) == 2 * len(FLAG_CLASSES) * len(TCP_STATES)
     assert set(TCP_TABLE.values()) <= set(TCP_STATES) | {"INVALID", "IGNORE"}
@@ -51,11 +69,24 @@ def test_table_is_complete_and_uses_only_known_states():
     assert all(TCP_TABLE[(d, "none", s)] == "INVALID" for d in (0, 1) for s in TCP_STATES)
 
 
-@pytest.mark.parametrize("flags,cls,valid", [
-    ("S", "syn", True), ("SA", "synack", True), ("FA", "fin", True), ("A", "ack", True), ("R", "rst", True),
-    ("RA", "rst", True), ("PA", "ack", True), ("F", "fin", False), ("SF", "syn", False), ("", "none", False),
-    ("SAR", "rst", False), ("AU", "ack", True), ("SEC", "syn", True),
-])
+@pytest.mark.parametrize(
+    "flags,cls,valid",
+    [
+        ("S", "syn", True),
+        ("SA", "synack", True),
+        ("FA", "fin", True),
+        ("A", "ack", True),
+        ("R", "rst", True),
+        ("RA", "rst", True),
+        ("PA", "ack", True),
+        ("F", "fin", False),
+        ("SF", "syn", False),
+        ("", "none", False),
+        ("SAR", "rst", False),
+        ("AU", "ack", True),
+        ("SEC", "syn", True),
+    ],
+)
 def test_flag_classes_and_valid_combinations(flags, cls, valid):
     value = int(TCP(flags=flags).flags)
     assert flag_class(value) == cls
@@ -69,11 +100,12 @@ def test_sequence_arithmetic_wraps():
 
 # ---- every cell of the table -------------------------------------------------------------------
 
+
 def _cells():
     for state in TCP_STATES:
         for direction in (ORIGINAL, REPLY):
             if state == "NONE" and direction == REPLY:
-                continue        # "never reached": a first packet is the original direction by definition
+                continue  # "never reached": a first packet is the original direction by definition
             for fc in FLAG_CLASSES:
                 yield state, direction, fc
 
@@ -105,8 +137,9 @@ def expected(state: str, direction: int, fc: str):
     return new, ctinfo, "client"
 
 
-@pytest.mark.parametrize("state,direction,fc", list(_cells()),
-                         ids=[f"{s}-{'orig' if d == 0 else 'reply'}-{f}" for s, d, f in _cells()])
+@pytest.mark.parametrize(
+    "state,direction,fc", list(_cells()), ids=[f"{s}-{'orig' if d == 0 else 'reply'}-{f}" for s, d, f in _cells()]
+)
 def test_every_transition(state, direction, fc):
     tracker = Tracker()
     c = conv()
@@ -138,14 +171,33 @@ def test_recipes_reach_their_states():
 
 # ---- sequences: handshake, close, out of order, RST ----------------------------------------------
 
+
 def test_handshake_data_close_with_flags_and_timeouts():
     t, c = Tracker(), conv()
-    steps = [c.syn(), c.synack(), c.ack("client"), c.data("client", b"x" * 100), c.ack("server"),
-             c.fin("client"), c.ack("server"), c.fin("server"), c.ack("client")]
+    steps = [
+        c.syn(),
+        c.synack(),
+        c.ack("client"),
+        c.data("client", b"x" * 100),
+        c.ack("server"),
+        c.fin("client"),
+        c.ack("server"),
+        c.fin("server"),
+        c.ack("client"),
+    ]
     ds = feed(t, steps, step=0.0)
     assert [d.ctinfo for d in ds] == ["NEW"] + ["ESTABLISHED"] * 8
-    assert [d.new_state for d in ds] == ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "ESTABLISHED", "ESTABLISHED",
-                                         "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
+    assert [d.new_state for d in ds] == [
+        "SYN_SENT",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "ESTABLISHED",
+        "ESTABLISHED",
+        "FIN_WAIT",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "TIME_WAIT",
+    ]
     conn = ds[0].conn
     assert conn.assured and conn.seen_reply
     assert conn.timeout_left(1000.0) == DEFAULT_TIMEOUTS["TIME_WAIT"]
@@ -159,7 +211,7 @@ def test_unreplied_assured_and_unack_timeout():
     assert d.conn.flags() == () and d.conn.timeout_left(1000) == 60
     d = t.feed(c.ack("client"), now=1000)
     assert d.conn.flags() == ("ASSURED",) and d.conn.timeout_left(1000) == 432000
-    d = t.feed(c.data("client"), now=1000)          # data not yet acknowledged: UNACK timeout
+    d = t.feed(c.data("client"), now=1000)  # data not yet acknowledged: UNACK timeout
     assert d.conn.timeout_left(1000) == DEFAULT_TIMEOUTS["UNACK"]
     d = t.feed(c.ack("server"), now=1000)
     assert d.conn.timeout_left(1000) == 432000
@@ -191,8 +243,8 @@ def test_ack_for_unacknowledged_data_is_invalid():
 def test_out_of_order_ack_before_synack_is_invalid():
     t, c = Tracker(), conv()
     t.feed(c.syn(), now=1000)
-    synack = c.synack()                      # built but "delayed"
-    early_ack = c.ack("client")              # arrives first
+    synack = c.synack()  # built but "delayed"
+    early_ack = c.ack("client")  # arrives first
     d = t.feed(early_ack, now=1000.1)
     assert d.ctinfo == "INVALID" and state_of(t, c).state == "SYN_SENT"
     assert t.feed(synack, now=1000.2).new_state == "SYN_RECV"
@@ -204,11 +256,11 @@ def test_retransmitted_synack_and_syn_are_tolerated():
     syn = c.syn()
     t.feed(syn, now=1000)
     first = t.lookup(syn and FlowTuple(PROTO_TCP, C, S, 40000, 7777), 1000)[0].expires
-    t.feed(syn, now=1010)                            # retransmitted SYN: timeout NOT renewed
+    t.feed(syn, now=1010)  # retransmitted SYN: timeout NOT renewed
     assert t.lookup(FlowTuple(PROTO_TCP, C, S, 40000, 7777), 1010)[0].expires == first
     synack = c.synack()
     t.feed(synack, now=1011)
-    d = t.feed(synack, now=1012)                     # retransmitted SYN/ACK in SYN_RECV: ignored
+    d = t.feed(synack, now=1012)  # retransmitted SYN/ACK in SYN_RECV: ignored
     assert d.ctinfo == "ESTABLISHED" and d.new_state == "SYN_RECV" and "ignored" in d.reason
 
 
@@ -233,7 +285,7 @@ def test_rst_in_established_closes_with_close_timeout():
     feed(t, [c.syn(), c.synack(), c.ack("client")])
     d = t.feed(c.rst("server"), now=1001)
     assert d.new_state == "CLOSE" and d.conn.timeout_left(1001) == DEFAULT_TIMEOUTS["CLOSE"]
-    assert t.entries(now=1001 + 11) == []            # and it expires
+    assert t.entries(now=1001 + 11) == []  # and it expires
 
 
 def test_rst_with_inexact_sequence_keeps_the_state():
@@ -272,8 +324,16 @@ def test_syn_reopens_time_wait_as_a_new_connection():
 def test_simultaneous_open():
     t, c = Tracker(), conv()
     # both ends send a SYN, then each answers the other's SYN with a SYN/ACK (same ISNs)
-    ds = feed(t, [c.syn(), c.segment("server", "S"), c.segment("client", "SA", seq=1000, ack=5001),
-                  c.segment("server", "SA", seq=5000, ack=1001), c.ack("client")])
+    ds = feed(
+        t,
+        [
+            c.syn(),
+            c.segment("server", "S"),
+            c.segment("client", "SA", seq=1000, ack=5001),
+            c.segment("server", "SA", seq=5000, ack=1001),
+            c.ack("client"),
+        ],
+    )
     assert [d.new_state for d in ds[:2]] == ["SYN_SENT", "SYN_SENT2"]
     assert ds[-1].new_state == "ESTABLISHED"
 
@@ -296,10 +356,12 @@ def test_invalid_flags_never_create_entries():
 
 def test_window_scaling_is_applied_after_the_handshake():
     from scapy.layers.inet import TCP as STCP
+
     t = Tracker()
     syn = IP(src=C, dst=S) / STCP(sport=5, dport=6, flags="S", seq=100, window=64240, options=[("WScale", 7)])
-    synack = IP(src=S, dst=C) / STCP(sport=6, dport=5, flags="SA", seq=900, ack=101, window=65160,
-                                     options=[("WScale", 7)])
+    synack = IP(src=S, dst=C) / STCP(
+        sport=6, dport=5, flags="SA", seq=900, ack=101, window=65160, options=[("WScale", 7)]
+    )
     ack = IP(src=C, dst=S) / STCP(sport=5, dport=6, flags="A", seq=101, ack=901, window=502)
     feed(t, [syn, synack, ack])
     # 500 bytes * 128 = the scaled window lets the server send 60,000 bytes ahead
@@ -320,6 +382,7 @@ def test_retransmissions_shorten_the_timeout():
 
 # ---- UDP and ICMP ------------------------------------------------------------------------------
 
+
 def test_udp_stream_becomes_assured_after_two_seconds():
     t = Tracker()
     out = IP(src=C, dst=S) / UDP(sport=5353, dport=53)
@@ -329,7 +392,7 @@ def test_udp_stream_becomes_assured_after_two_seconds():
     d2 = t.feed(back, now=100.5)
     assert d2.ctinfo == "ESTABLISHED" and d2.conn.flags() == () and d2.conn.timeout_left(100.5) == 30
     d3 = t.feed(out, now=101)
-    assert d3.conn.flags() == () and d3.conn.timeout_left(101) == 30        # replied, but not yet a stream
+    assert d3.conn.flags() == () and d3.conn.timeout_left(101) == 30  # replied, but not yet a stream
     d4 = t.feed(out, now=102.5)
     assert d4.conn.flags() == ("ASSURED",) and d4.conn.timeout_left(102.5) == 120
     assert t.entries(now=102.5 + 121) == []
@@ -341,7 +404,7 @@ def test_icmp_echo_and_errors():
     rep = IP(src=S, dst=C) / ICMP(type=0, id=42, seq=1)
     assert t.feed(req, now=1).ctinfo == "NEW"
     assert t.feed(rep, now=1).ctinfo == "ESTABLISHED"
-    assert t.feed(IP(src=S, dst=C) / ICMP(type=0, id=43), now=1).ctinfo == "INVALID"   # an answer to nothing
+    assert t.feed(IP(src=S, dst=C) / ICMP(type=0, id=43), now=1).ctinfo == "INVALID"  # an answer to nothing
     udp = IP(src=C, dst=S) / UDP(sport=4000, dport=9)
     t.feed(udp, now=2)
     err = IP(src=S, dst=C) / ICMP(type=3, code=3) / IP(bytes(udp)[:28])
@@ -349,21 +412,23 @@ def test_icmp_echo_and_errors():
     assert d.ctinfo == "RELATED" and d.conn.orig.dport == 9
     stray = IP(src=S, dst=C) / ICMP(type=3, code=3) / IP(bytes(IP(src=C, dst=S) / UDP(sport=1, dport=2))[:28])
     assert t.feed(stray, now=2).ctinfo == "INVALID"
-    assert t.feed(IP(src=C, dst=S) / ICMP(type=9), now=2).ctinfo == "INVALID"     # router advertisement
+    assert t.feed(IP(src=C, dst=S) / ICMP(type=9), now=2).ctinfo == "INVALID"  # router advertisement
     e = [x for x in t.entries(now=3) if x.proto == "icmp"][0]
     assert e.orig == FlowTuple(PROTO_ICMP, C, S, 42, 8) and e.reply == FlowTuple(PROTO_ICMP, S, C, 42, 0)
 
 
 def test_untracked_protocols_are_reported_not_tracked():
     from scapy.layers.inet6 import IPv6
+
     d = Tracker().feed(IPv6(src="fd00::1", dst="fd00::2") / UDP(), now=1)
     assert d.ctinfo is None and "not tracked" in d.reason
 
 
 def test_segment_reads_ether_frames_and_payload_length():
     from scapy.layers.l2 import Ether
+
     frame = Ether() / IP(src=C, dst=S) / TCP(sport=1, dport=2, flags="PA", seq=10) / (b"d" * 7)
-    seg = segment_from_packet(Ether(bytes(frame)))       # padded, dissected from the wire form
+    seg = segment_from_packet(Ether(bytes(frame)))  # padded, dissected from the wire form
     assert seg.payload_len == 7 and seg.end == 17 and seg.tuple == FlowTuple(PROTO_TCP, C, S, 1, 2)
 
 
@@ -400,9 +465,11 @@ def test_compare_pairs_entries_and_marks_disagreement():
 
 # ---- on the real kernel ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def topo():
     from packetlab.course.m03_connection_tracking.topology import build_topology
+
     lab = Lab("t03a").start()
     try:
         yield build_topology(lab)
@@ -425,7 +492,7 @@ def test_tracker_agrees_with_the_kernel_on_every_cell(topo):
             topo.wire.send(p)
             tracker.feed(p)
         if recipe:
-            topo.counters.settle(quiet=0.02)       # the recipe's packets must not count for the probe
+            topo.counters.settle(quiet=0.02)  # the recipe's packets must not count for the probe
         p = probe(c, direction, fc)
         topo.wire.send(p)
         d = tracker.feed(p)
@@ -457,9 +524,10 @@ def test_tracker_agrees_with_the_kernel_on_every_cell(topo):
 
 def test_check_state_sequence(topo):
     from packetlab.course.m03_connection_tracking.exercises import check_state_sequence
+
     right = ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT"]
     assert check_state_sequence(topo, right)
-    wrong = right[:3] + ["CLOSE_WAIT", "FIN_WAIT", "LAST_ACK", "TIME_WAIT"]   # the classic: server FIN = CLOSE_WAIT
+    wrong = right[:3] + ["CLOSE_WAIT", "FIN_WAIT", "LAST_ACK", "TIME_WAIT"]  # the classic: server FIN = CLOSE_WAIT
     with pytest.raises(CheckFailed, match="after FIN"):
         check_state_sequence(topo, wrong)
     with pytest.raises(CheckFailed, match="list of 7"):
@@ -468,6 +536,7 @@ def test_check_state_sequence(topo):
 
 def test_check_classification(topo):
     from packetlab.course.m03_connection_tracking.exercises import check_classification
+
     assert check_classification(topo, ["NEW", "ESTABLISHED", "RELATED", "INVALID", "NEW", "INVALID"])
     with pytest.raises(CheckFailed, match="e: you said 'INVALID'"):
         check_classification(topo, ["NEW", "ESTABLISHED", "RELATED", "INVALID", "INVALID", "INVALID"])
@@ -487,6 +556,7 @@ FIREWALL = """table inet fw {
 def test_check_stateful_firewall(topo):
     from packetlab.course.m03_connection_tracking.exercises import check_stateful_firewall
     from packetlab.topo.netfilter import delete_table
+
     try:
         assert check_stateful_firewall(topo, FIREWALL)
         no_related = FIREWALL.replace("established,related", "established")
@@ -509,13 +579,14 @@ def test_check_stateful_firewall(topo):
 
 # ---- the kernel's special paths, offline and live ------------------------------------------------
 
+
 def _resync(c: TcpConversation):
     """Established; the client restarts with a new SYN (ignored), the server answers it (re-sync)."""
     base = reach_state(c, "ESTABLISHED")
     new_syn = c.segment("client", "S", seq=800000, advance=False)
     synack = c.segment("server", "SA", seq=900000, ack=800001, advance=False)
     ack = c.segment("client", "A", seq=800001, ack=900001, advance=False)
-    return base + [new_syn, synack, ack], ["ESTABLISHED", "SYN_RECV", "ESTABLISHED"]   # the SYN is ignored
+    return base + [new_syn, synack, ack], ["ESTABLISHED", "SYN_RECV", "ESTABLISHED"]  # the SYN is ignored
 
 
 def _challenge_ack(c: TcpConversation):
@@ -545,7 +616,7 @@ def test_special_paths_offline(name):
     packets, final_states = SPECIAL_SEQUENCES[name](c)
     ds = feed(t, packets)
     assert all(d.ctinfo != "INVALID" for d in ds), [str(d) for d in ds]
-    tail = [d.new_state or d.old_state for d in ds[-len(final_states):]]
+    tail = [d.new_state or d.old_state for d in ds[-len(final_states) :]]
     assert tail == final_states, [str(d) for d in ds]
 
 
@@ -553,6 +624,7 @@ def test_special_paths_offline(name):
 @pytest.mark.parametrize("name", list(SPECIAL_SEQUENCES))
 def test_special_paths_agree_with_the_kernel(topo, name):
     from packetlab.course.m03_connection_tracking.walk import Walkthrough
+
     c = TcpConversation(C, S, 31000 + list(SPECIAL_SEQUENCES).index(name), 7777)
     packets, _ = SPECIAL_SEQUENCES[name](c)
     walk = Walkthrough(topo.router, topo.wire, topo.counters, Tracker())

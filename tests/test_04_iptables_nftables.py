@@ -1,6 +1,7 @@
 """Module 04: trace parsing and drawing, rule generators (checked by loading them into a lab
 namespace and counting what matches), the rule-scaling benchmark's shape (a smoke run, never
 speed), and the exercise checks."""
+
 from __future__ import annotations
 
 import time
@@ -10,10 +11,29 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.bench import rules as rules_bench
 from packetlab.course.grading import CheckFailed
-from packetlab.topo.netfilter import (BENCH_TABLE, RULE_VARIANTS, BaseChain, Hop, annotate_hooks, base_chains, delete_table, filler_addresses, iptables_linear_ruleset, mermaid_path, nft_check, nft_linear_ruleset, nft_set_ruleset, parse_trace, rule_counters, text_path, trace_paths, translate)
+from packetlab.topo import netns
+from packetlab.topo.netfilter import (
+    BENCH_TABLE,
+    RULE_VARIANTS,
+    BaseChain,
+    Hop,
+    annotate_hooks,
+    base_chains,
+    delete_table,
+    filler_addresses,
+    iptables_linear_ruleset,
+    mermaid_path,
+    nft_check,
+    nft_linear_ruleset,
+    nft_set_ruleset,
+    parse_trace,
+    rule_counters,
+    text_path,
+    trace_paths,
+    translate,
+)
 
 TRACE = """\
 trace id 3eb8b81a inet f pre packet: iif "eth0" ip saddr 10.0.1.1 ip daddr 10.0.2.1 icmp type echo-request
@@ -43,8 +63,10 @@ def test_parse_trace_and_group_into_paths():
 
 def test_hops_are_annotated_and_drawn():
     paths = trace_paths(parse_trace(TRACE))
-    chains = [BaseChain("inet", "f", "pre", "filter", "prerouting", -300, "accept"),
-              BaseChain("inet", "f", "fw", "filter", "forward", 0, "accept")]
+    chains = [
+        BaseChain("inet", "f", "pre", "filter", "prerouting", -300, "accept"),
+        BaseChain("inet", "f", "fw", "filter", "forward", 0, "accept"),
+    ]
     annotate_hooks(paths, chains)
     hops = paths["3eb8b81a"]
     assert (hops[0].hook, hops[0].priority) == ("prerouting", -300) and hops[1].hook is None
@@ -88,11 +110,11 @@ def test_every_variant_loads_10000_rules_fast_and_matches_only_the_last(pair, va
     v = RULE_VARIANTS[variant]
     started = time.monotonic()
     v.load(rx, 10_000, "10.77.1.1")
-    assert time.monotonic() - started < 20          # one nft -f / iptables-restore call, not 10,000
+    assert time.monotonic() - started < 20  # one nft -f / iptables-restore call, not 10,000
     frame = Ether(dst=rx.mac("eth0"), src=tx.mac("eth0")) / IP(src="10.77.1.1", dst="10.77.1.2") / UDP(dport=9)
     tx.send(frame, "eth0", count=5)
     other = Ether(dst=rx.mac("eth0"), src=tx.mac("eth0")) / IP(src="10.77.1.9", dst="10.77.1.2") / UDP(dport=9)
-    tx.send(other, "eth0", count=3)                 # a source in no list: must not be counted
+    tx.send(other, "eth0", count=3)  # a source in no list: must not be counted
     time.sleep(0.1)
     assert v.matched(rx, "10.77.1.1") == 5
     if variant.startswith("nft"):
@@ -104,15 +126,21 @@ def test_every_variant_loads_10000_rules_fast_and_matches_only_the_last(pair, va
 
 def test_base_chains_are_sorted_like_a_packet_meets_them(pair):
     lab, tx, rx = pair
-    rx.nft("table inet order {\n"
-           "  chain b { type filter hook forward priority 10; }\n"
-           "  chain a { type filter hook prerouting priority filter; }\n"
-           "  chain c { type nat hook postrouting priority srcnat; }\n"
-           "  chain d { type filter hook prerouting priority raw; }\n}\n")
+    rx.nft(
+        "table inet order {\n"
+        "  chain b { type filter hook forward priority 10; }\n"
+        "  chain a { type filter hook prerouting priority filter; }\n"
+        "  chain c { type nat hook postrouting priority srcnat; }\n"
+        "  chain d { type filter hook prerouting priority raw; }\n}\n"
+    )
     try:
         names = [(b.hook, b.priority, b.chain) for b in base_chains(rx) if b.table == "order"]
-        assert names == [("prerouting", -300, "d"), ("prerouting", 0, "a"), ("forward", 10, "b"),
-                         ("postrouting", 100, "c")]
+        assert names == [
+            ("prerouting", -300, "d"),
+            ("prerouting", 0, "a"),
+            ("forward", 10, "b"),
+            ("postrouting", 100, "c"),
+        ]
     finally:
         delete_table(rx, "inet", "order")
     assert nft_check(rx, "table inet x { chain y { bogus } }") is not None
@@ -122,8 +150,9 @@ def test_base_chains_are_sorted_like_a_packet_meets_them(pair):
 
 def test_benchmark_smoke_run_has_the_right_shape():
     """A few tenths of a second per point: checks the table, not the speed."""
-    result = rules_bench.run(seconds=0.1, repeat=1, sizes=(10,), variants=("nft-chain", "nft-set"),
-                             lab_name="t04b", quiet=True)
+    result = rules_bench.run(
+        seconds=0.1, repeat=1, sizes=(10,), variants=("nft-chain", "nft-set"), lab_name="t04b", quiet=True
+    )
     assert result.sizes == (0, 10) and len(result.points) == 4 and result.ceiling_pps > 0
     assert all(p.pps > 0 and p.matched_fraction > 0.9 for p in result.points)
     text = rules_bench.format_result(result)
@@ -141,9 +170,11 @@ def test_benchmark_cli_rejects_bad_arguments(capsys):
 
 # ---- exercise checks ---------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def topo():
     from packetlab.course.m04_iptables_nftables.topology import build_topology
+
     lab = Lab("t04c").start()
     try:
         yield build_topology(lab)
@@ -155,6 +186,7 @@ def topo():
 def test_check_hook_order(topo):
     from packetlab.course.m04_iptables_nftables.exercises import check_hook_order
     from packetlab.course.m04_iptables_nftables.topology import load_hooks_demo, trace_ping
+
     load_hooks_demo(topo)
     right = ["pre_raw", "pre_nat", "pre_filter", "fwd_early", "FORWARD", "fwd_late", "post_nat", "post_late"]
     assert check_hook_order(topo, right)
@@ -171,8 +203,11 @@ def test_check_hook_order(topo):
 
 def test_check_translation(topo):
     from packetlab.course.m04_iptables_nftables.exercises import check_translation
+
     assert check_translation(topo, "ip saddr 10.0.1.0/24 tcp dport 22 ct state new accept")
-    assert check_translation(topo, "nft add rule ip filter FORWARD tcp dport 22 ip saddr 10.0.1.0/24 ct state new counter accept")
+    assert check_translation(
+        topo, "nft add rule ip filter FORWARD tcp dport 22 ip saddr 10.0.1.0/24 ct state new counter accept"
+    )
     with pytest.raises(CheckFailed, match="differs"):
         check_translation(topo, "ip saddr 10.0.1.0/24 tcp dport 22 accept")
     with pytest.raises(CheckFailed, match="rejects"):
@@ -197,13 +232,15 @@ SET_VMAP = """table inet filter {
 
 def test_check_set_and_vmap(topo):
     from packetlab.course.m04_iptables_nftables.exercises import check_set_and_vmap
+
     try:
         assert check_set_and_vmap(topo, SET_VMAP)
         with pytest.raises(CheckFailed, match="10.0.1.10 -> port 22: open"):
             check_set_and_vmap(topo, SET_VMAP.replace("    meta l4proto tcp ct state new drop\n", ""))
         with pytest.raises(CheckFailed, match="no verdict map"):
-            check_set_and_vmap(topo, SET_VMAP.replace("tcp dport vmap { 80 : accept, 443 : accept }",
-                                                      "tcp dport { 80, 443 } accept"))
+            check_set_and_vmap(
+                topo, SET_VMAP.replace("tcp dport vmap { 80 : accept, 443 : accept }", "tcp dport { 80, 443 } accept")
+            )
     finally:
         delete_table(topo.router, "inet", "filter")
 
@@ -221,6 +258,7 @@ RATE = """table inet ratelimit {
 @pytest.mark.slow
 def test_check_rate_limit(topo):
     from packetlab.course.m04_iptables_nftables.exercises import check_rate_limit
+
     try:
         assert check_rate_limit(topo, RATE)
         with pytest.raises(CheckFailed, match="nothing limits"):
@@ -233,12 +271,15 @@ def test_check_rate_limit(topo):
 
 def test_packet_count_sums_every_rule_counter_of_a_table_or_chain():
     from packetlab import Lab
-    from packetlab.topo.netfilter import packet_count, rule_counters
+    from packetlab.topo.netfilter import packet_count
+
     with Lab("t04pc") as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, b, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        b.nft('table ip t {\n chain pre {\n  type filter hook prerouting priority 0;\n'
-              '  ip protocol icmp counter comment "icmp"\n  counter\n }\n}\n')
+        b.nft(
+            "table ip t {\n chain pre {\n  type filter hook prerouting priority 0;\n"
+            '  ip protocol icmp counter comment "icmp"\n  counter\n }\n}\n'
+        )
         assert a.ping("10.0.0.2", count=3, interval=0.05).received == 3
         assert rule_counters(b, "ip", "t", "pre")["icmp"] == 3
         assert packet_count(b, "chain", "ip", "t", "pre") == packet_count(b, "table", "ip", "t") == 6

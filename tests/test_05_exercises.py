@@ -1,4 +1,5 @@
 """Module 05: the check helpers — right answers pass, typical wrong answers fail with a useful reason."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,9 +8,9 @@ import pytest
 from pyroute2 import IPRoute
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m05_python_network_programming import exercises as ex
+from packetlab.topo import netns
 from packetlab.topo import servers as launch
 
 
@@ -21,7 +22,12 @@ def lab():
         lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
         lab.x, lab.y = lab.host("x"), lab.host("y")
         launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
-        launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128))
+        launch.start(
+            p,
+            launch.python_module(
+                "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128
+            ),
+        )
         yield lab
         namespaces = [n.namespace for n in lab.nodes.values()]
     assert not any(netns.exists(ns) for ns in namespaces)
@@ -32,7 +38,7 @@ def reference_payload(frame):
     ihl = (frame[14] & 0x0F) * 4
     total = int.from_bytes(frame[16:18], "big")
     tcp = 14 + ihl
-    return frame[tcp + (frame[tcp + 12] >> 4) * 4:14 + total]
+    return frame[tcp + (frame[tcp + 12] >> 4) * 4 : 14 + total]
 
 
 def test_tcp_payload_reference_passes(capsys):
@@ -40,15 +46,18 @@ def test_tcp_payload_reference_passes(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("wrong, reason", [
-    (lambda f: f[54:], "TCP header has options here"),          # right for the plain frame only
-    (lambda f: f[14 + (f[14] & 15) * 4 + (f[14 + (f[14] & 15) * 4 + 12] >> 4) * 4:], "Ethernet padding"),
-    (lambda f: f[34 + (f[34 + 12] >> 4) * 4:14 + int.from_bytes(f[16:18], "big")], "IPv4 header has options"),
-    (lambda f: f[14 + (f[14] & 15) * 4 + 20:14 + int.from_bytes(f[16:18], "big")], "TCP header has options"),
-    (lambda f: f[99999], "raised IndexError"),
-    (lambda f: "text", "not bytes"),
-    (None, "no function"),
-])
+@pytest.mark.parametrize(
+    "wrong, reason",
+    [
+        (lambda f: f[54:], "TCP header has options here"),  # right for the plain frame only
+        (lambda f: f[14 + (f[14] & 15) * 4 + (f[14 + (f[14] & 15) * 4 + 12] >> 4) * 4 :], "Ethernet padding"),
+        (lambda f: f[34 + (f[34 + 12] >> 4) * 4 : 14 + int.from_bytes(f[16:18], "big")], "IPv4 header has options"),
+        (lambda f: f[14 + (f[14] & 15) * 4 + 20 : 14 + int.from_bytes(f[16:18], "big")], "TCP header has options"),
+        (lambda f: f[99999], "raised IndexError"),
+        (lambda f: "text", "not bytes"),
+        (None, "no function"),
+    ],
+)
 def test_tcp_payload_wrong_answers_explain_themselves(wrong, reason):
     with pytest.raises(CheckFailed, match=reason):
         ex.check_tcp_payload(wrong)
@@ -97,13 +106,16 @@ def test_line_handler_reference_passes(lab):
     assert ex.check_line_handler(upper, lab.nodes["s"], lab.nodes["p"], "10.0.2.2", clients=20)
 
 
-@pytest.mark.parametrize("handler, reason", [
-    (not_async, "not a coroutine"),
-    (no_newline, "no complete reply line"),
-    (never_closes, "did not close the connection"),
-    (one_line_only, "closed the connection after 1 replies of 3"),
-    (lowercase, "expected"),
-])
+@pytest.mark.parametrize(
+    "handler, reason",
+    [
+        (not_async, "not a coroutine"),
+        (no_newline, "no complete reply line"),
+        (never_closes, "did not close the connection"),
+        (one_line_only, "closed the connection after 1 replies of 3"),
+        (lowercase, "expected"),
+    ],
+)
 def test_line_handler_wrong_answers(lab, handler, reason):
     with pytest.raises(CheckFailed, match=reason):
         ex.check_line_handler(handler, lab.nodes["s"], lab.nodes["p"], "10.0.2.2", clients=5)
@@ -111,17 +123,25 @@ def test_line_handler_wrong_answers(lab, handler, reason):
 
 # ---- 3: CONNECT by hand -----------------------------------------------------------------
 def test_connect_request_reference_passes(lab):
-    assert ex.check_connect_request(b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\nHost: 10.0.2.2:7000\r\n\r\n",
-                                    lab.nodes["c"], "10.0.1.254", 3128, "10.0.2.2:7000")
+    assert ex.check_connect_request(
+        b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\nHost: 10.0.2.2:7000\r\n\r\n",
+        lab.nodes["c"],
+        "10.0.1.254",
+        3128,
+        "10.0.2.2:7000",
+    )
 
 
-@pytest.mark.parametrize("request_bytes, reason", [
-    (b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\n", "did not answer"),                 # no blank line
-    (b"CONNECT 10.0.2.2:7001 HTTP/1.1\r\n\r\n", "502 Bad Gateway"),
-    (b"CONNECT http://10.0.2.2:7000/ HTTP/1.1\r\n\r\n", "400 Bad Request"),
-    ("CONNECT 10.0.2.2:7000 HTTP/1.1\r\n\r\n", "not bytes"),
-    (None, "no request"),
-])
+@pytest.mark.parametrize(
+    "request_bytes, reason",
+    [
+        (b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\n", "did not answer"),  # no blank line
+        (b"CONNECT 10.0.2.2:7001 HTTP/1.1\r\n\r\n", "502 Bad Gateway"),
+        (b"CONNECT http://10.0.2.2:7000/ HTTP/1.1\r\n\r\n", "400 Bad Request"),
+        ("CONNECT 10.0.2.2:7000 HTTP/1.1\r\n\r\n", "not bytes"),
+        (None, "no request"),
+    ],
+)
 def test_connect_request_wrong_answers(lab, request_bytes, reason):
     with pytest.raises(CheckFailed, match=reason):
         ex.check_connect_request(request_bytes, lab.nodes["c"], "10.0.1.254", 3128, "10.0.2.2:7000")
@@ -134,7 +154,7 @@ def test_veth_check_fails_then_passes(lab):
     assert not ex.veth_ready(x, "pyx0", y, "pyy0")
     with pytest.raises(CheckFailed, match="no interface pyx0"):
         ex.check_veth(*args)
-    with IPRoute(netns=x.namespace) as ipr:              # peer left in x: the classic slip
+    with IPRoute(netns=x.namespace) as ipr:  # peer left in x: the classic slip
         ipr.link("add", ifname="pyx0", kind="veth", peer={"ifname": "pyy0"})
     with pytest.raises(CheckFailed, match="still in"):
         ex.check_veth(*args)

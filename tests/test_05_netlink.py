@@ -1,13 +1,14 @@
 """Module 05: netlink with pyroute2, in lab namespaces only."""
+
 from __future__ import annotations
 
 import pytest
 from pyroute2 import IPRoute
 
 from packetlab import Lab
-from packetlab.topo import netns
-from packetlab.errors import PacketlabError
 from packetlab.course.m05_python_network_programming import netlink
+from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +32,12 @@ def test_links_addresses_routes_match_ip(lab):
     routes = {r["dst"]: r for r in netlink.routes(a)}
     assert routes["10.99.0.0/16"]["gateway"] == "10.0.1.2" and routes["10.99.0.0/16"]["proto"] == "boot"
     assert routes["10.0.1.0/24"]["proto"] == "kernel" and routes["10.0.1.0/24"]["scope"] == "link"
-    assert netlink.route_get(a, "10.99.1.1") == {"dst": "10.99.1.1", "dev": "eth0", "gateway": "10.0.1.2",
-                                                 "src": "10.0.1.1"}
+    assert netlink.route_get(a, "10.99.1.1") == {
+        "dst": "10.99.1.1",
+        "dev": "eth0",
+        "gateway": "10.0.1.2",
+        "src": "10.0.1.1",
+    }
     with pytest.raises(PacketlabError, match="no route"):
         netlink.route_get(a, "192.0.2.1")
 
@@ -42,13 +47,19 @@ def test_veth_between_namespaces_step_by_step(lab):
     with netlink.Monitor(b) as mon:
         steps = netlink.veth_between(a, b, "nl0", "nl1", "10.9.0.1/30", "10.9.0.2/30")
         events = mon.events()
-    assert [s.request.split()[0] for s in steps] == ["RTM_NEWLINK", "RTM_NEWLINK", "RTM_NEWADDR", "RTM_NEWLINK",
-                                                     "RTM_NEWADDR", "RTM_NEWLINK"]
-    assert "RTM_NEWLINK nl1" in events and "RTM_NEWADDR 10.9.0.2/30" in events   # b's kernel told us
+    assert [s.request.split()[0] for s in steps] == [
+        "RTM_NEWLINK",
+        "RTM_NEWLINK",
+        "RTM_NEWADDR",
+        "RTM_NEWLINK",
+        "RTM_NEWADDR",
+        "RTM_NEWLINK",
+    ]
+    assert "RTM_NEWLINK nl1" in events and "RTM_NEWADDR 10.9.0.2/30" in events  # b's kernel told us
     assert a.ping("10.9.0.2").ok
     with IPRoute(netns=a.namespace) as ipr:
-        assert ipr.link_lookup(ifname="nl1") == []             # the peer left a's namespace
-    with IPRoute() as root:                                   # and nothing appeared in the host's
+        assert ipr.link_lookup(ifname="nl1") == []  # the peer left a's namespace
+    with IPRoute() as root:  # and nothing appeared in the host's
         assert root.link_lookup(ifname="nl0") == [] and root.link_lookup(ifname="nl1") == []
 
 

@@ -1,4 +1,5 @@
 """Module 05: the HTTP forward proxy — curl through it, across three namespaces, byte-exact."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -7,10 +8,10 @@ import socket
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.course.m05_python_network_programming import clients, proxy, web
-from packetlab.topo import servers as launch
 from packetlab.course.m05_python_network_programming.proxy import BadRequest
+from packetlab.topo import netns
+from packetlab.topo import servers as launch
 
 PROXY = "http://10.0.1.254:3128"
 FILES = {"big.bin": web.random_blob(24 << 20, seed=1), "small.txt": b"hello through the proxy\n"}
@@ -31,9 +32,15 @@ def _topology(lab):
     # p forwards nothing from c to s: the proxy (a local process on p) is the only way through
     p.nft("table inet t05b {\n chain forward {\n type filter hook forward priority 0; policy drop;\n }\n}\n")
     lab.site = web.StaticSite(s, "10.0.2.2", 8000, FILES).start()
-    lab.echo = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
-    lab.proxy = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254",
-                                                     "--port", 3128, "--verbose"))
+    lab.echo = launch.start(
+        s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000)
+    )
+    lab.proxy = launch.start(
+        p,
+        launch.python_module(
+            "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128, "--verbose"
+        ),
+    )
     yield lab
     lab.site.close()
     namespaces = [n.namespace for n in lab.nodes.values()]
@@ -43,15 +50,16 @@ def _topology(lab):
 
 def test_direct_path_is_blocked(lab):
     r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/small.txt", max_time=1)
-    assert not r.ok and r.exit_code == 28                 # curl: operation timed out
+    assert not r.ok and r.exit_code == 28  # curl: operation timed out
 
 
 def test_get_streams_a_large_body_byte_exact(lab):
     r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY)
     assert r.ok and r.status == 200 and r.size == len(FILES["big.bin"])
     assert r.sha256 == lab.site.sha256("big.bin")
-    assert any('"GET /big.bin HTTP/1.1" 200' in line and line.startswith("10.0.2.254")
-               for line in lab.site.log())                # the origin saw the proxy, in origin-form
+    assert any(
+        '"GET /big.bin HTTP/1.1" 200' in line and line.startswith("10.0.2.254") for line in lab.site.log()
+    )  # the origin saw the proxy, in origin-form
 
 
 def test_connect_tunnel_with_curl_p_byte_exact(lab):
@@ -62,8 +70,11 @@ def test_connect_tunnel_with_curl_p_byte_exact(lab):
 
 def test_connect_tunnel_to_a_tcp_echo_server(lab):
     c = lab.nodes["c"]
-    out = c.run("printf 'raw bytes through CONNECT' | curl -sS -p -x http://10.0.1.254:3128 "
-                "telnet://10.0.2.2:7000 --max-time 2", timeout=10)
+    out = c.run(
+        "printf 'raw bytes through CONNECT' | curl -sS -p -x http://10.0.1.254:3128 "
+        "telnet://10.0.2.2:7000 --max-time 2",
+        timeout=10,
+    )
     assert "raw bytes through CONNECT" in out.stdout
     sock = clients.socket_in(c)
     with sock:
@@ -74,17 +85,23 @@ def test_connect_tunnel_to_a_tcp_echo_server(lab):
         assert head.startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"ping\n")
         assert sock.recv(100) == b"ping\n"
-        sock.shutdown(socket.SHUT_WR)                     # half-close passes through the tunnel...
-        assert sock.recv(100) == b""                      # ...the echo server closes, so do we
+        sock.shutdown(socket.SHUT_WR)  # half-close passes through the tunnel...
+        assert sock.recv(100) == b""  # ...the echo server closes, so do we
 
 
 def test_parallel_downloads_stream_in_flat_memory(lab):
     c, p = lab.nodes["c"], lab.nodes["p"]
-    fresh = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3130))
+    fresh = launch.start(
+        p,
+        launch.python_module(
+            "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3130
+        ),
+    )
     before = fresh.peak_rss_mb()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy="http://10.0.1.254:3130"),
-                                range(4)))
+        results = list(
+            pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy="http://10.0.1.254:3130"), range(4))
+        )
     assert all(r.ok and r.sha256 == lab.site.sha256("big.bin") for r in results)
     # 4 x 24 MiB went through at once; buffering even one body would add 24 MiB to the peak
     growth = fresh.peak_rss_mb() - before
@@ -92,13 +109,16 @@ def test_parallel_downloads_stream_in_flat_memory(lab):
     assert fresh.stop() == 0
 
 
-@pytest.mark.parametrize("request_bytes, status", [
-    (b"CONNECT 10.0.2.2:7999 HTTP/1.1\r\n\r\n", b"502"),          # nothing listens there
-    (b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),      # origin-form: not for a proxy
-    (b"GET https://10.0.2.2/ HTTP/1.1\r\n\r\n", b"501"),
-    (b"NONSENSE\r\n\r\n", b"400"),
-    (b"CONNECT 10.0.2.2 HTTP/1.1\r\n\r\n", b"400"),                # no port
-])
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"CONNECT 10.0.2.2:7999 HTTP/1.1\r\n\r\n", b"502"),  # nothing listens there
+        (b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),  # origin-form: not for a proxy
+        (b"GET https://10.0.2.2/ HTTP/1.1\r\n\r\n", b"501"),
+        (b"NONSENSE\r\n\r\n", b"400"),
+        (b"CONNECT 10.0.2.2 HTTP/1.1\r\n\r\n", b"400"),  # no port
+    ],
+)
 def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
     sock = clients.socket_in(lab.nodes["c"])
     with sock:
@@ -114,16 +134,20 @@ def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
 
 def test_proxy_stops_cleanly(lab):
     p = lab.nodes["p"]
-    extra = launch.start(p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--port", 3129))
+    extra = launch.start(
+        p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--port", 3129)
+    )
     assert extra.stop() == 0
     assert any(line.startswith("stopped:") for line in extra.output)
 
 
 # ---- the pure parts -------------------------------------------------------------------
 def test_origin_request_rewrites_target_and_drops_hop_by_hop_headers():
-    req = proxy.parse_head(b"GET http://10.0.2.2:8000/a/b?x=1 HTTP/1.1\r\nHost: 10.0.2.2:8000\r\n"
-                           b"Proxy-Connection: Keep-Alive\r\nConnection: X-Secret\r\nX-Secret: 1\r\n"
-                           b"Proxy-Authorization: Basic eA==\r\nAccept: */*\r\n\r\n")
+    req = proxy.parse_head(
+        b"GET http://10.0.2.2:8000/a/b?x=1 HTTP/1.1\r\nHost: 10.0.2.2:8000\r\n"
+        b"Proxy-Connection: Keep-Alive\r\nConnection: X-Secret\r\nX-Secret: 1\r\n"
+        b"Proxy-Authorization: Basic eA==\r\nAccept: */*\r\n\r\n"
+    )
     host, port, head = proxy.origin_request(req)
     assert (host, port) == ("10.0.2.2", 8000)
     lines = head.decode().split("\r\n")
@@ -139,8 +163,9 @@ def test_origin_request_adds_host_and_default_port():
 
 
 def test_response_head_gets_connection_close():
-    out = proxy.rewrite_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\n"
-                                      b"Keep-Alive: timeout=5\r\n\r\n")
+    out = proxy.rewrite_response_head(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n"
+    )
     assert out == b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nVia: 1.1 packetlab-proxy\r\nConnection: close\r\n\r\n"
 
 

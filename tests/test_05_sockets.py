@@ -1,4 +1,5 @@
 """Module 05: echo servers (threads, selectors/epoll, asyncio, UDP), clients, many-client load."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,12 +8,12 @@ import time
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
-from packetlab.show.tables import format_table
-from packetlab.errors import PacketlabError
 from packetlab.course.m05_python_network_programming import clients, echo, load
-from packetlab.topo import servers as launch
 from packetlab.course.m05_python_network_programming.inprocess import AsyncioServerThread
+from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
+from packetlab.topo import netns
+from packetlab.topo import servers as launch
 
 SERVER = "10.0.1.2"
 
@@ -32,11 +33,13 @@ def lab():
 def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
     c, s = lab.nodes["c"], lab.nodes["s"]
     port = 7000 + echo.MODES.index(mode)
-    srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--mode", mode, "--port", port))
+    srv = launch.start(
+        s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--mode", mode, "--port", port)
+    )
     assert f"ready tcp {mode}" in srv.ready_line
     listening = s.run(["ss", "-Htln", f"sport = :{port}"]).stdout
-    assert f":{port}" in listening                                # it listens in s, not in the host
-    big = bytes(range(256)) * 4096                                 # 1 MiB: many recv()/send() rounds
+    assert f":{port}" in listening  # it listens in s, not in the host
+    big = bytes(range(256)) * 4096  # 1 MiB: many recv()/send() rounds
     ex = clients.tcp_exchange(c, SERVER, port, big, timeout=10)
     assert ex.echoed and ex.local[0] == "10.0.1.1"
     result = load.measure(c, SERVER, port, clients=20, requests=10, server=srv)
@@ -45,7 +48,7 @@ def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
     idle = [clients.socket_in(c) for _ in range(5)]
     for sock in idle:
         sock.connect((SERVER, port))
-    want = 6 if mode == "threads" else 1              # a thread per connection, or one for all
+    want = 6 if mode == "threads" else 1  # a thread per connection, or one for all
     deadline = time.monotonic() + 5
     while srv.threads() != want and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -53,12 +56,14 @@ def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
     for sock in idle:
         sock.close()
     assert format_table(["mode", *load.LoadResult.HEADERS], [result.row(mode)]).count("\n") == 2
-    assert srv.stop() == 0                            # SIGTERM -> clean exit, status 0
+    assert srv.stop() == 0  # SIGTERM -> clean exit, status 0
 
 
 def test_udp_echo_and_port_unreachable(lab):
     c, s = lab.nodes["c"], lab.nodes["s"]
-    srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7100))
+    srv = launch.start(
+        s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7100)
+    )
     ex = clients.udp_exchange(c, SERVER, 7100, b"one datagram")
     assert ex.received == b"one datagram"
     assert srv.stop() == 0
@@ -70,7 +75,9 @@ def test_connection_refused_and_port_in_use_are_explained(lab):
     c, s = lab.nodes["c"], lab.nodes["s"]
     with pytest.raises(PacketlabError, match="refused"):
         clients.tcp_exchange(c, SERVER, 7199, b"x")
-    first = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7200))
+    first = launch.start(
+        s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7200)
+    )
     with pytest.raises(PacketlabError, match="Address already in use"):
         launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7200))
     first.stop()

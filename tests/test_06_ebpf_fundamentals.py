@@ -1,5 +1,6 @@
 """Module 06 on the real kernel: tracepoints + ring buffer, map types, bpftool, the CO-RE
 path (pins recorded and removed, even after SIGKILL), and the exercise checks."""
+
 from __future__ import annotations
 
 import os
@@ -9,26 +10,32 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_py
 
 from packetlab import Lab
-from packetlab.ebpf import bpftool, co_re as core
-from packetlab.topo import netns
-from packetlab.course.m06_ebpf_fundamentals import demos as ebpf
-from packetlab.ebpf.loader import LoadedProgram
-from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
 from packetlab.course.grading import CheckFailed
+from packetlab.course.m06_ebpf_fundamentals import demos as ebpf
 from packetlab.course.m06_ebpf_fundamentals import exercises as checks
+from packetlab.ebpf import bpftool
+from packetlab.ebpf import co_re as core
+from packetlab.ebpf.loader import LoadedProgram
+from packetlab.ebpf.tracepoints import (
+    TracepointProgram,
+    kprobes_available,
+    list_tracepoints,
+    tracefs,
+    tracepoint_fields,
+)
+from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
+from packetlab.topo import netns
 from packetlab.topo.state import LabRecord
-from packetlab.ebpf.tracepoints import (TracepointProgram, kprobes_available, list_tracepoints, tracepoint_fields, tracefs)
-
-from conftest import run_py
 
 
 @pytest.fixture(scope="module")
 def map_types():
     prog = LoadedProgram(ebpf.MAP_TYPES_PROGRAM)
     for name in ("by_proto", "per_cpu", "by_src", "lru_by_src", "hash_full"):
-        prog[name]                     # bcc creates table objects lazily; reset_maps() clears only those
+        prog[name]  # bcc creates table objects lazily; reset_maps() clears only those
     yield prog
     prog.close()
 
@@ -43,7 +50,7 @@ def _two_hosts(name: str) -> tuple[Lab, object, object]:
 
 # ---- pure helpers -----------------------------------------------------------------------------
 def test_ipv4_keys_decode_network_order_saddr():
-    key = int.from_bytes(socket.inet_aton("10.0.0.7"), "little")     # how ip->saddr lands in a u32 key
+    key = int.from_bytes(socket.inet_aton("10.0.0.7"), "little")  # how ip->saddr lands in a u32 key
     assert ebpf.ipv4_key(key) == "10.0.0.7"
     assert ebpf.last_octets({key: 1}) == {7}
 
@@ -55,11 +62,20 @@ def test_text_table_aligns_words_left():
 
 
 def test_entries_to_dict_reads_formatted_raw_and_percpu_json():
-    formatted = [{"key": ["0x11", "0x00", "0x00", "0x00"], "value": ["0x08"] + ["0x00"] * 7,
-                  "formatted": {"key": 17, "value": 8}}]
+    formatted = [
+        {
+            "key": ["0x11", "0x00", "0x00", "0x00"],
+            "value": ["0x08"] + ["0x00"] * 7,
+            "formatted": {"key": 17, "value": 8},
+        }
+    ]
     raw = [{"key": ["0x00", "0x08", "0x00", "0x00"], "value": ["0x05", "0x01", "0x00", "0x00"]}]
-    percpu = [{"key": ["0x00"] * 4, "values": [{"cpu": 0, "value": ["0x02"] + ["0x00"] * 7},
-                                               {"cpu": 1, "value": ["0x03"] + ["0x00"] * 7}]}]
+    percpu = [
+        {
+            "key": ["0x00"] * 4,
+            "values": [{"cpu": 0, "value": ["0x02"] + ["0x00"] * 7}, {"cpu": 1, "value": ["0x03"] + ["0x00"] * 7}],
+        }
+    ]
     assert bpftool.entries_to_dict(formatted) == {17: 8}
     assert bpftool.entries_to_dict(raw) == {0x0800: 0x0105}
     assert bpftool.entries_to_dict(percpu) == {0: 5}
@@ -87,7 +103,7 @@ def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer():
     try:
         tp = TracepointProgram("bpf/06-tp-xmit.c", lab=lab)
         assert tp.attached == ["net:net_dev_xmit", "syscalls:sys_enter_sendto"]
-        assert tp.events("xmit_events", timeout=0.05) == []      # nothing yet; returns, does not block
+        assert tp.events("xmit_events", timeout=0.05) == []  # nothing yet; returns, does not block
         tp.set("target_tgid", 0, os.getpid())
         got = ebpf.udp_burst(h1, h2, "10.0.6.2", count=3)
         events = tp.events("xmit_events", expect=3, timeout=3)
@@ -97,12 +113,12 @@ def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer():
         assert len(ours) == 3 and all(e["dev"] == "eth0" and e["rc"] == 0 for e in ours)
         assert [e["ts_ns"] for e in ours] == sorted(e["ts_ns"] for e in ours)
         assert "| t (µs)" not in ebpf.events_table(ours) and "eth0" in ebpf.events_table(ours)
-        tp.set("target_tgid", 0, 1)                              # another PID: our sends are ignored
+        tp.set("target_tgid", 0, 1)  # another PID: our sends are ignored
         ebpf.udp_burst(h1, h2, "10.0.6.2", count=2)
         assert tp.events("xmit_events", timeout=0.2) == [] and tp.table("sendto_calls")[0] == 3
     finally:
         lab.close()
-    assert "closed" in repr(tp)                                  # the lab detached it
+    assert "closed" in repr(tp)  # the lab detached it
     assert not netns.exists("t06tp-h1")
 
 
@@ -113,8 +129,10 @@ def test_tracepoint_program_errors_are_readable(tmp_path):
         TracepointProgram(bad)
     assert "oops" in str(info.value)
     unsafe = tmp_path / "06-null-deref-tp.c"
-    unsafe.write_text("BPF_HASH(seen, u32, u64, 4);\nTRACEPOINT_PROBE(net, net_dev_xmit)\n{\n"
-                      "    u32 k = args->len;\n    u64 *v = seen.lookup(&k);\n    *v += 1;\n    return 0;\n}\n")
+    unsafe.write_text(
+        "BPF_HASH(seen, u32, u64, 4);\nTRACEPOINT_PROBE(net, net_dev_xmit)\n{\n"
+        "    u32 k = args->len;\n    u64 *v = seen.lookup(&k);\n    *v += 1;\n    return 0;\n}\n"
+    )
     with pytest.raises(VerifierError) as verr:
         TracepointProgram(unsafe)
     assert "map_value_or_null" in verr.value.log and verr.value.line_number == 6
@@ -141,7 +159,7 @@ def test_per_cpu_array_keeps_one_value_per_cpu(map_types):
     ebpf.feed(map_types, [ebpf.arp_frame()] * 5, cpu=cpus[1])
     delta = [a - b for a, b in zip(ebpf.per_cpu_values(map_types), before)]
     assert delta[cpus[0]] == 2 and delta[cpus[1]] == 5 and sum(delta) == 7
-    assert map_types.table("by_src") == src_before               # ARP is not IPv4: only per_cpu saw it
+    assert map_types.table("by_src") == src_before  # ARP is not IPv4: only per_cpu saw it
 
 
 def test_full_hash_refuses_and_full_lru_evicts(map_types):
@@ -161,9 +179,8 @@ def test_on_cpu_restores_affinity():
     with ebpf.on_cpu(min(before)):
         assert os.sched_getaffinity(0) == {min(before)}
     assert os.sched_getaffinity(0) == before
-    with pytest.raises(PacketlabError):
-        with ebpf.on_cpu(10_000):
-            pass
+    with pytest.raises(PacketlabError), ebpf.on_cpu(10_000):
+        pass
 
 
 # ---- bpftool ----------------------------------------------------------------------------------
@@ -176,7 +193,7 @@ def test_bpftool_sees_our_program_maps_and_code(map_types):
     assert names == {"by_proto", "per_cpu", "by_src", "lru_by_src", "hash_full"}
     insns = bpftool.xlated_insns(pid)
     assert len(insns) > 20 and insns[0].startswith("0:")
-    assert ebpf.count_xlated_calls(pid) == 4                     # 7 map calls in C; 3 array lookups inlined
+    assert ebpf.count_xlated_calls(pid) == 4  # 7 map calls in C; 3 array lookups inlined
     jited = bpftool.dump_jited(pid)
     assert len(jited.splitlines()) > 20
     image = bpftool.jited_image(pid)
@@ -192,7 +209,7 @@ def test_bpftool_map_dump_matches_the_bcc_view(map_types):
     entries = bpftool.map_dump(bpftool.map_id(map_types["by_proto"].map_fd))
     assert bpftool.entries_to_dict(entries)[6] == 3
     with pytest.raises(PacketlabError):
-        bpftool.map_dump(2**31 - 1)                               # no such map: a readable error
+        bpftool.map_dump(2**31 - 1)  # no such map: a readable error
 
 
 # ---- the CO-RE path ---------------------------------------------------------------------------
@@ -202,7 +219,7 @@ def test_vmlinux_header_is_generated_once_per_kernel():
     assert "struct sk_buff {" in header.read_text()
     mtime = header.stat().st_mtime_ns
     assert core.vmlinux_header() == header and header.stat().st_mtime_ns == mtime
-    assert not str(header).startswith(str(Path(__file__).resolve().parent.parent))   # never in the repo
+    assert not str(header).startswith(str(Path(__file__).resolve().parent.parent))  # never in the repo
 
 
 def test_compile_object_caches_and_reports_clang_errors(tmp_path):
@@ -229,7 +246,7 @@ def test_core_program_is_pinned_attached_and_counts_one_namespace():
         assert set(record.pins) == {str(pin_dir / "prog")} | {str(pin_dir / "maps" / m) for m in prog.map_names()}
         assert prog.info()["type"] == "tracing"
         with pytest.raises(PacketlabError):
-            core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)     # same pin folder in use
+            core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)  # same pin folder in use
         prog.update("target_netns", 0, ebpf.netns_inode(h2))
         prog.attach()
         assert str(prog.link_pin) in LabRecord.load(record.path).pins
@@ -239,8 +256,8 @@ def test_core_program_is_pinned_attached_and_counts_one_namespace():
         assert prog.table("frames_by_proto")[0x0800] == 3
         layout = prog.table("layout")
         assert set(layout) == {0, 1, 2} and all(v > 0 or k == 0 for k, v in layout.items())
-        h2.ping("10.0.6.1", count=2, interval=0.05)              # h2's requests are received by h1: not counted
-        assert prog.table("frames_by_proto")[0x0800] == 5        # ... but the 2 replies to h2 are
+        h2.ping("10.0.6.1", count=2, interval=0.05)  # h2's requests are received by h1: not counted
+        assert prog.table("frames_by_proto")[0x0800] == 5  # ... but the 2 replies to h2 are
         bcc = TracepointProgram("bpf/06-tp-netns-rx.c", lab=lab)
         bcc.set("target_netns", 0, ebpf.netns_inode(h2))
         h1.ping("10.0.6.2", count=2, interval=0.05)
@@ -250,7 +267,7 @@ def test_core_program_is_pinned_attached_and_counts_one_namespace():
             assert facts["bcc_ipv4"] == 2
     finally:
         lab.close()
-    assert not (core.PIN_ROOT / "t06co").exists()                # lab.close() unpinned everything
+    assert not (core.PIN_ROOT / "t06co").exists()  # lab.close() unpinned everything
     assert not any(link.get("prog_id") == prog.id for link in bpftool.bpftool(["link", "show"]) or [])
 
 
@@ -283,7 +300,8 @@ def test_pins_of_a_killed_lab_are_removed_by_its_guardian():
         "p = core.load('bpf/06-core-netns-rx.bpf.c', lab=lab)\n"
         "p.attach()\n"
         "print('ready', flush=True)\n"
-        "import time; time.sleep(60)\n")
+        "import time; time.sleep(60)\n"
+    )
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         pin_dir = core.PIN_ROOT / "t06k" / "06-core-netns-rx"
@@ -298,28 +316,39 @@ def test_pins_of_a_killed_lab_are_removed_by_its_guardian():
     finally:
         if child.poll() is None:
             child.kill()
-        for folder in (core.PIN_ROOT / "t06k" / "06-core-netns-rx" / "maps",
-                       core.PIN_ROOT / "t06k" / "06-core-netns-rx", core.PIN_ROOT / "t06k"):
+        for folder in (
+            core.PIN_ROOT / "t06k" / "06-core-netns-rx" / "maps",
+            core.PIN_ROOT / "t06k" / "06-core-netns-rx",
+            core.PIN_ROOT / "t06k",
+        ):
             if folder.exists():
-                folder.rmdir()          # teardown unlinks pins, not their (now empty) folders
+                folder.rmdir()  # teardown unlinks pins, not their (now empty) folders
 
 
 # ---- exercise checks --------------------------------------------------------------------------
 def test_check_verifier_reading():
     assert checks.check_verifier_reading({"entry": "null-map-value", "verifier_line": 37, "bug_line": 33})
-    for wrong in (None, {"entry": "packet-bounds", "verifier_line": 37, "bug_line": 33},
-                  {"entry": "null-map-value", "verifier_line": 33, "bug_line": 33},
-                  {"entry": "null-map-value", "verifier_line": 37, "bug_line": 37},
-                  {"entry": "null-map-value", "verifier_line": 37, "bug_line": 31},
-                  {"entry": "nonsense", "verifier_line": 37, "bug_line": 33}, "null-map-value"):
+    for wrong in (
+        None,
+        {"entry": "packet-bounds", "verifier_line": 37, "bug_line": 33},
+        {"entry": "null-map-value", "verifier_line": 33, "bug_line": 33},
+        {"entry": "null-map-value", "verifier_line": 37, "bug_line": 37},
+        {"entry": "null-map-value", "verifier_line": 37, "bug_line": 31},
+        {"entry": "nonsense", "verifier_line": 37, "bug_line": 33},
+        "null-map-value",
+    ):
         with pytest.raises(CheckFailed):
             checks.check_verifier_reading(wrong)
 
 
 def test_check_lru_prediction():
     assert checks.check_lru_prediction({"hash": {1, 2, 3, 4}, "lru": {1, 4, 5, 6}})
-    for wrong in (None, {"hash": {1, 2, 3, 4}, "lru": {3, 4, 5, 6}}, {"hash": {1, 4, 5, 6}, "lru": {1, 4, 5, 6}},
-                  [1, 2]):
+    for wrong in (
+        None,
+        {"hash": {1, 2, 3, 4}, "lru": {3, 4, 5, 6}},
+        {"hash": {1, 4, 5, 6}, "lru": {1, 4, 5, 6}},
+        [1, 2],
+    ):
         with pytest.raises(CheckFailed):
             checks.check_lru_prediction(wrong)
 
@@ -339,7 +368,7 @@ def test_check_core_count():
         prog.update("target_netns", 0, ebpf.netns_inode(h2))
         prog.attach()
         with pytest.raises(CheckFailed):
-            checks.check_core_count(0, prog)                     # nothing counted yet
+            checks.check_core_count(0, prog)  # nothing counted yet
         h1.ping("10.0.6.2", count=2, interval=0.05)
         assert checks.check_core_count(2, prog)
         for wrong in (None, 3, 2.0):

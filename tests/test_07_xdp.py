@@ -4,6 +4,7 @@ exercises' checks and a smoke run of ``python -m packetlab.bench xdp``.
 
 Nothing here asserts on speed. Malformed-input verdicts are in test_07_malformed.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,12 +16,12 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 
 from packetlab import Lab
-from packetlab.ebpf import features as kernel_probes
-from packetlab.topo import netns
-from packetlab.course.m07_xdp import counters as xl
-from packetlab.ebpf.loader import BPF_DIR, acquire, release
 from packetlab.course.grading import CheckFailed
+from packetlab.course.m07_xdp import counters as xl
 from packetlab.course.m07_xdp import exercises as ex
+from packetlab.ebpf import features as kernel_probes
+from packetlab.ebpf.loader import BPF_DIR, acquire, release
+from packetlab.topo import netns
 from packetlab.topo.traffic import flood
 
 
@@ -88,27 +89,29 @@ def test_bpf_stats_sysctl_method_restores_even_on_error(tmp_path):
     fake = tmp_path / "bpf_stats_enabled"
     fake.write_text("0\n")
     said: list[str] = []
-    with pytest.raises(RuntimeError):
-        with xl.bpf_stats(method="sysctl", sysctl_path=str(fake), announce=said.append):
-            assert fake.read_text() == "1"
-            raise RuntimeError("measurement failed")
+    with pytest.raises(RuntimeError), xl.bpf_stats(method="sysctl", sysctl_path=str(fake), announce=said.append):
+        assert fake.read_text() == "1"
+        raise RuntimeError("measurement failed")
     assert fake.read_text() == "0"
     assert "set to 1" in said[0] and "restored to 0" in said[1]
 
 
 def test_prog_stats_rejects_a_non_program_fd(tmp_path):
-    with open(tmp_path / "f", "w") as f:
-        with pytest.raises(Exception, match="not a BPF program"):
-            xl.ProgStats.read(f.fileno())
+    with open(tmp_path / "f", "w") as f, pytest.raises(Exception, match="not a BPF program"):
+        xl.ProgStats.read(f.fileno())
 
 
 # ---- exercise checks (pure or test-run based) -----------------------------------------------------
 def test_check_actions():
     right = {"not_mine": "XDP_PASS", "blocked": "drop", "bug": 0, "pong": "tx", "elsewhere": "XDP_REDIRECT"}
     assert ex.check_actions(right)
-    for wrong, why in [({**right, "blocked": "XDP_ABORTED"}, "blocked"), ({**right, "pong": "XDP_REDIRECT"}, "pong"),
-                       ({**right, "bug": "XDP_DROP"}, "bug"), ({k: v for k, v in right.items() if k != "bug"}, "bug"),
-                       ({**right, "pong": "bounce"}, "not an XDP action")]:
+    for wrong, why in [
+        ({**right, "blocked": "XDP_ABORTED"}, "blocked"),
+        ({**right, "pong": "XDP_REDIRECT"}, "pong"),
+        ({**right, "bug": "XDP_DROP"}, "bug"),
+        ({k: v for k, v in right.items() if k != "bug"}, "bug"),
+        ({**right, "pong": "bounce"}, "not an XDP action"),
+    ]:
         with pytest.raises(CheckFailed, match=why):
             ex.check_actions(wrong)
     with pytest.raises(CheckFailed, match="no answer"):
@@ -116,29 +119,44 @@ def test_check_actions():
 
 
 def test_check_parser_frame():
-    good = Ether(src="02:00:00:00:07:01", dst="02:00:00:00:07:02") / Dot1Q(vlan=7) / IPv6(src="fd07::1", dst="fd07::2") \
-        / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(dport=53)
+    good = (
+        Ether(src="02:00:00:00:07:01", dst="02:00:00:00:07:02")
+        / Dot1Q(vlan=7)
+        / IPv6(src="fd07::1", dst="fd07::2")
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrDestOpt()
+        / UDP(dport=53)
+    )
     assert ex.check_parser_frame(good)
     no_tag = Ether() / IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP()
-    five = Ether() / Dot1Q() / IPv6() / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() \
-        / IPv6ExtHdrDestOpt() / IPv6ExtHdrDestOpt() / UDP()
-    cut = bytes(good)[:-4]                # the UDP header cut in half
+    five = (
+        Ether()
+        / Dot1Q()
+        / IPv6()
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrDestOpt()
+        / UDP()
+    )
+    cut = bytes(good)[:-4]  # the UDP header cut in half
     for frame, why in [(no_tag, "802.1Q"), (five, "IPv6 other"), (cut, "no UDP header"), (None, "no frame")]:
         with pytest.raises(CheckFailed, match=why):
             ex.check_parser_frame(frame)
 
 
 def _rfc1624(old: int) -> int:
-    s = (~old & 0xffff) + (~0x0800 & 0xffff)
-    s = (s & 0xffff) + (s >> 16)
-    s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
+    s = (~old & 0xFFFF) + (~0x0800 & 0xFFFF)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
 
 
 def test_check_reply_checksum():
     assert ex.check_reply_checksum(_rfc1624)
     with pytest.raises(CheckFailed, match="end-around carry"):
-        ex.check_reply_checksum(lambda old: (old + 0x0800) & 0xffff)
+        ex.check_reply_checksum(lambda old: (old + 0x0800) & 0xFFFF)
     with pytest.raises(CheckFailed, match="does not verify"):
         ex.check_reply_checksum(lambda old: old)
     with pytest.raises(CheckFailed, match="not a function"):
@@ -147,7 +165,7 @@ def test_check_reply_checksum():
 
 def test_echo_request_set_includes_carries():
     reqs = ex.echo_requests()
-    assert sum(int.from_bytes(r[36:38], "big") >= 0xf800 for r in reqs) >= len(reqs) // 3
+    assert sum(int.from_bytes(r[36:38], "big") >= 0xF800 for r in reqs) >= len(reqs) // 3
 
 
 # ---- live: h1 -- r -- h2, h3 -- r -----------------------------------------------------------------
@@ -175,15 +193,17 @@ def test_actions_pass_drop_aborted(routed):
         for action in ("XDP_PASS", "XDP_DROP", "XDP_ABORTED"):
             xl.set_action(att, action)
             before = ethtool_stats(h2)["rx_queue_0_xdp_drops"]
-            results[action] = (h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received,
-                               ethtool_stats(h2)["rx_queue_0_xdp_drops"] - before)
+            results[action] = (
+                h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received,
+                ethtool_stats(h2)["rx_queue_0_xdp_drops"] - before,
+            )
         events = trace.events(att)
         verdicts = {xl.XDP_ACTIONS[k]: n for k, n in enumerate(xl.percpu_array(att, "verdicts"))}
     assert results["XDP_PASS"] == (2, 0)
     assert results["XDP_DROP"][0] == 0 and results["XDP_DROP"][1] >= 2
     assert results["XDP_ABORTED"][0] == 0 and results["XDP_ABORTED"][1] >= 2
-    assert events.get(("exception", "XDP_ABORTED"), 0) >= 2           # ABORTED is traced ...
-    assert ("exception", "XDP_DROP") not in events                    # ... DROP is not
+    assert events.get(("exception", "XDP_ABORTED"), 0) >= 2  # ABORTED is traced ...
+    assert ("exception", "XDP_DROP") not in events  # ... DROP is not
     assert verdicts["XDP_PASS"] >= 2 and verdicts["XDP_DROP"] >= 2 and verdicts["XDP_ABORTED"] >= 2
 
 
@@ -196,7 +216,7 @@ def test_native_and_generic_on_veth(routed):
             before = ethtool_stats(h2)["rx_queue_0_xdp_packets"]
             counted = xl.protocol_counts(att)["IPv4 ICMP"]
             assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
-            assert xl.protocol_counts(att)["IPv4 ICMP"] - counted >= 3          # the program runs either way
+            assert xl.protocol_counts(att)["IPv4 ICMP"] - counted >= 3  # the program runs either way
             moved = ethtool_stats(h2)["rx_queue_0_xdp_packets"] - before
             assert (moved >= 3) == driver_sees, f"{mode}: veth's own XDP counter moved by {moved}"
 
@@ -205,7 +225,7 @@ def test_counter_live_chart_while_traffic_flows(routed):
     h1, h2, h3, r = (routed.nodes[n] for n in ("h1", "h2", "h3", "r"))
     with h2.attach_xdp("bpf/07-xdp-counter.c") as att:
         chart = xl.LiveCounterChart(att, interval=0.2)
-        _ = chart.widget                                  # build the widgets, as a notebook would
+        _ = chart.widget  # build the widgets, as a notebook would
         chart.start()
         assert chart.running
         assert h3.ping("fd07:2::2", count=5, interval=0.1).received == 5
@@ -226,10 +246,10 @@ def test_chart_stops_by_itself_when_the_program_goes_away(routed):
     h2 = routed.nodes["h2"]
     att = h2.attach_xdp("bpf/07-xdp-counter.c", fresh=True)
     chart = xl.LiveCounterChart(att, interval=0.05, max_seconds=30).start()
-    att.detach()                        # fresh=True: the program is unloaded, its maps vanish
+    att.detach()  # fresh=True: the program is unloaded, its maps vanish
     chart._thread.join(5)
     assert not chart.running and chart.error and chart.error.startswith("stopped")
-    chart.stop()                        # idempotent, no exception
+    chart.stop()  # idempotent, no exception
 
 
 def test_chart_has_a_time_limit(routed):
@@ -254,11 +274,13 @@ def test_icmp_echo_responder_bypasses_the_kernel(routed):
             v4 = h1.ping("10.7.2.2", count=5, interval=0.1)
             v6 = h1.ping("fd07:2::2", count=5, interval=0.1)
             delta = xl.counter_delta(kernel_before, xl.icmp_counters(h2))
-            replies = (xl.percpu_total(echo, "replies", 0) - replies_before[0],
-                       xl.percpu_total(echo, "replies", 1) - replies_before[1])
+            replies = (
+                xl.percpu_total(echo, "replies", 0) - replies_before[0],
+                xl.percpu_total(echo, "replies", 1) - replies_before[1],
+            )
     assert v4.received == 5 and v6.received == 5
     assert replies == (5, 5)
-    assert delta == {k: 0 for k in xl.ECHO_COUNTERS}, delta     # the kernel answered nothing
+    assert delta == {k: 0 for k in xl.ECHO_COUNTERS}, delta  # the kernel answered nothing
     # without the program, the kernel answers and its counters move
     before = xl.icmp_counters(h2)
     assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
@@ -294,7 +316,7 @@ def wire():
 def test_wire_needs_devmap_entries_and_peer_napi(wire):
     lab, a, w, b, w0, w1 = wire
     kw = dict(a=a, b=b, a_ip="10.7.9.1", b_ip="10.7.9.2")
-    assert ping_fresh(a, "10.7.9.2").received == 0               # empty devmap: XDP_PASS into w, which has no address
+    assert ping_fresh(a, "10.7.9.2").received == 0  # empty devmap: XDP_PASS into w, which has no address
     with pytest.raises(CheckFailed, match="no entry"):
         ex.check_devmap(w0, w1, **kw)
     xl.devmap_set(w0, "eth0", "eth1")
@@ -302,19 +324,22 @@ def test_wire_needs_devmap_entries_and_peer_napi(wire):
         ex.check_devmap(w0, w1, **kw)
     xl.devmap_set(w1, "eth1", "eth0")
     with xl.XdpTrace() as trace:
-        assert ex.check_devmap(w0, w1, **kw)                     # redirects are taken ...
-        assert ping_fresh(a, "10.7.9.2").received == 0           # ... but veth cannot deliver them
+        assert ex.check_devmap(w0, w1, **kw)  # redirects are taken ...
+        assert ping_fresh(a, "10.7.9.2").received == 0  # ... but veth cannot deliver them
         errors = trace.events(w0, w1)
     # where the refusal shows up is the kernel's business: up front since 6.3 (the target lacks NDO_XMIT in its
     # xdp_features), at devmap flush before (Debian 12's 6.1: the veth driver says -ENXIO)
-    expected = (("redirect error", "-EOPNOTSUPP (Operation not supported)") if kernel_probes.has("xdp_features")
-                else ("devmap xmit error", "-ENXIO (No such device or address)"))
+    expected = (
+        ("redirect error", "-EOPNOTSUPP (Operation not supported)")
+        if kernel_probes.has("xdp_features")
+        else ("devmap xmit error", "-ENXIO (No such device or address)")
+    )
     assert errors.get(expected, 0) >= 1, errors
     with a.attach_xdp("bpf/00-xdp-pass.c"), b.attach_xdp("bpf/00-xdp-pass.c"):
-        assert ping_fresh(a, "10.7.9.2").received == 2           # peers with XDP: NAPI, delivered
+        assert ping_fresh(a, "10.7.9.2").received == 2  # peers with XDP: NAPI, delivered
     for h in (a, b):
         h.run(["ethtool", "-K", "eth0", "gro", "on"], check=True)
-    assert ping_fresh(a, "10.7.9.2").received == 2               # GRO also gives the peer NAPI
+    assert ping_fresh(a, "10.7.9.2").received == 2  # GRO also gives the peer NAPI
     assert w.sysctl("net.ipv4.ip_forward") == "0" and not w.addresses()
 
 
@@ -330,7 +355,7 @@ def test_wire_in_generic_mode_needs_nothing_from_the_peers(wire):
 
 def test_check_devmap_rejects_a_wrong_target(wire):
     lab, a, w, b, w0, w1 = wire
-    xl.devmap_set(w0, "eth0", "eth0")         # back where it came from: not a wire
+    xl.devmap_set(w0, "eth0", "eth0")  # back where it came from: not a wire
     xl.devmap_set(w1, "eth1", "eth0")
     with pytest.raises(CheckFailed, match="egress"):
         ex.check_devmap(w0, w1, a=a, b=b, a_ip="10.7.9.1", b_ip="10.7.9.2")
@@ -352,7 +377,7 @@ def test_xdp_frames_flood_reaches_only_the_lab_peer():
         with h2.attach_xdp("bpf/07-xdp-counter.c") as counter:
             res = xl.xdp_frames_flood(h1, "eth0", frame, 5000)
             assert xl.protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
-            assert xl.source_counts(counter)["10.7.8.1"] == 5000     # (plus IPv6 link-local chatter)
+            assert xl.source_counts(counter)["10.7.8.1"] == 5000  # (plus IPv6 link-local chatter)
         with pytest.raises(Exception, match="no interface"):
             xl.xdp_frames_flood(h1, "eth7", frame, 10)
 
@@ -363,11 +388,12 @@ def test_namespace_guard():
         with netns.entered(h.namespace):
             xl.assert_in_namespace(h.namespace)
         with pytest.raises(Exception, match="not in namespace"):
-            xl.assert_in_namespace(h.namespace)          # this thread is back in the root namespace
+            xl.assert_in_namespace(h.namespace)  # this thread is back in the root namespace
 
 
 def test_bench_smoke():
     from packetlab.bench import xdp as bench
+
     lines: list[str] = []
     result = bench.run(repeat=2000, rounds=1, seconds=0.3, out=lines.append, lab_name="t07d")
     assert [row[0] for row in result["testrun"]][0] == "07-xdp-drop (floor)"
@@ -385,6 +411,7 @@ def test_bench_smoke():
 
 def test_bench_main_rejects_bad_options(capsys):
     from packetlab.bench import xdp as bench
+
     with pytest.raises(SystemExit):
         bench.main(["--rounds", "x"])
 

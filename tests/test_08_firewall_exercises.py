@@ -1,18 +1,19 @@
 """Module 08: exercise checks (right answers pass, wrong ones explain), the notebook
 rule editor, and a seconds-long smoke run of the benchmark (shape only, never speed)."""
+
 from __future__ import annotations
 
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m08_milestone_xdp_firewall.exercises import check_culprit, check_ipv6, check_policy
+from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect
 from packetlab.tools.firewall import EXAMPLES
+from packetlab.tools.firewall.editor import RuleEditor
 from packetlab.tools.firewall.program import Firewall
 from packetlab.tools.firewall.rules import RuleError, parse_rules
-from packetlab.tools.firewall.editor import RuleEditor
-from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect
+from packetlab.topo import netns
 
 POLICY_ANSWER = """\
 default: drop
@@ -47,17 +48,20 @@ def test_policy_reference_passes(capsys):
     assert "✔" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("answer,why", [
-    (None, "no answer yet"),
-    (POLICY_ANSWER.replace("src: 10.0.1.0/28, ", ""), "SSH from guest 10.0.1.200: expected XDP_DROP"),
-    (POLICY_ANSWER.replace("10.0.1.0/28", "10.0.1.0/24"), "SSH from 10.0.1.16"),
-    (POLICY_ANSWER.replace("[80, 443]", "80"), "HTTPS from an outside address"),
-    (POLICY_ANSWER.replace("default: drop", "default: allow"), "TCP 8080 from guest"),
-    (POLICY_ANSWER.replace("rate-limit", "allow").replace(", rate: 5/s, burst: 5", ""), "not a rate-limit rule"),
-    (POLICY_ANSWER.replace("5/s", "50/s"), "allows 50 packets/s"),
-    (POLICY_ANSWER.replace("burst: 5", "burst: 1000"), "of 30 back-to-back pings passed"),
-    (POLICY_ANSWER.replace("dport: 22", "dport: 99999"), "does not validate"),
-])
+@pytest.mark.parametrize(
+    "answer,why",
+    [
+        (None, "no answer yet"),
+        (POLICY_ANSWER.replace("src: 10.0.1.0/28, ", ""), "SSH from guest 10.0.1.200: expected XDP_DROP"),
+        (POLICY_ANSWER.replace("10.0.1.0/28", "10.0.1.0/24"), "SSH from 10.0.1.16"),
+        (POLICY_ANSWER.replace("[80, 443]", "80"), "HTTPS from an outside address"),
+        (POLICY_ANSWER.replace("default: drop", "default: allow"), "TCP 8080 from guest"),
+        (POLICY_ANSWER.replace("rate-limit", "allow").replace(", rate: 5/s, burst: 5", ""), "not a rate-limit rule"),
+        (POLICY_ANSWER.replace("5/s", "50/s"), "allows 50 packets/s"),
+        (POLICY_ANSWER.replace("burst: 5", "burst: 1000"), "of 30 back-to-back pings passed"),
+        (POLICY_ANSWER.replace("dport: 22", "dport: 99999"), "does not validate"),
+    ],
+)
 def test_policy_wrong_answers_explain(answer, why):
     with pytest.raises(CheckFailed) as err:
         check_policy(answer)
@@ -77,12 +81,18 @@ def flab():
 def test_culprit_check_against_kernel_counters(flab):
     fw = Firewall.attach(flab.srv, "eth0", MYSTERY_RULES)
     try:
+
         def mystery():
             return tcp_connect(flab.guest, flab.ip("srv"), 8080, timeout=1)
+
         assert not mystery()
         assert check_culprit(fw, mystery, "scanners")
-        for wrong, why in (("legacy-alt-http", "did not count"), ("default", "did not count"),
-                           ("nope", "no rule named"), (None, "no answer yet")):
+        for wrong, why in (
+            ("legacy-alt-http", "did not count"),
+            ("default", "did not count"),
+            ("nope", "no rule named"),
+            (None, "no answer yet"),
+        ):
             with pytest.raises(CheckFailed) as err:
                 check_culprit(fw, mystery, wrong)
             assert why in str(err.value)
@@ -95,7 +105,7 @@ def test_ipv6_check_with_real_connections(flab):
     fw = Firewall.attach(flab.srv, "eth0", POLICY_ANSWER)
     try:
         with pytest.raises(CheckFailed) as err:
-            check_ipv6(flab, fw, POLICY_ANSWER)            # IPv4-only: ND is dropped, nothing works over v6
+            check_ipv6(flab, fw, POLICY_ANSWER)  # IPv4-only: ND is dropped, nothing works over v6
         assert "neighbour discovery" in str(err.value) and "guest -> [fd00:1::2]:80" in str(err.value)
         with pytest.raises(CheckFailed) as err:
             check_ipv6(flab, fw, IPV6_ANSWER.replace('[10.0.1.0/28, "fd00:1::/124"]', '[10.0.1.0/28, "fd00:1::/64"]'))
@@ -114,7 +124,7 @@ def test_rule_editor_writes_the_rule_file_format(tmp_path):
     assert [r.name for r in rs.rules] == ["ssh-admins", "web", "ping", "dns", "v6"]
     assert rs.rule("web").dport == ((80, 80), (443, 443)) and rs.rule("ping").rate == 5
     assert len(rs.rule("v6").src) == 2
-    assert parse_rules(ed.to_yaml()).rules == rs.rules           # the same format as files
+    assert parse_rules(ed.to_yaml()).rules == rs.rules  # the same format as files
     path = tmp_path / "edited.yaml"
     assert ed.save(path) == f"saved {path}" and parse_rules(path.read_text()).rules == rs.rules
     ed.remove_rule(3)
@@ -123,7 +133,7 @@ def test_rule_editor_writes_the_rule_file_format(tmp_path):
     with pytest.raises(RuleError) as err:
         ed.ruleset()
     assert err.value.field == "src"
-    ed._report(ed.validate)                                        # what the Validate button shows
+    ed._report(ed.validate)  # what the Validate button shows
     assert "<rule editor>:" in ed.message and "field 'src'" in ed.message and "10.0.1.0/33" in ed.message
     with pytest.raises(TypeError):
         ed.add_rule(name="x", dports=1)
@@ -142,10 +152,12 @@ def test_rule_editor_apply(flab):
 
 def test_benchmark_smoke_run_has_every_row():
     from packetlab.bench.firewall import VARIANTS, run
+
     report = run(sizes=(1, 20), seconds=0.3, repeat=1000, lab_name="t08d")
     assert not netns.exists("t08d-h1")
     assert [(r.variant, r.rules) for r in report.rows] == [("xdp-drop-floor", 0)] + [
-        (v, n) for v in VARIANTS for n in (1, 20)]
+        (v, n) for v in VARIANTS for n in (1, 20)
+    ]
     assert all(r.live_pps and r.live_pps > 0 for r in report.rows)
     assert all(r.testrun_ns for r in report.rows if r.variant.startswith("xdp"))
     text = report.text()

@@ -7,6 +7,7 @@
   and Prometheus metrics, refuses the host and foreign namespaces, keeps the
   running rules when a new file is invalid, and removes everything.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,18 +19,17 @@ from pathlib import Path
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
+from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect, udp_stream
 from packetlab.errors import PacketlabError
-from packetlab.tools.firewall import EXAMPLES
+from packetlab.show.prometheus import serve_metrics
+from packetlab.tools.firewall import EXAMPLES, pinned
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.program import Firewall
 from packetlab.tools.firewall.rules import parse_rules
-from packetlab.tools.firewall import pinned
-from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect, udp_stream
-from packetlab.show.prometheus import serve_metrics
 from packetlab.tools.firewall.stats import parse_prometheus_text
+from packetlab.topo import netns
 
-RATE_TOLERANCE = 0.15     # the documented tolerance of the rate limiter (lesson 08)
+RATE_TOLERANCE = 0.15  # the documented tolerance of the rate limiter (lesson 08)
 
 
 @pytest.fixture(scope="module")
@@ -52,27 +52,37 @@ def fw(flab):
 @pytest.mark.slow
 def test_allowed_connections_succeed_and_dropped_ones_time_out(flab, fw):
     srv4, srv6 = flab.ip("srv", 4), flab.ip("srv", 6)
-    cases = [("admin", srv4, 22, True), ("admin", srv6, 22, True), ("guest", srv4, 22, False),
-             ("guest", srv6, 22, False), ("guest", srv4, 80, True), ("guest", srv6, 443, True),
-             ("guest", srv4, 8080, True), ("admin", srv4, 8081, False), ("admin", srv6, 8081, False)]
+    cases = [
+        ("admin", srv4, 22, True),
+        ("admin", srv6, 22, True),
+        ("guest", srv4, 22, False),
+        ("guest", srv6, 22, False),
+        ("guest", srv4, 80, True),
+        ("guest", srv6, 443, True),
+        ("guest", srv4, 8080, True),
+        ("admin", srv4, 8081, False),
+        ("admin", srv6, 8081, False),
+    ]
     got = [(who, addr, port, tcp_connect(getattr(flab, who), addr, port, timeout=0.7)) for who, addr, port, _ in cases]
     assert got == [c for c in cases]
     st = fw.status()
     assert st.rule("ssh-admins").packets >= 2 and st.rule("web").packets >= 3
-    assert st.special["default"]["packets"] >= 3          # the dropped SYNs (and retries)
+    assert st.special["default"]["packets"] >= 3  # the dropped SYNs (and retries)
     assert fw.attachment.mode == "native"
 
 
 @pytest.mark.slow
 def test_rate_limit_holds_within_tolerance(flab, fw):
-    fw.apply("default: drop\nrules:\n  - {name: icmpv6, action: allow, proto: icmpv6}\n"
-             "  - {name: udp-limit, action: rate-limit, proto: udp, dport: 6000, rate: 200/s, burst: 10}\n")
+    fw.apply(
+        "default: drop\nrules:\n  - {name: icmpv6, action: allow, proto: icmpv6}\n"
+        "  - {name: udp-limit, action: rate-limit, proto: udp, dport: 6000, rate: 200/s, burst: 10}\n"
+    )
     run = udp_stream(flab.admin, flab.srv, flab.ip("srv"), port=6000, pps=1000, seconds=2.0)
     expected = 10 + 200 * run.seconds
     assert abs(run.received - expected) <= RATE_TOLERANCE * expected, (run, expected)
     rule = fw.status().rule("udp-limit")
-    assert rule.packets == run.sent                                # every datagram met the rule
-    assert rule.packets - rule.limited == run.received             # the passed ones arrived
+    assert rule.packets == run.sent  # every datagram met the rule
+    assert rule.packets - rule.limited == run.received  # the passed ones arrived
     # a second source has its own bucket
     other = udp_stream(flab.guest, flab.srv, flab.ip("srv"), port=6000, pps=1000, seconds=0.5)
     assert abs(other.received - (10 + 200 * other.seconds)) <= RATE_TOLERANCE * (10 + 200 * other.seconds) + 5
@@ -115,8 +125,9 @@ def test_a_thousand_atomic_swaps_under_traffic_lose_nothing(flab, fw):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.slow
@@ -130,8 +141,10 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
     r = _cli("apply", str(EXAMPLES / "broken.yaml"), "--netns", ns, "--dev", "eth0")
     assert r.returncode == 1 and "broken.yaml:10" in r.stderr and not target.pin_dir.exists()
     rules = tmp_path / "admin.yaml"
-    rules.write_text("default: drop\nrules:\n  - {name: web, action: allow, proto: tcp, dport: 80}\n"
-                     "  - {name: replies, action: allow, proto: tcp, tcp_flags: ack}\n")
+    rules.write_text(
+        "default: drop\nrules:\n  - {name: web, action: allow, proto: tcp, dport: 80}\n"
+        "  - {name: replies, action: allow, proto: tcp, tcp_flags: ack}\n"
+    )
     try:
         r = _cli("apply", str(rules), "--netns", ns, "--dev", "eth0")
         assert r.returncode == 0, r.stderr
@@ -139,7 +152,7 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
         # the command has exited; the program is still attached and filtering
         assert pinned.attached_prog_id(target) is not None
         assert not flab.guest.ping(flab.ip("admin"), count=1, timeout=1).ok
-        assert tcp_connect(flab.admin, flab.ip("srv"), 80)                # replies carry ACK: allowed
+        assert tcp_connect(flab.admin, flab.ip("srv"), 80)  # replies carry ACK: allowed
         # an invalid new file leaves the running rules as they were
         r = _cli("apply", str(EXAMPLES / "broken.yaml"), "--netns", ns, "--dev", "eth0")
         assert r.returncode == 1
@@ -149,8 +162,10 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
         assert status["attached"] and status["special"]["default"]["packets"] >= 1
         assert status["rules"][1]["packets"] >= 1
         # swap in new rules: ping now allowed
-        rules.write_text("default: drop\nrules:\n  - {name: ping, action: allow, proto: icmp}\n"
-                         "  - {name: replies, action: allow, proto: tcp, tcp_flags: ack}\n")
+        rules.write_text(
+            "default: drop\nrules:\n  - {name: ping, action: allow, proto: icmp}\n"
+            "  - {name: replies, action: allow, proto: tcp, tcp_flags: ack}\n"
+        )
         r = _cli("apply", str(rules), "--netns", ns, "--dev", "eth0")
         assert r.returncode == 0 and "swapped new rules" in r.stdout, r.stderr
         assert flab.guest.ping(flab.ip("admin"), count=1, timeout=1).ok
@@ -158,8 +173,10 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
         assert r.returncode == 0 and "generation 2" in r.stdout and "ping" in r.stdout
         r = _cli("metrics", "--netns", ns, "--dev", "eth0")
         samples = parse_prometheus_text(r.stdout)
-        key = ("packetlab_firewall_rule_packets_total",
-               frozenset({("netns", ns), ("dev", "eth0"), ("rule", "ping"), ("action", "allow")}))
+        key = (
+            "packetlab_firewall_rule_packets_total",
+            frozenset({("netns", ns), ("dev", "eth0"), ("rule", "ping"), ("action", "allow")}),
+        )
         assert samples[key] >= 1
         assert samples[("packetlab_firewall_generation", frozenset({("netns", ns), ("dev", "eth0")}))] == 2
         textfile = tmp_path / "fw.prom"
@@ -178,7 +195,7 @@ def test_foreign_namespace_is_refused(flab, monkeypatch):
     with pytest.raises(PacketlabError) as err:
         pinned.check_target(pinned.Target(flab.admin.namespace, "eth0"))
     assert "not created by a packetlab lab" in str(err.value) and "--allow-host" in str(err.value)
-    pinned.check_target(pinned.Target(flab.admin.namespace, "eth0"), allow_host=True)   # explicitly allowed
+    pinned.check_target(pinned.Target(flab.admin.namespace, "eth0"), allow_host=True)  # explicitly allowed
 
 
 def test_cli_refuses_to_replace_someone_elses_program(flab):
@@ -218,8 +235,10 @@ def test_metrics_endpoint_serves_prometheus_text(flab, fw):
     finally:
         server.shutdown()
         server.server_close()
-    web = ("packetlab_firewall_rule_packets_total",
-           frozenset({("netns", flab.srv.namespace), ("dev", "eth0"), ("rule", "web"), ("action", "allow")}))
+    web = (
+        "packetlab_firewall_rule_packets_total",
+        frozenset({("netns", flab.srv.namespace), ("dev", "eth0"), ("rule", "web"), ("action", "allow")}),
+    )
     assert samples[web] >= 1
 
 

@@ -4,6 +4,7 @@ The property tests (hypothesis) generate rule files, break them in one
 place, and require a RuleError that names the file, the line and the field;
 no other exception type may escape.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -15,14 +16,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from packetlab.tools.firewall import EXAMPLES
-from packetlab.tools.firewall.compiler import compile_rules
-from packetlab.tools.firewall.rules import RuleError, RuleSet, load_rules, parse_rules
-from packetlab.tools.firewall.compiler import expand
+from packetlab.tools.firewall.compiler import compile_rules, expand
 from packetlab.tools.firewall.layout import MAX_RULE_BITS
 from packetlab.tools.firewall.reference import PacketFields, rule_matches
-from packetlab.tools.firewall.rules import format_tcp_flags, parse_port_range, parse_rate, parse_tcp_flags
+from packetlab.tools.firewall.rules import (
+    RuleError,
+    RuleSet,
+    format_tcp_flags,
+    load_rules,
+    parse_port_range,
+    parse_rate,
+    parse_rules,
+    parse_tcp_flags,
+)
 
-BASIC = (EXAMPLES / "basic.yaml")
+BASIC = EXAMPLES / "basic.yaml"
 
 
 def test_every_example_file_is_valid_except_the_broken_one():
@@ -83,10 +91,7 @@ BAD = [
 
 @pytest.mark.parametrize("rule,field,fragment", BAD)
 def test_bad_rule_names_file_line_and_field(rule, field, fragment):
-    text = ("default: drop\n"
-            "rules:\n"
-            "  - {name: first, action: allow, proto: tcp, dport: 22}\n"
-            f"  - {rule}\n")
+    text = f"default: drop\nrules:\n  - {{name: first, action: allow, proto: tcp, dport: 22}}\n  - {rule}\n"
     with pytest.raises(RuleError) as err:
         compile_rules(parse_rules(text, source="rules.yaml"))
     problem = err.value.problems[0]
@@ -94,21 +99,24 @@ def test_bad_rule_names_file_line_and_field(rule, field, fragment):
     assert problem.line == 4, str(err.value)
     assert problem.field == field, str(err.value)
     assert fragment in problem.message, str(err.value)
-    assert f"rules.yaml:4" in str(err.value) and "nothing was applied" in str(err.value)
+    assert "rules.yaml:4" in str(err.value) and "nothing was applied" in str(err.value)
 
 
-@pytest.mark.parametrize("text,line,field", [
-    ("rules: []\n", 1, "default"),
-    ("default: maybe\nrules: []\n", 1, "default"),
-    ("default: drop\n", 1, "rules"),
-    ("default: drop\nrules: {a: 1}\n", 2, "rules"),
-    ("default: drop\nfragments: reassemble\nrules: []\n", 2, "fragments"),
-    ("default: drop\nrules:\n  - just a string\n", 3, None),
-    ("default: drop\nrules: [\n", 3, None),                     # YAML syntax error
-    ("- a list\n", 1, None),
-    ("default: drop\ndefault: allow\nrules: []\n", 2, "default"),
-    ("default: drop\nrulez: []\n", 2, "rulez"),
-])
+@pytest.mark.parametrize(
+    "text,line,field",
+    [
+        ("rules: []\n", 1, "default"),
+        ("default: maybe\nrules: []\n", 1, "default"),
+        ("default: drop\n", 1, "rules"),
+        ("default: drop\nrules: {a: 1}\n", 2, "rules"),
+        ("default: drop\nfragments: reassemble\nrules: []\n", 2, "fragments"),
+        ("default: drop\nrules:\n  - just a string\n", 3, None),
+        ("default: drop\nrules: [\n", 3, None),  # YAML syntax error
+        ("- a list\n", 1, None),
+        ("default: drop\ndefault: allow\nrules: []\n", 2, "default"),
+        ("default: drop\nrulez: []\n", 2, "rulez"),
+    ],
+)
 def test_bad_file_structure(text, line, field):
     with pytest.raises(RuleError) as err:
         parse_rules(text, source="f.yaml")
@@ -124,25 +132,31 @@ def test_all_problems_reported_at_once():
 
 
 def test_redundant_rule_is_a_warning_not_an_error():
-    rs = parse_rules("default: drop\nrules:\n  - {name: a, action: allow, proto: tcp}\n"
-                     "  - {name: b, action: allow, proto: tcp, dport: 80}\n")
+    rs = parse_rules(
+        "default: drop\nrules:\n  - {name: a, action: allow, proto: tcp}\n"
+        "  - {name: b, action: allow, proto: tcp, dport: 80}\n"
+    )
     compile_rules(rs)
     assert any("'b' is redundant" in w for w in rs.warnings)
 
 
 def test_partial_shadow_of_a_list_rule_is_a_contradiction():
-    rs = parse_rules("default: allow\nrules:\n  - {name: a, action: drop, src: 10.0.0.0/8}\n"
-                     "  - {name: b, action: allow, src: [10.1.0.0/16, 192.168.0.0/16]}\n")
+    rs = parse_rules(
+        "default: allow\nrules:\n  - {name: a, action: drop, src: 10.0.0.0/8}\n"
+        "  - {name: b, action: allow, src: [10.1.0.0/16, 192.168.0.0/16]}\n"
+    )
     with pytest.raises(RuleError) as err:
         compile_rules(rs)
     assert "for 10.1.0.0/16" in str(err.value) and err.value.line == 4
 
 
 def test_non_overlapping_rules_are_not_flagged():
-    rs = parse_rules("default: drop\nrules:\n  - {name: a, action: drop, src: 10.0.0.0/8, proto: tcp}\n"
-                     "  - {name: b, action: allow, src: 10.1.0.0/16, proto: udp}\n"
-                     "  - {name: c, action: allow, proto: tcp, tcp_flags: syn}\n"
-                     "  - {name: d, action: drop, proto: tcp, tcp_flags: '!syn,ack'}\n")
+    rs = parse_rules(
+        "default: drop\nrules:\n  - {name: a, action: drop, src: 10.0.0.0/8, proto: tcp}\n"
+        "  - {name: b, action: allow, src: 10.1.0.0/16, proto: udp}\n"
+        "  - {name: c, action: allow, proto: tcp, tcp_flags: syn}\n"
+        "  - {name: d, action: drop, proto: tcp, tcp_flags: '!syn,ack'}\n"
+    )
     compile_rules(rs)
     assert rs.warnings == [] or all("redundant" not in w for w in rs.warnings)
 
@@ -155,8 +169,10 @@ def test_ipv6_without_icmpv6_warns():
 def test_too_many_combinations_is_a_clear_error():
     srcs = [f"10.{i // 256}.{i % 256}.0/24" for i in range(200)]
     ports = list(range(1, 101))
-    doc = {"default": "drop", "rules": [{"name": "huge", "action": "allow", "src": srcs, "proto": "tcp",
-                                         "dport": ports}]}
+    doc = {
+        "default": "drop",
+        "rules": [{"name": "huge", "action": "allow", "src": srcs, "proto": "tcp", "dport": ports}],
+    }
     with pytest.raises(RuleError) as err:
         expand(parse_rules(yaml.safe_dump(doc)))
     assert f"{MAX_RULE_BITS:,}" in str(err.value) and err.value.problems[0].rule == "huge"
@@ -214,15 +230,26 @@ def test_compiled_tables_classify_like_a_linear_scan():
             continue
         for _ in range(60):
             v6 = rnd.random() < 0.4
-            src = rnd.choice(["fd00:1::5", "fd00:2::1", "fe80::1"] if v6 else ["10.1.2.3", "10.1.2.200", "10.9.0.1", "8.8.8.8"])
+            src = rnd.choice(
+                ["fd00:1::5", "fd00:2::1", "fe80::1"] if v6 else ["10.1.2.3", "10.1.2.200", "10.9.0.1", "8.8.8.8"]
+            )
             dst = rnd.choice(["fd00:1::6", "::1"] if v6 else ["10.1.2.4", "192.168.1.1"])
             proto = rnd.choice([6, 17, 1, 47])
             dport = rnd.choice([0, 21, 22, 23, 80, 81, 180, 181, 1024, 65535]) if proto in (6, 17) else None
             flags = rnd.choice([0x02, 0x12, 0x10, 0x04]) if proto == 6 else None
-            got = compiled.lookup(src=src, dst=dst, proto=proto, dport=dport, sport=1234 if dport is not None else None,
-                                  tcp_flags=flags)
-            f = PacketFields("ip", version=6 if v6 else 4, src=ipaddress.ip_address(src), dst=ipaddress.ip_address(dst),
-                             proto=proto, dport=dport, sport=1234 if dport is not None else None, flags=flags)
+            got = compiled.lookup(
+                src=src, dst=dst, proto=proto, dport=dport, sport=1234 if dport is not None else None, tcp_flags=flags
+            )
+            f = PacketFields(
+                "ip",
+                version=6 if v6 else 4,
+                src=ipaddress.ip_address(src),
+                dst=ipaddress.ip_address(dst),
+                proto=proto,
+                dport=dport,
+                sport=1234 if dport is not None else None,
+                flags=flags,
+            )
             want = next((r for r in rs.rules if rule_matches(r, f)), None)
             assert got == want, (rs.to_yaml(), src, dst, proto, dport, flags)
             checked += 1
@@ -231,13 +258,16 @@ def test_compiled_tables_classify_like_a_linear_scan():
 
 # ---- property tests: any broken file gives a located RuleError ----------------------------------
 names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
-valid_rule = st.fixed_dictionaries({
-    "action": st.sampled_from(["allow", "drop"]),
-}, optional={
-    "src": st.sampled_from(["10.0.0.0/8", "192.168.1.0/24", "fd00::/8", "any"]),
-    "proto": st.sampled_from(["tcp", "udp"]),
-    "dport": st.integers(0, 65535),
-})
+valid_rule = st.fixed_dictionaries(
+    {
+        "action": st.sampled_from(["allow", "drop"]),
+    },
+    optional={
+        "src": st.sampled_from(["10.0.0.0/8", "192.168.1.0/24", "fd00::/8", "any"]),
+        "proto": st.sampled_from(["tcp", "udp"]),
+        "dport": st.integers(0, 65535),
+    },
+)
 MUTATIONS = {
     "src": ["10.0.0.300/8", "10.0.0.1/8", "banana", 42, "fd00::/200", ["10.0.0.0/8", "10.0.0.0/8"]],
     "dport": [70000, -1, "9-1", "http", 3.5, []],
@@ -253,7 +283,7 @@ MUTATIONS = {
 def broken_documents(draw):
     rules = draw(st.lists(valid_rule, min_size=1, max_size=6))
     rules = [dict(r, name=f"r{i}") for i, r in enumerate(rules)]
-    for r in rules:                               # keep the *valid* part valid
+    for r in rules:  # keep the *valid* part valid
         if "dport" in r and "proto" not in r:
             r["proto"] = "tcp"
         if r.get("src") == "any":
@@ -308,12 +338,24 @@ def test_arbitrary_text_never_crashes_the_loader(text):
         assert err.problems
 
 
-junk = st.recursive(st.none() | st.booleans() | st.integers(-10, 70000) | st.floats(allow_nan=False) |
-                    st.sampled_from(["tcp", "any", "10.0.0.0/8", "fd00::/8", "80-90", "allow", "rate-limit", "syn",
-                                     "5/s", ""]),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["name", "action", "src", "dst", "proto", "dport", "sport", "tcp_flags",
-                                         "rate", "burst", "other"]), inner, max_size=5), max_leaves=12)
+junk = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 70000)
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["tcp", "any", "10.0.0.0/8", "fd00::/8", "80-90", "allow", "rate-limit", "syn", "5/s", ""]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                ["name", "action", "src", "dst", "proto", "dport", "sport", "tcp_flags", "rate", "burst", "other"]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,6 +6,7 @@ fragments, truncated and malformed headers — then the counters each rule
 must show; a randomised comparison with the reference (linear scan); rate
 limiting; and the guarantee that a rejected rule file changes nothing.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,19 +16,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                IPv6ExtHdrRouting)
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
 from packetlab.errors import PacketlabError
+from packetlab.tools.firewall import layout as L
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.layout import Capacity
-from packetlab.tools.firewall.program import CapacityError, Firewall
-from packetlab.tools.firewall.rules import RuleError, parse_rules
-from packetlab.tools.firewall import layout as L
 from packetlab.tools.firewall.maps import MapInfo
+from packetlab.tools.firewall.program import CapacityError, Firewall
 from packetlab.tools.firewall.reference import decide
+from packetlab.tools.firewall.rules import RuleError, parse_rules
 
 E = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 SRV4, SRV6 = "10.0.2.1", "fd00:9::1"
@@ -131,7 +131,7 @@ TABLE = [
     ("web 8080 (range end)", t4("198.51.100.1", 8080), "XDP_PASS", "web"),
     ("web 8081 (above range)", t4("198.51.100.1", 8081), "XDP_DROP", "default"),
     ("udp to 80 is not web", u4("198.51.100.1", 80), "XDP_DROP", "default"),
-    ("blocked /32 host, web port", t4("192.0.2.7", 80), "XDP_PASS", "web"),          # web comes first
+    ("blocked /32 host, web port", t4("192.0.2.7", 80), "XDP_PASS", "web"),  # web comes first
     ("blocked /32 host, udp", u4("192.0.2.7", 9), "XDP_DROP", "blocked-host"),
     ("neighbour of the /32", u4("192.0.2.8", 9), "XDP_DROP", "default"),
     ("blocked /32 host, icmp", Ether(**E) / IP(src="192.0.2.7", dst=SRV4) / ICMP(), "XDP_DROP", "blocked-host"),
@@ -153,62 +153,157 @@ TABLE = [
     ("v6 /128 host, any port", t6("fd00:2::5", 5555), "XDP_PASS", "v6-host"),
     ("v6 neighbour of /128", t6("fd00:2::6", 5555), "XDP_DROP", "default"),
     ("v6 hop-by-hop then ssh", t6("fd00:1::1", 22, ext=IPv6ExtHdrHopByHop()), "XDP_PASS", "v6-admin"),
-    ("v6 routing + dest-opts then ssh", t6("fd00:1::1", 22, ext=IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt()),
-     "XDP_PASS", "v6-admin"),
-    ("v6 four extension headers", t6("fd00:1::1", 22, ext=IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
-                                     / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt()), "XDP_PASS", "v6-admin"),
-    ("v6 five extension headers (more than we walk)",
-     t6("fd00:1::1", 22, ext=IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt()
-        / IPv6ExtHdrDestOpt()), "XDP_DROP", "malformed"),
-    ("v6 first fragment (offset 0) with ports", t6("fd00:1::1", 22, ext=IPv6ExtHdrFragment(offset=0, m=1)),
-     "XDP_PASS", "v6-admin"),
-    ("v6 later fragment: no ports, port rule cannot match",
-     Ether(**E) / IPv6(src="fd00:1::1", dst=SRV6) / IPv6ExtHdrFragment(offset=100, nh=6) / Raw(b"x" * 16),
-     "XDP_DROP", "default"),
-    ("v6 later fragment from the /128 host (address-only rule)",
-     Ether(**E) / IPv6(src="fd00:2::5", dst=SRV6) / IPv6ExtHdrFragment(offset=100, nh=17) / Raw(b"x" * 16),
-     "XDP_PASS", "v6-host"),
-    ("icmpv6 neighbour solicitation", Ether(**E) / IPv6(src="fe80::1", dst="ff02::1:ff00:1", nh=58)
-     / Raw(b"\x87" + b"\0" * 23), "XDP_PASS", "icmpv6"),
+    (
+        "v6 routing + dest-opts then ssh",
+        t6("fd00:1::1", 22, ext=IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt()),
+        "XDP_PASS",
+        "v6-admin",
+    ),
+    (
+        "v6 four extension headers",
+        t6("fd00:1::1", 22, ext=IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / IPv6ExtHdrDestOpt()),
+        "XDP_PASS",
+        "v6-admin",
+    ),
+    (
+        "v6 five extension headers (more than we walk)",
+        t6(
+            "fd00:1::1",
+            22,
+            ext=IPv6ExtHdrHopByHop()
+            / IPv6ExtHdrDestOpt()
+            / IPv6ExtHdrRouting()
+            / IPv6ExtHdrDestOpt()
+            / IPv6ExtHdrDestOpt(),
+        ),
+        "XDP_DROP",
+        "malformed",
+    ),
+    (
+        "v6 first fragment (offset 0) with ports",
+        t6("fd00:1::1", 22, ext=IPv6ExtHdrFragment(offset=0, m=1)),
+        "XDP_PASS",
+        "v6-admin",
+    ),
+    (
+        "v6 later fragment: no ports, port rule cannot match",
+        Ether(**E) / IPv6(src="fd00:1::1", dst=SRV6) / IPv6ExtHdrFragment(offset=100, nh=6) / Raw(b"x" * 16),
+        "XDP_DROP",
+        "default",
+    ),
+    (
+        "v6 later fragment from the /128 host (address-only rule)",
+        Ether(**E) / IPv6(src="fd00:2::5", dst=SRV6) / IPv6ExtHdrFragment(offset=100, nh=17) / Raw(b"x" * 16),
+        "XDP_PASS",
+        "v6-host",
+    ),
+    (
+        "icmpv6 neighbour solicitation",
+        Ether(**E) / IPv6(src="fe80::1", dst="ff02::1:ff00:1", nh=58) / Raw(b"\x87" + b"\0" * 23),
+        "XDP_PASS",
+        "icmpv6",
+    ),
     # VLAN
-    ("802.1Q tagged ssh from admin", Ether(**E) / Dot1Q(vlan=10) / IP(src="10.0.1.2", dst=SRV4) / TCP(dport=22),
-     "XDP_PASS", "admin-ssh"),
-    ("QinQ (802.1ad + 802.1Q) tagged web", Ether(**E) / Dot1AD(vlan=20) / Dot1Q(vlan=10) / IP(src="1.2.3.4", dst=SRV4)
-     / TCP(dport=80), "XDP_PASS", "web"),
-    ("QinQ tagged, dropped by default", Ether(**E) / Dot1AD(vlan=20) / Dot1Q(vlan=10) / IP(src="1.2.3.4", dst=SRV4)
-     / TCP(dport=81), "XDP_DROP", "default"),
-    ("three VLAN tags (a bypass attempt)", Ether(**E) / Dot1AD(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3)
-     / IP(src="10.0.1.2", dst=SRV4) / TCP(dport=22), "XDP_DROP", "malformed"),
-    ("tagged IPv6", Ether(**E) / Dot1Q(vlan=5) / IPv6(src="fd00:1::9", dst=SRV6) / TCP(dport=22), "XDP_PASS",
-     "v6-admin"),
+    (
+        "802.1Q tagged ssh from admin",
+        Ether(**E) / Dot1Q(vlan=10) / IP(src="10.0.1.2", dst=SRV4) / TCP(dport=22),
+        "XDP_PASS",
+        "admin-ssh",
+    ),
+    (
+        "QinQ (802.1ad + 802.1Q) tagged web",
+        Ether(**E) / Dot1AD(vlan=20) / Dot1Q(vlan=10) / IP(src="1.2.3.4", dst=SRV4) / TCP(dport=80),
+        "XDP_PASS",
+        "web",
+    ),
+    (
+        "QinQ tagged, dropped by default",
+        Ether(**E) / Dot1AD(vlan=20) / Dot1Q(vlan=10) / IP(src="1.2.3.4", dst=SRV4) / TCP(dport=81),
+        "XDP_DROP",
+        "default",
+    ),
+    (
+        "three VLAN tags (a bypass attempt)",
+        Ether(**E) / Dot1AD(vlan=1) / Dot1Q(vlan=2) / Dot1Q(vlan=3) / IP(src="10.0.1.2", dst=SRV4) / TCP(dport=22),
+        "XDP_DROP",
+        "malformed",
+    ),
+    (
+        "tagged IPv6",
+        Ether(**E) / Dot1Q(vlan=5) / IPv6(src="fd00:1::9", dst=SRV6) / TCP(dport=22),
+        "XDP_PASS",
+        "v6-admin",
+    ),
     # IPv4 options and fragments
     ("IPv4 with options (ihl 6)", t4("10.0.1.3", 22, options=b"\x01\x01\x01\x00"), "XDP_PASS", "admin-ssh"),
-    ("TCP with options (doff 8)", Ether(**E) / IP(src="10.0.1.3", dst=SRV4) / TCP(dport=22, options=[("MSS", 1460),
-     ("SAckOK", b""), ("WScale", 7)]), "XDP_PASS", "admin-ssh"),
-    ("IPv4 first fragment with full TCP header", Ether(**E) / IP(src="198.51.100.1", dst=SRV4, flags="MF", frag=0)
-     / TCP(dport=80) / Raw(b"x" * 32), "XDP_PASS", "web"),
-    ("IPv4 later fragment of web traffic: no ports", Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=100, proto=6)
-     / Raw(b"x" * 32), "XDP_DROP", "default"),
-    ("IPv4 later fragment from the blocked /32", Ether(**E) / IP(src="192.0.2.7", dst=SRV4, frag=100, proto=17)
-     / Raw(b"x" * 32), "XDP_DROP", "blocked-host"),
-    ("IPv4 later fragment, icmp (address/proto rule)", Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=50, proto=1)
-     / Raw(b"x" * 32), "XDP_PASS", "icmp"),
-    ("TCP fragment at offset 8 (RFC 1858)", Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=1, proto=6)
-     / Raw(b"x" * 32), "XDP_DROP", "malformed"),
-    ("tiny first fragment: TCP header cut", cut(Ether(**E) / IP(src="198.51.100.1", dst=SRV4, flags="MF")
-                                               / TCP(dport=80), ETH + IP4 + 8), "XDP_DROP", "malformed"),
+    (
+        "TCP with options (doff 8)",
+        Ether(**E)
+        / IP(src="10.0.1.3", dst=SRV4)
+        / TCP(dport=22, options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7)]),
+        "XDP_PASS",
+        "admin-ssh",
+    ),
+    (
+        "IPv4 first fragment with full TCP header",
+        Ether(**E) / IP(src="198.51.100.1", dst=SRV4, flags="MF", frag=0) / TCP(dport=80) / Raw(b"x" * 32),
+        "XDP_PASS",
+        "web",
+    ),
+    (
+        "IPv4 later fragment of web traffic: no ports",
+        Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=100, proto=6) / Raw(b"x" * 32),
+        "XDP_DROP",
+        "default",
+    ),
+    (
+        "IPv4 later fragment from the blocked /32",
+        Ether(**E) / IP(src="192.0.2.7", dst=SRV4, frag=100, proto=17) / Raw(b"x" * 32),
+        "XDP_DROP",
+        "blocked-host",
+    ),
+    (
+        "IPv4 later fragment, icmp (address/proto rule)",
+        Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=50, proto=1) / Raw(b"x" * 32),
+        "XDP_PASS",
+        "icmp",
+    ),
+    (
+        "TCP fragment at offset 8 (RFC 1858)",
+        Ether(**E) / IP(src="198.51.100.1", dst=SRV4, frag=1, proto=6) / Raw(b"x" * 32),
+        "XDP_DROP",
+        "malformed",
+    ),
+    (
+        "tiny first fragment: TCP header cut",
+        cut(Ether(**E) / IP(src="198.51.100.1", dst=SRV4, flags="MF") / TCP(dport=80), ETH + IP4 + 8),
+        "XDP_DROP",
+        "malformed",
+    ),
     # truncated and malformed
     ("Ethernet header only, says IPv4", cut(t4("10.0.1.1", 22), ETH), "XDP_DROP", "malformed"),
     ("IPv4 header cut at 10 bytes", cut(t4("10.0.1.1", 22), ETH + 10), "XDP_DROP", "malformed"),
     ("TCP header cut at 12 bytes", cut(t4("10.0.1.1", 22), ETH + IP4 + 12), "XDP_DROP", "malformed"),
     ("UDP header cut at 4 bytes", cut(u4("1.2.3.4", 53), ETH + IP4 + 4), "XDP_DROP", "malformed"),
     ("IPv6 header cut at 30 bytes", cut(t6("fd00:1::1", 22), ETH + 30), "XDP_DROP", "malformed"),
-    ("IPv4 ihl 4 (too small)", bytes(t4("10.0.1.1", 22))[:ETH] + bytes([0x44]) + bytes(t4("10.0.1.1", 22))[ETH + 1:],
-     "XDP_DROP", "malformed"),
-    ("EtherType IPv4, version 6 inside", bytes(t4("10.0.1.1", 22))[:ETH] + bytes([0x65]) + bytes(t4("10.0.1.1", 22))[ETH + 1:],
-     "XDP_DROP", "malformed"),
-    ("truncated VLAN tag", cut(Ether(**E) / Dot1Q(vlan=1) / IP(src="10.0.1.1", dst=SRV4), ETH + 2), "XDP_DROP",
-     "malformed"),
+    (
+        "IPv4 ihl 4 (too small)",
+        bytes(t4("10.0.1.1", 22))[:ETH] + bytes([0x44]) + bytes(t4("10.0.1.1", 22))[ETH + 1 :],
+        "XDP_DROP",
+        "malformed",
+    ),
+    (
+        "EtherType IPv4, version 6 inside",
+        bytes(t4("10.0.1.1", 22))[:ETH] + bytes([0x65]) + bytes(t4("10.0.1.1", 22))[ETH + 1 :],
+        "XDP_DROP",
+        "malformed",
+    ),
+    (
+        "truncated VLAN tag",
+        cut(Ether(**E) / Dot1Q(vlan=1) / IP(src="10.0.1.1", dst=SRV4), ETH + 2),
+        "XDP_DROP",
+        "malformed",
+    ),
     # not IP
     ("ARP passes", Ether(**E) / ARP(psrc="10.0.1.1", pdst=SRV4), "XDP_PASS", "not-ip"),
     ("LLDP-ish EtherType passes", Ether(**E, type=0x88CC) / Raw(b"\0" * 30), "XDP_PASS", "not-ip"),
@@ -239,6 +334,7 @@ def test_layout_mismatch_is_refused_naming_both_sides(fw):
     class Fake:
         def __init__(self, info):
             self.info = info
+
     maps = {name: Fake(m.info) for name, m in fw.maps.items()}
     info = fw.maps["fw_rule"].info
     maps["fw_rule"] = Fake(MapInfo(info.type, info.id, 4, 40, info.max_entries, info.name))
@@ -257,7 +353,9 @@ def test_verdict_table(main_rules):
         got = fw.test_run(data).verdict
         ref = decide(rs, data)
         if got != verdict or ref.verdict != verdict or ref.counter != counter:
-            wrong.append(f"{what}: kernel {got}, reference {ref.verdict} by {ref.counter}, expected {verdict} by {counter}")
+            wrong.append(
+                f"{what}: kernel {got}, reference {ref.verdict} by {ref.counter}, expected {verdict} by {counter}"
+            )
         expected_counts[counter] = expected_counts.get(counter, 0) + 1
     assert not wrong, "\n".join(wrong)
     st = fw.status()
@@ -281,8 +379,8 @@ def test_zero_and_full_prefixes(fw):
     gre6 = Ether(**E) / IPv6(src="fd00::1", dst=SRV6, nh=47) / Raw(b"\0" * 8)
     esp6 = Ether(**E) / IPv6(src="2001:db8::1", dst=SRV6, nh=50) / Raw(b"\0" * 8)
     esp4 = Ether(**E) / IP(src="1.1.1.1", dst=SRV4, proto=50) / Raw(b"\0" * 8)
-    assert fw.verdict(gre4) == "XDP_DROP"       # 0.0.0.0/0 matches every IPv4 source...
-    assert fw.verdict(gre6) == "XDP_PASS"       # ...and no IPv6 one
+    assert fw.verdict(gre4) == "XDP_DROP"  # 0.0.0.0/0 matches every IPv4 source...
+    assert fw.verdict(gre6) == "XDP_PASS"  # ...and no IPv6 one
     assert fw.verdict(esp6) == "XDP_DROP"
     assert fw.verdict(esp4) == "XDP_PASS"
     assert fw.verdict(t4("1.1.1.1", 80)) == "XDP_PASS"
@@ -313,7 +411,7 @@ def test_kernel_agrees_with_the_reference_on_random_rules_and_packets(fw):
             fam = rnd.choice([nets4, nets6, None])
             r = {"name": f"r{i}", "action": rnd.choice(["allow", "drop", "rate-limit"])}
             if r["action"] == "rate-limit":
-                r.update(rate="1000000/s", burst=1000000)          # never limits in this test
+                r.update(rate="1000000/s", burst=1000000)  # never limits in this test
             if fam and rnd.random() < 0.8:
                 r["src"] = rnd.sample(fam, rnd.randint(1, 2))
             if fam and rnd.random() < 0.4:
@@ -337,8 +435,11 @@ def test_kernel_agrees_with_the_reference_on_random_rules_and_packets(fw):
         sets += 1
         for _ in range(50):
             v6 = rnd.random() < 0.4
-            src = rnd.choice(["fd00:1::5", "fd00:1::6", "fd00:2::1", "fe80::1"] if v6 else
-                             ["10.1.2.3", "10.1.2.200", "10.1.3.1", "10.9.9.9", "8.8.8.8"])
+            src = rnd.choice(
+                ["fd00:1::5", "fd00:1::6", "fd00:2::1", "fe80::1"]
+                if v6
+                else ["10.1.2.3", "10.1.2.200", "10.1.3.1", "10.9.9.9", "8.8.8.8"]
+            )
             l3 = IPv6(src=src, dst="fd00:1::7") if v6 else IP(src=src, dst=rnd.choice(["10.1.2.4", "192.168.0.1"]))
             kind = rnd.random()
             dport = rnd.choice([0, 21, 22, 23, 79, 80, 81, 180, 181, 1023, 1024, 1124, 1125, 65534, 65535])
@@ -370,7 +471,7 @@ def test_rate_limit_is_per_source_token_bucket(fw):
     b = Ether(**E) / IP(src="10.0.0.2", dst=SRV4) / ICMP()
     verdicts = [fw.verdict(a) for _ in range(10)]
     assert verdicts[:4] == ["XDP_PASS"] * 4 and verdicts[4:] == ["XDP_DROP"] * 6
-    assert fw.verdict(b) == "XDP_PASS"                 # a different source has its own bucket
+    assert fw.verdict(b) == "XDP_PASS"  # a different source has its own bucket
     st = fw.status().rule("ping")
     assert (st.packets, st.limited) == (11, 6)
 
@@ -381,20 +482,24 @@ def test_rate_limit_bucket_survives_a_reapply_of_the_same_rule(fw):
     a = Ether(**E) / IP(src="10.0.0.9", dst=SRV4) / ICMP()
     assert [fw.verdict(a) for _ in range(3)] == ["XDP_PASS", "XDP_PASS", "XDP_DROP"]
     before = fw.status().rule("ping")
-    fw.apply(text)                                     # same rule: same counter, same bucket
+    fw.apply(text)  # same rule: same counter, same bucket
     assert fw.verdict(a) == "XDP_DROP"
     after = fw.status().rule("ping")
     assert after.counter == before.counter and after.packets == before.packets + 1
 
 
 def test_counters_follow_rules_across_reordering(fw):
-    fw.apply("default: drop\nrules:\n  - {name: a, action: allow, proto: udp}\n  - {name: b, action: allow, proto: tcp}\n")
+    fw.apply(
+        "default: drop\nrules:\n  - {name: a, action: allow, proto: udp}\n  - {name: b, action: allow, proto: tcp}\n"
+    )
     fw.clear_counters()
     fw.verdict(u4("1.2.3.4", 9))
     fw.verdict(t4("1.2.3.4", 9))
     fw.verdict(t4("1.2.3.4", 9))
-    fw.apply("default: drop\nrules:\n  - {name: b, action: allow, proto: tcp}\n  - {name: c, action: drop, proto: icmp}\n"
-             "  - {name: a, action: allow, proto: udp}\n")
+    fw.apply(
+        "default: drop\nrules:\n  - {name: b, action: allow, proto: tcp}\n  - {name: c, action: drop, proto: icmp}\n"
+        "  - {name: a, action: allow, proto: udp}\n"
+    )
     st = fw.status()
     assert (st.rule("a").packets, st.rule("b").packets, st.rule("c").packets) == (1, 2, 0)
 
@@ -404,22 +509,29 @@ def test_rejected_rule_file_changes_nothing(fw):
     slot, gen = fw.active_slot()
     probes = [bytes(f) for _, f, _, _ in TABLE[:20]]
     before = [fw.test_run(p).verdict for p in probes]
-    for bad in ("default: drop\nrules:\n  - {action: allow, src: 10.0.0.0/33}\n",
-                "default: drop\nrules:\n  - {name: a, action: allow, proto: tcp}\n  - {name: b, action: drop, proto: tcp, dport: 1}\n",
-                "not: [valid\n"):
+    for bad in (
+        "default: drop\nrules:\n  - {action: allow, src: 10.0.0.0/33}\n",
+        "default: drop\nrules:\n  - {name: a, action: allow, proto: tcp}\n  - {name: b, action: drop, proto: tcp, dport: 1}\n",
+        "not: [valid\n",
+    ):
         with pytest.raises(RuleError):
             fw.apply(bad)
         assert fw.active_slot() == (slot, gen)
         assert [fw.test_run(p).verdict for p in probes] == before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
-@given(case=st.sampled_from([("src", v) for v in ("10.0.0.0/40", "1.2.3.4/8", 7, "::1/129")]
-                            + [("dport", v) for v in (99999, -1, "80-70", "www")]
-                            + [("action", v) for v in ("maybe", None, 3)]
-                            + [("proto", v) for v in ("tcpp", 300, "icmp")]           # icmp has no ports
-                            + [("burst", v) for v in (0, -1, "lots", 10**7)]))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    case=st.sampled_from(
+        [("src", v) for v in ("10.0.0.0/40", "1.2.3.4/8", 7, "::1/129")]
+        + [("dport", v) for v in (99999, -1, "80-70", "www")]
+        + [("action", v) for v in ("maybe", None, 3)]
+        + [("proto", v) for v in ("tcpp", 300, "icmp")]  # icmp has no ports
+        + [("burst", v) for v in (0, -1, "lots", 10**7)]
+    )
+)
 def test_property_bad_files_never_partially_apply(fw, case):
     field, value = case
     fw.apply(RULES)
@@ -455,6 +567,7 @@ def test_capacity_error_names_what_does_not_fit():
 
 def test_ten_thousand_rules_classify_correctly():
     from packetlab.bench.firewall import blocked_source, firewall_rules
+
     compiled = compile_rules(firewall_rules(10_000))
     fw = Firewall.load(compiled)
     try:
@@ -487,14 +600,16 @@ def test_a_failed_kernel_write_leaves_the_running_rules(fw, monkeypatch):
         return real_update(key, value, flags)
 
     monkeypatch.setattr(trie, "update", failing_update)
-    other = "default: allow\nrules:\n" + "".join(f"  - {{name: n{i}, action: drop, src: 10.{i}.0.0/16}}\n" for i in range(6))
+    other = "default: allow\nrules:\n" + "".join(
+        f"  - {{name: n{i}, action: drop, src: 10.{i}.0.0/16}}\n" for i in range(6)
+    )
     with pytest.raises(PacketlabError) as err:
         fw.apply(other)
     assert "running rules are unchanged" in str(err.value) and len(calls) == 3
     assert fw.active_slot() == (slot, gen)
     assert [fw.test_run(p).verdict for p in probes] == before
     monkeypatch.undo()
-    fw.apply(other)                          # the half-written slot is rewritten completely
+    fw.apply(other)  # the half-written slot is rewritten completely
     frame = Ether(**E) / IP(src="10.3.1.1", dst=SRV4) / UDP(dport=9)
     assert fw.verdict(frame) == "XDP_DROP" and fw.status().rule("n3").packets == 1
     fw.apply(RULES)
@@ -505,6 +620,7 @@ def test_worst_case_rule_set_still_finds_the_last_rule():
     """Every one of the 256 summary words is a candidate and none matches: the bounded
     candidate loop must still reach the catch-all at the last of 16,384 bits."""
     from packetlab.bench.firewall import adversarial_rules, bench_frame
+
     compiled = compile_rules(adversarial_rules(16_384), check_shadows=False)
     assert compiled.n_entries == L.MAX_RULE_BITS
     fw = Firewall.load(compiled)

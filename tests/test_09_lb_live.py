@@ -1,4 +1,5 @@
 """The load balancer live in lab namespaces: real clients (curl, sockets), real backends, both modes."""
+
 from __future__ import annotations
 
 import subprocess
@@ -6,12 +7,12 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
+
 from packetlab import Lab
-from packetlab.topo import netns
+from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP, HttpConnection, attach_decap, build, udp_ask
 from packetlab.tools.lb.control import LoadBalancer
-from packetlab.course.m09_milestone_l4_load_balancer.topology import (VIP, HttpConnection, attach_decap, build, udp_ask)
+from packetlab.topo import netns
 
 pytestmark = pytest.mark.slow
 URL = f"http://{VIP}/"
@@ -64,13 +65,13 @@ def test_curl_from_several_clients_reaches_backends_in_proportion_to_weights(top
     assert st.counters.conns == 300
     assert {b.label: b.counters.conns for b in st.backends} == dict(seen)
     if mode == "nat":
-        assert st.counters.reply_packets > 0                   # replies came back through the LB
+        assert st.counters.reply_packets > 0  # replies came back through the LB
     else:
-        assert st.counters.reply_packets == 0                  # DSR: replies went straight to the clients
+        assert st.counters.reply_packets == 0  # DSR: replies went straight to the clients
         decapped = sum(sum(x["decap_stats"][x["decap_stats"].Key(0)]) for x in topo.decaps.values())
         assert decapped >= st.counters.packets
     body = topo.curl(topo.clients[1], URL)[0]
-    assert body.split()[1].startswith(topo.client_ip(1) + ":")   # the backend sees the real client
+    assert body.split()[1].startswith(topo.client_ip(1) + ":")  # the backend sees the real client
 
 
 @pytest.mark.parametrize("mode", ["nat", "dsr"])
@@ -78,10 +79,10 @@ def test_a_long_lived_connection_survives_adding_and_removing_other_backends(top
     lb.apply(web(topo, mode, names=("b1", "b2")))
     with HttpConnection(topo.clients[0], VIP) as conn:
         home = conn.get()
-        lb.apply(web(topo, mode))                                  # b3 joins
+        lb.apply(web(topo, mode))  # b3 joins
         assert conn.get() == home
         others = [n for n in ("b1", "b2", "b3") if n != home]
-        lb.apply(web(topo, mode, names=(home, others[0])))         # another one leaves
+        lb.apply(web(topo, mode, names=(home, others[0])))  # another one leaves
         assert conn.get() == home
         assert lb.stats().events["conn_reselect"] == 0
         [c] = [c for c in lb.connections() if c.client_port == conn.source_port]
@@ -100,10 +101,10 @@ def test_killing_a_backend_drains_it_while_the_others_keep_serving(topo, lb):
         assert lb.table_shares("web")[victim] == 0.0
         seen = topo.spread(URL, per_client=20)
         assert victim not in seen and sum(seen.values()) == 60, seen
-        assert conn.get() == home                                  # an established flow elsewhere is untouched
+        assert conn.get() == home  # an established flow elsewhere is untouched
         topo.start_server(victim)
         assert wait_for(lambda: next(b for b in lb.stats().vip("web").backends if b.label == victim).up)
-        assert victim in topo.spread(URL, per_client=30)           # it is back
+        assert victim in topo.spread(URL, per_client=30)  # it is back
     finally:
         conn.close()
         lb.stop_health_checks()
@@ -111,17 +112,30 @@ def test_killing_a_backend_drains_it_while_the_others_keep_serving(topo, lb):
 
 @pytest.mark.parametrize("mode", ["nat", "dsr"])
 def test_udp_vip(topo, lb, mode):
-    lb.apply({"vips": [{"name": "echo", "address": VIP, "port": 5353, "protocol": "udp", "mode": mode,
-                        "backends": topo.backend_entries()}]})
+    lb.apply(
+        {
+            "vips": [
+                {
+                    "name": "echo",
+                    "address": VIP,
+                    "port": 5353,
+                    "protocol": "udp",
+                    "mode": mode,
+                    "backends": topo.backend_entries(),
+                }
+            ]
+        }
+    )
     answers = [udp_ask(topo.clients[i % 3], VIP, 5353, source_port=33000 + i) for i in range(30)]
     assert None not in answers and set(answers) == {"b1", "b2", "b3"}
-    for i in range(3):                                             # the same 5-tuple, the same backend
+    for i in range(3):  # the same 5-tuple, the same backend
         assert udp_ask(topo.clients[0], VIP, 5353, source_port=33000) == answers[0]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "packetlab", "lb", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "packetlab", "lb", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
 
 
 def test_cli_apply_status_remove(topo):
@@ -130,7 +144,7 @@ def test_cli_apply_status_remove(topo):
     bad = cli("apply", "packetlab/tools/lb/examples/broken.yaml", *target)
     assert bad.returncode == 2 and "nothing was applied" in bad.stderr
     assert "no load balancers installed" in cli("list").stdout or ns not in cli("list").stdout
-    assert cli("apply", "packetlab/tools/lb/examples/web-nat.yaml").returncode == 2     # no target: refused
+    assert cli("apply", "packetlab/tools/lb/examples/web-nat.yaml").returncode == 2  # no target: refused
     try:
         r = cli("apply", "packetlab/tools/lb/examples/web-nat.yaml", *target)
         assert r.returncode == 0, r.stderr
@@ -149,13 +163,33 @@ def test_cli_apply_status_remove(topo):
         assert h.returncode == 0 and "b2 (10.9.2.12:80) is DOWN" in h.stdout
         assert "DOWN" in cli("status", "--netns", ns, "--dev", "eth0").stdout
         topo.start_server("b2")
-        loop = subprocess.Popen([sys.executable, "-m", "packetlab", "lb", "health", "--netns", ns, "--dev", "eth0",
-                                 "--interval", "0.2", "--metrics-port", "9109"], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        loop = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "packetlab",
+                "lb",
+                "health",
+                "--netns",
+                ns,
+                "--dev",
+                "eth0",
+                "--interval",
+                "0.2",
+                "--metrics-port",
+                "9109",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
+
             def b2_up():
                 r = topo.lb.run(["curl", "-s", "-m", "1", "http://127.0.0.1:9109/metrics"])
                 return 'packetlab_lb_backend_up{vip="web",backend="b2",address="10.9.2.12",port="80"} 1' in r.stdout
+
             assert wait_for(b2_up, timeout=15)
         finally:
             loop.terminate()
@@ -174,7 +208,11 @@ def test_cli_apply_status_remove(topo):
 
 # ---- the exercise checks: the right answer passes, wrong ones raise CheckFailed --------------------
 from packetlab.course.grading import CheckFailed  # noqa: E402
-from packetlab.course.m09_milestone_l4_load_balancer.exercises import (check_backend_for_flow, check_flow_survives, check_weight_split)
+from packetlab.course.m09_milestone_l4_load_balancer.exercises import (
+    check_backend_for_flow,
+    check_flow_survives,
+    check_weight_split,
+)
 from packetlab.course.m09_milestone_l4_load_balancer.helpers import survival_exercise
 from packetlab.tools.lb import maglev  # noqa: E402
 
@@ -182,8 +220,12 @@ from packetlab.tools.lb import maglev  # noqa: E402
 def test_check_weight_split(topo, lb):
     lb.apply(web(topo, weights={"b1": 2, "b2": 1, "b3": 1}))
     assert check_weight_split({"b1": 0.5, "b2": 0.25, "b3": 0.25}, lb)
-    for wrong, why in (({"b1": 1 / 3, "b2": 1 / 3, "b3": 1 / 3}, "owns 0.500"), (None, "no answer"),
-                       ({"b1": 50, "b2": 25, "b3": 25}, "more than 1"), ({"b1": 0.5}, "no share given")):
+    for wrong, why in (
+        ({"b1": 1 / 3, "b2": 1 / 3, "b3": 1 / 3}, "owns 0.500"),
+        (None, "no answer"),
+        ({"b1": 50, "b2": 25, "b3": 25}, "more than 1"),
+        ({"b1": 0.5}, "no share given"),
+    ):
         with pytest.raises(CheckFailed, match=why):
             check_weight_split(wrong, lb)
 
@@ -205,6 +247,7 @@ def test_check_flow_survives(topo, lb):
     ex = survival_exercise(lb, topo)
     assert ex.home != ex.moves_to and ex.home in str(ex)
     import copy
+
     good = copy.deepcopy(ex.config)
     good["vips"][0]["backends"].append(ex.new_backend)
     good["vips"][0]["sticky"] = True
@@ -214,7 +257,7 @@ def test_check_flow_survives(topo, lb):
     with pytest.raises(CheckFailed, match="did not join"):
         check_flow_survives(copy.deepcopy(ex.config), ex)
     naive = copy.deepcopy(ex.config)
-    naive["vips"][0]["backends"].append(ex.new_backend)          # the change, but no connection table
+    naive["vips"][0]["backends"].append(ex.new_backend)  # the change, but no connection table
     with pytest.raises(CheckFailed, match="sticky"):
         check_flow_survives(naive, ex)
     ex.connection.close()

@@ -1,4 +1,5 @@
 """Module 09 pure logic: Maglev properties, the flow hash, the connection tracker, config validation."""
+
 from __future__ import annotations
 
 import random
@@ -9,7 +10,17 @@ from hypothesis import strategies as st
 
 from packetlab.tools.lb import maglev
 from packetlab.tools.lb.config import ConfigError, LBConfig, is_prime, load, make_vip, next_prime
-from packetlab.tools.lb.flows import (CLOSED, ESTABLISHED, FIN_WAIT, NONE, SYN_SENT, UDP, next_state, replay, starts_new_connection)
+from packetlab.tools.lb.flows import (
+    CLOSED,
+    ESTABLISHED,
+    FIN_WAIT,
+    NONE,
+    SYN_SENT,
+    UDP,
+    next_state,
+    replay,
+    starts_new_connection,
+)
 from packetlab.tools.lb.metrics import _labels
 
 M = 65537
@@ -33,12 +44,12 @@ def test_removing_one_of_n_backends_moves_about_one_nth_of_the_table(n):
     before = maglev.named(maglev.build_table(names(n), size=M), names(n))
     worst = 0.0
     for gone in range(n):
-        rest = names(n)[:gone] + names(n)[gone + 1:]
+        rest = names(n)[:gone] + names(n)[gone + 1 :]
         after = maglev.named(maglev.build_table(rest, size=M), rest)
         moved = maglev.disruption(before, after)
-        assert moved >= (1 / n) * 0.99          # the removed backend's slots must move...
+        assert moved >= (1 / n) * 0.99  # the removed backend's slots must move...
         worst = max(worst, moved)
-    assert worst <= 1.1 / n                     # ...and hardly anything else does (Maglev's promise)
+    assert worst <= 1.1 / n  # ...and hardly anything else does (Maglev's promise)
 
 
 def test_adding_a_backend_moves_about_one_nth_and_modulo_hashing_moves_most():
@@ -47,9 +58,11 @@ def test_adding_a_backend_moves_about_one_nth_and_modulo_hashing_moves_most():
     after = maglev.named(maglev.build_table(names(n + 1), size=M), names(n + 1))
     assert maglev.disruption(before, after) <= 1.1 / (n + 1)
     flows = [(f"10.9.1.{random.Random(i).randint(1, 250)}", 1024 + i) for i in range(5000)]
-    mod_moved = sum(maglev.flow_hash(a, "10.9.100.1", p, 80) % n != maglev.flow_hash(a, "10.9.100.1", p, 80) % (n + 1)
-                    for a, p in flows) / len(flows)
-    assert mod_moved > 0.8                      # hash % N: almost everything moves
+    mod_moved = sum(
+        maglev.flow_hash(a, "10.9.100.1", p, 80) % n != maglev.flow_hash(a, "10.9.100.1", p, 80) % (n + 1)
+        for a, p in flows
+    ) / len(flows)
+    assert mod_moved > 0.8  # hash % N: almost everything moves
 
 
 def test_table_depends_only_on_backend_names_not_order():
@@ -88,14 +101,14 @@ def test_weighted_shares_are_proportional(weights):
 
 def test_connection_tracker_transitions():
     assert replay([("S", True), ("SA", False), ("A", True)]) == [SYN_SENT, SYN_SENT, ESTABLISHED]
-    assert replay([("A", True)]) == [ESTABLISHED]                       # picked up mid-stream
-    assert replay([("S", True), ("S", True)]) == [SYN_SENT, SYN_SENT]   # a retransmitted SYN
+    assert replay([("A", True)]) == [ESTABLISHED]  # picked up mid-stream
+    assert replay([("S", True), ("S", True)]) == [SYN_SENT, SYN_SENT]  # a retransmitted SYN
     assert replay([("S", True), ("A", True), ("FA", True), ("A", False), ("FA", False)])[-1] == FIN_WAIT
     assert replay([("S", True), ("R", False)]) == [SYN_SENT, CLOSED]
     assert replay([("S", True), ("A", True), ("R", True), ("S", True)]) == [SYN_SENT, ESTABLISHED, CLOSED, SYN_SENT]
     assert replay([("", True), ("", False)], proto="udp") == [UDP, UDP]
     assert next_state(CLOSED, "tcp", "FA", True) == CLOSED
-    assert next_state(ESTABLISHED, "tcp", "S", False) == ESTABLISHED    # a SYN from the server changes nothing
+    assert next_state(ESTABLISHED, "tcp", "S", False) == ESTABLISHED  # a SYN from the server changes nothing
     assert next_state(NONE, "tcp", "SA", False) == SYN_SENT
     assert starts_new_connection(FIN_WAIT, "S") and starts_new_connection(CLOSED, 0x02)
     assert not starts_new_connection(ESTABLISHED, "S") and not starts_new_connection(CLOSED, "SA")
@@ -106,8 +119,17 @@ def test_primes():
     assert is_prime(65537) and not is_prime(65536) and next_prime(65530) == 65537
 
 
-GOOD = {"vips": [{"name": "web", "address": "10.9.100.1", "port": 80, "table_size": 251,
-                  "backends": [{"address": "10.9.2.11", "weight": 2}, "10.9.2.12:8080"]}]}
+GOOD = {
+    "vips": [
+        {
+            "name": "web",
+            "address": "10.9.100.1",
+            "port": 80,
+            "table_size": 251,
+            "backends": [{"address": "10.9.2.11", "weight": 2}, "10.9.2.12:8080"],
+        }
+    ]
+}
 
 
 def test_a_good_config_round_trips():
@@ -121,29 +143,32 @@ def test_a_good_config_round_trips():
     assert make_vip("10.96.0.10", 80, ["10.244.1.2:8080"]).backends[0].port == 8080
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"address": "10.9.100.256"}, "not an IPv4 address"),
-    ({"address": "fd00::1"}, "IPv6 VIPs are not supported"),
-    ({"address": "224.0.0.1"}, "cannot be a VIP"),
-    ({"port": 0}, "not a port number"),
-    ({"protocol": "sctp"}, "not one of tcp, udp"),
-    ({"mode": "tunnel"}, "not one of nat, dsr"),
-    ({"table_size": 250}, "the next prime is 251"),
-    ({"table_size": 70001}, "no larger than 65537"),
-    ({"table_size": 7}, "too small"),
-    ({"sticky": "yes"}, "true or false"),
-    ({"health": {"type": "icmp"}}, "not one of tcp, http, none"),
-    ({"health": {"interval": 0}}, "seconds"),
-    ({"health": {"fall": 0}}, "integer from 1"),
-    ({"colour": "blue"}, "unknown field"),
-    ({"mode": "dsr"}, "DSR cannot do"),
-    ({"backends": [{"address": "10.9.2.11", "weight": 1001}]}, "from 0 to 1000"),
-    ({"backends": [{"address": "10.9.100.1"}]}, "cannot be the VIP itself"),
-    ({"backends": [{"port": 80}]}, "address: required"),
-    ({"backends": ["10.9.2.11", "10.9.2.11:80"]}, "listed twice"),
-    ({"backends": "10.9.2.11"}, "must be a list"),
-    ({"protocol": "udp", "health": {"type": "tcp"}}, "cannot be probed"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"address": "10.9.100.256"}, "not an IPv4 address"),
+        ({"address": "fd00::1"}, "IPv6 VIPs are not supported"),
+        ({"address": "224.0.0.1"}, "cannot be a VIP"),
+        ({"port": 0}, "not a port number"),
+        ({"protocol": "sctp"}, "not one of tcp, udp"),
+        ({"mode": "tunnel"}, "not one of nat, dsr"),
+        ({"table_size": 250}, "the next prime is 251"),
+        ({"table_size": 70001}, "no larger than 65537"),
+        ({"table_size": 7}, "too small"),
+        ({"sticky": "yes"}, "true or false"),
+        ({"health": {"type": "icmp"}}, "not one of tcp, http, none"),
+        ({"health": {"interval": 0}}, "seconds"),
+        ({"health": {"fall": 0}}, "integer from 1"),
+        ({"colour": "blue"}, "unknown field"),
+        ({"mode": "dsr"}, "DSR cannot do"),
+        ({"backends": [{"address": "10.9.2.11", "weight": 1001}]}, "from 0 to 1000"),
+        ({"backends": [{"address": "10.9.100.1"}]}, "cannot be the VIP itself"),
+        ({"backends": [{"port": 80}]}, "address: required"),
+        ({"backends": ["10.9.2.11", "10.9.2.11:80"]}, "listed twice"),
+        ({"backends": "10.9.2.11"}, "must be a list"),
+        ({"protocol": "udp", "health": {"type": "tcp"}}, "cannot be probed"),
+    ],
+)
 def test_config_errors_name_the_field(change, message):
     vip = dict(GOOD["vips"][0], **change)
     with pytest.raises(ConfigError) as err:

@@ -1,5 +1,6 @@
 """Module 10 check helpers: the reference answers pass, wrong answers raise
 CheckFailed with a reason that points at the mistake — all on a live lab."""
+
 from __future__ import annotations
 
 import os
@@ -7,45 +8,64 @@ import os
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
-from packetlab.tools.cni import Node
 from packetlab.course.grading import CheckFailed
-from packetlab.course.m10_kubernetes_networking.exercises import (check_cni_invocation, check_egress_via_service, check_web_policy)
-from packetlab.course.m10_kubernetes_networking.services import ServiceProxy, load_services
+from packetlab.course.m10_kubernetes_networking.exercises import (
+    check_cni_invocation,
+    check_egress_via_service,
+    check_web_policy,
+)
 from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld
+from packetlab.course.m10_kubernetes_networking.services import ServiceProxy, load_services
+from packetlab.tools.cni import Node
+from packetlab.topo import netns
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
 APP = "packetlab/tools/cni/examples/web-service.yaml"
 HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
 
-WEB_OK = HEAD + """metadata: {name: web, namespace: shop}
+WEB_OK = (
+    HEAD
+    + """metadata: {name: web, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{from: [{podSelector: {matchLabels: {app: client}}}], ports: [{port: http}]}]
 """
-WEB_TOO_OPEN = HEAD + """metadata: {name: web, namespace: shop}
+)
+WEB_TOO_OPEN = (
+    HEAD
+    + """metadata: {name: web, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: client}}}], ports: [{port: 80}]}]
 """
-WEB_NO_PORTS = HEAD + """metadata: {name: web, namespace: shop}
+)
+WEB_NO_PORTS = (
+    HEAD
+    + """metadata: {name: web, namespace: shop}
 spec:
   podSelector: {matchLabels: {app: web}}
   ingress: [{from: [{podSelector: {matchLabels: {app: client}}}]}]
 """
-EGRESS_OK = HEAD + """metadata: {name: out, namespace: other}
+)
+EGRESS_OK = (
+    HEAD
+    + """metadata: {name: out, namespace: other}
 spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{namespaceSelector: {matchLabels: {team: shop}}, podSelector: {matchLabels: {app: web}}}],
             ports: [{port: 80}]}]
 """
-EGRESS_TO_CLUSTER_IP = HEAD + """metadata: {name: out, namespace: other}
+)
+EGRESS_TO_CLUSTER_IP = (
+    HEAD
+    + """metadata: {name: out, namespace: other}
 spec:
   podSelector: {}
   policyTypes: [Egress]
   egress: [{to: [{ipBlock: {cidr: 10.96.0.10/32}}], ports: [{port: 80}]}]
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +85,20 @@ def shop():
 def test_cni_invocation_check(shop):
     lab, node, _, _ = shop
     pod = lab.host("ex1")
-    env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": "t10-ex1", "CNI_NETNS": f"/run/netns/{pod.namespace}",
-           "CNI_IFNAME": "eth0", "CNI_PATH": ":".join(node.bin_dirs)}
+    env = {
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": "t10-ex1",
+        "CNI_NETNS": f"/run/netns/{pod.namespace}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": ":".join(node.bin_dirs),
+    }
     result = check_cni_invocation(env, node, pod)
-    assert result["ips"] and "eth0" not in pod.ip("-br link")            # DEL ran
+    assert result["ips"] and "eth0" not in pod.ip("-br link")  # DEL ran
     with pytest.raises(CheckFailed) as e:
         check_cni_invocation({k: v for k, v in env.items() if k != "CNI_PATH"}, node, pod)
     assert "error 4" in str(e.value) and "CNI_PATH" in str(e.value)
     with pytest.raises(CheckFailed) as e:
-        check_cni_invocation({**env, "CNI_PATH": str(node.bin_dir)}, node, pod)   # host-local is not there
+        check_cni_invocation({**env, "CNI_PATH": str(node.bin_dir)}, node, pod)  # host-local is not there
     assert "103" in str(e.value) and "host-local" in str(e.value)
     with pytest.raises(CheckFailed):
         check_cni_invocation(None, node, pod)
@@ -91,7 +116,7 @@ def test_web_policy_check(shop):
     with pytest.raises(CheckFailed) as e:
         check_web_policy(HEAD + "metadata: {name: x}\nspec: {ingress: []}", world)
     assert "reject" in str(e.value) and "podSelector" in str(e.value)
-    assert world.policies == []          # a check leaves no policy behind
+    assert world.policies == []  # a check leaves no policy behind
 
 
 def test_egress_via_service_check(shop):
@@ -101,4 +126,4 @@ def test_egress_via_service_check(shop):
         check_egress_via_service(EGRESS_TO_CLUSTER_IP, world, proxy)
     assert "after* the Service translation" in str(e.value) and "not the ClusterIP" in str(e.value)
     with pytest.raises(CheckFailed):
-        check_egress_via_service(WEB_OK, world, proxy)       # does not isolate 'other' at all
+        check_egress_via_service(WEB_OK, world, proxy)  # does not isolate 'other' at all

@@ -3,6 +3,7 @@ containerd (``ctr run --cni``) start containers from a locally built busybox
 image; our plugin wires them into a lab node; they talk to each other, to a
 pod the lab wired itself, and across runtimes. The host is checked unchanged:
 root-namespace links and nftables, and none of the runtimes' default paths."""
+
 from __future__ import annotations
 
 import os
@@ -13,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.tools.cni import Node
 from packetlab.tools.cni.containers import CGROUP_ROOT, Containerd, Podman
+from packetlab.topo import netns
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
-DEFAULT_PATHS = ["/run/containerd", "/var/lib/cni", "/var/lib/containers", "/run/containers", "/run/libpod",
-                 "/opt/cni"]
+DEFAULT_PATHS = ["/run/containerd", "/var/lib/cni", "/var/lib/containers", "/run/containers", "/run/libpod", "/opt/cni"]
 
 
 def _root_state() -> tuple[str, str, list[str]]:
@@ -48,7 +48,7 @@ def test_podman_and_containerd_use_our_plugin():
         assert web.ip.startswith("10.244.7.")
         out = podman.run("client", ["wget", "-qO-", f"http://{web.ip}/"], detach=False)
         assert out.returncode == 0 and "hello from a packetlab container" in out.stdout, out.stderr
-        assert pod.host.ping(web.ip).ok                                   # lab pod -> podman container
+        assert pod.host.ping(web.ip).ok  # lab pod -> podman container
 
         ctr = Containerd(node)
         web2 = ctr.run("web2", httpd)
@@ -57,15 +57,15 @@ def test_podman_and_containerd_use_our_plugin():
         out = ctr.run("client2", ["wget", "-qO-", f"http://{web2.ip}/"], detach=False)
         assert out.returncode == 0 and "hello" in out.stdout, out.stderr
         assert _leases(node) == leases_before, "ctr run --rm should have called CNI DEL (lease released)"
-        out = podman.exec("web", ["wget", "-qO-", f"http://{web2.ip}/"])      # podman -> containerd
+        out = podman.exec("web", ["wget", "-qO-", f"http://{web2.ip}/"])  # podman -> containerd
         assert out.returncode == 0 and "hello" in out.stdout, out.stderr
-        out = ctr.exec("web2", ["ping", "-c", "1", "-W", "2", pod.ip])       # containerd -> lab pod
+        out = ctr.exec("web2", ["ping", "-c", "1", "-W", "2", pod.ip])  # containerd -> lab pod
         assert out.returncode == 0, out.stdout + out.stderr
 
         # the runtimes' network state is all in the node namespace
         veths = [l.split()[0].split("@")[0] for l in node.host.ip("-br link").splitlines() if l.startswith("pl")]
-        assert len(veths) == 1 + 3, veths                # plbr0 + labpod + web + web2
-        ctr.remove("web2")                               # kill + CNI DEL (empty CNI_NETNS)
+        assert len(veths) == 1 + 3, veths  # plbr0 + labpod + web + web2
+        ctr.remove("web2")  # kill + CNI DEL (empty CNI_NETNS)
         assert web2.ip not in _leases(node)
         podman.remove("web")
         assert web.ip not in _leases(node)

@@ -17,6 +17,7 @@ Three layers, each checked against checksums recomputed from scratch:
 The edge inputs are found by a small search (`solve_word`): one 16-bit field is
 varied until the ones'-complement sum of the bytes the checksum covers is -0.
 """
+
 from __future__ import annotations
 
 import struct
@@ -31,13 +32,13 @@ from scapy.packet import Packet, Raw
 from scapy.utils import checksum as scapy_checksum
 
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.ebpf.loader import acquire, release
 from packetlab.proto.dissect import ones_sum
 from packetlab.tools.lb.control import LoadBalancer
+from packetlab.topo import netns
 
 PROPS = settings(max_examples=300, deadline=None, derandomize=True, database=None)
-MINUS_ZERO = 0xFFFF                      # a ones'-complement sum of -0: the checksum is ~(-0) = 0x0000
+MINUS_ZERO = 0xFFFF  # a ones'-complement sum of -0: the checksum is ~(-0) = 0x0000
 
 
 # ---- 1. the reference ----------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def words(b: bytes) -> list[int]:
 
 def solve_word(covered: bytes, offset: int, target: int = MINUS_ZERO) -> int:
     """The value of the 16-bit word at `offset` that makes `covered` sum to `target`: a small search."""
-    rest = ones_sum(covered[:offset] + b"\0\0" + covered[offset + 2:])
+    rest = ones_sum(covered[:offset] + b"\0\0" + covered[offset + 2 :])
     for w in range(0x10000):
         if fold(rest + w) == target:
             return w
@@ -79,15 +80,15 @@ data16 = st.binary(min_size=2, max_size=64).filter(lambda b: len(b) % 2 == 0)
 
 @PROPS
 @given(data16, st.integers(0, 31), st.integers(0, 0xFFFF))
-@example(b"\x08\x00\x00\x00", 0, 0x0000)          # echo request -> all-zero reply: the one exception
+@example(b"\x08\x00\x00\x00", 0, 0x0000)  # echo request -> all-zero reply: the one exception
 def test_eqn3_equals_recomputation_unless_the_bytes_become_all_zero(data, index, new):
     """Replace one 16-bit word: eqn. 3 from the old checksum vs scapy's checksum of the new bytes."""
     i = index % (len(data) // 2)
-    changed = data[:2 * i] + struct.pack("!H", new) + data[2 * i + 2:]
+    changed = data[: 2 * i] + struct.pack("!H", new) + data[2 * i + 2 :]
     got = rfc1624(scapy_checksum(data), [words(data)[i]], [new])
     if any(changed):
         assert got == scapy_checksum(changed)
-    else:                                             # all zero: the sum is +0, only ~(+0) = 0xffff verifies
+    else:  # all zero: the sum is +0, only ~(+0) = 0xffff verifies
         assert (got, scapy_checksum(changed)) == (0x0000, 0xFFFF)
 
 
@@ -96,8 +97,8 @@ def test_eqn3_equals_recomputation_unless_the_bytes_become_all_zero(data, index,
 def test_eqn3_for_a_32_bit_field_is_two_words_at_once(data, draw):
     i = draw.draw(st.integers(0, len(data) // 2 - 2))
     new = draw.draw(st.binary(min_size=4, max_size=4))
-    changed = data[:2 * i] + new + data[2 * i + 4:]
-    got = rfc1624(scapy_checksum(data), words(data[2 * i:2 * i + 4]), words(new))
+    changed = data[: 2 * i] + new + data[2 * i + 4 :]
+    got = rfc1624(scapy_checksum(data), words(data[2 * i : 2 * i + 4]), words(new))
     assert got == scapy_checksum(changed) or not any(changed)
 
 
@@ -111,8 +112,12 @@ def test_an_unchanged_field_leaves_the_checksum_alone(m, check):
 
 udp_packets = st.builds(
     lambda src, dst, sport, dport, payload: IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / Raw(payload),
-    st.ip_addresses(v=4).map(str), st.ip_addresses(v=4).map(str), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
-    st.binary(max_size=40))
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=4).map(str),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.binary(max_size=40),
+)
 
 
 @PROPS
@@ -127,12 +132,12 @@ def test_udp_rule_equals_scapy_for_a_nat_rewrite(pkt, new_dst, new_dport):
     old_a, new_a = words(bytes(pkt)[16:20]), words(bytes(IP(dst=new_dst))[16:20])
     got = rfc1624_udp(rfc1624_udp(pkt[UDP].chksum, old_a, new_a), [pkt[UDP].dport], [new_dport])
     assert got == want
-    assert rfc1624_udp(rfc1624_udp(0, old_a, new_a), [pkt[UDP].dport], [new_dport]) == 0   # "none" stays none
+    assert rfc1624_udp(rfc1624_udp(0, old_a, new_a), [pkt[UDP].dport], [new_dport]) == 0  # "none" stays none
 
 
 # ---- 2. the C helpers in the kernel --------------------------------------------------------------
 OPS = {"replace2": 0, "replace4": 1, "udp_replace2": 2, "udp_replace4": 3, "ipv4_csum": 4, "icmp_zero": 5}
-HEADER = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x88\xb5"      # Ethernet header the harness ignores
+HEADER = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x88\xb5"  # Ethernet header the harness ignores
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +149,12 @@ def helpers():
 
 def run_op(prog, op: str, check: int, old: bytes = b"", new: bytes = b"", tail: bytes = b"", length: int = 0) -> int:
     """Run one csum.h helper in the kernel; returns the checksum it left in the frame."""
-    frame = HEADER + struct.pack("!BBH4s4s", OPS[op], 0, check, old.ljust(4, b"\0"), new.ljust(4, b"\0")) \
-        + struct.pack("<I", length) + tail
+    frame = (
+        HEADER
+        + struct.pack("!BBH4s4s", OPS[op], 0, check, old.ljust(4, b"\0"), new.ljust(4, b"\0"))
+        + struct.pack("<I", length)
+        + tail
+    )
     r = prog.test_run(frame)
     assert r.verdict == "XDP_PASS", f"harness refused op {op}"
     return struct.unpack_from("!H", r.data, 16)[0]
@@ -155,24 +164,37 @@ EDGE_CHECKS = [0x0000, 0xFFFF, 0x0001, 0xFFFE, 0xF7FF]
 
 
 @settings(max_examples=400, deadline=None, derandomize=True, database=None)
-@given(st.one_of(st.sampled_from(EDGE_CHECKS), st.integers(0, 0xFFFF)), st.binary(min_size=4, max_size=4),
-       st.binary(min_size=4, max_size=4), st.sampled_from(["replace2", "replace4", "udp_replace2", "udp_replace4"]))
-@example(0xF7FF, b"\x08\x00", b"\x00\x00", "replace2")   # eqn. 3 lands on 0x0000
-@example(0x0000, b"\x55\x55", b"\x55\x55", "replace2")   # erratum 4782's example: stays 0x0000
-@example(0x0000, b"\x12\x34", b"\x56\x78", "udp_replace2")   # no UDP checksum: stays 0
-@example(0xF7FF, b"\x08\x00", b"\x00\x00", "udp_replace2")   # computed 0: sent as 0xffff
-@example(0xFFFF, b"\xff\xff", b"\x00\x00", "replace2")   # all terms zero: +0
+@given(
+    st.one_of(st.sampled_from(EDGE_CHECKS), st.integers(0, 0xFFFF)),
+    st.binary(min_size=4, max_size=4),
+    st.binary(min_size=4, max_size=4),
+    st.sampled_from(["replace2", "replace4", "udp_replace2", "udp_replace4"]),
+)
+@example(0xF7FF, b"\x08\x00", b"\x00\x00", "replace2")  # eqn. 3 lands on 0x0000
+@example(0x0000, b"\x55\x55", b"\x55\x55", "replace2")  # erratum 4782's example: stays 0x0000
+@example(0x0000, b"\x12\x34", b"\x56\x78", "udp_replace2")  # no UDP checksum: stays 0
+@example(0xF7FF, b"\x08\x00", b"\x00\x00", "udp_replace2")  # computed 0: sent as 0xffff
+@example(0xFFFF, b"\xff\xff", b"\x00\x00", "replace2")  # all terms zero: +0
 def test_kernel_helpers_equal_the_reference(helpers, check, old, new, op):
     n = 1 if op.endswith("2") else 2
     ref = rfc1624_udp if op.startswith("udp") else rfc1624
-    want = ref(check, words(old[:2 * n]), words(new[:2 * n]))
-    assert run_op(helpers, op, check, old[:2 * n], new[:2 * n]) == want
+    want = ref(check, words(old[: 2 * n]), words(new[: 2 * n]))
+    assert run_op(helpers, op, check, old[: 2 * n], new[: 2 * n]) == want
 
 
-ipv4_headers = st.builds(lambda tos, length, ident, flags, ttl, proto, src, dst: bytes(
-    IP(tos=tos, len=length, id=ident, flags=flags, ttl=ttl, proto=proto, src=src, dst=dst))[:20],
-    st.integers(0, 255), st.integers(20, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 7), st.integers(0, 255),
-    st.integers(0, 255), st.ip_addresses(v=4).map(str), st.ip_addresses(v=4).map(str))
+ipv4_headers = st.builds(
+    lambda tos, length, ident, flags, ttl, proto, src, dst: bytes(
+        IP(tos=tos, len=length, id=ident, flags=flags, ttl=ttl, proto=proto, src=src, dst=dst)
+    )[:20],
+    st.integers(0, 255),
+    st.integers(20, 0xFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 7),
+    st.integers(0, 255),
+    st.integers(0, 255),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=4).map(str),
+)
 
 
 @PROPS
@@ -189,22 +211,22 @@ def test_kernel_ipv4_header_checksum_landing_on_zero(helpers):
     header = IP(base[:4] + struct.pack("!H", ident) + base[6:])
     del header.chksum
     header = bytes(header)
-    assert IP(header).chksum == 0x0000                                 # scapy: the sum is -0
+    assert IP(header).chksum == 0x0000  # scapy: the sum is -0
     assert run_op(helpers, "ipv4_csum", 0xABCD, tail=header) == 0x0000
 
 
-@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 15, 64, 1472, 3000])   # XDP frames are linear: < 4 KiB
+@pytest.mark.parametrize("length", [0, 1, 7, 8, 9, 15, 64, 1472, 3000])  # XDP frames are linear: < 4 KiB
 def test_kernel_zero_message_gets_0xffff_and_nothing_else_does(helpers, length):
     zero = bytes(length)
     assert run_op(helpers, "icmp_zero", 0x0000, tail=zero, length=length) == 0xFFFF
-    assert run_op(helpers, "icmp_zero", 0x1234, tail=zero, length=length) == 0x1234     # not 0: untouched
+    assert run_op(helpers, "icmp_zero", 0x1234, tail=zero, length=length) == 0x1234  # not 0: untouched
     for pos in sorted({0, length // 2, length - 1}) if length else []:
         one = bytearray(zero)
         one[pos] = 1
         assert run_op(helpers, "icmp_zero", 0x0000, tail=bytes(one), length=length) == 0x0000, pos
     # bytes after the message (Ethernet padding) are not part of it
     assert run_op(helpers, "icmp_zero", 0x0000, tail=zero + b"\x01" * 8, length=length) == 0xFFFF
-    if length:                                                         # a truncated message: left alone
+    if length:  # a truncated message: left alone
         assert run_op(helpers, "icmp_zero", 0x0000, tail=zero[:-1], length=length) == 0x0000
 
 
@@ -300,8 +322,9 @@ def test_echo_icmpv6_checksum_landing_on_0x0000(echo):
 
 
 @PROPS
-@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 0xFFFF),
-       st.binary(max_size=64))
+@given(
+    st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(1, 255), st.integers(0, 0xFFFF), st.binary(max_size=64)
+)
 @example(0, 0, 64, 0, b"")
 def test_echo_reply_checksums_equal_scapy_for_any_request(echo, ident, seq, ttl, ip_id, payload):
     req = Ether(src=MAC_A, dst=MAC_B) / IP(id=ip_id, ttl=ttl, **V4) / ICMP(id=ident, seq=seq) / payload
@@ -313,7 +336,7 @@ CLIENT, CLIENT_MAC = "10.31.1.11", "02:00:00:00:31:0b"
 LB_TO_BACKENDS = "10.32.0.254"
 NAT_VIP, DSR_VIP = "10.31.100.1", "10.31.100.2"
 BACKEND = "10.32.0.11"
-DSR_LEN = 20 + 20 + 5                  # inner IPv4 + TCP + b"hello"
+DSR_LEN = 20 + 20 + 5  # inner IPv4 + TCP + b"hello"
 
 
 def dsr_backend() -> str:
@@ -322,22 +345,44 @@ def dsr_backend() -> str:
     for third in range(1, 255):
         for last in range(1, 254):
             addr = f"10.32.{third}.{last}"
-            outer = bytes(IP(len=DSR_LEN + 20, id=0, flags=0, ttl=64, proto=4, src=LB_TO_BACKENDS, dst=addr,
-                             chksum=0))[:20]
+            outer = bytes(IP(len=DSR_LEN + 20, id=0, flags=0, ttl=64, proto=4, src=LB_TO_BACKENDS, dst=addr, chksum=0))[
+                :20
+            ]
             if ones_sum(outer) == MINUS_ZERO:
                 return addr
     raise AssertionError("no backend address lands DSR's outer checksum on 0x0000")
 
 
 DSR_BACKEND = dsr_backend()
-CONFIG = {"vips": [
-    {"name": "web", "address": NAT_VIP, "port": 80, "mode": "nat", "table_size": 13,
-     "backends": [{"name": "b1", "address": BACKEND, "port": 8080}]},
-    {"name": "dns", "address": NAT_VIP, "port": 53, "protocol": "udp", "mode": "nat", "table_size": 13,
-     "backends": [{"name": "b1", "address": BACKEND, "port": 5353}]},
-    {"name": "dsr", "address": DSR_VIP, "port": 80, "mode": "dsr", "table_size": 13,
-     "backends": [{"name": "b1", "address": DSR_BACKEND}]},
-]}
+CONFIG = {
+    "vips": [
+        {
+            "name": "web",
+            "address": NAT_VIP,
+            "port": 80,
+            "mode": "nat",
+            "table_size": 13,
+            "backends": [{"name": "b1", "address": BACKEND, "port": 8080}],
+        },
+        {
+            "name": "dns",
+            "address": NAT_VIP,
+            "port": 53,
+            "protocol": "udp",
+            "mode": "nat",
+            "table_size": 13,
+            "backends": [{"name": "b1", "address": BACKEND, "port": 5353}],
+        },
+        {
+            "name": "dsr",
+            "address": DSR_VIP,
+            "port": 80,
+            "mode": "dsr",
+            "table_size": 13,
+            "backends": [{"name": "b1", "address": DSR_BACKEND}],
+        },
+    ]
+}
 
 
 @pytest.fixture(scope="module")
@@ -346,14 +391,16 @@ def balancer():
         lb, cl, bk = lab.host("lb"), lab.host("cl"), lab.host("bk")
         lab.link(lb, cl, ip="10.31.1.254/24", peer_ip=f"{CLIENT}/24")
         lab.link(lb, bk, ip=f"{LB_TO_BACKENDS}/16", peer_ip="10.32.0.99/16")
-        for i, addr in enumerate((BACKEND, DSR_BACKEND)):     # backends that exist only as neighbour entries
-            lb.run(["ip", "neigh", "add", addr, "lladdr", f"02:00:00:00:32:{i:02x}", "dev", "eth1",
-                    "nud", "permanent"], check=True)
+        for i, addr in enumerate((BACKEND, DSR_BACKEND)):  # backends that exist only as neighbour entries
+            lb.run(
+                ["ip", "neigh", "add", addr, "lladdr", f"02:00:00:00:32:{i:02x}", "dev", "eth1", "nud", "permanent"],
+                check=True,
+            )
         b = LoadBalancer(lb, ["eth0", "eth1"])
         b.apply(CONFIG)
         for vip in ("web", "dns", "dsr"):
             b.mark(vip, "b1", True)
-        yield {dev: lb.mac(dev) for dev in ("eth0", "eth1")}, b      # MACs read once: frames are built often
+        yield {dev: lb.mac(dev) for dev in ("eth0", "eth1")}, b  # MACs read once: frames are built often
     assert not netns.exists("tcsum-lb")
 
 
@@ -368,7 +415,7 @@ def l4_covered(src: str, dst: str, seg: Packet, proto: int) -> bytes:
     raw = bytes(seg)
     off = 16 if proto == 6 else 6
     pseudo = bytes(IP(src=src, dst=dst))[12:20] + struct.pack("!xBH", proto, len(raw))
-    return pseudo + raw[:off] + b"\0\0" + raw[off + 2:]
+    return pseudo + raw[:off] + b"\0\0" + raw[off + 2 :]
 
 
 def land_payload(src: str, dst: str, proto: str, sport: int, dport: int, target: int = MINUS_ZERO) -> bytes:
@@ -388,16 +435,30 @@ def l4_exact(frame: Ether, proto: str) -> None:
     assert frame[cls].chksum == fresh[cls].chksum
 
 
-def client_frame(macs: dict[str, str], proto: str, sport: int, payload: bytes, chksum: int | None = None, **ip) -> Ether:
+def client_frame(
+    macs: dict[str, str], proto: str, sport: int, payload: bytes, chksum: int | None = None, **ip
+) -> Ether:
     cls, _, _, kw = L4[proto]
-    return Ether(bytes(Ether(src=CLIENT_MAC, dst=macs["eth0"]) / IP(src=CLIENT, dst=NAT_VIP, **ip)
-                       / cls(sport=sport, dport=VPORT[proto], chksum=chksum, **kw) / payload))
+    return Ether(
+        bytes(
+            Ether(src=CLIENT_MAC, dst=macs["eth0"])
+            / IP(src=CLIENT, dst=NAT_VIP, **ip)
+            / cls(sport=sport, dport=VPORT[proto], chksum=chksum, **kw)
+            / payload
+        )
+    )
 
 
 def backend_frame(macs: dict[str, str], proto: str, cport: int, payload: bytes, chksum: int | None = None) -> Ether:
     cls, _, _, kw = L4[proto]
-    return Ether(bytes(Ether(src="02:00:00:00:32:00", dst=macs["eth1"]) / IP(src=BACKEND, dst=CLIENT)
-                       / cls(sport=BPORT[proto], dport=cport, chksum=chksum, **kw) / payload))
+    return Ether(
+        bytes(
+            Ether(src="02:00:00:00:32:00", dst=macs["eth1"])
+            / IP(src=BACKEND, dst=CLIENT)
+            / cls(sport=BPORT[proto], dport=cport, chksum=chksum, **kw)
+            / payload
+        )
+    )
 
 
 @pytest.mark.parametrize("proto,want", [("tcp", 0x0000), ("udp", 0xFFFF)])
@@ -416,7 +477,7 @@ def test_nat_forward_l4_checksum_landing_on_zero(balancer, proto, want):
 def test_nat_reply_l4_checksum_landing_on_zero(balancer, proto, want):
     macs, b = balancer
     sport = next(_sports)
-    b.test_run(client_frame(macs, proto, sport, b"hi"))                       # the flow, so a reply is known
+    b.test_run(client_frame(macs, proto, sport, b"hi"))  # the flow, so a reply is known
     payload = land_payload(NAT_VIP, CLIENT, proto, VPORT[proto], sport)
     back = Ether(b.test_run(backend_frame(macs, proto, sport, payload)).data)
     assert (back[IP].src, back[L4[proto][0]].sport) == (NAT_VIP, VPORT[proto])
@@ -462,8 +523,12 @@ def test_nat_ipv4_header_checksum_landing_on_0x0000(balancer):
 def test_dsr_outer_header_checksum_landing_on_0x0000(balancer):
     """DSR computes the outer header's checksum from scratch (pl_ipv4_csum): -0 gives 0x0000, as scapy says."""
     macs, b = balancer
-    inner = Ether(src=CLIENT_MAC, dst=macs["eth0"]) / IP(src=CLIENT, dst=DSR_VIP) / \
-        TCP(sport=next(_sports), dport=80, flags="S") / b"hello"
+    inner = (
+        Ether(src=CLIENT_MAC, dst=macs["eth0"])
+        / IP(src=CLIENT, dst=DSR_VIP)
+        / TCP(sport=next(_sports), dport=80, flags="S")
+        / b"hello"
+    )
     assert len(inner[IP]) == DSR_LEN
     out = Ether(b.test_run(inner).data)
     assert (out[IP].proto, out[IP].dst) == (4, DSR_BACKEND)

@@ -2,6 +2,7 @@
 
 The whole site in a real browser is tests/browser/test_docs_site.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from packetlab.docsite import labs as docs_labs, offline as docs_offline, vendor as docs_vendor
+from packetlab.docsite import labs as docs_labs
+from packetlab.docsite import offline as docs_offline
+from packetlab.docsite import vendor as docs_vendor
 
 
 def test_vendored_mermaid_is_the_pinned_file():
@@ -38,10 +41,18 @@ def test_external_resources_finds_what_a_browser_would_fetch():
     <script type="module">const m = await import("https://cdnjs.example/mermaid.mjs");</script>
     <div style="background-image: url('http://img.example/c.png')"></div>
     """
-    assert sorted(docs_offline.external_resources(html)) == sorted([
-        "https://fonts.googleapis.com/css?family=Roboto", "https://fonts.gstatic.com", "//cdn.example/x.js",
-        "https://img.example/a.png", "https://css.example/a.css", "https://img.example/b.png",
-        "https://cdnjs.example/mermaid.mjs", "http://img.example/c.png"])
+    assert sorted(docs_offline.external_resources(html)) == sorted(
+        [
+            "https://fonts.googleapis.com/css?family=Roboto",
+            "https://fonts.gstatic.com",
+            "//cdn.example/x.js",
+            "https://img.example/a.png",
+            "https://css.example/a.css",
+            "https://img.example/b.png",
+            "https://cdnjs.example/mermaid.mjs",
+            "http://img.example/c.png",
+        ]
+    )
 
 
 def test_links_and_local_resources_are_not_external():
@@ -71,12 +82,17 @@ def test_page_source_uses_a_run_only_when_its_cells_are_the_labs(tmp_path):
     executed = tmp_path / "executed"
     assert docs_labs.page_source(lab, executed).outputs == "absent"
 
-    _write(executed / lab.name, _notebook("print(2)", outputs=[{"output_type": "stream", "name": "stdout", "text": "2\n"}]))
+    _write(
+        executed / lab.name, _notebook("print(2)", outputs=[{"output_type": "stream", "name": "stdout", "text": "2\n"}])
+    )
     src = docs_labs.page_source(lab, executed)
     assert (src.outputs, src.path) == ("stale", lab)
 
-    widget = {"output_type": "display_data", "metadata": {},
-              "data": {docs_labs.WIDGET_VIEW: {"model_id": "abc"}, "text/plain": "HTML(value='')"}}
+    widget = {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {docs_labs.WIDGET_VIEW: {"model_id": "abc"}, "text/plain": "HTML(value='')"},
+    }
     run = _notebook("print(1)", outputs=[{"output_type": "stream", "name": "stdout", "text": "1\n"}, widget])
     run["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     _write(executed / lab.name, run)

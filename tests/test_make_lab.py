@@ -1,4 +1,5 @@
 """`make lab` really serves JupyterLab on labs/ (HTTP 200 with the token)."""
+
 from __future__ import annotations
 
 import urllib.error

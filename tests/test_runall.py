@@ -8,11 +8,12 @@ itself (no namespace of its own left, no lab record of the kernel). The executed
 copy (outputs and execution counts) goes to build/executed/, where the docs site
 picks it up.
 """
+
 from __future__ import annotations
 
 import pytest
-
 from conftest import REPO
+
 from packetlab.testing.runall import CELL_TIMEOUT, LAB_TIMEOUT, run_all
 
 LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
@@ -25,5 +26,5 @@ def test_run_all_cells(lab):
     print(result.summary())
     assert result.cells, f"{lab.name} has no code cells"
     if not result.ok:
-        pytest.fail(result.summary(), pytrace=False)       # names each cell and its error, nothing else
+        pytest.fail(result.summary(), pytrace=False)  # names each cell and its error, nothing else
     assert result.executed is not None and result.executed.is_file()

@@ -4,6 +4,7 @@ A solution cell that fills in the answer (`use_reference`) or builds the thing
 (`reference_needed`) leaves a mark; the next graded check takes it and says
 "reference solution used — now try it yourself: ..." instead of "correct".
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,7 +41,7 @@ def _no_mark_left():
 
 
 def test_learners_own_answer_is_correct(capsys):
-    answer = use_reference(42, 41)                   # the learner answered: the reference stays out
+    answer = use_reference(42, 41)  # the learner answered: the reference stays out
     assert check_answer(answer)
     assert capsys.readouterr().out.strip() == "✔ Exercise T: correct — the answer is 42"
 
@@ -57,13 +58,13 @@ def test_reference_answer_is_reported_as_such(capsys):
 def test_the_mark_is_used_once(capsys):
     check_answer(use_reference(None, 42))
     capsys.readouterr()
-    check_answer(42)                                 # the next run of the check: the learner's own
+    check_answer(42)  # the next run of the check: the learner's own
     assert "correct" in capsys.readouterr().out
 
 
 def test_an_answer_typed_after_the_solution_cell_is_the_learners(capsys):
-    use_reference(None, [1, 2])                      # solution cell ran while the answer was empty ...
-    answer = 42                                      # ... then the learner wrote an answer and checked it
+    use_reference(None, [1, 2])  # solution cell ran while the answer was empty ...
+    answer = 42  # ... then the learner wrote an answer and checked it
     check_answer(answer)
     assert "correct" in capsys.readouterr().out
 
@@ -72,7 +73,7 @@ def test_a_failing_check_uses_up_the_mark(capsys):
     wrong = use_reference(None, 41)
     with pytest.raises(CheckFailed):
         check_answer(wrong)
-    check_built(True)                                # another exercise, answered by the learner
+    check_built(True)  # another exercise, answered by the learner
     assert "✔ Exercise B: correct" in capsys.readouterr().out
 
 
@@ -85,8 +86,8 @@ def test_reference_that_builds(capsys):
 
 
 def test_learner_built_it_first(capsys):
-    use_reference(None, 42)                          # a stale mark from another exercise ...
-    assert reference_needed(False) is False          # ... dropped by this solution cell, which had nothing to do
+    use_reference(None, 42)  # a stale mark from another exercise ...
+    assert reference_needed(False) is False  # ... dropped by this solution cell, which had nothing to do
     capsys.readouterr()
     check_built(True)
     assert capsys.readouterr().out.strip() == "✔ Exercise B: correct"
@@ -110,12 +111,14 @@ def _check_functions():
 @pytest.mark.parametrize("module,node", list(_check_functions()), ids=lambda x: getattr(x, "name", x))
 def test_every_exercise_check_is_graded(module, node):
     decorators = [ast.unparse(d) for d in node.decorator_list]
-    assert any(d.startswith("graded(") for d in decorators), \
+    assert any(d.startswith("graded(") for d in decorators), (
         f"packetlab/course/grading/{module}.py:{node.lineno} {node.name} needs @graded('<what to try yourself>')"
+    )
 
 
 def test_graded_keeps_the_signature():
     from packetlab.course.m00_getting_started.exercises import check_veth_peer
+
     assert list(inspect.signature(check_veth_peer).parameters) == ["answer", "host", "dev"]
 
 
@@ -124,6 +127,7 @@ def test_every_solution_cell_leaves_a_mark(lab):
     nb = nbformat.read(lab, as_version=4)
     for i, cell in enumerate(nb.cells):
         if "solution" in cell.metadata.get("tags", []):
-            assert "use_reference(" in cell.source or "reference_needed(" in cell.source, \
-                f"{lab.name} cell {i + 1}: a solution cell must call use_reference() or reference_needed(), " \
+            assert "use_reference(" in cell.source or "reference_needed(" in cell.source, (
+                f"{lab.name} cell {i + 1}: a solution cell must call use_reference() or reference_needed(), "
                 "or its check will claim the learner's answer was correct"
+            )

@@ -1,5 +1,6 @@
 """A lab left open is removed when its process ends — also with XDP attached (bcc registers its
 own atexit cleanup after ours, so it runs first) and also when the owner is a zombie."""
+
 from __future__ import annotations
 
 import os
@@ -7,12 +8,16 @@ import subprocess
 import time
 
 from conftest import PYTHON, REPO
+
 from packetlab.topo.state import STATE_DIR, is_alive, process_start_time
 
 
 def _namespaces(prefix: str) -> list[str]:
-    return [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-            if n.startswith(prefix)]
+    return [
+        n
+        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        if n.startswith(prefix)
+    ]
 
 
 def _wait_gone(prefix: str, timeout: float = 15) -> bool:
@@ -40,6 +45,7 @@ def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
     """Only atexit may clean here (guardian off): bcc's own atexit cleanup runs first and frees
     the compiled module; closing the lab must not trip over it."""
     from jupyter_client.manager import KernelManager
+
     km = KernelManager(kernel_name="python3")
     km.kernel_spec.argv = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     km.start_kernel(cwd=str(REPO), env={**os.environ, "PACKETLAB_GUARDIAN": "0"})
@@ -50,7 +56,9 @@ def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
         reply = kc.execute_interactive(
             "from packetlab import Lab\nlab = Lab('tkx').start()\nh1, h2 = lab.host('h1'), lab.host('h2')\n"
             "lab.link(h1, h2, ip='10.62.0.1/30', peer_ip='10.62.0.2/30')\n"
-            "xdp = h2.attach_xdp('tests/bpf/toolkit_counter.c', dev='eth0')", timeout=180)
+            "xdp = h2.attach_xdp('tests/bpf/toolkit_counter.c', dev='eth0')",
+            timeout=180,
+        )
         assert reply["content"]["status"] == "ok", reply["content"]
     finally:
         kc.stop_channels()

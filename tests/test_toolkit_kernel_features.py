@@ -1,5 +1,6 @@
 """Kernel feature probes (packetlab.ebpf.features), the per-module declarations
 (packetlab.module_readiness) and the doctor's per-module verdicts, on the real kernel."""
+
 from __future__ import annotations
 
 import json
@@ -10,16 +11,28 @@ import sys
 import pytest
 
 from packetlab import module_readiness as mr
-from packetlab.ebpf import syscall as bpfsys, features as kp
-from packetlab.ebpf.loader import REPO_ROOT
 from packetlab.doctor import format_table, run_checks
+from packetlab.ebpf import features as kp
+from packetlab.ebpf import syscall as bpfsys
+from packetlab.ebpf.loader import REPO_ROOT
 from packetlab.errors import MissingRequirement
 
 # What every supported kernel (Debian 12's 6.1, Ubuntu 24.04's 6.8, mainline) has: a probe that says
 # otherwise here is a broken probe, not a missing feature.
-ON_EVERY_SUPPORTED_KERNEL = {"netns_veth", "nftables", "conntrack", "bpf_xdp", "bpf_tc", "xdp_test_run", "ringbuf",
-                             "btf_vmlinux", "xdp_load_bytes", "xdp_live_frames", "perfmon_uninit_stack",
-                             "xdp_tracepoints"}
+ON_EVERY_SUPPORTED_KERNEL = {
+    "netns_veth",
+    "nftables",
+    "conntrack",
+    "bpf_xdp",
+    "bpf_tc",
+    "xdp_test_run",
+    "ringbuf",
+    "btf_vmlinux",
+    "xdp_load_bytes",
+    "xdp_live_frames",
+    "perfmon_uninit_stack",
+    "xdp_tracepoints",
+}
 
 
 def test_every_feature_has_a_probe_and_says_which_kernels_have_it():
@@ -47,7 +60,7 @@ def test_unknown_feature_names_the_known_ones():
 
 
 def test_require_and_missing_message_name_the_feature_and_the_kernels():
-    kp.require("bpf_xdp")                                   # present: no error
+    kp.require("bpf_xdp")  # present: no error
     message = kp.missing_message("xdp_features")
     assert "[xdp_features]" in message and "6.3" in message and kp.probe("xdp_features").detail in message
 
@@ -68,9 +81,11 @@ def test_probe_programs_are_real_bytecode():
     fd = bpfsys.prog_load(bpfsys.BPF_PROG_TYPE_XDP, kp._ret(kp.XDP_DROP))
     try:
         from packetlab.ebpf.testrun import prog_test_run
+
         assert prog_test_run(fd, bytes(64)).verdict == "XDP_DROP"
     finally:
         import os
+
         os.close(fd)
 
 
@@ -88,7 +103,7 @@ def test_every_module_is_ready_on_this_kernel():
     assert [r.number for r in verdicts] == [f"{n:02d}" for n in range(11)]
     assert all(r.state in ("ready", "ready with differences") for r in verdicts), mr.format_modules(verdicts)
     differences = [r for r in verdicts if r.state == "ready with differences"]
-    assert bool(differences) == (not kp.has("xdp_features"))      # the one optional feature a supported kernel may lack
+    assert bool(differences) == (not kp.has("xdp_features"))  # the one optional feature a supported kernel may lack
 
 
 def test_a_missing_required_feature_makes_its_modules_not_ready():
@@ -106,12 +121,17 @@ def test_doctor_prints_one_verdict_per_module():
     for needs in mr.MODULES.values():
         assert re.search(rf"module {needs.slug}\s+(ready|ready with differences|not ready)", table), needs.slug
     assert "feature: xdp_live_frames" in table
-    assert "kernel version" not in table          # no more version guessing
+    assert "kernel version" not in table  # no more version guessing
 
 
 def test_doctor_json_carries_the_module_verdicts():
-    out = subprocess.run([sys.executable, "-m", "packetlab", "doctor", "--json"], capture_output=True, text=True,
-                         cwd=REPO_ROOT, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "packetlab", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     modules = {c["name"]: c for c in json.loads(out.stdout) if c["name"].startswith("module ")}
     assert len(modules) == 11 and all(c["ok"] and c["required"] for c in modules.values())
     assert modules["module 07-xdp"]["detail"].startswith("ready")
@@ -124,4 +144,5 @@ def test_probes_work_inside_a_running_event_loop():
     async def inside() -> bool:
         kp.refresh()
         return kp.probe("xdp_features").name == "xdp_features"
+
     assert asyncio.run(inside())

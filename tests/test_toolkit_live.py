@@ -1,4 +1,5 @@
 """The toolkit on the real kernel: topologies, XDP, test runs and every cleanup path."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import PYTHON, REPO, run_py
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from conftest import PYTHON, REPO, run_py
 from packetlab import Lab
-from packetlab.topo import netns
 from packetlab.errors import LabBusy, PacketlabError, VerifierError
+from packetlab.topo import netns
 from packetlab.topo.state import STATE_DIR
 
 HERE = Path(__file__).parent
@@ -23,8 +24,11 @@ COUNTER = str(HERE / "bpf/toolkit_counter.c")
 
 
 def _namespaces(prefix: str) -> list[str]:
-    return [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-            if n.startswith(prefix)]
+    return [
+        n
+        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+        if n.startswith(prefix)
+    ]
 
 
 def _xdp_progs_named(name: str) -> list[dict]:
@@ -60,7 +64,7 @@ def test_routes_sysctls_and_a_router():
         lab.link(a, r, ip="10.1.0.1/24", peer_ip="10.1.0.254/24")
         lab.link(b, r, ip="10.2.0.1/24", peer_ip="10.2.0.254/24")
         assert r.sysctl("net.ipv4.ip_forward") == "1"
-        assert not a.ping("10.2.0.1", timeout=0.5).ok            # no route yet
+        assert not a.ping("10.2.0.1", timeout=0.5).ok  # no route yet
         a.add_route("default", via="10.1.0.254")
         b.add_route("default", via="10.2.0.254")
         assert a.ping("10.2.0.1", check=True).ok
@@ -85,7 +89,7 @@ def test_half_built_link_is_rolled_back():
     with Lab("tkd") as lab:
         h1, h2 = lab.host("h1"), lab.host("h2")
         with pytest.raises(Exception):
-            lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24", mtu=10)   # MTU below minimum
+            lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24", mtu=10)  # MTU below minimum
         assert "eth0" not in h1.run(["ip", "-br", "link"]).stdout
         assert lab._record.links == []
         lab.link(h1, h2, name="eth0", peer_name="eth0", ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
@@ -102,8 +106,10 @@ def test_background_processes_are_stopped_on_close():
 
 
 def test_a_second_live_lab_with_the_same_name_is_refused():
-    child = run_py("from packetlab import Lab; import time; l = Lab('tkf').start(); l.host('h1'); "
-                   "print('ready', flush=True); time.sleep(30)")
+    child = run_py(
+        "from packetlab import Lab; import time; l = Lab('tkf').start(); l.host('h1'); "
+        "print('ready', flush=True); time.sleep(30)"
+    )
     try:
         assert child.stdout.readline().strip() == "ready"
         with pytest.raises(LabBusy, match="already running"):
@@ -123,7 +129,7 @@ def test_xdp_attach_counts_real_traffic_and_detaches():
         assert "prog/xdp" in h2.run(["ip", "link", "show", "eth0"]).stdout
         assert h1.ping("10.0.0.2", count=3, interval=0.05).received == 3
         counts = xdp.table("by_class")
-        assert counts[2] >= 3 and counts[1] >= 1          # echo requests (IPv4) and ARP
+        assert counts[2] >= 3 and counts[1] >= 1  # echo requests (IPv4) and ARP
         h1.send(Ether(dst=h2.mac()) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=9), count=5)
         xdp.detach()
         assert "prog/xdp" not in h2.run(["ip", "link", "show", "eth0"]).stdout
@@ -134,6 +140,7 @@ def test_xdp_attach_counts_real_traffic_and_detaches():
 
 def test_test_run_verdicts_on_scapy_packets():
     from packetlab.ebpf.loader import LoadedProgram
+
     prog = LoadedProgram(COUNTER)
     try:
         assert prog.test_run(Ether() / IP() / UDP(dport=9)).verdict == "XDP_DROP"
@@ -153,10 +160,11 @@ def test_test_run_verdicts_on_scapy_packets():
 
 def test_rejected_program_gives_a_readable_verifier_error():
     from packetlab.ebpf.loader import LoadedProgram
+
     with pytest.raises(VerifierError) as info:
         LoadedProgram(HERE / "bpf/toolkit_fail_unchecked_read.c")
     err = info.value
-    assert "invalid access to packet" in err.log           # the verifier's own words
+    assert "invalid access to packet" in err.log  # the verifier's own words
     assert err.line_number == 13 and "HERE" in err.source_line
     text = str(err)
     assert "toolkit_fail_unchecked_read.c:13" in text and "data_end" in text
@@ -166,6 +174,7 @@ def test_rejected_program_gives_a_readable_verifier_error():
 def test_compile_error_names_the_line():
     from packetlab.ebpf.loader import LoadedProgram
     from packetlab.errors import BpfCompileError
+
     bad = HERE / "bpf" / "_tmp_syntax_error.c"
     bad.write_text("#include <uapi/linux/bpf.h>\nint xdp_x(struct xdp_md *ctx) { return XDP_PASS }\n")
     try:
@@ -191,8 +200,15 @@ with lab:
 
 def _start_child(name: str, **env) -> subprocess.Popen:
     import os
-    child = subprocess.Popen([PYTHON, "-c", CHILD_LAB, name], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, **env})
+
+    child = subprocess.Popen(
+        [PYTHON, "-c", CHILD_LAB, name],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
     line = child.stdout.readline().strip()
     assert line == "ready", child.stderr.read()
     assert len(_namespaces(f"{name}-")) == 2
@@ -213,8 +229,7 @@ def test_cleanup_on_signal(sig):
     child.send_signal(sig)
     child.wait(15)
     assert _wait_gone(f"{name}-"), "namespaces left after signal"
-    assert _xdp_progs_named("xdp_toolkit") == [] or all(
-        p.get("pids") is None for p in _xdp_progs_named("xdp_toolkit"))
+    assert _xdp_progs_named("xdp_toolkit") == [] or all(p.get("pids") is None for p in _xdp_progs_named("xdp_toolkit"))
 
 
 def test_cleanup_after_sigkill_by_the_guardian():
@@ -231,9 +246,10 @@ def test_cleanup_after_sigkill_by_packetlab_clean():
     child.kill()
     child.wait(5)
     time.sleep(0.2)
-    assert sorted(_namespaces("tkk-")) == ["tkk-h1", "tkk-h2"]      # nobody cleaned yet
-    dry = subprocess.run([PYTHON, "-m", "packetlab", "clean", "--dry-run", "--lab", "tkk"],
-                         capture_output=True, text=True, cwd=REPO)
+    assert sorted(_namespaces("tkk-")) == ["tkk-h1", "tkk-h2"]  # nobody cleaned yet
+    dry = subprocess.run(
+        [PYTHON, "-m", "packetlab", "clean", "--dry-run", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO
+    )
     assert "would remove tkk: namespace tkk-h1" in dry.stdout
     out = subprocess.run([PYTHON, "-m", "packetlab", "clean", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
@@ -243,12 +259,13 @@ def test_cleanup_after_sigkill_by_packetlab_clean():
 
 
 def test_clean_leaves_running_labs_and_foreign_namespaces_alone():
-    netns.create("tkl-foreign")          # not recorded by any lab: must survive clean
+    netns.create("tkl-foreign")  # not recorded by any lab: must survive clean
     try:
         with Lab("tkl") as lab:
             lab.host("h1")
-            out = subprocess.run([PYTHON, "-m", "packetlab", "clean", "--lab", "tkl"], capture_output=True,
-                                 text=True, cwd=REPO)
+            out = subprocess.run(
+                [PYTHON, "-m", "packetlab", "clean", "--lab", "tkl"], capture_output=True, text=True, cwd=REPO
+            )
             assert "is running" in out.stdout
             assert netns.exists("tkl-h1")
         assert netns.exists("tkl-foreign")
@@ -258,6 +275,7 @@ def test_clean_leaves_running_labs_and_foreign_namespaces_alone():
 
 def test_cleanup_when_a_notebook_kernel_restarts():
     from jupyter_client.manager import KernelManager
+
     km = KernelManager(kernel_name="python3")
     km.kernel_cmd = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     km.start_kernel(cwd=str(REPO))
@@ -266,16 +284,18 @@ def test_cleanup_when_a_notebook_kernel_restarts():
     try:
         kc.wait_for_ready(timeout=60)
         reply = kc.execute_interactive(
-            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1'); lab.host('h2')", timeout=60)
+            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1'); lab.host('h2')", timeout=60
+        )
         assert reply["content"]["status"] == "ok"
         assert len(_namespaces("tkm-")) == 2
         km.restart_kernel(now=False)
         assert _wait_gone("tkm-"), "namespaces survived a kernel restart"
         kc.wait_for_ready(timeout=60)
         reply = kc.execute_interactive(
-            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1')", timeout=60)
+            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1')", timeout=60
+        )
         assert reply["content"]["status"] == "ok"
-        km.restart_kernel(now=True)       # SIGKILL: the guardian cleans up
+        km.restart_kernel(now=True)  # SIGKILL: the guardian cleans up
         assert _wait_gone("tkm-"), "namespaces survived a forced kernel restart"
     finally:
         kc.stop_channels()
@@ -293,8 +313,14 @@ def test_doctor_json_reports_everything_present():
 
 def test_doctor_exits_nonzero_when_headers_are_missing():
     import os
-    out = subprocess.run([PYTHON, "-m", "packetlab", "doctor"], capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "BCC_KERNEL_SOURCE": "/nonexistent"})
+
+    out = subprocess.run(
+        [PYTHON, "-m", "packetlab", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "BCC_KERNEL_SOURCE": "/nonexistent"},
+    )
     assert out.returncode == 1
     assert "MISSING  kernel headers for bcc" in out.stdout
     assert "vagrant/provision.sh" in out.stdout
@@ -302,12 +328,13 @@ def test_doctor_exits_nonzero_when_headers_are_missing():
 
 def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
     from packetlab.ebpf.loader import acquire, release
+
     prog = acquire(HERE / "bpf/toolkit_maps.c")
     assert sorted(prog.map_names()) == ["never_read_from_python", "per_cpu_pairs"]
     for _ in range(3):
         prog.test_run(bytes(64))
     assert prog.table("per_cpu_pairs") == {0: {"packets": 3, "bytes": 192}}
-    release(prog)                                   # back to the pool, every map cleared
+    release(prog)  # back to the pool, every map cleared
     again = acquire(HERE / "bpf/toolkit_maps.c")
     try:
         assert again is prog
@@ -319,11 +346,12 @@ def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
 
 def test_struct_keys_and_xdp_on_a_switch_port():
     from packetlab.ebpf.loader import LoadedProgram
+
     with Lab("tkn") as lab:
         h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
         lab.link(h1, sw, ip="10.0.1.1/24")
         lab.link(h2, sw, ip="10.0.1.2/24")
-        port = sw.attach_xdp(COUNTER, "h2-eth0")          # frames on their way to h2
+        port = sw.attach_xdp(COUNTER, "h2-eth0")  # frames on their way to h2
         assert h1.ping("10.0.1.2", count=2, interval=0.05).received == 2
         assert port.table("by_class")[2] >= 2
     prog = LoadedProgram(HERE / "bpf/toolkit_maps.c")
@@ -335,7 +363,7 @@ def test_struct_keys_and_xdp_on_a_switch_port():
 
 
 def test_starting_a_lab_again_in_the_same_process_replaces_it():
-    first = Lab("tko").start()               # as when a notebook's first cell runs twice
+    first = Lab("tko").start()  # as when a notebook's first cell runs twice
     first.host("h1")
     second = Lab("tko").start()
     try:

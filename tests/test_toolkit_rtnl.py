@@ -1,5 +1,6 @@
 """packetlab.topo.rtnl: pyroute2's IPRoute on its own thread works under a running event loop,
 and the toolkit never patches the caller's loop (DESIGN principle 8)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,9 @@ import subprocess
 import threading
 
 import pytest
+from conftest import PYTHON, REPO
 from pyroute2.netlink.exceptions import NetlinkError
 
-from conftest import PYTHON, REPO
 from packetlab import Lab
 from packetlab.topo import netns, rtnl
 
@@ -29,7 +30,7 @@ def _names(ipr) -> set[str]:
     return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
 
-@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")     # pyroute2's own, on that failure
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")  # pyroute2's own, on that failure
 def test_plain_pyroute2_fails_inside_a_running_loop():
     """The reason the module exists: the sync API cannot run where a loop already runs."""
     from pyroute2 import IPRoute
@@ -41,6 +42,7 @@ def test_plain_pyroute2_fails_inside_a_running_loop():
         except RuntimeError as exc:
             return str(exc)
         return "no error"
+
     assert "already running" in asyncio.run(inside())
 
 
@@ -48,17 +50,17 @@ def test_works_inside_a_running_loop(lab):
     async def inside() -> tuple:
         with rtnl.iproute(netns=lab.nodes["h1"].namespace) as ipr:
             dump = ipr.link("dump")
-            polled = ipr.poll(ipr.addr, "dump", address="10.61.0.1", timeout=2)   # a method handed back in
+            polled = ipr.poll(ipr.addr, "dump", address="10.61.0.1", timeout=2)  # a method handed back in
             return dump, polled, _names(ipr)
+
     dump, polled, names = asyncio.run(inside())
     assert isinstance(dump, tuple) and {"lo", "eth0"} <= names
     assert polled[0].get_attr("IFA_ADDRESS") == "10.61.0.1"
 
 
 def test_netlink_errors_come_back_unchanged(lab):
-    with rtnl.iproute(netns=lab.nodes["h1"].namespace) as ipr:
-        with pytest.raises(NetlinkError) as err:
-            ipr.link("get", index=987654)
+    with rtnl.iproute(netns=lab.nodes["h1"].namespace) as ipr, pytest.raises(NetlinkError) as err:
+        ipr.link("get", index=987654)
     assert err.value.code == errno.ENODEV
 
 
@@ -70,19 +72,23 @@ def test_calls_run_on_the_netlink_thread(lab):
 def test_no_netns_means_the_callers_namespace(lab):
     """Inside netns.entered() the caller's thread is in h2: iproute() acts there, not in the host."""
     h2 = lab.nodes["h2"]
-    with netns.entered(h2.namespace):
-        with rtnl.iproute() as ipr:
-            inside = _names(ipr)
+    with netns.entered(h2.namespace), rtnl.iproute() as ipr:
+        inside = _names(ipr)
     assert inside == {"lo", "eth0"}
-    root = {link["ifname"] for link in json.loads(subprocess.run(["ip", "-j", "link", "show"], capture_output=True,
-                                                                  text=True, check=True).stdout)}
+    root = {
+        link["ifname"]
+        for link in json.loads(
+            subprocess.run(["ip", "-j", "link", "show"], capture_output=True, text=True, check=True).stdout
+        )
+    }
     with rtnl.iproute() as ipr:
-        assert _names(ipr) == root                                      # back in the caller's own namespace
+        assert _names(ipr) == root  # back in the caller's own namespace
 
 
 def test_namespace_fd(lab):
     def thread_ns() -> int:
         return os.stat("/proc/thread-self/ns/net").st_ino
+
     before = rtnl.run_on_netlink_thread(thread_ns)
     fd = os.open(f"{netns.NETNS_DIR}/{lab.nodes['h2'].namespace}", os.O_RDONLY)
     try:
@@ -91,7 +97,7 @@ def test_namespace_fd(lab):
     finally:
         os.close(fd)
     assert "10.61.0.2" in addrs
-    assert rtnl.run_on_netlink_thread(thread_ns) == before            # the thread went back where it was
+    assert rtnl.run_on_netlink_thread(thread_ns) == before  # the thread went back where it was
 
 
 def test_importing_packetlab_in_a_loop_patches_nothing():

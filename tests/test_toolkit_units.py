@@ -1,4 +1,5 @@
 """Pure logic of the toolkit: names, addresses, ping parsing, verifier logs, records."""
+
 from __future__ import annotations
 
 import os
@@ -82,13 +83,15 @@ def test_verifier_log_is_mapped_to_the_source_line_with_a_hint():
 def test_verifier_line_found_by_offset_when_bcc_rewrote_it():
     log = LOG.replace("; u32 k = eth->h_proto & 3; @ main.c:18", "; u32 k = REWRITTEN(eth); @ main.c:18")
     ex = explain_verifier_log(log, SOURCE)
-    assert ex.line_number == 6        # offset learned from the unchanged line 4 (main.c:16)
+    assert ex.line_number == 6  # offset learned from the unchanged line 4 (main.c:16)
 
 
 def test_find_entry_function():
     assert find_entry_function(SOURCE, "xdp", None) == "xdp_prog"
     with pytest.raises(PacketlabError, match="cannot tell"):
-        find_entry_function(SOURCE + "\nint other(struct xdp_md *ctx) { return 2; }\n", "xdp", type("P", (), {"name": "x.c"})())
+        find_entry_function(
+            SOURCE + "\nint other(struct xdp_md *ctx) { return 2; }\n", "xdp", type("P", (), {"name": "x.c"})()
+        )
 
 
 def test_to_python_converts_ctypes():
@@ -99,17 +102,22 @@ def test_to_python_converts_ctypes():
 
     assert to_python(ctypes.c_uint64(7)) == 7
     assert to_python(Pair(1, 2)) == {"a": 1, "b": 2}
-    assert to_python([ctypes.c_uint64(1), ctypes.c_uint64(2)]) == 3     # per-CPU values summed
+    assert to_python([ctypes.c_uint64(1), ctypes.c_uint64(2)]) == 3  # per-CPU values summed
     assert to_python((ctypes.c_ubyte * 4)(1, 2, 3, 4)) == b"\x01\x02\x03\x04"
 
 
 def test_lab_record_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr("packetlab.topo.state.STATE_DIR", tmp_path)
-    rec = LabRecord("tkr", os.getpid(), process_start_time(os.getpid()), namespaces=["tkr-h1"],
-                    processes=[ProcessRecord(1, None, "tkr-h1", ["x"])])
+    rec = LabRecord(
+        "tkr",
+        os.getpid(),
+        process_start_time(os.getpid()),
+        namespaces=["tkr-h1"],
+        processes=[ProcessRecord(1, None, "tkr-h1", ["x"])],
+    )
     rec.save()
     loaded = LabRecord.load(rec.path)
     assert loaded == rec and loaded.owner_alive()
-    assert not is_alive(os.getpid(), 1)          # same pid, different start time: a recycled pid
+    assert not is_alive(os.getpid(), 1)  # same pid, different start time: a recycled pid
     rec.delete()
     assert not rec.path.exists()

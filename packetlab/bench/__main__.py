@@ -1,4 +1,5 @@
 """Dispatch ``python -m packetlab.bench NAME [args]`` to packetlab.bench.NAME.main."""
+
 from __future__ import annotations
 
 import importlib

@@ -23,6 +23,7 @@ ns/packet" = 1e9 / rate is an upper bound on the filter's own cost. For the
 XDP variants trafgen's own cost dominates (compare the XDP_DROP floor): their
 test-run figure is the filter alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,10 +59,26 @@ def blocked_source(i: int) -> str:
 def firewall_rules(n: int):
     """The firewall's RuleSet: n-1 blocked /32 sources, then the rule the traffic hits."""
     from packetlab.tools.firewall.rules import Rule, RuleSet
-    rules = [Rule(name=f"block-{i}", action="drop", src=(ipaddress.ip_network(blocked_source(i)),), proto=(17,),
-                  dport=((BENCH_PORT, BENCH_PORT),)) for i in range(n - 1)]
-    rules.append(Rule(name="bench", action="drop", src=(ipaddress.ip_network("10.0.1.0/24"),), proto=(17,),
-                      dport=((BENCH_PORT, BENCH_PORT),)))
+
+    rules = [
+        Rule(
+            name=f"block-{i}",
+            action="drop",
+            src=(ipaddress.ip_network(blocked_source(i)),),
+            proto=(17,),
+            dport=((BENCH_PORT, BENCH_PORT),),
+        )
+        for i in range(n - 1)
+    ]
+    rules.append(
+        Rule(
+            name="bench",
+            action="drop",
+            src=(ipaddress.ip_network("10.0.1.0/24"),),
+            proto=(17,),
+            dport=((BENCH_PORT, BENCH_PORT),),
+        )
+    )
     return RuleSet(default="allow", rules=rules, source=f"<benchmark: {n} rules>")
 
 
@@ -72,18 +89,22 @@ def adversarial_rules(n: int = 16_384):
     another source), then a catch-all. Every summary word is a candidate, none
     matches: the program checks all of them before the last rule wins."""
     from packetlab.tools.firewall.rules import Rule, RuleSet
+
     rules = []
     for i in range(n - 1):
         src, port = (BENCH_SRC, 7) if i % 2 == 0 else ("10.0.2.1", BENCH_PORT)
-        rules.append(Rule(name=f"x-{i}", action="drop", src=(ipaddress.ip_network(src),), proto=(17,),
-                          dport=((port, port),)))
+        rules.append(
+            Rule(name=f"x-{i}", action="drop", src=(ipaddress.ip_network(src),), proto=(17,), dport=((port, port),))
+        )
     rules.append(Rule(name="catch-all", action="drop", proto=(17,)))
     return RuleSet(default="allow", rules=rules, source=f"<adversarial: {n} rules>")
 
 
 def iptables_restore_text(n: int) -> str:
     lines = ["*raw", ":PREROUTING ACCEPT [0:0]"]
-    lines += [f"-A PREROUTING -s {blocked_source(i)}/32 -p udp -m udp --dport {BENCH_PORT} -j DROP" for i in range(n - 1)]
+    lines += [
+        f"-A PREROUTING -s {blocked_source(i)}/32 -p udp -m udp --dport {BENCH_PORT} -j DROP" for i in range(n - 1)
+    ]
     lines.append(f"-A PREROUTING -s 10.0.1.0/24 -p udp -m udp --dport {BENCH_PORT} -j DROP")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
@@ -92,22 +113,33 @@ def iptables_restore_text(n: int) -> str:
 def nft_linear_text(n: int) -> str:
     rules = [f"    ip saddr {blocked_source(i)} udp dport {BENCH_PORT} drop" for i in range(n - 1)]
     rules.append(f"    ip saddr 10.0.1.0/24 udp dport {BENCH_PORT} counter drop")
-    return ("table ip bfw {\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n"
-            + "\n".join(rules) + "\n  }\n}\n")
+    return (
+        "table ip bfw {\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n"
+        + "\n".join(rules)
+        + "\n  }\n}\n"
+    )
 
 
 def nft_set_text(n: int) -> str:
     elems = [f"{blocked_source(i)} . {BENCH_PORT}" for i in range(n - 1)] + [f"10.0.1.0/24 . {BENCH_PORT}"]
-    return ("table ip bfw {\n  set rules {\n    type ipv4_addr . inet_service; flags interval;\n    elements = { "
-            + ", ".join(elems) + " }\n  }\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n"
-            f"    ip protocol udp ip saddr . udp dport @rules counter drop\n  }}\n}}\n")
+    return (
+        "table ip bfw {\n  set rules {\n    type ipv4_addr . inet_service; flags interval;\n    elements = { "
+        + ", ".join(elems)
+        + " }\n  }\n  chain pre {\n    type filter hook prerouting priority raw; policy accept;\n"
+        "    ip protocol udp ip saddr . udp dport @rules counter drop\n  }\n}\n"
+    )
 
 
 def bench_frame(src: str = BENCH_SRC) -> bytes:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
-    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=BENCH_DST, ttl=64)
-                 / UDP(sport=10000, dport=BENCH_PORT) / (b"\0" * 18))
+
+    return bytes(
+        Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+        / IP(src=src, dst=BENCH_DST, ttl=64)
+        / UDP(sport=10000, dport=BENCH_PORT)
+        / (b"\0" * 18)
+    )
 
 
 # ---- results -------------------------------------------------------------------------------------
@@ -115,8 +147,8 @@ def bench_frame(src: str = BENCH_SRC) -> bytes:
 class Row:
     variant: str
     rules: int
-    testrun_ns: float | None = None           # BPF_PROG_TEST_RUN mean ns/packet (median of runs)
-    live_pps: float | None = None             # packets/s that reached the final rule
+    testrun_ns: float | None = None  # BPF_PROG_TEST_RUN mean ns/packet (median of runs)
+    live_pps: float | None = None  # packets/s that reached the final rule
     sent_pps: float | None = None
 
     @property
@@ -130,8 +162,8 @@ class Report:
     seconds: float
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    deep_trie_ns: float | None = None        # XDP firewall, largest N, source found deep in the trie
-    worst_case_ns: float | None = None       # XDP firewall, adversarial_rules(): every summary word a candidate
+    deep_trie_ns: float | None = None  # XDP firewall, largest N, source found deep in the trie
+    worst_case_ns: float | None = None  # XDP firewall, adversarial_rules(): every summary word a candidate
     worst_case_rules: int = 0
 
     def get(self, variant: str, rules: int) -> Row | None:
@@ -143,9 +175,16 @@ class Report:
     def table(self) -> str:
         rows = []
         for r in self.rows:
-            rows.append([r.variant, r.rules if r.variant != "xdp-drop-floor" else "-",
-                         "-" if r.testrun_ns is None else f"{r.testrun_ns:.1f}", _f(r.live_pps), _f(r.live_ns),
-                         _f(r.sent_pps)])
+            rows.append(
+                [
+                    r.variant,
+                    r.rules if r.variant != "xdp-drop-floor" else "-",
+                    "-" if r.testrun_ns is None else f"{r.testrun_ns:.1f}",
+                    _f(r.live_pps),
+                    _f(r.live_ns),
+                    _f(r.sent_pps),
+                ]
+            )
         return format_table(["variant", "rules", "test-run ns/pkt", "live pkt/s", "live ns/pkt", "sent pkt/s"], rows)
 
     def targets(self) -> list[tuple[str, str, bool | None]]:
@@ -155,18 +194,32 @@ class Report:
         a, b = self.get("xdp-firewall", lo), self.get("xdp-firewall", hi)
         if a and b and a.testrun_ns and b.testrun_ns:
             ratio = b.testrun_ns / a.testrun_ns
-            out.append((f"XDP firewall ns/packet at {hi:,} rules within 1.5x of {lo:,} rule",
-                        f"{b.testrun_ns:.1f} / {a.testrun_ns:.1f} ns = {ratio:.2f}x", ratio <= 1.5))
+            out.append(
+                (
+                    f"XDP firewall ns/packet at {hi:,} rules within 1.5x of {lo:,} rule",
+                    f"{b.testrun_ns:.1f} / {a.testrun_ns:.1f} ns = {ratio:.2f}x",
+                    ratio <= 1.5,
+                )
+            )
         ipt = self.get("iptables-linear", hi)
         if b and ipt and ipt.live_ns and b.testrun_ns:
             ratio = ipt.live_ns / b.testrun_ns
-            out.append((f"XDP firewall >= 20x cheaper per packet than an iptables linear chain at {hi:,} rules",
-                        f"iptables {ipt.live_ns:,.0f} ns (live) / XDP {b.testrun_ns:.1f} ns (test-run) = {ratio:,.0f}x",
-                        ratio >= 20))
+            out.append(
+                (
+                    f"XDP firewall >= 20x cheaper per packet than an iptables linear chain at {hi:,} rules",
+                    f"iptables {ipt.live_ns:,.0f} ns (live) / XDP {b.testrun_ns:.1f} ns (test-run) = {ratio:,.0f}x",
+                    ratio >= 20,
+                )
+            )
             if b.live_ns:
                 live_ratio = ipt.live_ns / b.live_ns
-                out.append(("  same, both sides measured live (the XDP figure is mostly trafgen: a lower bound)",
-                            f"{ipt.live_ns:,.0f} / {b.live_ns:,.0f} ns = {live_ratio:,.1f}x", live_ratio >= 20))
+                out.append(
+                    (
+                        "  same, both sides measured live (the XDP figure is mostly trafgen: a lower bound)",
+                        f"{ipt.live_ns:,.0f} / {b.live_ns:,.0f} ns = {live_ratio:,.1f}x",
+                        live_ratio >= 20,
+                    )
+                )
         return out
 
     def ratios_table(self) -> str:
@@ -180,29 +233,50 @@ class Report:
             for v in VARIANTS[1:]:
                 r = self.get(v, n)
                 row.append(f"{r.live_ns / x.live_ns:,.1f}x" if r and r.live_ns else "-")
-            row.append(f"{x.testrun_ns / self.get('xdp-firewall', min(self.sizes)).testrun_ns:.2f}x"
-                       if x.testrun_ns else "-")
+            row.append(
+                f"{x.testrun_ns / self.get('xdp-firewall', min(self.sizes)).testrun_ns:.2f}x" if x.testrun_ns else "-"
+            )
             rows.append(row)
-        return format_table(["rules", "iptables/XDP (live)", "nft-linear/XDP (live)", "nft-set/XDP (live)",
-                             "XDP vs its 1-rule cost (test-run)"], rows)
+        return format_table(
+            [
+                "rules",
+                "iptables/XDP (live)",
+                "nft-linear/XDP (live)",
+                "nft-set/XDP (live)",
+                "XDP vs its 1-rule cost (test-run)",
+            ],
+            rows,
+        )
 
     def text(self) -> str:
         parts = [self.table(), "", self.ratios_table(), ""]
         if self.deep_trie_ns is not None:
-            parts.append(f"XDP firewall, {max(self.sizes):,} rules, packet from a *blocked* source (deepest LPM path): "
-                         f"{self.deep_trie_ns:.1f} ns/packet (test-run)")
+            parts.append(
+                f"XDP firewall, {max(self.sizes):,} rules, packet from a *blocked* source (deepest LPM path): "
+                f"{self.deep_trie_ns:.1f} ns/packet (test-run)"
+            )
         if self.worst_case_ns is not None:
-            parts.append(f"XDP firewall, adversarial {self.worst_case_rules:,}-rule set (every bitmap word a false "
-                         f"candidate): {self.worst_case_ns:.1f} ns/packet (test-run) — the classifier's worst case")
+            parts.append(
+                f"XDP firewall, adversarial {self.worst_case_rules:,}-rule set (every bitmap word a false "
+                f"candidate): {self.worst_case_ns:.1f} ns/packet (test-run) — the classifier's worst case"
+            )
         for target, measured, met in self.targets():
             parts.append(f"target: {target}: {measured} -> {'met' if met else 'NOT met'}")
         parts += self.notes
         return "\n".join(parts)
 
     def to_json(self) -> str:
-        return json.dumps({"sizes": self.sizes, "seconds": self.seconds, "rows": [asdict(r) for r in self.rows],
-                           "deep_trie_ns": self.deep_trie_ns, "worst_case_ns": self.worst_case_ns,
-                           "notes": self.notes}, indent=1)
+        return json.dumps(
+            {
+                "sizes": self.sizes,
+                "seconds": self.seconds,
+                "rows": [asdict(r) for r in self.rows],
+                "deep_trie_ns": self.deep_trie_ns,
+                "worst_case_ns": self.worst_case_ns,
+                "notes": self.notes,
+            },
+            indent=1,
+        )
 
 
 def _total(value: Any) -> int:
@@ -219,8 +293,17 @@ def testrun_ns(run, frame: bytes, repeat: int, rounds: int = 5) -> float:
     return median([run(frame, repeat=repeat).ns_per_run for _ in range(rounds)])
 
 
-def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, live: bool = True,
-        lab_name: str = "bfw", variants=VARIANTS, rounds: int = 5, progress: bool = True) -> Report:
+def run(
+    sizes=DEFAULT_SIZES,
+    *,
+    seconds: float = 2.0,
+    repeat: int = 100_000,
+    live: bool = True,
+    lab_name: str = "bfw",
+    variants=VARIANTS,
+    rounds: int = 5,
+    progress: bool = True,
+) -> Report:
     """Build the lab, measure every variant at every size, tear the lab down.
 
     Test-run figures of the XDP firewall are taken in `rounds` rotations over
@@ -233,6 +316,7 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
     from packetlab.tools.firewall.layout import Capacity
     from packetlab.tools.firewall.program import Firewall
     from packetlab.topo.traffic import flood
+
     sizes = sorted(set(int(s) for s in sizes))
     report = Report(sizes=list(sizes), seconds=seconds)
     frame = bench_frame()
@@ -242,8 +326,16 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
 
         def live_run(counter) -> tuple[float, float]:
             before = counter()
-            res = flood(h1, h2, src_ip=BENCH_SRC, dst_ip=BENCH_DST, seconds=seconds, frame_size=64, flows=64,
-                        dst_port=BENCH_PORT)
+            res = flood(
+                h1,
+                h2,
+                src_ip=BENCH_SRC,
+                dst_ip=BENCH_DST,
+                seconds=seconds,
+                frame_size=64,
+                flows=64,
+                dst_port=BENCH_PORT,
+            )
             return (counter() - before) / res.seconds, res.sent_pps
 
         # the floor
@@ -262,8 +354,10 @@ def run(sizes=DEFAULT_SIZES, *, seconds: float = 2.0, repeat: int = 100_000, liv
                 compiled[n] = compile_rules(firewall_rules(n))
             cap = Capacity.for_compiled(compiled[max(sizes)])
             fw = Firewall.attach(h2, "eth0", compiled[min(sizes)], capacity=cap)
-            report.notes.append(f"XDP firewall: one program for every size (capacity {cap.rules:,} rules), rule sets "
-                                "swapped in atomically between measurements")
+            report.notes.append(
+                f"XDP firewall: one program for every size (capacity {cap.rules:,} rules), rule sets "
+                "swapped in atomically between measurements"
+            )
             rows = {}
             for n in sizes:
                 log(f"xdp-firewall, {n:,} rules")
@@ -335,16 +429,17 @@ def netfilter_count(host, variant: str) -> int:
         last = [line for line in out.splitlines() if line.strip() and line.split()[0].isdigit()][-1]
         return int(last.split()[0])
     from packetlab.topo.netfilter import packet_count
+
     return packet_count(host, "chain", "ip", "bfw", "pre")
 
 
 def plot(report: Report, ax=None):
     """Per-packet cost against rule count (log-log), one line per implementation."""
     import matplotlib.pyplot as plt
+
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    for variant, style in (("iptables-linear", "o-"), ("nft-linear", "s-"), ("nft-set", "^-"),
-                           ("xdp-firewall", "D-")):
+    for variant, style in (("iptables-linear", "o-"), ("nft-linear", "s-"), ("nft-set", "^-"), ("xdp-firewall", "D-")):
         pts = [(r.rules, r.live_ns) for r in report.rows if r.variant == variant and r.live_ns]
         if pts:
             ax.plot(*zip(*pts), style, label=f"{variant} (live)")
@@ -385,4 +480,5 @@ def main(argv: list[str]) -> int:
 
 def _machine() -> str:
     import os
+
     return f"{os.uname().release}, {os.cpu_count()} CPUs"

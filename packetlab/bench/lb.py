@@ -24,6 +24,7 @@ nginx task that sent it, or on ksoftirqd when the kernel defers it. ksoftirqd
 is machine-wide, so other tenants' deferred softirqs are included too;
 whole-machine busy time from /proc/stat is printed beside it for reference.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,14 +100,14 @@ def log(msg: str) -> None:
 #    overhead and cold caches after the syscall, so compare it with the floor
 #    measured per call too.
 DSR_VIP = "10.9.100.2"
-LOOP_A, LOOP_B = "10.9.200.1", "10.9.200.2"       # test-run-only VIPs, never used by live traffic
+LOOP_A, LOOP_B = "10.9.200.1", "10.9.200.2"  # test-run-only VIPs, never used by live traffic
 LOOP_MACS = {LOOP_A: "02:00:00:00:c8:01", LOOP_B: "02:00:00:00:c8:02"}
 
 
 @dataclass
 class TestRunRow:
     name: str
-    method: str            # "steady" or "per call"
+    method: str  # "steady" or "per call"
     ns: float
     verdict: str
 
@@ -128,28 +129,38 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
     from scapy.packet import Raw
-    from packetlab.ebpf.loader import LoadedProgram
+
     from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
+    from packetlab.ebpf.loader import LoadedProgram
     from packetlab.ebpf.testrun import prog_test_run
+
     mac = lbhost.mac("eth0")
 
     def frame(dst, sport, flags):
-        return bytes(Ether(src="02:00:00:00:01:0b", dst=mac) / IP(src="10.9.1.11", dst=dst) /
-                     TCP(sport=sport, dport=80, flags=flags) / Raw(b"x" * 64))
-    for sport, dst in ((50001, VIP), (50002, DSR_VIP)):           # establish the flows: SYN, ACK
+        return bytes(
+            Ether(src="02:00:00:00:01:0b", dst=mac)
+            / IP(src="10.9.1.11", dst=dst)
+            / TCP(sport=sport, dport=80, flags=flags)
+            / Raw(b"x" * 64)
+        )
+
+    for sport, dst in ((50001, VIP), (50002, DSR_VIP)):  # establish the flows: SYN, ACK
         lb.test_run(frame(dst, sport, "S"))
         lb.test_run(frame(dst, sport, "A"))
     loop = frame(LOOP_A, 50003, "A")
-    lb.test_run(loop, repeat=4)                                   # creates both loop flows
+    lb.test_run(loop, repeat=4)  # creates both loop flows
     passing = frame("10.9.2.11", 50004, "A")
     floor = LoadedProgram("bpf/09-lb-floor.c")
     rows: list[TestRunRow] = []
     try:
-        steady = {"XDP_DROP floor": (floor.fd, loop), "LB, NAT, established flow": (lb.prog_fd, loop),
-                  "LB, packet not for a VIP (pass)": (lb.prog_fd, passing)}
+        steady = {
+            "XDP_DROP floor": (floor.fd, loop),
+            "LB, NAT, established flow": (lb.prog_fd, loop),
+            "LB, packet not for a VIP (pass)": (lb.prog_fd, passing),
+        }
         samples: dict[str, list[float]] = {k: [] for k in steady}
         verdicts = {}
-        for _ in range(rounds):                                   # short rounds, interleaved
+        for _ in range(rounds):  # short rounds, interleaved
             for name, (fd, f) in steady.items():
                 r = prog_test_run(fd, f, repeat=repeat)
                 # the kernel's own timing of the loop, in whole ns (wall time around the call would
@@ -160,15 +171,17 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
         rows += [TestRunRow(k, "steady", round(min(v), 2), verdicts[k]) for k, v in samples.items()]
         # per call: fresh packets; new flows get a new source port every call
         syn = bytearray(frame(VIP, 0, "S"))
-        percall = {"XDP_DROP floor": (floor.fd, lambda i: frame_cache[0]),
-                   "LB, NAT, established flow": (lb.prog_fd, lambda i: frame_cache[0]),
-                   "LB, DSR (IPIP), established flow": (lb.prog_fd, lambda i: frame_cache[1]),
-                   "LB, NAT, new flow (SYN)": (lb.prog_fd, lambda i: _with_sport(syn, 10000 + i)),
-                   "LB, packet not for a VIP (pass)": (lb.prog_fd, lambda i: passing)}
+        percall = {
+            "XDP_DROP floor": (floor.fd, lambda i: frame_cache[0]),
+            "LB, NAT, established flow": (lb.prog_fd, lambda i: frame_cache[0]),
+            "LB, DSR (IPIP), established flow": (lb.prog_fd, lambda i: frame_cache[1]),
+            "LB, NAT, new flow (SYN)": (lb.prog_fd, lambda i: _with_sport(syn, 10000 + i)),
+            "LB, packet not for a VIP (pass)": (lb.prog_fd, lambda i: passing),
+        }
         frame_cache = [frame(VIP, 50001, "A"), frame(DSR_VIP, 50002, "A")]
         per: dict[str, list[int]] = {k: [] for k in percall}
         chunk = max(1, calls // 10)
-        for rnd in range(10):                                     # interleaved chunks
+        for rnd in range(10):  # interleaved chunks
             for name, (fd, make) in percall.items():
                 for i in range(rnd * chunk, (rnd + 1) * chunk):
                     r = prog_test_run(fd, make(i), repeat=1)
@@ -182,7 +195,7 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
 
 
 def _with_sport(frame: bytearray, sport: int) -> bytes:
-    frame[34:36] = (sport % 65536).to_bytes(2, "big")             # TCP source port (IPv4 without options)
+    frame[34:36] = (sport % 65536).to_bytes(2, "big")  # TCP source port (IPv4 without options)
     return bytes(frame)
 
 
@@ -190,15 +203,30 @@ def _with_sport(frame: bytearray, sport: int) -> bytes:
 def bench_config(topo) -> dict:
     """The VIPs of the benchmark: web (NAT) and dsr for live traffic, loop-a/loop-b for test runs."""
     from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
+
     nat = {"mode": "nat", "port": 80, "table_size": 251, "health": {"type": "none"}}
-    return {"vips": [
-        dict(nat, name="loop-a", address=LOOP_A, backends=[{"address": LOOP_B}]),
-        dict(nat, name="loop-b", address=LOOP_B, backends=[{"address": LOOP_A}]),
-        {"name": "web", "address": VIP, "port": 80, "mode": "nat", "health": {"type": "none"},
-         "backends": topo.backend_entries(port=80)},
-        {"name": "dsr", "address": DSR_VIP, "port": 80, "mode": "dsr", "health": {"type": "none"},
-         "backends": topo.backend_entries()},
-    ]}
+    return {
+        "vips": [
+            dict(nat, name="loop-a", address=LOOP_A, backends=[{"address": LOOP_B}]),
+            dict(nat, name="loop-b", address=LOOP_B, backends=[{"address": LOOP_A}]),
+            {
+                "name": "web",
+                "address": VIP,
+                "port": 80,
+                "mode": "nat",
+                "health": {"type": "none"},
+                "backends": topo.backend_entries(port=80),
+            },
+            {
+                "name": "dsr",
+                "address": DSR_VIP,
+                "port": 80,
+                "mode": "dsr",
+                "health": {"type": "none"},
+                "backends": topo.backend_entries(),
+            },
+        ]
+    }
 
 
 @dataclass
@@ -243,7 +271,7 @@ def cpu_snapshot(inodes: set[int]) -> CpuSnapshot:
             continue
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]          # all but idle and iowait
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
     return CpuSnapshot(lab, soft, busy, time.monotonic())
 
 
@@ -291,13 +319,17 @@ class HttpBench:
         self.inodes = _netns_inodes([n.namespace for n in topo.lab.nodes.values()])
 
     def start_nginx(self) -> None:
-        from packetlab.tools.lb.health import probe
         from packetlab.tools.lb.config import HealthCheck
+        from packetlab.tools.lb.health import probe
+
         if not shutil.which("nginx"):
             from packetlab.errors import MissingRequirement
-            raise MissingRequirement("nginx is not installed", fix="sudo apt-get install nginx (vagrant/provision.sh does)")
+
+            raise MissingRequirement(
+                "nginx is not installed", fix="sudo apt-get install nginx (vagrant/provision.sh does)"
+            )
         for b in self.topo.backends:
-            self.topo.stop_server(b.name)               # free port 80 (the Python server)
+            self.topo.stop_server(b.name)  # free port 80 (the Python server)
             d = self.dir / b.name
             d.mkdir(exist_ok=True)
             (d / "nginx.conf").write_text(NGINX_CONF.format(dir=d, name=b.name))
@@ -306,22 +338,43 @@ class HttpBench:
             deadline = time.monotonic() + 10
             while not probe(self.topo.lb.namespace, self.topo.backend_ip(b.name), 80, HealthCheck()).ok:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx on {b.name} did not start: {(self.dir / b.name / 'error.log').read_text()}")
+                    raise RuntimeError(
+                        f"nginx on {b.name} did not start: {(self.dir / b.name / 'error.log').read_text()}"
+                    )
                 time.sleep(0.05)
 
     def wrk(self, url: str, seconds: float, label: str) -> HttpResult:
         client = self.topo.clients[0]
         before = cpu_snapshot(self.inodes)
-        r = client.run(["wrk", "-t", str(self.threads), "-c", str(self.connections), "-d", f"{seconds:g}s",
-                        "--timeout", "2s", url], timeout=seconds + 30)
+        r = client.run(
+            [
+                "wrk",
+                "-t",
+                str(self.threads),
+                "-c",
+                str(self.connections),
+                "-d",
+                f"{seconds:g}s",
+                "--timeout",
+                "2s",
+                url,
+            ],
+            timeout=seconds + 30,
+        )
         after = cpu_snapshot(self.inodes)
         if r.returncode != 0:
             raise RuntimeError(f"wrk failed: {r.stderr or r.stdout}")
         requests, secs, errors = parse_wrk(r.stdout)
         ticks = os.sysconf("SC_CLK_TCK")
-        return HttpResult(label, requests, secs, (after.lab_ns - before.lab_ns) / 1e9,
-                          (after.ksoftirqd_ns - before.ksoftirqd_ns) / 1e9,
-                          (after.machine_busy_ticks - before.machine_busy_ticks) / ticks, errors)
+        return HttpResult(
+            label,
+            requests,
+            secs,
+            (after.lab_ns - before.lab_ns) / 1e9,
+            (after.ksoftirqd_ns - before.ksoftirqd_ns) / 1e9,
+            (after.machine_busy_ticks - before.machine_busy_ticks) / ticks,
+            errors,
+        )
 
     @contextlib.contextmanager
     def haproxy(self, vip: str):
@@ -332,31 +385,44 @@ class HttpBench:
         lbh.run(["ip", "addr", "add", f"{vip}/32", "dev", "lo"], check=True)
         proc = lbh.popen(["haproxy", "-db", "-f", str(cfg)])
         try:
-            from packetlab.tools.lb.health import probe
             from packetlab.tools.lb.config import HealthCheck
+            from packetlab.tools.lb.health import probe
+
             deadline = time.monotonic() + 10
             while not probe(lbh.namespace, vip, 80, HealthCheck()).ok:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"haproxy did not start: {proc.stdout.read() if proc.poll() is not None else ''}")
+                    raise RuntimeError(
+                        f"haproxy did not start: {proc.stdout.read() if proc.poll() is not None else ''}"
+                    )
                 time.sleep(0.05)
             yield
         finally:
             from packetlab.topo.host import stop_process
+
             stop_process(proc)
             lbh.run(["ip", "addr", "del", f"{vip}/32", "dev", "lo"])
 
     def close(self) -> None:
         from packetlab.topo.host import stop_process
+
         for p in self.nginx.values():
             stop_process(p)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def http_compare(topo, *, seconds: float = 8, rounds: int = 2, threads: int = 1, connections: int = 32,
-                 paths: tuple[str, ...] = ("xdp-nat", "xdp-dsr", "haproxy")) -> dict[str, list[HttpResult]]:
+def http_compare(
+    topo,
+    *,
+    seconds: float = 8,
+    rounds: int = 2,
+    threads: int = 1,
+    connections: int = 32,
+    paths: tuple[str, ...] = ("xdp-nat", "xdp-dsr", "haproxy"),
+) -> dict[str, list[HttpResult]]:
     """Run the HTTP phases interleaved; returns every run per path."""
-    from packetlab.tools.lb.control import LoadBalancer
     from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
+    from packetlab.tools.lb.control import LoadBalancer
+
     hb = HttpBench(topo, threads=threads, connections=connections)
     results: dict[str, list[HttpResult]] = {p: [] for p in paths}
     try:
@@ -387,55 +453,102 @@ def summarize(results: dict[str, list[HttpResult]]) -> dict[str, dict[str, float
     for path, runs in results.items():
         if not runs:
             continue
-        out[path] = {"rps": statistics.median(r.rps for r in runs),
-                     "cpu_us": statistics.median(r.cpu_us_per_request for r in runs),
-                     "lab_us": statistics.median(r.lab_cpu_s / r.requests * 1e6 for r in runs),
-                     "softirqd_us": statistics.median(r.softirqd_cpu_s / r.requests * 1e6 for r in runs),
-                     "machine_us": statistics.median(r.machine_us_per_request for r in runs),
-                     "errors": sum(r.errors for r in runs), "runs": len(runs)}
+        out[path] = {
+            "rps": statistics.median(r.rps for r in runs),
+            "cpu_us": statistics.median(r.cpu_us_per_request for r in runs),
+            "lab_us": statistics.median(r.lab_cpu_s / r.requests * 1e6 for r in runs),
+            "softirqd_us": statistics.median(r.softirqd_cpu_s / r.requests * 1e6 for r in runs),
+            "machine_us": statistics.median(r.machine_us_per_request for r in runs),
+            "errors": sum(r.errors for r in runs),
+            "runs": len(runs),
+        }
     return out
 
 
-def report(rows: list[TestRunRow], http: dict[str, dict[str, float]], *, repeat: int, seconds: float,
-           rounds: int, connections: int) -> str:
+def report(
+    rows: list[TestRunRow],
+    http: dict[str, dict[str, float]],
+    *,
+    repeat: int,
+    seconds: float,
+    rounds: int,
+    connections: int,
+) -> str:
     lines = []
     floors = {r.method: r.ns for r in rows if r.name == "XDP_DROP floor"}
-    lines.append(f"BPF_PROG_TEST_RUN — steady: repeat {repeat:,} on one buffer (NAT via a two-VIP loop), "
-                 "best of the interleaved rounds; per call: repeat 1 on a fresh packet, median of many calls")
-    lines.append(format_table(["program / path", "method", "verdict", "ns/packet", "x floor"],
-                              [[r.name, r.method, r.verdict, float(r.ns),
-                                round(r.ns / floors[r.method], 2) if floors.get(r.method) else "-"] for r in rows]))
+    lines.append(
+        f"BPF_PROG_TEST_RUN — steady: repeat {repeat:,} on one buffer (NAT via a two-VIP loop), "
+        "best of the interleaved rounds; per call: repeat 1 on a fresh packet, median of many calls"
+    )
+    lines.append(
+        format_table(
+            ["program / path", "method", "verdict", "ns/packet", "x floor"],
+            [
+                [
+                    r.name,
+                    r.method,
+                    r.verdict,
+                    float(r.ns),
+                    round(r.ns / floors[r.method], 2) if floors.get(r.method) else "-",
+                ]
+                for r in rows
+            ],
+        )
+    )
     lines.append("")
     if http:
-        lines.append(f"HTTP GET through the VIP: wrk -c{connections} keep-alive, {seconds:g} s x {rounds} rounds "
-                     "per path (interleaved), 3 nginx backends; medians")
-        lines.append(format_table(
-            ["path", "requests/s", "CPU us/request", "lab tasks", "ksoftirqd", "machine us/req", "errors"],
-            [[LABELS.get(p, p), round(v["rps"]), round(v["cpu_us"], 1), round(v["lab_us"], 1),
-              round(v["softirqd_us"], 1), round(v["machine_us"], 1), int(v["errors"])] for p, v in http.items()]))
-        lines.append("  CPU us/request = lab tasks (wrk, nginx, haproxy, with the softirq work charged to them) "
-                     "+ ksoftirqd; machine = /proc/stat busy time of the whole machine (other tenants included)")
+        lines.append(
+            f"HTTP GET through the VIP: wrk -c{connections} keep-alive, {seconds:g} s x {rounds} rounds "
+            "per path (interleaved), 3 nginx backends; medians"
+        )
+        lines.append(
+            format_table(
+                ["path", "requests/s", "CPU us/request", "lab tasks", "ksoftirqd", "machine us/req", "errors"],
+                [
+                    [
+                        LABELS.get(p, p),
+                        round(v["rps"]),
+                        round(v["cpu_us"], 1),
+                        round(v["lab_us"], 1),
+                        round(v["softirqd_us"], 1),
+                        round(v["machine_us"], 1),
+                        int(v["errors"]),
+                    ]
+                    for p, v in http.items()
+                ],
+            )
+        )
+        lines.append(
+            "  CPU us/request = lab tasks (wrk, nginx, haproxy, with the softirq work charged to them) "
+            "+ ksoftirqd; machine = /proc/stat busy time of the whole machine (other tenants included)"
+        )
         lines.append("")
     lines.append("ratios and targets")
     steady = {r.name: r.ns for r in rows if r.method == "steady"}
     lb_ns, floor_ns = steady["LB, NAT, established flow"], floors.get("steady", 0)
     ratio = lb_ns / floor_ns if floor_ns else float("inf")
     lo, hi = (lb_ns / (floor_ns + 1), (lb_ns + 1) / floor_ns) if floor_ns else (ratio, ratio)
-    lines.append(f"  LB ns/packet (NAT, established, steady) / XDP_DROP floor = {lb_ns:g}/{floor_ns:g} = {ratio:.2f}x "
-                 f"(the kernel times in whole ns: {lo:.1f}x..{hi:.1f}x)   target <= 8x: "
-                 f"{'MET' if ratio <= 8 else 'NOT MET'}{' (the bound straddles 8x)' if lo <= 8 < hi else ''}")
+    lines.append(
+        f"  LB ns/packet (NAT, established, steady) / XDP_DROP floor = {lb_ns:g}/{floor_ns:g} = {ratio:.2f}x "
+        f"(the kernel times in whole ns: {lo:.1f}x..{hi:.1f}x)   target <= 8x: "
+        f"{'MET' if ratio <= 8 else 'NOT MET'}{' (the bound straddles 8x)' if lo <= 8 < hi else ''}"
+    )
     per = {r.name: r.ns for r in rows if r.method == "per call"}
     if per:
         nat = per["LB, NAT, established flow"]
-        lines.append(f"  per call: DSR established = {per['LB, DSR (IPIP), established flow'] / nat:.2f}x NAT "
-                     f"established; a new flow = {per['LB, NAT, new flow (SYN)'] / nat:.2f}x")
+        lines.append(
+            f"  per call: DSR established = {per['LB, DSR (IPIP), established flow'] / nat:.2f}x NAT "
+            f"established; a new flow = {per['LB, NAT, new flow (SYN)'] / nat:.2f}x"
+        )
     if "haproxy" in http:
         for p in ("xdp-nat", "xdp-dsr"):
             if p in http:
                 r_cpu = http[p]["cpu_us"] / http["haproxy"]["cpu_us"]
                 r_rps = http[p]["rps"] / http["haproxy"]["rps"]
-                lines.append(f"  {LABELS[p]} vs HAProxy: CPU/request {r_cpu:.2f}x, requests/s {r_rps:.2f}x   "
-                             f"target less CPU per request: {'MET' if r_cpu < 1 else 'NOT MET'}")
+                lines.append(
+                    f"  {LABELS[p]} vs HAProxy: CPU/request {r_cpu:.2f}x, requests/s {r_rps:.2f}x   "
+                    f"target less CPU per request: {'MET' if r_cpu < 1 else 'NOT MET'}"
+                )
     return "\n".join(lines)
 
 
@@ -446,13 +559,23 @@ class BenchRun:
     raw: dict[str, list[HttpResult]] = field(default_factory=dict)
 
 
-def run(topo, *, repeat: int = 1_000_000, testrun_rounds: int = 20, calls: int = 20_000, seconds: float = 8,
-        rounds: int = 2, connections: int = 32, http: bool = True) -> BenchRun:
+def run(
+    topo,
+    *,
+    repeat: int = 1_000_000,
+    testrun_rounds: int = 20,
+    calls: int = 20_000,
+    seconds: float = 8,
+    rounds: int = 2,
+    connections: int = 32,
+    http: bool = True,
+) -> BenchRun:
     """Both measurements on an already built topology (the notebook calls this with small numbers)."""
     from packetlab.tools.lb.control import LoadBalancer
+
     log(f"BPF_PROG_TEST_RUN: {testrun_rounds} rounds x {repeat:,} runs, then {calls:,} single calls per path")
     prepare_loop(topo.lb)
-    for b in topo.backends:                     # the DSR VIP must be local on every backend
+    for b in topo.backends:  # the DSR VIP must be local on every backend
         b.run(["ip", "addr", "replace", f"{DSR_VIP}/32", "dev", "lo"], check=True)
     with LoadBalancer(topo.lb, ["eth0", "eth1"]) as lb:
         lb.apply(bench_config(topo))
@@ -464,6 +587,7 @@ def run(topo, *, repeat: int = 1_000_000, testrun_rounds: int = 20, calls: int =
 def plot(result: BenchRun):
     """Two panels: ns/packet against the floor; CPU per request and requests/s against HAProxy."""
     import matplotlib.pyplot as plt
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
     steady = [r for r in result.rows if r.method == "steady"]
     a.barh([r.name.replace("LB, ", "") for r in steady], [r.ns for r in steady], color="tab:blue")
@@ -472,11 +596,18 @@ def plot(result: BenchRun):
     if result.http:
         paths = list(result.http)
         labels = [LABELS.get(p, p) for p in paths]
-        b.bar(labels, [result.http[p]["cpu_us"] for p in paths], color=["tab:green", "tab:olive", "tab:red"][:len(paths)])
+        b.bar(
+            labels, [result.http[p]["cpu_us"] for p in paths], color=["tab:green", "tab:olive", "tab:red"][: len(paths)]
+        )
         b.set_ylabel("CPU us per request")
         for i, p in enumerate(paths):
-            b.annotate(f"{result.http[p]['rps']:,.0f} req/s", (i, result.http[p]["cpu_us"]), ha="center",
-                       va="bottom", fontsize=8)
+            b.annotate(
+                f"{result.http[p]['rps']:,.0f} req/s",
+                (i, result.http[p]["cpu_us"]),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         b.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
@@ -491,14 +622,30 @@ def main(argv: list[str]) -> int:
     p.add_argument("--testrun-rounds", type=int, default=20, help="interleaved test-run rounds (default 20)")
     p.add_argument("--no-http", action="store_true", help="only the BPF_PROG_TEST_RUN part")
     args = p.parse_args(argv)
-    from packetlab.topo.lab import Lab
     from packetlab.course.m09_milestone_l4_load_balancer.topology import attach_decap, build
+    from packetlab.topo.lab import Lab
+
     with Lab("blb") as lab:
         log("building the topology (a client, the LB, 3 backends)")
         topo = build(lab, clients=1, vips=("10.9.100.1", DSR_VIP))
         attach_decap(topo)
-        result = run(topo, repeat=args.repeat, testrun_rounds=args.testrun_rounds, seconds=args.seconds, rounds=args.rounds,
-                     connections=args.connections, http=not args.no_http)
-    print(report(result.rows, result.http, repeat=args.repeat, seconds=args.seconds, rounds=args.rounds,
-                 connections=args.connections))
+        result = run(
+            topo,
+            repeat=args.repeat,
+            testrun_rounds=args.testrun_rounds,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            connections=args.connections,
+            http=not args.no_http,
+        )
+    print(
+        report(
+            result.rows,
+            result.http,
+            repeat=args.repeat,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            connections=args.connections,
+        )
+    )
     return 0

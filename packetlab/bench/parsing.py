@@ -8,6 +8,7 @@ parser reads the same flow keys, then times each parser over the same frames
 (best of `repeat` passes) and prints packets/s and the ratio to scapy.
 With ``--pcap FILE`` it parses the frames of a pcap file instead of capturing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,6 +24,7 @@ def _progress(msg: str) -> None:
 def load_pcap(path: str, limit: int) -> list[bytes]:
     """Ethernet frames of a pcap file (dpkt's reader), at most `limit`."""
     import dpkt
+
     frames = []
     with open(path, "rb") as f:
         for _ts, buf in dpkt.pcap.Reader(f):
@@ -33,8 +35,9 @@ def load_pcap(path: str, limit: int) -> list[bytes]:
 
 
 def capture(frames: int) -> list[bytes]:
-    from packetlab.topo.lab import Lab
     from packetlab.course.m05_python_network_programming.sample import capture_mix
+    from packetlab.topo.lab import Lab
+
     with Lab("pybench") as lab:
         client, server = lab.host("c"), lab.host("s")
         lab.link(client, server, ip="10.0.5.1/24", peer_ip="10.0.5.2/24")
@@ -43,6 +46,7 @@ def capture(frames: int) -> list[bytes]:
 
 def main(argv: list[str]) -> int:
     from packetlab.course.m05_python_network_programming import parsebench
+
     ap = argparse.ArgumentParser(prog="python -m packetlab.bench parsing", description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=5000, help="frames to capture (default 5000)")
     ap.add_argument("--repeat", type=int, default=5, help="passes per parser; the best counts (default 5)")
@@ -65,7 +69,6 @@ def main(argv: list[str]) -> int:
     for name in parsebench.PARSERS:
         _progress(f"timing {name} ({args.repeat} passes over {len(frames)} frames) ...")
         results.append(parsebench.time_parser(name, frames, args.repeat, args.budget))
-    print(f"frames: {len(frames)} ({source}); flow keys vs scapy: "
-          + ", ".join(f"{k} {v}" for k, v in agree.items()))
+    print(f"frames: {len(frames)} ({source}); flow keys vs scapy: " + ", ".join(f"{k} {v}" for k, v in agree.items()))
     print(format_table(parsebench.TABLE_HEADERS, parsebench.table_rows(results)))
     return 0

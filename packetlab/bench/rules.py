@@ -25,6 +25,7 @@ and what N rules add is ns/packet(N) - ns/packet(0) of the same variant.
 The matching rule's counter is read after each run, to prove that every
 packet really walked past all N rules.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from packetlab.show.tables import format_table
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
 from packetlab.topo.lab import Lab
 from packetlab.topo.netfilter import RULE_VARIANTS
 from packetlab.topo.traffic import flood
@@ -42,12 +43,13 @@ from packetlab.topo.traffic import flood
 DEFAULT_SIZES = (0, 100, 1_000, 10_000)
 DEFAULT_VARIANTS = ("iptables-legacy", "iptables-nft", "nft-chain", "nft-set")
 _NODE = {"iptables-legacy": "ipleg", "iptables-nft": "ipnft", "nft-chain": "nftch", "nft-set": "nftset"}
-SENDER_BOUND = 0.8     # a row at >= 80 % of the sender's ceiling is called sender-limited
+SENDER_BOUND = 0.8  # a row at >= 80 % of the sender's ceiling is called sender-limited
 
 
 @dataclass
 class Point:
     """One (variant, N) measurement: the best of `repeat` floods."""
+
     variant: str
     n: int
     runs: list[float]
@@ -92,9 +94,16 @@ def _progress(msg: str, quiet: bool) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def run(*, seconds: float = 1.0, repeat: int = 3, sizes: tuple[int, ...] = DEFAULT_SIZES,
-        variants: tuple[str, ...] = DEFAULT_VARIANTS, frame_size: int = 64, lab_name: str = "brules",
-        quiet: bool = False) -> RulesResult:
+def run(
+    *,
+    seconds: float = 1.0,
+    repeat: int = 3,
+    sizes: tuple[int, ...] = DEFAULT_SIZES,
+    variants: tuple[str, ...] = DEFAULT_VARIANTS,
+    frame_size: int = 64,
+    lab_name: str = "brules",
+    quiet: bool = False,
+) -> RulesResult:
     """Build the lab, measure every (variant, N) `repeat` times, tear the lab down.
 
     Rounds are interleaved (every variant and the sink once per N per round,
@@ -104,11 +113,12 @@ def run(*, seconds: float = 1.0, repeat: int = 3, sizes: tuple[int, ...] = DEFAU
     """
     unknown = [v for v in variants if v not in RULE_VARIANTS]
     if unknown:
-        raise PacketlabError(f"unknown rule variant(s): {', '.join(unknown)}",
-                             fix=f"choose from {', '.join(RULE_VARIANTS)}")
+        raise PacketlabError(
+            f"unknown rule variant(s): {', '.join(unknown)}", fix=f"choose from {', '.join(RULE_VARIANTS)}"
+        )
     sizes = tuple(sorted(set(sizes)))
     if 0 not in sizes:
-        sizes = (0, *sizes)            # ratios are relative to N = 0
+        sizes = (0, *sizes)  # ratios are relative to N = 0
     if any(n < 0 for n in sizes):
         raise PacketlabError("rule counts must be >= 0", fix="e.g. --sizes 0,100,1000,10000")
     result = RulesResult(seconds, repeat, sizes, tuple(variants))
@@ -121,8 +131,10 @@ def run(*, seconds: float = 1.0, repeat: int = 3, sizes: tuple[int, ...] = DEFAU
             rx = lab.host(_NODE.get(name, name))
             lab.link(tx, rx, ip=f"10.77.{i}.1/24", peer_ip=f"10.77.{i}.2/24")
             links[name] = (rx, f"eth{i}", f"10.77.{i}.1", f"10.77.{i}.2")
-        links["sink"][0].nft("table netdev sink {\n  chain in {\n    type filter hook ingress device eth0 "
-                             "priority 0; policy drop;\n  }\n}\n")
+        links["sink"][0].nft(
+            "table netdev sink {\n  chain in {\n    type filter hook ingress device eth0 "
+            "priority 0; policy drop;\n  }\n}\n"
+        )
 
         def blast(name: str) -> Any:
             rx, dev, src, dst = links[name]
@@ -131,7 +143,7 @@ def run(*, seconds: float = 1.0, repeat: int = 3, sizes: tuple[int, ...] = DEFAU
         for rnd in range(repeat):
             for n in sizes:
                 result.ceiling_runs.append(blast("sink").received_pps)
-                order = list(variants[rnd % len(variants):]) + list(variants[:rnd % len(variants)])
+                order = list(variants[rnd % len(variants) :]) + list(variants[: rnd % len(variants)])
                 for variant in order:
                     v = RULE_VARIANTS[variant]
                     rx, dev, src, dst = links[variant]
@@ -142,8 +154,11 @@ def run(*, seconds: float = 1.0, repeat: int = 3, sizes: tuple[int, ...] = DEFAU
                     runs[(variant, n)].append(f.received_pps)
                     matched[(variant, n)].append(v.matched(rx, src) / f.received if f.received else 0.0)
                     v.clear(rx)
-                    _progress(f"rules: round {rnd + 1}/{repeat}  {variant:<16} N={n:>6,}  {f.received_pps:>12,.0f} pps"
-                              f"  (rules loaded in {loaded:.2f} s)", quiet)
+                    _progress(
+                        f"rules: round {rnd + 1}/{repeat}  {variant:<16} N={n:>6,}  {f.received_pps:>12,.0f} pps"
+                        f"  (rules loaded in {loaded:.2f} s)",
+                        quiet,
+                    )
     for variant in variants:
         for n in sizes:
             fractions = matched[(variant, n)]
@@ -158,10 +173,19 @@ def table_rows(result: RulesResult) -> list[tuple]:
         for n in result.sizes:
             p = result.point(variant, n)
             added = p.ns_per_packet - base.ns_per_packet
-            rows.append((variant, n, round(p.pps), f"{p.pps / base.pps:.3f}" if base.pps else "-",
-                         round(p.ns_per_packet), round(added) if n else 0,
-                         f"{added / n:.2f}" if n else "-", result.limited_by(p),
-                         f"{p.matched_fraction:.0%}"))
+            rows.append(
+                (
+                    variant,
+                    n,
+                    round(p.pps),
+                    f"{p.pps / base.pps:.3f}" if base.pps else "-",
+                    round(p.ns_per_packet),
+                    round(added) if n else 0,
+                    f"{added / n:.2f}" if n else "-",
+                    result.limited_by(p),
+                    f"{p.matched_fraction:.0%}",
+                )
+            )
     return rows
 
 
@@ -189,12 +213,14 @@ def format_result(result: RulesResult) -> str:
 def plot(result: RulesResult, ax: Any = None) -> Any:
     """ns/packet against N for each variant (matplotlib axes)."""
     import matplotlib.pyplot as plt
+
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     for variant in result.variants:
         pts = [result.point(variant, n) for n in result.sizes]
-        ax.plot([max(p.n, 1) for p in pts], [p.ns_per_packet for p in pts], marker="o",
-                label=RULE_VARIANTS[variant].label)
+        ax.plot(
+            [max(p.n, 1) for p in pts], [p.ns_per_packet for p in pts], marker="o", label=RULE_VARIANTS[variant].label
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("non-matching rules before the match (N; N=0 drawn at 1)")
@@ -209,18 +235,28 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m packetlab.bench rules", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=1.0, help="flood duration per run (default 1)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per point; the fastest is reported (default 3)")
-    ap.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                    help="comma-separated rule counts N (default 0,100,1000,10000)")
-    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS),
-                    help=f"comma-separated, from {','.join(RULE_VARIANTS)}")
+    ap.add_argument(
+        "--sizes",
+        default=",".join(map(str, DEFAULT_SIZES)),
+        help="comma-separated rule counts N (default 0,100,1000,10000)",
+    )
+    ap.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS), help=f"comma-separated, from {','.join(RULE_VARIANTS)}"
+    )
     ap.add_argument("--frame-size", type=int, default=64)
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
     try:
         sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
-        result = run(seconds=args.seconds, repeat=max(args.repeat, 1), sizes=sizes, variants=variants,
-                     frame_size=args.frame_size, quiet=args.quiet)
+        result = run(
+            seconds=args.seconds,
+            repeat=max(args.repeat, 1),
+            sizes=sizes,
+            variants=variants,
+            frame_size=args.frame_size,
+            quiet=args.quiet,
+        )
     except PacketlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ and without XDP, interleaved so both see the same machine load. The first
 XDP run includes bcc's compile; it is reported separately (later runs reuse
 the compiled program from the per-process pool, with its maps cleared).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,14 +15,15 @@ import sys
 import time
 
 from packetlab.bench import median
-from packetlab.show.tables import format_table
 from packetlab.ebpf.loader import LoadedProgram
+from packetlab.show.tables import format_table
 
 PROGRAM = "bpf/00-xdp-pass.c"
 
 
 def one_run(with_xdp: bool) -> float:
     from packetlab.topo.lab import Lab
+
     start = time.perf_counter()
     with Lab("bstart") as lab:
         h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
@@ -42,7 +44,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     LoadedProgram(PROGRAM).close()
     compile_s = time.perf_counter() - t0
-    cold_xdp = one_run(True)               # includes a compile: the pool is empty
+    cold_xdp = one_run(True)  # includes a compile: the pool is empty
     plain, xdp = [], []
     for i in range(args.runs):
         print(f"  run {i + 1}/{args.runs}", end="\r", file=sys.stderr, flush=True)
@@ -56,7 +58,9 @@ def main(argv: list[str]) -> int:
         ("bcc compile + load of " + PROGRAM + " alone", compile_s * 1000, compile_s * 1000, compile_s * 1000),
     ]
     print(format_table(["lab bring-up and teardown", "median ms", "min ms", "max ms"], rows))
-    print(f"\nruns: {args.runs} per variant, interleaved; XDP adds {median(xdp) / median(plain):.2f}x "
-          f"to the median; target: median with XDP under 500 ms -> "
-          f"{'met' if median(xdp) < 0.5 else 'NOT met'}")
+    print(
+        f"\nruns: {args.runs} per variant, interleaved; XDP adds {median(xdp) / median(plain):.2f}x "
+        f"to the median; target: median with XDP under 500 ms -> "
+        f"{'met' if median(xdp) < 0.5 else 'NOT met'}"
+    )
     return 0

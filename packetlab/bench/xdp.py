@@ -19,6 +19,7 @@
 
 Nothing here asserts on speed; the numbers are for reading, with their ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,14 +61,22 @@ def _frames() -> dict[str, bytes]:
     from scapy.layers.inet import ICMP, IP, UDP
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
     from scapy.layers.l2 import Dot1Q, Ether
+
     eth = Ether(src="02:00:00:00:07:01", dst="02:00:00:00:07:02")
     pad = b"\x00" * 18
     return {
         "UDP/IPv4 64B": bytes(eth / IP(src="10.7.1.1", dst="10.7.1.2") / UDP(sport=10000, dport=9) / pad),
         "ICMP echo req": bytes(eth / IP(src="10.7.1.1", dst="10.7.1.2") / ICMP(id=7, seq=1) / (b"x" * 56)),
         "ICMP echo reply": bytes(eth / IP(src="10.7.1.1", dst="10.7.1.2") / ICMP(type=0, id=7, seq=1) / (b"x" * 56)),
-        "VLAN+IPv6+2 ext+UDP": bytes(eth / Dot1Q(vlan=7) / IPv6(src="fd07::1", dst="fd07::2")
-                                     / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP(sport=1, dport=9) / pad),
+        "VLAN+IPv6+2 ext+UDP": bytes(
+            eth
+            / Dot1Q(vlan=7)
+            / IPv6(src="fd07::1", dst="fd07::2")
+            / IPv6ExtHdrHopByHop()
+            / IPv6ExtHdrDestOpt()
+            / UDP(sport=1, dport=9)
+            / pad
+        ),
     }
 
 
@@ -81,6 +90,7 @@ class ProgramCase:
     repeat=1 calls instead, and the per-call timer overhead is removed by
     subtracting the floor program timed the same way.
     """
+
     label: str
     source: str
     frame: str
@@ -106,19 +116,21 @@ CASES: list[ProgramCase] = [
 ]
 
 
-def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
-                 cases: list[ProgramCase] = CASES) -> list[tuple]:
+def testrun_rows(
+    namespace: str, *, repeat: int = 1_000_000, rounds: int = 3, cases: list[ProgramCase] = CASES
+) -> list[tuple]:
     """[(program, frame, verdict, ns/packet, ratio to the first case)] — medians over `rounds`.
 
     Runs inside `namespace` (a lab host's), so the test runs' ingress device is
     that namespace's loopback and the redirect target lives there too.
     """
+    from packetlab.ebpf.live_frames import assert_in_namespace
     from packetlab.ebpf.loader import acquire, release
     from packetlab.topo.netns import entered
-    from packetlab.ebpf.live_frames import assert_in_namespace
+
     frames = _frames()
     loaded: dict[str, Any] = {}
-    for c in cases:                      # one loaded program per source file
+    for c in cases:  # one loaded program per source file
         if c.source not in loaded:
             loaded[c.source] = acquire(c.source)
     progs = [loaded[c.source] for c in cases]
@@ -156,6 +168,7 @@ def testrun_rows(namespace: str, *, repeat: int = 1_000_000, rounds: int = 3,
         return rows
     finally:
         from packetlab.course.m07_xdp.counters import clear_maps
+
         for prog in loaded.values():
             clear_maps(prog)
             release(prog)
@@ -166,8 +179,13 @@ TRAFFIC = {
     "trafgen": "trafgen: packet socket -> sk_buff -> veth_xmit (the usual veth case)",
     "xdp_frames": "xdp_frames: XDP_TX in BPF_PROG_TEST_RUN live mode -> ndo_xdp_xmit (no sk_buff, like a NIC ring)",
 }
-LIVE_SETUPS = ["XDP_DROP native", "XDP_DROP generic", "nftables netdev ingress drop",
-               "nftables inet prerouting drop", "no filter (kernel stack)"]
+LIVE_SETUPS = [
+    "XDP_DROP native",
+    "XDP_DROP generic",
+    "nftables netdev ingress drop",
+    "nftables inet prerouting drop",
+    "no filter (kernel stack)",
+]
 
 NFT_NETDEV = """table netdev bxdp {
     chain ingress { type filter hook ingress device "eth0" priority 0; policy accept; counter drop; }
@@ -193,12 +211,16 @@ class LiveResult:
 
 def _nft_packets(host: Any, family: str) -> int:
     from packetlab.topo.netfilter import packet_count
+
     return packet_count(host, "table", family, "bxdp")
 
 
 def _udp_noports(host: Any) -> int:
-    lines = [line.split() for line in host.run(["cat", "/proc/net/snmp"], check=True).stdout.splitlines()
-             if line.startswith("Udp:")]
+    lines = [
+        line.split()
+        for line in host.run(["cat", "/proc/net/snmp"], check=True).stdout.splitlines()
+        if line.startswith("Udp:")
+    ]
     return int(dict(zip(lines[0][1:], lines[1][1:]))["NoPorts"])
 
 
@@ -210,6 +232,7 @@ def receiver_setup(receiver: Any, setup: str, *, napi: bool = False) -> Iterator
     veth peer can receive xdp_frames at all (and switches it off afterwards).
     """
     from packetlab.ebpf.stats import ProgStats
+
     gro = napi and setup != "XDP_DROP native"
     if gro:
         receiver.run(["ethtool", "-K", "eth0", "gro", "on"], check=True)
@@ -219,8 +242,11 @@ def receiver_setup(receiver: Any, setup: str, *, napi: bool = False) -> Iterator
             with receiver.attach_xdp("bpf/07-xdp-drop.c", dev="eth0", mode=mode) as att:
                 yield f"XDP ({mode})", lambda: ProgStats.read(att.program.fd).run_cnt, att
         elif setup.startswith("nftables"):
-            family, ruleset, hook = (("netdev", NFT_NETDEV, "netdev ingress") if "netdev" in setup
-                                     else ("inet", NFT_PREROUTING, "inet prerouting -300"))
+            family, ruleset, hook = (
+                ("netdev", NFT_NETDEV, "netdev ingress")
+                if "netdev" in setup
+                else ("inet", NFT_PREROUTING, "inet prerouting -300")
+            )
             receiver.nft(ruleset)
             try:
                 yield hook, lambda: _nft_packets(receiver, family), None
@@ -235,20 +261,23 @@ def receiver_setup(receiver: Any, setup: str, *, napi: bool = False) -> Iterator
             receiver.run(["ethtool", "-K", "eth0", "gro", "off"])
 
 
-def measure(sender: Any, receiver: Any, traffic: str, setup: str, *, seconds: float = 2.0,
-            frame_size: int = 64) -> LiveResult:
+def measure(
+    sender: Any, receiver: Any, traffic: str, setup: str, *, seconds: float = 2.0, frame_size: int = 64
+) -> LiveResult:
     """One flood of `traffic` from sender:eth0 to receiver:eth0 against one receiver `setup`."""
-    from packetlab.topo.traffic import flood
     from packetlab.ebpf.live_frames import xdp_frames_flood
     from packetlab.ebpf.stats import ProgStats
+    from packetlab.topo.traffic import flood
+
     if traffic not in TRAFFIC:
         raise PacketlabError(f"unknown traffic {traffic!r}", fix=f"use one of {list(TRAFFIC)}")
     with receiver_setup(receiver, setup, napi=traffic == "xdp_frames") as (hook, handled, att):
         before = handled()
         stats0 = ProgStats.read(att.program.fd) if att else None
         if traffic == "trafgen":
-            res = flood(sender, receiver, src_ip="10.7.8.1", dst_ip="10.7.8.2", seconds=seconds,
-                        frame_size=frame_size, flows=64)
+            res = flood(
+                sender, receiver, src_ip="10.7.8.1", dst_ip="10.7.8.2", seconds=seconds, frame_size=frame_size, flows=64
+            )
             sent, elapsed = res.sent, res.seconds
         else:
             frame = _udp_frame(sender.mac("eth0"), receiver.mac("eth0"), frame_size)
@@ -259,19 +288,28 @@ def measure(sender: Any, receiver: Any, traffic: str, setup: str, *, seconds: fl
     return LiveResult(traffic, setup, hook, sent / elapsed, got / elapsed, rate.ns_per_run if rate else None)
 
 
-XDP_FRAMES_PER_SECOND = 2_500_000    # a guess that makes one xdp_frames flood last about `seconds`
+XDP_FRAMES_PER_SECOND = 2_500_000  # a guess that makes one xdp_frames flood last about `seconds`
 
 
 def _udp_frame(src_mac: str, dst_mac: str, size: int) -> bytes:
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
+
     pkt = Ether(src=src_mac, dst=dst_mac) / IP(src="10.7.8.1", dst="10.7.8.2") / UDP(sport=10000, dport=9)
     return bytes(pkt / (b"\x00" * max(0, size - len(pkt))))
 
 
-def live_rows(sender: Any, receiver: Any, *, seconds: float = 2.0, rounds: int = 3, frame_size: int = 64,
-              traffic: tuple[str, ...] = ("trafgen", "xdp_frames"), setups: list[str] = LIVE_SETUPS,
-              announce: Callable[[str], Any] = _progress) -> list[tuple]:
+def live_rows(
+    sender: Any,
+    receiver: Any,
+    *,
+    seconds: float = 2.0,
+    rounds: int = 3,
+    frame_size: int = 64,
+    traffic: tuple[str, ...] = ("trafgen", "xdp_frames"),
+    setups: list[str] = LIVE_SETUPS,
+    announce: Callable[[str], Any] = _progress,
+) -> list[tuple]:
     """Every (traffic, setup) pair, `rounds` times interleaved, over one veth pair; medians.
 
     Returns rows (traffic, setup, where, sent pps, handled pps, ratio to XDP_DROP native on the
@@ -279,14 +317,14 @@ def live_rows(sender: Any, receiver: Any, *, seconds: float = 2.0, rounds: int =
     limited by). Run-time accounting is on only inside this call.
     """
     from packetlab.ebpf.stats import bpf_stats
+
     results: dict[tuple[str, str], list[LiveResult]] = {(t, s): [] for t in traffic for s in setups}
     with bpf_stats(announce=announce):
         for r in range(rounds):
             for t in traffic:
                 for s in setups:
                     announce(f"  round {r + 1}/{rounds}: {t} -> {s}")
-                    results[(t, s)].append(measure(sender, receiver, t, s, seconds=seconds,
-                                                   frame_size=frame_size))
+                    results[(t, s)].append(measure(sender, receiver, t, s, seconds=seconds, frame_size=frame_size))
     rows = []
     for t in traffic:
         base = statistics.median(x.handled_pps for x in results[(t, setups[0])]) or 1.0
@@ -294,15 +332,26 @@ def live_rows(sender: Any, receiver: Any, *, seconds: float = 2.0, rounds: int =
             rs = results[(t, s)]
             handled = statistics.median(x.handled_pps for x in rs)
             ns = [x.ns_per_run for x in rs if x.ns_per_run is not None]
-            rows.append((t, s, rs[0].hook, statistics.median(x.sent_pps for x in rs), handled, handled / base,
-                         1e9 / handled if handled else "-", statistics.median(ns) if ns else "-",
-                         statistics.mode(x.limited_by for x in rs)))
+            rows.append(
+                (
+                    t,
+                    s,
+                    rs[0].hook,
+                    statistics.median(x.sent_pps for x in rs),
+                    handled,
+                    handled / base,
+                    1e9 / handled if handled else "-",
+                    statistics.median(ns) if ns else "-",
+                    statistics.mode(x.limited_by for x in rs),
+                )
+            )
     return rows
 
 
 def bench_lab(name: str = "bxdp") -> Any:
     """Two hosts on one veth pair: h1 10.7.8.1 -- h2 10.7.8.2 (started; close it when done)."""
     from packetlab.topo.lab import Lab
+
     lab = Lab(name).start()
     try:
         h1, h2 = lab.host("h1"), lab.host("h2")
@@ -313,8 +362,16 @@ def bench_lab(name: str = "bxdp") -> Any:
     return lab
 
 
-def run(*, repeat: int = 1_000_000, rounds: int = 3, seconds: float = 2.0, live: bool = True,
-        frame_size: int = 64, lab_name: str = "bxdp", out: Callable[[str], Any] = print) -> dict[str, list[tuple]]:
+def run(
+    *,
+    repeat: int = 1_000_000,
+    rounds: int = 3,
+    seconds: float = 2.0,
+    live: bool = True,
+    frame_size: int = 64,
+    lab_name: str = "bxdp",
+    out: Callable[[str], Any] = print,
+) -> dict[str, list[tuple]]:
     """Both parts in one lab, printed as tables; returns the rows (for notebooks and tests)."""
     result: dict[str, list[tuple]] = {}
     lab = bench_lab(lab_name)
@@ -322,19 +379,36 @@ def run(*, repeat: int = 1_000_000, rounds: int = 3, seconds: float = 2.0, live:
         h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
         _progress(f"BPF_PROG_TEST_RUN: {len(CASES)} cases x {rounds} rounds x {repeat:,} runs ...")
         result["testrun"] = testrun_rows(h2.namespace, repeat=repeat, rounds=rounds)
-        out(f"BPF_PROG_TEST_RUN — mean ns per run reported by the kernel, median of {rounds} rounds "
-            f"of {repeat:,} runs")
+        out(f"BPF_PROG_TEST_RUN — mean ns per run reported by the kernel, median of {rounds} rounds of {repeat:,} runs")
         out(format_table(["program", "frame", "verdict", "ns/packet", "x XDP_DROP"], result["testrun"]))
         if live:
-            _progress(f"live: {frame_size}-byte UDP h1 -> h2 over veth, 2 traffic kinds x {len(LIVE_SETUPS)} "
-                      f"setups x {rounds} rounds x ~{seconds:g} s ...")
+            _progress(
+                f"live: {frame_size}-byte UDP h1 -> h2 over veth, 2 traffic kinds x {len(LIVE_SETUPS)} "
+                f"setups x {rounds} rounds x ~{seconds:g} s ..."
+            )
             result["live"] = live_rows(h1, h2, seconds=seconds, rounds=rounds, frame_size=frame_size)
-            out(f"\nLive on veth h1 -> h2 — {frame_size}-byte UDP, median of {rounds} rounds of ~{seconds:g} s "
-                f"per row; handled = counted by the dropping mechanism itself")
+            out(
+                f"\nLive on veth h1 -> h2 — {frame_size}-byte UDP, median of {rounds} rounds of ~{seconds:g} s "
+                f"per row; handled = counted by the dropping mechanism itself"
+            )
             for key, text in TRAFFIC.items():
                 out(f"  {key:<10} = {text}")
-            out(format_table(["traffic", "receiver setup", "where", "sent pps", "handled pps", "x XDP native",
-                              "ns/pkt (1/pps)", "bpf_stats ns/run", "limited by"], result["live"]))
+            out(
+                format_table(
+                    [
+                        "traffic",
+                        "receiver setup",
+                        "where",
+                        "sent pps",
+                        "handled pps",
+                        "x XDP native",
+                        "ns/pkt (1/pps)",
+                        "bpf_stats ns/run",
+                        "limited by",
+                    ],
+                    result["live"],
+                )
+            )
             out("\n" + VETH_NOTE)
     finally:
         lab.close()
@@ -349,6 +423,5 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--frame-size", type=int, default=64, help="live frame size in bytes, 60..1514 (default 64)")
     ap.add_argument("--no-live", action="store_true", help="only the BPF_PROG_TEST_RUN part")
     args = ap.parse_args(argv)
-    run(repeat=args.repeat, rounds=args.rounds, seconds=args.seconds, live=not args.no_live,
-        frame_size=args.frame_size)
+    run(repeat=args.repeat, rounds=args.rounds, seconds=args.seconds, live=not args.no_live, frame_size=args.frame_size)
     return 0

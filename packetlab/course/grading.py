@@ -18,6 +18,7 @@ Convention (every module follows it):
   "reference solution used — now try it yourself: <what to do>" instead of
   "correct". A learner's own right answer still prints "correct".
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -38,12 +39,13 @@ class CheckFailed(PacketlabError, AssertionError):
         super().__init__(f"✘ {exercise}: not yet", cause=why, fix=hint)
 
 
-_BUILT = object()      # the reference solution built or changed something (no answer value to compare)
+_BUILT = object()  # the reference solution built or changed something (no answer value to compare)
 
 
 @dataclass
 class _ReferenceMark:
     """Left by a solution cell that answered for the learner; taken by the next graded check."""
+
     value: Any
 
 
@@ -100,6 +102,7 @@ def graded(try_it: str) -> Callable[[F], F]:
     object `use_reference` handed out (an answer typed in later does not count as
     the reference's). The mark is used up whether the check passes or fails.
     """
+
     def decorate(check: F) -> F:
         @functools.wraps(check)
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -112,7 +115,9 @@ def graded(try_it: str) -> Callable[[F], F]:
                 return check(*args, **kwargs)
             finally:
                 _grading.reset(token)
+
         return run  # type: ignore[return-value]
+
     return decorate
 
 
@@ -124,8 +129,11 @@ def passed(exercise: str, message: str = "") -> bool:
     """
     grading = _grading.get()
     if grading is not None and grading[0]:
-        print(f"✔ {exercise}: reference solution used" + (f" ({message})" if message else "")
-              + f" — now try it yourself: {grading[1]}")
+        print(
+            f"✔ {exercise}: reference solution used"
+            + (f" ({message})" if message else "")
+            + f" — now try it yourself: {grading[1]}"
+        )
     else:
         print(f"✔ {exercise}: correct" + (f" — {message}" if message else ""))
     return True
@@ -144,8 +152,12 @@ def pair_answer(answer: Any, exercise: str, *, placeholder: str, shape: str, hin
     """
     if unanswered(answer):
         raise CheckFailed(exercise, f"no answer yet: set answer = {placeholder}", hint)
-    require(isinstance(answer, (tuple, list)) and len(answer) == 2, exercise,
-            f"the answer should be {shape}, got {answer!r}", hint)
+    require(
+        isinstance(answer, (tuple, list)) and len(answer) == 2,
+        exercise,
+        f"the answer should be {shape}, got {answer!r}",
+        hint,
+    )
     return tuple(answer)
 
 

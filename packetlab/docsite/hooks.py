@@ -17,6 +17,7 @@ It also makes the site whole without a network:
 
 Lessons say "Open `labs/NN-slug.ipynb`"; on the site that becomes a link to the lab page.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,15 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
-from packetlab.docsite import labs as docs_labs, offline as docs_offline, vendor as docs_vendor
+from packetlab.docsite import labs as docs_labs
+from packetlab.docsite import offline as docs_offline
+from packetlab.docsite import vendor as docs_vendor
+from packetlab.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 _NN = re.compile(r"^(\d\d)-([a-z0-9-]+)$")
 _LAB_MENTION = re.compile(r"(?<!\[)`labs/(\d\d-[a-z0-9-]+)\.ipynb`(?!\])")
-_sources: dict[str, docs_labs.PageSource] = {}     # src_uri of a lab page -> what it is rendered from
+_sources: dict[str, docs_labs.PageSource] = {}  # src_uri of a lab page -> what it is rendered from
 
 
 def _title(slug: str) -> str:
@@ -80,10 +84,10 @@ def on_config(config, **kwargs):
     return config
 
 
-@event_priority(100)   # before mkdocs-jupyter, so it converts the notebooks added here
+@event_priority(100)  # before mkdocs-jupyter, so it converts the notebooks added here
 def on_files(files, config, **kwargs):
     readme = (ROOT / "README.md").read_text()
-    readme = re.sub(r"\]\(modules/([^)]+)\)", r"](\1)", readme)           # links into the site
+    readme = re.sub(r"\]\(modules/([^)]+)\)", r"](\1)", readme)  # links into the site
     readme = re.sub(r"\]\(labs/([^)]+)\)", r"](labs/\1)", readme)
     files.append(File.generated(config, "index.md", content=readme))
     _sources.clear()
@@ -91,8 +95,14 @@ def on_files(files, config, **kwargs):
         src = docs_labs.page_source(nb)
         uri = f"labs/{nb.name}"
         _sources[uri] = src
-        files.append(File(uri, src_dir=str(docs_labs.src_dir(src)), dest_dir=config["site_dir"],
-                          use_directory_urls=config["use_directory_urls"]))
+        files.append(
+            File(
+                uri,
+                src_dir=str(docs_labs.src_dir(src)),
+                dest_dir=config["site_dir"],
+                use_directory_urls=config["use_directory_urls"],
+            )
+        )
     return files
 
 
@@ -107,7 +117,8 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
         elif not fenced:
             line = _LAB_MENTION.sub(
                 lambda m: f"[`labs/{m[1]}.ipynb`](labs/{m[1]}.ipynb)" if f"labs/{m[1]}.ipynb" in _sources else m[0],
-                line)
+                line,
+            )
         out.append(line)
     return "".join(out)
 
@@ -121,9 +132,11 @@ def on_page_content(html, page, config, files, **kwargs):
 def on_post_page(output, page, config, **kwargs):
     external = docs_offline.external_resources(output)
     if external:
-        raise PluginError(f"page {page.file.src_uri} would load {len(external)} resource(s) from outside the site, "
-                          f"which breaks it offline: {', '.join(sorted(set(external))[:5])}. Vendor them under "
-                          "modules/assets/ (see packetlab/docsite/vendor.py) or remove them.")
+        raise PluginError(
+            f"page {page.file.src_uri} would load {len(external)} resource(s) from outside the site, "
+            f"which breaks it offline: {', '.join(sorted(set(external))[:5])}. Vendor them under "
+            "modules/assets/ (see packetlab/docsite/vendor.py) or remove them."
+        )
     return output
 
 

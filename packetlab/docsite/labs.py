@@ -16,6 +16,7 @@ The HTML that mkdocs-jupyter produces is then adjusted (:func:`adjust_html`):
   removed: the labs use no TeX, and Mermaid in outputs is drawn by the theme with
   the site's vendored copy, like the lessons' diagrams.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ from pathlib import Path
 
 from bs4 import BeautifulSoup
 
-ROOT = Path(__file__).resolve().parent.parent
-EXECUTED_DIR = ROOT / "build" / "executed"     # written by the Run-All runner during `make test`
+from packetlab.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
+EXECUTED_DIR = ROOT / "build" / "executed"  # written by the Run-All runner during `make test`
 SOLUTION_TAG = "solution"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "(a live widget: it draws and updates while the lab runs in JupyterLab)\n"
@@ -39,10 +42,10 @@ _render_dir: tempfile.TemporaryDirectory | None = None
 class PageSource:
     """The notebook a lab page is rendered from, and why that one."""
 
-    lab: Path            # labs/NN-slug.ipynb, what the learner runs
-    path: Path           # the file mkdocs-jupyter converts
-    outputs: str         # "executed" (a real run's outputs), "absent" or "stale" (no outputs shown)
-    run_at: float | None = None   # mtime of the executed copy
+    lab: Path  # labs/NN-slug.ipynb, what the learner runs
+    path: Path  # the file mkdocs-jupyter converts
+    outputs: str  # "executed" (a real run's outputs), "absent" or "stale" (no outputs shown)
+    run_at: float | None = None  # mtime of the executed copy
 
 
 def src_dir(src: PageSource) -> Path:
@@ -57,6 +60,7 @@ def src_dir(src: PageSource) -> Path:
 def _cells(nb: dict) -> list[tuple[str, str]]:
     def text(src):
         return "".join(src) if isinstance(src, list) else src
+
     return [(c["cell_type"], text(c["source"]).strip()) for c in nb["cells"]]
 
 
@@ -93,9 +97,9 @@ def page_source(lab: Path, executed_dir: Path = EXECUTED_DIR) -> PageSource:
     if not same:
         return PageSource(lab, lab, "stale", executed.stat().st_mtime)
     global _render_dir
-    if _render_dir is None:      # per process: `mkdocs serve` may run as a user who cannot write build/
+    if _render_dir is None:  # per process: `mkdocs serve` may run as a user who cannot write build/
         _render_dir = tempfile.TemporaryDirectory(prefix="packetlab-docs-")
-    out = Path(_render_dir.name) / "labs" / lab.name      # same relative path as the lab: see src_dir()
+    out = Path(_render_dir.name) / "labs" / lab.name  # same relative path as the lab: see src_dir()
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(_static_outputs(run), indent=1), encoding="utf-8")
     return PageSource(lab, out, "executed", executed.stat().st_mtime)
@@ -108,24 +112,32 @@ def note_html(src: PageSource) -> str:
     if src.outputs == "executed":
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(src.run_at))
         kind, title = "success", "Outputs from a real run"
-        text = (f"The outputs below come from running this lab top to bottom on a real kernel "
-                f"(<code>make test</code>, {when}). Yours will differ in addresses, timings and counts. {run_it}")
+        text = (
+            f"The outputs below come from running this lab top to bottom on a real kernel "
+            f"(<code>make test</code>, {when}). Yours will differ in addresses, timings and counts. {run_it}"
+        )
     elif src.outputs == "stale":
         kind, title = "warning", "No outputs: the last run is older than this lab"
-        text = ("The lab changed after <code>make test</code> last ran it, so its outputs are not shown. "
-                f"They appear after the next <code>make test</code>. {run_it}")
+        text = (
+            "The lab changed after <code>make test</code> last ran it, so its outputs are not shown. "
+            f"They appear after the next <code>make test</code>. {run_it}"
+        )
     else:
         kind, title = "info", "Code only: outputs appear after make test"
-        text = ("This page shows the lab's code without outputs: they appear after <code>make test</code> "
-                f"has run every lab (it keeps the executed copies in <code>build/executed/</code>). {run_it}")
-    return (f'<div class="admonition {kind} lab-outputs-note" data-outputs="{src.outputs}">'
-            f'<p class="admonition-title">{title}</p><p>{text}</p></div>')
+        text = (
+            "This page shows the lab's code without outputs: they appear after <code>make test</code> "
+            f"has run every lab (it keeps the executed copies in <code>build/executed/</code>). {run_it}"
+        )
+    return (
+        f'<div class="admonition {kind} lab-outputs-note" data-outputs="{src.outputs}">'
+        f'<p class="admonition-title">{title}</p><p>{text}</p></div>'
+    )
 
 
 def _is_cdn_loader(script) -> bool:
     """nbconvert's MathJax loader/config and its CDN Mermaid import: unused here, and remote."""
     if script.get("src") is not None and not script["src"].strip():
-        return True                                   # MathJax, with no URL configured
+        return True  # MathJax, with no URL configured
     if script.get("type") == "text/x-mathjax-config":
         return True
     return script.get("type") == "module" and "import(" in (script.string or "") and "mermaid" in script.string
@@ -139,7 +151,7 @@ def adjust_html(html: str, src: PageSource) -> str:
             script.decompose()
     for cell in soup.select(f"div.jp-Cell.celltag_{SOLUTION_TAG}"):
         if cell.find_parent("div", class_=f"celltag_{SOLUTION_TAG}"):
-            continue        # mkdocs-jupyter's template nests the lab template's cell div in its own
+            continue  # mkdocs-jupyter's template nests the lab template's cell div in its own
         details = soup.new_tag("details", attrs={"class": "tip solution"})
         summary = soup.new_tag("summary")
         summary.string = "Reference solution"

@@ -8,6 +8,7 @@ real page actually requests at run time.
 
 Links a reader clicks (``<a href>``) are fine: following them is the reader's choice.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,14 +17,33 @@ from bs4 import BeautifulSoup
 
 # element -> attributes whose URL the browser fetches on its own while showing the page
 _FETCHED = {
-    "script": ("src",), "img": ("src", "srcset"), "iframe": ("src",), "frame": ("src",),
-    "source": ("src", "srcset"), "video": ("src", "poster"), "audio": ("src",), "track": ("src",),
-    "embed": ("src",), "object": ("data",), "input": ("src",), "image": ("href", "xlink:href"),
+    "script": ("src",),
+    "img": ("src", "srcset"),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "source": ("src", "srcset"),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "track": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+    "input": ("src",),
+    "image": ("href", "xlink:href"),
     "use": ("href", "xlink:href"),
 }
 # <link rel=...> values that make the browser fetch or connect
-_LINK_RELS = {"stylesheet", "preload", "modulepreload", "prefetch", "preconnect", "dns-prefetch",
-              "icon", "shortcut", "apple-touch-icon", "manifest"}
+_LINK_RELS = {
+    "stylesheet",
+    "preload",
+    "modulepreload",
+    "prefetch",
+    "preconnect",
+    "dns-prefetch",
+    "icon",
+    "shortcut",
+    "apple-touch-icon",
+    "manifest",
+}
 _CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])\s*((?:https?:)?//[^'")\s]+)""", re.I)
 _JS_IMPORT = re.compile(r"""\bimport\s*\(\s*['"]((?:https?:)?//[^'"]+)""")
 

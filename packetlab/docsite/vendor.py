@@ -16,6 +16,7 @@ To move to another version (needs ``npm``, which only talks to the npm registry)
 prints the new sha256 for ``PIN`` after writing the files; a plain
 ``python -m packetlab.docsite.vendor`` re-fetches the pinned version and verifies it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from packetlab.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
 DOCS_DIR = ROOT / "modules"
 
 
@@ -37,9 +40,9 @@ class Vendored:
 
     package: str
     version: str
-    member: str          # path inside the npm tarball
-    sha256: str          # of ``member`` at ``version``
-    site_path: str       # relative to docs_dir: what pages load
+    member: str  # path inside the npm tarball
+    sha256: str  # of ``member`` at ``version``
+    site_path: str  # relative to docs_dir: what pages load
 
     @property
     def path(self) -> Path:
@@ -82,8 +85,9 @@ def verify(asset: Vendored) -> None:
         raise VendorError(f"{where} is missing ({asset.package} {asset.version}): {fix}")
     got = sha256_of(asset.path)
     if got != asset.sha256:
-        raise VendorError(f"{where} is not {asset.package} {asset.version} "
-                          f"(sha256 {got}, pinned {asset.sha256}): {fix}")
+        raise VendorError(
+            f"{where} is not {asset.package} {asset.version} (sha256 {got}, pinned {asset.sha256}): {fix}"
+        )
 
 
 def fetch(asset: Vendored, version: str | None = None) -> str:
@@ -95,11 +99,21 @@ def fetch(asset: Vendored, version: str | None = None) -> str:
     version = version or asset.version
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            out = subprocess.run(["npm", "pack", "--silent", f"{asset.package}@{version}", "--pack-destination", tmp],
-                                 check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            out = (
+                subprocess.run(
+                    ["npm", "pack", "--silent", f"{asset.package}@{version}", "--pack-destination", tmp],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
         except FileNotFoundError:
-            raise VendorError("npm is not installed; the committed copy is what the site uses, "
-                              "refreshing it needs npm (apt-get install npm)") from None
+            raise VendorError(
+                "npm is not installed; the committed copy is what the site uses, "
+                "refreshing it needs npm (apt-get install npm)"
+            ) from None
         except subprocess.CalledProcessError as e:
             raise VendorError(f"npm pack {asset.package}@{version} failed: {e.stderr.strip()}") from None
         with tarfile.open(Path(tmp) / out) as tar:
@@ -107,8 +121,10 @@ def fetch(asset: Vendored, version: str | None = None) -> str:
             licence = tar.extractfile("package/LICENSE").read()
     got = hashlib.sha256(data).hexdigest()
     if version == asset.version and got != asset.sha256:
-        raise VendorError(f"npm served {asset.package}@{version} {asset.member} with sha256 {got}, "
-                          f"pinned {asset.sha256}: not writing it")
+        raise VendorError(
+            f"npm served {asset.package}@{version} {asset.member} with sha256 {got}, "
+            f"pinned {asset.sha256}: not writing it"
+        )
     asset.path.parent.mkdir(parents=True, exist_ok=True)
     asset.path.write_bytes(data)
     asset.license_path.write_bytes(licence)
@@ -125,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"docs_vendor: {e}", file=sys.stderr)
         return 1
     if args.update and args.update != MERMAID.version:
-        print(f"wrote mermaid {args.update}; now set MERMAID.version={args.update!r}, sha256={got!r} "
-              f"in {Path(__file__).relative_to(ROOT)}")
+        print(
+            f"wrote mermaid {args.update}; now set MERMAID.version={args.update!r}, sha256={got!r} "
+            f"in {Path(__file__).relative_to(ROOT)}"
+        )
     else:
         print(f"mermaid {MERMAID.version}: {_shown(MERMAID.path)} matches the pin")
     return 0

@@ -10,6 +10,7 @@ and disassembled with objdump.
 Programs and maps are named by kernel ID. `prog_id(fd)` / `map_id(fd)` find the
 ID of a program or map this process holds (bcc gives you file descriptors).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from packetlab.ebpf import syscall as bpfsys
-from packetlab.ebpf.syscall import (BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN, BPF_PROG_GET_FD_BY_ID, BPF_RAW_TRACEPOINT_OPEN)
+from packetlab.ebpf.syscall import (
+    BPF_OBJ_GET,
+    BPF_OBJ_GET_INFO_BY_FD,
+    BPF_OBJ_PIN,
+    BPF_PROG_GET_FD_BY_ID,
+)
 from packetlab.ebpf.syscall import GetIdAttr as _GetIdAttr
 from packetlab.ebpf.syscall import InfoAttr as _InfoAttr
 from packetlab.ebpf.syscall import ObjAttr as _ObjAttr
@@ -37,25 +43,31 @@ def bpf_syscall(cmd: int, attr: ctypes.Structure, what: str) -> int:
         return bpfsys.bpf(cmd, attr)
     except OSError as exc:
         err = exc.errno
-        raise PacketlabError(f"bpf() failed: {what}", cause=f"errno {err}: {os.strerror(err)}",
-                             fix="run as root; check the object still exists with `bpftool prog show` / `bpftool map show`"
-                             ) from None
+        raise PacketlabError(
+            f"bpf() failed: {what}",
+            cause=f"errno {err}: {os.strerror(err)}",
+            fix="run as root; check the object still exists with `bpftool prog show` / `bpftool map show`",
+        ) from None
 
 
 def bpftool(args: Sequence[str], *, json_output: bool = True, timeout: float = 30) -> Any:
     """Run ``bpftool [-j] args`` and return parsed JSON (or text with json_output=False)."""
     exe = shutil.which("bpftool")
     if exe is None:
-        raise MissingRequirement("bpftool is not installed",
-                                 fix="run `sudo vagrant/provision.sh` (installs the bpftool package)")
+        raise MissingRequirement(
+            "bpftool is not installed", fix="run `sudo vagrant/provision.sh` (installs the bpftool package)"
+        )
     argv = [exe] + (["-j"] if json_output else []) + list(args)
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         msg = proc.stderr.strip() or proc.stdout.strip()
         with contextlib.suppress(ValueError):
             msg = json.loads(proc.stdout).get("error", msg)
-        raise PacketlabError(f"bpftool {' '.join(args)} failed", cause=msg[-1500:] or f"exit code {proc.returncode}",
-                             fix="is the ID still loaded? list them with `bpftool prog show` / `bpftool map show`")
+        raise PacketlabError(
+            f"bpftool {' '.join(args)} failed",
+            cause=msg[-1500:] or f"exit code {proc.returncode}",
+            fix="is the ID still loaded? list them with `bpftool prog show` / `bpftool map show`",
+        )
     return json.loads(proc.stdout or "null") if json_output else proc.stdout
 
 
@@ -64,8 +76,10 @@ def _fdinfo(fd: int, field: str) -> int:
         for line in f:
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    raise PacketlabError(f"file descriptor {fd} is not a BPF {field.split('_')[0]}",
-                         fix="pass prog.fd of a loaded program or table.map_fd of a bcc map")
+    raise PacketlabError(
+        f"file descriptor {fd} is not a BPF {field.split('_')[0]}",
+        fix="pass prog.fd of a loaded program or table.map_fd of a bcc map",
+    )
 
 
 def prog_id(fd: int) -> int:
@@ -109,8 +123,7 @@ def dump_xlated(prog: int | str, *, linum: bool = False) -> str:
 
 def xlated_insns(prog: int | str) -> list[str]:
     """Just the instruction lines of `dump_xlated` (``  12: (85) call ...``)."""
-    return [line.strip() for line in dump_xlated(prog).splitlines()
-            if line.strip()[:1].isdigit() and ": (" in line]
+    return [line.strip() for line in dump_xlated(prog).splitlines() if line.strip()[:1].isdigit() and ": (" in line]
 
 
 def dump_jited(prog: int | str) -> str:
@@ -126,8 +139,10 @@ def dump_jited(prog: int | str) -> str:
         if "libbfd" not in str(exc.cause):
             raise
     image = jited_image(prog)
-    return "(bpftool here has no disassembler: JIT image read with BPF_OBJ_GET_INFO_BY_FD, disassembled by objdump)\n" \
+    return (
+        "(bpftool here has no disassembler: JIT image read with BPF_OBJ_GET_INFO_BY_FD, disassembled by objdump)\n"
         + disassemble(image)
+    )
 
 
 def obj_get(path: str) -> int:
@@ -154,17 +169,25 @@ def jited_image(prog: int | str) -> bytes:
     fd = prog_fd(prog)
     try:
         info = _ProgInfo()
-        bpf_syscall(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info),
-                                                      info=ctypes.addressof(info)), "read program info")
+        bpf_syscall(
+            BPF_OBJ_GET_INFO_BY_FD,
+            _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info)),
+            "read program info",
+        )
         if info.jited_prog_len == 0:
-            raise PacketlabError(f"program {prog} has no JIT image",
-                                 cause="the BPF JIT is off (net.core.bpf_jit_enable = 0) or the kernel hides it",
-                                 fix="check `sysctl net.core.bpf_jit_enable` (1 = on)")
+            raise PacketlabError(
+                f"program {prog} has no JIT image",
+                cause="the BPF JIT is off (net.core.bpf_jit_enable = 0) or the kernel hides it",
+                fix="check `sysctl net.core.bpf_jit_enable` (1 = on)",
+            )
         buf = ctypes.create_string_buffer(info.jited_prog_len)
         info2 = _ProgInfo(jited_prog_len=info.jited_prog_len, jited_prog_insns=ctypes.addressof(buf))
-        bpf_syscall(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info2),
-                                                      info=ctypes.addressof(info2)), "read the JIT image")
-        return buf.raw[:info2.jited_prog_len]
+        bpf_syscall(
+            BPF_OBJ_GET_INFO_BY_FD,
+            _InfoAttr(bpf_fd=fd, info_len=ctypes.sizeof(info2), info=ctypes.addressof(info2)),
+            "read the JIT image",
+        )
+        return buf.raw[: info2.jited_prog_len]
     finally:
         os.close(fd)
 
@@ -178,11 +201,12 @@ def disassemble(image: bytes) -> str:
     with tempfile.NamedTemporaryFile(suffix=".bin") as tmp:
         tmp.write(image)
         tmp.flush()
-        out = subprocess.run([objdump, "-D", "-b", "binary", f"-m{arch}", tmp.name],
-                             capture_output=True, text=True, timeout=30).stdout
+        out = subprocess.run(
+            [objdump, "-D", "-b", "binary", f"-m{arch}", tmp.name], capture_output=True, text=True, timeout=30
+        ).stdout
     lines = out.splitlines()
     start = next((i for i, line in enumerate(lines) if line.endswith(">:")), -1)
-    return "\n".join(lines[start + 1:]).strip("\n") if start >= 0 else out
+    return "\n".join(lines[start + 1 :]).strip("\n") if start >= 0 else out
 
 
 def _ref(obj: int | str) -> list[str]:

@@ -18,6 +18,7 @@ vmlinux.h and object files live in a cache directory (``$PACKETLAB_CACHE`` or
 Every pin is recorded in the lab's record before it is created, so a crashed
 notebook's pins are removed by the guardian or ``packetlab clean``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf import bpftool as bt
 from packetlab.ebpf.loader import BPF_DIR, explain_verifier_log, resolve_source
-from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
 from packetlab.ebpf.testrun import XDP_VERDICTS, TestRunResult, prog_test_run
+from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
 
 if TYPE_CHECKING:
     from packetlab.topo.lab import Lab
@@ -56,10 +57,12 @@ def cache_dir() -> Path:
 
 def _btf_digest() -> str:
     if not VMLINUX_BTF.exists():
-        raise MissingRequirement("this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing)",
-                                 cause="the kernel was built without CONFIG_DEBUG_INFO_BTF",
-                                 fix="CO-RE needs a kernel with BTF (every mainstream distro kernel since ~5.8 has it); "
-                                     "`packetlab doctor` checks it")
+        raise MissingRequirement(
+            "this kernel exposes no BTF (/sys/kernel/btf/vmlinux is missing)",
+            cause="the kernel was built without CONFIG_DEBUG_INFO_BTF",
+            fix="CO-RE needs a kernel with BTF (every mainstream distro kernel since ~5.8 has it); "
+            "`packetlab doctor` checks it",
+        )
     return hashlib.sha256(VMLINUX_BTF.read_bytes()).hexdigest()[:16]
 
 
@@ -86,9 +89,10 @@ def vmlinux_header(*, force: bool = False) -> Path:
 @dataclass
 class CoreObject:
     """A BPF object file compiled by clang for the CO-RE path."""
+
     source: Path
     path: Path
-    compile_seconds: float      # 0.0 when reused from the cache
+    compile_seconds: float  # 0.0 when reused from the cache
     clang_argv: list[str]
 
     @property
@@ -105,12 +109,29 @@ def compile_object(source: str | os.PathLike, *, cflags: tuple[str, ...] = (), f
     src = resolve_source(source)
     clang = shutil.which("clang")
     if clang is None:
-        raise MissingRequirement("clang is not installed", fix="run `sudo vagrant/provision.sh` (installs clang and llvm)")
+        raise MissingRequirement(
+            "clang is not installed", fix="run `sudo vagrant/provision.sh` (installs clang and llvm)"
+        )
     header = vmlinux_header()
     digest = hashlib.sha256(src.read_bytes() + header.parent.name.encode() + repr(cflags).encode()).hexdigest()[:12]
     obj = header.parent / f"{src.name.split('.')[0]}-{digest}.o"
-    argv = [clang, "-O2", "-g", "-Wall", "-target", "bpf", f"-D__TARGET_ARCH_{TARGET_ARCH}",
-            f"-I{header.parent}", f"-I{BPF_DIR}", f"-I{src.parent}", *cflags, "-c", str(src), "-o", str(obj)]
+    argv = [
+        clang,
+        "-O2",
+        "-g",
+        "-Wall",
+        "-target",
+        "bpf",
+        f"-D__TARGET_ARCH_{TARGET_ARCH}",
+        f"-I{header.parent}",
+        f"-I{BPF_DIR}",
+        f"-I{src.parent}",
+        *cflags,
+        "-c",
+        str(src),
+        "-o",
+        str(obj),
+    ]
     if obj.exists() and not fresh:
         return CoreObject(src, obj, 0.0, argv)
     t0 = time.perf_counter()
@@ -118,17 +139,19 @@ def compile_object(source: str | os.PathLike, *, cflags: tuple[str, ...] = (), f
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if "error" in line]
-        raise BpfCompileError(f"clang could not compile {src.name}",
-                              cause=(errors[0] if errors else proc.stderr.strip()[-300:]).replace(str(src.parent) + "/", ""),
-                              fix="fix the C error at the line shown; the full compiler output is below",
-                              detail=proc.stderr.strip()[-3000:])
+        raise BpfCompileError(
+            f"clang could not compile {src.name}",
+            cause=(errors[0] if errors else proc.stderr.strip()[-300:]).replace(str(src.parent) + "/", ""),
+            fix="fix the C error at the line shown; the full compiler output is below",
+            detail=proc.stderr.strip()[-3000:],
+        )
     return CoreObject(src, obj, seconds, argv)
 
 
 _LOG_BLOCK = re.compile(r"-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --", re.S)
 
 
-def _lab_pin_dir(lab: "Lab | None") -> Path:
+def _lab_pin_dir(lab: Lab | None) -> Path:
     owner = lab.name if lab is not None else f"pid{os.getpid()}"
     return PIN_ROOT / owner
 
@@ -136,23 +159,30 @@ def _lab_pin_dir(lab: "Lab | None") -> Path:
 def _check_bpffs() -> None:
     with open("/proc/mounts") as f:
         if not any(line.split()[1] == str(BPFFS) and line.split()[2] == "bpf" for line in f):
-            raise MissingRequirement("bpffs is not mounted at /sys/fs/bpf",
-                                     cause="pinned programs and maps live in the BPF filesystem",
-                                     fix="run `sudo vagrant/provision.sh` (it mounts it), or: mount -t bpf bpf /sys/fs/bpf")
+            raise MissingRequirement(
+                "bpffs is not mounted at /sys/fs/bpf",
+                cause="pinned programs and maps live in the BPF filesystem",
+                fix="run `sudo vagrant/provision.sh` (it mounts it), or: mount -t bpf bpf /sys/fs/bpf",
+            )
 
 
 class _RawTpAttr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_uint64), ("prog_fd", ctypes.c_uint32), ("_pad", ctypes.c_uint32),
-                ("cookie", ctypes.c_uint64)]
+    _fields_ = [
+        ("name", ctypes.c_uint64),
+        ("prog_fd", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+        ("cookie", ctypes.c_uint64),
+    ]
 
 
 @dataclass
 class CoreProgram:
     """A program loaded and pinned by bpftool: /sys/fs/bpf/packetlab/<lab>/<name>/{prog,maps/,link}."""
+
     name: str
     obj: CoreObject
     pin_dir: Path
-    lab: "Lab | None" = None
+    lab: Lab | None = None
     load_seconds: float = 0.0
     linked: bool = False
     pins: list[str] = field(default_factory=list)
@@ -183,9 +213,11 @@ class CoreProgram:
     def map_pin(self, name: str) -> Path:
         path = self.map_dir / name
         if not path.exists():
-            raise PacketlabError(f"no map named {name!r} pinned for {self.name}",
-                                 cause=f"maps pinned: {', '.join(self.map_names()) or 'none'}",
-                                 fix="use one of those names (the map's variable name in the C file)")
+            raise PacketlabError(
+                f"no map named {name!r} pinned for {self.name}",
+                cause=f"maps pinned: {', '.join(self.map_names()) or 'none'}",
+                fix="use one of those names (the map's variable name in the C file)",
+            )
         return path
 
     def map_dump(self, name: str) -> list[dict]:
@@ -200,8 +232,10 @@ class CoreProgram:
         """``bpftool map update pinned <pin> key hex ... value hex ...`` (little-endian integers)."""
         kb = [f"{b:02x}" for b in key.to_bytes(key_size, "little")]
         vb = [f"{b:02x}" for b in value.to_bytes(value_size, "little")]
-        bt.bpftool(["map", "update", "pinned", str(self.map_pin(name)), "key", "hex", *kb, "value", "hex", *vb],
-                   json_output=False)
+        bt.bpftool(
+            ["map", "update", "pinned", str(self.map_pin(name)), "key", "hex", *kb, "value", "hex", *vb],
+            json_output=False,
+        )
 
     def attach(self) -> Path:
         """Attach a BTF-enabled tracing program (tp_btf, fentry, fexit) and pin the link.
@@ -216,8 +250,11 @@ class CoreProgram:
         self._track(self.link_pin)
         fd = bt.obj_get(str(self.prog_pin))
         try:
-            link = bt.bpf_syscall(bt.BPF_RAW_TRACEPOINT_OPEN, _RawTpAttr(name=0, prog_fd=fd),
-                                  f"attach {self.name} (only tp_btf/fentry/fexit programs attach this way)")
+            link = bt.bpf_syscall(
+                bt.BPF_RAW_TRACEPOINT_OPEN,
+                _RawTpAttr(name=0, prog_fd=fd),
+                f"attach {self.name} (only tp_btf/fentry/fexit programs attach this way)",
+            )
             try:
                 bt.obj_pin(link, str(self.link_pin))
             finally:
@@ -247,12 +284,12 @@ class CoreProgram:
                 os.unlink(path)
         self.linked = False
         for folder in (self.map_dir, self.pin_dir, self.pin_dir.parent):
-            with contextlib.suppress(OSError):      # not empty (another program's pins) or gone
+            with contextlib.suppress(OSError):  # not empty (another program's pins) or gone
                 folder.rmdir()
 
-    detach = close     # the lab calls detach() on everything it tracks
+    detach = close  # the lab calls detach() on everything it tracks
 
-    def __enter__(self) -> "CoreProgram":
+    def __enter__(self) -> CoreProgram:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -262,8 +299,13 @@ class CoreProgram:
         return f"<CoreProgram {self.name} pinned at {self.pin_dir}{' (attached)' if self.linked else ''}>"
 
 
-def load(obj: CoreObject | str | os.PathLike, *, lab: "Lab | None" = None, name: str | None = None,
-         prog_type: str | None = None) -> CoreProgram:
+def load(
+    obj: CoreObject | str | os.PathLike,
+    *,
+    lab: Lab | None = None,
+    name: str | None = None,
+    prog_type: str | None = None,
+) -> CoreProgram:
     """``bpftool prog load OBJ <pin_dir>/prog pinmaps <pin_dir>/maps`` — load and pin.
 
     With a lab the pins live under /sys/fs/bpf/packetlab/<lab>/<name>/, are
@@ -279,14 +321,19 @@ def load(obj: CoreObject | str | os.PathLike, *, lab: "Lab | None" = None, name:
         raise PacketlabError(f"bad pin name {name!r}", fix="use letters, digits, '-', '_' and '.' only")
     pin_dir = _lab_pin_dir(lab) / name
     if pin_dir.exists() and any(pin_dir.iterdir()):
-        raise PacketlabError(f"{pin_dir} is already in use",
-                             cause="a program with this name is already pinned for this lab",
-                             fix="close it first (prog.close()) or pass name='another-name'")
+        raise PacketlabError(
+            f"{pin_dir} is already in use",
+            cause="a program with this name is already pinned for this lab",
+            fix="close it first (prog.close()) or pass name='another-name'",
+        )
     prog = CoreProgram(name, obj, pin_dir, lab)
     prog._track(prog.prog_pin)
     pin_dir.mkdir(parents=True, exist_ok=True)
-    argv = ["prog", "load", str(obj.path), str(prog.prog_pin)] + (["type", prog_type] if prog_type else []) \
+    argv = (
+        ["prog", "load", str(obj.path), str(prog.prog_pin)]
+        + (["type", prog_type] if prog_type else [])
         + ["pinmaps", str(prog.map_dir)]
+    )
     t0 = time.perf_counter()
     try:
         bt.bpftool(argv, json_output=False, timeout=120)
@@ -297,7 +344,7 @@ def load(obj: CoreObject | str | os.PathLike, *, lab: "Lab | None" = None, name:
     for m in prog.map_names():
         prog._track(prog.map_dir / m)
     if lab is not None:
-        lab.track(prog)     # lab.close() calls prog.detach() = unpin
+        lab.track(prog)  # lab.close() calls prog.detach() = unpin
     return prog
 
 
@@ -305,19 +352,26 @@ def _load_error(obj: CoreObject, output: str) -> PacketlabError:
     block = _LOG_BLOCK.search(output)
     if block is None:
         lines = [line for line in output.splitlines() if line.startswith(("libbpf:", "Error:"))]
-        return PacketlabError(f"bpftool could not load {obj.source.name}",
-                              cause="\n         ".join(lines[-4:]) or output[-500:],
-                              fix="read libbpf's messages above (a CO-RE relocation that fails names the missing field)")
+        return PacketlabError(
+            f"bpftool could not load {obj.source.name}",
+            cause="\n         ".join(lines[-4:]) or output[-500:],
+            fix="read libbpf's messages above (a CO-RE relocation that fails names the missing field)",
+        )
     log = block.group(1)
     ex = explain_verifier_log(log, obj.source.read_text())
     where = f"{obj.source.name}:{ex.line_number}" if ex.line_number else obj.source.name
     cause = f"{ex.message}\n         at {where}: {ex.source_line}" if ex.source_line else ex.message
     if ex.meaning:
         cause += f"\n         meaning: {ex.meaning}"
-    return VerifierError(f"the verifier rejected {obj.source.name} (loaded with bpftool)", log=log,
-                         source_line=ex.source_line, line_number=ex.line_number, cause=cause,
-                         fix=ex.fix or "read the verifier log below from the bottom up",
-                         detail="verifier log (last lines):\n" + "\n".join(log.strip().splitlines()[-40:]))
+    return VerifierError(
+        f"the verifier rejected {obj.source.name} (loaded with bpftool)",
+        log=log,
+        source_line=ex.source_line,
+        line_number=ex.line_number,
+        cause=cause,
+        fix=ex.fix or "read the verifier log below from the bottom up",
+        detail="verifier log (last lines):\n" + "\n".join(log.strip().splitlines()[-40:]),
+    )
 
 
 def bcc_headers_release() -> str | None:

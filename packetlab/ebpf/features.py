@@ -14,6 +14,7 @@ cached for the life of the process; `refresh()` forgets them.
 `FEATURES` says, for every probe, what it means for the labs and which
 kernels have it; `packetlab.module_readiness` maps course modules to them.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -33,50 +34,104 @@ from packetlab.errors import MissingRequirement
 @dataclass(frozen=True)
 class Feature:
     """A kernel capability the course relies on."""
+
     name: str
-    title: str        # one line: what it is
-    since: str        # which kernels have it (the supported ones and the first release)
-    missing: str      # what a learner sees without it
+    title: str  # one line: what it is
+    since: str  # which kernels have it (the supported ones and the first release)
+    missing: str  # what a learner sees without it
 
 
 @dataclass(frozen=True)
 class Probe:
     """The outcome of trying one feature on this machine."""
+
     name: str
     ok: bool
-    detail: str       # what was tried and what the kernel answered
+    detail: str  # what was tried and what the kernel answered
 
 
-FEATURES: dict[str, Feature] = {f.name: f for f in [
-    Feature("netns_veth", "network namespaces and veth pairs", "every supported kernel",
-            "no lab topology can be built"),
-    Feature("nftables", "nftables (CONFIG_NF_TABLES) in a namespace", "every supported kernel",
-            "the firewall and NAT labs cannot load rules"),
-    Feature("conntrack", "connection tracking (CONFIG_NF_CONNTRACK) in a namespace", "every supported kernel",
-            "stateful rules and NAT do not work"),
-    Feature("bpf_xdp", "loading XDP programs (CAP_BPF or root)", "every supported kernel",
-            "no XDP program can be loaded"),
-    Feature("bpf_tc", "loading tc (sched_cls) programs", "every supported kernel",
-            "the module 10 policy enforcer cannot be loaded"),
-    Feature("xdp_test_run", "BPF_PROG_TEST_RUN for XDP programs", "Linux 4.12+; every supported kernel",
-            "programs cannot be run on crafted packets"),
-    Feature("ringbuf", "BPF ring buffer maps", "Linux 5.8+; every supported kernel",
-            "programs cannot stream events to user space"),
-    Feature("btf_vmlinux", "kernel BTF (/sys/kernel/btf/vmlinux) for CO-RE and tp_btf", "Debian 12, Ubuntu 24.04, mainline",
-            "the CO-RE (clang + bpftool) programs cannot be built or loaded"),
-    Feature("xdp_load_bytes", "the bpf_xdp_load_bytes() helper", "Linux 5.18+ (6.1, 6.8, 6.18)",
-            "the bad-helper diary fix cannot load"),
-    Feature("xdp_live_frames", "BPF_PROG_TEST_RUN live-frames mode (frames sent without an sk_buff)",
-            "Linux 5.18+ (6.1, 6.8, 6.18)", "the xdp_frames flood and its benchmark rows cannot run"),
-    Feature("xdp_features", "per-device XDP features (netdev netlink family); devmap redirects check the "
-            "target's NDO_XMIT feature up front", "Linux 6.3+ (Ubuntu 24.04's 6.8, 6.18; not Debian 12's 6.1)",
+FEATURES: dict[str, Feature] = {
+    f.name: f
+    for f in [
+        Feature(
+            "netns_veth", "network namespaces and veth pairs", "every supported kernel", "no lab topology can be built"
+        ),
+        Feature(
+            "nftables",
+            "nftables (CONFIG_NF_TABLES) in a namespace",
+            "every supported kernel",
+            "the firewall and NAT labs cannot load rules",
+        ),
+        Feature(
+            "conntrack",
+            "connection tracking (CONFIG_NF_CONNTRACK) in a namespace",
+            "every supported kernel",
+            "stateful rules and NAT do not work",
+        ),
+        Feature(
+            "bpf_xdp",
+            "loading XDP programs (CAP_BPF or root)",
+            "every supported kernel",
+            "no XDP program can be loaded",
+        ),
+        Feature(
+            "bpf_tc",
+            "loading tc (sched_cls) programs",
+            "every supported kernel",
+            "the module 10 policy enforcer cannot be loaded",
+        ),
+        Feature(
+            "xdp_test_run",
+            "BPF_PROG_TEST_RUN for XDP programs",
+            "Linux 4.12+; every supported kernel",
+            "programs cannot be run on crafted packets",
+        ),
+        Feature(
+            "ringbuf",
+            "BPF ring buffer maps",
+            "Linux 5.8+; every supported kernel",
+            "programs cannot stream events to user space",
+        ),
+        Feature(
+            "btf_vmlinux",
+            "kernel BTF (/sys/kernel/btf/vmlinux) for CO-RE and tp_btf",
+            "Debian 12, Ubuntu 24.04, mainline",
+            "the CO-RE (clang + bpftool) programs cannot be built or loaded",
+        ),
+        Feature(
+            "xdp_load_bytes",
+            "the bpf_xdp_load_bytes() helper",
+            "Linux 5.18+ (6.1, 6.8, 6.18)",
+            "the bad-helper diary fix cannot load",
+        ),
+        Feature(
+            "xdp_live_frames",
+            "BPF_PROG_TEST_RUN live-frames mode (frames sent without an sk_buff)",
+            "Linux 5.18+ (6.1, 6.8, 6.18)",
+            "the xdp_frames flood and its benchmark rows cannot run",
+        ),
+        Feature(
+            "xdp_features",
+            "per-device XDP features (netdev netlink family); devmap redirects check the "
+            "target's NDO_XMIT feature up front",
+            "Linux 6.3+ (Ubuntu 24.04's 6.8, 6.18; not Debian 12's 6.1)",
             "a redirect to a veth whose peer has no NAPI is accepted and dropped later "
-            "(xdp:xdp_devmap_xmit, -ENXIO) instead of refused (xdp:xdp_redirect_err, -EOPNOTSUPP)"),
-    Feature("perfmon_uninit_stack", "a CAP_PERFMON loader may hand uninitialised stack to a helper",
-            "6.1, 6.8, 6.18", "root loaders are refused uninitialised stack reads like everyone else"),
-    Feature("xdp_tracepoints", "the xdp:* tracepoints (xdp_exception, xdp_redirect_err, xdp_devmap_xmit)",
-            "every supported kernel (tracefs mounted)", "XDP failures cannot be traced"),
-]}
+            "(xdp:xdp_devmap_xmit, -ENXIO) instead of refused (xdp:xdp_redirect_err, -EOPNOTSUPP)",
+        ),
+        Feature(
+            "perfmon_uninit_stack",
+            "a CAP_PERFMON loader may hand uninitialised stack to a helper",
+            "6.1, 6.8, 6.18",
+            "root loaders are refused uninitialised stack reads like everyone else",
+        ),
+        Feature(
+            "xdp_tracepoints",
+            "the xdp:* tracepoints (xdp_exception, xdp_redirect_err, xdp_devmap_xmit)",
+            "every supported kernel (tracefs mounted)",
+            "XDP failures cannot be traced",
+        ),
+    ]
+}
 
 
 # ---- BPF bytecode for the probes (8 bytes per instruction) ----------------------------------
@@ -86,7 +141,7 @@ def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> 
 
 def _ret(value: int) -> bytes:
     """r0 = value; exit"""
-    return _insn(0xb7, dst=0, imm=value) + _insn(0x95)
+    return _insn(0xB7, dst=0, imm=value) + _insn(0x95)
 
 
 def _ld_map_fd(dst: int, fd: int) -> bytes:
@@ -96,7 +151,7 @@ def _ld_map_fd(dst: int, fd: int) -> bytes:
 
 def _stack_ptr(dst: int, off: int) -> bytes:
     """dst = r10 + off"""
-    return _insn(0xbf, dst=dst, src=10) + _insn(0x07, dst=dst, imm=off)
+    return _insn(0xBF, dst=dst, src=10) + _insn(0x07, dst=dst, imm=off)
 
 
 XDP_DROP, XDP_PASS = 1, 2
@@ -109,8 +164,11 @@ def _load(prog_type: int, insns: bytes) -> tuple[int | None, str]:
     try:
         return bpfsys.prog_load(prog_type, insns, log=log, name="packetlab_probe"), ""
     except OSError as exc:
-        words = [line for line in log.value.decode(errors="replace").splitlines()
-                 if line and not line[0].isdigit() and not line.startswith(("processed", ";"))]
+        words = [
+            line
+            for line in log.value.decode(errors="replace").splitlines()
+            if line and not line[0].isdigit() and not line.startswith(("processed", ";"))
+        ]
         return None, (words[-1] if words else f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
 
 
@@ -128,8 +186,9 @@ def _in_fresh_netns(script: str) -> tuple[bool, str]:
     if unshare is None:
         return False, "unshare (util-linux) is not installed"
     proc = subprocess.run([unshare, "--net", "--", "sh", "-ec", script], capture_output=True, text=True, timeout=30)
-    return proc.returncode == 0, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1] \
-        if proc.returncode else proc.stdout.strip()
+    return proc.returncode == 0, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[
+        -1
+    ] if proc.returncode else proc.stdout.strip()
 
 
 # ---- the probes --------------------------------------------------------------------------------
@@ -144,10 +203,12 @@ def _probe_nftables() -> Probe:
 
 
 def _probe_conntrack() -> Probe:
-    ok, out = _in_fresh_netns("nft add table inet p && "
-                              "nft add chain inet p c '{ type filter hook input priority 0; }' && "
-                              "nft add rule inet p c ct state established accept && "
-                              "cat /proc/sys/net/netfilter/nf_conntrack_max")
+    ok, out = _in_fresh_netns(
+        "nft add table inet p && "
+        "nft add chain inet p c '{ type filter hook input priority 0; }' && "
+        "nft add rule inet p c ct state established accept && "
+        "cat /proc/sys/net/netfilter/nf_conntrack_max"
+    )
     return Probe("", ok, f"ct state rule loaded, nf_conntrack_max = {out}" if ok else f"ct rule: {out}")
 
 
@@ -168,11 +229,15 @@ def _test_run(flags: int) -> Probe:
     try:
         bpfsys.bpf(bpfsys.BPF_PROG_TEST_RUN, attr)
     except OSError as exc:
-        return Probe("", False, f"BPF_PROG_TEST_RUN(flags={flags:#x}) refused: "
-                                f"{errno.errorcode.get(exc.errno, exc.errno)} ({exc.strerror})")
+        return Probe(
+            "",
+            False,
+            f"BPF_PROG_TEST_RUN(flags={flags:#x}) refused: "
+            f"{errno.errorcode.get(exc.errno, exc.errno)} ({exc.strerror})",
+        )
     finally:
         os.close(fd)
-    if flags & BPF_F_TEST_XDP_LIVE_FRAMES:           # live runs report no verdict: the frames are gone
+    if flags & BPF_F_TEST_XDP_LIVE_FRAMES:  # live runs report no verdict: the frames are gone
         return Probe("", True, f"BPF_PROG_TEST_RUN(flags={flags:#x}) ran (frames dropped by the program)")
     return Probe("", attr.retval == XDP_DROP, f"BPF_PROG_TEST_RUN(flags={flags:#x}) ran, verdict {attr.retval}")
 
@@ -209,9 +274,13 @@ def _probe_btf_vmlinux() -> Probe:
 
 
 def _probe_xdp_load_bytes() -> Probe:
-    insns = (_insn(0xb7, dst=2, imm=0)                 # r2 = 0 (offset); r1 is still the context
-             + _stack_ptr(3, -8) + _insn(0xb7, dst=4, imm=4)   # r3 = fp-8 (buffer), r4 = 4 (length)
-             + _insn(0x85, imm=_HELPER_XDP_LOAD_BYTES) + _ret(XDP_PASS))
+    insns = (
+        _insn(0xB7, dst=2, imm=0)  # r2 = 0 (offset); r1 is still the context
+        + _stack_ptr(3, -8)
+        + _insn(0xB7, dst=4, imm=4)  # r3 = fp-8 (buffer), r4 = 4 (length)
+        + _insn(0x85, imm=_HELPER_XDP_LOAD_BYTES)
+        + _ret(XDP_PASS)
+    )
     return _loads(bpfsys.BPF_PROG_TYPE_XDP, insns, "XDP program calling bpf_xdp_load_bytes()")
 
 
@@ -224,8 +293,7 @@ def _probe_perfmon_uninit_stack() -> Probe:
     except OSError as exc:
         return Probe("", False, f"BPF_MAP_CREATE(ARRAY) refused: {exc.strerror}")
     try:
-        insns = (_ld_map_fd(1, map_fd) + _stack_ptr(2, -8)
-                 + _insn(0x85, imm=_HELPER_MAP_LOOKUP) + _ret(XDP_PASS))
+        insns = _ld_map_fd(1, map_fd) + _stack_ptr(2, -8) + _insn(0x85, imm=_HELPER_MAP_LOOKUP) + _ret(XDP_PASS)
         return _loads(bpfsys.BPF_PROG_TYPE_XDP, insns, "lookup with an uninitialised stack key, as root")
     finally:
         os.close(map_fd)
@@ -236,6 +304,7 @@ def _netdev_family() -> str | None:
     from pyroute2.netlink import genlmsg
     from pyroute2.netlink.exceptions import NetlinkError
     from pyroute2.netlink.generic import GenericNetlinkSocket
+
     sock = GenericNetlinkSocket()
     try:
         sock.bind("netdev", genlmsg)
@@ -247,7 +316,8 @@ def _netdev_family() -> str | None:
 
 
 def _probe_xdp_features() -> Probe:
-    from packetlab.topo.rtnl import run_on_netlink_thread       # pyroute2 must not run on the caller's event loop
+    from packetlab.topo.rtnl import run_on_netlink_thread  # pyroute2 must not run on the caller's event loop
+
     why = run_on_netlink_thread(_netdev_family)
     if why is not None:
         return Probe("", False, f"no 'netdev' generic netlink family ({why})")
@@ -256,6 +326,7 @@ def _probe_xdp_features() -> Probe:
 
 def _probe_xdp_tracepoints() -> Probe:
     from packetlab.ebpf.tracepoints import tracefs
+
     try:
         root = tracefs() / "events" / "xdp"
     except MissingRequirement as exc:
@@ -266,11 +337,19 @@ def _probe_xdp_tracepoints() -> Probe:
 
 
 _PROBES: dict[str, Callable[[], Probe]] = {
-    "netns_veth": _probe_netns_veth, "nftables": _probe_nftables, "conntrack": _probe_conntrack,
-    "bpf_xdp": _probe_bpf_xdp, "bpf_tc": _probe_bpf_tc, "xdp_test_run": _probe_xdp_test_run,
-    "ringbuf": _probe_ringbuf, "btf_vmlinux": _probe_btf_vmlinux, "xdp_load_bytes": _probe_xdp_load_bytes,
-    "xdp_live_frames": _probe_xdp_live_frames, "xdp_features": _probe_xdp_features,
-    "perfmon_uninit_stack": _probe_perfmon_uninit_stack, "xdp_tracepoints": _probe_xdp_tracepoints,
+    "netns_veth": _probe_netns_veth,
+    "nftables": _probe_nftables,
+    "conntrack": _probe_conntrack,
+    "bpf_xdp": _probe_bpf_xdp,
+    "bpf_tc": _probe_bpf_tc,
+    "xdp_test_run": _probe_xdp_test_run,
+    "ringbuf": _probe_ringbuf,
+    "btf_vmlinux": _probe_btf_vmlinux,
+    "xdp_load_bytes": _probe_xdp_load_bytes,
+    "xdp_live_frames": _probe_xdp_live_frames,
+    "xdp_features": _probe_xdp_features,
+    "perfmon_uninit_stack": _probe_perfmon_uninit_stack,
+    "xdp_tracepoints": _probe_xdp_tracepoints,
 }
 assert _PROBES.keys() == FEATURES.keys()
 
@@ -307,14 +386,18 @@ def refresh() -> None:
 def missing_message(name: str) -> str:
     """One sentence naming the feature, what its absence means, and the kernels that have it."""
     f, p = FEATURES[name], probe(name)
-    return f"this kernel ({os.uname().release}) lacks {f.title} [{name}]: {p.detail}. " \
-           f"Without it {f.missing}. Kernels that have it: {f.since}."
+    return (
+        f"this kernel ({os.uname().release}) lacks {f.title} [{name}]: {p.detail}. "
+        f"Without it {f.missing}. Kernels that have it: {f.since}."
+    )
 
 
 def require(name: str) -> None:
     """Raise MissingRequirement (naming the feature and a kernel that has it) unless present."""
     if not has(name):
         f = FEATURES[name]
-        raise MissingRequirement(f"this kernel lacks {f.title}", cause=missing_message(name),
-                                 fix=f"use a kernel that has it ({f.since}); `packetlab doctor` lists what "
-                                     "each module needs")
+        raise MissingRequirement(
+            f"this kernel lacks {f.title}",
+            cause=missing_message(name),
+            fix=f"use a kernel that has it ({f.since}); `packetlab doctor` lists what each module needs",
+        )

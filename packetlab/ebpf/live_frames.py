@@ -1,15 +1,17 @@
 """BPF_PROG_TEST_RUN with live frames: push real frames through XDP from user space."""
+
 from __future__ import annotations
+
 import ctypes
 import os
 import time
 from dataclasses import dataclass
 from typing import Any
-from packetlab.topo import netns
-from packetlab.errors import PacketlabError
+
 from packetlab.ebpf import syscall as bpfsys
 from packetlab.ebpf.stats import program_fd
-
+from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 
 def assert_in_namespace(name: str) -> None:
@@ -21,9 +23,11 @@ def assert_in_namespace(name: str) -> None:
     """
     here = os.stat("/proc/thread-self/ns/net").st_ino
     if here != netns.inode(name):
-        raise PacketlabError(f"this thread is not in namespace {name}",
-                             cause="entering the lab namespace did not take effect",
-                             fix="report this as a packetlab bug; nothing was sent")
+        raise PacketlabError(
+            f"this thread is not in namespace {name}",
+            cause="entering the lab namespace did not take effect",
+            fix="report this as a packetlab bug; nothing was sent",
+        )
 
 
 # ---- frames without an sk_buff: BPF_PROG_TEST_RUN live frames ---------------------------------
@@ -32,9 +36,15 @@ _BPF_F_TEST_XDP_LIVE_FRAMES = 1 << 1
 
 class _XdpMd(ctypes.Structure):
     """struct xdp_md, the XDP context given to BPF_PROG_TEST_RUN (ctx_in)."""
-    _fields_ = [("data", ctypes.c_uint32), ("data_end", ctypes.c_uint32), ("data_meta", ctypes.c_uint32),
-                ("ingress_ifindex", ctypes.c_uint32), ("rx_queue_index", ctypes.c_uint32),
-                ("egress_ifindex", ctypes.c_uint32)]
+
+    _fields_ = [
+        ("data", ctypes.c_uint32),
+        ("data_end", ctypes.c_uint32),
+        ("data_meta", ctypes.c_uint32),
+        ("ingress_ifindex", ctypes.c_uint32),
+        ("rx_queue_index", ctypes.c_uint32),
+        ("egress_ifindex", ctypes.c_uint32),
+    ]
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,10 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
     interface.
     """
     import socket
+
     from packetlab.ebpf import features as kernel_probes
     from packetlab.ebpf.loader import acquire, release
+
     kernel_probes.require("xdp_live_frames")
     if not 14 <= len(frame) <= 3000:
         raise PacketlabError(f"frame of {len(frame)} bytes", fix="use 14..3000 bytes")
@@ -75,21 +87,30 @@ def xdp_frames_flood(host: Any, dev: str, frame: bytes, count: int, *, program: 
             try:
                 idx = socket.if_nametoindex(dev)
             except OSError:
-                raise PacketlabError(f"no interface {dev!r} in {host.namespace}",
-                                     fix=f"list them with {host.name}.ip('link')") from None
-            if socket.if_indextoname(idx) != dev:     # belt and braces: same namespace, same device
+                raise PacketlabError(
+                    f"no interface {dev!r} in {host.namespace}", fix=f"list them with {host.name}.ip('link')"
+                ) from None
+            if socket.if_indextoname(idx) != dev:  # belt and braces: same namespace, same device
                 raise PacketlabError("interface index changed under us", fix="retry")
             ctx = _XdpMd(0, len(frame), 0, idx, 0, 0)
-            attr = bpfsys.TestRunAttr(prog_fd=program_fd(prog), data_size_in=len(frame), data_in=ctypes.addressof(inbuf),
-                             repeat=count, ctx_size_in=ctypes.sizeof(ctx), ctx_in=ctypes.addressof(ctx),
-                             flags=_BPF_F_TEST_XDP_LIVE_FRAMES)
+            attr = bpfsys.TestRunAttr(
+                prog_fd=program_fd(prog),
+                data_size_in=len(frame),
+                data_in=ctypes.addressof(inbuf),
+                repeat=count,
+                ctx_size_in=ctypes.sizeof(ctx),
+                ctx_in=ctypes.addressof(ctx),
+                flags=_BPF_F_TEST_XDP_LIVE_FRAMES,
+            )
             t0 = time.monotonic()
             try:
                 bpfsys.bpf(bpfsys.BPF_PROG_TEST_RUN, attr)
             except OSError as exc:
-                raise PacketlabError("BPF_PROG_TEST_RUN (live frames) failed", cause=exc.strerror,
-                                     fix="live frames need Linux 5.18+ and an XDP program returning XDP_TX "
-                                         "or XDP_REDIRECT") from None
+                raise PacketlabError(
+                    "BPF_PROG_TEST_RUN (live frames) failed",
+                    cause=exc.strerror,
+                    fix="live frames need Linux 5.18+ and an XDP program returning XDP_TX or XDP_REDIRECT",
+                ) from None
             elapsed = time.monotonic() - t0
         return LiveFramesResult(count, elapsed)
     finally:

@@ -11,6 +11,7 @@ compiled programs are pooled per process: an attachment that ends returns its
 program to the pool with its maps cleared, and the next attachment of the same
 unchanged source reuses it. Pass ``fresh=True`` to force a new compile.
 """
+
 from __future__ import annotations
 
 import collections
@@ -25,62 +26,85 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
 from packetlab.ebpf.testrun import TC_VERDICTS, XDP_VERDICTS, TestRunResult, prog_test_run
 from packetlab.ebpf.verifier_log import has_verifier_log, recover_verifier_log
+from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
+from packetlab.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 BPF_DIR = REPO_ROOT / "bpf"
 
 PROG_TYPES = {"xdp": "XDP", "sched_cls": "SCHED_CLS", "tc": "SCHED_CLS", "socket_filter": "SOCKET_FILTER"}
 XDP_MODES = {"auto": 0, "generic": 2, "skb": 2, "native": 4, "drv": 4}
-TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}     # clsact hooks
+TC_PARENTS = {"ingress": "ffff:fff2", "egress": "ffff:fff3"}  # clsact hooks
 
 # (pattern in the verifier log, what it means, how to fix it): the course's verifier phrasebook.
 VERIFIER_HINTS: list[tuple[str, str, str]] = [
-    (r"invalid access to packet|outside of the packet",
-     "the program reads packet bytes it has not proven to exist",
-     "compare with data_end before the read: if ((void *)(hdr + 1) > data_end) return XDP_PASS;"),
-    (r"back-edge|infinite loop|loop is not bounded|BPF program is too large|jumps is too complex|"
-     r"Argument list too long",
-     "the verifier cannot prove that a loop ends",
-     "give the loop a constant upper bound (for (int i = 0; i < MAX; i++)) or use bpf_loop()"),
-    (r"map_value_or_null|_or_null",
-     "a map lookup may return NULL and the pointer is used without a check",
-     "test the pointer first: v = map.lookup(&key); if (!v) return XDP_PASS;"),
-    (r"invalid access to map value|value_size=",
-     "an index or offset may fall outside the map value",
-     "bounds-check the index against the value size (if (i >= N) return ...;) before using it"),
-    (r"invalid (indirect )?read from stack|!read_ok|uninit",
-     "the program reads a stack variable (or register) that was never written",
-     "initialise the variable (struct key k = {}; or __builtin_memset) before use"),
-    (r"unknown func|cannot call|program of this type cannot use helper|helper call is not allowed",
-     "the program calls a helper that this program type may not use",
-     "use a helper allowed for the hook (see `bpftool feature probe`), or move the work to another program type"),
-    (r"misaligned",
-     "a load or store is not aligned to its size",
-     "read multi-byte fields through properly aligned structs, or copy with __builtin_memcpy"),
-    (r"combined stack size|stack size|invalid write to stack|stack limit",
-     "the program needs more than the 512-byte BPF stack",
-     "keep large buffers in a per-CPU array map instead of on the stack"),
-    (r"R0 !read_ok|R0 is not a known value|At program exit the register R0",
-     "the program can exit without a valid return value",
-     "make every path return a verdict (XDP_PASS, XDP_DROP, ...)"),
-    (r"Permission denied|EPERM|operation not permitted",
-     "the kernel refused the program",
-     "run as root (sudo) inside the lab VM; `packetlab doctor` checks capabilities"),
+    (
+        r"invalid access to packet|outside of the packet",
+        "the program reads packet bytes it has not proven to exist",
+        "compare with data_end before the read: if ((void *)(hdr + 1) > data_end) return XDP_PASS;",
+    ),
+    (
+        r"back-edge|infinite loop|loop is not bounded|BPF program is too large|jumps is too complex|"
+        r"Argument list too long",
+        "the verifier cannot prove that a loop ends",
+        "give the loop a constant upper bound (for (int i = 0; i < MAX; i++)) or use bpf_loop()",
+    ),
+    (
+        r"map_value_or_null|_or_null",
+        "a map lookup may return NULL and the pointer is used without a check",
+        "test the pointer first: v = map.lookup(&key); if (!v) return XDP_PASS;",
+    ),
+    (
+        r"invalid access to map value|value_size=",
+        "an index or offset may fall outside the map value",
+        "bounds-check the index against the value size (if (i >= N) return ...;) before using it",
+    ),
+    (
+        r"invalid (indirect )?read from stack|!read_ok|uninit",
+        "the program reads a stack variable (or register) that was never written",
+        "initialise the variable (struct key k = {}; or __builtin_memset) before use",
+    ),
+    (
+        r"unknown func|cannot call|program of this type cannot use helper|helper call is not allowed",
+        "the program calls a helper that this program type may not use",
+        "use a helper allowed for the hook (see `bpftool feature probe`), or move the work to another program type",
+    ),
+    (
+        r"misaligned",
+        "a load or store is not aligned to its size",
+        "read multi-byte fields through properly aligned structs, or copy with __builtin_memcpy",
+    ),
+    (
+        r"combined stack size|stack size|invalid write to stack|stack limit",
+        "the program needs more than the 512-byte BPF stack",
+        "keep large buffers in a per-CPU array map instead of on the stack",
+    ),
+    (
+        r"R0 !read_ok|R0 is not a known value|At program exit the register R0",
+        "the program can exit without a valid return value",
+        "make every path return a verdict (XDP_PASS, XDP_DROP, ...)",
+    ),
+    (
+        r"Permission denied|EPERM|operation not permitted",
+        "the kernel refused the program",
+        "run as root (sudo) inside the lab VM; `packetlab doctor` checks capabilities",
+    ),
 ]
 
 
 def _import_bcc():
     try:
         import bcc  # noqa: F401  (python3-bpfcc lives in the distro Python)
+
         return bcc
     except ImportError as exc:
-        raise MissingRequirement("bcc (python3-bpfcc) cannot be imported",
-                                 cause=str(exc),
-                                 fix="run `sudo vagrant/provision.sh` (it installs python3-bpfcc and makes .venv "
-                                     "with --system-site-packages), then use .venv/bin/python") from exc
+        raise MissingRequirement(
+            "bcc (python3-bpfcc) cannot be imported",
+            cause=str(exc),
+            fix="run `sudo vagrant/provision.sh` (it installs python3-bpfcc and makes .venv "
+            "with --system-site-packages), then use .venv/bin/python",
+        ) from exc
 
 
 def resolve_source(source: str | os.PathLike) -> Path:
@@ -89,9 +113,11 @@ def resolve_source(source: str | os.PathLike) -> Path:
     for candidate in (path, REPO_ROOT / path, BPF_DIR / path):
         if candidate.is_file():
             return candidate.resolve()
-    raise PacketlabError(f"BPF program {str(source)!r} not found",
-                         cause=f"looked in {Path.cwd()}, {REPO_ROOT} and {BPF_DIR}",
-                         fix="pass a path such as 'bpf/01-xdp-proto-counter.c'")
+    raise PacketlabError(
+        f"BPF program {str(source)!r} not found",
+        cause=f"looked in {Path.cwd()}, {REPO_ROOT} and {BPF_DIR}",
+        fix="pass a path such as 'bpf/01-xdp-proto-counter.c'",
+    )
 
 
 _stderr_lock = threading.Lock()
@@ -119,6 +145,7 @@ _LOG_SOURCE = re.compile(r"^; (?P<text>.*?)(?: @ (?P<file>[\w.+-]+):(?P<line>\d+
 @dataclass
 class VerifierExplanation:
     """The verifier's complaint, located in the original source."""
+
     message: str
     line_number: int | None
     source_line: str | None
@@ -145,14 +172,24 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
             last_line = int(m.group("line")) if m.group("line") else None
             if last_line is not None and last_text in stripped:
                 offsets[last_line - (stripped.index(last_text) + 1)] += 1
-        elif raw and not re.match(r"^\d+: |^processed |^verification time|^stack depth|^bpf: |^func#|^\s|^from \d+ to", raw) \
-                and not raw.startswith(("R", "last_idx", "regs=", "parent", "mark_precise")):
+        elif (
+            (
+                raw
+                and not re.match(
+                    r"^\d+: |^processed |^verification time|^stack depth|^bpf: |^func#|^\s|^from \d+ to", raw
+                )
+                and not raw.startswith(("R", "last_idx", "regs=", "parent", "mark_precise"))
+            )
+            or re.match(r"^R\d+ ", raw)
+            or "invalid" in raw
+        ):
             message = raw
-        elif re.match(r"^R\d+ ", raw) or "invalid" in raw:
-            message = raw
-    for raw in log.splitlines():           # prefer the most specific error line
-        if re.search(r"invalid|unknown func|not allowed|back-edge|infinite loop|misaligned|too large|"
-                     r"!read_ok|combined stack|cannot|unbounded|exceeds", raw):
+    for raw in log.splitlines():  # prefer the most specific error line
+        if re.search(
+            r"invalid|unknown func|not allowed|back-edge|infinite loop|misaligned|too large|"
+            r"!read_ok|combined stack|cannot|unbounded|exceeds",
+            raw,
+        ):
             message = raw.strip()
     line_number = source_line = None
     if last_text is not None:
@@ -167,9 +204,12 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
         else:
             source_line = last_text
     helper = re.search(r"(?:helper|unknown func) (\w+)#\d+", message)
-    if line_number is None and helper:      # no line info logged: find the call to the named helper
-        calls = [n for n, s in enumerate(src_lines, 1) if re.search(rf"\b{helper.group(1)}\s*\(", s)
-                 and not s.lstrip().startswith(("/*", "*", "//"))]
+    if line_number is None and helper:  # no line info logged: find the call to the named helper
+        calls = [
+            n
+            for n, s in enumerate(src_lines, 1)
+            if re.search(rf"\b{helper.group(1)}\s*\(", s) and not s.lstrip().startswith(("/*", "*", "//"))
+        ]
         if calls:
             line_number, source_line = calls[0], src_lines[calls[0] - 1].strip()
     meaning = fix = None
@@ -183,15 +223,21 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
 class LoadedProgram:
     """A bcc-compiled program loaded into the kernel, with its maps."""
 
-    def __init__(self, source: str | os.PathLike, *, function: str | None = None,
-                 prog_type: str = "xdp", cflags: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        *,
+        function: str | None = None,
+        prog_type: str = "xdp",
+        cflags: Sequence[str] = (),
+    ) -> None:
         bcc = _import_bcc()
         self.path = resolve_source(source)
         self.source = self.path.read_text()
         self.prog_type = prog_type
         self.function = function or find_entry_function(self.source, prog_type, self.path)
         self.cflags = tuple(cflags)
-        include = [f"-I{BPF_DIR}", f"-I{self.path.parent}"]   # so "include/parse.h" resolves
+        include = [f"-I{BPF_DIR}", f"-I{self.path.parent}"]  # so "include/parse.h" resolves
         self.key = _pool_key(self.path, self.function, prog_type, self.cflags)
         with capture_stderr() as err:
             try:
@@ -212,7 +258,7 @@ class LoadedProgram:
                 load_exc = None
         if load_exc is not None:
             log = err[0]
-            if not has_verifier_log(log):       # e.g. E2BIG: bcc printed its guess, not the kernel's log
+            if not has_verifier_log(log):  # e.g. E2BIG: bcc printed its guess, not the kernel's log
                 with capture_stderr():
                     log = recover_verifier_log(self.bpf, self.function, kind) or log
             self.bpf.cleanup()
@@ -229,13 +275,16 @@ class LoadedProgram:
             return self.bpf[map_name.encode() if isinstance(map_name, str) else map_name]
         except KeyError:
             names = ", ".join(self.map_names()) or "none"
-            raise PacketlabError(f"no map named {map_name!r} in {self.path.name}",
-                                 cause=f"maps in this program: {names}",
-                                 fix="use one of those names") from None
+            raise PacketlabError(
+                f"no map named {map_name!r} in {self.path.name}",
+                cause=f"maps in this program: {names}",
+                fix="use one of those names",
+            ) from None
 
     def map_names(self) -> list[str]:
         """Names of every map in the compiled program (BPF_TABLE and BPF_* macros alike)."""
         import bcc
+
         lib = bcc.lib
         lib.bpf_num_tables.restype, lib.bpf_num_tables.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
         lib.bpf_table_name.restype, lib.bpf_table_name.argtypes = ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]
@@ -258,7 +307,7 @@ class LoadedProgram:
         bcc creates its Python table objects lazily, so the names come from the
         compiled module itself, not from the tables Python happened to touch.
         """
-        if self.bpf.module is None:      # bcc's own atexit cleanup already freed it: nothing to clear
+        if self.bpf.module is None:  # bcc's own atexit cleanup already freed it: nothing to clear
             return
         for name in self.map_names():
             with contextlib.suppress(Exception):
@@ -272,30 +321,40 @@ class LoadedProgram:
 
 def find_entry_function(source: str, prog_type: str, path: Path) -> str:
     """The one function in `source` whose signature matches the program type."""
-    ctx = {"xdp": r"struct\s+xdp_md", "sched_cls": r"struct\s+__sk_buff", "tc": r"struct\s+__sk_buff",
-           "socket_filter": r"struct\s+__sk_buff"}.get(prog_type, r"\w+")
+    ctx = {
+        "xdp": r"struct\s+xdp_md",
+        "sched_cls": r"struct\s+__sk_buff",
+        "tc": r"struct\s+__sk_buff",
+        "socket_filter": r"struct\s+__sk_buff",
+    }.get(prog_type, r"\w+")
     found = re.findall(rf"^\s*int\s+(\w+)\s*\(\s*{ctx}\s*\*", source, re.M)
     if len(found) == 1:
         return found[0]
-    raise PacketlabError(f"cannot tell which function in {path.name} is the {prog_type} program",
-                         cause=f"found {len(found)} candidates: {', '.join(found) or 'none'}",
-                         fix="pass function='name' explicitly")
+    raise PacketlabError(
+        f"cannot tell which function in {path.name} is the {prog_type} program",
+        cause=f"found {len(found)} candidates: {', '.join(found) or 'none'}",
+        fix="pass function='name' explicitly",
+    )
 
 
 def _compile_error(path: Path, stderr: str) -> PacketlabError:
     if re.search(r"kconfig\.h|Unable to find kernel headers|chdir\(|linux/\S+\.h' file not found", stderr):
-        return MissingRequirement(f"cannot compile {path.name}: kernel headers are missing",
-                                  cause="bcc compiles against /lib/modules/$(uname -r)/build, which is absent or incomplete",
-                                  fix="run `sudo vagrant/provision.sh` (it installs or links the headers), "
-                                      "then `packetlab doctor`",
-                                  detail=stderr.strip()[-1500:])
+        return MissingRequirement(
+            f"cannot compile {path.name}: kernel headers are missing",
+            cause="bcc compiles against /lib/modules/$(uname -r)/build, which is absent or incomplete",
+            fix="run `sudo vagrant/provision.sh` (it installs or links the headers), then `packetlab doctor`",
+            detail=stderr.strip()[-1500:],
+        )
     errors = [line for line in stderr.splitlines() if "error:" in line]
     first = errors[0] if errors else stderr.strip().splitlines()[-1:] or ["(no output)"]
     first = first if isinstance(first, str) else first[0]
     first = re.sub(r"^/virtual/main\.c|^[^:]*main\.c", path.name, first)
-    return BpfCompileError(f"clang could not compile {path.name}", cause=first,
-                           fix="fix the C error at the line shown; the full compiler output is below",
-                           detail=stderr.strip()[-3000:])
+    return BpfCompileError(
+        f"clang could not compile {path.name}",
+        cause=first,
+        fix="fix the C error at the line shown; the full compiler output is below",
+        detail=stderr.strip()[-3000:],
+    )
 
 
 def _verifier_error(path: Path, function: str, log: str, source: str) -> VerifierError:
@@ -305,10 +364,15 @@ def _verifier_error(path: Path, function: str, log: str, source: str) -> Verifie
     if ex.meaning:
         cause += f"\n         meaning: {ex.meaning}"
     tail = "\n".join(log.strip().splitlines()[-40:])
-    return VerifierError(f"the verifier rejected {function}() in {path.name}", log=log,
-                         source_line=ex.source_line, line_number=ex.line_number, cause=cause,
-                         fix=ex.fix or "read the verifier log below from the bottom up",
-                         detail="verifier log (last lines):\n" + tail)
+    return VerifierError(
+        f"the verifier rejected {function}() in {path.name}",
+        log=log,
+        source_line=ex.source_line,
+        line_number=ex.line_number,
+        cause=cause,
+        fix=ex.fix or "read the verifier log below from the bottom up",
+        detail="verifier log (last lines):\n" + tail,
+    )
 
 
 def table_to_dict(table: Any) -> dict:
@@ -318,6 +382,7 @@ def table_to_dict(table: Any) -> dict:
     which is what a counter means. Read ``table[key]`` yourself for the per-CPU list.
     """
     import bcc.table as bt
+
     per_cpu = isinstance(table, (bt.PerCpuArray, bt.PerCpuHash))
     return {hashable(to_python(k)): (sum_per_cpu(v) if per_cpu else to_python(v)) for k, v in table.items()}
 
@@ -341,7 +406,7 @@ def sum_per_cpu(values: Any) -> Any:
 
 def to_python(value: Any) -> Any:
     """ctypes scalar/struct/array/per-CPU list → int, dict, list."""
-    if isinstance(value, list):                         # per-CPU values
+    if isinstance(value, list):  # per-CPU values
         parts = [to_python(v) for v in value]
         if all(isinstance(p, int) for p in parts):
             return sum(parts)
@@ -350,7 +415,11 @@ def to_python(value: Any) -> Any:
         return {name: to_python(getattr(value, name)) for name, *_ in value._fields_}
     if isinstance(value, ctypes.Array):
         items = [to_python(v) for v in value]
-        return bytes(items) if value._type_ in (ctypes.c_ubyte, ctypes.c_char) and all(isinstance(i, int) for i in items) else items
+        return (
+            bytes(items)
+            if value._type_ in (ctypes.c_ubyte, ctypes.c_char) and all(isinstance(i, int) for i in items)
+            else items
+        )
     if hasattr(value, "value"):
         return value.value
     return value
@@ -366,8 +435,14 @@ def _pool_key(path: Path, function: str, prog_type: str, cflags: tuple) -> tuple
     return (str(path), st.st_mtime_ns, st.st_size, function, prog_type, cflags)
 
 
-def acquire(source: str | os.PathLike, *, function: str | None = None, prog_type: str = "xdp",
-            cflags: Sequence[str] = (), fresh: bool = False) -> LoadedProgram:
+def acquire(
+    source: str | os.PathLike,
+    *,
+    function: str | None = None,
+    prog_type: str = "xdp",
+    cflags: Sequence[str] = (),
+    fresh: bool = False,
+) -> LoadedProgram:
     """A loaded program for `source`: an idle pooled one, or a new compile."""
     path = resolve_source(source)
     function = function or find_entry_function(path.read_text(), prog_type, path)
@@ -382,7 +457,7 @@ def acquire(source: str | os.PathLike, *, function: str | None = None, prog_type
 def release(prog: LoadedProgram) -> None:
     """Return a program to the pool with its maps cleared (or unload it if it changed)."""
     if prog.bpf.module is None:
-        return        # at interpreter exit bcc's atexit may have unloaded it first (a lab closed by atexit)
+        return  # at interpreter exit bcc's atexit may have unloaded it first (a lab closed by atexit)
     prog.reset_maps()
     try:
         key = _pool_key(prog.path, prog.function, prog.prog_type, prog.cflags)
@@ -440,7 +515,7 @@ class _Attachment:
         try:
             self._unhook()
         except (OSError, PacketlabError):
-            pass   # namespace or device already gone: nothing left attached
+            pass  # namespace or device already gone: nothing left attached
         finally:
             release(self.program) if self._pooled else self.program.close()
 
@@ -461,8 +536,7 @@ class XdpAttachment(_Attachment):
     program from the interface; map contents are readable until then.
     """
 
-    def __init__(self, program: LoadedProgram, namespace: str, dev: str, mode: str,
-                 pooled: bool = True) -> None:
+    def __init__(self, program: LoadedProgram, namespace: str, dev: str, mode: str, pooled: bool = True) -> None:
         check_xdp_mode(mode)
         self.program, self.namespace, self.dev = program, namespace, dev
         self.requested_mode = mode
@@ -483,8 +557,10 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
     """Attach program `fd` (or detach with -1) on `dev` inside `namespace` with XDP `flags`
     (see XDP_MODES); return the mode the kernel reports. Public for tools that attach one
     program to several interfaces (the module 09 load balancer)."""
-    from packetlab.topo.rtnl import iproute
     from pyroute2.netlink.exceptions import NetlinkError
+
+    from packetlab.topo.rtnl import iproute
+
     with iproute(netns=namespace) as ipr:
         idx = _ifindex(ipr, namespace, dev)
         try:
@@ -492,10 +568,12 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
         except NetlinkError as exc:
             if fd < 0:
                 raise OSError(exc.code, str(exc)) from exc
-            raise PacketlabError(f"cannot attach {program.function if program else 'XDP'} to {namespace}:{dev}",
-                                 cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
-                                 fix="native mode needs a driver with XDP support (veth has it); try mode='generic', "
-                                     "and make sure the MTU is at most 3520 for native XDP on veth") from exc
+            raise PacketlabError(
+                f"cannot attach {program.function if program else 'XDP'} to {namespace}:{dev}",
+                cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
+                fix="native mode needs a driver with XDP support (veth has it); try mode='generic', "
+                "and make sure the MTU is at most 3520 for native XDP on veth",
+            ) from exc
         if fd < 0:
             return None
         info = ipr.get_links(idx)[0].get_attr("IFLA_XDP") or {}
@@ -509,11 +587,14 @@ class TcAttachment(_Attachment):
     Detaching removes our filter, and the clsact qdisc too if we were the ones who added it.
     """
 
-    def __init__(self, program: LoadedProgram, namespace: str, dev: str, direction: str,
-                 priority: int = 1, pooled: bool = True) -> None:
+    def __init__(
+        self, program: LoadedProgram, namespace: str, dev: str, direction: str, priority: int = 1, pooled: bool = True
+    ) -> None:
         check_tc_direction(direction)
-        from packetlab.topo.rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
+
+        from packetlab.topo.rtnl import iproute
+
         self.program, self.namespace, self.dev, self.direction = program, namespace, dev, direction
         self.priority, self._pooled = priority, pooled
         with iproute(netns=namespace) as ipr:
@@ -523,17 +604,31 @@ class TcAttachment(_Attachment):
             try:
                 if self._own_qdisc:
                     ipr.tc("add", "clsact", idx)
-                ipr.tc("add-filter", "bpf", idx, ":1", fd=program.fd, name=program.function,
-                       parent=TC_PARENTS[direction], classid=1, direct_action=True, prio=priority)
+                ipr.tc(
+                    "add-filter",
+                    "bpf",
+                    idx,
+                    ":1",
+                    fd=program.fd,
+                    name=program.function,
+                    parent=TC_PARENTS[direction],
+                    classid=1,
+                    direct_action=True,
+                    prio=priority,
+                )
             except NetlinkError as exc:
-                raise PacketlabError(f"cannot attach {program.function} to {namespace}:{dev} {direction}",
-                                     cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
-                                     fix="is another filter using this priority? pass priority=N") from exc
+                raise PacketlabError(
+                    f"cannot attach {program.function} to {namespace}:{dev} {direction}",
+                    cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
+                    fix="is another filter using this priority? pass priority=N",
+                ) from exc
         self.attached = True
 
     def _unhook(self) -> None:
-        from packetlab.topo.rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
+
+        from packetlab.topo.rtnl import iproute
+
         try:
             with iproute(netns=self.namespace) as ipr:
                 idx = _ifindex(ipr, self.namespace, self.dev)
@@ -551,7 +646,9 @@ class TcAttachment(_Attachment):
 def _ifindex(ipr: Any, namespace: str, dev: str) -> int:
     idx = ipr.link_lookup(ifname=dev)
     if not idx:
-        raise PacketlabError(f"no interface {dev!r} in namespace {namespace}",
-                             cause="the device name is wrong or the link was not created",
-                             fix=f"list interfaces with: ip -n {namespace} link")
+        raise PacketlabError(
+            f"no interface {dev!r} in namespace {namespace}",
+            cause="the device name is wrong or the link was not created",
+            fix=f"list interfaces with: ip -n {namespace} link",
+        )
     return idx[0]

@@ -1,5 +1,7 @@
 """Kernel-measured run time of loaded programs (BPF_ENABLE_STATS / the sysctl) and program ids."""
+
 from __future__ import annotations
+
 import contextlib
 import ctypes
 import errno
@@ -8,13 +10,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from packetlab.errors import PacketlabError
+
 from packetlab.ebpf import syscall as bpfsys
-
-
+from packetlab.errors import PacketlabError
 
 # ---- the kernel's run-time statistics -----------------------------------------------------
-_BPF_STATS_RUN_TIME = 0         # enum bpf_stats_type
+_BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
 SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 
 
@@ -29,9 +30,11 @@ def _enable_stats_fd() -> int:
     except OSError as exc:
         if exc.errno in (errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP):
             return -1
-        raise PacketlabError("cannot switch on BPF run-time statistics",
-                             cause=f"bpf(BPF_ENABLE_STATS) failed: {exc.strerror}",
-                             fix="run as root (CAP_SYS_ADMIN); `packetlab doctor` checks capabilities") from None
+        raise PacketlabError(
+            "cannot switch on BPF run-time statistics",
+            cause=f"bpf(BPF_ENABLE_STATS) failed: {exc.strerror}",
+            fix="run as root (CAP_SYS_ADMIN); `packetlab doctor` checks capabilities",
+        ) from None
 
 
 def _read_sysctl(path: str) -> str:
@@ -45,8 +48,9 @@ def _write_sysctl(path: str, value: str) -> None:
 
 
 @contextlib.contextmanager
-def bpf_stats(*, method: str = "auto", announce: Callable[[str], Any] | None = print,
-              sysctl_path: str = SYSCTL) -> Iterator[str]:
+def bpf_stats(
+    *, method: str = "auto", announce: Callable[[str], Any] | None = print, sysctl_path: str = SYSCTL
+) -> Iterator[str]:
     """Turn on per-program run-time accounting (run_cnt, run_time_ns) for this block only.
 
     The accounting is global to the kernel and costs a little on every program
@@ -63,12 +67,15 @@ def bpf_stats(*, method: str = "auto", announce: Callable[[str], Any] | None = p
         raise PacketlabError(f"unknown method {method!r}", fix="use 'auto', 'fd' or 'sysctl'")
     fd = _enable_stats_fd() if method in ("auto", "fd") else -1
     if fd < 0 and method == "fd":
-        raise PacketlabError("this kernel has no BPF_ENABLE_STATS", cause="it needs Linux 5.8 or newer",
-                             fix="use method='sysctl'")
+        raise PacketlabError(
+            "this kernel has no BPF_ENABLE_STATS", cause="it needs Linux 5.8 or newer", fix="use method='sysctl'"
+        )
     if fd >= 0:
         sysctl_now = _read_sysctl(sysctl_path) if os.path.exists(sysctl_path) else "?"
-        say(f"bpf stats: run-time accounting ON for this measurement only (BPF_ENABLE_STATS fd; "
-            f"sysctl kernel.bpf_stats_enabled untouched, still {sysctl_now})")
+        say(
+            f"bpf stats: run-time accounting ON for this measurement only (BPF_ENABLE_STATS fd; "
+            f"sysctl kernel.bpf_stats_enabled untouched, still {sysctl_now})"
+        )
         try:
             yield "fd"
         finally:
@@ -88,31 +95,34 @@ def bpf_stats(*, method: str = "auto", announce: Callable[[str], Any] | None = p
 @dataclass(frozen=True)
 class ProgStats:
     """One reading of a program's run counters (from /proc/self/fdinfo/<prog fd>)."""
+
     t: float
     run_cnt: int
     run_time_ns: int
 
     @classmethod
-    def read(cls, prog_fd: int) -> "ProgStats":
+    def read(cls, prog_fd: int) -> ProgStats:
         fields = {}
         with open(f"/proc/self/fdinfo/{prog_fd}") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 fields[key.strip()] = value.strip()
         if "run_cnt" not in fields:
-            raise PacketlabError(f"fd {prog_fd} is not a BPF program with run statistics",
-                                 cause="its /proc/self/fdinfo entry has no run_cnt line",
-                                 fix="pass the program's fd (attachment.program.fd)")
+            raise PacketlabError(
+                f"fd {prog_fd} is not a BPF program with run statistics",
+                cause="its /proc/self/fdinfo entry has no run_cnt line",
+                fix="pass the program's fd (attachment.program.fd)",
+            )
         return cls(time.monotonic(), int(fields["run_cnt"]), int(fields["run_time_ns"]))
 
-    def since(self, earlier: "ProgStats") -> "RunRate":
-        return RunRate(self.t - earlier.t, self.run_cnt - earlier.run_cnt,
-                       self.run_time_ns - earlier.run_time_ns)
+    def since(self, earlier: ProgStats) -> RunRate:
+        return RunRate(self.t - earlier.t, self.run_cnt - earlier.run_cnt, self.run_time_ns - earlier.run_time_ns)
 
 
 @dataclass(frozen=True)
 class RunRate:
     """Program runs and run time between two `ProgStats` readings."""
+
     seconds: float
     runs: int
     run_time_ns: int

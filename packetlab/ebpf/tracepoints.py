@@ -13,6 +13,7 @@ functions, are shown on the CO-RE path.)
         ...                                                      # make something happen
         events = tp.events("xmit_events", expect=5, timeout=2)   # poll the ring buffer, never forever
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +25,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packetlab.ebpf.loader import (BPF_DIR, _compile_error, _import_bcc, _verifier_error, capture_stderr, resolve_source, table_to_dict, to_python)
+from packetlab.ebpf.loader import (
+    BPF_DIR,
+    _compile_error,
+    _import_bcc,
+    _verifier_error,
+    capture_stderr,
+    resolve_source,
+    table_to_dict,
+    to_python,
+)
 from packetlab.errors import MissingRequirement, PacketlabError
 
 if TYPE_CHECKING:
@@ -41,10 +51,11 @@ def tracefs() -> Path:
     target = TRACEFS_CANDIDATES[0]
     proc = subprocess.run(["mount", "-t", "tracefs", "nodev", str(target)], capture_output=True, text=True)
     if proc.returncode != 0 or not (target / "events").is_dir():
-        raise MissingRequirement("tracefs is not mounted and could not be mounted",
-                                 cause=proc.stderr.strip() or "no events/ folder under /sys/kernel/tracing",
-                                 fix="run `sudo vagrant/provision.sh` (it mounts tracefs), or: "
-                                     "mount -t tracefs nodev /sys/kernel/tracing")
+        raise MissingRequirement(
+            "tracefs is not mounted and could not be mounted",
+            cause=proc.stderr.strip() or "no events/ folder under /sys/kernel/tracing",
+            fix="run `sudo vagrant/provision.sh` (it mounts tracefs), or: mount -t tracefs nodev /sys/kernel/tracing",
+        )
     return target
 
 
@@ -57,8 +68,9 @@ def list_tracepoints(category: str) -> list[str]:
     """Names of the tracepoints in one category (``net``, ``skb``, ``syscalls``, ...)."""
     folder = tracefs() / "events" / category
     if not folder.is_dir():
-        raise PacketlabError(f"no tracepoint category {category!r}",
-                             fix=f"see the categories with: ls {tracefs() / 'events'}")
+        raise PacketlabError(
+            f"no tracepoint category {category!r}", fix=f"see the categories with: ls {tracefs() / 'events'}"
+        )
     return sorted(p.name for p in folder.iterdir() if (p / "format").exists())
 
 
@@ -66,8 +78,10 @@ def tracepoint_fields(category: str, name: str) -> list[str]:
     """The fields a tracepoint hands to a program, as declared in its format file."""
     path = tracefs() / "events" / category / name / "format"
     if not path.exists():
-        raise PacketlabError(f"no tracepoint {category}:{name}",
-                             fix=f"list them with packetlab.ebpf.tracepoints.list_tracepoints({category!r})")
+        raise PacketlabError(
+            f"no tracepoint {category}:{name}",
+            fix=f"list them with packetlab.ebpf.tracepoints.list_tracepoints({category!r})",
+        )
     fields = []
     for line in path.read_text().splitlines():
         line = line.strip()
@@ -83,7 +97,7 @@ class TracepointProgram:
     away with ``close()``, with the lab, or when the process exits.
     """
 
-    def __init__(self, source: str | os.PathLike, *, cflags: Sequence[str] = (), lab: "Lab | None" = None) -> None:
+    def __init__(self, source: str | os.PathLike, *, cflags: Sequence[str] = (), lab: Lab | None = None) -> None:
         bcc = _import_bcc()
         tracefs()
         self.path = resolve_source(source)
@@ -94,7 +108,7 @@ class TracepointProgram:
         with capture_stderr() as err:
             try:
                 self.bpf = bcc.BPF(src_file=str(self.path).encode(), cflags=include + list(cflags))
-            except Exception as exc:      # bcc raises bare Exception for compile, load and attach
+            except Exception as exc:  # bcc raises bare Exception for compile, load and attach
                 failure = exc
             else:
                 failure = None
@@ -105,12 +119,15 @@ class TracepointProgram:
                 m = re.search(r"program b?'?(\w+)", text)
                 raise _verifier_error(self.path, m.group(1) if m else "?", err[0], self.source) from failure
             if "Failed to attach" in text:
-                raise PacketlabError(f"cannot attach {self.path.name}", cause=text,
-                                     fix="does the tracepoint exist on this kernel? "
-                                         "see packetlab.ebpf.tracepoints.list_tracepoints('<category>')") from failure
+                raise PacketlabError(
+                    f"cannot attach {self.path.name}",
+                    cause=text,
+                    fix="does the tracepoint exist on this kernel? "
+                    "see packetlab.ebpf.tracepoints.list_tracepoints('<category>')",
+                ) from failure
             raise _compile_error(self.path, err[0]) from failure
         if lab is not None:
-            lab.track(self)      # lab.close() calls detach()
+            lab.track(self)  # lab.close() calls detach()
 
     @property
     def attached(self) -> list[str]:
@@ -152,7 +169,7 @@ class TracepointProgram:
 
             table.open_ring_buffer(collect)
             self._ring_events[map_name] = store
-            self._callbacks = getattr(self, "_callbacks", []) + [collect]   # keep the ctypes callback alive
+            self._callbacks = getattr(self, "_callbacks", []) + [collect]  # keep the ctypes callback alive
         store = self._ring_events[map_name]
         deadline = time.monotonic() + timeout
         while True:
@@ -176,7 +193,7 @@ class TracepointProgram:
 
     detach = close
 
-    def __enter__(self) -> "TracepointProgram":
+    def __enter__(self) -> TracepointProgram:
         return self
 
     def __exit__(self, *exc: Any) -> None:

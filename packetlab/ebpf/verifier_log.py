@@ -19,6 +19,7 @@ buffer that grows until the whole log fits (`bpfsys.load_logged`):
 
 Both need the bcc module still alive: its maps' fds are baked into the bytecode.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -28,7 +29,7 @@ from typing import Any
 
 from packetlab.ebpf import syscall as bpfsys
 
-LOG_LEVEL = 1            # every instruction the verifier walks, with source lines; 2 adds register states
+LOG_LEVEL = 1  # every instruction the verifier walks, with source lines; 2 adds register states
 _KERNEL_LOG = re.compile(r"^\d+: |^processed \d+ insns", re.M)
 
 
@@ -40,12 +41,24 @@ def has_verifier_log(text: str) -> bool:
 def bcc_logged_load(bpf: Any, function: str, prog_type: int) -> bpfsys.LoggedLoad:
     """Load `function` of bcc module `bpf` again through bcc's loader, with our log buffer."""
     import bcc
+
     lib, module, name = bcc.lib, bpf.module, function.encode()
 
     def load(buf: ctypes.Array) -> int:
-        fd = lib.bcc_func_load(module, prog_type, name, lib.bpf_function_start(module, name),
-                               lib.bpf_function_size(module, name), lib.bpf_module_license(module),
-                               lib.bpf_module_kern_version(module), LOG_LEVEL, buf, len(buf), None, -1)
+        fd = lib.bcc_func_load(
+            module,
+            prog_type,
+            name,
+            lib.bpf_function_start(module, name),
+            lib.bpf_function_size(module, name),
+            lib.bpf_module_license(module),
+            lib.bpf_module_kern_version(module),
+            LOG_LEVEL,
+            buf,
+            len(buf),
+            None,
+            -1,
+        )
         if fd < 0:
             err = ctypes.get_errno()
             raise OSError(err, os.strerror(err))
@@ -57,12 +70,21 @@ def bcc_logged_load(bpf: Any, function: str, prog_type: int) -> bpfsys.LoggedLoa
 def raw_logged_load(bpf: Any, function: str, prog_type: int) -> bpfsys.LoggedLoad:
     """Load the bytecode bcc compiled for `function` with bpf(2) directly (no BTF, so no source lines)."""
     import bcc
+
     module, name = bpf.module, function.encode()
     license = ctypes.string_at(bcc.lib.bpf_module_license(module)).decode() or "GPL"
     insns = bpf.dump_func(name)
-    return bpfsys.load_logged(lambda buf: bpfsys.prog_load(
-        prog_type, insns, license=license, name=function[:15], log=buf, log_level=LOG_LEVEL,
-        kern_version=bcc.lib.bpf_module_kern_version(module)))
+    return bpfsys.load_logged(
+        lambda buf: bpfsys.prog_load(
+            prog_type,
+            insns,
+            license=license,
+            name=function[:15],
+            log=buf,
+            log_level=LOG_LEVEL,
+            kern_version=bcc.lib.bpf_module_kern_version(module),
+        )
+    )
 
 
 def recover_verifier_log(bpf: Any, function: str, prog_type: int) -> str:

@@ -18,6 +18,7 @@ the parser must not trust. The contract of `decode`:
 `five_tuple` is the minimal fast path (what an XDP program reads), for the
 parse-speed comparison in `parsebench`.
 """
+
 from __future__ import annotations
 
 import socket
@@ -34,7 +35,7 @@ _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _IPV6 = struct.Struct("!IHBB16s16s")
 _TCP = struct.Struct("!HHIIBBHHH")
 _UDP = struct.Struct("!HHHH")
-_TCP_FLAG_LETTERS = "FSRPAUECN"      # bit 0 .. bit 8, the order scapy prints them in
+_TCP_FLAG_LETTERS = "FSRPAUECN"  # bit 0 .. bit 8, the order scapy prints them in
 
 
 def mac_str(raw: bytes) -> str:
@@ -46,12 +47,13 @@ def mac_str(raw: bytes) -> str:
 class Ethernet:
     dst: str
     src: str
-    type: int                     # EtherType of what follows (≤ 1500: an 802.3 length instead)
+    type: int  # EtherType of what follows (≤ 1500: an 802.3 length instead)
 
 
 @dataclass(frozen=True, slots=True)
 class Vlan:
     """One 802.1Q (or 802.1ad) tag: 16-bit TCI = PCP(3) DEI(1) VID(12), then the next EtherType."""
+
     tpid: int
     pcp: int
     dei: int
@@ -62,18 +64,18 @@ class Vlan:
 @dataclass(frozen=True, slots=True)
 class IPv4:
     version: int
-    ihl: int                      # header length in 32-bit words (5 = no options)
+    ihl: int  # header length in 32-bit words (5 = no options)
     tos: int
     total_length: int
     id: int
-    flags: int                    # bit 0 MF, bit 1 DF, bit 2 reserved ("evil")
-    frag_offset: int              # in 8-byte units
+    flags: int  # bit 0 MF, bit 1 DF, bit 2 reserved ("evil")
+    frag_offset: int  # in 8-byte units
     ttl: int
     proto: int
     checksum: int
     src: str
     dst: str
-    options: bytes                # raw option bytes (ihl*4 - 20 of them)
+    options: bytes  # raw option bytes (ihl*4 - 20 of them)
 
     @property
     def option_types(self) -> list[int]:
@@ -82,9 +84,9 @@ class IPv4:
         while i < len(opts):
             kind = opts[i]
             out.append(kind)
-            if kind == 0:             # End of Option List
+            if kind == 0:  # End of Option List
                 break
-            if kind == 1:             # No Operation: a single byte
+            if kind == 1:  # No Operation: a single byte
                 i += 1
                 continue
             length = opts[i + 1] if i + 1 < len(opts) else 0
@@ -110,13 +112,13 @@ class TCP:
     dport: int
     seq: int
     ack: int
-    data_offset: int              # header length in 32-bit words
+    data_offset: int  # header length in 32-bit words
     reserved: int
-    flags: int                    # 9 bits: FIN SYN RST PSH ACK URG ECE CWR NS
+    flags: int  # 9 bits: FIN SYN RST PSH ACK URG ECE CWR NS
     window: int
     checksum: int
     urgent: int
-    options: tuple = ()           # (("MSS", 1460), ("NOP", None), ...) — scapy's spelling
+    options: tuple = ()  # (("MSS", 1460), ("NOP", None), ...) — scapy's spelling
 
     @property
     def flag_str(self) -> str:
@@ -135,14 +137,15 @@ class UDP:
 @dataclass(slots=True)
 class Frame:
     """A decoded frame: the layers found, the payload after the last one, and what stopped us."""
+
     length: int
     eth: Ethernet | None = None
     vlans: tuple[Vlan, ...] = ()
     ip: IPv4 | IPv6 | None = None
     l4: TCP | UDP | None = None
     payload: bytes = b""
-    truncated: str | None = None      # name of the layer whose header was cut short
-    error: str | None = None          # a length field that cannot be right
+    truncated: str | None = None  # name of the layer whose header was cut short
+    error: str | None = None  # a length field that cannot be right
     layers: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -153,10 +156,13 @@ class Frame:
         parts += [f"vlan {v.vid}" for v in self.vlans]
         if isinstance(self.ip, (IPv4, IPv6)):
             proto = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}.get(
-                self.ip.proto if isinstance(self.ip, IPv4) else self.ip.next_header, "proto")
+                self.ip.proto if isinstance(self.ip, IPv4) else self.ip.next_header, "proto"
+            )
             if isinstance(self.l4, (TCP, UDP)):
                 fmt = "{}:{}" if isinstance(self.ip, IPv4) else "[{}]:{}"
-                parts.append(f"{fmt.format(self.ip.src, self.l4.sport)} > {fmt.format(self.ip.dst, self.l4.dport)} {proto}")
+                parts.append(
+                    f"{fmt.format(self.ip.src, self.l4.sport)} > {fmt.format(self.ip.dst, self.l4.dport)} {proto}"
+                )
             else:
                 parts.append(f"{self.ip.src} > {self.ip.dst} {proto}")
             if isinstance(self.l4, TCP):
@@ -194,8 +200,8 @@ def decode(frame: bytes) -> Frame:
         out.layers.append("vlan")
         etype, off = next_type, off + 4
     out.vlans = tuple(vlans)
-    if etype <= 1500:                      # IEEE 802.3: a length, not a type (LLC follows)
-        out.payload = frame[off:off + etype]
+    if etype <= 1500:  # IEEE 802.3: a length, not a type (LLC follows)
+        out.payload = frame[off : off + etype]
         return out
     if etype == ETH_P_IP:
         _ipv4(frame, off, out)
@@ -220,14 +226,29 @@ def _ipv4(frame: bytes, off: int, out: Frame) -> None:
     if len(frame) - off < hlen:
         out.truncated, out.payload = "ipv4", frame[off:]
         return
-    out.ip = IPv4(vihl >> 4, ihl, tos, total, ident, frag >> 13, frag & 0x1FFF, ttl, proto, csum,
-                  socket.inet_ntoa(src), socket.inet_ntoa(dst), bytes(frame[off + 20:off + hlen]))
+    out.ip = IPv4(
+        vihl >> 4,
+        ihl,
+        tos,
+        total,
+        ident,
+        frag >> 13,
+        frag & 0x1FFF,
+        ttl,
+        proto,
+        csum,
+        socket.inet_ntoa(src),
+        socket.inet_ntoa(dst),
+        bytes(frame[off + 20 : off + hlen]),
+    )
     out.layers.append("ipv4")
-    body = frame[off + hlen:off + total] if total >= hlen else frame[off + hlen:]   # drop Ethernet padding
-    if frag & 0x1FFF:                       # a later fragment: no transport header in it
+    body = frame[off + hlen : off + total] if total >= hlen else frame[off + hlen :]  # drop Ethernet padding
+    if frag & 0x1FFF:  # a later fragment: no transport header in it
         out.payload = body
         return
     _transport(body, proto, out)
+
+
 # --8<-- [end:ipv4]
 
 
@@ -236,10 +257,18 @@ def _ipv6(frame: bytes, off: int, out: Frame) -> None:
         out.truncated, out.payload = "ipv6", frame[off:]
         return
     vtf, plen, nh, hlim, src, dst = _IPV6.unpack_from(frame, off)
-    out.ip = IPv6(vtf >> 28, vtf >> 20 & 0xFF, vtf & 0xFFFFF, plen, nh, hlim,
-                  socket.inet_ntop(socket.AF_INET6, src), socket.inet_ntop(socket.AF_INET6, dst))
+    out.ip = IPv6(
+        vtf >> 28,
+        vtf >> 20 & 0xFF,
+        vtf & 0xFFFFF,
+        plen,
+        nh,
+        hlim,
+        socket.inet_ntop(socket.AF_INET6, src),
+        socket.inet_ntop(socket.AF_INET6, dst),
+    )
     out.layers.append("ipv6")
-    body = frame[off + 40:off + 40 + plen]    # plen 0 would mean a jumbogram: not handled here
+    body = frame[off + 40 : off + 40 + plen]  # plen 0 would mean a jumbogram: not handled here
     _transport(body, nh, out)
 
 
@@ -256,10 +285,21 @@ def _transport(body: bytes, proto: int, out: Frame) -> None:
         if len(body) < doff * 4:
             out.truncated, out.payload = "tcp", body
             return
-        out.l4 = TCP(sport, dport, seq, ack, doff, off_res >> 1 & 7, (off_res & 1) << 8 | flags,
-                     win, csum, urg, tcp_options(body[20:doff * 4]))
+        out.l4 = TCP(
+            sport,
+            dport,
+            seq,
+            ack,
+            doff,
+            off_res >> 1 & 7,
+            (off_res & 1) << 8 | flags,
+            win,
+            csum,
+            urg,
+            tcp_options(body[20 : doff * 4]),
+        )
         out.layers.append("tcp")
-        out.payload = body[doff * 4:]
+        out.payload = body[doff * 4 :]
     elif proto == IPPROTO_UDP:
         if len(body) < 8:
             out.truncated, out.payload = "udp", body
@@ -275,8 +315,13 @@ def _transport(body: bytes, proto: int, out: Frame) -> None:
         out.payload = body
 
 
-_TCP_OPTS = {2: ("MSS", struct.Struct("!H")), 3: ("WScale", struct.Struct("!B")), 4: ("SAckOK", None),
-             5: ("SAck", None), 8: ("Timestamp", struct.Struct("!II"))}
+_TCP_OPTS = {
+    2: ("MSS", struct.Struct("!H")),
+    3: ("WScale", struct.Struct("!B")),
+    4: ("SAckOK", None),
+    5: ("SAck", None),
+    8: ("Timestamp", struct.Struct("!II")),
+}
 
 
 def tcp_options(raw: bytes) -> tuple:
@@ -298,17 +343,17 @@ def tcp_options(raw: bytes) -> tuple:
             continue
         length = raw[i + 1] if i + 1 < n else 0
         length = max(length, 2)
-        value = raw[i + 2:i + length]
+        value = raw[i + 2 : i + length]
         known = _TCP_OPTS.get(kind)
         if known is None:
             opts.append((kind, value))
         else:
             name, fmt = known
             if kind == 5 and len(value) % 4 == 0:
-                fmt = struct.Struct(f"!{len(value) // 4}I")    # SAck: 1-4 (left, right) edges
+                fmt = struct.Struct(f"!{len(value) // 4}I")  # SAck: 1-4 (left, right) edges
             if fmt is not None and fmt.size == len(value):
                 vals = fmt.unpack(value)
-                opts.append((name, vals[0] if len(vals) == 1 else vals))   # one value: unwrapped
+                opts.append((name, vals[0] if len(vals) == 1 else vals))  # one value: unwrapped
             else:
                 opts.append((name, value))
         i += length
@@ -328,5 +373,10 @@ def five_tuple(frame: bytes) -> tuple[str, str, int, int, int] | None:
     if hlen < 20 or proto not in (6, 17) or len(frame) < 14 + hlen + 4 or (frame[20] & 0x1F) | frame[21]:
         return None
     p = 14 + hlen
-    return (socket.inet_ntoa(frame[26:30]), socket.inet_ntoa(frame[30:34]), proto,
-            frame[p] << 8 | frame[p + 1], frame[p + 2] << 8 | frame[p + 3])
+    return (
+        socket.inet_ntoa(frame[26:30]),
+        socket.inet_ntoa(frame[30:34]),
+        proto,
+        frame[p] << 8 | frame[p + 1],
+        frame[p + 2] << 8 | frame[p + 3],
+    )

@@ -24,6 +24,7 @@ Every row that has a scapy counterpart records it (`Field.scapy`), so
 `compare_with_scapy()` can check the decoder field by field — the tests do that
 on thousands of generated packets, and the module 01 lab shows it live.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -32,30 +33,118 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "Dissection", "dissect", "compare_with_scapy", "Comparison", "internet_checksum", "ones_sum",
-           "ipv4_header_checksum", "hexdump", "format_fields", "format_comparison", "fragment_plan", "fragment_rows",
-           "tcp_rows", "arp_rows", "nd_rows", "TCP_FLAGS"]
+__all__ = [
+    "Field",
+    "Dissection",
+    "dissect",
+    "compare_with_scapy",
+    "Comparison",
+    "internet_checksum",
+    "ones_sum",
+    "ipv4_header_checksum",
+    "hexdump",
+    "format_fields",
+    "format_comparison",
+    "fragment_plan",
+    "fragment_rows",
+    "tcp_rows",
+    "arp_rows",
+    "nd_rows",
+    "TCP_FLAGS",
+]
 
-ETH_P = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88A8: "802.1ad",
-         0x88CC: "LLDP", 0x8847: "MPLS"}
-IP_PROTO = {0: "IPv6 hop-by-hop", 1: "ICMP", 2: "IGMP", 6: "TCP", 17: "UDP", 43: "IPv6 routing",
-            44: "IPv6 fragment", 47: "GRE", 50: "ESP", 58: "ICMPv6", 59: "no next header", 60: "IPv6 dest. options"}
-ICMP_TYPES = {0: "echo-reply", 3: "destination-unreachable", 5: "redirect", 8: "echo-request",
-              11: "time-exceeded", 12: "parameter-problem", 13: "timestamp", 14: "timestamp-reply"}
-UNREACH_CODES = {0: "network unreachable", 1: "host unreachable", 2: "protocol unreachable",
-                 3: "port unreachable", 4: "fragmentation needed and DF set", 5: "source route failed",
-                 9: "network prohibited", 10: "host prohibited", 13: "administratively prohibited"}
-ICMP6_TYPES = {1: "destination-unreachable", 2: "packet-too-big", 3: "time-exceeded", 4: "parameter-problem",
-               128: "echo-request", 129: "echo-reply", 130: "MLD query", 131: "MLDv1 report",
-               133: "router-solicitation", 134: "router-advertisement", 135: "neighbor-solicitation",
-               136: "neighbor-advertisement", 137: "redirect", 143: "MLDv2 report"}
-ND_OPTIONS = {1: "source link-layer address", 2: "target link-layer address", 3: "prefix information",
-              4: "redirected header", 5: "MTU"}
+ETH_P = {
+    0x0800: "IPv4",
+    0x0806: "ARP",
+    0x86DD: "IPv6",
+    0x8100: "802.1Q",
+    0x88A8: "802.1ad",
+    0x88CC: "LLDP",
+    0x8847: "MPLS",
+}
+IP_PROTO = {
+    0: "IPv6 hop-by-hop",
+    1: "ICMP",
+    2: "IGMP",
+    6: "TCP",
+    17: "UDP",
+    43: "IPv6 routing",
+    44: "IPv6 fragment",
+    47: "GRE",
+    50: "ESP",
+    58: "ICMPv6",
+    59: "no next header",
+    60: "IPv6 dest. options",
+}
+ICMP_TYPES = {
+    0: "echo-reply",
+    3: "destination-unreachable",
+    5: "redirect",
+    8: "echo-request",
+    11: "time-exceeded",
+    12: "parameter-problem",
+    13: "timestamp",
+    14: "timestamp-reply",
+}
+UNREACH_CODES = {
+    0: "network unreachable",
+    1: "host unreachable",
+    2: "protocol unreachable",
+    3: "port unreachable",
+    4: "fragmentation needed and DF set",
+    5: "source route failed",
+    9: "network prohibited",
+    10: "host prohibited",
+    13: "administratively prohibited",
+}
+ICMP6_TYPES = {
+    1: "destination-unreachable",
+    2: "packet-too-big",
+    3: "time-exceeded",
+    4: "parameter-problem",
+    128: "echo-request",
+    129: "echo-reply",
+    130: "MLD query",
+    131: "MLDv1 report",
+    133: "router-solicitation",
+    134: "router-advertisement",
+    135: "neighbor-solicitation",
+    136: "neighbor-advertisement",
+    137: "redirect",
+    143: "MLDv2 report",
+}
+ND_OPTIONS = {
+    1: "source link-layer address",
+    2: "target link-layer address",
+    3: "prefix information",
+    4: "redirected header",
+    5: "MTU",
+}
 ARP_OPS = {1: "who-has (request)", 2: "is-at (reply)"}
-IPV4_OPTIONS = {0: "EOL", 1: "NOP", 7: "RR", 68: "Timestamp", 130: "Security", 131: "LSRR", 136: "StreamId",
-                137: "SSRR", 148: "RouterAlert"}
-TCP_OPTIONS = {0: "EOL", 1: "NOP", 2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp",
-               28: "UTO", 29: "AO", 30: "MPTCP", 34: "TFO"}
+IPV4_OPTIONS = {
+    0: "EOL",
+    1: "NOP",
+    7: "RR",
+    68: "Timestamp",
+    130: "Security",
+    131: "LSRR",
+    136: "StreamId",
+    137: "SSRR",
+    148: "RouterAlert",
+}
+TCP_OPTIONS = {
+    0: "EOL",
+    1: "NOP",
+    2: "MSS",
+    3: "WScale",
+    4: "SAckOK",
+    5: "SAck",
+    8: "Timestamp",
+    28: "UTO",
+    29: "AO",
+    30: "MPTCP",
+    34: "TFO",
+}
 #: TCP flag bits, low to high (the 9-bit flags field as scapy and RFC 3168 lay it out).
 TCP_FLAGS = ["FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS"]
 
@@ -70,14 +159,15 @@ class Field:
     (IPv4's version and IHL, TCP's flags) share their bytes with neighbours;
     `bits` says which bits of those bytes are theirs.
     """
-    offset: int                          # first byte, counted from the start of the frame
-    length: int                          # number of bytes the field touches
-    name: str                            # "<layer>.<field>", e.g. "IPv4.ttl"
-    raw: str                             # those bytes in hex, e.g. "40"
-    value: Any                           # decoded: 64, "10.0.1.1", "66:b5:07:b8:49:85", ...
+
+    offset: int  # first byte, counted from the start of the frame
+    length: int  # number of bytes the field touches
+    name: str  # "<layer>.<field>", e.g. "IPv4.ttl"
+    raw: str  # those bytes in hex, e.g. "40"
+    value: Any  # decoded: 64, "10.0.1.1", "66:b5:07:b8:49:85", ...
     bits: tuple[int, int] | None = None  # (first bit, width) inside the bytes, for sub-byte fields
-    note: str = ""                       # what the value means: "ICMP", "✔ checksum correct", ...
-    scapy: tuple[str, str, int] | None = None   # (scapy layer, field, occurrence) for cross-checks
+    note: str = ""  # what the value means: "ICMP", "✔ checksum correct", ...
+    scapy: tuple[str, str, int] | None = None  # (scapy layer, field, occurrence) for cross-checks
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.offset, self.length, self.name, self.raw, self.value))
@@ -97,7 +187,7 @@ class Field:
         start, width = self.bits
         word = "".join(f"{b:08b}" for b in self.bytes)
         shown = "".join(c if start <= i < start + width else "." for i, c in enumerate(word))
-        return " ".join(shown[i:i + 4] for i in range(0, len(shown), 4))
+        return " ".join(shown[i : i + 4] for i in range(0, len(shown), 4))
 
 
 class Dissection(list):
@@ -176,15 +266,16 @@ def _pseudo_v6(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
     return src + dst + struct.pack("!I3xB", length, proto)
 
 
-def _checksum_note(stored: int, data: bytes, field_at: int, pseudo: bytes = b"", *,
-                   udp: bool = False, zero_means_none: bool = False) -> str:
+def _checksum_note(
+    stored: int, data: bytes, field_at: int, pseudo: bytes = b"", *, udp: bool = False, zero_means_none: bool = False
+) -> str:
     """Verify a checksum and say so; recognise one left for the NIC (checksum offload)."""
     if zero_means_none and stored == 0:
         return "0: no checksum (allowed for UDP over IPv4)"
-    zeroed = data[:field_at] + b"\x00\x00" + data[field_at + 2:]
+    zeroed = data[:field_at] + b"\x00\x00" + data[field_at + 2 :]
     expected = internet_checksum(pseudo + zeroed)
     if udp and expected == 0:
-        expected = 0xFFFF            # UDP transmits a computed 0 as 0xFFFF (0 means "none")
+        expected = 0xFFFF  # UDP transmits a computed 0 as 0xFFFF (0 means "none")
     if stored == expected:
         return "✔ checksum correct"
     if pseudo and stored == ones_sum(pseudo):
@@ -214,16 +305,30 @@ class _Walker:
         self._seen[scapy_layer] = n
         return n
 
-    def add(self, name: str, offset: int, length: int, value: Any, *, bits: tuple[int, int] | None = None,
-            note: str = "", scapy: tuple[str, str, int] | None = None) -> Field:
-        row = Field(offset, length, name, self.frame[offset:offset + length].hex(), value, bits, note, scapy)
+    def add(
+        self,
+        name: str,
+        offset: int,
+        length: int,
+        value: Any,
+        *,
+        bits: tuple[int, int] | None = None,
+        note: str = "",
+        scapy: tuple[str, str, int] | None = None,
+    ) -> Field:
+        row = Field(offset, length, name, self.frame[offset : offset + length].hex(), value, bits, note, scapy)
         self.rows.append(row)
         return row
 
     def truncated(self, layer: str, offset: int, end: int, need: int) -> None:
         have = max(0, end - offset)
-        self.add(f"{layer}.truncated", offset, have, self.frame[offset:end],
-                 note=f"frame ends: the {layer} header needs {need} bytes here, only {have} left")
+        self.add(
+            f"{layer}.truncated",
+            offset,
+            have,
+            self.frame[offset:end],
+            note=f"frame ends: the {layer} header needs {need} bytes here, only {have} left",
+        )
 
     def payload(self, layer: str, offset: int, end: int, note: str = "") -> None:
         if end > offset:
@@ -242,14 +347,16 @@ class _Walker:
         etype = struct.unpack_from("!H", f, 12)[0]
         self.add("Ethernet.type", 12, 2, etype, note=_ethertype(etype), scapy=("Ether", "type", n))
         off = 14
-        while etype in (0x8100, 0x88A8):              # VLAN tags (802.1ad outer, 802.1Q inner)
+        while etype in (0x8100, 0x88A8):  # VLAN tags (802.1ad outer, 802.1Q inner)
             layer, cls = ("802.1Q", "Dot1Q") if etype == 0x8100 else ("802.1ad", "Dot1AD")
             if off + 4 > end:
                 self.truncated(layer, off, end, 4)
                 return
             n = self.begin(cls)
             tci = struct.unpack_from("!H", f, off)[0]
-            self.add(f"{layer}.prio", off, 2, tci >> 13, bits=(0, 3), note="priority code point", scapy=(cls, "prio", n))
+            self.add(
+                f"{layer}.prio", off, 2, tci >> 13, bits=(0, 3), note="priority code point", scapy=(cls, "prio", n)
+            )
             self.add(f"{layer}.dei", off, 2, (tci >> 12) & 1, bits=(3, 1), note="drop eligible", scapy=(cls, "dei", n))
             self.add(f"{layer}.vlan", off, 2, tci & 0x0FFF, bits=(4, 12), note="VLAN id", scapy=(cls, "vlan", n))
             etype = struct.unpack_from("!H", f, off + 2)[0]
@@ -282,20 +389,36 @@ class _Walker:
             return
         ether_ip = hwlen == 6 and plen == 4
         for who in ("src", "dst"):
-            hw, pa = f[pos:pos + hwlen], f[pos + hwlen:pos + hwlen + plen]
+            hw, pa = f[pos : pos + hwlen], f[pos + hwlen : pos + hwlen + plen]
             role = "sender" if who == "src" else "target"
-            self.add(f"ARP.hw{who}", pos, hwlen, _mac(hw) if ether_ip else hw,
-                     note=f"{role} MAC" + (" (unknown yet: zero)" if who == "dst" and not any(hw) else ""),
-                     scapy=("ARP", f"hw{who}", n) if ether_ip else None)
-            self.add(f"ARP.p{who}", pos + hwlen, plen, str(ipaddress.IPv4Address(pa)) if ether_ip else pa,
-                     note=f"{role} IP", scapy=("ARP", f"p{who}", n) if ether_ip else None)
+            self.add(
+                f"ARP.hw{who}",
+                pos,
+                hwlen,
+                _mac(hw) if ether_ip else hw,
+                note=f"{role} MAC" + (" (unknown yet: zero)" if who == "dst" and not any(hw) else ""),
+                scapy=("ARP", f"hw{who}", n) if ether_ip else None,
+            )
+            self.add(
+                f"ARP.p{who}",
+                pos + hwlen,
+                plen,
+                str(ipaddress.IPv4Address(pa)) if ether_ip else pa,
+                note=f"{role} IP",
+                scapy=("ARP", f"p{who}", n) if ether_ip else None,
+            )
             pos += hwlen + plen
         self.padding(pos, end)
 
     def padding(self, off: int, end: int) -> None:
         if end > off:
-            self.add("Ethernet.padding", off, end - off, self.frame[off:end],
-                     note="bytes after the packet (Ethernet pads frames to 60 bytes)")
+            self.add(
+                "Ethernet.padding",
+                off,
+                end - off,
+                self.frame[off:end],
+                note="bytes after the packet (Ethernet pads frames to 60 bytes)",
+            )
 
     # -- IPv4 --------------------------------------------------------------------------------
     def ipv4(self, off: int, end: int, *, quoted: bool = False) -> None:
@@ -309,23 +432,38 @@ class _Walker:
         version, ihl = vihl >> 4, vihl & 0x0F
         hlen = ihl * 4
         self.add(f"{layer}.version", off, 1, version, bits=(0, 4), scapy=(cls, "version", n))
-        self.add(f"{layer}.ihl", off, 1, ihl, bits=(4, 4), note=f"header length {ihl} x 4 = {hlen} bytes",
-                 scapy=(cls, "ihl", n))
+        self.add(
+            f"{layer}.ihl",
+            off,
+            1,
+            ihl,
+            bits=(4, 4),
+            note=f"header length {ihl} x 4 = {hlen} bytes",
+            scapy=(cls, "ihl", n),
+        )
         self.add(f"{layer}.tos", off + 1, 1, tos, note=f"DSCP {tos >> 2}, ECN {tos & 3}", scapy=(cls, "tos", n))
         self.add(f"{layer}.len", off + 2, 2, total, note="header + data, bytes", scapy=(cls, "len", n))
         self.add(f"{layer}.id", off + 4, 2, ident, note="identification (groups fragments)", scapy=(cls, "id", n))
         flags, frag = flagfrag >> 13, flagfrag & 0x1FFF
         names = [name for bit, name in ((4, "reserved bit set"), (2, "DF"), (1, "MF")) if flags & bit]
-        self.add(f"{layer}.flags", off + 6, 2, flags, bits=(0, 3), note=" ".join(names) or "none",
-                 scapy=(cls, "flags", n))
-        self.add(f"{layer}.frag", off + 6, 2, frag, bits=(3, 13),
-                 note=f"fragment offset {frag} x 8 = {frag * 8} bytes", scapy=(cls, "frag", n))
+        self.add(
+            f"{layer}.flags", off + 6, 2, flags, bits=(0, 3), note=" ".join(names) or "none", scapy=(cls, "flags", n)
+        )
+        self.add(
+            f"{layer}.frag",
+            off + 6,
+            2,
+            frag,
+            bits=(3, 13),
+            note=f"fragment offset {frag} x 8 = {frag * 8} bytes",
+            scapy=(cls, "frag", n),
+        )
         self.add(f"{layer}.ttl", off + 8, 1, ttl, note="time to live (hops)", scapy=(cls, "ttl", n))
         self.add(f"{layer}.proto", off + 9, 1, proto, note=IP_PROTO.get(proto, ""), scapy=(cls, "proto", n))
         header_ok = hlen >= 20 and off + hlen <= end
-        note = _checksum_note(chksum, f[off:off + hlen], 10) if header_ok else "not verified: header incomplete"
+        note = _checksum_note(chksum, f[off : off + hlen], 10) if header_ok else "not verified: header incomplete"
         self.add(f"{layer}.chksum", off + 10, 2, chksum, note=note, scapy=(cls, "chksum", n))
-        src, dst = f[off + 12:off + 16], f[off + 16:off + 20]
+        src, dst = f[off + 12 : off + 16], f[off + 16 : off + 20]
         self.add(f"{layer}.src", off + 12, 4, str(ipaddress.IPv4Address(src)), scapy=(cls, "src", n))
         self.add(f"{layer}.dst", off + 16, 4, str(ipaddress.IPv4Address(dst)), scapy=(cls, "dst", n))
         if version != 4 or hlen < 20:
@@ -338,9 +476,13 @@ class _Walker:
         data_end = min(end, off + total) if total >= hlen else end
         complete = not quoted and off + total <= end and total >= hlen
         if frag:
-            self.payload("Fragment", off + hlen, data_end,
-                         note=f"{IP_PROTO.get(proto, f'protocol {proto}')} data from byte {frag * 8} of the original datagram")
-        elif flags & 1:                       # first fragment: the L4 header is here, the checksum spans all
+            self.payload(
+                "Fragment",
+                off + hlen,
+                data_end,
+                note=f"{IP_PROTO.get(proto, f'protocol {proto}')} data from byte {frag * 8} of the original datagram",
+            )
+        elif flags & 1:  # first fragment: the L4 header is here, the checksum spans all
             self.upper(proto, off + hlen, data_end, pseudo=None, quoted=quoted, first_fragment=True)
         else:
             pseudo = _pseudo_v4(src, dst, proto, data_end - off - hlen) if complete else None
@@ -358,7 +500,13 @@ class _Walker:
             if kind == 0:
                 self.add(f"{layer}.opt.EOL", pos, 1, None, note="end of options")
                 if end > pos + 1:
-                    self.add(f"{layer}.opt.padding", pos + 1, end - pos - 1, f[pos + 1:end], note="padding to a 4-byte boundary")
+                    self.add(
+                        f"{layer}.opt.padding",
+                        pos + 1,
+                        end - pos - 1,
+                        f[pos + 1 : end],
+                        note="padding to a 4-byte boundary",
+                    )
                 return
             if kind == 1:
                 self.add(f"{layer}.opt.NOP", pos, 1, None, note="no operation (alignment)")
@@ -368,10 +516,12 @@ class _Walker:
                 self.add(f"{layer}.opt.malformed", pos, end - pos, f[pos:end], note=desc + ": bad length")
                 return
             length = f[pos + 1]
-            data = f[pos + 2:pos + length]
+            data = f[pos + 2 : pos + length]
             if kind in (7, 131, 137) and length >= 3:
-                value: Any = {"pointer": data[0],
-                              "routes": [str(ipaddress.IPv4Address(data[i:i + 4])) for i in range(1, len(data) - 3, 4)]}
+                value: Any = {
+                    "pointer": data[0],
+                    "routes": [str(ipaddress.IPv4Address(data[i : i + 4])) for i in range(1, len(data) - 3, 4)],
+                }
             elif kind == 148 and length == 4:
                 value = struct.unpack("!H", data)[0]
             else:
@@ -390,12 +540,16 @@ class _Walker:
         self.add("IPv6.version", off, 4, word >> 28, bits=(0, 4), scapy=("IPv6", "version", n))
         self.add("IPv6.tc", off, 4, (word >> 20) & 0xFF, bits=(4, 8), note="traffic class", scapy=("IPv6", "tc", n))
         self.add("IPv6.fl", off, 4, word & 0xFFFFF, bits=(12, 20), note="flow label", scapy=("IPv6", "fl", n))
-        self.add("IPv6.plen", off + 4, 2, plen, note="payload length (after this 40-byte header)", scapy=("IPv6", "plen", n))
+        self.add(
+            "IPv6.plen", off + 4, 2, plen, note="payload length (after this 40-byte header)", scapy=("IPv6", "plen", n)
+        )
         self.add("IPv6.nh", off + 6, 1, nh, note=IP_PROTO.get(nh, ""), scapy=("IPv6", "nh", n))
         self.add("IPv6.hlim", off + 7, 1, hlim, note="hop limit", scapy=("IPv6", "hlim", n))
-        src, dst = f[off + 8:off + 24], f[off + 24:off + 40]
+        src, dst = f[off + 8 : off + 24], f[off + 24 : off + 40]
         self.add("IPv6.src", off + 8, 16, str(ipaddress.IPv6Address(src)), note=_v6_kind(src), scapy=("IPv6", "src", n))
-        self.add("IPv6.dst", off + 24, 16, str(ipaddress.IPv6Address(dst)), note=_v6_kind(dst), scapy=("IPv6", "dst", n))
+        self.add(
+            "IPv6.dst", off + 24, 16, str(ipaddress.IPv6Address(dst)), note=_v6_kind(dst), scapy=("IPv6", "dst", n)
+        )
         data_end = min(end, off + 40 + plen)
         pos, proto, fragment = off + 40, nh, False
         ext_cls = {0: "IPv6ExtHdrHopByHop", 43: "IPv6ExtHdrRouting", 60: "IPv6ExtHdrDestOpt"}
@@ -410,16 +564,32 @@ class _Walker:
                 sc = "IPv6ExtHdrFragment"
                 self.add("IPv6Frag.nh", pos, 1, nxt, note=IP_PROTO.get(nxt, ""), scapy=(sc, "nh", m))
                 self.add("IPv6Frag.res1", pos + 1, 1, _res, scapy=(sc, "res1", m))
-                self.add("IPv6Frag.offset", pos + 2, 2, offm >> 3, bits=(0, 13),
-                         note=f"fragment offset {offm >> 3} x 8 = {(offm >> 3) * 8} bytes", scapy=(sc, "offset", m))
+                self.add(
+                    "IPv6Frag.offset",
+                    pos + 2,
+                    2,
+                    offm >> 3,
+                    bits=(0, 13),
+                    note=f"fragment offset {offm >> 3} x 8 = {(offm >> 3) * 8} bytes",
+                    scapy=(sc, "offset", m),
+                )
                 self.add("IPv6Frag.res2", pos + 2, 2, (offm >> 1) & 3, bits=(13, 2), scapy=(sc, "res2", m))
-                self.add("IPv6Frag.m", pos + 2, 2, offm & 1, bits=(15, 1), note="more fragments" if offm & 1 else "last fragment",
-                         scapy=(sc, "m", m))
+                self.add(
+                    "IPv6Frag.m",
+                    pos + 2,
+                    2,
+                    offm & 1,
+                    bits=(15, 1),
+                    note="more fragments" if offm & 1 else "last fragment",
+                    scapy=(sc, "m", m),
+                )
                 self.add("IPv6Frag.id", pos + 4, 4, ident, scapy=(sc, "id", m))
                 fragment = fragment or bool(offm >> 3) or bool(offm & 1)
                 proto, pos = nxt, pos + 8
                 if offm >> 3:
-                    self.payload("Fragment", pos, data_end, note=f"data from byte {(offm >> 3) * 8} of the original packet")
+                    self.payload(
+                        "Fragment", pos, data_end, note=f"data from byte {(offm >> 3) * 8} of the original packet"
+                    )
                     return
                 continue
             if pos + 2 > data_end:
@@ -435,15 +605,29 @@ class _Walker:
             if pos + size > data_end:
                 self.truncated(layer, pos + 2, data_end, size - 2)
                 return
-            self.add(f"{layer}.options", pos + 2, size - 2, f[pos + 2:pos + size], note=_v6_options(f[pos + 2:pos + size]))
+            self.add(
+                f"{layer}.options",
+                pos + 2,
+                size - 2,
+                f[pos + 2 : pos + size],
+                note=_v6_options(f[pos + 2 : pos + size]),
+            )
             proto, pos = nxt, pos + size
         pseudo = None if fragment else _pseudo_v6(src, dst, proto, data_end - pos)
         self.upper(proto, pos, data_end, pseudo=pseudo, first_fragment=fragment)
         self.padding(data_end, end)
 
     # -- layer 4 -----------------------------------------------------------------------------
-    def upper(self, proto: int, off: int, end: int, *, pseudo: bytes | None, quoted: bool = False,
-              first_fragment: bool = False) -> None:
+    def upper(
+        self,
+        proto: int,
+        off: int,
+        end: int,
+        *,
+        pseudo: bytes | None,
+        quoted: bool = False,
+        first_fragment: bool = False,
+    ) -> None:
         if proto == 1:
             self.icmp(off, end, quoted=quoted, verify=not quoted and not first_fragment)
         elif proto == 6:
@@ -466,8 +650,14 @@ class _Walker:
         n = self.begin(cls)
         typ, code, chksum = struct.unpack_from("!BBH", f, off)
         self.add(f"{layer}.type", off, 1, typ, note=ICMP_TYPES.get(typ, ""), scapy=(cls, "type", n))
-        self.add(f"{layer}.code", off + 1, 1, code, note=UNREACH_CODES.get(code, "") if typ == 3 else "",
-                 scapy=(cls, "code", n))
+        self.add(
+            f"{layer}.code",
+            off + 1,
+            1,
+            code,
+            note=UNREACH_CODES.get(code, "") if typ == 3 else "",
+            scapy=(cls, "code", n),
+        )
         note = _checksum_note(chksum, f[off:end], 2) if verify else "not verified: the message is not all here"
         self.add(f"{layer}.chksum", off + 2, 2, chksum, note=note, scapy=(cls, "chksum", n))
         if off + 8 > end:
@@ -475,31 +665,40 @@ class _Walker:
             return
         if typ in (0, 8, 13, 14, 15, 16, 17, 18):
             ident, seq = struct.unpack_from("!HH", f, off + 4)
-            self.add(f"{layer}.id", off + 4, 2, ident, note="identifier (matches replies to requests)", scapy=(cls, "id", n))
+            self.add(
+                f"{layer}.id", off + 4, 2, ident, note="identifier (matches replies to requests)", scapy=(cls, "id", n)
+            )
             self.add(f"{layer}.seq", off + 6, 2, seq, note="sequence number", scapy=(cls, "seq", n))
             self.payload("Payload", off + 8, end, note=f"{end - off - 8} bytes of echo data")
         elif typ in (3, 11, 12):
             if typ == 3 and code == 4:
                 self.add(f"{layer}.unused", off + 4, 2, struct.unpack_from("!H", f, off + 4)[0], note="unused")
                 mtu = struct.unpack_from("!H", f, off + 6)[0]
-                self.add(f"{layer}.nexthopmtu", off + 6, 2, mtu, note="MTU of the next hop: send at most this",
-                         scapy=(cls, "nexthopmtu", n))
+                self.add(
+                    f"{layer}.nexthopmtu",
+                    off + 6,
+                    2,
+                    mtu,
+                    note="MTU of the next hop: send at most this",
+                    scapy=(cls, "nexthopmtu", n),
+                )
             else:
                 self.add(f"{layer}.unused", off + 4, 4, struct.unpack_from("!I", f, off + 4)[0], note="unused")
             if not quoted:
-                self.ipv4(off + 8, end, quoted=True)     # the start of the datagram that caused the error
+                self.ipv4(off + 8, end, quoted=True)  # the start of the datagram that caused the error
             else:
                 self.payload(layer, off + 8, end)
         else:
-            self.add(f"{layer}.rest", off + 4, 4, f[off + 4:off + 8], note="rest of header")
+            self.add(f"{layer}.rest", off + 4, 4, f[off + 4 : off + 8], note="rest of header")
             self.payload("Payload", off + 8, end)
 
-    def tcp(self, off: int, end: int, pseudo: bytes | None, *, quoted: bool = False,
-            first_fragment: bool = False) -> None:
+    def tcp(
+        self, off: int, end: int, pseudo: bytes | None, *, quoted: bool = False, first_fragment: bool = False
+    ) -> None:
         f = self.frame
         layer, cls = ("TCP", "TCP") if not quoted else ("TCP(quoted)", "TCPerror")
         if off + 20 > end:
-            if quoted and off + 8 <= end:          # ICMP errors quote only 8 bytes: the ports and seq
+            if quoted and off + 8 <= end:  # ICMP errors quote only 8 bytes: the ports and seq
                 n = self.begin(cls)
                 sport, dport, seq = struct.unpack_from("!HHI", f, off)
                 self.add(f"{layer}.sport", off, 2, sport, scapy=(cls, "sport", n))
@@ -514,15 +713,36 @@ class _Walker:
         flags = word & 0x1FF
         self.add(f"{layer}.sport", off, 2, sport, note="source port", scapy=(cls, "sport", n))
         self.add(f"{layer}.dport", off + 2, 2, dport, note="destination port", scapy=(cls, "dport", n))
-        self.add(f"{layer}.seq", off + 4, 4, seq, note="sequence number of the first data byte (or of the SYN/FIN)",
-                 scapy=(cls, "seq", n))
-        self.add(f"{layer}.ack", off + 8, 4, ack, note="next byte expected from the peer" if flags & 0x10 else "(ACK not set)",
-                 scapy=(cls, "ack", n))
-        self.add(f"{layer}.dataofs", off + 12, 1, doff, bits=(0, 4), note=f"header length {doff} x 4 = {doff * 4} bytes",
-                 scapy=(cls, "dataofs", n))
+        self.add(
+            f"{layer}.seq",
+            off + 4,
+            4,
+            seq,
+            note="sequence number of the first data byte (or of the SYN/FIN)",
+            scapy=(cls, "seq", n),
+        )
+        self.add(
+            f"{layer}.ack",
+            off + 8,
+            4,
+            ack,
+            note="next byte expected from the peer" if flags & 0x10 else "(ACK not set)",
+            scapy=(cls, "ack", n),
+        )
+        self.add(
+            f"{layer}.dataofs",
+            off + 12,
+            1,
+            doff,
+            bits=(0, 4),
+            note=f"header length {doff} x 4 = {doff * 4} bytes",
+            scapy=(cls, "dataofs", n),
+        )
         self.add(f"{layer}.reserved", off + 12, 1, (word >> 9) & 7, bits=(4, 3), scapy=(cls, "reserved", n))
         self.add(f"{layer}.flags", off + 12, 2, flags, bits=(7, 9), note=tcp_flag_names(flags), scapy=(cls, "flags", n))
-        self.add(f"{layer}.window", off + 14, 2, window, note="receive window (before scaling)", scapy=(cls, "window", n))
+        self.add(
+            f"{layer}.window", off + 14, 2, window, note="receive window (before scaling)", scapy=(cls, "window", n)
+        )
         if pseudo is not None and not quoted:
             note = _checksum_note(chksum, f[off:end], 16, pseudo)
         else:
@@ -548,7 +768,7 @@ class _Walker:
             if kind == 0:
                 self.add(f"{layer}.opt.EOL", pos, 1, None, note="end of options")
                 if end > pos + 1:
-                    self.add(f"{layer}.opt.padding", pos + 1, end - pos - 1, f[pos + 1:end], note="padding")
+                    self.add(f"{layer}.opt.padding", pos + 1, end - pos - 1, f[pos + 1 : end], note="padding")
                 return
             if kind == 1:
                 self.add(f"{layer}.opt.NOP", pos, 1, None, note="no operation (alignment)")
@@ -558,7 +778,7 @@ class _Walker:
                 self.add(f"{layer}.opt.malformed", pos, end - pos, f[pos:end], note=f"kind {kind}: bad length")
                 return
             length = f[pos + 1]
-            data = f[pos + 2:pos + length]
+            data = f[pos + 2 : pos + length]
             value: Any = data
             note = f"kind {kind}, length {length}"
             if kind == 2 and length == 4:
@@ -579,8 +799,9 @@ class _Walker:
             self.add(f"{layer}.opt.{name}", pos, length, value, note=note)
             pos += length
 
-    def udp(self, off: int, end: int, pseudo: bytes | None, *, quoted: bool = False,
-            first_fragment: bool = False) -> None:
+    def udp(
+        self, off: int, end: int, pseudo: bytes | None, *, quoted: bool = False, first_fragment: bool = False
+    ) -> None:
         f = self.frame
         layer, cls = ("UDP", "UDP") if not quoted else ("UDP(quoted)", "UDPerror")
         if off + 8 > end:
@@ -629,16 +850,26 @@ class _Walker:
                 return
             word = struct.unpack_from("!I", f, body)[0]
             if typ == 136:
-                for bit, flag, meaning in ((0, "R", "router"), (1, "S", "solicited (answers an NS)"),
-                                           (2, "O", "override cached address")):
-                    self.add(f"ICMPv6.{flag}", body, 4, (word >> (31 - bit)) & 1, bits=(bit, 1), note=meaning, scapy=sc(flag))
+                for bit, flag, meaning in (
+                    (0, "R", "router"),
+                    (1, "S", "solicited (answers an NS)"),
+                    (2, "O", "override cached address"),
+                ):
+                    self.add(
+                        f"ICMPv6.{flag}", body, 4, (word >> (31 - bit)) & 1, bits=(bit, 1), note=meaning, scapy=sc(flag)
+                    )
                 self.add("ICMPv6.res", body, 4, word & 0x1FFFFFFF, bits=(3, 29), note="reserved", scapy=sc("res"))
             else:
                 self.add("ICMPv6.res", body, 4, word, note="reserved", scapy=sc("res"))
-            tgt = f[body + 4:body + 20]
-            self.add("ICMPv6.tgt", body + 4, 16, str(ipaddress.IPv6Address(tgt)),
-                     note="target: the address being resolved" if typ == 135 else "target: the address that answers",
-                     scapy=sc("tgt"))
+            tgt = f[body + 4 : body + 20]
+            self.add(
+                "ICMPv6.tgt",
+                body + 4,
+                16,
+                str(ipaddress.IPv6Address(tgt)),
+                note="target: the address being resolved" if typ == 135 else "target: the address that answers",
+                scapy=sc("tgt"),
+            )
             self.nd_options(body + 20, end)
             return
         if typ == 133:
@@ -656,10 +887,12 @@ class _Walker:
             self.nd_options(body + 12, end)
             return
         if typ == 2:
-            self.add("ICMPv6.mtu", body, 4, struct.unpack_from("!I", f, body)[0], note="MTU of the next hop", scapy=sc("mtu"))
+            self.add(
+                "ICMPv6.mtu", body, 4, struct.unpack_from("!I", f, body)[0], note="MTU of the next hop", scapy=sc("mtu")
+            )
             self.payload("ICMPv6", body + 4, end, note="the start of the packet that was too big")
             return
-        self.add("ICMPv6.rest", body, 4, f[body:body + 4], note="rest of header")
+        self.add("ICMPv6.rest", body, 4, f[body : body + 4], note="rest of header")
         self.payload("Payload", body + 4, end)
 
     def nd_options(self, off: int, end: int) -> None:
@@ -677,18 +910,31 @@ class _Walker:
             self.add("NDopt.type", pos, 1, typ, note=ND_OPTIONS.get(typ, ""), scapy=sc("type"))
             self.add("NDopt.len", pos + 1, 1, units, note=f"{units} x 8 = {size} bytes", scapy=sc("len"))
             if typ in (1, 2) and size == 8:
-                self.add("NDopt.lladdr", pos + 2, 6, _mac(f[pos + 2:pos + 8]), note="link-layer (MAC) address",
-                         scapy=sc("lladdr"))
+                self.add(
+                    "NDopt.lladdr",
+                    pos + 2,
+                    6,
+                    _mac(f[pos + 2 : pos + 8]),
+                    note="link-layer (MAC) address",
+                    scapy=sc("lladdr"),
+                )
             else:
-                self.add("NDopt.data", pos + 2, size - 2, f[pos + 2:pos + size])
+                self.add("NDopt.data", pos + 2, size - 2, f[pos + 2 : pos + size])
             pos += size
         if pos < end:
             self.payload("NDopt", pos, end, note="trailing bytes")
 
 
 def _icmp6_class(typ: int, code: int, length: int) -> str | None:
-    return {128: "ICMPv6EchoRequest", 129: "ICMPv6EchoReply", 133: "ICMPv6ND_RS", 134: "ICMPv6ND_RA",
-            135: "ICMPv6ND_NS", 136: "ICMPv6ND_NA", 2: "ICMPv6PacketTooBig"}.get(typ)
+    return {
+        128: "ICMPv6EchoRequest",
+        129: "ICMPv6EchoReply",
+        133: "ICMPv6ND_RS",
+        134: "ICMPv6ND_RA",
+        135: "ICMPv6ND_NS",
+        136: "ICMPv6ND_NA",
+        2: "ICMPv6PacketTooBig",
+    }.get(typ)
 
 
 def _mac_kind(b: bytes) -> str:
@@ -757,6 +1003,7 @@ def dissect(frame: bytes | Any) -> Dissection:
 @dataclass(frozen=True)
 class Comparison:
     """One decoded field next to scapy's value for it."""
+
     field: Field
     scapy_value: Any
     same: bool
@@ -770,6 +1017,7 @@ def compare_with_scapy(frame: bytes | Any) -> list[Comparison]:
     """
     from scapy.layers.inet6 import IPv6  # noqa: F401 (registers every layer used below)
     from scapy.layers.l2 import Ether
+
     data = bytes(frame)
     pkt = Ether(data)
     out = []
@@ -818,7 +1066,7 @@ def hexdump(frame: bytes | Any, *, width: int = 16, start: int = 0, end: int | N
     end = len(data) if end is None else min(end, len(data))
     lines = []
     for row in range(start - start % width, end, width):
-        chunk = data[row:row + width]
+        chunk = data[row : row + width]
         cells = [(f"{b:02x}" if start <= row + i < end else "  ") for i, b in enumerate(chunk)]
         halves = " ".join(cells[:8]) + "  " + " ".join(cells[8:])
         text = "".join(chr(b) if 32 <= b < 127 and start <= row + i < end else "." for i, b in enumerate(chunk))
@@ -830,21 +1078,28 @@ def format_fields(rows: Sequence[Field], *, max_hex: int = 8, notes: bool = True
     """A text table of dissected fields: offset, length, name, bytes (or bits), value, note."""
     table = [("offset", "len", "field", "bytes / bits", "value", "meaning" if notes else "")]
     for f in rows:
-        raw = f.bitmask() if f.bits is not None else " ".join(f.raw[i:i + 2] for i in range(0, len(f.raw), 2))
+        raw = f.bitmask() if f.bits is not None else " ".join(f.raw[i : i + 2] for i in range(0, len(f.raw), 2))
         if f.bits is None and f.length > max_hex:
-            raw = " ".join(f.raw[i:i + 2] for i in range(0, 2 * max_hex, 2)) + " …"
+            raw = " ".join(f.raw[i : i + 2] for i in range(0, 2 * max_hex, 2)) + " …"
         value = f.value
         if isinstance(value, (bytes, bytearray)):
             value = (value[:max_hex].hex() + ("…" if len(value) > max_hex else "")) if value else "''"
-        elif isinstance(value, int) and not isinstance(value, bool) and f.name.endswith(("chksum", "cksum", ".type", ".id")) \
-                and f.length >= 2:
+        elif (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and f.name.endswith(("chksum", "cksum", ".type", ".id"))
+            and f.length >= 2
+        ):
             value = f"0x{value:0{2 * min(f.length, 4)}x} ({value})"
         table.append((str(f.offset), str(f.length), f.name, raw, str(value), f.note if notes else ""))
     widths = [max(len(r[i]) for r in table) for i in range(6)]
     lines = []
     for n, r in enumerate(table):
-        lines.append("  ".join([r[0].rjust(widths[0]), r[1].rjust(widths[1])] +
-                               [c.ljust(w) for c, w in zip(r[2:], widths[2:])]).rstrip())
+        lines.append(
+            "  ".join(
+                [r[0].rjust(widths[0]), r[1].rjust(widths[1])] + [c.ljust(w) for c, w in zip(r[2:], widths[2:])]
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -863,7 +1118,7 @@ def format_comparison(comparisons: Sequence[Comparison]) -> str:
 
 def _short(value: Any, limit: int = 24) -> str:
     text = value.hex() if isinstance(value, (bytes, bytearray)) else str(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---- what the kernel will do, and what it did -------------------------------------------------
@@ -903,8 +1158,18 @@ def fragment_rows(frames: Iterable[Any]) -> list[tuple]:
         if "IPv4.len" not in d:
             continue
         flags = d["IPv4.flags"]
-        rows.append((d["IPv4.src"], d["IPv4.dst"], f"0x{d['IPv4.id']:04x}", int(bool(flags & 2)), int(bool(flags & 1)),
-                     d["IPv4.frag"] * 8, d["IPv4.len"] - d["IPv4.ihl"] * 4, d["IPv4.len"]))
+        rows.append(
+            (
+                d["IPv4.src"],
+                d["IPv4.dst"],
+                f"0x{d['IPv4.id']:04x}",
+                int(bool(flags & 2)),
+                int(bool(flags & 1)),
+                d["IPv4.frag"] * 8,
+                d["IPv4.len"] - d["IPv4.ihl"] * 4,
+                d["IPv4.len"],
+            )
+        )
     return rows
 
 
@@ -943,8 +1208,17 @@ def arp_rows(frames: Iterable[Any]) -> list[tuple]:
         d = dissect(data)
         if "ARP.op" not in d:
             continue
-        rows.append((ARP_OPS.get(d["ARP.op"], d["ARP.op"]), d["Ethernet.src"], d["Ethernet.dst"],
-                     d["ARP.hwsrc"], d["ARP.psrc"], d["ARP.hwdst"], d["ARP.pdst"]))
+        rows.append(
+            (
+                ARP_OPS.get(d["ARP.op"], d["ARP.op"]),
+                d["Ethernet.src"],
+                d["Ethernet.dst"],
+                d["ARP.hwsrc"],
+                d["ARP.psrc"],
+                d["ARP.hwdst"],
+                d["ARP.pdst"],
+            )
+        )
     return rows
 
 
@@ -955,6 +1229,14 @@ def nd_rows(frames: Iterable[Any]) -> list[tuple]:
         d = dissect(data)
         if "ICMPv6.type" not in d:
             continue
-        rows.append((ICMP6_TYPES.get(d["ICMPv6.type"], d["ICMPv6.type"]), d["Ethernet.dst"], d["IPv6.src"],
-                     d["IPv6.dst"], d.get("ICMPv6.tgt", ""), d.get("NDopt.lladdr", "")))
+        rows.append(
+            (
+                ICMP6_TYPES.get(d["ICMPv6.type"], d["ICMPv6.type"]),
+                d["Ethernet.dst"],
+                d["IPv6.src"],
+                d["IPv6.dst"],
+                d.get("ICMPv6.tgt", ""),
+                d.get("NDopt.lladdr", ""),
+            )
+        )
     return rows

@@ -5,6 +5,7 @@ The firewall and the load balancer both expose their counters this way
 binds the listening socket inside a lab namespace, so a scraper there (or
 `curl` via `host.run`) reaches it and nothing listens on the host.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,14 @@ from collections.abc import Callable
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def serve_metrics(render: Callable[[], str], host: str = "127.0.0.1", port: int = 9108, *,
-                  namespace: str | None = None, name: str = "metrics") -> http.server.ThreadingHTTPServer:
+def serve_metrics(
+    render: Callable[[], str],
+    host: str = "127.0.0.1",
+    port: int = 9108,
+    *,
+    namespace: str | None = None,
+    name: str = "metrics",
+) -> http.server.ThreadingHTTPServer:
     """Serve GET /metrics in a background thread; call .shutdown() to stop."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -27,7 +34,7 @@ def serve_metrics(render: Callable[[], str], host: str = "127.0.0.1", port: int 
             try:
                 body = render().encode()
                 code = 200
-            except Exception as exc:   # report, keep serving
+            except Exception as exc:  # report, keep serving
                 body, code = f"# error: {exc}\n".encode(), 500
             self.send_response(code)
             self.send_header("Content-Type", CONTENT_TYPE)
@@ -39,6 +46,7 @@ def serve_metrics(render: Callable[[], str], host: str = "127.0.0.1", port: int 
             pass
 
     from packetlab.topo import netns
+
     with netns.entered(namespace) if namespace else contextlib.nullcontext():
         server = http.server.ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True, name=name).start()

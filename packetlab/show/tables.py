@@ -1,7 +1,8 @@
 """Plain-text tables: the one formatter every lab, tool, benchmark and the doctor use."""
-from __future__ import annotations
-from collections.abc import Sequence
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -6,6 +6,7 @@ sysctls and packetlab's bpffs pins; at
 the end it compares, and fails the run if anything changed, if a lab left a
 namespace behind, or if a lab record outlived its process.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,23 +25,47 @@ def _cmd(argv: list[str]) -> str:
 
 def host_snapshot() -> dict[str, object]:
     """The root namespace's network configuration, minus counters and timers."""
-    links = sorted((link["ifname"], link.get("mtu"), link.get("master"), tuple(sorted(link.get("flags", []))),
-                    link.get("link_type"))
-                   for link in json.loads(_cmd(["ip", "-j", "link", "show"]) or "[]"))
-    addrs = sorted((a["ifname"], i["local"], i["prefixlen"])
-                   for a in json.loads(_cmd(["ip", "-j", "addr", "show"]) or "[]") for i in a.get("addr_info", []))
-    routes = sorted(json.dumps(r, sort_keys=True) for fam in ("-4", "-6")
-                    for r in json.loads(_cmd(["ip", "-j", fam, "route", "show", "table", "all"]) or "[]")
-                    if r.get("protocol") != "kernel" or fam == "-4")
-    return {"links": links, "addresses": addrs, "routes": routes,
-            "nftables": _cmd(["nft", "list", "ruleset"]), "sysctls": _sysctls(),
-            "pins": sorted(str(p) for p in PIN_ROOT.rglob("*") if not p.is_dir()) if PIN_ROOT.exists() else [],
-            "namespaces": set(_namespaces())}
+    links = sorted(
+        (
+            link["ifname"],
+            link.get("mtu"),
+            link.get("master"),
+            tuple(sorted(link.get("flags", []))),
+            link.get("link_type"),
+        )
+        for link in json.loads(_cmd(["ip", "-j", "link", "show"]) or "[]")
+    )
+    addrs = sorted(
+        (a["ifname"], i["local"], i["prefixlen"])
+        for a in json.loads(_cmd(["ip", "-j", "addr", "show"]) or "[]")
+        for i in a.get("addr_info", [])
+    )
+    routes = sorted(
+        json.dumps(r, sort_keys=True)
+        for fam in ("-4", "-6")
+        for r in json.loads(_cmd(["ip", "-j", fam, "route", "show", "table", "all"]) or "[]")
+        if r.get("protocol") != "kernel" or fam == "-4"
+    )
+    return {
+        "links": links,
+        "addresses": addrs,
+        "routes": routes,
+        "nftables": _cmd(["nft", "list", "ruleset"]),
+        "sysctls": _sysctls(),
+        "pins": sorted(str(p) for p in PIN_ROOT.rglob("*") if not p.is_dir()) if PIN_ROOT.exists() else [],
+        "namespaces": set(_namespaces()),
+    }
 
 
 PIN_ROOT = Path("/sys/fs/bpf/packetlab")
-WATCHED_SYSCTLS = ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/all/rp_filter",
-                   "net/netfilter/nf_conntrack_max", "net/core/bpf_jit_enable", "kernel/bpf_stats_enabled"]
+WATCHED_SYSCTLS = [
+    "net/ipv4/ip_forward",
+    "net/ipv6/conf/all/forwarding",
+    "net/ipv4/conf/all/rp_filter",
+    "net/netfilter/nf_conntrack_max",
+    "net/core/bpf_jit_enable",
+    "kernel/bpf_stats_enabled",
+]
 
 
 def _sysctls() -> dict[str, str]:
@@ -97,4 +122,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif reporter:
         reporter.ensure_newline()
-        reporter.write_line("host guard: root namespace links, addresses, routes, nftables, sysctls and bpffs pins unchanged; no lab leftovers")
+        reporter.write_line(
+            "host guard: root namespace links, addresses, routes, nftables, sysctls and bpffs pins unchanged; no lab leftovers"
+        )

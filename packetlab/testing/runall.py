@@ -17,6 +17,7 @@ pages show a real run.
 
     python -m packetlab.testing.runall labs/00-getting-started.ipynb [--out build/executed] [--timeout 1800]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,30 +30,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packetlab.topo import netns
+from packetlab.paths import REPO_ROOT
 from packetlab.testing.host_guard import _namespaces
+from packetlab.topo import netns
 from packetlab.topo.state import all_records
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 DEFAULT_OUT = REPO / "build" / "executed"
-CELL_TIMEOUT = 600.0          # as nbval's --nbval-cell-timeout in `make test`
+CELL_TIMEOUT = 600.0  # as nbval's --nbval-cell-timeout in `make test`
 LAB_TIMEOUT = 1800.0
 
 # What a cell's text output must never contain: a traceback, or asyncio reporting a failed
 # callback/task (how a broken event loop shows itself when nothing raises in the cell).
-TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Exception in callback|"
-                       r"Task exception was never retrieved|cannot enter context")
+TRACEBACK = re.compile(
+    r"Traceback \(most recent call last\)|Exception in callback|"
+    r"Task exception was never retrieved|cannot enter context"
+)
 
 
 @dataclass
 class CellRun:
     """One code cell: where it is, whether it finished, what went wrong."""
-    index: int                 # position among all cells of the notebook
-    number: int                # 1-based among code cells (what a person counts)
+
+    index: int  # position among all cells of the notebook
+    number: int  # 1-based among code cells (what a person counts)
     source: str
     msg_id: str = ""
     finished: bool = False
-    status: str = ""           # execute_reply status: ok, error, aborted
+    status: str = ""  # execute_reply status: ok, error, aborted
     execution_count: int | None = None
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -65,6 +70,7 @@ class CellRun:
 @dataclass
 class RunAllResult:
     """What a Run All of one notebook did."""
+
     path: Path
     cells: list[CellRun]
     seconds: float
@@ -74,21 +80,28 @@ class RunAllResult:
 
     @property
     def ok(self) -> bool:
-        return (all(c.finished and c.status == "ok" and not c.errors for c in self.cells)
-                and not self.leftovers and not self.kernel_log)
+        return (
+            all(c.finished and c.status == "ok" and not c.errors for c in self.cells)
+            and not self.leftovers
+            and not self.kernel_log
+        )
 
     def problems(self) -> list[str]:
         """One readable line per problem, naming the cell and the error."""
         out = []
         for c in self.cells:
             if not c.finished:
-                out.append(f"{c.label()} did not finish" + (" (never started: an earlier cell hung)"
-                                                              if c.execution_count is None else ""))
+                out.append(
+                    f"{c.label()} did not finish"
+                    + (" (never started: an earlier cell hung)" if c.execution_count is None else "")
+                )
             out += [f"{c.label()}: {e}" for e in c.errors]
         aborted = [c.number for c in self.cells if c.finished and c.status == "aborted"]
         if aborted:
-            out.append(f"code cells {aborted[0]}–{aborted[-1]} were aborted ({len(aborted)} cells): "
-                       "Run All stops at the first cell that raises")
+            out.append(
+                f"code cells {aborted[0]}–{aborted[-1]} were aborted ({len(aborted)} cells): "
+                "Run All stops at the first cell that raises"
+            )
         out += [f"the lab left behind: {x}" for x in self.leftovers]
         out += [f"the kernel process logged: {x}" for x in self.kernel_log]
         return out
@@ -107,8 +120,10 @@ def _text_errors(text: str) -> list[str]:
     if not TRACEBACK.search(text):
         return []
     lines = [line for line in text.splitlines() if line.strip()]
-    last = next((line for line in reversed(lines) if re.match(r"^\w[\w.]*(Error|Exception|Warning)?:", line)),
-                lines[-1] if lines else "")
+    last = next(
+        (line for line in reversed(lines) if re.match(r"^\w[\w.]*(Error|Exception|Warning)?:", line)),
+        lines[-1] if lines else "",
+    )
     return [f"printed a traceback: {last.strip()[:300]}"]
 
 
@@ -122,6 +137,7 @@ class _Outputs:
 
     def add(self, msg: dict) -> Any:
         from nbformat.v4 import output_from_msg
+
         kind, content = msg["msg_type"], msg["content"]
         if kind == "clear_output":
             if content.get("wait"):
@@ -137,9 +153,13 @@ class _Outputs:
             self.outputs.clear()
             self._clear_pending = False
         out = output_from_msg(msg)
-        if kind == "stream" and self.outputs and self.outputs[-1].get("output_type") == "stream" \
-                and self.outputs[-1]["name"] == out["name"]:
-            self.outputs[-1]["text"] += out["text"]          # one stream output per run of text, as Lab shows it
+        if (
+            kind == "stream"
+            and self.outputs
+            and self.outputs[-1].get("output_type") == "stream"
+            and self.outputs[-1]["name"] == out["name"]
+        ):
+            self.outputs[-1]["text"] += out["text"]  # one stream output per run of text, as Lab shows it
             return out
         self.outputs.append(out)
         display_id = content.get("transient", {}).get("display_id")
@@ -161,8 +181,10 @@ def lab_leftovers(before: set[str], kernel_pid: int | None) -> list[str]:
     problems, others = [], set()
     for record in all_records():
         if record.pid == kernel_pid:
-            problems.append(f"lab record {record.path} (lab {record.lab!r}: "
-                            f"{', '.join(record.namespaces) or 'no namespaces'}) — the lab was not closed")
+            problems.append(
+                f"lab record {record.path} (lab {record.lab!r}: "
+                f"{', '.join(record.namespaces) or 'no namespaces'}) — the lab was not closed"
+            )
         elif record.owner_alive():
             others.update(record.namespaces)
     for ns in sorted(set(_namespaces()) - before - others):
@@ -171,9 +193,15 @@ def lab_leftovers(before: set[str], kernel_pid: int | None) -> list[str]:
     return problems
 
 
-def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFAULT_OUT,
-            cell_timeout: float = CELL_TIMEOUT, timeout: float = LAB_TIMEOUT,
-            kernel_name: str = "python3", progress: Any = None) -> RunAllResult:
+def run_all(
+    path: str | os.PathLike,
+    *,
+    out_dir: str | os.PathLike | None = DEFAULT_OUT,
+    cell_timeout: float = CELL_TIMEOUT,
+    timeout: float = LAB_TIMEOUT,
+    kernel_name: str = "python3",
+    progress: Any = None,
+) -> RunAllResult:
     """Run every code cell of notebook `path` back to back in a fresh kernel (cwd: its folder).
 
     A cell may take `cell_timeout` seconds from the moment the previous one finished; the
@@ -185,13 +213,15 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    cells = [CellRun(i, n + 1, c.source) for n, (i, c) in
-             enumerate((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code")]
+    cells = [
+        CellRun(i, n + 1, c.source)
+        for n, (i, c) in enumerate((i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    ]
     outputs = {c.index: _Outputs() for c in cells}
     before = set(_namespaces())
     log = tempfile.TemporaryFile(mode="w+")
     km = KernelManager(kernel_name=kernel_name)
-    if kernel_name == "python3":       # this interpreter (the venv's), as nbval --nbval-current-env does
+    if kernel_name == "python3":  # this interpreter (the venv's), as nbval --nbval-current-env does
         km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log)
     kernel_pid = _kernel_pid(km)
@@ -202,12 +232,12 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
     try:
         kc.wait_for_ready(timeout=120)
         by_id: dict[str, CellRun] = {}
-        for cell in cells:                        # Run All: every request queued at once
+        for cell in cells:  # Run All: every request queued at once
             cell.msg_id = kc.execute(cell.source, allow_stdin=False, stop_on_error=True)
             by_id[cell.msg_id] = cell
         replied: set[str] = set()
         idle: set[str] = set()
-        text: dict[str, list[str]] = {c.msg_id: [] for c in cells}    # every stream chunk, never cleared
+        text: dict[str, list[str]] = {c.msg_id: [] for c in cells}  # every stream chunk, never cleared
         last_progress = time.monotonic()
         while not all(c.finished for c in cells):
             now = time.monotonic()
@@ -245,12 +275,12 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
                     if progress:
                         progress(cell)
         if all(c.finished and c.status == "ok" and not c.errors for c in cells):
-            leftovers = lab_leftovers(before, kernel_pid)      # the kernel still runs: the lab must have cleaned up
+            leftovers = lab_leftovers(before, kernel_pid)  # the kernel still runs: the lab must have cleaned up
     finally:
         seconds = time.monotonic() - t0
         kc.stop_channels()
         km.shutdown_kernel(now=not all(c.finished for c in cells))
-    deadline = time.monotonic() + 10                 # after the kernel is gone, its guardian cleans up
+    deadline = time.monotonic() + 10  # after the kernel is gone, its guardian cleans up
     while (after := lab_leftovers(before, kernel_pid)) and time.monotonic() < deadline:
         time.sleep(0.5)
     leftovers += [x for x in after if x not in leftovers]
@@ -272,7 +302,9 @@ def run_all(path: str | os.PathLike, *, out_dir: str | os.PathLike | None = DEFA
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m packetlab.testing.runall", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where executed copies go (default: build/executed)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="where executed copies go (default: build/executed)"
+    )
     parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT)
     parser.add_argument("--timeout", type=float, default=LAB_TIMEOUT)
     parser.add_argument("-q", "--quiet", action="store_true", help="no per-cell progress lines")
@@ -280,13 +312,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def show(cell: CellRun) -> None:
         mark = "✔" if cell.status == "ok" and not cell.errors else "✘"
-        print(f"  {mark} [{cell.number:>2}] {cell.seconds:6.1f} s  {cell.source.splitlines()[0][:70] if cell.source else ''}",
-              flush=True)
+        print(
+            f"  {mark} [{cell.number:>2}] {cell.seconds:6.1f} s  {cell.source.splitlines()[0][:70] if cell.source else ''}",
+            flush=True,
+        )
 
     failed = 0
     for nb in args.notebooks:
-        result = run_all(nb, out_dir=args.out, cell_timeout=args.cell_timeout, timeout=args.timeout,
-                         progress=None if args.quiet else show)
+        result = run_all(
+            nb,
+            out_dir=args.out,
+            cell_timeout=args.cell_timeout,
+            timeout=args.timeout,
+            progress=None if args.quiet else show,
+        )
         print(result.summary() + (f"\n  executed copy: {result.executed}" if result.executed else ""), flush=True)
         failed += not result.ok
     return 1 if failed else 0

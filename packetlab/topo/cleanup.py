@@ -4,6 +4,7 @@ Used by a lab's own exit path for leftovers, by the guardian process when a
 lab's owner dies without cleaning (SIGKILL, a crashed kernel), and by
 ``packetlab clean``. Only "already gone" is ignored; other errors surface.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
         _remove_empty_pin_dirs(record)
     for ns in reversed(record.namespaces):
         if not ns.startswith(f"{record.lab}-"):
-            continue   # never remove a namespace that does not carry this lab's prefix
+            continue  # never remove a namespace that does not carry this lab's prefix
         if netns.exists(ns):
             removed.append(f"namespace {ns}")
             if not dry_run:
@@ -54,6 +55,7 @@ TOOL_PIN_COLLECTORS = ["packetlab.tools.firewall.pinned", "packetlab.tools.lb.pi
 def collect_tool_pins() -> list[str]:
     """Unpin firewall/load-balancer installs left in namespaces that no longer exist."""
     import importlib
+
     removed: list[str] = []
     for name in TOOL_PIN_COLLECTORS:
         try:
@@ -71,7 +73,7 @@ def _remove_empty_pin_dirs(record: LabRecord) -> None:
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         while d != PIN_ROOT and PIN_ROOT in d.parents:
             try:
-                d.rmdir()                     # only succeeds when empty
+                d.rmdir()  # only succeeds when empty
             except OSError:
                 break
             d = d.parent
@@ -80,7 +82,7 @@ def _remove_empty_pin_dirs(record: LabRecord) -> None:
 def _kill(pid: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(pid, sig)       # lab processes lead their own session/group
+            os.killpg(pid, sig)  # lab processes lead their own session/group
         except ProcessLookupError:
             return
         except PermissionError:

@@ -7,6 +7,7 @@ kernel restarts included. If the owner's record is still there, the owner did
 not clean up, and the guardian tears the recorded resources down. (After a
 normal close the record is gone and Python is never started.)
 """
+
 from __future__ import annotations
 
 import sys
@@ -21,9 +22,9 @@ def main(argv: list[str]) -> int:
     try:
         record = LabRecord.load(path)
     except (OSError, ValueError):
-        return 0                         # the owner cleaned up normally
+        return 0  # the owner cleaned up normally
     if record.pid != pid or record.owner_alive():
-        return 0                         # a newer owner took the name over
+        return 0  # a newer owner took the name over
     teardown(record)
     return 0
 

@@ -1,5 +1,6 @@
 """A lab host: one network namespace you can run commands in, ping from,
 capture on, send crafted packets from and attach XDP programs to."""
+
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from packetlab.topo import netns
 from packetlab.ebpf.loader import TcAttachment, XdpAttachment, acquire, check_tc_direction, check_xdp_mode
 from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 from packetlab.topo.netns import CommandResult
 from packetlab.topo.state import ProcessRecord, process_start_time
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 @dataclass
 class PingResult:
     """Parsed output of ping."""
+
     destination: str
     sent: int
     received: int
@@ -56,7 +58,7 @@ def parse_ping(destination: str, output: str) -> PingResult:
 class Node:
     """Anything that owns a namespace in a lab (a host, router or switch)."""
 
-    def __init__(self, lab: "Lab", name: str, namespace: str) -> None:
+    def __init__(self, lab: Lab, name: str, namespace: str) -> None:
         self.lab, self.name, self.namespace = lab, name, namespace
         self._next_if = 0
 
@@ -65,8 +67,9 @@ class Node:
         self._next_if += 1
         return name
 
-    def run(self, cmd: Sequence[str] | str, *, timeout: float = 30, check: bool = False,
-            input: str | None = None) -> CommandResult:
+    def run(
+        self, cmd: Sequence[str] | str, *, timeout: float = 30, check: bool = False, input: str | None = None
+    ) -> CommandResult:
         """Run `cmd` inside this node's namespace; a string goes through ``sh -c``."""
         return netns.run(self.namespace, cmd, timeout=timeout, check=check, input=input)
 
@@ -84,9 +87,16 @@ class Node:
             with open(path) as f:
                 return f.read().strip()
 
-    def attach_xdp(self, source: str, dev: str = "eth0", *, mode: str = "native",
-                   function: str | None = None, cflags: Sequence[str] = (),
-                   fresh: bool = False) -> XdpAttachment:
+    def attach_xdp(
+        self,
+        source: str,
+        dev: str = "eth0",
+        *,
+        mode: str = "native",
+        function: str | None = None,
+        cflags: Sequence[str] = (),
+        fresh: bool = False,
+    ) -> XdpAttachment:
         """Compile `source` (a bpf/ file) with bcc and attach it to `dev` here.
 
         The attachment is detached when you call ``detach()``, leave its ``with``
@@ -102,12 +112,20 @@ class Node:
         self.lab.track(attachment)
         return attachment
 
-    def attach_tc(self, source: str, dev: str = "eth0", *, direction: str = "ingress",
-                  function: str | None = None, cflags: Sequence[str] = (), priority: int = 1,
-                  fresh: bool = False) -> TcAttachment:
+    def attach_tc(
+        self,
+        source: str,
+        dev: str = "eth0",
+        *,
+        direction: str = "ingress",
+        function: str | None = None,
+        cflags: Sequence[str] = (),
+        priority: int = 1,
+        fresh: bool = False,
+    ) -> TcAttachment:
         """Compile `source` with bcc as a tc (sched_cls) program and attach it to
         `dev`'s clsact `direction` hook (direct-action). Detached like XDP."""
-        check_tc_direction(direction)          # before compiling: a typo should not cost a second
+        check_tc_direction(direction)  # before compiling: a typo should not cost a second
         program = acquire(source, function=function, prog_type="sched_cls", cflags=cflags, fresh=fresh)
         try:
             attachment = TcAttachment(program, self.namespace, dev, direction, priority, pooled=not fresh)
@@ -116,7 +134,6 @@ class Node:
             raise
         self.lab.track(attachment)
         return attachment
-
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} ns={self.namespace}>"
@@ -132,12 +149,20 @@ class Host(Node):
         kwargs.setdefault("text", True)
         argv = netns.nsenter_argv(self.namespace, cmd)
         proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
-        self.lab._track_process(proc, ProcessRecord(proc.pid, process_start_time(proc.pid),
-                                                    self.namespace, argv))
+        self.lab._track_process(proc, ProcessRecord(proc.pid, process_start_time(proc.pid), self.namespace, argv))
         return proc
 
-    def ping(self, destination: str, *, count: int = 1, timeout: float = 2, interval: float = 0.2,
-             size: int | None = None, dont_fragment: bool = False, check: bool = False) -> PingResult:
+    def ping(
+        self,
+        destination: str,
+        *,
+        count: int = 1,
+        timeout: float = 2,
+        interval: float = 0.2,
+        size: int | None = None,
+        dont_fragment: bool = False,
+        check: bool = False,
+    ) -> PingResult:
         """Ping `destination` (IPv4 or IPv6) from this host and return the parsed result."""
         argv = ["ping", "-c", str(count), "-W", str(timeout), "-i", str(interval), "-n"]
         if ":" in destination:
@@ -149,26 +174,37 @@ class Host(Node):
         out = self.run(argv + [destination], timeout=timeout * count + interval * count + 5)
         result = parse_ping(destination, out.stdout + out.stderr)
         if check and not result.ok:
-            raise PacketlabError(f"{self.name} cannot reach {destination}",
-                                 cause=f"{result.sent} echo requests, no reply ({out.stderr.strip() or 'timeout'})",
-                                 fix=f"check addresses and routes: {self.name}.ip('route get {destination}')")
+            raise PacketlabError(
+                f"{self.name} cannot reach {destination}",
+                cause=f"{result.sent} echo requests, no reply ({out.stderr.strip() or 'timeout'})",
+                fix=f"check addresses and routes: {self.name}.ip('route get {destination}')",
+            )
         return result
 
     def addresses(self, dev: str | None = None) -> list[str]:
         """Global addresses (with prefix length) of this host, optionally of one device."""
         from packetlab.topo.rtnl import iproute
+
         with iproute(netns=self.namespace) as ipr:
             kw = {"index": ipr.link_lookup(ifname=dev)[0]} if dev else {}
-            return [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(**kw)
-                    if a["scope"] == 0]
+            return [f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}" for a in ipr.get_addr(**kw) if a["scope"] == 0]
 
     def mac(self, dev: str = "eth0") -> str:
         from packetlab.topo.rtnl import iproute
+
         with iproute(netns=self.namespace) as ipr:
             return ipr.get_links(ifname=dev)[0].get_attr("IFLA_ADDRESS")
 
-    def add_route(self, dst: str, *, via: str | None = None, dev: str | None = None,
-                  table: int | None = None, type: str | None = None, metric: int | None = None) -> None:
+    def add_route(
+        self,
+        dst: str,
+        *,
+        via: str | None = None,
+        dev: str | None = None,
+        table: int | None = None,
+        type: str | None = None,
+        metric: int | None = None,
+    ) -> None:
         """Add a route here (e.g. ``add_route('default', via='10.0.1.254')``)."""
         argv = ["ip", "-6" if ":" in (dst + (via or "")) else "-4", "route", "add"]
         argv += [type, dst] if type else [dst]
@@ -191,6 +227,7 @@ class Host(Node):
         """A scapy layer-2 socket bound to `dev` inside this namespace."""
         import scapy.layers.inet6  # noqa: F401  (registers Ether/IP/IPv6, so frames decode, not Raw)
         from scapy.arch.linux import L2ListenSocket, L2Socket
+
         with netns.entered(self.namespace):
             cls = L2ListenSocket if listen else L2Socket
             return cls(iface=dev, promisc=False)
@@ -213,8 +250,7 @@ class Host(Node):
             sock.close()
 
     @contextlib.contextmanager
-    def capture(self, dev: str = "eth0", *, filter: str | None = None,
-                settle: float = 0.05) -> Iterator[list]:
+    def capture(self, dev: str = "eth0", *, filter: str | None = None, settle: float = 0.05) -> Iterator[list]:
         """Capture frames on `dev` while the block runs; the list fills when it ends.
 
         >>> with h2.capture() as frames:
@@ -222,10 +258,11 @@ class Host(Node):
         >>> frames[0].summary()
         """
         from scapy.sendrecv import AsyncSniffer
+
         sock = self.l2socket(dev, listen=True)
         if filter:
             attach_capture_filter(sock.ins, filter)
-            _drain(sock)   # frames queued between opening the socket and attaching the filter bypassed it
+            _drain(sock)  # frames queued between opening the socket and attaching the filter bypassed it
         sniffer = AsyncSniffer(opened_socket=sock, store=True)
         frames: list = []
         sniffer.start()
@@ -235,8 +272,9 @@ class Host(Node):
         finally:
             time.sleep(settle)
             frames.extend(sniffer.stop() or [])
-            frames.extend(_drain(sock))   # frames still queued when the sniffer stopped
+            frames.extend(_drain(sock))  # frames still queued when the sniffer stopped
             sock.close()
+
 
 def _drain(sock: Any) -> list:
     """Read the frames already queued on a capture socket, without waiting.
@@ -245,6 +283,7 @@ def _drain(sock: Any) -> list:
     machine the last frames of a capture (a TCP teardown's final ACK) could be lost.
     """
     import select
+
     out = []
     while select.select([sock.ins], [], [], 0)[0]:
         frame = sock.recv()
@@ -260,15 +299,20 @@ def attach_capture_filter(sock: Any, expression: str) -> None:
     interface lives in another namespace, where libpcap could not find it.
     """
     import socket as _socket
+
     from scapy.arch.common import compile_filter, free_filter
     from scapy.data import DLT_EN10MB, SO_ATTACH_FILTER
     from scapy.error import Scapy_Exception
     from scapy.libs.structures import sock_fprog
+
     try:
         program = compile_filter(expression, linktype=DLT_EN10MB)
     except Scapy_Exception as exc:
-        raise PacketlabError(f"invalid capture filter {expression!r}", cause=str(exc),
-                             fix="use tcpdump filter syntax, e.g. 'icmp', 'arp', 'tcp port 80'") from None
+        raise PacketlabError(
+            f"invalid capture filter {expression!r}",
+            cause=str(exc),
+            fix="use tcpdump filter syntax, e.g. 'icmp', 'arp', 'tcp port 80'",
+        ) from None
     try:
         sock.setsockopt(_socket.SOL_SOCKET, SO_ATTACH_FILTER, sock_fprog(program.bf_len, program.bf_insns))
     finally:
@@ -285,12 +329,17 @@ def interface_addresses(spec: str | Sequence[str] | None) -> list[ipaddress.IPv4
         try:
             out.append(ipaddress.ip_interface(item))
         except ValueError as exc:
-            raise PacketlabError(f"not an address with prefix length: {item!r}", cause=str(exc),
-                                 fix="write addresses as '10.0.1.1/24' or 'fd00::1/64'") from None
+            raise PacketlabError(
+                f"not an address with prefix length: {item!r}",
+                cause=str(exc),
+                fix="write addresses as '10.0.1.1/24' or 'fd00::1/64'",
+            ) from None
         if "/" not in item:
-            raise PacketlabError(f"address {item!r} has no prefix length",
-                                 cause="without /N the kernel assumes /32 (or /128) and no subnet route is made",
-                                 fix=f"write it as '{item}/24' (or the prefix you mean)")
+            raise PacketlabError(
+                f"address {item!r} has no prefix length",
+                cause="without /N the kernel assumes /32 (or /128) and no subnet route is made",
+                fix=f"write it as '{item}/24' (or the prefix you mean)",
+            )
     return out
 
 

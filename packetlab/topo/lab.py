@@ -13,6 +13,7 @@ by ``packetlab clean``.
         lab.link(h2, sw, ip="10.0.1.2/24")
         h1.ping("10.0.1.2", check=True)
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,24 +29,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packetlab.topo.rtnl import iproute
-
-from packetlab.topo import netns
-
-from packetlab.topo.cleanup import teardown
 from packetlab.errors import LabBusy, PacketlabError
+from packetlab.paths import REPO_ROOT
+from packetlab.topo import netns
+from packetlab.topo.cleanup import teardown
 from packetlab.topo.host import Host, Node, interface_addresses, stop_process
 from packetlab.topo.names import check_name, namespace_name, port_name
+from packetlab.topo.rtnl import iproute
 from packetlab.topo.state import LabRecord, ProcessRecord, process_start_time, record_path
 
-_live_labs: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+_live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
 _handlers_installed = False
 
 
 class Switch(Node):
     """A learning bridge living in its own namespace (so the host's bridges are never involved)."""
 
-    def __init__(self, lab: "Lab", name: str, namespace: str) -> None:
+    def __init__(self, lab: Lab, name: str, namespace: str) -> None:
         super().__init__(lab, name, namespace)
         self.bridge = name
 
@@ -60,6 +60,7 @@ class Switch(Node):
 @dataclass
 class Link:
     """A veth pair between two nodes."""
+
     a: Node
     a_ifname: str
     b: Node
@@ -75,19 +76,21 @@ class Lab:
     def __init__(self, name: str) -> None:
         self.name = check_name(name, "lab")
         if len(name) > 8:
-            raise PacketlabError(f"lab name {name!r} is too long",
-                                 cause="lab names prefix every namespace and port name, which must fit 15 characters",
-                                 fix="use at most 8 characters, e.g. Lab('osi')")
+            raise PacketlabError(
+                f"lab name {name!r} is too long",
+                cause="lab names prefix every namespace and port name, which must fit 15 characters",
+                fix="use at most 8 characters, e.g. Lab('osi')",
+            )
         self.nodes: dict[str, Node] = {}
         self.links: list[Link] = []
-        self._attachments: list[Any] = []   # anything with detach()
+        self._attachments: list[Any] = []  # anything with detach()
         self._procs: list[subprocess.Popen] = []
         self._record: LabRecord | None = None
         self._guardian: subprocess.Popen | None = None
         self._closing = threading.Lock()
 
     # ---- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "Lab":
+    def start(self) -> Lab:
         """Claim the lab name (cleaning a dead predecessor), write the record, arm cleanup."""
         if self._record is not None:
             return self
@@ -95,15 +98,17 @@ class Lab:
         path = record_path(self.name)
         if path.exists():
             old = LabRecord.load(path)
-            if old.pid == os.getpid():      # re-running a notebook cell: replace this process's old lab
+            if old.pid == os.getpid():  # re-running a notebook cell: replace this process's old lab
                 for lab in list(_live_labs):
                     if lab.name == self.name:
                         lab.close()
             elif old.owner_alive():
-                raise LabBusy(f"lab {self.name!r} is already running in process {old.pid}",
-                              cause="two labs with one name would share namespaces",
-                              fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {self.name}`")
-            if path.exists():               # leftovers of a predecessor that died without cleaning
+                raise LabBusy(
+                    f"lab {self.name!r} is already running in process {old.pid}",
+                    cause="two labs with one name would share namespaces",
+                    fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {self.name}`",
+                )
+            if path.exists():  # leftovers of a predecessor that died without cleaning
                 teardown(LabRecord.load(path))
         self._record = LabRecord(self.name, os.getpid(), process_start_time(os.getpid()))
         self._record.save()
@@ -112,7 +117,7 @@ class Lab:
         self._start_guardian()
         return self
 
-    def __enter__(self) -> "Lab":
+    def __enter__(self) -> Lab:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -121,7 +126,7 @@ class Lab:
     def close(self) -> list[str]:
         """Detach XDP, stop processes, delete namespaces — newest first. Idempotent."""
         if self._record is None or self._record.pid != os.getpid():
-            return []    # a forked child (pyroute2 forks to create namespaces) never tears down
+            return []  # a forked child (pyroute2 forks to create namespaces) never tears down
         if not self._closing.acquire(blocking=False):
             return []
         blocked = _block_signals()
@@ -135,8 +140,8 @@ class Lab:
             _live_labs.discard(self)
             if self._guardian is not None:
                 with contextlib.suppress(OSError):
-                    self._guardian.stdin.close()     # guardian sees EOF, finds no record, exits
-                self._guardian = None                # (not waited for: it needs no help to exit)
+                    self._guardian.stdin.close()  # guardian sees EOF, finds no record, exits
+                self._guardian = None  # (not waited for: it needs no help to exit)
             return removed
         finally:
             self._closing.release()
@@ -148,18 +153,32 @@ class Lab:
 
     def _start_guardian(self) -> None:
         if os.environ.get("PACKETLAB_GUARDIAN", "1") == "0":
-            return            # tests of `packetlab clean` switch the guardian off
+            return  # tests of `packetlab clean` switch the guardian off
         self._guardian = subprocess.Popen(
-            ["sh", "-c", 'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.topo.guardian "$1" "$2"',
-             sys.executable, self.name, str(os.getpid()), str(self._record.path)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, cwd="/", env={**os.environ, "PYTHONPATH": _package_parent()})
+            [
+                "sh",
+                "-c",
+                'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.topo.guardian "$1" "$2"',
+                sys.executable,
+                self.name,
+                str(os.getpid()),
+                str(self._record.path),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd="/",
+            env={**os.environ, "PYTHONPATH": _package_parent()},
+        )
 
     def _need_running(self) -> LabRecord:
         if self._record is None:
-            raise PacketlabError(f"lab {self.name!r} is not running",
-                                 cause="resources can only be added between start() and close()",
-                                 fix=f"use `with Lab({self.name!r}) as lab:` or call lab.start() first")
+            raise PacketlabError(
+                f"lab {self.name!r} is not running",
+                cause="resources can only be added between start() and close()",
+                fix=f"use `with Lab({self.name!r}) as lab:` or call lab.start() first",
+            )
         return self._record
 
     def _track_process(self, proc: subprocess.Popen, rec: ProcessRecord) -> None:
@@ -176,15 +195,16 @@ class Lab:
         self._attachments.append(resource)
         return resource
 
-    _track_attachment = track   # the name the first modules used
+    _track_attachment = track  # the name the first modules used
 
     def track_pin(self, path: str) -> None:
         """Record a bpffs pin before creating it, so close(), the guardian and
         `packetlab clean` unlink it. Only paths under /sys/fs/bpf/packetlab/<lab>/ are accepted."""
         record = self._need_running()
         if not os.path.normpath(path).startswith(f"/sys/fs/bpf/packetlab/{self.name}/"):
-            raise PacketlabError(f"pin {path} is outside this lab's folder",
-                                 fix=f"pin under /sys/fs/bpf/packetlab/{self.name}/")
+            raise PacketlabError(
+                f"pin {path} is outside this lab's folder", fix=f"pin under /sys/fs/bpf/packetlab/{self.name}/"
+            )
         if path not in record.pins:
             record.pins.append(path)
             record.save()
@@ -194,17 +214,21 @@ class Lab:
         record = self._need_running()
         check_name(node, "node")
         if node in self.nodes:
-            raise PacketlabError(f"lab {self.name!r} already has a node called {node!r}",
-                                 fix="give each host, router and switch its own name")
+            raise PacketlabError(
+                f"lab {self.name!r} already has a node called {node!r}",
+                fix="give each host, router and switch its own name",
+            )
         ns = namespace_name(self.name, node)
         if netns.exists(ns):
-            raise LabBusy(f"namespace {ns} already exists but is not recorded by this lab",
-                          cause="something else created it (or a record was deleted by hand)",
-                          fix=f"inspect it with `ip netns list`; remove it yourself with `ip netns del {ns}` if it is yours")
+            raise LabBusy(
+                f"namespace {ns} already exists but is not recorded by this lab",
+                cause="something else created it (or a record was deleted by hand)",
+                fix=f"inspect it with `ip netns list`; remove it yourself with `ip netns del {ns}` if it is yours",
+            )
         record.namespaces.append(ns)
-        record.save()                      # recorded before it exists: a crash cannot orphan it
+        record.save()  # recorded before it exists: a crash cannot orphan it
         netns.create(ns)
-        with iproute(netns=ns) as ipr:     # loopback up; no duplicate-address wait for IPv6
+        with iproute(netns=ns) as ipr:  # loopback up; no duplicate-address wait for IPv6
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
             Node(self, node, ns).sysctl(key, 0)
@@ -233,9 +257,17 @@ class Lab:
 
     bridge = switch
 
-    def link(self, a: Node, b: Node, *, ip: str | Sequence[str] | None = None,
-             peer_ip: str | Sequence[str] | None = None, mtu: int | None = None,
-             name: str | None = None, peer_name: str | None = None) -> Link:
+    def link(
+        self,
+        a: Node,
+        b: Node,
+        *,
+        ip: str | Sequence[str] | None = None,
+        peer_ip: str | Sequence[str] | None = None,
+        mtu: int | None = None,
+        name: str | None = None,
+        peer_name: str | None = None,
+    ) -> Link:
         """Connect `a` and `b` with a veth pair; address a's end with `ip`, b's with `peer_ip`.
 
         A host's interfaces are eth0, eth1, ...; a switch's ports are named after the
@@ -250,12 +282,13 @@ class Lab:
         a_if = a_if or port_name(b.name, b_if)
         b_if = b_if or port_name(a.name, a_if)
         if isinstance(a, Switch) and a_addrs or isinstance(b, Switch) and b_addrs:
-            raise PacketlabError("a switch port cannot carry an IP address",
-                                 cause="switch ports are bridge members (layer 2)",
-                                 fix="put the address on the host's end: lab.link(h1, sw, ip='10.0.1.1/24')")
+            raise PacketlabError(
+                "a switch port cannot carry an IP address",
+                cause="switch ports are bridge members (layer 2)",
+                fix="put the address on the host's end: lab.link(h1, sw, ip='10.0.1.1/24')",
+            )
         with iproute(netns=a.namespace) as ipr:
-            ipr.link("add", ifname=a_if, kind="veth",
-                     peer={"ifname": b_if, "net_ns_fd": b.namespace})
+            ipr.link("add", ifname=a_if, kind="veth", peer={"ifname": b_if, "net_ns_fd": b.namespace})
         record.links.append(f"{a.namespace}/{a_if}")
         record.save()
         try:
@@ -263,7 +296,7 @@ class Lab:
                 _configure_end(node, ifname, addrs, mtu)
         except BaseException:
             with contextlib.suppress(Exception), iproute(netns=a.namespace) as ipr:
-                ipr.link("del", ifname=a_if)      # roll back this half-built link
+                ipr.link("del", ifname=a_if)  # roll back this half-built link
             record.links.remove(f"{a.namespace}/{a_if}")
             record.save()
             raise
@@ -296,7 +329,7 @@ def _configure_end(node: Node, ifname: str, addrs: list, mtu: int | None) -> Non
         if isinstance(node, Switch):
             ipr.link("set", index=idx, master=ipr.link_lookup(ifname=node.bridge)[0])
         for addr in addrs:
-            extra = {"flags": 0x02} if addr.version == 6 else {}   # IFA_F_NODAD
+            extra = {"flags": 0x02} if addr.version == 6 else {}  # IFA_F_NODAD
             ipr.addr("add", index=idx, address=str(addr.ip), prefixlen=addr.network.prefixlen, **extra)
         ipr.link("set", index=idx, state="up")
 
@@ -320,13 +353,16 @@ def _wait_operational(node: Node, ifname: str, timeout: float = 2.0) -> None:
 def _require_root() -> None:
     if os.geteuid() != 0:
         from packetlab.errors import MissingRequirement
-        raise MissingRequirement("packetlab labs must run as root",
-                                 cause="creating network namespaces and loading BPF needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF",
-                                 fix="run inside the lab VM (vagrant up) or with sudo: `sudo make lab`")
+
+        raise MissingRequirement(
+            "packetlab labs must run as root",
+            cause="creating network namespaces and loading BPF needs CAP_SYS_ADMIN, CAP_NET_ADMIN and CAP_BPF",
+            fix="run inside the lab VM (vagrant up) or with sudo: `sudo make lab`",
+        )
 
 
 def _package_parent() -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return str(REPO_ROOT)
 
 
 def close_all() -> None:

@@ -14,6 +14,7 @@ What lives here, and why it is shared:
   matching one, as an nftables chain, an nftables set or an iptables chain),
   one ``nft -f`` / ``iptables-restore`` call each, however large N is.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -45,6 +46,7 @@ def nft_json(host: Host, *args: str) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class BaseChain:
     """A chain attached to a hook: where and when netfilter calls it."""
+
     family: str
     table: str
     chain: str
@@ -68,8 +70,17 @@ def base_chains(host: Host) -> list[BaseChain]:
             prio = c.get("prio", 0)
             if isinstance(prio, str):
                 prio = NAMED_PRIORITIES.get(prio, 0)
-            chains.append(BaseChain(c["family"], c["table"], c["name"], c.get("type", "filter"),
-                                    c["hook"], int(prio), c.get("policy", "accept")))
+            chains.append(
+                BaseChain(
+                    c["family"],
+                    c["table"],
+                    c["name"],
+                    c.get("type", "filter"),
+                    c["hook"],
+                    int(prio),
+                    c.get("policy", "accept"),
+                )
+            )
     return sorted(chains, key=lambda b: (_hook_rank(b.hook), b.priority, b.family, b.table, b.chain))
 
 
@@ -94,9 +105,12 @@ def rule_counters(host: Host, family: str, table: str, chain: str) -> dict[str, 
 def packet_count(host: Host, *listed: str) -> int:
     """Sum of every rule counter in one listed object, e.g. ``packet_count(h, "table", "ip", "t")``
     or ``packet_count(h, "chain", "ip", "t", "pre")`` (what benchmarks read as "packets handled")."""
-    return sum(int(expr["counter"].get("packets", 0))
-               for item in nft_json(host, *listed) for expr in item.get("rule", {}).get("expr", [])
-               if isinstance(expr.get("counter"), dict))
+    return sum(
+        int(expr["counter"].get("packets", 0))
+        for item in nft_json(host, *listed)
+        for expr in item.get("rule", {}).get("expr", [])
+        if isinstance(expr.get("counter"), dict)
+    )
 
 
 def delete_table(host: Host, family: str, table: str) -> bool:
@@ -140,24 +154,28 @@ def translate(host: Host, rule: str | Sequence[str]) -> str:
         argv = argv[1:]
     result = host.run(["iptables-translate", *argv])
     if not result.ok:
-        raise PacketlabError(f"iptables-translate could not translate: {' '.join(argv)}",
-                             cause=(result.stderr or result.stdout).strip(),
-                             fix="check the iptables syntax (it must be a valid iptables rule, e.g. -A INPUT ...)")
+        raise PacketlabError(
+            f"iptables-translate could not translate: {' '.join(argv)}",
+            cause=(result.stderr or result.stdout).strip(),
+            fix="check the iptables syntax (it must be a valid iptables rule, e.g. -A INPUT ...)",
+        )
     out = result.stdout.strip()
-    return out[len("nft "):].strip("'") if out.startswith("nft ") else out
+    return out[len("nft ") :].strip("'") if out.startswith("nft ") else out
 
 
 # ---- tracing -------------------------------------------------------------------------
 
+
 @dataclass
 class TraceEvent:
     """One line of ``nft monitor trace``."""
+
     id: str
     family: str
     table: str
     chain: str
-    kind: str              # packet | rule | policy | verdict | unknown
-    text: str              # the rest of the line (packet fields, rule, verdict)
+    kind: str  # packet | rule | policy | verdict | unknown
+    text: str  # the rest of the line (packet fields, rule, verdict)
     verdict: str | None = None
 
 
@@ -174,18 +192,19 @@ def parse_trace(text: str) -> list[TraceEvent]:
         rest = m.group("rest").strip()
         kind, verdict = "unknown", None
         if rest.startswith("packet:"):
-            kind, rest = "packet", rest[len("packet:"):].strip()
+            kind, rest = "packet", rest[len("packet:") :].strip()
         elif rest.startswith("rule "):
             kind = "rule"
             v = re.search(r"\(verdict (\w+)(?: [^)]*)?\)\s*$", rest)
             verdict = v.group(1) if v else None
-            rest = rest[len("rule "):].strip()
+            rest = rest[len("rule ") :].strip()
         elif rest.startswith("policy "):
             kind, verdict = "policy", rest.split()[1]
         elif rest.startswith("verdict "):
             kind, verdict = "verdict", rest.split()[1]
-        events.append(TraceEvent(m.group("id"), m.group("family"), m.group("table"), m.group("chain"),
-                                 kind, rest, verdict))
+        events.append(
+            TraceEvent(m.group("id"), m.group("family"), m.group("table"), m.group("chain"), kind, rest, verdict)
+        )
     return events
 
 
@@ -206,22 +225,22 @@ class TraceSession:
         self.text = ""
         self._proc = None
 
-    def __enter__(self) -> "TraceSession":
+    def __enter__(self) -> TraceSession:
         self._proc = self.host.popen(["stdbuf", "-oL", "nft", "monitor", "trace"])
-        time.sleep(self.settle)          # let the monitor subscribe before traffic starts
+        time.sleep(self.settle)  # let the monitor subscribe before traffic starts
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        time.sleep(self.settle)          # let the last trace messages arrive
+        time.sleep(self.settle)  # let the last trace messages arrive
         self._proc.terminate()
         try:
             self.text = self._proc.communicate(timeout=5)[0] or ""
-        except Exception:                # a stuck monitor is killed by the lab anyway
+        except Exception:  # a stuck monitor is killed by the lab anyway
             self._proc.kill()
             self.text = self._proc.communicate()[0] or ""
         self.events = parse_trace(self.text)
 
-    def paths(self) -> dict[str, list["Hop"]]:
+    def paths(self) -> dict[str, list[Hop]]:
         """The chains each traced packet visited, in order, keyed by trace id."""
         return trace_paths(self.events)
 
@@ -229,12 +248,13 @@ class TraceSession:
 @dataclass
 class Hop:
     """One chain a traced packet went through, with the verdict it got there."""
+
     family: str
     table: str
     chain: str
     verdict: str
-    rules: list[str] = field(default_factory=list)   # the rules that matched (verdict shown)
-    packet: str = ""                                 # the packet as the chain saw it
+    rules: list[str] = field(default_factory=list)  # the rules that matched (verdict shown)
+    packet: str = ""  # the packet as the chain saw it
     hook: str | None = None
     priority: int | None = None
 
@@ -256,8 +276,7 @@ def trace_paths(events: Iterable[TraceEvent]) -> dict[str, list[Hop]]:
         hops = paths.setdefault(ev.id, [])
         here = (ev.family, ev.table, ev.chain)
         if ev.kind == "packet" or not hops or (hops[-1].family, hops[-1].table, hops[-1].chain) != here:
-            hops.append(Hop(ev.family, ev.table, ev.chain, "continue",
-                            packet=ev.text if ev.kind == "packet" else ""))
+            hops.append(Hop(ev.family, ev.table, ev.chain, "continue", packet=ev.text if ev.kind == "packet" else ""))
         hop = hops[-1]
         if ev.kind == "rule":
             hop.rules.append(ev.text)
@@ -331,16 +350,22 @@ def filler_addresses(n: int) -> list[str]:
 def nft_linear_ruleset(n: int, match_src: str, *, hook: str = "prerouting", priority: int = -300) -> str:
     """N rules ``ip saddr <filler> drop`` that never match, then the one that does."""
     rules = "".join(f"    ip saddr {a} drop\n" for a in filler_addresses(n))
-    return (f"table ip {BENCH_TABLE} {{\n  chain c {{\n    type filter hook {hook} priority {priority}; policy accept;\n"
-            f"{rules}    ip saddr {match_src} counter drop comment \"match\"\n  }}\n}}\n")
+    return (
+        f"table ip {BENCH_TABLE} {{\n  chain c {{\n    type filter hook {hook} priority {priority}; policy accept;\n"
+        f'{rules}    ip saddr {match_src} counter drop comment "match"\n  }}\n}}\n'
+    )
 
 
 def nft_set_ruleset(n: int, match_src: str, *, hook: str = "prerouting", priority: int = -300) -> str:
     """The same N+1 addresses in one hash set, looked up by one rule."""
     elements = ", ".join([*filler_addresses(n), match_src])
-    return (f"table ip {BENCH_TABLE} {{\n  set blocked {{\n    type ipv4_addr\n    elements = {{ {elements} }}\n  }}\n"
-            f"  chain c {{\n    type filter hook {hook} priority {priority}; policy accept;\n"
-            f"    ip saddr @blocked counter drop comment \"match\"\n  }}\n}}\n")
+    return (
+        f"table ip {BENCH_TABLE} {{\n  set blocked {{\n    type ipv4_addr\n    elements = {{ {elements} }}\n  }}\n"
+        f"  chain c {{\n    type filter hook {hook} priority {priority}; policy accept;\n"
+        f'    ip saddr @blocked counter drop comment "match"\n  }}\n}}\n'
+    )
+
+
 # --8<-- [end:bench-rulesets]
 
 
@@ -364,6 +389,7 @@ def iptables_match_count(host: Host, match_src: str, *, backend: str = "nft") ->
 @dataclass(frozen=True)
 class RuleVariant:
     """One way of writing "drop if the source is in this list of N+1 addresses"."""
+
     key: str
     label: str
     load: Callable[[Host, int, str], None]
@@ -375,12 +401,13 @@ def _nft_load(builder: Callable[..., str]) -> Callable[[Host, int, str], None]:
     def load(host: Host, n: int, src: str) -> None:
         delete_table(host, "ip", BENCH_TABLE)
         host.nft(builder(n, src))
+
     return load
 
 
 def _nft_matched(host: Host, src: str) -> int:
     if not host.run(["nft", "list", "table", "ip", BENCH_TABLE]).ok:
-        return 0                         # not loaded (or cleared): nothing matched
+        return 0  # not loaded (or cleared): nothing matched
     return rule_counters(host, "ip", BENCH_TABLE, "c").get("match", 0)
 
 
@@ -391,23 +418,34 @@ def _nft_clear(host: Host) -> None:
 def _ipt_load(backend: str) -> Callable[[Host, int, str], None]:
     def load(host: Host, n: int, src: str) -> None:
         iptables_restore(host, iptables_linear_ruleset(n, src), backend=backend)
+
     return load
 
 
 def _ipt_clear(backend: str) -> Callable[[Host], None]:
     def clear(host: Host) -> None:
         iptables(host, "-t", "raw", "-F", "PREROUTING", backend=backend, check=False)
+
     return clear
 
 
 RULE_VARIANTS: dict[str, RuleVariant] = {
-    "iptables-legacy": RuleVariant("iptables-legacy", "iptables-legacy chain (x_tables)",
-                                   _ipt_load("legacy"), lambda h, s: iptables_match_count(h, s, backend="legacy"),
-                                   _ipt_clear("legacy")),
-    "iptables-nft": RuleVariant("iptables-nft", "iptables chain (nf_tables backend)",
-                                _ipt_load("nft"), lambda h, s: iptables_match_count(h, s, backend="nft"),
-                                _ipt_clear("nft")),
-    "nft-chain": RuleVariant("nft-chain", "nftables linear chain", _nft_load(nft_linear_ruleset), _nft_matched,
-                             _nft_clear),
+    "iptables-legacy": RuleVariant(
+        "iptables-legacy",
+        "iptables-legacy chain (x_tables)",
+        _ipt_load("legacy"),
+        lambda h, s: iptables_match_count(h, s, backend="legacy"),
+        _ipt_clear("legacy"),
+    ),
+    "iptables-nft": RuleVariant(
+        "iptables-nft",
+        "iptables chain (nf_tables backend)",
+        _ipt_load("nft"),
+        lambda h, s: iptables_match_count(h, s, backend="nft"),
+        _ipt_clear("nft"),
+    ),
+    "nft-chain": RuleVariant(
+        "nft-chain", "nftables linear chain", _nft_load(nft_linear_ruleset), _nft_matched, _nft_clear
+    ),
     "nft-set": RuleVariant("nft-set", "nftables set lookup", _nft_load(nft_set_ruleset), _nft_matched, _nft_clear),
 }

@@ -3,6 +3,7 @@
 Everything here works by namespace *name* (the file under /run/netns) and
 touches nothing outside it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -65,6 +66,7 @@ def entered(name: str) -> Iterator[None]:
 @dataclass
 class CommandResult:
     """Output of a command run in a lab host."""
+
     argv: list[str]
     returncode: int
     stdout: str
@@ -74,12 +76,14 @@ class CommandResult:
     def ok(self) -> bool:
         return self.returncode == 0
 
-    def check(self) -> "CommandResult":
+    def check(self) -> CommandResult:
         """Return self, or raise CommandFailed naming the command and its stderr."""
         if not self.ok:
-            raise CommandFailed(f"command failed with exit code {self.returncode}: {' '.join(self.argv)}",
-                                cause=(self.stderr or self.stdout).strip()[-800:] or "no output",
-                                fix="read the message above; the command ran inside the lab host's namespace")
+            raise CommandFailed(
+                f"command failed with exit code {self.returncode}: {' '.join(self.argv)}",
+                cause=(self.stderr or self.stdout).strip()[-800:] or "no output",
+                fix="read the message above; the command ran inside the lab host's namespace",
+            )
         return self
 
     def __str__(self) -> str:
@@ -92,16 +96,19 @@ def nsenter_argv(name: str, argv: Sequence[str] | str) -> list[str]:
     return ["nsenter", f"--net={NETNS_DIR}/{name}", "--", *cmd]
 
 
-def run(name: str, argv: Sequence[str] | str, *, timeout: float = 30, check: bool = False,
-        input: str | None = None) -> CommandResult:
+def run(
+    name: str, argv: Sequence[str] | str, *, timeout: float = 30, check: bool = False, input: str | None = None
+) -> CommandResult:
     """Run a command in namespace `name`; a string goes through ``sh -c``."""
     full = nsenter_argv(name, argv)
     try:
         proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input)
     except subprocess.TimeoutExpired as exc:
-        raise CommandFailed(f"command timed out after {timeout} s: {argv}",
-                            cause="it did not finish in time (a server waiting for input, or traffic that never arrives)",
-                            fix="pass a larger timeout=, or start long-running programs with host.popen()") from exc
+        raise CommandFailed(
+            f"command timed out after {timeout} s: {argv}",
+            cause="it did not finish in time (a server waiting for input, or traffic that never arrives)",
+            fix="pass a larger timeout=, or start long-running programs with host.popen()",
+        ) from exc
     shown = [argv] if isinstance(argv, str) else list(argv)
     result = CommandResult(shown, proc.returncode, proc.stdout, proc.stderr)
     return result.check() if check else result

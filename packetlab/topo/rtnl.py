@@ -21,6 +21,7 @@ Each method call is sent to the thread and waited for; results and exceptions
 pyroute2 keeps its socket and loop per thread, which is why the IPRoute object
 is created, used and closed on that one thread and never handed out.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -56,12 +57,12 @@ class _Worker:
                 continue
             try:
                 future.set_result(fn())
-            except BaseException as exc:       # handed to the caller, never lost here
+            except BaseException as exc:  # handed to the caller, never lost here
                 future.set_exception(exc)
 
     def run(self, fn: Callable[[], T]) -> T:
         if threading.current_thread() is self.thread:
-            return fn()                        # already here (e.g. ipr.poll(ipr.addr, ...))
+            return fn()  # already here (e.g. ipr.poll(ipr.addr, ...))
         future: Future = Future()
         self.jobs.put((fn, future))
         return future.result()
@@ -100,11 +101,12 @@ def _setns(fd: int) -> None:
 def _open_in(ns_fd: int, **kwargs: Any) -> Any:
     """IPRoute() whose socket is created in namespace `ns_fd` (this thread enters it, then returns)."""
     from pyroute2 import IPRoute
+
     here = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         _setns(ns_fd)
         try:
-            return IPRoute(**kwargs)             # the netlink socket belongs to ns_fd from now on
+            return IPRoute(**kwargs)  # the netlink socket belongs to ns_fd from now on
         finally:
             _setns(here)
     finally:
@@ -123,6 +125,7 @@ class IPRouteOnThread:
         self._ipr: Any = None
         if isinstance(netns, str):
             from pyroute2 import IPRoute
+
             self._ipr = run_on_netlink_thread(lambda: IPRoute(netns=netns, **kwargs))
             return
         # None: the caller's own namespace (the one this thread is in right now); int: that namespace fd
@@ -145,7 +148,9 @@ class IPRouteOnThread:
             def on_thread() -> Any:
                 result = value(*args, **kwargs)
                 return tuple(result) if isinstance(result, GeneratorType) else result
+
             return run_on_netlink_thread(on_thread)
+
         call.__name__ = name
         return call
 
@@ -154,7 +159,7 @@ class IPRouteOnThread:
         if ipr is not None:
             run_on_netlink_thread(ipr.close)
 
-    def __enter__(self) -> "IPRouteOnThread":
+    def __enter__(self) -> IPRouteOnThread:
         return self
 
     def __exit__(self, *exc: object) -> None:

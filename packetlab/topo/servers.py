@@ -7,6 +7,7 @@ line when it listens (our modules print ``ready ...``; ``http.server`` prints
 which case its own error message is raised. After that a thread keeps reading
 the output so a chatty server can never block on a full pipe.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,8 +21,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from packetlab.topo import netns
 from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 from packetlab.topo.host import stop_process
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 class Server:
     """A program running in a lab host: its process, the line it printed when ready, its output tail."""
 
-    def __init__(self, host: "Host", proc: subprocess.Popen, ready_line: str) -> None:
+    def __init__(self, host: Host, proc: subprocess.Popen, ready_line: str) -> None:
         self.host, self.proc, self.ready_line = host, proc, ready_line
         self.output: collections.deque[str] = collections.deque(maxlen=200)
         self._drain = threading.Thread(target=self._read, daemon=True)
@@ -83,7 +84,7 @@ class Server:
         return f"<Server pid={self.pid} in {self.host.name} ({state}): {self.ready_line}>"
 
 
-def start(host: "Host", argv: Sequence[str], *, ready: str = "ready", timeout: float = 15.0) -> Server:
+def start(host: Host, argv: Sequence[str], *, ready: str = "ready", timeout: float = 15.0) -> Server:
     """Run `argv` in `host`; return once a line starting with `ready` appears on its output."""
     proc = host.popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False, bufsize=0)
     assert proc.stdout is not None
@@ -104,14 +105,18 @@ def start(host: "Host", argv: Sequence[str], *, ready: str = "ready", timeout: f
                 return server
         if r and not chunk or not r and proc.poll() is not None:
             proc.wait()
-            raise PacketlabError(f"{' '.join(argv[:5])} exited in {host.name} before it was ready",
-                                 cause="\n".join(seen + [buf.decode(errors='replace')]).strip()[-800:]
-                                 or f"exit status {proc.returncode}",
-                                 fix="read the program's message above (a port already in use? a typo in an option?)")
+            raise PacketlabError(
+                f"{' '.join(argv[:5])} exited in {host.name} before it was ready",
+                cause="\n".join(seen + [buf.decode(errors="replace")]).strip()[-800:]
+                or f"exit status {proc.returncode}",
+                fix="read the program's message above (a port already in use? a typo in an option?)",
+            )
     stop_process(proc)
-    raise PacketlabError(f"{' '.join(argv[:5])} did not report ready within {timeout} s in {host.name}",
-                         cause="\n".join(seen)[-800:] or "it printed nothing",
-                         fix=f"does it print a line starting with {ready!r}? Python servers need -u (unbuffered) when piped")
+    raise PacketlabError(
+        f"{' '.join(argv[:5])} did not report ready within {timeout} s in {host.name}",
+        cause="\n".join(seen)[-800:] or "it printed nothing",
+        fix=f"does it print a line starting with {ready!r}? Python servers need -u (unbuffered) when piped",
+    )
 
 
 def python_module(module: str, *args: object) -> list[str]:
@@ -119,7 +124,7 @@ def python_module(module: str, *args: object) -> list[str]:
     return [sys.executable, "-u", "-m", module, *map(str, args)]
 
 
-def wait_tcp(host: "Host", ip: str, port: int, timeout: float = 10.0) -> None:
+def wait_tcp(host: Host, ip: str, port: int, timeout: float = 10.0) -> None:
     """Poll until `ip:port` accepts a TCP connection from `host` (for servers that print nothing)."""
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
@@ -135,5 +140,8 @@ def wait_tcp(host: "Host", ip: str, port: int, timeout: float = 10.0) -> None:
             except OSError as exc:
                 last = exc
         time.sleep(0.05)
-    raise PacketlabError(f"nothing listens on {ip}:{port} as seen from {host.name}", cause=str(last),
-                         fix="is the server running, bound to that address, and is there a route?")
+    raise PacketlabError(
+        f"nothing listens on {ip}:{port} as seen from {host.name}",
+        cause=str(last),
+        fix="is the server running, bound to that address, and is there a route?",
+    )

@@ -5,6 +5,7 @@ updates it after every step, so that if its process dies without cleaning up
 (SIGKILL, a crashed notebook kernel) ``packetlab clean`` or the lab's guardian
 can remove exactly what it made — by recorded name, never by pattern.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,6 +48,7 @@ def is_alive(pid: int, start_time: int | None) -> bool:
 @dataclass
 class ProcessRecord:
     """A background process a lab started inside one of its namespaces."""
+
     pid: int
     start_time: int | None
     namespace: str
@@ -56,13 +58,14 @@ class ProcessRecord:
 @dataclass
 class LabRecord:
     """Everything one lab instance created, in creation order."""
+
     lab: str
     pid: int
     start_time: int | None
     namespaces: list[str] = field(default_factory=list)
-    links: list[str] = field(default_factory=list)          # "ns/ifname" for reporting
+    links: list[str] = field(default_factory=list)  # "ns/ifname" for reporting
     processes: list[ProcessRecord] = field(default_factory=list)
-    pins: list[str] = field(default_factory=list)           # bpffs paths
+    pins: list[str] = field(default_factory=list)  # bpffs paths
 
     @property
     def path(self) -> Path:
@@ -85,7 +88,7 @@ class LabRecord:
             pass
 
     @classmethod
-    def load(cls, path: Path) -> "LabRecord":
+    def load(cls, path: Path) -> LabRecord:
         data = json.loads(path.read_text())
         data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
         return cls(**data)

@@ -6,6 +6,7 @@ thousands of packets per second, trafgen millions (PF_PACKET TX ring). Each
 flood reports what the sender put on the wire and what the receiving
 interface saw, so a benchmark can say which side limited a figure.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -14,15 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from packetlab.topo.rtnl import iproute
-
 from packetlab.errors import PacketlabError
 from packetlab.topo.host import Host
+from packetlab.topo.rtnl import iproute
 
 
 @dataclass
 class LinkCounters:
     """Interface counters (from the kernel's rtnl_link_stats64)."""
+
     rx_packets: int
     rx_dropped: int
     tx_packets: int
@@ -39,6 +40,7 @@ def link_counters(host: Host, dev: str = "eth0") -> LinkCounters:
 @dataclass
 class FloodResult:
     """One timed flood: packets sent by trafgen and received by the peer interface."""
+
     seconds: float
     sent: int
     received: int
@@ -61,21 +63,43 @@ class FloodResult:
         return "sender"
 
 
-def trafgen_config(dst_mac: str, src_ip: str, dst_ip: str, *, dst_port: int = 9, flows: int = 64,
-                   frame_size: int = 64, src_mac: str | None = None) -> str:
+def trafgen_config(
+    dst_mac: str,
+    src_ip: str,
+    dst_ip: str,
+    *,
+    dst_port: int = 9,
+    flows: int = 64,
+    frame_size: int = 64,
+    src_mac: str | None = None,
+) -> str:
     """A trafgen packet description: UDP/IPv4 with `flows` different source ports."""
     ipaddress.IPv4Address(src_ip), ipaddress.IPv4Address(dst_ip)
     if not 60 <= frame_size <= 1514:
         raise PacketlabError(f"frame size {frame_size} out of range", fix="use 60..1514 bytes (no FCS)")
     payload = frame_size - 14 - 20 - 8
     sa = f"sa={src_mac}, " if src_mac else ""
-    return (f"{{ eth({sa}da={dst_mac}), ipv4(sa={src_ip}, da={dst_ip}, ttl=64), "
-            f"udp(sp=dinc(10000, {10000 + max(flows, 1) - 1}), dp={dst_port}), fill(0x00, {payload}) }}\n")
+    return (
+        f"{{ eth({sa}da={dst_mac}), ipv4(sa={src_ip}, da={dst_ip}, ttl=64), "
+        f"udp(sp=dinc(10000, {10000 + max(flows, 1) - 1}), dp={dst_port}), fill(0x00, {payload}) }}\n"
+    )
 
 
-def flood(sender: Host, receiver: Host, *, src_ip: str, dst_ip: str, dev: str = "eth0",
-          rx_dev: str = "eth0", seconds: float = 2.0, frame_size: int = 64, flows: int = 64,
-          dst_port: int = 9, dst_mac: str | None = None, cpus: int = 1) -> FloodResult:
+def flood(
+    sender: Host,
+    receiver: Host,
+    *,
+    src_ip: str,
+    dst_ip: str,
+    dev: str = "eth0",
+    rx_dev: str = "eth0",
+    seconds: float = 2.0,
+    frame_size: int = 64,
+    flows: int = 64,
+    dst_port: int = 9,
+    dst_mac: str | None = None,
+    cpus: int = 1,
+) -> FloodResult:
     """Blast UDP from `sender` to `receiver` for `seconds` with trafgen; count both ends.
 
     `dst_mac` defaults to the receiver's `rx_dev` MAC (a direct veth link); pass
@@ -89,18 +113,39 @@ def flood(sender: Host, receiver: Host, *, src_ip: str, dst_ip: str, dev: str = 
         before_tx = link_counters(sender, dev)
         before_rx = link_counters(receiver, rx_dev)
         start = time.monotonic()
-        result = sender.run(["timeout", "-s", "INT", str(seconds), "trafgen", "--dev", dev, "--conf", f.name,
-                             "--cpus", str(cpus), "--no-sock-mem", "-q"], timeout=seconds + 15)
+        result = sender.run(
+            [
+                "timeout",
+                "-s",
+                "INT",
+                str(seconds),
+                "trafgen",
+                "--dev",
+                dev,
+                "--conf",
+                f.name,
+                "--cpus",
+                str(cpus),
+                "--no-sock-mem",
+                "-q",
+            ],
+            timeout=seconds + 15,
+        )
         elapsed = time.monotonic() - start
         if result.returncode not in (0, 124, 130) and "packets outgoing" not in result.stdout:
-            raise PacketlabError("trafgen failed", cause=(result.stderr or result.stdout).strip()[-400:],
-                                 fix="is netsniff-ng installed (packetlab doctor)? does the device exist?")
+            raise PacketlabError(
+                "trafgen failed",
+                cause=(result.stderr or result.stdout).strip()[-400:],
+                fix="is netsniff-ng installed (packetlab doctor)? does the device exist?",
+            )
         after_tx = link_counters(sender, dev)
         after_rx = link_counters(receiver, rx_dev)
     finally:
         Path(f.name).unlink(missing_ok=True)
-    return FloodResult(seconds=min(elapsed, seconds) if elapsed > 0 else seconds,
-                       sent=after_tx.tx_packets - before_tx.tx_packets,
-                       received=after_rx.rx_packets - before_rx.rx_packets,
-                       receiver_dropped=after_rx.rx_dropped - before_rx.rx_dropped,
-                       frame_size=frame_size)
+    return FloodResult(
+        seconds=min(elapsed, seconds) if elapsed > 0 else seconds,
+        sent=after_tx.tx_packets - before_tx.tx_packets,
+        received=after_rx.rx_packets - before_rx.rx_packets,
+        receiver_dropped=after_rx.rx_dropped - before_rx.rx_dropped,
+        frame_size=frame_size,
+    )

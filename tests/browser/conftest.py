@@ -16,6 +16,7 @@ Fixtures (load order: ``browser`` -> ``page``):
 
 ``screenshot_path(name)`` gives a file under ``build/screenshots/`` (ignored by git).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -33,9 +34,9 @@ CHROMIUM = "/usr/bin/chromium"
 
 # Headless Chromium that reaches nothing but 127.0.0.1/localhost.
 CHROMIUM_ARGS = [
-    "--no-sandbox",                       # tests run as root; the sandbox refuses root
+    "--no-sandbox",  # tests run as root; the sandbox refuses root
     "--disable-gpu",
-    "--disable-background-networking",    # no safe-browsing, variations, or update pings
+    "--disable-background-networking",  # no safe-browsing, variations, or update pings
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
@@ -64,11 +65,15 @@ def browser() -> Iterator[Browser]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("playwright is not installed in .venv: run `sudo vagrant/provision.sh --with-test-tools` "
-                    "(it is pinned in pyproject.toml's `test` extra)")
+        pytest.fail(
+            "playwright is not installed in .venv: run `sudo vagrant/provision.sh --with-test-tools` "
+            "(it is pinned in pyproject.toml's `test` extra)"
+        )
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `sudo vagrant/provision.sh --with-test-tools` "
-                    "(it installs Debian's chromium package)")
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `sudo vagrant/provision.sh --with-test-tools` "
+            "(it installs Debian's chromium package)"
+        )
     with sync_playwright() as pw:
         # launch() (unlike launch_persistent_context) always starts from a fresh, empty
         # temporary profile that Playwright deletes on close.

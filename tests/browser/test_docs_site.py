@@ -12,6 +12,7 @@ The site is the one ``make test`` builds after pytest (``PACKETLAB_DOCS_SITE``,
 so the executed copies of this run are in it); without that variable the test
 builds one itself with ``mkdocs build --strict`` into a temporary directory.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from packetlab.docsite import labs as docs_labs
+
 from .conftest import screenshot_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,8 +68,13 @@ async () => {
 
 def _build_site(dest: Path) -> Path:
     env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
-    r = subprocess.run([str(REPO / ".venv" / "bin" / "mkdocs"), "build", "--strict", "--quiet", "--site-dir", str(dest)],
-                       cwd=REPO, env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "mkdocs"), "build", "--strict", "--quiet", "--site-dir", str(dest)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         pytest.fail(f"mkdocs build --strict failed (exit {r.returncode}):\n{r.stdout[-3000:]}{r.stderr[-3000:]}")
     return dest
@@ -93,7 +100,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture(scope="session")
 def site_url(site_dir) -> Iterator[str]:
     """http://127.0.0.1:PORT/ serving the built site (a thread of this process, stopped after the session)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site_dir)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(site_dir))
+    )
     thread = threading.Thread(target=server.serve_forever, name="docs-site", daemon=True)
     thread.start()
     try:
@@ -120,9 +129,9 @@ class Visit:
     """What one page did in the browser."""
 
     path: str
-    external: list[str] = field(default_factory=list)      # requests to any other host
-    failed: list[str] = field(default_factory=list)        # requests that got no answer
-    http_errors: list[str] = field(default_factory=list)   # answers >= 400
+    external: list[str] = field(default_factory=list)  # requests to any other host
+    failed: list[str] = field(default_factory=list)  # requests that got no answer
+    http_errors: list[str] = field(default_factory=list)  # answers >= 400
     js_errors: list[str] = field(default_factory=list)
     mermaid_expected: int = 0
     mermaid: dict = field(default_factory=dict)
@@ -154,11 +163,12 @@ def visits(browser, site_dir, site_url) -> dict[str, Visit]:
             page.goto(site_url + path, wait_until="load")
             visit.mermaid_expected = page.locator("pre.mermaid, div.mermaid").count()
             if visit.mermaid_expected:
-                try:    # drawn diagrams replace their <pre class="mermaid"> with a <div class="mermaid">
-                    page.wait_for_function("document.querySelectorAll('pre.mermaid').length === 0",
-                                           timeout=MERMAID_TIMEOUT_MS)
+                try:  # drawn diagrams replace their <pre class="mermaid"> with a <div class="mermaid">
+                    page.wait_for_function(
+                        "document.querySelectorAll('pre.mermaid').length === 0", timeout=MERMAID_TIMEOUT_MS
+                    )
                 except Exception:
-                    pass                                   # reported below, diagram by diagram
+                    pass  # reported below, diagram by diagram
                 visit.mermaid = page.evaluate(MERMAID_STATE)
             if path.startswith("labs/"):
                 visit.lab = page.evaluate("""() => ({
@@ -175,7 +185,7 @@ def visits(browser, site_dir, site_url) -> dict[str, Visit]:
                     unfolded: [...document.querySelectorAll(".jp-Cell.celltag_solution")]
                         .filter(c => !c.closest("details.solution")).length,
                 })""")
-            page.wait_for_load_state("networkidle")       # late requests (search index, scripts) count too
+            page.wait_for_load_state("networkidle")  # late requests (search index, scripts) count too
             results[path] = visit
             if path == "labs/04-iptables-nftables/":
                 page.screenshot(path=str(screenshot_path("docs-lab-04")), full_page=False)
@@ -186,9 +196,11 @@ def visits(browser, site_dir, site_url) -> dict[str, Visit]:
 
 def test_every_page_loads_only_from_the_site(visits):
     assert len(visits) >= len(LESSONS) + len(LABS) + 1, f"pages found: {sorted(visits)}"
-    bad = {p: {k: v for k, v in (("external", v.external), ("failed", v.failed), ("http errors", v.http_errors))
-                if v}
-           for p, v in visits.items() if v.external or v.failed or v.http_errors}
+    bad = {
+        p: {k: v for k, v in (("external", v.external), ("failed", v.failed), ("http errors", v.http_errors)) if v}
+        for p, v in visits.items()
+        if v.external or v.failed or v.http_errors
+    }
     assert not bad, "pages that requested other hosts or had failed requests:\n" + json.dumps(bad, indent=1)
 
 
@@ -225,8 +237,9 @@ def test_solution_cells_are_collapsed(visits):
         nb = json.loads(lab.read_text())
         tagged = sum(docs_labs.SOLUTION_TAG in c["metadata"].get("tags", []) for c in nb["cells"])
         info = visits[f"labs/{lab.stem}/"].lab
-        assert len(info["solutions"]) == tagged and not info["unfolded"], \
+        assert len(info["solutions"]) == tagged and not info["unfolded"], (
             f"{lab.stem}: {tagged} solution cells, page: {info}"
+        )
         for s in info["solutions"]:
             assert not s["open"] and not s["codeVisible"] and s["summary"] == "Reference solution", f"{lab.stem}: {s}"
 
@@ -234,7 +247,7 @@ def test_solution_cells_are_collapsed(visits):
 def test_search_finds_conntrack(page, site_url):
     page.goto(site_url, wait_until="load")
     page.locator("label.md-search__icon, .md-search__input").first.click()
-    page.locator("input.md-search__input").press_sequentially("conntrack", delay=30)   # typed, as a reader does
+    page.locator("input.md-search__input").press_sequentially("conntrack", delay=30)  # typed, as a reader does
     results = page.locator(".md-search-result__item")
     results.first.wait_for(state="visible", timeout=15_000)
     links = [results.nth(i).locator("a").first.get_attribute("href") for i in range(results.count())]
@@ -243,7 +256,7 @@ def test_search_finds_conntrack(page, site_url):
 
 @pytest.mark.parametrize("lesson", [p.stem for p in LESSONS if (REPO / "labs" / f"{p.stem}.ipynb").exists()])
 def test_lesson_links_to_its_lab(page, site_url, lesson):
-    page.goto(f"{site_url}{lesson}/", wait_until="domcontentloaded")    # what loads is test_every_page_...'s job
+    page.goto(f"{site_url}{lesson}/", wait_until="domcontentloaded")  # what loads is test_every_page_...'s job
     link = page.locator(f'article a[href$="labs/{lesson}/"]').first
     assert link.count(), f"lesson {lesson} has no link to its lab page"
     link.click()

@@ -15,6 +15,7 @@ that the notebook file in ``labs/`` is unchanged (autosave is off; nothing is sa
 
 Progress is printed per lab (and every few cells) even under pytest's capture.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,17 +27,17 @@ from pathlib import Path
 import pytest
 from make_lab_server import LabServer, make_lab
 
-from packetlab.topo import netns
 from packetlab.testing.runall import TRACEBACK
+from packetlab.topo import netns
 from packetlab.topo.state import all_records
 
 from .conftest import REPO, screenshot_path
 
 LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
-IDLE_TIMEOUT = 600.0      # no cell may run longer than this (as nbval's --nbval-cell-timeout in make test)
-LAB_TIMEOUT = 1800.0      # a whole lab (labs take up to a few minutes on 2 cores)
+IDLE_TIMEOUT = 600.0  # no cell may run longer than this (as nbval's --nbval-cell-timeout in make test)
+LAB_TIMEOUT = 1800.0  # a whole lab (labs take up to a few minutes on 2 cores)
 POLL = 1.0
-MAX_SCREENSHOT_HEIGHT = 16000   # Chromium's limit for one capture is about 16k pixels
+MAX_SCREENSHOT_HEIGHT = 16000  # Chromium's limit for one capture is about 16k pixels
 
 # The current notebook as JupyterLab holds it (window.jupyterapp: the test server exposes it):
 # per code cell its execution count, whether it is queued/running, and its outputs; and the
@@ -62,8 +63,11 @@ def _say(capsys: pytest.CaptureFixture, text: str) -> None:
 def _code_cells(path: Path) -> list[str]:
     """Sources of the notebook's code cells, in order."""
     nb = json.loads(path.read_text())
-    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-            for c in nb["cells"] if c["cell_type"] == "code"]
+    return [
+        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+    ]
 
 
 def _output_errors(outputs: list[dict]) -> list[str]:
@@ -113,19 +117,21 @@ def _wait_for_kernel(page, name: str, timeout: float = 180) -> dict:
         if state and state["path"] == name and state["connection"] == "connected" and state["status"] == "idle":
             return state
         time.sleep(0.5)
-    pytest.fail(f"{name}: the kernel was not connected and idle {timeout:.0f} s after opening the notebook "
-                f"(kernel {state and state['status']!r}, connection {state and state['connection']!r})")
+    pytest.fail(
+        f"{name}: the kernel was not connected and idle {timeout:.0f} s after opening the notebook "
+        f"(kernel {state and state['status']!r}, connection {state and state['connection']!r})"
+    )
 
 
 def _menu(page, menu: str, item: str) -> None:
     """Click `menu` in the menu bar, then `item` in it — what a learner does."""
     page.locator("#jp-menu-panel .lm-MenuBar-item", has=page.get_by_text(menu, exact=True)).click()
-    page.locator(".lm-Menu .lm-Menu-item:not(.lm-mod-disabled)",
-                 has=page.get_by_text(item, exact=True)).first.click()
+    page.locator(".lm-Menu .lm-Menu-item:not(.lm-mod-disabled)", has=page.get_by_text(item, exact=True)).first.click()
 
 
-def _wait_for_run_all(page, sources: list[str], name: str, capsys, kernel_pid: int | None,
-                      namespaces: set[str]) -> dict:
+def _wait_for_run_all(
+    page, sources: list[str], name: str, capsys, kernel_pid: int | None, namespaces: set[str]
+) -> dict:
     """Poll the notebook until Run All is over; returns the last state. Fails on a hang.
 
     Meanwhile adds every namespace the kernel's labs record to `namespaces` (what must be
@@ -150,13 +156,19 @@ def _wait_for_run_all(page, sources: list[str], name: str, capsys, kernel_pid: i
         if stable >= 2:
             return state
         if now - last_change > IDLE_TIMEOUT or now - t0 > LAB_TIMEOUT:
-            stuck = next((i for i, c in enumerate(state["cells"]) if c["state"] == "running"
-                          and c["count"] is None), None)
+            stuck = next(
+                (i for i, c in enumerate(state["cells"]) if c["state"] == "running" and c["count"] is None), None
+            )
             page.screenshot(path=screenshot_path(f"{Path(name).stem}-HUNG"))
-            where = (f"code cell {stuck + 1} ({_first_line(sources[stuck])!r}) still running"
-                     if stuck is not None else f"kernel status {state['status']!r}")
-            pytest.fail(f"{name}: Run All did not finish ({finished}/{len(sources)} code cells done after "
-                        f"{now - t0:.0f} s; {where}). Screenshot: {screenshot_path(Path(name).stem + '-HUNG')}")
+            where = (
+                f"code cell {stuck + 1} ({_first_line(sources[stuck])!r}) still running"
+                if stuck is not None
+                else f"kernel status {state['status']!r}"
+            )
+            pytest.fail(
+                f"{name}: Run All did not finish ({finished}/{len(sources)} code cells done after "
+                f"{now - t0:.0f} s; {where}). Screenshot: {screenshot_path(Path(name).stem + '-HUNG')}"
+            )
         time.sleep(POLL)
 
 
@@ -171,19 +183,28 @@ def _screenshot_whole_notebook(page, path: Path) -> None:
     the height is measured again after each growth until it settles."""
     height = 0
     for _ in range(6):
-        wanted = min(int(page.evaluate("""(sel) => {
+        wanted = min(
+            int(
+                page.evaluate(
+                    """(sel) => {
           const s = document.querySelector(sel);
           const cells = s ? s.querySelectorAll('.jp-Cell') : [];
           if (!cells.length) return window.innerHeight;
           const last = cells[cells.length - 1].getBoundingClientRect().bottom;
           return last - s.getBoundingClientRect().top + s.scrollTop + (window.innerHeight - s.clientHeight);
-        }""", _SCROLLER)) + 40, MAX_SCREENSHOT_HEIGHT)
+        }""",
+                    _SCROLLER,
+                )
+            )
+            + 40,
+            MAX_SCREENSHOT_HEIGHT,
+        )
         if abs(wanted - height) < 8:
             break
         height = wanted
         page.set_viewport_size({"width": page.viewport_size["width"], "height": height})
         page.evaluate("(sel) => { const s = document.querySelector(sel); if (s) s.scrollTop = 0; }", _SCROLLER)
-        page.wait_for_timeout(700)         # let JupyterLab lay the cells out at the new size
+        page.wait_for_timeout(700)  # let JupyterLab lay the cells out at the new size
     page.screenshot(path=path, full_page=True)
 
 
@@ -195,13 +216,14 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     expected = [i + 1 for i, s in enumerate(s for s in sources if s.strip())]
     digest = hashlib.sha256(notebook.read_bytes()).hexdigest()
     log_start = lab_server.log.stat().st_size
-    screenshot_path(f"{notebook.stem}-HUNG").unlink(missing_ok=True)     # from an earlier run
+    screenshot_path(f"{notebook.stem}-HUNG").unlink(missing_ok=True)  # from an earlier run
     t0 = time.monotonic()
 
     page.goto(lab_server.url(f"lab/tree/{name}?reset"))
     _wait_for_kernel(page, name)
-    assert page.locator(".jp-Dialog").count() == 0, \
+    assert page.locator(".jp-Dialog").count() == 0, (
         f"{name}: JupyterLab opened a dialog: {page.locator('.jp-Dialog').first.inner_text()[:300]}"
+    )
     kernel_pids = lab_server.kernel_pids()
     assert len(kernel_pids) == 1, f"{name}: expected one running kernel, found processes {kernel_pids}"
     kernel_pid, namespaces = kernel_pids[0], set()
@@ -212,7 +234,7 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     _wait_for_run_all(page, sources, name, capsys, kernel_pid, namespaces)
     run_seconds = time.monotonic() - t_run
 
-    page.keyboard.press("Control+b")       # hide the file browser: the notebook gets the width
+    page.keyboard.press("Control+b")  # hide the file browser: the notebook gets the width
     shot = screenshot_path(notebook.stem)
     _screenshot_whole_notebook(page, shot)
 
@@ -230,18 +252,23 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     counts = [c["count"] for c in cells if c["count"] is not None]
     if not problems and counts != expected:
         problems.append(f"execution counts are {counts}, expected {expected} (every cell once, in order)")
-    kernel_log = lab_server.log.read_text(errors="replace")[log_start:] if lab_server.log.stat().st_size > log_start else ""
+    kernel_log = (
+        lab_server.log.read_text(errors="replace")[log_start:] if lab_server.log.stat().st_size > log_start else ""
+    )
     problems += [f"the kernel/server logged: {m.group(0)}" for m in TRACEBACK.finditer(kernel_log)][:3]
 
     _menu(page, "Kernel", "Shut Down Kernel")
     deadline = time.monotonic() + 60
     while lab_server.api("api/kernels") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not lab_server.api("api/kernels"), f"{name}: the kernel is still running 60 s after Kernel > Shut Down Kernel"
-    deadline = time.monotonic() + 15                 # the lab's guardian cleans up after its kernel
+    assert not lab_server.api("api/kernels"), (
+        f"{name}: the kernel is still running 60 s after Kernel > Shut Down Kernel"
+    )
+    deadline = time.monotonic() + 15  # the lab's guardian cleans up after its kernel
     while time.monotonic() < deadline:
-        left = [f"lab record {r}" for r in _kernel_labs(kernel_pid)] + \
-               [f"namespace {ns}" for ns in sorted(namespaces) if netns.exists(ns)]
+        left = [f"lab record {r}" for r in _kernel_labs(kernel_pid)] + [
+            f"namespace {ns}" for ns in sorted(namespaces) if netns.exists(ns)
+        ]
         if not left:
             break
         time.sleep(0.5)
@@ -249,7 +276,13 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     assert hashlib.sha256(notebook.read_bytes()).hexdigest() == digest, f"{name} in labs/ was modified by the test run"
 
     verdict = "ok" if not problems else f"{len(problems)} problem(s)"
-    _say(capsys, f"{name}: Run All {verdict} — {len(counts)}/{len(expected)} cells in {run_seconds:.0f} s "
-                 f"(total {time.monotonic() - t0:.0f} s), screenshot {shot.relative_to(REPO)}")
-    assert not problems, f"{name}: Run All in JupyterLab:\n  " + "\n  ".join(problems) + \
-        f"\n  (screenshot: {shot}; server log: {lab_server.log})"
+    _say(
+        capsys,
+        f"{name}: Run All {verdict} — {len(counts)}/{len(expected)} cells in {run_seconds:.0f} s "
+        f"(total {time.monotonic() - t0:.0f} s), screenshot {shot.relative_to(REPO)}",
+    )
+    assert not problems, (
+        f"{name}: Run All in JupyterLab:\n  "
+        + "\n  ".join(problems)
+        + f"\n  (screenshot: {shot}; server log: {lab_server.log})"
+    )

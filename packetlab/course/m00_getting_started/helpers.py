@@ -1,11 +1,13 @@
 """Module 00's lab helpers: what its notebook and checks call besides the checks themselves."""
+
 from __future__ import annotations
+
 import json
 import subprocess
 from typing import Any
-from packetlab.topo.host import Host
-from packetlab.course.grading import CheckFailed
 
+from packetlab.course.grading import CheckFailed
+from packetlab.topo.host import Host
 
 
 def _links(node: Any) -> list[dict]:
@@ -21,16 +23,20 @@ def veth_peer(host: Host, dev: str = "eth0") -> tuple[str, str]:
     """
     mine = next((link for link in _links(host) if link["ifname"] == dev), None)
     if mine is None:
-        raise CheckFailed("veth peer", f"{host.name} has no interface {dev!r}",
-                          f"list them with {host.name}.ip('-br link')")
+        raise CheckFailed(
+            "veth peer", f"{host.name} has no interface {dev!r}", f"list them with {host.name}.ip('-br link')"
+        )
     for node in host.lab.nodes.values():
         if node is host:
             continue
         for link in _links(node):
             if link["ifindex"] == mine.get("link_index") and link.get("link_index") == mine["ifindex"]:
                 return node.namespace, link["ifname"]
-    raise CheckFailed("veth peer", f"{host.name}:{dev} is not a veth pair into another lab namespace",
-                      "only veth interfaces have a peer (ip -d link shows 'veth')")
+    raise CheckFailed(
+        "veth peer",
+        f"{host.name}:{dev} is not a veth pair into another lab namespace",
+        "only veth interfaces have a peer (ip -d link shows 'veth')",
+    )
 
 
 def route_choice(host: Host, destination: str) -> tuple[str, str]:

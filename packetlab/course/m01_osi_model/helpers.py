@@ -1,14 +1,17 @@
 """Module 01's lab helpers: what its notebook and checks call besides the checks themselves."""
+
 from __future__ import annotations
+
 import json
+
+from packetlab.course.grading import CheckFailed
 from packetlab.proto.dissect import dissect
 from packetlab.topo.host import Host
-from packetlab.course.grading import CheckFailed
 
 
-
-def observed_fragments(sender: Host, receiver: Host, destination: str, size: int,
-                       receiver_dev: str = "eth0") -> list[tuple[int, int, bool]]:
+def observed_fragments(
+    sender: Host, receiver: Host, destination: str, size: int, receiver_dev: str = "eth0"
+) -> list[tuple[int, int, bool]]:
     """Ping with `size` data bytes; return the echo request's fragments as the receiver saw them.
 
     Each fragment is (offset in bytes, data length, more-fragments flag), in offset order.
@@ -23,9 +26,13 @@ def observed_fragments(sender: Host, receiver: Host, destination: str, size: int
         if d.get("IPv4.src") != source_ip or d.get("IPv4.dst") != destination:
             continue
         found.setdefault(d["IPv4.id"], []).append(
-            (d["IPv4.frag"] * 8, d["IPv4.len"] - d["IPv4.ihl"] * 4, bool(d["IPv4.flags"] & 1)))
+            (d["IPv4.frag"] * 8, d["IPv4.len"] - d["IPv4.ihl"] * 4, bool(d["IPv4.flags"] & 1))
+        )
     if not found:
-        raise CheckFailed("fragments", f"no echo request from {sender.name} reached {receiver.name}:{receiver_dev}",
-                          f"ping said: {result}; is the path up? {sender.name}.ping('{destination}')")
+        raise CheckFailed(
+            "fragments",
+            f"no echo request from {sender.name} reached {receiver.name}:{receiver_dev}",
+            f"ping said: {result}; is the path up? {sender.name}.ping('{destination}')",
+        )
     frags = max(found.values(), key=len)
     return sorted(frags)

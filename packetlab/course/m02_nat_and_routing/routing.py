@@ -1,29 +1,34 @@
 """Route lookups in a lab host: what the kernel decides (`ip route get`) and longest-prefix match by hand."""
+
 from __future__ import annotations
+
 import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-
-
 # ---- routing -------------------------------------------------------------------------------
 
 #: what `ip route get` answers for the special route types (the kernel returns an errno)
-ROUTE_ERRORS = {"Invalid argument": "blackhole", "No route to host": "unreachable",
-                "Permission denied": "prohibit", "Network is unreachable": "no route"}
+ROUTE_ERRORS = {
+    "Invalid argument": "blackhole",
+    "No route to host": "unreachable",
+    "Permission denied": "prohibit",
+    "Network is unreachable": "no route",
+}
 
 
 @dataclass
 class RouteDecision:
     """The kernel's answer to "where would a packet to `dst` go?" (``ip route get``)."""
+
     dst: str
-    kind: str                 # unicast, local, blackhole, unreachable, prohibit, no route
+    kind: str  # unicast, local, blackhole, unreachable, prohibit, no route
     dev: str | None = None
     via: str | None = None
     src: str | None = None
-    matched: str | None = None   # the route entry that matched (``ip route get fibmatch``)
+    matched: str | None = None  # the route entry that matched (``ip route get fibmatch``)
     error: str | None = None
 
     def __str__(self) -> str:
@@ -66,6 +71,8 @@ def longest_prefix_match(table: Sequence[dict[str, Any]], dst: str) -> dict[str,
     if not candidates:
         return None
     return max(candidates, key=lambda r: (route_prefix(r).prefixlen, -int(r.get("metric", 0))))
+
+
 # --8<-- [end:lpm]
 
 

@@ -10,13 +10,14 @@
 The upstream knows nothing about 10.0.0.0/8, like a provider: a client reaches
 it only through NAT. Also the capture views the lab prints (TCP rows, rewrite tables).
 """
+
 from __future__ import annotations
+
 import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
 
 CLIENT, CLIENT2, SERVER = "10.0.1.10", "10.0.1.11", "10.0.2.10"
 ROUTER_LAN, ROUTER_DMZ = "10.0.1.1", "10.0.2.1"
@@ -28,6 +29,7 @@ INTERNET = "203.0.113.1"
 @dataclass
 class NatTopology:
     """The four hosts of the module 02 lab (router interfaces: eth0 LAN, eth1 DMZ, eth2 wan1, eth3 wan2)."""
+
     lab: Any
     client: Any
     router: Any
@@ -65,8 +67,11 @@ def wait_links_up(*hosts: Any, timeout: float = 3.0) -> None:
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        states = [link.get("operstate") for h in hosts
-                  for link in json.loads(h.run(["ip", "-j", "link", "show", "type", "veth"]).stdout or "[]")]
+        states = [
+            link.get("operstate")
+            for h in hosts
+            for link in json.loads(h.run(["ip", "-j", "link", "show", "type", "veth"]).stdout or "[]")
+        ]
         if all(state == "UP" for state in states):
             return
         time.sleep(0.05)
@@ -74,11 +79,11 @@ def wait_links_up(*hosts: Any, timeout: float = 3.0) -> None:
 
 #: the overlapping routes part 3 adds to the router (and the exercise predicts)
 OVERLAPPING_ROUTES = (
-    "10.0.0.0/8 via 198.51.100.100",     # a summary: "all of 10/8 is upstream"
-    "10.0.2.128/25 via 192.0.2.100",     # more specific than the connected 10.0.2.0/24
-    "blackhole 10.0.2.200/32",           # silently dropped
-    "unreachable 10.0.2.201/32",         # dropped, ICMP host unreachable to the sender
-    "prohibit 10.0.2.202/32",            # dropped, ICMP administratively prohibited
+    "10.0.0.0/8 via 198.51.100.100",  # a summary: "all of 10/8 is upstream"
+    "10.0.2.128/25 via 192.0.2.100",  # more specific than the connected 10.0.2.0/24
+    "blackhole 10.0.2.200/32",  # silently dropped
+    "unreachable 10.0.2.201/32",  # dropped, ICMP host unreachable to the sender
+    "prohibit 10.0.2.202/32",  # dropped, ICMP administratively prohibited
 )
 
 
@@ -94,9 +99,11 @@ def remove_overlapping_routes(router: Any) -> None:
 
 # ---- showing a rewrite ----------------------------------------------------------------------
 
+
 def tcp_rows(frames: Sequence[Any]) -> list[tuple[str, str]]:
     """(flags, "src:sport > dst:dport") for each TCP frame, in capture order."""
     from scapy.layers.inet import IP, TCP
+
     rows = []
     for f in frames:
         if IP in f and TCP in f:
@@ -104,10 +111,10 @@ def tcp_rows(frames: Sequence[Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def rewrite_table(left: Sequence[Any], right: Sequence[Any], left_label: str, right_label: str,
-                  limit: int = 6) -> str:
+def rewrite_table(left: Sequence[Any], right: Sequence[Any], left_label: str, right_label: str, limit: int = 6) -> str:
     """The same TCP packets as captured on two router interfaces, side by side."""
     from packetlab.show.tables import format_table
+
     a, b = tcp_rows(left), tcp_rows(right)
     rows = []
     for i in range(min(max(len(a), len(b)), limit)):

@@ -1,17 +1,21 @@
 """A tiny TCP server that answers with the address it sees you from — how NAT becomes visible."""
+
 from __future__ import annotations
+
 import contextlib
 import socket
 import sys
 import time
 from dataclasses import dataclass
 from typing import Any
+
 from packetlab.errors import PacketlabError
 
 WHOAMI_PORT = 8000
 
 
 # ---- the whoami service ----------------------------------------------------------------------
+
 
 def whoami_serve(port: int, bind: str = "0.0.0.0") -> None:
     """Answer every TCP connection with "<my address>:<port> sees <peer address>:<port>"
@@ -34,8 +38,11 @@ def start_whoami(host: Any, port: int = WHOAMI_PORT, timeout: float = 10) -> Any
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PacketlabError(f"the whoami service in {host.name} exited", cause=(proc.stdout.read() or "")[-400:],
-                                 fix=f"is port {port} already in use in {host.name}?")
+            raise PacketlabError(
+                f"the whoami service in {host.name} exited",
+                cause=(proc.stdout.read() or "")[-400:],
+                fix=f"is port {port} already in use in {host.name}?",
+            )
         if f":{port} " in host.run(["ss", "-Htln", f"sport = :{port}"]).stdout:
             return proc
         time.sleep(0.05)
@@ -44,19 +51,21 @@ def start_whoami(host: Any, port: int = WHOAMI_PORT, timeout: float = 10) -> Any
 
 @dataclass
 class WhoamiAnswer:
-    server: str          # address:port the server answered on
-    seen: str            # address:port the server saw us as
+    server: str  # address:port the server answered on
+    seen: str  # address:port the server saw us as
 
     @property
     def seen_ip(self) -> str:
         return self.seen.rsplit(":", 1)[0]
 
 
-def whoami(host: Any, ip: str, port: int = WHOAMI_PORT, *, source: str | None = None,
-           timeout: float = 2) -> WhoamiAnswer | None:
+def whoami(
+    host: Any, ip: str, port: int = WHOAMI_PORT, *, source: str | None = None, timeout: float = 2
+) -> WhoamiAnswer | None:
     """Connect from `host` (optionally from address `source`) and read who the server saw;
     None if the connection failed."""
     from packetlab.topo import netns
+
     with netns.entered(host.namespace):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:

@@ -5,16 +5,18 @@ numbers (pure scapy, no I/O, so unit tests use it too); `LabWire` sends those
 packets from the right lab host; `silence_kernel()` keeps the end hosts' own
 stacks from answering segments they never sent.
 """
+
 from __future__ import annotations
 
 import time
 from typing import Any
 
 from packetlab.errors import PacketlabError
-from packetlab.topo.host import Host
 from packetlab.proto.conntrack.states import ORIGINAL, u32
+from packetlab.topo.host import Host
 
 # ---- crafting TCP conversations --------------------------------------------------------------
+
 
 class TcpConversation:
     """Both ends of one TCP conversation, as scapy IP/TCP packets with consistent numbers.
@@ -27,12 +29,21 @@ class TcpConversation:
     >>> conv.syn(); conv.synack(); conv.ack("client")
     """
 
-    def __init__(self, client_ip: str, server_ip: str, client_port: int, server_port: int, *,
-                 client_isn: int = 1000, server_isn: int = 5000, window: int = 64240) -> None:
+    def __init__(
+        self,
+        client_ip: str,
+        server_ip: str,
+        client_port: int,
+        server_port: int,
+        *,
+        client_isn: int = 1000,
+        server_isn: int = 5000,
+        window: int = 64240,
+    ) -> None:
         self.ip = {"client": client_ip, "server": server_ip}
         self.port = {"client": client_port, "server": server_port}
         self.next_seq = {"client": client_isn, "server": server_isn}
-        self.acked = {"client": 0, "server": 0}      # what each side has received up to
+        self.acked = {"client": 0, "server": 0}  # what each side has received up to
         self.window = window
 
     @staticmethod
@@ -41,23 +52,39 @@ class TcpConversation:
             raise PacketlabError(f"side must be 'client' or 'server', not {side!r}")
         return "server" if side == "client" else "client"
 
-    def segment(self, side: str, flags: str, payload: bytes = b"", *, seq: int | None = None,
-                ack: int | None = None, window: int | None = None, advance: bool = True) -> Any:
+    def segment(
+        self,
+        side: str,
+        flags: str,
+        payload: bytes = b"",
+        *,
+        seq: int | None = None,
+        ack: int | None = None,
+        window: int | None = None,
+        advance: bool = True,
+    ) -> Any:
         """Any segment from `side` ('client' or 'server') with scapy flag letters ('S', 'SA', 'FA', 'R', 'PA')."""
-        from scapy.layers.inet import IP, TCP as STCP
+        from scapy.layers.inet import IP
+        from scapy.layers.inet import TCP as STCP
         from scapy.packet import Raw
+
         peer = self._peer(side)
         seq_no = self.next_seq[side] if seq is None else seq
         ack_no = (self.acked[side] if ack is None else ack) if "A" in flags else 0
         pkt = IP(src=self.ip[side], dst=self.ip[peer], ttl=64) / STCP(
-            sport=self.port[side], dport=self.port[peer], flags=flags, seq=u32(seq_no), ack=u32(ack_no),
-            window=self.window if window is None else window)
+            sport=self.port[side],
+            dport=self.port[peer],
+            flags=flags,
+            seq=u32(seq_no),
+            ack=u32(ack_no),
+            window=self.window if window is None else window,
+        )
         if payload:
             pkt = pkt / Raw(payload)
         if advance and seq is None:
             used = len(payload) + ("S" in flags) + ("F" in flags)
             self.next_seq[side] = u32(seq_no + used)
-            self.acked[peer] = self.next_seq[side]        # the peer will acknowledge up to here
+            self.acked[peer] = self.next_seq[side]  # the peer will acknowledge up to here
         pkt.time = time.time()
         return pkt
 
@@ -92,10 +119,23 @@ STATE_RECIPES: dict[str, tuple[tuple[str, str], ...]] = {
     "ESTABLISHED": (("client", "S"), ("server", "SA"), ("client", "A")),
     "FIN_WAIT": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA")),
     "CLOSE_WAIT": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA"), ("server", "A")),
-    "LAST_ACK": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA"), ("server", "A"),
-                 ("server", "FA")),
-    "TIME_WAIT": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA"), ("server", "A"),
-                  ("server", "FA"), ("client", "A")),
+    "LAST_ACK": (
+        ("client", "S"),
+        ("server", "SA"),
+        ("client", "A"),
+        ("client", "FA"),
+        ("server", "A"),
+        ("server", "FA"),
+    ),
+    "TIME_WAIT": (
+        ("client", "S"),
+        ("server", "SA"),
+        ("client", "A"),
+        ("client", "FA"),
+        ("server", "A"),
+        ("server", "FA"),
+        ("client", "A"),
+    ),
     "CLOSE": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "R")),
     "SYN_SENT2": (("client", "S"), ("server", "S")),
 }
@@ -104,12 +144,12 @@ STATE_RECIPES: dict[str, tuple[tuple[str, str], ...]] = {
 PROBE_FLAGS = {"syn": "S", "synack": "SA", "fin": "FA", "ack": "A", "rst": "R", "none": ""}
 
 
-def reach_state(conv: "TcpConversation", state: str) -> list[Any]:
+def reach_state(conv: TcpConversation, state: str) -> list[Any]:
     """The packets that take a fresh connection of `conv` into TCP `state`."""
     return [conv.segment(side, flags, advance="R" not in flags) for side, flags in STATE_RECIPES[state]]
 
 
-def probe(conv: "TcpConversation", direction: int, flag_class: str) -> Any:
+def probe(conv: TcpConversation, direction: int, flag_class: str) -> Any:
     """One in-window segment of `flag_class` from the original (client) or reply (server) side."""
     flags = PROBE_FLAGS[flag_class]
     return conv.segment("client" if direction == ORIGINAL else "server", flags, advance=False)
@@ -123,11 +163,14 @@ def silence_kernel(host: Host, *ports: int, table: str = "plquiet") -> None:
     and spoil the experiment; dropping them at input — in that host's
     namespace only — keeps the end hosts silent.
     """
-    rules = "".join(f"    {proto} {end} {port} drop\n" for port in ports for proto in ("tcp", "udp")
-                    for end in ("sport", "dport"))
+    rules = "".join(
+        f"    {proto} {end} {port} drop\n" for port in ports for proto in ("tcp", "udp") for end in ("sport", "dport")
+    )
     host.run(["nft", "delete", "table", "inet", table])
-    host.nft(f"table inet {table} {{\n  chain input {{\n    type filter hook input priority -400; policy accept;\n"
-             f"{rules}  }}\n}}\n")
+    host.nft(
+        f"table inet {table} {{\n  chain input {{\n    type filter hook input priority -400; policy accept;\n"
+        f"{rules}  }}\n}}\n"
+    )
 
 
 class LabWire:
@@ -152,11 +195,14 @@ class LabWire:
         """Send each packet from its source host; returns the last one."""
         from scapy.layers.inet import IP
         from scapy.layers.l2 import Ether
+
         for pkt in pkts:
             src = pkt[IP].src
             if src not in self._by_ip:
-                raise PacketlabError(f"no lab host on this wire owns source address {src}",
-                                     fix="build the packet with a client or server address of this lab")
+                raise PacketlabError(
+                    f"no lab host on this wire owns source address {src}",
+                    fix="build the packet with a client or server address of this lab",
+                )
             host, dev, mac, router_mac = self._by_ip[src]
             key = (host.namespace, dev)
             if key not in self._sockets:
@@ -171,7 +217,7 @@ class LabWire:
             sock.close()
         self._sockets.clear()
 
-    def __enter__(self) -> "LabWire":
+    def __enter__(self) -> LabWire:
         return self
 
     def __exit__(self, *exc: Any) -> None:

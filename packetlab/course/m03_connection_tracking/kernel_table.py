@@ -4,6 +4,7 @@ namespace, and per-packet verdicts counted by nftables.
 Everything runs inside the lab host's namespace (``conntrack -L`` / ``-S`` /
 ``-F`` there, sysctls read there): the machine's own table is never read or flushed.
 """
+
 from __future__ import annotations
 
 import re
@@ -11,16 +12,23 @@ import time
 from collections.abc import Sequence
 
 from packetlab.errors import MissingRequirement, PacketlabError
+from packetlab.proto.conntrack.states import DEFAULT_TIMEOUTS, PROTO_ICMP, PROTO_NAMES, CtEntry, FlowTuple, short_tuple
 from packetlab.topo.host import Host
-from packetlab.proto.conntrack.states import (DEFAULT_TIMEOUTS, PROTO_ICMP, PROTO_NAMES, CtEntry, FlowTuple, short_tuple)
 
 _SYSCTL_TIMEOUTS = {
-    "SYN_SENT": "tcp_timeout_syn_sent", "SYN_RECV": "tcp_timeout_syn_recv",
-    "ESTABLISHED": "tcp_timeout_established", "FIN_WAIT": "tcp_timeout_fin_wait",
-    "CLOSE_WAIT": "tcp_timeout_close_wait", "LAST_ACK": "tcp_timeout_last_ack",
-    "TIME_WAIT": "tcp_timeout_time_wait", "CLOSE": "tcp_timeout_close",
-    "RETRANS": "tcp_timeout_max_retrans", "UNACK": "tcp_timeout_unacknowledged",
-    "udp": "udp_timeout", "udp_stream": "udp_timeout_stream", "icmp": "icmp_timeout",
+    "SYN_SENT": "tcp_timeout_syn_sent",
+    "SYN_RECV": "tcp_timeout_syn_recv",
+    "ESTABLISHED": "tcp_timeout_established",
+    "FIN_WAIT": "tcp_timeout_fin_wait",
+    "CLOSE_WAIT": "tcp_timeout_close_wait",
+    "LAST_ACK": "tcp_timeout_last_ack",
+    "TIME_WAIT": "tcp_timeout_time_wait",
+    "CLOSE": "tcp_timeout_close",
+    "RETRANS": "tcp_timeout_max_retrans",
+    "UNACK": "tcp_timeout_unacknowledged",
+    "udp": "udp_timeout",
+    "udp_stream": "udp_timeout_stream",
+    "icmp": "icmp_timeout",
 }
 
 
@@ -36,7 +44,7 @@ def parse_conntrack(text: str) -> list[CtEntry]:
         tokens = line.split()
         if len(tokens) < 4 or "=" not in line:
             continue
-        if tokens[0] in ("ipv4", "ipv6"):         # /proc/net/nf_conntrack format
+        if tokens[0] in ("ipv4", "ipv6"):  # /proc/net/nf_conntrack format
             tokens = tokens[2:]
         proto, protonum = tokens[0], int(tokens[1])
         timeout = int(tokens[2])
@@ -70,24 +78,38 @@ def parse_conntrack(text: str) -> list[CtEntry]:
             return FlowTuple(protonum, d["src"], d["dst"], int(d.get("sport", 0)), int(d.get("dport", 0)))
 
         wanted = [f for f in flags if f in ("ASSURED", "UNREPLIED")]
-        entries.append(CtEntry(proto, ft(tuples[0]), ft(tuples[1]), state, timeout, tuple(wanted),
-                               int(extra.get("mark", 0)), int(extra.get("zone", 0))))
+        entries.append(
+            CtEntry(
+                proto,
+                ft(tuples[0]),
+                ft(tuples[1]),
+                state,
+                timeout,
+                tuple(wanted),
+                int(extra.get("mark", 0)),
+                int(extra.get("zone", 0)),
+            )
+        )
     return entries
 
 
 def _conntrack(host: Host, *args: str) -> str:
     try:
         result = host.run(["conntrack", *args])
-    except FileNotFoundError:   # pragma: no cover - nsenter reports it instead, below
+    except FileNotFoundError:  # pragma: no cover - nsenter reports it instead, below
         result = None
     if result is None or (result.returncode == 127) or "No such file" in (result.stderr or ""):
-        raise MissingRequirement("the conntrack tool is not installed",
-                                 cause="reading the kernel's connection table uses conntrack-tools",
-                                 fix="apt-get install conntrack (vagrant/provision.sh installs it)")
+        raise MissingRequirement(
+            "the conntrack tool is not installed",
+            cause="reading the kernel's connection table uses conntrack-tools",
+            fix="apt-get install conntrack (vagrant/provision.sh installs it)",
+        )
     if not result.ok and "0 flow entries" not in result.stderr:
-        raise PacketlabError(f"conntrack {' '.join(args)} failed in {host.name}",
-                             cause=(result.stderr or result.stdout).strip(),
-                             fix="is connection tracking active in that namespace (an nft rule using ct, or NAT)?")
+        raise PacketlabError(
+            f"conntrack {' '.join(args)} failed in {host.name}",
+            cause=(result.stderr or result.stdout).strip(),
+            fix="is connection tracking active in that namespace (an nft rule using ct, or NAT)?",
+        )
     return result.stdout
 
 
@@ -140,9 +162,13 @@ def kernel_timeouts(host: Host) -> dict[str, int]:
 def format_entries(entries: Sequence[CtEntry]) -> str:
     """A text table of conntrack entries."""
     from packetlab.show.tables import format_table
+
     rows = [(e.proto, short_tuple(e.orig), short_tuple(e.reply), e.state or "-", e.timeout, e.status) for e in entries]
-    return format_table(["proto", "original direction", "reply direction", "state", "timeout s", "flags"], rows) \
-        if rows else "(no entries)"
+    return (
+        format_table(["proto", "original direction", "reply direction", "state", "timeout s", "flags"], rows)
+        if rows
+        else "(no entries)"
+    )
 
 
 # ---- per-packet verdicts from nftables counters ---------------------------------------------
@@ -162,12 +188,15 @@ class CtStateCounters:
     def __init__(self, router: Host, hook: str = "forward") -> None:
         self.router = router
         rules = "".join(f'    ct state {s.lower()} counter comment "{s}"\n' for s in CT_STATES)
-        router.nft(f"table inet {self.TABLE} {{\n  chain count {{\n    type filter hook {hook} priority -10; "
-                   f"policy accept;\n{rules}  }}\n}}\n")
+        router.nft(
+            f"table inet {self.TABLE} {{\n  chain count {{\n    type filter hook {hook} priority -10; "
+            f"policy accept;\n{rules}  }}\n}}\n"
+        )
         self._last = self.read()
 
     def read(self) -> dict[str, int]:
         from packetlab.topo.netfilter import rule_counters
+
         counts = rule_counters(self.router, "inet", self.TABLE, "count")
         return {s: counts.get(s, 0) for s in CT_STATES}
 

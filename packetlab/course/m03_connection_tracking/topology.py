@@ -1,5 +1,7 @@
 """Module 03's lab topology and the probes its notebook and checks run against it."""
+
 from __future__ import annotations
+
 import errno
 import itertools
 import re
@@ -7,16 +9,16 @@ import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-from packetlab.course.m03_connection_tracking.craft import LabWire, TcpConversation, silence_kernel
-from packetlab.course.m03_connection_tracking.kernel_table import CtStateCounters
+
 from packetlab.course.grading import require
 from packetlab.course.m02_nat_and_routing.topology import wait_links_up
 from packetlab.course.m02_nat_and_routing.whoami import start_whoami
-
+from packetlab.course.m03_connection_tracking.craft import LabWire, TcpConversation, silence_kernel
+from packetlab.course.m03_connection_tracking.kernel_table import CtStateCounters
 
 CLIENT, SERVER = "10.0.1.10", "10.0.2.10"
 ROUTER_LAN, ROUTER_DMZ = "10.0.1.1", "10.0.2.1"
-CRAFT_PORT = 7777          # the server port of crafted conversations (end hosts silenced for it)
+CRAFT_PORT = 7777  # the server port of crafted conversations (end hosts silenced for it)
 _ports = itertools.count(41000)
 
 
@@ -44,7 +46,7 @@ def build_topology(lab: Any) -> CtTopology:
     silence_kernel(client, CRAFT_PORT)
     silence_kernel(server, CRAFT_PORT)
     wire = LabWire(router, (client, "eth0", "eth0"), (server, "eth0", "eth1"))
-    start_whoami(server, 80)      # real TCP services on both ends, for the firewall tests
+    start_whoami(server, 80)  # real TCP services on both ends, for the firewall tests
     start_whoami(client, 80)
     return CtTopology(lab, client, router, server, wire, CtStateCounters(router))
 
@@ -53,6 +55,7 @@ def udp_probe(host: Any, ip: str, port: int, payload: bytes = b"ping", timeout: 
     """Send one UDP datagram from `host` on a connected socket and report what came back:
     'reply', 'refused' (an ICMP port unreachable arrived) or 'timeout'."""
     from packetlab.topo import netns
+
     with netns.entered(host.namespace):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -71,10 +74,12 @@ def udp_probe(host: Any, ip: str, port: int, payload: bytes = b"ping", timeout: 
 
 def conv_tuple(conv: TcpConversation) -> Any:
     from packetlab.proto.conntrack.states import PROTO_TCP, FlowTuple
+
     return FlowTuple(PROTO_TCP, conv.ip["client"], conv.ip["server"], conv.port["client"], conv.port["server"])
 
 
 # ---- exercise 3: a stateful firewall ----------------------------------------------------------------
+
 
 def _tables_in(ruleset: str) -> list[tuple[str, str]]:
     return re.findall(r"^\s*table\s+(\w+)\s+([\w-]+)", ruleset, flags=re.M)
@@ -83,6 +88,7 @@ def _tables_in(ruleset: str) -> list[tuple[str, str]]:
 def load_ruleset(topo: CtTopology, ruleset: str, ex: str = "ruleset", hint: str | None = None) -> None:
     """Validate `ruleset` with nft -c, delete the tables it declares, then load it on the router."""
     from packetlab.topo.netfilter import delete_table, nft_check
+
     error = nft_check(topo.router, ruleset)
     require(error is None, ex, f"nft rejects the ruleset: {error}", hint)
     for family, name in _tables_in(ruleset):
@@ -93,16 +99,19 @@ def load_ruleset(topo: CtTopology, ruleset: str, ex: str = "ruleset", hint: str 
 def firewall_behaviour(topo: CtTopology) -> dict[str, str]:
     """Test the router's firewall with real traffic: returns allowed/blocked per case."""
     from scapy.layers.inet import TCP
+
     from packetlab.course.m02_nat_and_routing.whoami import whoami
+
     out = {}
     out["client -> server (new TCP)"] = "allowed" if whoami(topo.client, SERVER, 80, timeout=1) else "blocked"
     out["server -> client (new TCP)"] = "allowed" if whoami(topo.server, CLIENT, 80, timeout=1) else "blocked"
     out["ICMP error back to the client (RELATED)"] = (
-        "allowed" if udp_probe(topo.client, SERVER, 9) == "refused" else "blocked")
+        "allowed" if udp_probe(topo.client, SERVER, 9) == "refused" else "blocked"
+    )
     conv = topo.conversation()
     topo.wire.send(conv.syn(), conv.synack(), conv.ack("client"), gap=0.01)
     arrived = False
-    for side, receiver in (("server", topo.client), ("client", topo.server)):   # forged from outside and inside
+    for side, receiver in (("server", topo.client), ("client", topo.server)):  # forged from outside and inside
         with receiver.capture("eth0", filter=f"tcp port {CRAFT_PORT}") as frames:
             topo.wire.send(conv.out_of_window(side))
             time.sleep(0.05)

@@ -1,6 +1,7 @@
 """Putting the kernel and the tracker side by side: table comparisons and the
 step-by-step `Walkthrough` the lab uses.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -9,17 +10,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from packetlab.topo.host import Host
 from packetlab.course.m03_connection_tracking.craft import LabWire
 from packetlab.course.m03_connection_tracking.kernel_table import CtStateCounters, format_tally, kernel_entry
 from packetlab.proto.conntrack.states import CtEntry, FlowTuple, segment_from_packet, short_tuple
 from packetlab.proto.conntrack.tracker import Tracker
+from packetlab.topo.host import Host
 
 # ---- comparing the two tables ----------------------------------------------------------------
+
 
 @dataclass
 class Comparison:
     """One connection as the kernel and the tracker see it."""
+
     key: FlowTuple
     kernel: CtEntry | None
     tracker: CtEntry | None
@@ -50,9 +53,11 @@ def format_comparison(rows: Sequence[Comparison]) -> str:
 
 # ---- a step-by-step walk for the lab -----------------------------------------------------------
 
+
 @dataclass
 class Step:
     """One crafted packet and what the kernel and the tracker made of it."""
+
     label: str
     packet: str
     kernel_ctinfo: str
@@ -72,8 +77,15 @@ class Walkthrough:
     (an echo reply, an ICMP error) are tracked too, exactly as the router saw them.
     """
 
-    def __init__(self, router: Host, wire: LabWire, counters: CtStateCounters,
-                 tracker: Tracker | None = None, *, devices: Sequence[str] = ("eth0", "eth1")) -> None:
+    def __init__(
+        self,
+        router: Host,
+        wire: LabWire,
+        counters: CtStateCounters,
+        tracker: Tracker | None = None,
+        *,
+        devices: Sequence[str] = ("eth0", "eth1"),
+    ) -> None:
         self.router, self.wire, self.counters, self.tracker = router, wire, counters, tracker
         self.devices = tuple(devices)
         self._macs = {dev: router.mac(dev) for dev in self.devices}
@@ -81,10 +93,12 @@ class Walkthrough:
 
     def _send_captured(self, pkt: Any) -> tuple[list[Any], dict[str, int]]:
         with contextlib.ExitStack() as stack:
-            caps = [stack.enter_context(self.router.capture(dev, filter=f"ether dst {mac} and ip", settle=0.02))
-                    for dev, mac in self._macs.items()]
+            caps = [
+                stack.enter_context(self.router.capture(dev, filter=f"ether dst {mac} and ip", settle=0.02))
+                for dev, mac in self._macs.items()
+            ]
             self.wire.send(pkt)
-            verdicts = self.counters.settle()      # the capture runs until the router has gone quiet
+            verdicts = self.counters.settle()  # the capture runs until the router has gone quiet
         return sorted((f for cap in caps for f in cap), key=lambda f: float(f.time)), verdicts
 
     def send(self, label: str, pkt: Any) -> Step:
@@ -116,11 +130,18 @@ class Walkthrough:
     def table(self) -> str:
         """The steps as a text table: kernel columns, then the tracker's."""
         from packetlab.show.tables import format_table
+
         rows = []
         for s in self.steps:
             k, t = s.kernel, s.tracker
-            row = [s.label, s.packet, s.kernel_ctinfo, (k.state or "-") if k else "(none)",
-                   k.timeout if k else "-", k.status if k else "-"]
+            row = [
+                s.label,
+                s.packet,
+                s.kernel_ctinfo,
+                (k.state or "-") if k else "(none)",
+                k.timeout if k else "-",
+                k.status if k else "-",
+            ]
             if self.tracker is not None:
                 row += [s.tracker_ctinfo or "-", ((t.state or "-") + " " + t.status) if t else "(none)"]
             rows.append(row)
@@ -135,8 +156,11 @@ class Walkthrough:
 
     def disagreements(self) -> list[str]:
         """The steps where the tracker and the kernel differ (empty when they agree)."""
-        return [f"{s.label}: kernel {s.kernel_ctinfo} {s.kernel}, tracker {s.tracker_ctinfo} {s.tracker}"
-                for s in self.steps if not _same_step(s)]
+        return [
+            f"{s.label}: kernel {s.kernel_ctinfo} {s.kernel}, tracker {s.tracker_ctinfo} {s.tracker}"
+            for s in self.steps
+            if not _same_step(s)
+        ]
 
 
 def _same_step(s: Step) -> bool:

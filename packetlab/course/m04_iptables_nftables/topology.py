@@ -1,13 +1,15 @@
 """Module 04's lab topology and the probes its notebook and checks run against it."""
+
 from __future__ import annotations
+
 import re
 from dataclasses import dataclass
 from typing import Any
-from packetlab.topo.netfilter import (TraceSession, annotate_hooks, base_chains, delete_table, nft_check)
+
 from packetlab.course.grading import require
 from packetlab.course.m02_nat_and_routing.topology import wait_links_up
 from packetlab.course.m02_nat_and_routing.whoami import start_whoami, whoami
-
+from packetlab.topo.netfilter import TraceSession, annotate_hooks, base_chains, delete_table, nft_check
 
 CLIENTS = ("10.0.1.10", "10.0.1.11", "10.0.1.12")
 SERVER = "10.0.2.10"
@@ -35,15 +37,20 @@ def build_topology(lab: Any) -> FwTopology:
     return FwTopology(lab, client, router, server)
 
 
-def reachability(topo: FwTopology, sources: tuple[str, ...] = CLIENTS, ports: tuple[int, ...] = SERVER_PORTS,
-                 timeout: float = 0.5) -> dict[tuple[str, int], bool]:
+def reachability(
+    topo: FwTopology, sources: tuple[str, ...] = CLIENTS, ports: tuple[int, ...] = SERVER_PORTS, timeout: float = 0.5
+) -> dict[tuple[str, int], bool]:
     """Try a real TCP connection from each client address to each server port."""
-    return {(src, port): whoami(topo.client, SERVER, port, source=src, timeout=timeout) is not None
-            for src in sources for port in ports}
+    return {
+        (src, port): whoami(topo.client, SERVER, port, source=src, timeout=timeout) is not None
+        for src in sources
+        for port in ports
+    }
 
 
 def reachability_table(result: dict[tuple[str, int], bool]) -> str:
     from packetlab.show.tables import format_table
+
     sources = sorted({s for s, _ in result})
     ports = sorted({p for _, p in result})
     rows = [[src] + ["open" if result[(src, p)] else "-" for p in ports] for src in sources]
@@ -87,8 +94,11 @@ def trace_ping(topo: FwTopology, src_host: Any, dst: str) -> list:
             src_host.ping(dst, count=1, timeout=1)
         paths = trace.paths()
         annotate_hooks(paths, base_chains(topo.router))
-        requests = [hops for hops in paths.values()        # complete paths only: from the marking rule on
-                    if hops and "echo-request" in hops[0].packet and "nftrace" in " ".join(hops[0].rules)]
+        requests = [
+            hops
+            for hops in paths.values()  # complete paths only: from the marking rule on
+            if hops and "echo-request" in hops[0].packet and "nftrace" in " ".join(hops[0].rules)
+        ]
         if requests:
             return requests[0]
     return []
@@ -103,6 +113,7 @@ def rule_body(text: str) -> str:
 
 
 # ---- sets, verdict maps and rate limits -------------------------------------------------------------
+
 
 def load_ruleset(topo: FwTopology, ruleset: str, ex: str, hint: str) -> None:
     error = nft_check(topo.router, ruleset)

@@ -13,6 +13,7 @@ Run one inside a lab host (the lab stops it when it closes)::
 
 Each prints one ``ready ...`` line when it listens and exits with status 0 on SIGTERM.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,8 @@ def listen_tcp(bind: str, port: int, backlog: int = 1024) -> socket.socket:
 # ---- blocking: one thread per connection -------------------------------------------------
 def _echo_blocking(conn: socket.socket) -> None:
     with conn:
-        while data := conn.recv(65536):      # blocks until data arrives; b"" means the peer closed
-            conn.sendall(data)               # blocks until the kernel took every byte
+        while data := conn.recv(65536):  # blocks until data arrives; b"" means the peer closed
+            conn.sendall(data)  # blocks until the kernel took every byte
 
 
 def serve_threads(listener: socket.socket) -> None:
@@ -55,10 +56,10 @@ def serve_threads(listener: socket.socket) -> None:
 # --8<-- [start:selectors]
 def serve_selectors(listener: socket.socket) -> None:
     """One loop: ask the kernel which sockets are ready, then only do what won't block."""
-    sel = selectors.DefaultSelector()                 # EpollSelector on Linux
+    sel = selectors.DefaultSelector()  # EpollSelector on Linux
     listener.setblocking(False)
     sel.register(listener, selectors.EVENT_READ, None)
-    pending: dict[socket.socket, bytearray] = {}      # bytes received but not yet sent back
+    pending: dict[socket.socket, bytearray] = {}  # bytes received but not yet sent back
     while True:
         for key, events in sel.select():
             sock = key.fileobj
@@ -74,7 +75,7 @@ def serve_selectors(listener: socket.socket) -> None:
                     data = sock.recv(65536)
                 except ConnectionError:
                     data = b""
-                if not data:                          # peer closed (or reset): forget it
+                if not data:  # peer closed (or reset): forget it
                     sel.unregister(sock)
                     del pending[sock]
                     sock.close()
@@ -82,7 +83,7 @@ def serve_selectors(listener: socket.socket) -> None:
                 buf += data
             if buf:
                 try:
-                    sent = sock.send(buf)             # may take only part of it: keep the rest
+                    sent = sock.send(buf)  # may take only part of it: keep the rest
                 except BlockingIOError:
                     sent = 0
                 except ConnectionError:
@@ -95,6 +96,8 @@ def serve_selectors(listener: socket.socket) -> None:
             want = selectors.EVENT_READ | (selectors.EVENT_WRITE if buf else 0)
             if key.events != want:
                 sel.modify(sock, want, None)
+
+
 # --8<-- [end:selectors]
 
 
@@ -103,7 +106,7 @@ async def _echo_stream(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
     try:
         while data := await reader.read(65536):
             writer.write(data)
-            await writer.drain()                      # back-pressure: wait while the buffer is full
+            await writer.drain()  # back-pressure: wait while the buffer is full
     except ConnectionError:
         pass
     finally:
@@ -133,7 +136,9 @@ def serve_udp(bind: str, port: int, ready: Callable[[], None]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m packetlab.course.m05_python_network_programming.echo", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m packetlab.course.m05_python_network_programming.echo", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--mode", choices=MODES, default="selectors")
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=7000)
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     def ready() -> None:
         print(f"ready {'udp' if args.udp else 'tcp'} {args.mode} {args.bind}:{args.port}", flush=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))      # blocking modes: leave accept()/select()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # blocking modes: leave accept()/select()
     try:
         if args.udp:
             serve_udp(args.bind, args.port, ready)

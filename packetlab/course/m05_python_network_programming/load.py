@@ -10,6 +10,7 @@ clients start together; each sends `size` bytes and waits for the whole echo
 before the next request (closed loop). The result is one JSON line.
 `measure()` runs it from a notebook and samples the server's thread count meanwhile.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 @dataclass
 class LoadResult:
     """One closed-loop load run."""
+
     clients: int
-    requests: int              # completed request/response round trips
+    requests: int  # completed request/response round trips
     errors: int
     seconds: float
     rps: float
@@ -41,13 +43,22 @@ class LoadResult:
     p90_ms: float
     p99_ms: float
     max_ms: float
-    server_threads: int = 0    # peak thread count of the server process during the run
+    server_threads: int = 0  # peak thread count of the server process during the run
 
     HEADERS = ("clients", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server threads")
 
     def row(self, label: str | None = None) -> list[object]:
-        cells = [self.clients, self.requests, self.errors, round(self.rps), self.p50_ms, self.p90_ms,
-                 self.p99_ms, self.max_ms, self.server_threads]
+        cells = [
+            self.clients,
+            self.requests,
+            self.errors,
+            round(self.rps),
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.server_threads,
+        ]
         return [label, *cells] if label is not None else cells
 
 
@@ -71,8 +82,9 @@ class _Gate:
             self.all_in.set()
 
 
-async def _client(host: str, port: int, requests: int, payload: bytes, gate: _Gate,
-                  latencies: list[float], timeout: float) -> int:
+async def _client(
+    host: str, port: int, requests: int, payload: bytes, gate: _Gate, latencies: list[float], timeout: float
+) -> int:
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     finally:
@@ -99,21 +111,40 @@ async def run(host: str, port: int, clients: int, requests: int, size: int, time
     payload = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
     gate = _Gate(clients)
     latencies: list[float] = []
-    tasks = [asyncio.create_task(_client(host, port, requests, payload, gate, latencies, timeout))
-             for _ in range(clients)]
-    await asyncio.wait_for(gate.all_in.wait(), timeout + 1)   # every connection made (or failed)
+    tasks = [
+        asyncio.create_task(_client(host, port, requests, payload, gate, latencies, timeout)) for _ in range(clients)
+    ]
+    await asyncio.wait_for(gate.all_in.wait(), timeout + 1)  # every connection made (or failed)
     t0 = time.perf_counter()
     gate.start.set()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     seconds = time.perf_counter() - t0
     errors = sum(r if isinstance(r, int) else 1 for r in results)
     lat = sorted(x * 1000 for x in latencies)
-    return LoadResult(clients, len(lat), errors, seconds, len(lat) / seconds if seconds else 0.0,
-                      percentile(lat, 50), percentile(lat, 90), percentile(lat, 99), lat[-1] if lat else 0.0)
+    return LoadResult(
+        clients,
+        len(lat),
+        errors,
+        seconds,
+        len(lat) / seconds if seconds else 0.0,
+        percentile(lat, 50),
+        percentile(lat, 90),
+        percentile(lat, 99),
+        lat[-1] if lat else 0.0,
+    )
 
 
-def measure(client: "Host", server_ip: str, port: int, *, clients: int = 50, requests: int = 50,
-            size: int = 64, server: "Server | None" = None, timeout: float = 120.0) -> LoadResult:
+def measure(
+    client: Host,
+    server_ip: str,
+    port: int,
+    *,
+    clients: int = 50,
+    requests: int = 50,
+    size: int = 64,
+    server: Server | None = None,
+    timeout: float = 120.0,
+) -> LoadResult:
     """Run the load generator in `client` (a subprocess in its namespace) and return its result."""
     peak = [0]
     done = threading.Event()
@@ -126,29 +157,51 @@ def measure(client: "Host", server_ip: str, port: int, *, clients: int = 50, req
     if sampler:
         sampler.start()
     try:
-        out = client.run([sys.executable, "-m", "packetlab.course.m05_python_network_programming.load", "--server", server_ip,
-                          "--port", str(port), "--clients", str(clients), "--requests", str(requests),
-                          "--size", str(size)], timeout=timeout)
+        out = client.run(
+            [
+                sys.executable,
+                "-m",
+                "packetlab.course.m05_python_network_programming.load",
+                "--server",
+                server_ip,
+                "--port",
+                str(port),
+                "--clients",
+                str(clients),
+                "--requests",
+                str(requests),
+                "--size",
+                str(size),
+            ],
+            timeout=timeout,
+        )
     finally:
         done.set()
         if sampler:
             sampler.join(timeout=1)
     if not out.ok:
-        raise PacketlabError(f"the load generator failed in {client.name}",
-                             cause=(out.stderr or out.stdout).strip()[-600:],
-                             fix=f"is the echo server listening on {server_ip}:{port}?")
-    result = LoadResult(**{k: v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()
-                           if k != "server_threads"})
+        raise PacketlabError(
+            f"the load generator failed in {client.name}",
+            cause=(out.stderr or out.stdout).strip()[-600:],
+            fix=f"is the echo server listening on {server_ip}:{port}?",
+        )
+    result = LoadResult(
+        **{k: v for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items() if k != "server_threads"}
+    )
     result.server_threads = peak[0]
     if result.requests == 0:
-        raise PacketlabError(f"no request succeeded: {result.errors} of {clients} clients failed",
-                             cause=f"nothing answered on {server_ip}:{port} from {client.name}",
-                             fix="start the echo server first (launch.start) and check address and port")
+        raise PacketlabError(
+            f"no request succeeded: {result.errors} of {clients} clients failed",
+            cause=f"nothing answered on {server_ip}:{port} from {client.name}",
+            fix="start the echo server first (launch.start) and check address and port",
+        )
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m packetlab.course.m05_python_network_programming.load", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m packetlab.course.m05_python_network_programming.load", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--server", required=True)
     ap.add_argument("--port", type=int, default=7000)
     ap.add_argument("--clients", type=int, default=50)

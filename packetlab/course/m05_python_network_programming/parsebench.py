@@ -12,6 +12,7 @@ Each runs over the whole frame list `repeat` times; the best round counts
 * ``five_tuple``     — the fast path: fixed offsets, no objects, the key only
                        (untagged IPv4 only: it gives up on anything else)
 """
+
 from __future__ import annotations
 
 import socket
@@ -21,12 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import dpkt
-from scapy.layers.inet import IP, TCP as S_TCP, UDP as S_UDP
+from scapy.layers.inet import IP
+from scapy.layers.inet import TCP as S_TCP
+from scapy.layers.inet import UDP as S_UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import NoPayload, Padding
 
-from packetlab.proto.decode import TCP, UDP, decode, five_tuple   # imports above: not timed inside the loops
+from packetlab.proto.decode import TCP, UDP, decode, five_tuple  # imports above: not timed inside the loops
 
 Key = tuple | None
 
@@ -75,7 +78,11 @@ def key_five_tuple(frame: bytes) -> Key:
 
 
 PARSERS: dict[str, Callable[[bytes], Key]] = {
-    "scapy": key_scapy, "dpkt": key_dpkt, "decode": key_decode, "five_tuple": key_five_tuple}
+    "scapy": key_scapy,
+    "dpkt": key_dpkt,
+    "decode": key_decode,
+    "five_tuple": key_five_tuple,
+}
 
 
 @dataclass
@@ -83,7 +90,7 @@ class ParseResult:
     parser: str
     frames: int
     best_seconds: float
-    keys_found: int          # frames the parser turned into a flow key
+    keys_found: int  # frames the parser turned into a flow key
 
     @property
     def pps(self) -> float:
@@ -108,8 +115,9 @@ def time_parser(name: str, frames: Sequence[bytes], repeat: int = 3, budget: flo
     return ParseResult(name, len(frames), best, found)
 
 
-def compare_parsers(frames: Sequence[bytes], names: Sequence[str] = tuple(PARSERS), repeat: int = 3,
-                    budget: float = 10.0) -> list[ParseResult]:
+def compare_parsers(
+    frames: Sequence[bytes], names: Sequence[str] = tuple(PARSERS), repeat: int = 3, budget: float = 10.0
+) -> list[ParseResult]:
     """Time each parser on the same frames, in one run."""
     return [time_parser(n, frames, repeat, budget) for n in names]
 
@@ -136,8 +144,10 @@ def agreement(frames: Sequence[bytes]) -> dict[str, str]:
 def table_rows(results: Sequence[ParseResult]) -> list[list[object]]:
     """Rows for format_table: parser, frames, best s, packets/s, µs/frame, × scapy."""
     base = next((r.pps for r in results if r.parser == "scapy"), None)
-    return [[r.parser, r.frames, r.best_seconds, round(r.pps), r.us_per_frame,
-             f"{r.pps / base:.1f}x" if base else "-"] for r in results]
+    return [
+        [r.parser, r.frames, r.best_seconds, round(r.pps), r.us_per_frame, f"{r.pps / base:.1f}x" if base else "-"]
+        for r in results
+    ]
 
 
 TABLE_HEADERS = ["parser", "frames", "best s", "packets/s", "µs/frame", "vs scapy"]

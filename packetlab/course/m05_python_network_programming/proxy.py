@@ -25,6 +25,7 @@ What a forward proxy does, and what this one does:
 The proxy goes wherever a client asks. It is safe here because it runs in a
 lab namespace whose only routes lead to other lab namespaces.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,16 @@ import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "proxy-authorization", "proxy-authenticate",
-              "te", "trailer", "upgrade"}
+HOP_BY_HOP = {
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+}
 MAX_HEAD = 64 * 1024
 CHUNK = 64 * 1024
 VIA = "1.1 packetlab-proxy"
@@ -66,7 +75,7 @@ def parse_head(head: bytes) -> Request:
     """Parse a request line and headers (everything up to the blank line)."""
     try:
         text = head.decode("latin-1")
-    except UnicodeDecodeError:                      # pragma: no cover - latin-1 decodes any byte
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
         raise BadRequest(400, "Bad Request", "undecodable request head") from None
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
@@ -88,10 +97,16 @@ def origin_request(req: Request) -> tuple[str, int, bytes]:
     url = urlsplit(req.target)
     if url.scheme != "http" or not url.hostname:
         if req.target.startswith("/"):
-            raise BadRequest(400, "Bad Request", "this is a forward proxy: send the absolute URL "
-                                                 "(GET http://host/path), as curl -x does")
-        raise BadRequest(501, "Not Implemented", f"only http:// URLs are proxied directly "
-                                                 f"(use CONNECT for {url.scheme or 'other'} traffic)")
+            raise BadRequest(
+                400,
+                "Bad Request",
+                "this is a forward proxy: send the absolute URL (GET http://host/path), as curl -x does",
+            )
+        raise BadRequest(
+            501,
+            "Not Implemented",
+            f"only http:// URLs are proxied directly (use CONNECT for {url.scheme or 'other'} traffic)",
+        )
     try:
         port = url.port or 80
     except ValueError:
@@ -101,7 +116,7 @@ def origin_request(req: Request) -> tuple[str, int, bytes]:
         path += "?" + url.query
     drop = set(HOP_BY_HOP)
     for token in (req.header("connection") or "").split(","):
-        drop.add(token.strip().lower())             # headers the client marked hop-by-hop
+        drop.add(token.strip().lower())  # headers the client marked hop-by-hop
     lines = [f"{req.method} {path} {req.version}"]
     lines += [f"{k}: {v}" for k, v in req.headers if k.lower() not in drop]
     if req.header("host") is None:
@@ -138,8 +153,10 @@ async def read_head(reader: asyncio.StreamReader) -> bytes:
 
 def error_response(status: int, reason: str, detail: str) -> bytes:
     body = f"{status} {reason}: {detail}\n".encode()
-    return (f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
-            f"Via: {VIA}\r\nConnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+        f"Via: {VIA}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 # --8<-- [start:pipe]
@@ -149,13 +166,15 @@ async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> in
     try:
         while chunk := await reader.read(CHUNK):
             writer.write(chunk)
-            await writer.drain()                    # slow receiver: stop reading instead of buffering
+            await writer.drain()  # slow receiver: stop reading instead of buffering
             total += len(chunk)
         if writer.can_write_eof():
-            writer.write_eof()                      # pass the half-close on (FIN), keep reading the other way
+            writer.write_eof()  # pass the half-close on (FIN), keep reading the other way
     except (ConnectionError, OSError):
         pass
     return total
+
+
 # --8<-- [end:pipe]
 
 
@@ -175,9 +194,11 @@ class Proxy:
         try:
             return await asyncio.wait_for(asyncio.open_connection(host, port), self.connect_timeout)
         except asyncio.TimeoutError:
-            raise BadRequest(504, "Gateway Timeout", f"{host}:{port} did not answer in {self.connect_timeout} s") from None
+            raise BadRequest(
+                504, "Gateway Timeout", f"{host}:{port} did not answer in {self.connect_timeout} s"
+            ) from None
         except OSError as exc:
-            why = os.strerror(exc.errno) if exc.errno else str(exc)      # e.g. "Connection refused"
+            why = os.strerror(exc.errno) if exc.errno else str(exc)  # e.g. "Connection refused"
             raise BadRequest(502, "Bad Gateway", f"cannot connect to {host}:{port}: {why}") from None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -200,7 +221,7 @@ class Proxy:
             host, port, head = origin_request(req)
             o_reader, origin_writer = await self.open_origin(host, port)
             origin_writer.write(head)
-            upload = asyncio.create_task(pipe(reader, origin_writer))     # a request body, if any
+            upload = asyncio.create_task(pipe(reader, origin_writer))  # a request body, if any
             try:
                 try:
                     resp_head = await o_reader.readuntil(b"\r\n\r\n")
@@ -223,7 +244,7 @@ class Proxy:
             except (ConnectionError, OSError):
                 pass
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass                                    # the client went away mid-request
+            pass  # the client went away mid-request
         finally:
             for w in (origin_writer, writer):
                 if w is not None:
@@ -247,7 +268,9 @@ async def serve(bind: str, port: int, proxy: Proxy) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m packetlab.course.m05_python_network_programming.proxy", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m packetlab.course.m05_python_network_programming.proxy", description=__doc__.split("\n")[0]
+    )
     ap.add_argument("--bind", default="0.0.0.0")
     ap.add_argument("--port", type=int, default=3128)
     ap.add_argument("--connect-timeout", type=float, default=10.0)

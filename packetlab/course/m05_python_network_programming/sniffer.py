@@ -17,6 +17,7 @@ naive version gets wrong, both handled here:
         h1.ping("10.0.1.2")
     for f in cap.frames: print(f.direction, decode(f.data).summary())
 """
+
 from __future__ import annotations
 
 import socket
@@ -26,8 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from packetlab.topo import netns
 from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
@@ -38,18 +39,19 @@ PACKET_AUXDATA = 8
 PACKET_STATISTICS = 6
 TP_STATUS_VLAN_VALID = 1 << 4
 TP_STATUS_VLAN_TPID_VALID = 1 << 6
-_AUXDATA = struct.Struct("=IIIHHHH")        # struct tpacket_auxdata
+_AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 PKTTYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing"}
 
 
 @dataclass(frozen=True)
 class Captured:
     """One frame as the raw socket delivered it (VLAN tag restored)."""
+
     data: bytes
     ifname: str
-    pkttype: str          # host / broadcast / multicast / otherhost / outgoing
-    timestamp: float      # time.time() when userspace read it (not the kernel's stamp)
-    vlan_restored: bool   # the tag came from auxdata and was put back into `data`
+    pkttype: str  # host / broadcast / multicast / otherhost / outgoing
+    timestamp: float  # time.time() when userspace read it (not the kernel's stamp)
+    vlan_restored: bool  # the tag came from auxdata and was put back into `data`
     original_length: int  # length on the wire (tp_len); > len(data) if we truncated
 
     @property
@@ -62,7 +64,7 @@ def restore_vlan(frame: bytes, tci: int, tpid: int = 0x8100) -> bytes:
     return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
-def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20, auxdata: bool = True) -> socket.socket:
+def open_raw_socket(host: Host, dev: str = "eth0", *, rcvbuf: int = 4 << 20, auxdata: bool = True) -> socket.socket:
     """An AF_PACKET/SOCK_RAW socket bound to `dev`, created inside `host`'s namespace.
 
     `auxdata=False` leaves PACKET_AUXDATA off — then received VLAN tags are lost
@@ -71,16 +73,22 @@ def open_raw_socket(host: "Host", dev: str = "eth0", *, rcvbuf: int = 4 << 20, a
         try:
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError as exc:
-            raise PacketlabError("cannot open an AF_PACKET socket", cause=str(exc),
-                                 fix="raw sockets need CAP_NET_RAW: run the lab as root") from None
+            raise PacketlabError(
+                "cannot open an AF_PACKET socket",
+                cause=str(exc),
+                fix="raw sockets need CAP_NET_RAW: run the lab as root",
+            ) from None
         try:
-            sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)        # SO_RCVBUFFORCE (root may exceed rmem_max)
+            sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root may exceed rmem_max)
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, int(auxdata))
             sock.bind((dev, ETH_P_ALL))
         except OSError as exc:
             sock.close()
-            raise PacketlabError(f"cannot bind a raw socket to {dev} in {host.name}", cause=str(exc),
-                                 fix=f"check the interface exists there: {host.name}.ip('-br link')") from None
+            raise PacketlabError(
+                f"cannot bind a raw socket to {dev} in {host.name}",
+                cause=str(exc),
+                fix=f"check the interface exists there: {host.name}.ip('-br link')",
+            ) from None
     return sock
 
 
@@ -93,11 +101,13 @@ def receive(sock: socket.socket, bufsize: int = 65536 + 4) -> Captured:
         if level == SOL_PACKET and ctype == PACKET_AUXDATA and len(cdata) >= _AUXDATA.size:
             status, tp_len, _snap, _mac, _net, tci, tpid = _AUXDATA.unpack_from(cdata)
             wire_len = tp_len
-            if status & TP_STATUS_VLAN_VALID:         # a tag of 0 is valid too: the flag says so
+            if status & TP_STATUS_VLAN_VALID:  # a tag of 0 is valid too: the flag says so
                 tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
                 data, restored = restore_vlan(data, tci, tpid), True
                 wire_len += 4
     return Captured(data, addr[0], PKTTYPES.get(addr[2], str(addr[2])), time.time(), restored, wire_len)
+
+
 # --8<-- [end:receive]
 
 
@@ -109,8 +119,9 @@ class Sniffer:
     ``stats`` holds the kernel's own counters (frames seen, frames dropped).
     """
 
-    def __init__(self, host: "Host", dev: str = "eth0", *, limit: int | None = None,
-                 outgoing: bool = True, auxdata: bool = True) -> None:
+    def __init__(
+        self, host: Host, dev: str = "eth0", *, limit: int | None = None, outgoing: bool = True, auxdata: bool = True
+    ) -> None:
         self.host, self.dev, self.limit, self.outgoing, self.auxdata = host, dev, limit, outgoing, auxdata
         self.frames: list[Captured] = []
         self.stats: dict[str, int] = {}
@@ -119,7 +130,7 @@ class Sniffer:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def start(self) -> "Sniffer":
+    def start(self) -> Sniffer:
         self._sock = open_raw_socket(self.host, self.dev, auxdata=self.auxdata)
         self._sock.settimeout(0.05)
         self._thread = threading.Thread(target=self._run, name=f"sniffer-{self.host.name}-{self.dev}", daemon=True)
@@ -132,14 +143,14 @@ class Sniffer:
             while not self._stop.is_set():
                 try:
                     frame = receive(self._sock)
-                except (TimeoutError, socket.timeout):
+                except TimeoutError:
                     continue
                 if frame.pkttype == "outgoing" and not self.outgoing:
                     continue
                 self.frames.append(frame)
                 if self.limit is not None and len(self.frames) >= self.limit:
                     return
-        except OSError as exc:          # the socket was closed under us: stop quietly
+        except OSError as exc:  # the socket was closed under us: stop quietly
             if not self._stop.is_set():
                 self._error = exc
 
@@ -154,7 +165,7 @@ class Sniffer:
         """Stop the thread, read the kernel's counters, close the socket."""
         if self._sock is None:
             return self.frames
-        time.sleep(settle)              # frames still in flight on the veth
+        time.sleep(settle)  # frames still in flight on the veth
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -163,11 +174,12 @@ class Sniffer:
         self._sock.close()
         self._sock = None
         if self._error is not None:
-            raise PacketlabError("the sniffer stopped early", cause=str(self._error),
-                                 fix="was the interface deleted while capturing?")
+            raise PacketlabError(
+                "the sniffer stopped early", cause=str(self._error), fix="was the interface deleted while capturing?"
+            )
         return self.frames
 
-    def __enter__(self) -> "Sniffer":
+    def __enter__(self) -> Sniffer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

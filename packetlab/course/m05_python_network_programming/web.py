@@ -7,6 +7,7 @@ and removes the directory again when closed (the lab stops the process anyway).
     with StaticSite(s, "10.0.2.2", 8000, {"big.bin": os.urandom(16 << 20)}) as site:
         site.sha256("big.bin")
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,13 +26,14 @@ if TYPE_CHECKING:
 def random_blob(size: int, seed: int = 5) -> bytes:
     """`size` pseudo-random bytes (reproducible, and fast: no os.urandom for megabytes)."""
     import random
+
     return random.Random(seed).randbytes(size)
 
 
 class StaticSite:
     """http.server on `ip`:`port` in `host`, serving `files` (name -> bytes)."""
 
-    def __init__(self, host: "Host", ip: str, port: int, files: dict[str, bytes]) -> None:
+    def __init__(self, host: Host, ip: str, port: int, files: dict[str, bytes]) -> None:
         self.host, self.ip, self.port = host, ip, port
         self.files = dict(files)
         self.directory: str | None = None
@@ -41,16 +43,28 @@ class StaticSite:
     def url(self) -> str:
         return f"http://{self.ip}:{self.port}"
 
-    def start(self) -> "StaticSite":
+    def start(self) -> StaticSite:
         self.directory = tempfile.mkdtemp(prefix="packetlab-web-")
         os.chmod(self.directory, 0o755)
         for name, data in self.files.items():
             with open(os.path.join(self.directory, name), "wb") as f:
                 f.write(data)
         try:
-            self.server = launch.start(self.host, [sys.executable, "-u", "-m", "http.server", "--bind", self.ip,
-                                                   "--directory", self.directory, str(self.port)],
-                                       ready="Serving HTTP")
+            self.server = launch.start(
+                self.host,
+                [
+                    sys.executable,
+                    "-u",
+                    "-m",
+                    "http.server",
+                    "--bind",
+                    self.ip,
+                    "--directory",
+                    self.directory,
+                    str(self.port),
+                ],
+                ready="Serving HTTP",
+            )
         except BaseException:
             self.close()
             raise
@@ -71,7 +85,7 @@ class StaticSite:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
-    def __enter__(self) -> "StaticSite":
+    def __enter__(self) -> StaticSite:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -81,8 +95,9 @@ class StaticSite:
 class CurlResult:
     """What curl reported (-w) and the sha256 of the body it downloaded."""
 
-    def __init__(self, argv: list[str], exit_code: int, status: int, size: int, seconds: float,
-                 sha256: str | None, stderr: str) -> None:
+    def __init__(
+        self, argv: list[str], exit_code: int, status: int, size: int, seconds: float, sha256: str | None, stderr: str
+    ) -> None:
         self.argv, self.exit_code, self.status, self.size = argv, exit_code, status, size
         self.seconds, self.sha256, self.stderr = seconds, sha256, stderr
 
@@ -100,13 +115,11 @@ class CurlResult:
         return f"<curl HTTP {self.status}, {self.size:,} bytes in {self.seconds:.3f} s>"
 
 
-def curl(host: "Host", url: str, *, proxy: str | None = None, tunnel: bool = False,
-         max_time: float = 30) -> CurlResult:
+def curl(host: Host, url: str, *, proxy: str | None = None, tunnel: bool = False, max_time: float = 30) -> CurlResult:
     """Run curl in `host` (optionally through `proxy`; `tunnel` = CONNECT with -p) and hash the body."""
     fd, path = tempfile.mkstemp(prefix="packetlab-curl-")
     os.close(fd)
-    argv = ["curl", "-sS", "-o", path, "-w", "%{http_code} %{size_download} %{time_total}",
-            "--max-time", str(max_time)]
+    argv = ["curl", "-sS", "-o", path, "-w", "%{http_code} %{size_download} %{time_total}", "--max-time", str(max_time)]
     if proxy:
         argv += ["-x", proxy] + (["-p"] if tunnel else [])
     argv.append(url)

@@ -4,6 +4,7 @@ Nothing here is simulated: frames go through real programs with
 BPF_PROG_TEST_RUN, datagrams cross a real veth pair, and every number comes
 from a kernel map, bpftool or /proc.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,15 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf import bpftool as bt
-from packetlab.topo import netns
-from packetlab.show.tables import format_table
 from packetlab.ebpf.loader import LoadedProgram, acquire, release
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
+from packetlab.topo import netns
 
 if TYPE_CHECKING:
     from packetlab.ebpf.co_re import CoreProgram
-    from packetlab.topo.host import Host
     from packetlab.ebpf.tracepoints import TracepointProgram
+    from packetlab.topo.host import Host
 
 MAP_TYPES_PROGRAM = "bpf/06-map-types.c"
 
@@ -45,6 +46,7 @@ def toolchain_facts() -> str:
     """What this kernel and toolchain offer eBPF, as a table (all read live)."""
     from packetlab.ebpf.co_re import bcc_headers_release
     from packetlab.ebpf.tracepoints import kprobes_available
+
     jit = Path("/proc/sys/net/core/bpf_jit_enable")
     rows = [
         ["kernel", os.uname().release],
@@ -64,14 +66,15 @@ def _first_line(argv: list[str]) -> str:
     return subprocess.run(argv, capture_output=True, text=True).stdout.splitlines()[0].strip()
 
 
-def netns_inode(host: "Host") -> int:
+def netns_inode(host: Host) -> int:
     """The inode number that names a lab host's network namespace inside the kernel (ns.inum)."""
     return os.stat(f"{netns.NETNS_DIR}/{host.namespace}").st_ino
 
 
 # ---- tracepoints ------------------------------------------------------------------------
-def udp_burst(sender: "Host", receiver: "Host", dst_ip: str, count: int, *, port: int = 9999,
-              timeout: float = 2.0) -> list[bytes]:
+def udp_burst(
+    sender: Host, receiver: Host, dst_ip: str, count: int, *, port: int = 9999, timeout: float = 2.0
+) -> list[bytes]:
     """Send `count` UDP datagrams from `sender` to a listener on `receiver`, from THIS process.
 
     Both sockets are created inside the hosts' namespaces but the calls run in
@@ -91,7 +94,7 @@ def udp_burst(sender: "Host", receiver: "Host", dst_ip: str, count: int, *, port
             tx.sendto(f"packetlab datagram {i}".encode(), (dst_ip, port))
         for _ in range(count):
             got.append(rx.recv(2048))
-    except socket.timeout:
+    except TimeoutError:
         pass
     finally:
         tx.close()
@@ -104,8 +107,9 @@ def events_table(events: list[dict], *, since_ns: int | None = None) -> str:
     if not events:
         return "(no events)"
     t0 = since_ns if since_ns is not None else events[0]["ts_ns"]
-    rows = [[n, round((e["ts_ns"] - t0) / 1000, 1), e["dev"], e["len"], e["rc"], e["cpu"]]
-            for n, e in enumerate(events, 1)]
+    rows = [
+        [n, round((e["ts_ns"] - t0) / 1000, 1), e["dev"], e["len"], e["rc"], e["cpu"]] for n, e in enumerate(events, 1)
+    ]
     return format_table(["#", "t (µs)", "dev", "len", "rc", "cpu"], rows)
 
 
@@ -115,8 +119,11 @@ def on_cpu(cpu: int) -> Iterator[None]:
     """Run the block on one CPU only (BPF_PROG_TEST_RUN runs the program on the caller's CPU)."""
     before = os.sched_getaffinity(0)
     if cpu not in before:
-        raise PacketlabError(f"CPU {cpu} is not available to this process",
-                             cause=f"allowed CPUs: {sorted(before)}", fix="pick one of those")
+        raise PacketlabError(
+            f"CPU {cpu} is not available to this process",
+            cause=f"allowed CPUs: {sorted(before)}",
+            fix="pick one of those",
+        )
     os.sched_setaffinity(0, {cpu})
     try:
         yield
@@ -128,6 +135,7 @@ def ipv4_frame(src: str, dst: str = "10.0.6.2", proto: str = "udp") -> bytes:
     """An Ethernet/IPv4 frame with a UDP, TCP or ICMP header (scapy), as bytes."""
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import Ether
+
     l4 = {"udp": UDP(sport=40000, dport=9999), "tcp": TCP(sport=40000, dport=80), "icmp": ICMP()}[proto]
     return bytes(Ether(src="02:00:00:00:06:01", dst="02:00:00:00:06:02") / IP(src=src, dst=dst) / l4)
 
@@ -135,6 +143,7 @@ def ipv4_frame(src: str, dst: str = "10.0.6.2", proto: str = "udp") -> bytes:
 def arp_frame() -> bytes:
     """An ARP request frame: not IPv4, so of 06-map-types.c's maps only per_cpu counts it."""
     from scapy.layers.l2 import ARP, Ether
+
     return bytes(Ether(src="02:00:00:00:06:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.6.1", pdst="10.0.6.2"))
 
 
@@ -168,8 +177,11 @@ def lru_vs_hash(sequence: Iterable[int]) -> dict[str, Any]:
     try:
         prog.reset_maps()
         feed_sources(prog, list(sequence))
-        return {"hash": last_octets(prog.table("by_src")), "lru": last_octets(prog.table("lru_by_src")),
-                "hash_full": prog.table("hash_full")[0]}
+        return {
+            "hash": last_octets(prog.table("by_src")),
+            "lru": last_octets(prog.table("lru_by_src")),
+            "hash_full": prog.table("hash_full")[0],
+        }
     finally:
         release(prog)
 
@@ -185,16 +197,27 @@ def pipeline(prog: LoadedProgram) -> str:
     """Source → bytecode → xlated → JIT for one loaded bcc program, measured live."""
     pid = bt.prog_id(prog.fd)
     info = bt.prog_show(pid)
-    src_lines = [line for line in prog.source.splitlines() if line.strip() and not line.strip().startswith(("/*", "*", "//"))]
+    src_lines = [
+        line for line in prog.source.splitlines() if line.strip() and not line.strip().startswith(("/*", "*", "//"))
+    ]
     bytecode = prog.bpf.dump_func(prog.function.encode())
-    calls = lambda insns: sum(1 for i in insns if "(85) call" in i)   # noqa: E731
+    calls = lambda insns: sum(1 for i in insns if "(85) call" in i)  # noqa: E731
     xlated = bt.xlated_insns(pid)
     bytecode_calls = sum(1 for i in range(0, len(bytecode), 8) if bytecode[i] == 0x85)
     rows = [
         ["C source (non-comment lines)", len(src_lines), "", prog.path.name],
-        ["bytecode from clang (8-byte slots)", len(bytecode) // 8, bytecode_calls, "what bcc handed to bpf(BPF_PROG_LOAD)"],
-        ["xlated: after the verifier (slots)", info["bytes_xlated"] // 8, calls(xlated),
-         "bpftool prog dump xlated id %d" % pid],
+        [
+            "bytecode from clang (8-byte slots)",
+            len(bytecode) // 8,
+            bytecode_calls,
+            "what bcc handed to bpf(BPF_PROG_LOAD)",
+        ],
+        [
+            "xlated: after the verifier (slots)",
+            info["bytes_xlated"] // 8,
+            calls(xlated),
+            "bpftool prog dump xlated id %d" % pid,
+        ],
         ["jited: x86-64 machine code (bytes)", info["bytes_jited"], "", "bpftool prog dump jited id %d" % pid],
     ]
     return text_table(["stage", "size", "helper calls", "see it with"], rows)
@@ -203,17 +226,29 @@ def pipeline(prog: LoadedProgram) -> str:
 def our_programs(ids: Iterable[int]) -> str:
     """`bpftool prog show` filtered to the given IDs, as a table."""
     wanted = set(ids)
-    rows = [[p["id"], p["type"], p.get("name", ""), p.get("bytes_xlated", 0), p.get("bytes_jited", 0),
-             ",".join(str(m) for m in p.get("map_ids", []))]
-            for p in bt.prog_list() if p["id"] in wanted]
+    rows = [
+        [
+            p["id"],
+            p["type"],
+            p.get("name", ""),
+            p.get("bytes_xlated", 0),
+            p.get("bytes_jited", 0),
+            ",".join(str(m) for m in p.get("map_ids", [])),
+        ]
+        for p in bt.prog_list()
+        if p["id"] in wanted
+    ]
     return format_table(["id", "type", "name", "xlated B", "jited B", "map ids"], rows)
 
 
 def our_maps(ids: Iterable[int]) -> str:
     """`bpftool map show` filtered to the given IDs, as a table."""
     wanted = set(ids)
-    rows = [[m["id"], m["type"], m.get("name", ""), m.get("bytes_key"), m.get("bytes_value"), m.get("max_entries")]
-            for m in bt.map_list() if m["id"] in wanted]
+    rows = [
+        [m["id"], m["type"], m.get("name", ""), m.get("bytes_key"), m.get("bytes_value"), m.get("max_entries")]
+        for m in bt.map_list()
+        if m["id"] in wanted
+    ]
     return format_table(["id", "type", "name", "key B", "value B", "max entries"], rows)
 
 
@@ -226,23 +261,32 @@ def count_xlated_calls(prog_id: int) -> int:
 LAYOUT_FIELDS = ["sk_buff.dev", "net_device.nd_net", "ns_common.inum"]
 
 
-def compare_paths(bcc_prog: "TracepointProgram", core_prog: "CoreProgram") -> tuple[str, dict]:
+def compare_paths(bcc_prog: TracepointProgram, core_prog: CoreProgram) -> tuple[str, dict]:
     """Same counter, two toolchains: offsets each one used and what each counted.
 
     Returns (table text, facts dict with 'bcc_layout', 'core_layout', 'bcc_ipv4', 'core_ipv4').
     """
     from packetlab.ebpf.co_re import bcc_headers_release
+
     bcc_layout = bcc_prog.table("layout")
     core_layout = core_prog.table("layout")
     bcc_counts = bcc_prog.table("frames_by_proto")
     core_counts = core_prog.table("frames_by_proto")
-    facts = {"bcc_layout": [bcc_layout.get(i, 0) for i in range(3)],
-             "core_layout": [core_layout.get(i, 0) for i in range(3)],
-             "bcc_ipv4": bcc_counts.get(0x0800, 0), "core_ipv4": core_counts.get(0x0800, 0)}
-    rows = [["compiled against", f"headers {bcc_headers_release()}", f"BTF of {os.uname().release} (vmlinux.h)"],
-            ["compile (+ load) time, s", round(bcc_prog.load_seconds, 3),
-             f"{core_prog.obj.compile_seconds:.3f} + {core_prog.load_seconds:.3f}"],
-            ["needed at run time", "clang/LLVM (bcc) + kernel headers", "BTF + a loader (bpftool/libbpf)"]]
+    facts = {
+        "bcc_layout": [bcc_layout.get(i, 0) for i in range(3)],
+        "core_layout": [core_layout.get(i, 0) for i in range(3)],
+        "bcc_ipv4": bcc_counts.get(0x0800, 0),
+        "core_ipv4": core_counts.get(0x0800, 0),
+    }
+    rows = [
+        ["compiled against", f"headers {bcc_headers_release()}", f"BTF of {os.uname().release} (vmlinux.h)"],
+        [
+            "compile (+ load) time, s",
+            round(bcc_prog.load_seconds, 3),
+            f"{core_prog.obj.compile_seconds:.3f} + {core_prog.load_seconds:.3f}",
+        ],
+        ["needed at run time", "clang/LLVM (bcc) + kernel headers", "BTF + a loader (bpftool/libbpf)"],
+    ]
     for name, b, c in zip(LAYOUT_FIELDS, facts["bcc_layout"], facts["core_layout"]):
         rows.append([f"offset of {name}", b, c])
     rows.append(["IPv4 frames counted", facts["bcc_ipv4"], facts["core_ipv4"]])

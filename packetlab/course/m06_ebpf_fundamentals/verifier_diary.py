@@ -22,6 +22,7 @@ Two entries need a special loader, and say so:
 
 Run ``python -m packetlab.course.m06_ebpf_fundamentals.verifier_diary`` to print the whole diary.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,15 +47,16 @@ DROPPED_CAPS = "-perfmon,-sys_admin"
 @dataclass(frozen=True)
 class DiaryEntry:
     """One page of the diary: a rejected program, the expected reason, and its fix."""
+
     key: str
     title: str
     broken: str
     fixed: str
-    expect: str            # regex the verifier's log must match
-    explanation: str       # plain language: what the verifier saw, pointing at the source
-    remedy: str            # what the fixed program does differently
-    loader: str = "bcc"    # "bcc" (LoadedProgram) or "core" (clang + bpftool)
-    privileges: str = "root"   # "root" or "no-perfmon"
+    expect: str  # regex the verifier's log must match
+    explanation: str  # plain language: what the verifier saw, pointing at the source
+    remedy: str  # what the fixed program does differently
+    loader: str = "bcc"  # "bcc" (LoadedProgram) or "core" (clang + bpftool)
+    privileges: str = "root"  # "root" or "no-perfmon"
 
     def source(self, which: str = "broken") -> str:
         return resolve_source(self.broken if which == "broken" else self.fixed).read_text()
@@ -70,70 +72,94 @@ class DiaryEntry:
 
 ENTRIES: list[DiaryEntry] = [
     DiaryEntry(
-        "packet-bounds", "Unchecked packet bounds",
-        "bpf/06-fail-packet-bounds.c", "bpf/06-fixed-packet-bounds.c",
+        "packet-bounds",
+        "Unchecked packet bounds",
+        "bpf/06-fail-packet-bounds.c",
+        "bpf/06-fixed-packet-bounds.c",
         r"invalid access to packet",
         "For every packet pointer the verifier tracks how many bytes are proven to exist: "
         "'r=14' after the Ethernet check. ip->protocol is byte 23 (off=23), beyond the proven 14, "
         "so on a short frame the read would run past the end of the packet.",
-        "Compare (void *)(ip + 1) with data_end before reading the IPv4 header."),
+        "Compare (void *)(ip + 1) with data_end before reading the IPv4 header.",
+    ),
     DiaryEntry(
-        "unbounded-loop", "Unbounded loop",
-        "bpf/06-fail-unbounded-loop.c", "bpf/06-fixed-unbounded-loop.c",
+        "unbounded-loop",
+        "Unbounded loop",
+        "bpf/06-fail-unbounded-loop.c",
+        "bpf/06-fixed-unbounded-loop.c",
         r"jumps is too complex|back-edge|infinite loop|BPF program is too large|Argument list too long",
         "The loop count *n comes from a map that user space writes, so it can be any 32-bit number. "
         "The verifier proves loops safe by walking them iteration by iteration; with no upper bound "
         "it walks until it hits its own limit and gives up.",
         "Run the loop to a compile-time constant (MAX_ROUNDS) and skip the rounds past the configured "
         "count. A clamped count is not enough on every kernel: clang turns i < n into i != n, which "
-        "Linux 6.1's verifier cannot bound. #pragma clang loop unroll(disable) keeps it a loop."),
+        "Linux 6.1's verifier cannot bound. #pragma clang loop unroll(disable) keeps it a loop.",
+    ),
     DiaryEntry(
-        "uninit-stack", "Uninitialised stack read",
-        "bpf/06-fail-uninit-stack.c", "bpf/06-fixed-uninit-stack.c",
+        "uninit-stack",
+        "Uninitialised stack read",
+        "bpf/06-fail-uninit-stack.c",
+        "bpf/06-fixed-uninit-stack.c",
         r"invalid (indirect )?read from stack",
         "struct flow_event is not initialised and its ports are only set for TCP, yet all 24 bytes "
         "are copied to user space by bpf_ringbuf_output(): for any other packet 8 of them are stale "
         "stack. Without CAP_PERFMON the verifier refuses to leak them.",
         "Declare the struct with = {} so every byte (padding too, where there is any) is written first.",
-        privileges="no-perfmon"),
+        privileges="no-perfmon",
+    ),
     DiaryEntry(
-        "null-map-value", "Map value used without a NULL check",
-        "bpf/06-fail-null-map-value.c", "bpf/06-fixed-null-map-value.c",
+        "null-map-value",
+        "Map value used without a NULL check",
+        "bpf/06-fail-null-map-value.c",
+        "bpf/06-fixed-null-map-value.c",
         r"map_value_or_null",
         "A hash-map lookup returns NULL when the key is absent. The returned register has the type "
         "'map_value_or_null', and the atomic add dereferences it without a check.",
-        "Test the pointer (if (count) ... else insert); after the test the verifier knows it is valid."),
+        "Test the pointer (if (count) ... else insert); after the test the verifier knows it is valid.",
+    ),
     DiaryEntry(
-        "map-out-of-range", "Out-of-range map value access",
-        "bpf/06-fail-map-out-of-range.c", "bpf/06-fixed-map-out-of-range.c",
+        "map-out-of-range",
+        "Out-of-range map value access",
+        "bpf/06-fail-map-out-of-range.c",
+        "bpf/06-fixed-map-out-of-range.c",
         r"invalid access to map value",
         "The value is 16 u64 buckets (value_size=128). The index len / 128 is only known to be a "
         "32-bit length divided by 128, so bucket[b] could be far outside the value.",
-        "Clamp the index to BUCKETS - 1 before using it."),
+        "Clamp the index to BUCKETS - 1 before using it.",
+    ),
     DiaryEntry(
-        "bad-helper", "Helper not allowed for this program type",
-        "bpf/06-fail-bad-helper.c", "bpf/06-fixed-bad-helper.c",
+        "bad-helper",
+        "Helper not allowed for this program type",
+        "bpf/06-fail-bad-helper.c",
+        "bpf/06-fixed-bad-helper.c",
         r"cannot use helper|unknown func",
         "bpf_skb_load_bytes() works on a struct sk_buff (tc, socket filters). XDP runs before any "
         "sk_buff exists, so the XDP program type does not offer that helper.",
-        "Use the XDP twin, bpf_xdp_load_bytes() (or read through a bounds-checked pointer)."),
+        "Use the XDP twin, bpf_xdp_load_bytes() (or read through a bounds-checked pointer).",
+    ),
     DiaryEntry(
-        "misaligned", "Misaligned access",
-        "bpf/06-fail-misaligned.c", "bpf/06-fixed-misaligned.c",
+        "misaligned",
+        "Misaligned access",
+        "bpf/06-fail-misaligned.c",
+        "bpf/06-fixed-misaligned.c",
         r"misaligned",
         "The map value is a packed struct, so the 8-byte counter sits at offset 1. Plain loads may be "
         "misaligned on x86 (checked only with BPF_F_STRICT_ALIGNMENT), but atomic operations must "
         "always be naturally aligned.",
-        "Drop __attribute__((packed)) and put the widest field first: packets lands at offset 0."),
+        "Drop __attribute__((packed)) and put the widest field first: packets lands at offset 0.",
+    ),
     DiaryEntry(
-        "stack-too-large", "Stack too large",
-        "bpf/06-fail-stack-too-large.bpf.c", "bpf/06-fixed-stack-too-large.bpf.c",
+        "stack-too-large",
+        "Stack too large",
+        "bpf/06-fail-stack-too-large.bpf.c",
+        "bpf/06-fixed-stack-too-large.bpf.c",
         r"combined stack size|stack size|stack limit",
         "Each BPF function's frame fits the 512-byte limit on its own (clang checks that), but "
         "xdp_scratch() keeps 320 bytes live while it calls checksum_words(), which needs 320 more. "
         "The verifier adds up the frames of the whole call chain.",
         "Move the caller's scratch buffer into a one-slot per-CPU array map.",
-        loader="core"),
+        loader="core",
+    ),
 ]
 
 BY_KEY = {e.key: e for e in ENTRIES}
@@ -142,8 +168,9 @@ BY_KEY = {e.key: e for e in ENTRIES}
 @dataclass
 class Attempt:
     """What happened when one diary program was handed to the kernel."""
+
     entry: DiaryEntry
-    which: str                      # "broken" or "fixed"
+    which: str  # "broken" or "fixed"
     loaded: bool
     error: VerifierError | None
     seconds: float
@@ -153,8 +180,11 @@ class Attempt:
         """The verifier's line that states the reason (the one matching the entry's pattern)."""
         if self.error is None:
             return ""
-        lines = [line.strip() for line in self.error.log.splitlines()
-                 if re.search(self.entry.expect, line) and not re.match(r"\s*(\d+: \(|; )", line)]
+        lines = [
+            line.strip()
+            for line in self.error.log.splitlines()
+            if re.search(self.entry.expect, line) and not re.match(r"\s*(\d+: \(|; )", line)
+        ]
         if lines:
             return lines[0]
         return str(self.error.cause).splitlines()[0]
@@ -179,7 +209,7 @@ class Attempt:
         return self.entry.source().splitlines()[self.line_number - 1].strip()
 
 
-def attempt(entry: DiaryEntry | str, which: str = "broken", *, lab: "Lab | None" = None) -> Attempt:
+def attempt(entry: DiaryEntry | str, which: str = "broken", *, lab: Lab | None = None) -> Attempt:
     """Load one diary program for real; return whether it loaded and, if not, the VerifierError.
 
     Loaded programs are unloaded right away (CO-RE pins are removed again).
@@ -193,6 +223,7 @@ def attempt(entry: DiaryEntry | str, which: str = "broken", *, lab: "Lab | None"
             _load_without_perfmon(path)
         elif entry.loader == "core":
             from packetlab.ebpf import co_re as core
+
             core.load(path, lab=lab, name=f"diary-{entry.key}-{which}").close()
         else:
             LoadedProgram(path).close()
@@ -201,7 +232,7 @@ def attempt(entry: DiaryEntry | str, which: str = "broken", *, lab: "Lab | None"
     return Attempt(entry, which, error is None, error, time.perf_counter() - t0)
 
 
-def run_diary(entries: list[DiaryEntry] | None = None, *, lab: "Lab | None" = None) -> list[tuple[Attempt, Attempt]]:
+def run_diary(entries: list[DiaryEntry] | None = None, *, lab: Lab | None = None) -> list[tuple[Attempt, Attempt]]:
     """Attempt every broken program and its fix; returns (broken, fixed) pairs."""
     return [(attempt(e, "broken", lab=lab), attempt(e, "fixed", lab=lab)) for e in (entries or ENTRIES)]
 
@@ -209,28 +240,42 @@ def run_diary(entries: list[DiaryEntry] | None = None, *, lab: "Lab | None" = No
 def summary(results: list[tuple[Attempt, Attempt]]) -> str:
     """A text table: entry, how it was loaded, the verifier's words, the line, fix loaded?"""
     from packetlab.course.m06_ebpf_fundamentals.demos import text_table
+
     rows = []
     for broken, fixed in results:
         e = broken.entry
         how = e.loader + (" w/o CAP_PERFMON" if e.privileges == "no-perfmon" else "")
         verdict = "rejected" if broken.rejected_as_expected else ("LOADED?!" if broken.loaded else "other error")
         words = broken.message if len(broken.message) <= 60 else broken.message[:57] + "..."
-        rows.append([e.key, how, verdict, words, f"{resolve_source(e.broken).name.split('-', 2)[2]}:{broken.line_number}",
-                     "loads" if fixed.loaded else "REJECTED"])
+        rows.append(
+            [
+                e.key,
+                how,
+                verdict,
+                words,
+                f"{resolve_source(e.broken).name.split('-', 2)[2]}:{broken.line_number}",
+                "loads" if fixed.loaded else "REJECTED",
+            ]
+        )
     return text_table(["entry", "loader", "broken", "verifier says", "line", "fix"], rows)
 
 
 def describe(broken: Attempt, fixed: Attempt | None = None) -> str:
     """One diary page as readable text: the verifier's words, the line, why, the fix."""
     e = broken.entry
-    where = "mapped from the verifier log" if broken.line_from_verifier else "marked in the source; the log names no line"
-    lines = [f"── {e.title} ({e.key}) " + "─" * max(0, 60 - len(e.title) - len(e.key)),
-             f"program   : {e.broken}" + ("   [loaded without CAP_PERFMON]" if e.privileges == "no-perfmon" else "")
-             + ("   [clang + bpftool]" if e.loader == "core" else ""),
-             f"verifier  : {broken.message or '(it loaded!)'}",
-             f"line {broken.line_number:<4} : {broken.source_line}   ({where})",
-             f"why       : {e.explanation}",
-             f"fix       : {e.remedy}"]
+    where = (
+        "mapped from the verifier log" if broken.line_from_verifier else "marked in the source; the log names no line"
+    )
+    lines = [
+        f"── {e.title} ({e.key}) " + "─" * max(0, 60 - len(e.title) - len(e.key)),
+        f"program   : {e.broken}"
+        + ("   [loaded without CAP_PERFMON]" if e.privileges == "no-perfmon" else "")
+        + ("   [clang + bpftool]" if e.loader == "core" else ""),
+        f"verifier  : {broken.message or '(it loaded!)'}",
+        f"line {broken.line_number:<4} : {broken.source_line}   ({where})",
+        f"why       : {e.explanation}",
+        f"fix       : {e.remedy}",
+    ]
     if fixed is not None:
         lines.append(f"fixed     : {e.fixed} -> {'loads' if fixed.loaded else 'REJECTED: ' + fixed.message}")
     return "\n".join(lines)
@@ -245,25 +290,45 @@ def _load_without_perfmon(path: str) -> None:
     """
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        raise MissingRequirement("setpriv is not installed (util-linux)",
-                                 fix="apt-get install util-linux; it drops capabilities for this diary entry")
-    argv = [setpriv, f"--bounding-set={DROPPED_CAPS}", "--", sys.executable, "-m", "packetlab.course.m06_ebpf_fundamentals.verifier_diary",
-            "--child", path]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT)   # minutes under qemu without KVM
+        raise MissingRequirement(
+            "setpriv is not installed (util-linux)",
+            fix="apt-get install util-linux; it drops capabilities for this diary entry",
+        )
+    argv = [
+        setpriv,
+        f"--bounding-set={DROPPED_CAPS}",
+        "--",
+        sys.executable,
+        "-m",
+        "packetlab.course.m06_ebpf_fundamentals.verifier_diary",
+        "--child",
+        path,
+    ]
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, timeout=900, cwd=REPO_ROOT
+    )  # minutes under qemu without KVM
     try:
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise PacketlabError(f"the reduced-privilege loader for {path} failed",
-                             cause=(proc.stderr or proc.stdout).strip()[-800:] or f"exit code {proc.returncode}",
-                             fix="run it by hand: setpriv --bounding-set=-perfmon,-sys_admin -- "
-                                 f"{sys.executable} -m packetlab.course.m06_ebpf_fundamentals.verifier_diary --child {path}") from None
+        raise PacketlabError(
+            f"the reduced-privilege loader for {path} failed",
+            cause=(proc.stderr or proc.stdout).strip()[-800:] or f"exit code {proc.returncode}",
+            fix="run it by hand: setpriv --bounding-set=-perfmon,-sys_admin -- "
+            f"{sys.executable} -m packetlab.course.m06_ebpf_fundamentals.verifier_diary --child {path}",
+        ) from None
     if result.get("error"):
         err = result["error"]
         if err["type"] != "VerifierError":
             raise PacketlabError(err["what"], cause=err.get("cause"), fix=err.get("fix"))
-        raise VerifierError(err["what"] + " (loaded without CAP_PERFMON)", log=err["log"],
-                            source_line=err["source_line"], line_number=err["line_number"],
-                            cause=err["cause"], fix=err["fix"], detail=err["detail"])
+        raise VerifierError(
+            err["what"] + " (loaded without CAP_PERFMON)",
+            log=err["log"],
+            source_line=err["source_line"],
+            line_number=err["line_number"],
+            cause=err["cause"],
+            fix=err["fix"],
+            detail=err["detail"],
+        )
 
 
 def _child(path: str) -> int:
@@ -272,10 +337,23 @@ def _child(path: str) -> int:
         LoadedProgram(path).close()
         print(json.dumps({"loaded": True}))
     except PacketlabError as exc:
-        print(json.dumps({"loaded": False, "error": {
-            "type": type(exc).__name__, "what": exc.what, "cause": exc.cause, "fix": exc.fix, "detail": exc.detail,
-            "log": getattr(exc, "log", ""), "line_number": getattr(exc, "line_number", None),
-            "source_line": getattr(exc, "source_line", None)}}))
+        print(
+            json.dumps(
+                {
+                    "loaded": False,
+                    "error": {
+                        "type": type(exc).__name__,
+                        "what": exc.what,
+                        "cause": exc.cause,
+                        "fix": exc.fix,
+                        "detail": exc.detail,
+                        "log": getattr(exc, "log", ""),
+                        "line_number": getattr(exc, "line_number", None),
+                        "source_line": getattr(exc, "source_line", None),
+                    },
+                }
+            )
+        )
     return 0
 
 

@@ -1,21 +1,24 @@
 """A live chart of module 07's counters and the kernel-measured program run time, sampled while traffic runs."""
+
 from __future__ import annotations
+
 import contextlib
 import io
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from packetlab.errors import PacketlabError
+
 from packetlab.course.m07_xdp.counters import CATEGORIES, protocol_counts, source_counts
 from packetlab.ebpf.stats import ProgStats, _fdinfo_prog_id, program_fd
-
+from packetlab.errors import PacketlabError
 
 
 # ---- the live chart ------------------------------------------------------------------------
 @dataclass
 class Sample:
     """One poll of the counter maps."""
+
     t: float
     protocols: dict[str, int]
     sources: dict[str, int]
@@ -25,6 +28,7 @@ class Sample:
 @dataclass
 class ChartSummary:
     """What the chart saw between start() and stop()."""
+
     samples: int
     seconds: float
     protocol_delta: dict[str, int] = field(default_factory=dict)
@@ -37,10 +41,11 @@ class ChartSummary:
 
     def table(self) -> str:
         from packetlab.show.tables import format_table
-        rows = [(name, n, n / self.seconds if self.seconds else 0.0)
-                for name, n in self.protocol_delta.items() if n]
-        rows += [(f"from {src}", n, n / self.seconds if self.seconds else 0.0)
-                 for src, n in self.source_delta.items() if n]
+
+        rows = [(name, n, n / self.seconds if self.seconds else 0.0) for name, n in self.protocol_delta.items() if n]
+        rows += [
+            (f"from {src}", n, n / self.seconds if self.seconds else 0.0) for src, n in self.source_delta.items() if n
+        ]
         return format_table(["counted while the chart ran", "packets", "packets/s"], rows)
 
 
@@ -56,8 +61,16 @@ class LiveCounterChart:
     the next cell run the traffic while the chart redraws.
     """
 
-    def __init__(self, program: Any, *, interval: float = 0.5, window: float = 20.0, top: int = 5,
-                 max_seconds: float = 300.0, title: str = "XDP counter") -> None:
+    def __init__(
+        self,
+        program: Any,
+        *,
+        interval: float = 0.5,
+        window: float = 20.0,
+        top: int = 5,
+        max_seconds: float = 300.0,
+        title: str = "XDP counter",
+    ) -> None:
         self.program, self.interval, self.window, self.top = program, interval, window, top
         self.max_seconds, self.title = max_seconds, title
         self.samples: list[Sample] = []
@@ -74,6 +87,7 @@ class LiveCounterChart:
     def widget(self) -> Any:
         if self._widget is None:
             import ipywidgets as w
+
             self._status = w.HTML(f"<b>{self.title}</b>: not started")
             self._image = w.Image(format="png", layout=w.Layout(max_width="760px"))
             self._html = w.HTML("")
@@ -82,9 +96,10 @@ class LiveCounterChart:
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
+
         display(self.widget)
 
-    def start(self) -> "LiveCounterChart":
+    def start(self) -> LiveCounterChart:
         if self._thread is not None and self._thread.is_alive():
             return self
         self._stop.clear()
@@ -115,16 +130,18 @@ class LiveCounterChart:
             return ChartSummary(len(self.samples), 0.0, error=self.error)
         first, last = self.samples[0], self.samples[-1]
         return ChartSummary(
-            samples=len(self.samples), seconds=last.t - first.t,
+            samples=len(self.samples),
+            seconds=last.t - first.t,
             protocol_delta={k: last.protocols.get(k, 0) - first.protocols.get(k, 0) for k in last.protocols},
             source_delta={k: v - first.sources.get(k, 0) for k, v in last.sources.items()},
-            error=self.error)
+            error=self.error,
+        )
 
     def moved(self) -> bool:
         """True if any counter increased while the chart ran."""
         return self.summary().total > 0
 
-    def __enter__(self) -> "LiveCounterChart":
+    def __enter__(self) -> LiveCounterChart:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -141,8 +158,7 @@ class LiveCounterChart:
             stats, alive = None, False
         if not alive:
             raise PacketlabError("the program was unloaded")
-        self.samples.append(Sample(time.monotonic(), protocol_counts(self.program),
-                                   source_counts(self.program), stats))
+        self.samples.append(Sample(time.monotonic(), protocol_counts(self.program), source_counts(self.program), stats))
 
     def _run(self) -> None:
         started = time.monotonic()
@@ -153,7 +169,7 @@ class LiveCounterChart:
             try:
                 self._poll()
                 self._render()
-            except Exception as exc:   # maps gone (program detached) or widget trouble: stop quietly
+            except Exception as exc:  # maps gone (program detached) or widget trouble: stop quietly
                 self.error = f"stopped: {type(exc).__name__}: {exc}"
                 break
 
@@ -174,8 +190,9 @@ class LiveCounterChart:
     def _render(self, final: bool = False) -> None:
         if self._widget is None or not self.samples:
             return
-        from matplotlib.figure import Figure
         from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         times, series = self._rates()
         last = self.samples[-1]
         fig = Figure(figsize=(8, 2.8), dpi=72)
@@ -200,9 +217,12 @@ class LiveCounterChart:
             if r.runs:
                 rate = f" — bpf_stats: {r.pps:,.0f} runs/s, {r.ns_per_run:,.0f} ns/run"
         state = "stopped" if final else f"polling every {self.interval:g} s"
-        self._status.value = (f"<b>{self.title}</b>: {state}, {len(self.samples)} samples, "
-                              f"{sum(last.protocols.values()):,} packets counted{rate}"
-                              + (f" <i>({self.error})</i>" if self.error else ""))
-        rows = "".join(f"<tr><td>{c}</td><td style='text-align:right'>{n:,}</td></tr>"
-                       for c, n in last.protocols.items() if n)
+        self._status.value = (
+            f"<b>{self.title}</b>: {state}, {len(self.samples)} samples, "
+            f"{sum(last.protocols.values()):,} packets counted{rate}"
+            + (f" <i>({self.error})</i>" if self.error else "")
+        )
+        rows = "".join(
+            f"<tr><td>{c}</td><td style='text-align:right'>{n:,}</td></tr>" for c, n in last.protocols.items() if n
+        )
         self._html.value = f"<table><tr><th>protocol</th><th>packets</th></tr>{rows}</table>"

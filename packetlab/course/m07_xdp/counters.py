@@ -1,16 +1,27 @@
 """Readers for module 07's counting programs: per-protocol and per-source counters, per-CPU sums."""
+
 from __future__ import annotations
+
 import contextlib
 import ctypes
 import ipaddress
 from typing import Any
-from packetlab.errors import PacketlabError
 
+from packetlab.errors import PacketlabError
 
 # Index = enum category in bpf/07-xdp-counter.c (keep the two in the same order).
 CATEGORIES: tuple[str, ...] = (
-    "non-IP", "IPv4 TCP", "IPv4 UDP", "IPv4 ICMP", "IPv4 other",
-    "IPv6 TCP", "IPv6 UDP", "IPv6 ICMPv6", "IPv6 other", "fragment", "malformed",
+    "non-IP",
+    "IPv4 TCP",
+    "IPv4 UDP",
+    "IPv4 ICMP",
+    "IPv4 other",
+    "IPv6 TCP",
+    "IPv6 UDP",
+    "IPv6 ICMPv6",
+    "IPv6 other",
+    "fragment",
+    "malformed",
 )
 
 
@@ -28,13 +39,15 @@ def _sum_percpu(value: Any) -> tuple[int, int]:
 
 def _check_layout(table: Any, map_name: str, fields: tuple[str, ...]) -> None:
     """The map's value struct (as bcc built it from the C source) must have `fields`."""
-    leaf = getattr(table, "sLeaf", None) or table.Leaf        # per-CPU tables keep the element type in sLeaf
+    leaf = getattr(table, "sLeaf", None) or table.Leaf  # per-CPU tables keep the element type in sLeaf
     have = tuple(name for name, *_ in getattr(leaf, "_fields_", ()))
-    if have[:len(fields)] != fields:
-        raise PacketlabError(f"map {map_name} has values {{{', '.join(have) or leaf.__name__}}}",
-                             cause=f"packetlab.course.m07_xdp.counters expects struct {{{', '.join(fields)}}} "
-                                   "(struct counters in bpf/07-xdp-counter.c)",
-                             fix="keep the C struct and this module in step, or read the map yourself")
+    if have[: len(fields)] != fields:
+        raise PacketlabError(
+            f"map {map_name} has values {{{', '.join(have) or leaf.__name__}}}",
+            cause=f"packetlab.course.m07_xdp.counters expects struct {{{', '.join(fields)}}} "
+            "(struct counters in bpf/07-xdp-counter.c)",
+            fix="keep the C struct and this module in step, or read the map yourself",
+        )
 
 
 def protocol_counts(program: Any, what: str = "packets") -> dict[str, int]:
@@ -101,7 +114,7 @@ def percpu_total(program: Any, map_name: str, index: int) -> int:
     value = program[map_name][ctypes.c_int(index)]
     try:
         return sum(int(getattr(v, "value", v)) for v in value)
-    except TypeError:                   # not per-CPU: a single value
+    except TypeError:  # not per-CPU: a single value
         return int(getattr(value, "value", value))
 
 
@@ -111,6 +124,7 @@ def _attachment_ifindex(program: Any) -> int | None:
     if namespace is None or dev is None:
         return None
     from packetlab.topo.rtnl import iproute
+
     with iproute(netns=namespace) as ipr:
         found = ipr.link_lookup(ifname=dev)
     return found[0] if found else None

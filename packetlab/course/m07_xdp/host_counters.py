@@ -1,7 +1,8 @@
 """The host's own counters (veth statistics, ICMP SNMP counters) that show who answered."""
-from __future__ import annotations
-from typing import Any
 
+from __future__ import annotations
+
+from typing import Any
 
 
 def veth_stats(host: Any, dev: str = "eth0") -> dict[str, int]:
@@ -12,6 +13,7 @@ def veth_stats(host: Any, dev: str = "eth0") -> dict[str, int]:
     XDP hook did, so they move in native mode only.
     """
     import re
+
     out = host.run(["ethtool", "-S", dev], check=True).stdout
     return {k: int(v) for k, v in re.findall(r"^\s*(\w+):\s*(\d+)\s*$", out, re.M)}
 
@@ -38,5 +40,7 @@ def icmp_counters(host: Any) -> dict[str, int]:
 ECHO_COUNTERS = ("IcmpInEchos", "IcmpOutEchoReps", "Icmp6InEchos", "Icmp6OutEchoReplies")
 
 
-def counter_delta(before: dict[str, int], after: dict[str, int], keys: tuple[str, ...] = ECHO_COUNTERS) -> dict[str, int]:
+def counter_delta(
+    before: dict[str, int], after: dict[str, int], keys: tuple[str, ...] = ECHO_COUNTERS
+) -> dict[str, int]:
     return {k: after.get(k, 0) - before.get(k, 0) for k in keys}

@@ -1,22 +1,24 @@
 """XDP_REDIRECT plumbing for module 07: interface indexes and devmap entries."""
+
 from __future__ import annotations
+
 import ctypes
 from typing import Any
-from packetlab.topo import netns
-from packetlab.errors import PacketlabError
-from packetlab.ebpf.live_frames import assert_in_namespace
 
+from packetlab.ebpf.live_frames import assert_in_namespace
+from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 
 # ---- small lab utilities ---------------------------------------------------------------
 def ifindex(host: Any, dev: str) -> int:
     """Interface index of `dev` inside `host`'s namespace."""
     from packetlab.topo.rtnl import iproute
+
     with iproute(netns=host.namespace) as ipr:
         found = ipr.link_lookup(ifname=dev)
     if not found:
-        raise PacketlabError(f"no interface {dev!r} in {host.namespace}",
-                             fix=f"list them with {host.name}.ip('link')")
+        raise PacketlabError(f"no interface {dev!r} in {host.namespace}", fix=f"list them with {host.name}.ip('link')")
     return found[0]
 
 
@@ -30,6 +32,7 @@ def devmap_set(attachment: Any, from_dev: str, to_dev: str, *, map_name: str = "
     """
     ns = attachment.namespace
     from packetlab.topo.rtnl import iproute
+
     with iproute(netns=ns) as ipr:
         src, dst = ipr.link_lookup(ifname=from_dev), ipr.link_lookup(ifname=to_dev)
     if not src or not dst:
@@ -39,15 +42,19 @@ def devmap_set(attachment: Any, from_dev: str, to_dev: str, *, map_name: str = "
         assert_in_namespace(ns)
         try:
             attachment[map_name][ctypes.c_int(src[0])] = ctypes.c_int(dst[0])
-        except Exception as exc:   # bcc raises a bare Exception
-            raise PacketlabError(f"cannot store {to_dev} in {map_name}[{from_dev}]", cause=str(exc),
-                                 fix="keys must be below the devmap's max_entries; the target must exist") from None
+        except Exception as exc:  # bcc raises a bare Exception
+            raise PacketlabError(
+                f"cannot store {to_dev} in {map_name}[{from_dev}]",
+                cause=str(exc),
+                fix="keys must be below the devmap's max_entries; the target must exist",
+            ) from None
     return src[0], dst[0]
 
 
 def devmap_get(attachment: Any, from_dev: str, *, map_name: str = "tx_port") -> str | None:
     """The egress interface stored for `from_dev` in the devmap (None if no entry)."""
     import socket
+
     ns = attachment.namespace
     with netns.entered(ns):
         try:

@@ -1,15 +1,16 @@
 """XDP actions switched at run time and the kernel's xdp tracepoints (exceptions, redirect errors)."""
+
 from __future__ import annotations
+
 import contextlib
 import ctypes
 import errno
 import os
 from typing import Any
-from packetlab.errors import PacketlabError
+
 from packetlab.course.m07_xdp.counters import _attachment_ifindex
 from packetlab.ebpf.stats import prog_id
-
-
+from packetlab.errors import PacketlabError
 
 # ---- tracing XDP failures -----------------------------------------------------------------
 EVENT_KINDS = {1: "exception", 2: "redirect error", 3: "devmap xmit error"}
@@ -26,8 +27,9 @@ def set_action(attachment: Any, action: str | int | None) -> None:
         return
     value = action if isinstance(action, int) else XDP_ACTIONS_BY_NAME.get(str(action).upper())
     if value is None or value not in XDP_ACTIONS:
-        raise PacketlabError(f"{action!r} is not an XDP action",
-                             fix="use XDP_ABORTED, XDP_DROP, XDP_PASS or XDP_TX (or 0..3)")
+        raise PacketlabError(
+            f"{action!r} is not an XDP action", fix="use XDP_ABORTED, XDP_DROP, XDP_PASS or XDP_TX (or 0..3)"
+        )
     table[ctypes.c_uint(0)] = ctypes.c_uint(value)
 
 
@@ -57,6 +59,7 @@ class XdpTrace:
 
     def __init__(self) -> None:
         from packetlab.ebpf.loader import BPF_DIR, _import_bcc, capture_stderr
+
         bcc = _import_bcc()
         with capture_stderr() as err:
             try:
@@ -66,8 +69,11 @@ class XdpTrace:
             else:
                 failure = None
         if failure is not None:
-            raise PacketlabError(f"cannot load {self.SOURCE}", cause=(err[0].strip() or str(failure))[-800:],
-                                 fix="`packetlab doctor` checks tracefs, headers and capabilities")
+            raise PacketlabError(
+                f"cannot load {self.SOURCE}",
+                cause=(err[0].strip() or str(failure))[-800:],
+                fix="`packetlab doctor` checks tracefs, headers and capabilities",
+            )
 
     def events(self, *programs: Any) -> dict[tuple[str, str], int]:
         """{(kind, detail): count} for events of `programs` (attachments or loaded programs)."""
@@ -86,7 +92,7 @@ class XdpTrace:
         with contextlib.suppress(Exception):
             self.bpf.cleanup()
 
-    def __enter__(self) -> "XdpTrace":
+    def __enter__(self) -> XdpTrace:
         return self
 
     def __exit__(self, *exc: Any) -> None:

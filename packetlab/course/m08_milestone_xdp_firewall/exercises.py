@@ -7,27 +7,37 @@
 3. `check_ipv6`    — make the policy work over IPv6; verified with real TCP
    connections between the lab's namespaces.
 """
-from __future__ import annotations
-import os
-from typing import Any, Callable
-from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
 
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
 
 SERVER = "10.0.1.2"
 MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def _as_ruleset(answer: Any, exercise: str):
-    from packetlab.tools.firewall.rules import RuleError, RuleSet
     from packetlab.tools.firewall.program import as_ruleset
+    from packetlab.tools.firewall.rules import RuleError, RuleSet
+
     if unanswered(answer):
         raise CheckFailed(exercise, "no answer yet", "write your rule file text (or a RuleSet) into `answer`")
     try:
-        rs = answer if isinstance(answer, RuleSet) else as_ruleset(answer if not isinstance(answer, os.PathLike)
-                                                                  else str(answer))
+        rs = (
+            answer
+            if isinstance(answer, RuleSet)
+            else as_ruleset(answer if not isinstance(answer, os.PathLike) else str(answer))
+        )
     except RuleError as exc:
-        raise CheckFailed(exercise, f"the rule file does not validate:\n{exc.cause}",
-                          "fix the lines named above (file, line and field are given)") from None
+        raise CheckFailed(
+            exercise,
+            f"the rule file does not validate:\n{exc.cause}",
+            "fix the lines named above (file, line and field are given)",
+        ) from None
     if not isinstance(rs, RuleSet):
         rs = rs.ruleset
     return rs
@@ -40,6 +50,7 @@ def _policy_table():
 
     def tcp(src, dport, flags="S"):
         return Ether(**MAC) / IP(src=src, dst=SERVER) / TCP(sport=40000, dport=dport, flags=flags)
+
     return [
         ("SSH from admin 10.0.1.5", tcp("10.0.1.5", 22), "XDP_PASS"),
         ("SSH from 10.0.1.15 (last admin address)", tcp("10.0.1.15", 22), "XDP_PASS"),
@@ -56,7 +67,7 @@ def _policy_table():
     ]
 
 
-@graded('write the rule file yourself as answer (YAML text) and run this check again')
+@graded("write the rule file yourself as answer (YAML text) and run this check again")
 def check_policy(answer: Any) -> bool:
     """Exercise 1: does the rule set implement POLICY? Runs the real program."""
     ex = "Exercise 1 (policy)"
@@ -65,6 +76,7 @@ def check_policy(answer: Any) -> bool:
 
     from packetlab.tools.firewall.program import Firewall
     from packetlab.tools.firewall.reference import decide
+
     rs = _as_ruleset(answer, ex)
     fw = Firewall.load(rs)
     try:
@@ -74,32 +86,51 @@ def check_policy(answer: Any) -> bool:
             if got != expected:
                 d = decide(rs, bytes(frame))
                 wrong.append(f"{what}: expected {expected}, got {got} (decided by {d.counter})")
-        require(not wrong, ex, "some packets get the wrong verdict:\n  " + "\n  ".join(wrong),
-                "compare each line with the policy; remember that rules are tried in order and the first match wins")
+        require(
+            not wrong,
+            ex,
+            "some packets get the wrong verdict:\n  " + "\n  ".join(wrong),
+            "compare each line with the policy; remember that rules are tried in order and the first match wins",
+        )
         # ping: rate-limited per source, at 5/s
         ping = Ether(**MAC) / IP(src="10.0.1.201", dst=SERVER) / ICMP()
         decider = decide(rs, bytes(ping)).rule
         rule = rs.rule(decider) if decider else None
-        require(rule is not None and rule.action == "rate-limit", ex,
-                f"ping is decided by {decider or 'the default policy'}, which is not a rate-limit rule",
-                "add a rule with action: rate-limit and proto: icmp")
-        require(abs(rule.rate - 5) < 1e-9, ex, f"the ping rule allows {rule.rate:g} packets/s, the policy says 5",
-                "rate: 5/s")
+        require(
+            rule is not None and rule.action == "rate-limit",
+            ex,
+            f"ping is decided by {decider or 'the default policy'}, which is not a rate-limit rule",
+            "add a rule with action: rate-limit and proto: icmp",
+        )
+        require(
+            abs(rule.rate - 5) < 1e-9,
+            ex,
+            f"the ping rule allows {rule.rate:g} packets/s, the policy says 5",
+            "rate: 5/s",
+        )
         verdicts = [fw.verdict(ping) for _ in range(30)]
         through = verdicts.count("XDP_PASS")
-        require(through <= 10, ex, f"{through} of 30 back-to-back pings passed",
-                "a 5/s limit may let a short burst through (burst: 10 at most), not dozens of packets at once")
+        require(
+            through <= 10,
+            ex,
+            f"{through} of 30 back-to-back pings passed",
+            "a 5/s limit may let a short burst through (burst: 10 at most), not dozens of packets at once",
+        )
         other = Ether(**MAC) / IP(src="10.0.1.202", dst=SERVER) / ICMP()
-        require(fw.verdict(other) == "XDP_PASS", ex, "a second source was limited too",
-                "the limit is per source address — the firewall does that for every rate-limit rule")
+        require(
+            fw.verdict(other) == "XDP_PASS",
+            ex,
+            "a second source was limited too",
+            "the limit is per source address — the firewall does that for every rate-limit rule",
+        )
     finally:
         fw.close()
-    return passed(ex, f"{len(_policy_table()) + 2} packets checked in the kernel; "
-                      f"ping limited to {rule.rate:g}/s per source")
+    return passed(
+        ex, f"{len(_policy_table()) + 2} packets checked in the kernel; ping limited to {rule.rate:g}/s per source"
+    )
 
 
-@graded("read the per-rule counters after the mystery traffic, set answer to the rule's name and run this"
-        ' check again')
+@graded("read the per-rule counters after the mystery traffic, set answer to the rule's name and run this check again")
 def check_culprit(firewall: Any, mystery: Callable[[], Any], answer: Any) -> bool:
     """Exercise 2: which rule dropped the mystery traffic? Verified by replaying it
     and watching which counter the kernel increments."""
@@ -111,39 +142,59 @@ def check_culprit(firewall: Any, mystery: Callable[[], Any], answer: Any) -> boo
     grew = [a.name for b, a in zip(before.rules, after.rules) if a.packets > b.packets and a.action == "drop"]
     if after.special["default"]["packets"] > before.special["default"]["packets"] and before.default == "drop":
         grew.append("default")
-    require(len(grew) >= 1, ex, "replaying the traffic dropped nothing this time",
-            "run the cell that applies the exercise's rule set again, then re-run the mystery cell")
+    require(
+        len(grew) >= 1,
+        ex,
+        "replaying the traffic dropped nothing this time",
+        "run the cell that applies the exercise's rule set again, then re-run the mystery cell",
+    )
     culprit = grew[0]
     names = [r.name for r in after.rules] + ["default"]
     require(str(answer) in names, ex, f"there is no rule named {answer!r}", f"the rules are: {', '.join(names)}")
-    require(str(answer) == culprit, ex, f"{answer!r} did not count the mystery packets",
-            "print(fw.status().table()) before and after running mystery(): the rule whose packet counter "
-            "grows is the one that decided (rules are tried in order; the first match wins)")
+    require(
+        str(answer) == culprit,
+        ex,
+        f"{answer!r} did not count the mystery packets",
+        "print(fw.status().table()) before and after running mystery(): the rule whose packet counter "
+        "grows is the one that decided (rules are tried in order; the first match wins)",
+    )
     return passed(ex, f"{culprit!r} counted the dropped packets")
 
 
-@graded('extend the rule file for IPv6 yourself (sources and ICMPv6) as answer and run this check again')
+@graded("extend the rule file for IPv6 yourself (sources and ICMPv6) as answer and run this check again")
 def check_ipv6(lab: Any, firewall: Any, answer: Any) -> bool:
     """Exercise 3: apply `answer`, then really connect over IPv6 (and IPv4)."""
     ex = "Exercise 3 (IPv6)"
     from packetlab.course.m08_milestone_xdp_firewall.topology import tcp_connect
+
     rs = _as_ruleset(answer, ex)
     firewall.apply(rs)
-    for host in (lab.srv, lab.admin, lab.guest):     # forget neighbours: ND must work through the firewall
+    for host in (lab.srv, lab.admin, lab.guest):  # forget neighbours: ND must work through the firewall
         host.run(["ip", "-6", "neigh", "flush", "all"])
     srv6, srv4 = lab.ip("srv", 6), lab.ip("srv", 4)
-    expectations = [("guest", srv6, 80, True), ("guest", srv6, 443, True), ("admin", srv6, 22, True),
-                    ("guest", srv6, 22, False), ("admin", srv4, 22, True), ("guest", srv4, 22, False),
-                    ("guest", srv4, 80, True), ("guest", srv6, 8080, False)]
+    expectations = [
+        ("guest", srv6, 80, True),
+        ("guest", srv6, 443, True),
+        ("admin", srv6, 22, True),
+        ("guest", srv6, 22, False),
+        ("admin", srv4, 22, True),
+        ("guest", srv4, 22, False),
+        ("guest", srv4, 80, True),
+        ("guest", srv6, 8080, False),
+    ]
     wrong = []
     for who, addr, port, expected in expectations:
         ok = tcp_connect(getattr(lab, who), addr, port, timeout=1.5)
         if ok != expected:
-            wrong.append(f"{who} -> [{addr}]:{port}: {'connected' if ok else 'timed out'}, "
-                         f"policy says {'allow' if expected else 'drop'}")
+            wrong.append(
+                f"{who} -> [{addr}]:{port}: {'connected' if ok else 'timed out'}, "
+                f"policy says {'allow' if expected else 'drop'}"
+            )
     st = firewall.status()
-    hint = ("IPv6 finds neighbours with ICMPv6 (neighbour discovery): without an icmpv6 rule nothing reaches the "
-            "server at all; the admin network in IPv6 is fd00:1::/124")
+    hint = (
+        "IPv6 finds neighbours with ICMPv6 (neighbour discovery): without an icmpv6 rule nothing reaches the "
+        "server at all; the admin network in IPv6 is fd00:1::/124"
+    )
     if wrong and st.special["default"]["packets"]:
         hint += f" (the default policy has dropped {st.special['default']['packets']} packets so far)"
     require(not wrong, ex, "real connections disagree with the policy:\n  " + "\n  ".join(wrong), hint)

@@ -1,6 +1,6 @@
 """Module 08's lab helpers: what its notebook and checks call besides the checks themselves."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 POLICY = """\
 On the server:

@@ -9,6 +9,7 @@
 so the lab stops them. Traffic helpers open their sockets inside a host's
 namespace and close them before returning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,19 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from packetlab.topo import netns
 from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
     from packetlab.topo.lab import Lab
 
-ADDRESSES = {"srv": ("10.0.1.2/24", "fd00:1::2/64"), "admin": ("10.0.1.5/24", "fd00:1::5/64"),
-             "guest": ("10.0.1.200/24", "fd00:1::c8/64"), "client": ("10.0.1.77/24", "fd00:1::4d/64")}
+ADDRESSES = {
+    "srv": ("10.0.1.2/24", "fd00:1::2/64"),
+    "admin": ("10.0.1.5/24", "fd00:1::5/64"),
+    "guest": ("10.0.1.200/24", "fd00:1::c8/64"),
+    "client": ("10.0.1.77/24", "fd00:1::4d/64"),
+}
 TCP_PORTS = (22, 80, 443, 8080)
 UDP_PORT = 5000
 
@@ -47,7 +52,7 @@ class FirewallLab:
         return ADDRESSES[name][0 if version == 4 else 1].split("/")[0]
 
 
-def build(lab: "Lab", *, servers: bool = True) -> FirewallLab:
+def build(lab: Lab, *, servers: bool = True) -> FirewallLab:
     """Switch + server + three clients, IPv4 and IPv6; TCP listeners on srv."""
     sw = lab.switch("sw")
     hosts = {}
@@ -59,20 +64,30 @@ def build(lab: "Lab", *, servers: bool = True) -> FirewallLab:
     return FirewallLab(lab, hosts["srv"], hosts["admin"], hosts["guest"], hosts["client"])
 
 
-def start_servers(host: "Host", tcp_ports=TCP_PORTS, udp_port: int | None = UDP_PORT) -> Any:
+def start_servers(host: Host, tcp_ports=TCP_PORTS, udp_port: int | None = UDP_PORT) -> Any:
     """TCP listeners (accept and close) and a UDP sink, as one lab process."""
-    argv = [sys.executable, "-m", "packetlab.course.m08_milestone_xdp_firewall.topology", "serve", "--tcp", ",".join(map(str, tcp_ports))]
+    argv = [
+        sys.executable,
+        "-m",
+        "packetlab.course.m08_milestone_xdp_firewall.topology",
+        "serve",
+        "--tcp",
+        ",".join(map(str, tcp_ports)),
+    ]
     if udp_port:
         argv += ["--udp", str(udp_port)]
     proc = host.popen(argv)
     line = proc.stdout.readline()
     if "ready" not in line:
-        raise PacketlabError("the lab's test servers did not start", cause=line.strip() or "no output",
-                             fix="run the cell again; if it repeats, check `python -m packetlab.course.m08_milestone_xdp_firewall.topology serve`")
+        raise PacketlabError(
+            "the lab's test servers did not start",
+            cause=line.strip() or "no output",
+            fix="run the cell again; if it repeats, check `python -m packetlab.course.m08_milestone_xdp_firewall.topology serve`",
+        )
     return proc
 
 
-def tcp_connect(host: "Host", address: str, port: int, *, timeout: float = 1.0, source: str | None = None) -> bool:
+def tcp_connect(host: Host, address: str, port: int, *, timeout: float = 1.0, source: str | None = None) -> bool:
     """Does a TCP handshake from `host` to address:port complete within `timeout`?"""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with netns.entered(host.namespace):
@@ -83,7 +98,7 @@ def tcp_connect(host: "Host", address: str, port: int, *, timeout: float = 1.0, 
             sock.bind((source, 0))
         sock.connect((address, port))
         return True
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return False
     except OSError as exc:
         if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
@@ -96,6 +111,7 @@ def tcp_connect(host: "Host", address: str, port: int, *, timeout: float = 1.0, 
 @dataclass
 class UdpRun:
     """A paced UDP stream: how many datagrams went out and how many arrived."""
+
     sent: int
     received: int
     seconds: float
@@ -106,8 +122,18 @@ class UdpRun:
         return self.sent - self.received
 
 
-def udp_stream(sender: "Host", receiver: "Host", address: str, *, port: int = 6000, pps: float = 1000,
-               seconds: float | None = None, during=None, settle: float = 0.3, source: str | None = None) -> UdpRun:
+def udp_stream(
+    sender: Host,
+    receiver: Host,
+    address: str,
+    *,
+    port: int = 6000,
+    pps: float = 1000,
+    seconds: float | None = None,
+    during=None,
+    settle: float = 0.3,
+    source: str | None = None,
+) -> UdpRun:
     """Send numbered datagrams at `pps` for `seconds` (or while `during()` runs).
 
     The receiving socket lives in `receiver`'s namespace and counts distinct
@@ -119,8 +145,8 @@ def udp_stream(sender: "Host", receiver: "Host", address: str, *, port: int = 60
     with netns.entered(sender.namespace):
         tx = socket.socket(family, socket.SOCK_DGRAM)
     seen: set[int] = set()
-    stop = threading.Event()          # sender
-    done = threading.Event()          # receiver
+    stop = threading.Event()  # sender
+    done = threading.Event()  # receiver
     sent = 0
     try:
         rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -179,6 +205,7 @@ def sample_frames() -> list[tuple[str, bytes]]:
     from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
     from scapy.layers.l2 import ARP, Dot1Q, Ether
     from scapy.packet import Raw
+
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     srv4, srv6 = ADDRESSES["srv"][0].split("/")[0], ADDRESSES["srv"][1].split("/")[0]
     syn = TCP(sport=40000, dport=22, flags="S")
@@ -186,22 +213,26 @@ def sample_frames() -> list[tuple[str, bytes]]:
         ("SSH from admin", bytes(e / IP(src="10.0.1.5", dst=srv4) / syn)),
         ("SSH from guest", bytes(e / IP(src="10.0.1.200", dst=srv4) / syn)),
         ("HTTP, 802.1Q-tagged", bytes(e / Dot1Q(vlan=7) / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))),
-        ("HTTP over IPv6 with a hop-by-hop header", bytes(e / IPv6(src="fd00:1::c8", dst=srv6) / IPv6ExtHdrHopByHop()
-                                                          / TCP(dport=80))),
+        (
+            "HTTP over IPv6 with a hop-by-hop header",
+            bytes(e / IPv6(src="fd00:1::c8", dst=srv6) / IPv6ExtHdrHopByHop() / TCP(dport=80)),
+        ),
         ("DNS query to the server", bytes(e / IP(src="10.0.1.200", dst=srv4) / UDP(dport=53))),
         ("DNS reply to the server", bytes(e / IP(src="10.0.1.200", dst=srv4) / UDP(sport=53, dport=33000))),
         ("later fragment of HTTP", bytes(e / IP(src="10.0.1.200", dst=srv4, frag=100, proto=6) / Raw(b"x" * 40))),
-        ("TCP header cut short", bytes(e / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))[:14 + 20 + 10]),
+        ("TCP header cut short", bytes(e / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))[: 14 + 20 + 10]),
         ("ping", bytes(e / IP(src="10.0.1.200", dst=srv4) / ICMP())),
         ("ARP", bytes(e / ARP(psrc="10.0.1.200", pdst=srv4))),
     ]
 
 
-def cli(*args: str) -> "subprocess.CompletedProcess":
+def cli(*args: str) -> subprocess.CompletedProcess:
     """Run `packetlab firewall ARGS...` as a separate process (as a user would) and print its output."""
     import subprocess
-    result = subprocess.run([sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True,
-                            timeout=120)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True, timeout=120
+    )
     print(f"$ packetlab firewall {' '.join(args)}   (exit {result.returncode})")
     print((result.stdout + result.stderr).rstrip())
     return result
@@ -213,7 +244,7 @@ def _serve(tcp_ports: list[int], udp_port: int | None) -> None:
     for port in tcp_ports:
         s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)      # one socket for IPv4 and IPv6
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # one socket for IPv4 and IPv6
         s.bind(("::", port))
         s.listen(128)
         socks.append(s)

@@ -3,6 +3,7 @@
 They turn frames and tables into short text tables; the logic they display
 lives in the data plane (bpf/09-lb.c) and the control plane (packetlab.tools.lb).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ def checksums_ok(frame: bytes) -> dict[str, bool]:
     """Recompute the IPv4/TCP/UDP checksums with scapy and compare with the frame's own."""
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.l2 import Ether
+
     pkt = Ether(frame)
     rebuilt = pkt.copy()
     out = {}
@@ -32,6 +34,7 @@ def checksums_ok(frame: bytes) -> dict[str, bool]:
 def _fields(frame: bytes) -> dict[str, str]:
     from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.l2 import Ether
+
     p = Ether(frame)
     f = {"eth dst": p.dst, "eth src": p.src}
     ips = []
@@ -70,11 +73,16 @@ def disruption_table(ns: Sequence[int] = (3, 5, 10), size: int = 65537) -> tuple
         after = maglev.named(maglev.build_table(rest, size=size), rest)
         mag = maglev.disruption(before, after)
         flows = range(20000)
-        mod = sum(1 for i in flows if (h := maglev.flow_hash(f"10.9.1.{i % 250 + 1}", "10.9.100.1", 1024 + i, 80)) % n
-                  != h % (n - 1)) / len(flows)
+        mod = sum(
+            1
+            for i in flows
+            if (h := maglev.flow_hash(f"10.9.1.{i % 250 + 1}", "10.9.100.1", 1024 + i, 80)) % n != h % (n - 1)
+        ) / len(flows)
         rows.append((n, mag, mod))
-    text = format_table(["backends N", "Maglev: slots that move", "hash % N: flows that move", "1/N"],
-                        [[n, f"{100 * m:.1f}%", f"{100 * d:.1f}%", f"{100 / n:.1f}%"] for n, m, d in rows])
+    text = format_table(
+        ["backends N", "Maglev: slots that move", "hash % N: flows that move", "1/N"],
+        [[n, f"{100 * m:.1f}%", f"{100 * d:.1f}%", f"{100 / n:.1f}%"] for n, m, d in rows],
+    )
     return text, rows
 
 
@@ -82,14 +90,19 @@ def spread_table(seen: dict[str, int], weights: dict[str, int]) -> str:
     """Requests per backend against the share the weights promise."""
     total = sum(seen.values()) or 1
     wsum = sum(weights.values()) or 1
-    return format_table(["backend", "weight", "expected", "requests", "measured"],
-                        [[b, w, f"{100 * w / wsum:.1f}%", seen.get(b, 0), f"{100 * seen.get(b, 0) / total:.1f}%"]
-                         for b, w in weights.items()])
+    return format_table(
+        ["backend", "weight", "expected", "requests", "measured"],
+        [
+            [b, w, f"{100 * w / wsum:.1f}%", seen.get(b, 0), f"{100 * seen.get(b, 0) / total:.1f}%"]
+            for b, w in weights.items()
+        ],
+    )
 
 
 def wait_for(condition, timeout: float = 10.0, step: float = 0.1) -> bool:
     """Poll `condition()` until it is true or `timeout` s pass (no fixed sleeps in the lab)."""
     import time
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -102,9 +115,16 @@ def run_cli(*args: str, show: bool = True, limit: int | None = None):
     """Run ``packetlab lb ARGS`` as a separate process (as you would in a shell) and print its output."""
     import subprocess
     import sys
+
     from packetlab.ebpf.loader import REPO_ROOT
-    r = subprocess.run([sys.executable, "-m", "packetlab", "lb", *map(str, args)], capture_output=True,
-                       text=True, cwd=REPO_ROOT, timeout=120)
+
+    r = subprocess.run(
+        [sys.executable, "-m", "packetlab", "lb", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     if show:
         out = (r.stdout + r.stderr).rstrip().splitlines()
         print(f"$ packetlab lb {' '.join(map(str, args))}    (exit {r.returncode})")
@@ -115,6 +135,7 @@ def run_cli(*args: str, show: bool = True, limit: int | None = None):
 def plot_disruption(rows):
     """Bars: share of flows moved when one of N backends leaves, Maglev vs hash % N."""
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 2.8))
     ns = [r[0] for r in rows]
     x = range(len(ns))
@@ -132,6 +153,7 @@ def plot_disruption(rows):
 def capture_on(node, dev: str, *, filter: str | None = None):
     """Capture on any lab node's interface — also a switch port (Host.capture, for any namespace)."""
     from packetlab.topo.host import Host
+
     shim = Host.__new__(Host)
     shim.__dict__.update(node.__dict__)
     return shim.capture(dev, filter=filter)

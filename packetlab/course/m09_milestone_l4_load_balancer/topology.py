@@ -19,6 +19,7 @@ Both forwarding modes run on the same wires: NAT replies (source = the
 backend's own address) go back through the LB, DSR replies (source = the VIP)
 go straight to the client over the backends' second interface.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from packetlab.errors import PacketlabError
+from packetlab.tools.lb.config import HealthCheck
+from packetlab.tools.lb.health import probe
 from packetlab.topo.host import Host, stop_process
 from packetlab.topo.lab import Lab, Switch
-from packetlab.tools.lb.health import probe
-from packetlab.tools.lb.config import HealthCheck
 
 CLIENT_NET = "10.9.1"
 BACKEND_NET = "10.9.2"
@@ -47,6 +48,7 @@ DSR_TABLE = 100
 @dataclass
 class LBTopology:
     """Handles on the hosts of the load balancer lab."""
+
     lab: Lab
     lb: Host
     clients: list[Host]
@@ -78,12 +80,16 @@ class LBTopology:
             out.append(e)
         return out
 
-    def config(self, mode: str = "nat", names: tuple[str, ...] | None = None,
-               weights: dict[str, int] | None = None, **vip: object) -> dict:
+    def config(
+        self,
+        mode: str = "nat",
+        names: tuple[str, ...] | None = None,
+        weights: dict[str, int] | None = None,
+        **vip: object,
+    ) -> dict:
         """A one-VIP config ("web", 10.9.100.1:80) over some or all backends."""
         backends = [e for e in self.backend_entries(weights=weights) if names is None or e["name"] in names]
-        return {"vips": [dict({"name": "web", "address": VIP, "port": 80, "mode": mode, "backends": backends},
-                              **vip)]}
+        return {"vips": [dict({"name": "web", "address": VIP, "port": 80, "mode": mode, "backends": backends}, **vip)]}
 
     # -- servers --
     def start_server(self, name: str, *, port: int = 80, udp_port: int | None = 5353, wait: float = 10) -> None:
@@ -100,9 +106,11 @@ class LBTopology:
             if self.servers[name].poll() is not None:
                 break
             time.sleep(0.05)
-        raise PacketlabError(f"the HTTP server on {name} did not start",
-                             cause=(self.servers[name].stdout.read() if self.servers[name].poll() is not None else "no answer"),
-                             fix="is port 80 free in that namespace?")
+        raise PacketlabError(
+            f"the HTTP server on {name} did not start",
+            cause=(self.servers[name].stdout.read() if self.servers[name].poll() is not None else "no answer"),
+            fix="is port 80 free in that namespace?",
+        )
 
     def start_servers(self, **kw) -> None:
         for b in self.backends:
@@ -115,8 +123,9 @@ class LBTopology:
             stop_process(proc)
 
     # -- clients --
-    def curl(self, client: Host, url: str, *, count: int = 1, timeout: float = 2,
-             new_connections: bool = True) -> list[str]:
+    def curl(
+        self, client: Host, url: str, *, count: int = 1, timeout: float = 2, new_connections: bool = True
+    ) -> list[str]:
         """GET `url` `count` times from `client` (one curl process); the response bodies, one per request.
 
         With `new_connections`, every request is its own TCP connection (a new
@@ -166,8 +175,12 @@ def build(lab: Lab, *, clients: int = 3, backends: int = 3, vips: tuple[str, ...
         # DSR: replies *from a VIP* go straight to the clients, everything else via the LB
         b.run(["ip", "rule", "add", "from", VIP_NET, "lookup", str(DSR_TABLE), "pref", "100"], check=True)
         b.run(["ip", "route", "add", f"{CLIENT_NET}.0/24", "dev", "eth1", "table", str(DSR_TABLE)], check=True)
-        for key, val in (("net.ipv4.conf.all.arp_ignore", 1), ("net.ipv4.conf.all.arp_announce", 2),
-                         ("net.ipv4.conf.all.rp_filter", 0), ("net.ipv4.conf.eth0.rp_filter", 0)):
+        for key, val in (
+            ("net.ipv4.conf.all.arp_ignore", 1),
+            ("net.ipv4.conf.all.arp_announce", 2),
+            ("net.ipv4.conf.all.rp_filter", 0),
+            ("net.ipv4.conf.eth0.rp_filter", 0),
+        ):
             b.sysctl(key, val)
         for dev in ("eth0", "eth1"):
             b.run(["ethtool", "-K", dev, "tx", "off"], check=True)
@@ -179,6 +192,7 @@ def build(lab: Lab, *, clients: int = 3, backends: int = 3, vips: tuple[str, ...
 def attach_decap(topo: LBTopology) -> None:
     """Load 09-lb-decap.c on every backend's eth0 (DSR needs it; NAT traffic passes through)."""
     import socket
+
     for b in topo.backends:
         x = b.attach_xdp("bpf/09-lb-decap.c", dev="eth0")
         addr = int.from_bytes(socket.inet_aton(topo.backend_ip(b.name)), "little")
@@ -194,10 +208,13 @@ class HttpConnection:
     it shows which backend the connection table keeps it on.
     """
 
-    def __init__(self, client: Host, address: str, port: int = 80, *, source_port: int = 0,
-                 timeout: float = 2.0) -> None:
+    def __init__(
+        self, client: Host, address: str, port: int = 80, *, source_port: int = 0, timeout: float = 2.0
+    ) -> None:
         import socket as _socket
+
         from packetlab.topo import netns as _netns
+
         with _netns.entered(client.namespace):
             self.sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
         self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
@@ -234,11 +251,12 @@ class HttpConnection:
         """Abort the connection (RST): no TIME_WAIT, so the same source port can connect again."""
         import socket as _socket
         import struct as _struct
+
         with contextlib.suppress(OSError):
             self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_LINGER, _struct.pack("ii", 1, 0))
         self.sock.close()
 
-    def __enter__(self) -> "HttpConnection":
+    def __enter__(self) -> HttpConnection:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -248,7 +266,9 @@ class HttpConnection:
 def udp_ask(client: Host, address: str, port: int, *, source_port: int = 0, timeout: float = 1.0) -> str | None:
     """Send one datagram from `client` to address:port; the first word of the answer (None on timeout)."""
     import socket as _socket
+
     from packetlab.topo import netns as _netns
+
     with _netns.entered(client.namespace):
         s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
@@ -258,7 +278,7 @@ def udp_ask(client: Host, address: str, port: int, *, source_port: int = 0, time
         s.sendto(b"hello", (address, port))
         data, _ = s.recvfrom(2048)
         return data.decode().split()[0]
-    except (OSError, _socket.timeout):
+    except (TimeoutError, OSError):
         return None
     finally:
         s.close()

@@ -1,9 +1,11 @@
 """Module 10's lab helpers: what its notebook and checks call besides the checks themselves."""
+
 from __future__ import annotations
+
 from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     pass
-
 
 
 def web_requirement(src, dst, port: int, proto: str) -> bool:

@@ -4,6 +4,7 @@ A case is a list of steps; each step changes policies and/or labels, then the
 whole reachability matrix is probed live and compared with the evaluator, and
 the evaluator is spot-checked against what the upstream test states.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,10 +15,11 @@ from typing import Any
 
 import yaml
 
-from packetlab.tools.netpol.model import Namespace, NetworkPolicy
 from packetlab.course.m10_kubernetes_networking.policy_world import Comparison, PolicyWorld
+from packetlab.paths import REPO_ROOT
+from packetlab.tools.netpol.model import Namespace, NetworkPolicy
 
-CASES_FILE = Path(__file__).resolve().parent / "examples" / "e2e-cases.yaml"
+CASES_FILE = REPO_ROOT / "packetlab" / "tools" / "netpol" / "examples" / "e2e-cases.yaml"
 
 
 @dataclass
@@ -40,8 +42,12 @@ def load_cases(path: str | Path = CASES_FILE) -> list[Case]:
     data = yaml.safe_load(Path(path).read_text())
     cases = []
     for item in data:
-        steps = [Step(s.get("policies"), s.get("label_pod"), s.get("label_namespace"),
-                      [tuple(e) for e in s.get("expect", [])]) for s in item["steps"]]
+        steps = [
+            Step(
+                s.get("policies"), s.get("label_pod"), s.get("label_namespace"), [tuple(e) for e in s.get("expect", [])]
+            )
+            for s in item["steps"]
+        ]
         cases.append(Case(item["name"], item.get("upstream", ""), [tuple(p) for p in item["probes"]], steps))
     return cases
 
@@ -82,14 +88,16 @@ def run_case(world: PolicyWorld, case: Case, *, pod_cidr: str, timeout: float = 
         if step.policies is not None:
             world.apply([NetworkPolicy.parse(render(p, values)) for p in step.policies])
         elif step.label_pod or step.label_namespace:
-            world.apply(world.cluster.policies)          # labels changed: recompile
+            world.apply(world.cluster.policies)  # labels changed: recompile
         ev = world.evaluator
         spot = []
         for src, dst, port, proto, allowed in step.expect:
             got = ev.allowed(src, dst, port, proto)
             if got != allowed:
-                spot.append(f"upstream says {src} -> {dst} {proto}/{port} is {'allowed' if allowed else 'denied'}, "
-                            f"evaluator: {ev.verdict(src, dst, port, proto).explain()}")
+                spot.append(
+                    f"upstream says {src} -> {dst} {proto}/{port} is {'allowed' if allowed else 'denied'}, "
+                    f"evaluator: {ev.verdict(src, dst, port, proto).explain()}"
+                )
         yield StepOutcome(case.name, i, world.compare(case.probes, timeout=timeout), spot)
 
 
@@ -98,6 +106,7 @@ def reset(world: PolicyWorld, labels: Mapping[str, dict[str, str]], namespaces: 
     for pod in world.cluster.pods:
         pod.labels = dict(labels[pod.key])
     world.cluster.namespaces.clear()
-    world.cluster.namespaces.update({k: Namespace(v.name, {k2: v2 for k2, v2 in v.labels.items()})
-                                     for k, v in namespaces.items()})
+    world.cluster.namespaces.update(
+        {k: Namespace(v.name, {k2: v2 for k2, v2 in v.labels.items()}) for k, v in namespaces.items()}
+    )
     world.apply([])

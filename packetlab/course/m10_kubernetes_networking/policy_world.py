@@ -6,6 +6,7 @@ policed by the eBPF enforcer, and the evaluator's truth table to compare with.
     cmp = world.compare([(80, "TCP"), (80, "UDP")])
     print(cmp.table()); assert cmp.ok
 """
+
 from __future__ import annotations
 
 import select
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from packetlab.errors import PacketlabError
 from packetlab.tools.netpol.enforcer import Enforcer
 from packetlab.tools.netpol.evaluator import Evaluator, format_matrix
-from packetlab.tools.netpol.model import (Cluster, Namespace, NetworkPolicy, PodInfo, load_documents, parse_objects)
+from packetlab.tools.netpol.model import Cluster, Namespace, NetworkPolicy, PodInfo, load_documents, parse_objects
 from packetlab.tools.netpol.probe import ProbeResult, probe_all, probe_matrix
 
 if TYPE_CHECKING:
@@ -32,16 +33,18 @@ def host_name(pod: PodInfo, lab_name: str) -> str:
     """The lab host (namespace) name of a pod: namespace-name ('x-a'), shortened to fit
     the 15 characters of ``<lab>-<host>`` ('sh-client'), else a hash."""
     import hashlib
+
     room = 15 - len(lab_name) - 1
     for candidate in (f"{pod.namespace}-{pod.name}", f"{pod.namespace[:2]}-{pod.name}"):
         if len(candidate) <= room:
             return candidate
-    return "p" + hashlib.sha256(pod.key.encode()).hexdigest()[:max(4, room - 1)]
+    return "p" + hashlib.sha256(pod.key.encode()).hexdigest()[: max(4, room - 1)]
 
 
 @dataclass
 class Comparison:
     """Evaluator's expectation vs live probes over the same matrix."""
+
     expected: dict[Key, bool]
     live: dict[Key, bool]
     answers: dict[Key, str]
@@ -63,18 +66,28 @@ class Comparison:
         return "\n\n".join(parts)
 
     def describe_mismatches(self) -> str:
-        return "\n".join(f"{s} -> {d} {proto}/{port}: expected {'allow' if self.expected[(s, d, port, proto)] else 'deny'}, "
-                         f"live {'allow' if self.live.get((s, d, port, proto)) else 'deny'}"
-                         for s, d, port, proto in self.mismatches)
+        return "\n".join(
+            f"{s} -> {d} {proto}/{port}: expected {'allow' if self.expected[(s, d, port, proto)] else 'deny'}, "
+            f"live {'allow' if self.live.get((s, d, port, proto)) else 'deny'}"
+            for s, d, port, proto in self.mismatches
+        )
 
 
 class PolicyWorld:
     """Pods + probe server + enforcer + evaluator on one lab node."""
 
-    def __init__(self, node: "Node", objects: str | Path | Iterable[str | Path] | None = None, *,
-                 namespaces: Sequence[Namespace] = (), pods: Sequence[PodInfo] = (),
-                 tcp_ports: Sequence[int] = (80, 81), udp_ports: Sequence[int] = (80, 81),
-                 echo_ports: Sequence[int] = (), enforce: bool = True) -> None:
+    def __init__(
+        self,
+        node: Node,
+        objects: str | Path | Iterable[str | Path] | None = None,
+        *,
+        namespaces: Sequence[Namespace] = (),
+        pods: Sequence[PodInfo] = (),
+        tcp_ports: Sequence[int] = (80, 81),
+        udp_ports: Sequence[int] = (80, 81),
+        echo_ports: Sequence[int] = (),
+        enforce: bool = True,
+    ) -> None:
         self.node = node
         ns_list, pod_list = list(namespaces), list(pods)
         if objects is not None:
@@ -84,8 +97,9 @@ class PolicyWorld:
             pod_list += p
         self.pods: list[PodInfo] = []
         for info in pod_list:
-            pod = node.add_pod(host_name(info, node.lab.name), namespace=info.namespace, labels=info.labels,
-                               ports=info.as_ports_spec())
+            pod = node.add_pod(
+                host_name(info, node.lab.name), namespace=info.namespace, labels=info.labels, ports=info.as_ports_spec()
+            )
             self.pods.append(PodInfo(info.name, info.namespace, dict(info.labels), list(info.ports), pod.ip))
         self.lab_pods = {info.key: node.pods[host_name(info, node.lab.name)] for info in self.pods}
         node_ips = [a.split("/")[0] for a in node.host.addresses()]
@@ -99,9 +113,18 @@ class PolicyWorld:
             self.enforcer.apply(self.cluster)
 
     def _start_server(self):
-        argv = [sys.executable, "-m", "packetlab.tools.netpol.probe", "serve",
-                "--tcp", ",".join(map(str, self.tcp_ports)), "--udp", ",".join(map(str, self.udp_ports)),
-                "--echo", ",".join(map(str, self.echo_ports))]
+        argv = [
+            sys.executable,
+            "-m",
+            "packetlab.tools.netpol.probe",
+            "serve",
+            "--tcp",
+            ",".join(map(str, self.tcp_ports)),
+            "--udp",
+            ",".join(map(str, self.udp_ports)),
+            "--echo",
+            ",".join(map(str, self.echo_ports)),
+        ]
         for key, pod in self.lab_pods.items():
             argv += ["--pod", f"{key}={pod.netns}"]
         proc = self.node.host.popen(argv)
@@ -116,8 +139,11 @@ class PolicyWorld:
             if proc.poll() is not None:
                 break
         if line.strip() != "ready":
-            raise PacketlabError("the probe server did not start", cause=(line + (proc.stdout.read() if proc.poll() is not None else "")).strip()[-500:],
-                                 fix="is a port already in use in a pod namespace?")
+            raise PacketlabError(
+                "the probe server did not start",
+                cause=(line + (proc.stdout.read() if proc.poll() is not None else "")).strip()[-500:],
+                fix="is a port already in use in a pod namespace?",
+            )
         return proc
 
     # ---- policy ---------------------------------------------------------------------------------------
@@ -145,22 +171,30 @@ class PolicyWorld:
         return Evaluator(self.cluster)
 
     # ---- probing --------------------------------------------------------------------------------------
-    def compare(self, probes: Sequence[tuple[int, str]] = ((80, "TCP"),), *, pods: Sequence[str] | None = None,
-                timeout: float = 1.5) -> Comparison:
+    def compare(
+        self,
+        probes: Sequence[tuple[int, str]] = ((80, "TCP"),),
+        *,
+        pods: Sequence[str] | None = None,
+        timeout: float = 1.5,
+    ) -> Comparison:
         """Probe every pod pair on every (port, protocol); compare with the evaluator."""
         chosen = [p for p in self.cluster.pods if pods is None or p.key in pods]
         expected = self.evaluator.matrix(probes, chosen)
         labels = {f"{s}>{d}:{port}/{proto}": (s, d, port, proto) for s, d, port, proto in expected}
         by_key = {p.key: p for p in self.cluster.pods}
-        plan = [(label, self.lab_pods[s].host.namespace, by_key[d].ip, port, proto)
-                for label, (s, d, port, proto) in labels.items()]
+        plan = [
+            (label, self.lab_pods[s].host.namespace, by_key[d].ip, port, proto)
+            for label, (s, d, port, proto) in labels.items()
+        ]
         results = probe_matrix(plan, {label: expected[k] for label, k in labels.items()}, timeout=timeout)
         live = {k: results[label].ok for label, k in labels.items()}
         answers = {k: results[label].answer for label, k in labels.items()}
         return Comparison(expected, live, answers)
 
-    def probe_vip(self, src: str, address: str, port: int, protocol: str = "TCP", *, count: int = 1,
-                  timeout: float = 1.5) -> list[ProbeResult]:
+    def probe_vip(
+        self, src: str, address: str, port: int, protocol: str = "TCP", *, count: int = 1, timeout: float = 1.5
+    ) -> list[ProbeResult]:
         """`count` probes from pod `src` to address:port (e.g. a Service's ClusterIP); each
         answer names the pod that served it."""
         ns = self.lab_pods[self.cluster.pod(src).key].host.namespace
@@ -169,8 +203,16 @@ class PolicyWorld:
         return [results[f"{i}"] for i in range(count)]
 
 
-def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequence[Sequence[NetworkPolicy]], *,
-                       updates: int = 40, port: int = 80, protocol: str = "UDP") -> dict[str, object]:
+def flow_under_updates(
+    world: PolicyWorld,
+    src: str,
+    dst: str,
+    policy_sets: Sequence[Sequence[NetworkPolicy]],
+    *,
+    updates: int = 40,
+    port: int = 80,
+    protocol: str = "UDP",
+) -> dict[str, object]:
     """Keep a request/response flow from pod `src` to pod `dst`:`port` running while the
     policy set is replaced `updates` times (cycling through `policy_sets`, each of which
     should allow the flow). UDP: one socket, a datagram and its answer per round trip;
@@ -179,7 +221,9 @@ def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequ
     when updates are atomic."""
     import socket
     import threading
+
     from packetlab.topo import netns
+
     server = world.cluster.pod(dst)
     tcp = protocol.upper() == "TCP"
     with netns.entered(world.lab_pods[world.cluster.pod(src).key].host.namespace):
@@ -213,6 +257,9 @@ def flow_under_updates(world: PolicyWorld, src: str, dst: str, policy_sets: Sequ
         thread.join(5)
         sock.close()
     name = "TCP" if tcp else "UDP"
-    denied = [f for f in (world.enforcer.denied_flows() if world.enforcer else [])
-              if f["sport"] == sport and f["dst"] == server.ip and f["proto"] == name]
+    denied = [
+        f
+        for f in (world.enforcer.denied_flows() if world.enforcer else [])
+        if f["sport"] == sport and f["dst"] == server.ip and f["proto"] == name
+    ]
     return {"updates": updates, "round_trips": done[0], "errors": errors, "denied_packets": len(denied)}

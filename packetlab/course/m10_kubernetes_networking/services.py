@@ -23,6 +23,7 @@ controller does (selector match, named targetPort resolved per pod).
     proxy = ServiceProxy(node)                      # the LB on every pod veth of the node
     proxy.apply(load_services("packetlab/tools/cni/examples/web-service.yaml"), pods)
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from packetlab.tools.netpol.model import PodInfo
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-MAGLEV_TABLE = 1021                 # a prime; plenty for a handful of pods per Service
+MAGLEV_TABLE = 1021  # a prime; plenty for a handful of pods per Service
 
 
 class ServiceError(PacketlabError):
@@ -67,38 +68,52 @@ class Service:
         return f"{self.namespace}/{self.name}"
 
     @classmethod
-    def parse(cls, doc: Mapping[str, Any]) -> "Service":
+    def parse(cls, doc: Mapping[str, Any]) -> Service:
         meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
         name = meta.get("name")
         where = f"Service {name or '<unnamed>'}"
         if doc.get("apiVersion") != "v1" or not name:
-            raise ServiceError(f"invalid {where}", cause="a Service is apiVersion v1, kind Service, with metadata.name",
-                               fix="compare with packetlab/tools/cni/examples/web-service.yaml")
+            raise ServiceError(
+                f"invalid {where}",
+                cause="a Service is apiVersion v1, kind Service, with metadata.name",
+                fix="compare with packetlab/tools/cni/examples/web-service.yaml",
+            )
         stype = spec.get("type", "ClusterIP")
         if stype != "ClusterIP":
-            raise ServiceError(f"{where}: type {stype} is not served here",
-                               cause="this lab implements ClusterIP Services on one node",
-                               fix="use type: ClusterIP (NodePort/LoadBalancer add node ports and an external LB)")
+            raise ServiceError(
+                f"{where}: type {stype} is not served here",
+                cause="this lab implements ClusterIP Services on one node",
+                fix="use type: ClusterIP (NodePort/LoadBalancer add node ports and an external LB)",
+            )
         cip = spec.get("clusterIP")
         try:
             if ipaddress.ip_address(cip).version != 4:
                 raise ValueError("IPv4 only")
         except (ValueError, TypeError):
-            raise ServiceError(f"{where}: spec.clusterIP {cip!r} is not an IPv4 address",
-                               cause="the API server would allocate one from the service CIDR; here you choose it",
-                               fix="set e.g. clusterIP: 10.96.0.10 (headless 'None' Services have no VIP)") from None
+            raise ServiceError(
+                f"{where}: spec.clusterIP {cip!r} is not an IPv4 address",
+                cause="the API server would allocate one from the service CIDR; here you choose it",
+                fix="set e.g. clusterIP: 10.96.0.10 (headless 'None' Services have no VIP)",
+            ) from None
         ports = []
         for i, p in enumerate(spec.get("ports") or []):
             proto = p.get("protocol", "TCP")
             if proto not in ("TCP", "UDP"):
-                raise ServiceError(f"{where}: ports[{i}].protocol {proto!r}",
-                                   cause="the module 09 load balancer balances TCP and UDP", fix="use TCP or UDP")
+                raise ServiceError(
+                    f"{where}: ports[{i}].protocol {proto!r}",
+                    cause="the module 09 load balancer balances TCP and UDP",
+                    fix="use TCP or UDP",
+                )
             if not isinstance(p.get("port"), int) or not 1 <= p["port"] <= 65535:
-                raise ServiceError(f"{where}: ports[{i}].port {p.get('port')!r} is not a port number", fix="e.g. port: 80")
+                raise ServiceError(
+                    f"{where}: ports[{i}].port {p.get('port')!r} is not a port number", fix="e.g. port: 80"
+                )
             if len(spec["ports"]) > 1 and not p.get("name"):
-                raise ServiceError(f"{where}: ports[{i}] needs a name",
-                                   cause="a Service with several ports must name each (EndpointSlices match them by name)",
-                                   fix="add name: http (or similar)")
+                raise ServiceError(
+                    f"{where}: ports[{i}] needs a name",
+                    cause="a Service with several ports must name each (EndpointSlices match them by name)",
+                    fix="add name: http (or similar)",
+                )
             ports.append(ServicePort(p["port"], p.get("targetPort", p["port"]), proto, p.get("name", "")))
         if not ports:
             raise ServiceError(f"{where} has no ports", fix="add spec.ports: [{port: 80}]")
@@ -114,20 +129,22 @@ class Endpoint:
 
 @dataclass
 class EndpointSlice:
-    service: str                      # namespace/name of the owning Service
+    service: str  # namespace/name of the owning Service
     ports: list[tuple[str, int, str]]  # (name, port, protocol)
     endpoints: list[Endpoint]
     name: str = ""
 
     @classmethod
-    def parse(cls, doc: Mapping[str, Any]) -> "EndpointSlice":
+    def parse(cls, doc: Mapping[str, Any]) -> EndpointSlice:
         meta = doc.get("metadata") or {}
         where = f"EndpointSlice {meta.get('name', '<unnamed>')}"
         svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if doc.get("apiVersion") != "discovery.k8s.io/v1" or not svc:
-            raise ServiceError(f"invalid {where}",
-                               cause=f"an EndpointSlice is discovery.k8s.io/v1 and names its Service in the label {SERVICE_NAME_LABEL}",
-                               fix=f"add metadata.labels: {{{SERVICE_NAME_LABEL}: <service>}}")
+            raise ServiceError(
+                f"invalid {where}",
+                cause=f"an EndpointSlice is discovery.k8s.io/v1 and names its Service in the label {SERVICE_NAME_LABEL}",
+                fix=f"add metadata.labels: {{{SERVICE_NAME_LABEL}: <service>}}",
+            )
         if doc.get("addressType", "IPv4") != "IPv4":
             raise ServiceError(f"{where}: addressType {doc.get('addressType')}", fix="use addressType: IPv4")
         ports = [(p.get("name", ""), int(p["port"]), p.get("protocol", "TCP")) for p in doc.get("ports") or []]
@@ -136,13 +153,16 @@ class EndpointSlice:
             ready = (e.get("conditions") or {}).get("ready", True) is not False
             ref = e.get("targetRef") or {}
             for addr in e.get("addresses") or []:
-                endpoints.append(Endpoint(addr, ready, f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else None))
+                endpoints.append(
+                    Endpoint(addr, ready, f"{ref.get('namespace', '')}/{ref.get('name', '')}" if ref else None)
+                )
         return cls(f"{meta.get('namespace') or 'default'}/{svc}", ports, endpoints, meta.get("name", ""))
 
 
 def load_services(source: str | Path | Iterable[str | Path]) -> tuple[list[Service], list[EndpointSlice]]:
     """Services and EndpointSlices from YAML text or files (other kinds are ignored)."""
     from packetlab.tools.netpol.model import load_documents
+
     services, slices = [], []
     for doc in load_documents(source):
         if doc.get("kind") == "Service":
@@ -152,14 +172,14 @@ def load_services(source: str | Path | Iterable[str | Path]) -> tuple[list[Servi
     return services, slices
 
 
-def endpoint_slices(services: Sequence[Service], pods: Sequence["PodInfo"]) -> list[EndpointSlice]:
+def endpoint_slices(services: Sequence[Service], pods: Sequence[PodInfo]) -> list[EndpointSlice]:
     """What the EndpointSlice controller would publish: the pods a Service selects, with
     each port's targetPort resolved on each pod (named ports may differ per pod, so pods
     with different numbers land in different slices)."""
     out = []
     for svc in services:
         if not svc.selector:
-            continue                      # selector-less Services get hand-written slices
+            continue  # selector-less Services get hand-written slices
         groups: dict[tuple, list[Endpoint]] = {}
         for pod in pods:
             if pod.namespace != svc.namespace or not pod.ip:
@@ -170,7 +190,7 @@ def endpoint_slices(services: Sequence[Service], pods: Sequence["PodInfo"]) -> l
             for sp in svc.ports:
                 num = sp.target_port if isinstance(sp.target_port, int) else pod.named_port(sp.target_port, sp.protocol)
                 if num is None:
-                    break                 # the pod does not offer that named port: not an endpoint
+                    break  # the pod does not offer that named port: not an endpoint
                 resolved.append((sp.name, num, sp.protocol))
             else:
                 groups.setdefault(tuple(resolved), []).append(Endpoint(pod.ip, True, pod.key))
@@ -193,10 +213,21 @@ def lb_config(services: Sequence[Service], slices: Sequence[EndpointSlice]) -> d
                     continue
                 backends += [{"address": e.address, "port": port} for e in sl.endpoints if e.ready]
             seen = set()
-            unique = [b for b in backends if (b["address"], b["port"]) not in seen and not seen.add((b["address"], b["port"]))]
-            vips.append({"name": f"{svc.namespace}.{svc.name}.{sp.name or sp.port}"[:32], "address": svc.cluster_ip,
-                         "port": sp.port, "protocol": sp.protocol.lower(), "mode": "nat", "table_size": MAGLEV_TABLE,
-                         "health": {"type": "none"}, "backends": unique})
+            unique = [
+                b for b in backends if (b["address"], b["port"]) not in seen and not seen.add((b["address"], b["port"]))
+            ]
+            vips.append(
+                {
+                    "name": f"{svc.namespace}.{svc.name}.{sp.name or sp.port}"[:32],
+                    "address": svc.cluster_ip,
+                    "port": sp.port,
+                    "protocol": sp.protocol.lower(),
+                    "mode": "nat",
+                    "table_size": MAGLEV_TABLE,
+                    "health": {"type": "none"},
+                    "backends": unique,
+                }
+            )
     return {"vips": vips}
 
 
@@ -211,25 +242,27 @@ class ServiceProxy:
     that translated replies are recognised (policy applies to backend pods).
     """
 
-    def __init__(self, node: "Node", *, enforcer: "Enforcer | None" = None, xdp_mode: str = "native") -> None:
+    def __init__(self, node: Node, *, enforcer: Enforcer | None = None, xdp_mode: str = "native") -> None:
         from packetlab.tools.lb.control import LoadBalancer
+
         self.node, self.enforcer = node, enforcer
         pods = list(node.pods.values())
         if not pods:
             raise ServiceError("the node has no pods yet", fix="add pods first: node.add_pod('web')")
         for pod in pods:
             self._prepare(pod)
-        node.host.sysctl("net.ipv4.conf.all.send_redirects", 0)   # translated packets go back out the bridge
+        node.host.sysctl("net.ipv4.conf.all.send_redirects", 0)  # translated packets go back out the bridge
         # redirect=False: after the rewrite the kernel forwards (a bridge port cannot take XDP_REDIRECT)
         self.lb = LoadBalancer(node.host, [p.host_veth for p in pods], xdp_mode=xdp_mode, redirect=False)
         self.services: list[Service] = []
         self.slices: list[EndpointSlice] = []
 
-    def _prepare(self, pod: "Pod") -> None:
+    def _prepare(self, pod: Pod) -> None:
         from packetlab.tools.lb.control import disable_tx_checksum
+
         disable_tx_checksum(pod.host, "eth0")
 
-    def add_pod(self, pod: "Pod") -> None:
+    def add_pod(self, pod: Pod) -> None:
         """A pod started after the proxy: put the program on its veth too."""
         self._prepare(pod)
         self.lb.attach(pod.host_veth)
@@ -242,8 +275,12 @@ class ServiceProxy:
         self.lb.apply(config)
         self.services, self.slices = list(services), slices
         if self.enforcer is not None:
-            self.enforcer.set_services([(v["address"], v["port"], v["protocol"].upper(),
-                                         [(b["address"], b["port"]) for b in v["backends"]]) for v in config["vips"]])
+            self.enforcer.set_services(
+                [
+                    (v["address"], v["port"], v["protocol"].upper(), [(b["address"], b["port"]) for b in v["backends"]])
+                    for v in config["vips"]
+                ]
+            )
         return config
 
     def table(self) -> str:
@@ -251,11 +288,19 @@ class ServiceProxy:
         lines = [f"{'service':<22} {'cluster IP:port':<20} backends"]
         for svc in self.services:
             for sp in svc.ports:
-                backs = [f"{e.address}:{p}" for sl in self.slices if sl.service == svc.key
-                         for n, p, proto in sl.ports if n == sp.name and proto == sp.protocol
-                         for e in sl.endpoints if e.ready]
-                lines.append(f"{svc.key:<22} {svc.cluster_ip + ':' + str(sp.port) + '/' + sp.protocol:<20} "
-                             f"{', '.join(backs) or '(no ready endpoints)'}")
+                backs = [
+                    f"{e.address}:{p}"
+                    for sl in self.slices
+                    if sl.service == svc.key
+                    for n, p, proto in sl.ports
+                    if n == sp.name and proto == sp.protocol
+                    for e in sl.endpoints
+                    if e.ready
+                ]
+                lines.append(
+                    f"{svc.key:<22} {svc.cluster_ip + ':' + str(sp.port) + '/' + sp.protocol:<20} "
+                    f"{', '.join(backs) or '(no ready endpoints)'}"
+                )
         return "\n".join(lines)
 
     def close(self) -> None:

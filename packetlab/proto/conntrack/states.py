@@ -3,6 +3,7 @@
 Pure definitions, no I/O — shared by the userspace `Tracker`, the kernel-table
 reader and the crafting helpers.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,11 +17,32 @@ ORIGINAL, REPLY = 0, 1
 # ---- the TCP state machine ---------------------------------------------------------------
 
 #: conntrack's TCP states, in the kernel's order (enum tcp_conntrack)
-TCP_STATES = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT",
-              "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2")
-_ABBREV = {"NO": "NONE", "SS": "SYN_SENT", "SR": "SYN_RECV", "ES": "ESTABLISHED", "FW": "FIN_WAIT",
-           "CW": "CLOSE_WAIT", "LA": "LAST_ACK", "TW": "TIME_WAIT", "CL": "CLOSE", "S2": "SYN_SENT2",
-           "IV": "INVALID", "IG": "IGNORE"}
+TCP_STATES = (
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "SYN_SENT2",
+)
+_ABBREV = {
+    "NO": "NONE",
+    "SS": "SYN_SENT",
+    "SR": "SYN_RECV",
+    "ES": "ESTABLISHED",
+    "FW": "FIN_WAIT",
+    "CW": "CLOSE_WAIT",
+    "LA": "LAST_ACK",
+    "TW": "TIME_WAIT",
+    "CL": "CLOSE",
+    "S2": "SYN_SENT2",
+    "IV": "INVALID",
+    "IG": "IGNORE",
+}
 
 #: segment classes, as the kernel sorts a TCP header (RST wins, then SYN, FIN, ACK)
 FLAG_CLASSES = ("syn", "synack", "fin", "ack", "rst", "none")
@@ -68,9 +90,20 @@ TCP_TABLE: dict[tuple[int, str, str], str] = _parse_table(_TCP_TABLE_TEXT)
 
 #: default timeouts in seconds (the kernel's, see kernel_timeouts() for a namespace's own)
 DEFAULT_TIMEOUTS: dict[str, int] = {
-    "SYN_SENT": 120, "SYN_RECV": 60, "ESTABLISHED": 432000, "FIN_WAIT": 120, "CLOSE_WAIT": 60,
-    "LAST_ACK": 30, "TIME_WAIT": 120, "CLOSE": 10, "SYN_SENT2": 120, "RETRANS": 300, "UNACK": 300,
-    "udp": 30, "udp_stream": 120, "icmp": 30,
+    "SYN_SENT": 120,
+    "SYN_RECV": 60,
+    "ESTABLISHED": 432000,
+    "FIN_WAIT": 120,
+    "CLOSE_WAIT": 60,
+    "LAST_ACK": 30,
+    "TIME_WAIT": 120,
+    "CLOSE": 10,
+    "SYN_SENT2": 120,
+    "RETRANS": 300,
+    "UNACK": 300,
+    "udp": 30,
+    "udp_stream": 120,
+    "icmp": 30,
 }
 
 # TCP header flag bits
@@ -99,6 +132,7 @@ def valid_flag_combination(flags: int) -> bool:
 
 # ---- sequence-number arithmetic (32-bit, wrapping) ------------------------------------------
 
+
 def u32(x: int) -> int:
     return x & 0xFFFFFFFF
 
@@ -115,17 +149,19 @@ def after(a: int, b: int) -> bool:
 
 # ---- packets as the tracker sees them ------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class FlowTuple:
     """One direction of a connection. For ICMP, `sport` is the ICMP id and
     `dport` the ICMP type (8 echo request, 0 echo reply, ...), as the kernel keys them."""
+
     proto: int
     src: str
     dst: str
     sport: int
     dport: int
 
-    def inverted(self) -> "FlowTuple":
+    def inverted(self) -> FlowTuple:
         if self.proto == PROTO_ICMP:
             return FlowTuple(PROTO_ICMP, self.dst, self.src, self.sport, ICMP_REPLY_TYPE.get(self.dport, self.dport))
         return FlowTuple(self.proto, self.dst, self.src, self.dport, self.sport)
@@ -146,9 +182,10 @@ ICMP_ERRORS = {3, 4, 5, 11, 12}
 @dataclass
 class Segment:
     """The fields of one IPv4 packet that connection tracking looks at."""
+
     tuple: FlowTuple
     time: float
-    flags: int = 0            # TCP
+    flags: int = 0  # TCP
     seq: int = 0
     ack: int = 0
     window: int = 0
@@ -157,7 +194,7 @@ class Segment:
     sack_perm: bool = False
     has_options: bool = False
     icmp_code: int = 0
-    inner: FlowTuple | None = None   # ICMP errors: the packet the error is about
+    inner: FlowTuple | None = None  # ICMP errors: the packet the error is about
 
     @property
     def end(self) -> int:
@@ -167,8 +204,12 @@ class Segment:
     def describe(self) -> str:
         t = self.tuple
         if t.proto == PROTO_TCP:
-            names = "".join(n for bit, n in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"), (PSH, "P"))
-                            if self.flags & bit) or "-"
+            names = (
+                "".join(
+                    n for bit, n in ((SYN, "S"), (ACK, "A"), (FIN, "F"), (RST, "R"), (PSH, "P")) if self.flags & bit
+                )
+                or "-"
+            )
             data = f" +{self.payload_len}B" if self.payload_len else ""
             return f"{t.src}:{t.sport} > {t.dst}:{t.dport} [{names}] seq={self.seq} ack={self.ack}{data}"
         if t.proto == PROTO_ICMP:
@@ -180,29 +221,42 @@ class Segment:
 def segment_from_packet(pkt: Any, now: float | None = None) -> Segment | None:
     """Read a scapy packet (with or without Ether) into a Segment; None if not IPv4
     TCP/UDP/ICMP or truncated."""
-    from scapy.layers.inet import ICMP as SICMP, IP, TCP as STCP, UDP as SUDP, IPerror, TCPerror, UDPerror, ICMPerror
+    from scapy.layers.inet import ICMP as SICMP
+    from scapy.layers.inet import IP, ICMPerror, IPerror, TCPerror, UDPerror
+    from scapy.layers.inet import TCP as STCP
+    from scapy.layers.inet import UDP as SUDP
+
     if IP not in pkt:
         return None
     ip = pkt[IP]
     ts = float(now if now is not None else getattr(pkt, "time", None) or time.time())
     if ip.len is None or ip.ihl is None or (STCP in ip and ip[STCP].dataofs is None):
-        ip = IP(bytes(ip))          # built in Python: let scapy fill lengths and offsets as on the wire
+        ip = IP(bytes(ip))  # built in Python: let scapy fill lengths and offsets as on the wire
     if ip.proto == PROTO_TCP and STCP in ip:
         tcp = ip[STCP]
         opts = dict((o[0], o[1]) for o in (tcp.options or []) if isinstance(o, tuple) and len(o) == 2)
         ihl = (ip.ihl or 5) * 4
         doff = (tcp.dataofs or 5) * 4
         total = ip.len if ip.len is not None else len(bytes(ip))
-        return Segment(FlowTuple(PROTO_TCP, ip.src, ip.dst, tcp.sport, tcp.dport), ts, int(tcp.flags), tcp.seq, tcp.ack,
-                       tcp.window, max(total - ihl - doff, 0), opts.get("WScale"), "SAckOK" in opts,
-                       doff > 20)
+        return Segment(
+            FlowTuple(PROTO_TCP, ip.src, ip.dst, tcp.sport, tcp.dport),
+            ts,
+            int(tcp.flags),
+            tcp.seq,
+            tcp.ack,
+            tcp.window,
+            max(total - ihl - doff, 0),
+            opts.get("WScale"),
+            "SAckOK" in opts,
+            doff > 20,
+        )
     if ip.proto == PROTO_UDP and SUDP in ip:
         u = ip[SUDP]
         return Segment(FlowTuple(PROTO_UDP, ip.src, ip.dst, u.sport, u.dport), ts)
     if ip.proto == PROTO_ICMP and SICMP in ip:
         ic = ip[SICMP]
         if ic.type in ICMP_ERRORS and IPerror not in ic:
-            ic = SICMP(bytes(ic))          # built in Python: dissect the quoted header as the kernel would
+            ic = SICMP(bytes(ic))  # built in Python: dissect the quoted header as the kernel would
         inner = None
         if ic.type in ICMP_ERRORS and IPerror in ic:
             e = ic[IPerror]
@@ -219,9 +273,11 @@ def segment_from_packet(pkt: Any, now: float | None = None) -> Segment | None:
 
 # ---- a row of a conntrack table -------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CtEntry:
     """One row of a conntrack table (the kernel's, or the tracker's in the same shape)."""
+
     proto: str
     orig: FlowTuple
     reply: FlowTuple

@@ -11,6 +11,7 @@ timeouts after repeated invalid FIN/RST. It is a teaching model that agrees
 with the kernel on the traffic the lab sends — the tests check exactly that,
 cell by cell of the state table.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,7 +19,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from packetlab.proto.conntrack.states import (ACK, DEFAULT_TIMEOUTS, ICMP_ERRORS, ICMP_REPLY_TYPE, ICMP_REQUESTS, ORIGINAL, PROTO_ICMP, PROTO_NAMES, PROTO_TCP, PROTO_UDP, REPLY, RST, SYN, TCP_TABLE, CtEntry, FlowTuple, Segment, u32, after, before, flag_class, segment_from_packet, valid_flag_combination)
+from packetlab.proto.conntrack.states import (
+    ACK,
+    DEFAULT_TIMEOUTS,
+    ICMP_ERRORS,
+    ICMP_REPLY_TYPE,
+    ICMP_REQUESTS,
+    ORIGINAL,
+    PROTO_ICMP,
+    PROTO_NAMES,
+    PROTO_TCP,
+    PROTO_UDP,
+    REPLY,
+    RST,
+    SYN,
+    TCP_TABLE,
+    CtEntry,
+    FlowTuple,
+    Segment,
+    after,
+    before,
+    flag_class,
+    segment_from_packet,
+    u32,
+    valid_flag_combination,
+)
 
 # ---- the tracker's connection records -------------------------------------------------------
 
@@ -29,10 +54,11 @@ _F_WSCALE, _F_SACK_PERM, _F_CLOSE_INIT, _F_LIBERAL, _F_DATA_UNACK, _F_MAXACK_SET
 @dataclass
 class _Seen:
     """What conntrack knows about one direction of a TCP connection (struct ip_ct_tcp_state)."""
-    td_end: int = 0       # highest seq + len sent
-    td_maxend: int = 0    # highest ack + window the receiver allowed
-    td_maxwin: int = 0    # largest window seen
-    td_maxack: int = 0    # highest ack sent
+
+    td_end: int = 0  # highest seq + len sent
+    td_maxend: int = 0  # highest ack + window the receiver allowed
+    td_maxwin: int = 0  # largest window seen
+    td_maxack: int = 0  # highest ack sent
     td_scale: int = 0
     flags: int = 0
 
@@ -40,11 +66,12 @@ class _Seen:
 @dataclass
 class Conn:
     """One tracked connection (the userspace twin of struct nf_conn)."""
+
     orig: FlowTuple
     reply: FlowTuple
     created: float
     expires: float = 0.0
-    state: str | None = None       # TCP only
+    state: str | None = None  # TCP only
     seen_reply: bool = False
     assured: bool = False
     # TCP bookkeeping
@@ -73,15 +100,16 @@ class Conn:
     def timeout_left(self, now: float) -> int:
         return max(int(self.expires - now), 0)
 
-    def entry(self, now: float) -> "CtEntry":
+    def entry(self, now: float) -> CtEntry:
         return CtEntry(PROTO_NAMES[self.proto], self.orig, self.reply, self.state, self.timeout_left(now), self.flags())
 
 
 @dataclass
 class Decision:
     """What the tracker made of one packet."""
+
     segment: Segment
-    ctinfo: str | None                 # NEW, ESTABLISHED, RELATED, INVALID (None: not tracked here)
+    ctinfo: str | None  # NEW, ESTABLISHED, RELATED, INVALID (None: not tracked here)
     conn: Conn | None = None
     old_state: str | None = None
     new_state: str | None = None
@@ -109,8 +137,15 @@ class Tracker:
     (no out-of-window INVALID), `ignore_invalid_rst` the sysctl of the same name.
     """
 
-    def __init__(self, timeouts: dict[str, int] | None = None, *, loose: bool = True,
-                 be_liberal: bool = False, ignore_invalid_rst: bool = False, max_retrans: int = 3) -> None:
+    def __init__(
+        self,
+        timeouts: dict[str, int] | None = None,
+        *,
+        loose: bool = True,
+        be_liberal: bool = False,
+        ignore_invalid_rst: bool = False,
+        max_retrans: int = 3,
+    ) -> None:
         self.timeouts = {**DEFAULT_TIMEOUTS, **(timeouts or {})}
         self.loose, self.be_liberal = loose, be_liberal
         self.ignore_invalid_rst, self.max_retrans = ignore_invalid_rst, max_retrans
@@ -122,8 +157,11 @@ class Tracker:
         """Track one packet (a scapy packet or a Segment); return what was decided."""
         seg = packet if isinstance(packet, Segment) else segment_from_packet(packet, now)
         if seg is None:
-            decision = Decision(Segment(FlowTuple(0, "", "", 0, 0), now or time.time()), None,
-                                reason="not IPv4 TCP/UDP/ICMP: not tracked here")
+            decision = Decision(
+                Segment(FlowTuple(0, "", "", 0, 0), now or time.time()),
+                None,
+                reason="not IPv4 TCP/UDP/ICMP: not tracked here",
+            )
         else:
             if now is not None:
                 seg.time = now
@@ -149,7 +187,7 @@ class Tracker:
                 live.append(conn)
         return sorted(live, key=lambda c: c.created)
 
-    def entries(self, now: float | None = None) -> list["CtEntry"]:
+    def entries(self, now: float | None = None) -> list[CtEntry]:
         now = time.time() if now is None else now
         return [c.entry(now) for c in self.connections(now)]
 
@@ -177,9 +215,9 @@ class Tracker:
     @staticmethod
     def _after_accept(conn: Conn, direction: int) -> None:
         if direction == REPLY:
-            conn.seen_reply = True       # nf_conntrack_in() sets IPS_SEEN_REPLY after the protocol accepts
+            conn.seen_reply = True  # nf_conntrack_in() sets IPS_SEEN_REPLY after the protocol accepts
 
-# --8<-- [start:udp]
+    # --8<-- [start:udp]
     # ---- UDP -----------------------------------------------------------------------------
     def _udp(self, seg: Segment) -> Decision:
         now = seg.time
@@ -203,7 +241,7 @@ class Tracker:
         self._after_accept(conn, direction)
         return Decision(seg, ctinfo, conn)
 
-# --8<-- [end:udp]
+    # --8<-- [end:udp]
     # ---- ICMP ----------------------------------------------------------------------------
     def _icmp(self, seg: Segment) -> Decision:
         now = seg.time
@@ -235,14 +273,17 @@ class Tracker:
     def _tcp(self, seg: Segment) -> Decision:
         if not valid_flag_combination(seg.flags):
             return Decision(seg, "INVALID", reason="invalid TCP flag combination")
-        for _attempt in range(2):          # a reopened connection is looked up again (NF_REPEAT)
+        for _attempt in range(2):  # a reopened connection is looked up again (NF_REPEAT)
             hit = self.lookup(seg.tuple, seg.time)
             fresh = hit is None
             if fresh:
                 conn = self._tcp_new(seg)
                 if conn is None:
-                    why = ("cannot start a connection" if self.loose or flag_class(seg.flags) == "syn"
-                           else "not a SYN and nf_conntrack_tcp_loose=0")
+                    why = (
+                        "cannot start a connection"
+                        if self.loose or flag_class(seg.flags) == "syn"
+                        else "not a SYN and nf_conntrack_tcp_loose=0"
+                    )
                     return Decision(seg, "INVALID", reason=f"{flag_class(seg.flags).upper()} {why}")
                 direction = ORIGINAL
             else:
@@ -278,7 +319,7 @@ class Tracker:
             self._options(seg, s)
         elif not self.loose:
             return None
-        else:   # picked up mid-stream: the history is lost, trust the packet and be liberal
+        else:  # picked up mid-stream: the history is lost, trust the packet and be liberal
             s.td_end = seg.end
             s.td_maxwin = seg.window or 1
             s.td_maxend = u32(s.td_end + s.td_maxwin)
@@ -305,7 +346,7 @@ class Tracker:
         sender.td_maxwin = seg.window or 1
         self._options(seg, sender)
         if direction == REPLY and not (sender.flags & _F_WSCALE and receiver.flags & _F_WSCALE):
-            sender.td_scale = receiver.td_scale = 0    # RFC 7323: scaling only if both sides offer it
+            sender.td_scale = receiver.td_scale = 0  # RFC 7323: scaling only if both sides offer it
 
     def _tcp_packet(self, conn: Conn, direction: int, seg: Segment) -> tuple[str, str]:
         """nf_conntrack_tcp_packet(): returns (verdict, reason); verdict is accept,
@@ -322,8 +363,12 @@ class Tracker:
                 return "repeat", "SYN reopens a closed connection: old entry deleted"
             new = "IGNORE"
         if new == "IGNORE":
-            if (index == "synack" and conn.last_index == "syn" and conn.last_dir != direction
-                    and seg.ack == conn.last_end):
+            if (
+                index == "synack"
+                and conn.last_index == "syn"
+                and conn.last_dir != direction
+                and seg.ack == conn.last_end
+            ):
                 # this SYN/ACK answers a SYN we ignored: the ends are in sync, we were not
                 old, new = "SYN_SENT", "SYN_RECV"
                 s = conn.seen[conn.last_dir]
@@ -348,10 +393,18 @@ class Tracker:
                     conn.last_ack = seg.ack
                 return "accept", f"{index.upper()} ignored in {old} (conntrack may be out of sync)"
         elif new == "INVALID":
-            return "invalid", f"{index.upper()} from the {'reply' if direction else 'original'} side is not allowed in {old}"
+            return (
+                "invalid",
+                f"{index.upper()} from the {'reply' if direction else 'original'} side is not allowed in {old}",
+            )
         elif new == "TIME_WAIT":
-            if (old == "LAST_ACK" and index == "ack" and conn.last_dir != direction
-                    and conn.last_index == "syn" and conn.challenge_ack):
+            if (
+                old == "LAST_ACK"
+                and index == "ack"
+                and conn.last_dir != direction
+                and conn.last_index == "syn"
+                and conn.challenge_ack
+            ):
                 conn.challenge_ack = False
                 return "accept", "challenge ACK ignored"
         elif new == "SYN_SENT2":
@@ -403,7 +456,7 @@ class Tracker:
     def _rst(self, conn: Conn, direction: int, seg: Segment, old: str, new: str) -> tuple[str, bool, str, bool]:
         """The RST rules: returns (new state, skip the window check, reason, invalid)."""
         if old in ("FIN_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "CLOSE_WAIT"):
-            return new, True, "", False          # closing anyway: no sequence checks
+            return new, True, "", False  # closing anyway: no sequence checks
         other = conn.seen[1 - direction]
         established = old == "ESTABLISHED" and conn.assured
         reason = ""
@@ -419,11 +472,11 @@ class Tracker:
             # in the window but not exactly where expected: keep the state, the peer
             # answers with a challenge ACK (RFC 5961) and a genuine RST follows
             new, reason = old, "RST not at the exact expected sequence number: state kept (RFC 5961)"
-        if (((conn.seen_reply and conn.last_index == "syn") or (not conn.assured and conn.last_index == "ack"))
-                and seg.ack == conn.last_end):
+        if (
+            (conn.seen_reply and conn.last_index == "syn") or (not conn.assured and conn.last_index == "ack")
+        ) and seg.ack == conn.last_end:
             return new, True, "RST answering a segment we let through", False
-        if (old == "SYN_SENT" and conn.last_index == "ack" and conn.last_dir == REPLY
-                and seg.seq == conn.last_ack):
+        if old == "SYN_SENT" and conn.last_index == "ack" and conn.last_dir == REPLY and seg.seq == conn.last_ack:
             return new, True, "RST answering a challenge ACK", False
         return new, False, reason, False
 
@@ -441,7 +494,7 @@ class Tracker:
             if seg.flags & SYN:
                 self._init_sender(conn, direction, seg)
                 if not seg.flags & ACK:
-                    return "accept", ""     # simultaneous open
+                    return "accept", ""  # simultaneous open
             else:
                 sender.td_end = end
                 swin = u32(win << sender.td_scale)
@@ -451,15 +504,12 @@ class Tracker:
                     receiver.td_end = receiver.td_maxend = ack
                 elif ack == u32(receiver.td_end + 1):
                     receiver.td_end = u32(receiver.td_end + 1)
-        elif (seg.flags & SYN and after(end, sender.td_end)
-              and conn.state in ("SYN_SENT", "SYN_RECV")):
-            self._init_sender(conn, direction, seg)     # re-initialised SYN (RFC 793)
+        elif seg.flags & SYN and after(end, sender.td_end) and conn.state in ("SYN_SENT", "SYN_RECV"):
+            self._init_sender(conn, direction, seg)  # re-initialised SYN (RFC 793)
             if direction == REPLY and not seg.flags & ACK:
                 return "accept", ""
 
-        if not seg.flags & ACK:
-            ack = receiver.td_end
-        elif seg.flags & RST and ack == 0:
+        if not seg.flags & ACK or seg.flags & RST and ack == 0:
             ack = receiver.td_end
         if seg.flags & RST and seq == 0 and conn.state == "SYN_SENT":
             seq = end = sender.td_end
@@ -470,14 +520,18 @@ class Tracker:
             ack_ok = after(ack, u32(receiver.td_end - maxackwin - 1))
             in_recv_win = receiver.td_maxwin and after(end, u32(sender.td_end - receiver.td_maxwin - 1))
             if in_recv_win and ack_ok and overshot <= receiver.td_maxwin and before(ack, u32(receiver.td_end + 1)):
-                sender.td_end = end               # a TCP sending a little more than allowed
+                sender.td_end = end  # a TCP sending a little more than allowed
                 sender.flags |= _F_DATA_UNACK
                 return problem("ignore", f"{overshot} bytes more than the receiver's window")
-            return problem("invalid", f"SEQ {seq} is over the upper bound {u32(sender.td_maxend + 1)} "
-                                      "(beyond the receiver's window)")
+            return problem(
+                "invalid",
+                f"SEQ {seq} is over the upper bound {u32(sender.td_maxend + 1)} (beyond the receiver's window)",
+            )
         if not before(ack, u32(receiver.td_end + 1)):
-            return problem("invalid", f"ACK {ack} is over the upper bound {u32(receiver.td_end + 1)} "
-                                      "(acknowledges data not sent yet)")
+            return problem(
+                "invalid",
+                f"ACK {ack} is over the upper bound {u32(receiver.td_end + 1)} (acknowledges data not sent yet)",
+            )
         if receiver.td_maxwin and not after(end, u32(sender.td_end - receiver.td_maxwin - 1)):
             return problem("ignore", "SEQ under the lower bound (old data retransmitted)")
         if not after(ack, u32(receiver.td_end - maxackwin - 1)):
@@ -504,8 +558,13 @@ class Tracker:
         if ack == receiver.td_end:
             receiver.flags &= ~_F_DATA_UNACK
         if index == "ack":
-            if (conn.last_dir == direction and conn.last_seq == seq and conn.last_ack == ack
-                    and conn.last_end == end and conn.last_win == win_raw):
+            if (
+                conn.last_dir == direction
+                and conn.last_seq == seq
+                and conn.last_ack == ack
+                and conn.last_end == end
+                and conn.last_win == win_raw
+            ):
                 conn.retrans += 1
             else:
                 conn.last_dir, conn.last_seq, conn.last_ack = direction, seq, ack

@@ -10,17 +10,24 @@
 Names are imported lazily: the plugin executables import only what they need,
 so every CNI call starts fast.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-_EXPORTS = {"Node": "cluster", "Pod": "cluster", "make_conflist": "cluster", "CniRuntime": "runtime",
-            "CniError": "spec"}
+_EXPORTS = {
+    "Node": "cluster",
+    "Pod": "cluster",
+    "make_conflist": "cluster",
+    "CniRuntime": "runtime",
+    "CniError": "spec",
+}
 __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         import importlib
+
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

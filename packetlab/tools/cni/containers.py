@@ -21,6 +21,7 @@ close.
     web = podman.run("web", ["httpd", "-f", "-p", "80", "-h", "/var/www"])
     print(podman.exec("client", ["wget", "-qO-", f"http://{web.ip}/"]))
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packetlab.errors import CommandFailed, MissingRequirement, PacketlabError
+from packetlab.tools.cni.image import oci_archive, rootfs_tar
 from packetlab.topo.host import stop_process
 from packetlab.topo.netns import CommandResult
-from packetlab.tools.cni.image import oci_archive, rootfs_tar
 
 if TYPE_CHECKING:
     from packetlab.tools.cni.cluster import Node
@@ -51,7 +52,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 class RuntimeSandbox:
     """A private mount namespace inside the node's network namespace (see module doc)."""
 
-    def __init__(self, node: "Node", name: str, *, opt_cni_bin: bool = False) -> None:
+    def __init__(self, node: Node, name: str, *, opt_cni_bin: bool = False) -> None:
         self.node, self.name = node, name
         self.dir = node.workdir / name
         for d in ("run-upper", "run-work", "varlib-upper", "varlib-work", "opt-upper", "opt-work", "net.d", "tmp"):
@@ -59,9 +60,10 @@ class RuntimeSandbox:
         self.net_d = self.dir / "net.d"
         ns = node.host.namespace
         links = ""
-        if opt_cni_bin:           # ctr run --cni only looks in /opt/cni/bin
-            links = ("mkdir -p /opt/cni/bin\n"
-                     + "".join(f"for f in {d}/*; do ln -sf \"$f\" /opt/cni/bin/; done\n" for d in node.bin_dirs))
+        if opt_cni_bin:  # ctr run --cni only looks in /opt/cni/bin
+            links = "mkdir -p /opt/cni/bin\n" + "".join(
+                f'for f in {d}/*; do ln -sf "$f" /opt/cni/bin/; done\n' for d in node.bin_dirs
+            )
         d = self.dir
         setup = f"""set -e
 mount -t overlay overlay -o lowerdir=/run,upperdir={d}/run-upper,workdir={d}/run-work /run
@@ -80,9 +82,11 @@ exec sleep infinity
         line = _readline(self.holder, 15)
         if line.strip() != "ready":
             stop_process(self.holder)
-            raise PacketlabError(f"the {name} sandbox (private mount namespace) did not start",
-                                 cause=(line + _drain(self.holder)).strip()[-600:] or "no output",
-                                 fix="overlayfs and mount namespaces are needed; run `packetlab doctor`")
+            raise PacketlabError(
+                f"the {name} sandbox (private mount namespace) did not start",
+                cause=(line + _drain(self.holder)).strip()[-600:] or "no output",
+                fix="overlayfs and mount namespaces are needed; run `packetlab doctor`",
+            )
         self.pid = self.holder.pid
         self.cgroup_parent = f"/packetlab-{node.lab.name}-{name}"
 
@@ -90,14 +94,22 @@ exec sleep infinity
         """Run `cmd` in the sandbox: its mount namespace + the node's network namespace."""
         return ["nsenter", f"--target={self.pid}", "--mount", "--net", "--", *cmd]
 
-    def run(self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120,
-            check: bool = True) -> CommandResult:
+    def run(
+        self, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120, check: bool = True
+    ) -> CommandResult:
         try:
-            proc = subprocess.run(self.argv(cmd), capture_output=True, text=True, timeout=timeout,
-                                  env=dict(env) if env is not None else None)
+            proc = subprocess.run(
+                self.argv(cmd),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=dict(env) if env is not None else None,
+            )
         except subprocess.TimeoutExpired:
-            raise CommandFailed(f"{cmd[0]} did not finish in {timeout} s: {' '.join(cmd)}",
-                                fix="the machine may be very busy; try again") from None
+            raise CommandFailed(
+                f"{cmd[0]} did not finish in {timeout} s: {' '.join(cmd)}",
+                fix="the machine may be very busy; try again",
+            ) from None
         result = CommandResult(list(cmd), proc.returncode, proc.stdout, proc.stderr)
         return result.check() if check else result
 
@@ -141,9 +153,10 @@ class Container:
 
 class _Runtime:
     """Shared by Podman and Containerd: lab-tracked, closed before the lab's namespaces go."""
+
     kind = "runtime"
 
-    def __init__(self, node: "Node", *, network: Mapping | None = None) -> None:
+    def __init__(self, node: Node, *, network: Mapping | None = None) -> None:
         self.node = node
         self.conflist = dict(network or node.conflist)
         self.attached = True
@@ -153,7 +166,7 @@ class _Runtime:
     def _write_network(self, directory: Path) -> None:
         (directory / f"10-{self.conflist['name']}.conflist").write_text(json.dumps(self.conflist, indent=1))
 
-    def detach(self) -> None:           # the Lab's cleanup hook
+    def detach(self) -> None:  # the Lab's cleanup hook
         if self.attached:
             self.attached = False
             self.close()
@@ -164,9 +177,10 @@ class _Runtime:
 
 class Podman(_Runtime):
     """Rootful podman with its CNI network backend, all state in a lab temp dir."""
+
     kind = "podman"
 
-    def __init__(self, node: "Node", *, network: Mapping | None = None) -> None:
+    def __init__(self, node: Node, *, network: Mapping | None = None) -> None:
         if shutil.which("podman") is None:
             raise MissingRequirement("podman is not installed", fix="sudo apt-get install podman")
         super().__init__(node, network=network)
@@ -190,11 +204,17 @@ num_locks = 128
 network_backend = "cni"
 cni_plugin_dirs = {json.dumps(node.bin_dirs)}
 network_config_dir = "{self.sandbox.net_d}"
-default_network = "{self.conflist['name']}"
+default_network = "{self.conflist["name"]}"
 """)
-            (d / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\nrunroot = "{d}/runroot"\ngraphroot = "{d}/storage"\n')
-            self.env = {**os.environ, "CONTAINERS_CONF": str(d / "containers.conf"),
-                        "CONTAINERS_STORAGE_CONF": str(d / "storage.conf"), "TMPDIR": str(d / "tmp")}
+            (d / "storage.conf").write_text(
+                f'[storage]\ndriver = "overlay"\nrunroot = "{d}/runroot"\ngraphroot = "{d}/storage"\n'
+            )
+            self.env = {
+                **os.environ,
+                "CONTAINERS_CONF": str(d / "containers.conf"),
+                "CONTAINERS_STORAGE_CONF": str(d / "storage.conf"),
+                "TMPDIR": str(d / "tmp"),
+            }
             rootfs_tar(d / "rootfs.tar")
             self.podman("import", str(d / "rootfs.tar"), IMAGE)
         except BaseException:
@@ -203,18 +223,41 @@ default_network = "{self.conflist['name']}"
 
     def podman(self, *args: str, timeout: float = 120, check: bool = True) -> CommandResult:
         d = self.sandbox.dir
-        return self.sandbox.run(["podman", "--root", str(d / "storage"), "--runroot", str(d / "runroot"),
-                                 "--tmpdir", str(d / "libpod"), "--cgroup-manager", "cgroupfs", "--runtime", "runc",
-                                 *args], env=self.env, timeout=timeout, check=check)
+        return self.sandbox.run(
+            [
+                "podman",
+                "--root",
+                str(d / "storage"),
+                "--runroot",
+                str(d / "runroot"),
+                "--tmpdir",
+                str(d / "libpod"),
+                "--cgroup-manager",
+                "cgroupfs",
+                "--runtime",
+                "runc",
+                *args,
+            ],
+            env=self.env,
+            timeout=timeout,
+            check=check,
+        )
 
     def run(self, name: str, command: Sequence[str], *, detach: bool = True) -> Container | CommandResult:
         """`podman run` on our CNI network; detached: returns the Container (with its IP)."""
-        common = ["run", "--name", name, "--network", self.conflist["name"], "--cgroup-parent",
-                  self.sandbox.cgroup_parent]
+        common = [
+            "run",
+            "--name",
+            name,
+            "--network",
+            self.conflist["name"],
+            "--cgroup-parent",
+            self.sandbox.cgroup_parent,
+        ]
         if not detach:
             return self.podman(*common, "--rm", IMAGE, *command, check=False)
         self.podman(*common, "-d", IMAGE, *command)
-        fmt = "{{(index .NetworkSettings.Networks \"" + self.conflist["name"] + "\").IPAddress}}"
+        fmt = '{{(index .NetworkSettings.Networks "' + self.conflist["name"] + '").IPAddress}}'
         ip = self.podman("inspect", name, "--format", fmt).stdout.strip()
         self.containers[name] = Container(name, ip, "podman")
         return self.containers[name]
@@ -239,10 +282,11 @@ default_network = "{self.conflist['name']}"
 class Containerd(_Runtime):
     """containerd with its own config, root, state and socket under a lab temp dir, started
     as a lab process; containers are started with ``ctr run --cni``."""
+
     kind = "containerd"
     NAMESPACE = "packetlab"
 
-    def __init__(self, node: "Node", *, network: Mapping | None = None) -> None:
+    def __init__(self, node: Node, *, network: Mapping | None = None) -> None:
         for tool in ("containerd", "ctr", "runc"):
             if shutil.which(tool) is None:
                 raise MissingRequirement(f"{tool} is not installed", fix="sudo apt-get install containerd runc")
@@ -270,13 +314,25 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [debug]
   address = "{d}/debug.sock"
 """)
-            self.daemon = node.host.popen(["nsenter", f"--target={self.sandbox.pid}", "--mount", "--",
-                                           "containerd", "--config", str(d / "config.toml")])
+            self.daemon = node.host.popen(
+                [
+                    "nsenter",
+                    f"--target={self.sandbox.pid}",
+                    "--mount",
+                    "--",
+                    "containerd",
+                    "--config",
+                    str(d / "config.toml"),
+                ]
+            )
             deadline = time.monotonic() + 30
             while not self.socket.exists():
                 if self.daemon.poll() is not None or time.monotonic() > deadline:
-                    raise PacketlabError("containerd did not start", cause=_drain(self.daemon)[-800:] or "timeout",
-                                         fix="read containerd's message above")
+                    raise PacketlabError(
+                        "containerd did not start",
+                        cause=_drain(self.daemon)[-800:] or "timeout",
+                        fix="read containerd's message above",
+                    )
                 time.sleep(0.05)
             rootfs_tar(d / "rootfs.tar")
             oci_archive(d / "rootfs.tar", d / "image.tar", CTR_IMAGE)
@@ -286,21 +342,32 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             raise
 
     def ctr(self, *args: str, timeout: float = 120, check: bool = True) -> CommandResult:
-        return self.sandbox.run(["ctr", "--address", str(self.socket), "--namespace", self.NAMESPACE, *args],
-                                timeout=timeout, check=check)
+        return self.sandbox.run(
+            ["ctr", "--address", str(self.socket), "--namespace", self.NAMESPACE, *args], timeout=timeout, check=check
+        )
 
     def _run_args(self, name: str) -> list[str]:
-        return ["run", "--cni", "--fifo-dir", str(self.sandbox.dir / "fifo"),
-                "--cgroup", f"{self.sandbox.cgroup_parent}/{name}"]
+        return [
+            "run",
+            "--cni",
+            "--fifo-dir",
+            str(self.sandbox.dir / "fifo"),
+            "--cgroup",
+            f"{self.sandbox.cgroup_parent}/{name}",
+        ]
 
     def run(self, name: str, command: Sequence[str], *, detach: bool = True) -> Container | CommandResult:
         """``ctr run --cni``: ctr itself executes the CNI plugins (go-cni, /etc/cni/net.d)."""
-        if not detach:                   # foreground: ctr calls CNI DEL itself when the task exits
+        if not detach:  # foreground: ctr calls CNI DEL itself when the task exits
             return self.ctr(*self._run_args(name), "--rm", CTR_IMAGE, name, *command, check=False)
         self.ctr(*self._run_args(name), "-d", CTR_IMAGE, name, *command)
         pid = self.task_pid(name)
-        out = subprocess.run(["nsenter", f"--net=/proc/{pid}/ns/net", "--", "ip", "-j", "-4", "addr", "show", "eth0"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["nsenter", f"--net=/proc/{pid}/ns/net", "--", "ip", "-j", "-4", "addr", "show", "eth0"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         ip = json.loads(out)[0]["addr_info"][0]["local"]
         self.containers[name] = Container(name, ip, "containerd", pid)
         return self.containers[name]
@@ -314,8 +381,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
     def exec(self, name: str, command: Sequence[str], *, check: bool = False) -> CommandResult:
         exec_id = f"x{time.monotonic_ns() % 10**9}"
-        return self.ctr("task", "exec", "--fifo-dir", str(self.sandbox.dir / "fifo"), "--exec-id", exec_id,
-                        name, *command, check=check)
+        return self.ctr(
+            "task",
+            "exec",
+            "--fifo-dir",
+            str(self.sandbox.dir / "fifo"),
+            "--exec-id",
+            exec_id,
+            name,
+            *command,
+            check=check,
+        )
 
     def remove(self, name: str) -> None:
         """Kill and delete a detached container, then CNI DEL its network: a detached
@@ -323,15 +399,23 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
         runtime's own container id and an empty CNI_NETNS (the namespace is gone)."""
         self.ctr("task", "kill", "-s", "SIGKILL", name, check=False)
         for _ in range(50):
-            if "STOPPED" in self.ctr("task", "ls", check=False).stdout or name not in self.ctr("task", "ls", check=False).stdout:
+            if (
+                "STOPPED" in self.ctr("task", "ls", check=False).stdout
+                or name not in self.ctr("task", "ls", check=False).stdout
+            ):
                 break
             time.sleep(0.05)
         self.ctr("task", "rm", "-f", name, check=False)
         self.ctr("container", "rm", name, check=False)
         from packetlab.tools.cni.runtime import CniRuntime
+
         with contextlib.suppress(Exception):
-            CniRuntime(self.node.host.namespace, self.conflist, bin_dirs=self.node.bin_dirs,
-                       cache_dir=self.sandbox.dir / "cache").delete(f"{self.NAMESPACE}-{name}", "")
+            CniRuntime(
+                self.node.host.namespace,
+                self.conflist,
+                bin_dirs=self.node.bin_dirs,
+                cache_dir=self.sandbox.dir / "cache",
+            ).delete(f"{self.NAMESPACE}-{name}", "")
         self.containers.pop(name, None)
 
     def close(self) -> None:

@@ -8,6 +8,7 @@ takes that tar directly; `oci_archive` wraps it into an OCI image layout
 (oci-layout, index.json, manifest, config, one layer blob — all addressed by
 sha256) for ``ctr image import``.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -24,8 +25,30 @@ from pathlib import Path
 from packetlab.errors import MissingRequirement
 
 BUSYBOX = "/bin/busybox"
-APPLETS = ["sh", "ip", "ping", "nc", "httpd", "wget", "sleep", "cat", "echo", "hostname", "ls", "ifconfig",
-           "route", "true", "false", "timeout", "kill", "ps", "mkdir", "printf", "grep", "seq"]
+APPLETS = [
+    "sh",
+    "ip",
+    "ping",
+    "nc",
+    "httpd",
+    "wget",
+    "sleep",
+    "cat",
+    "echo",
+    "hostname",
+    "ls",
+    "ifconfig",
+    "route",
+    "true",
+    "false",
+    "timeout",
+    "kill",
+    "ps",
+    "mkdir",
+    "printf",
+    "grep",
+    "seq",
+]
 
 
 def _needed_libraries(binary: str) -> list[str]:
@@ -38,8 +61,11 @@ def _needed_libraries(binary: str) -> list[str]:
 def rootfs_tar(out: str | os.PathLike) -> Path:
     """Write a busybox root filesystem as a tar file (deterministic member order)."""
     if not os.path.exists(BUSYBOX):
-        raise MissingRequirement("busybox is not installed", cause=f"{BUSYBOX} is missing",
-                                 fix="sudo apt-get install busybox (vagrant/provision.sh does)")
+        raise MissingRequirement(
+            "busybox is not installed",
+            cause=f"{BUSYBOX} is missing",
+            fix="sudo apt-get install busybox (vagrant/provision.sh does)",
+        )
     out = Path(out)
 
     def add_dir(tar: tarfile.TarFile, name: str, mode: int = 0o755) -> None:
@@ -94,20 +120,37 @@ def oci_archive(rootfs: str | os.PathLike, out: str | os.PathLike, ref: str) -> 
     raw = Path(rootfs).read_bytes()
     diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     layer_digest, layer_size = _blob(layout, gzip.compress(raw, mtime=0))
-    config = {"architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
-              "os": "linux",
-              "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
-              "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    config = {
+        "architecture": {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine),
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"], "WorkingDir": "/"},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
     config_digest, config_size = _blob(layout, json.dumps(config, sort_keys=True).encode())
-    manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": config_digest, "size": config_size},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": layer_digest, "size": layer_size}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest,
+            "size": config_size,
+        },
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}
+        ],
+    }
     manifest_digest, manifest_size = _blob(layout, json.dumps(manifest, sort_keys=True).encode())
-    index = {"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                                                "digest": manifest_digest, "size": manifest_size,
-                                                "annotations": {"org.opencontainers.image.ref.name": ref}}]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": manifest_digest,
+                "size": manifest_size,
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index))
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     with tarfile.open(out, "w") as tar:

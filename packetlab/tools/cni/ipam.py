@@ -18,6 +18,7 @@ Allocation is round-robin from the last address handed out (like host-local),
 so a just-released address is not reused at once. ADD for a (container,
 interface) that already holds a lease returns that lease again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from packetlab.tools.cni.spec import (CHECK_FAILED, INVALID_CONFIG, IO_FAILURE, IPAM_EXHAUSTED, CniError, Environment, check_version, convert_result, parse_config, version_result)
+from packetlab.tools.cni.spec import (
+    CHECK_FAILED,
+    INVALID_CONFIG,
+    IO_FAILURE,
+    IPAM_EXHAUSTED,
+    CniError,
+    Environment,
+    check_version,
+    convert_result,
+    parse_config,
+    version_result,
+)
 
 DEFAULT_DATA_DIR = "/var/lib/cni/packetlab-ipam"
 
@@ -46,7 +58,7 @@ class IpamConfig:
         try:
             self.subnet = ipaddress.ip_network(ipam["subnet"], strict=True)
         except KeyError:
-            raise CniError(INVALID_CONFIG, "ipam.subnet is missing", "e.g. \"subnet\": \"10.244.1.0/24\"") from None
+            raise CniError(INVALID_CONFIG, "ipam.subnet is missing", 'e.g. "subnet": "10.244.1.0/24"') from None
         except (ValueError, TypeError) as exc:
             raise CniError(INVALID_CONFIG, f"ipam.subnet {ipam.get('subnet')!r} is not a network", str(exc)) from None
         hosts = self.subnet.num_addresses
@@ -64,7 +76,7 @@ class IpamConfig:
             try:
                 ipaddress.ip_network(route["dst"], strict=False)
             except (KeyError, ValueError, TypeError):
-                raise CniError(INVALID_CONFIG, f"ipam.routes entry {route!r} needs a valid \"dst\"") from None
+                raise CniError(INVALID_CONFIG, f'ipam.routes entry {route!r} needs a valid "dst"') from None
         self.data_dir = Path(ipam.get("dataDir") or DEFAULT_DATA_DIR)
 
     def _addr(self, ipam: Mapping[str, Any], key: str, default: Any) -> Any:
@@ -120,7 +132,7 @@ class LeaseStore:
                 json.dump(data, f, indent=1, sort_keys=True)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)      # readers see the old or the new file, never half
+            os.replace(tmp, self.path)  # readers see the old or the new file, never half
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot write the lease store {self.path}", str(exc)) from None
 
@@ -141,9 +153,11 @@ def allocate(cfg: IpamConfig, container_id: str, ifname: str) -> ipaddress.IPv4A
     store = LeaseStore(cfg.data_dir, cfg.net_name)
     with store.locked() as data:
         if data.get("subnet") not in (None, str(cfg.subnet)):
-            raise CniError(INVALID_CONFIG, f"the lease store {store.path} belongs to subnet {data['subnet']}, "
-                                           f"not {cfg.subnet}",
-                           "use another dataDir or network name, or remove the old store when no pod uses it")
+            raise CniError(
+                INVALID_CONFIG,
+                f"the lease store {store.path} belongs to subnet {data['subnet']}, not {cfg.subnet}",
+                "use another dataDir or network name, or remove the old store when no pod uses it",
+            )
         data["subnet"] = str(cfg.subnet)
         held = _owner(data, container_id, ifname)
         if held:
@@ -161,8 +175,11 @@ def allocate(cfg: IpamConfig, container_id: str, ifname: str) -> ipaddress.IPv4A
                 data["leases"][ip] = {"id": container_id, "ifname": ifname, "since": int(time.time())}
                 data["last"] = ip
                 return ipaddress.ip_address(candidate)
-    raise CniError(IPAM_EXHAUSTED, f"no free address in {cfg.range_start}-{cfg.range_end} of network {cfg.net_name}",
-                   f"{len(data['leases'])} leases held; delete pods (CNI DEL) or widen the range")
+    raise CniError(
+        IPAM_EXHAUSTED,
+        f"no free address in {cfg.range_start}-{cfg.range_end} of network {cfg.net_name}",
+        f"{len(data['leases'])} leases held; delete pods (CNI DEL) or widen the range",
+    )
 
 
 def release(cfg: IpamConfig, container_id: str, ifname: str) -> str | None:
@@ -178,9 +195,12 @@ def release(cfg: IpamConfig, container_id: str, ifname: str) -> str | None:
 
 
 def ipam_result(cfg: IpamConfig, ip: Any, version: str) -> dict[str, Any]:
-    result = {"cniVersion": version,
-              "ips": [{"address": f"{ip}/{cfg.subnet.prefixlen}", "gateway": str(cfg.gateway)}],
-              "routes": cfg.routes, "dns": {}}
+    result = {
+        "cniVersion": version,
+        "ips": [{"address": f"{ip}/{cfg.subnet.prefixlen}", "gateway": str(cfg.gateway)}],
+        "routes": cfg.routes,
+        "dns": {},
+    }
     return convert_result(result, version)
 
 
@@ -188,14 +208,14 @@ def handle(env: Environment, conf: dict[str, Any]) -> dict[str, Any] | None:
     """One IPAM invocation (ADD, DEL or CHECK)."""
     version = check_version(conf)
     if not isinstance(conf.get("ipam"), dict):
-        raise CniError(INVALID_CONFIG, "the configuration has no \"ipam\" object")
+        raise CniError(INVALID_CONFIG, 'the configuration has no "ipam" object')
     cfg = IpamConfig(conf.get("name", ""), conf["ipam"])
     if env.command == "ADD":
         return ipam_result(cfg, allocate(cfg, env.container_id, env.ifname), version)
     if env.command == "DEL":
         release(cfg, env.container_id, env.ifname)
         return None
-    store = LeaseStore(cfg.data_dir, cfg.net_name)      # CHECK
+    store = LeaseStore(cfg.data_dir, cfg.net_name)  # CHECK
     if not _owner(store.read(), env.container_id, env.ifname):
         raise CniError(CHECK_FAILED, f"container {env.container_id} ({env.ifname}) holds no lease in {store.path}")
     return None

@@ -29,6 +29,7 @@ lab node) — never the host's — unless the configuration says
 ``"allowRootNamespace": true`` (the real-cluster recipe in the lesson does).
 In the labs it is always executed inside a lab's node namespace.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -38,7 +39,20 @@ import sys
 from typing import Any
 
 from packetlab.tools.cni import invoke, wiring
-from packetlab.tools.cni.spec import (CHECK_FAILED, CURRENT_VERSION, INCOMPATIBLE_VERSION, INVALID_CONFIG, SUPPORTED_VERSIONS, UNSUPPORTED_FIELD, CniError, Environment, check_version, convert_result, parse_config, version_result)
+from packetlab.tools.cni.spec import (
+    CHECK_FAILED,
+    CURRENT_VERSION,
+    INCOMPATIBLE_VERSION,
+    INVALID_CONFIG,
+    SUPPORTED_VERSIONS,
+    UNSUPPORTED_FIELD,
+    CniError,
+    Environment,
+    check_version,
+    convert_result,
+    parse_config,
+    version_result,
+)
 
 MODES = ("bridge", "routed")
 DEFAULT_BRIDGE = "plbr0"
@@ -52,10 +66,10 @@ class NetConf:
         self.version = check_version(conf)
         self.name = conf.get("name")
         if not isinstance(self.name, str) or not self.name:
-            raise CniError(INVALID_CONFIG, "the network configuration has no \"name\"")
+            raise CniError(INVALID_CONFIG, 'the network configuration has no "name"')
         self.mode = conf.get("mode", "bridge")
         if self.mode not in MODES:
-            raise CniError(INVALID_CONFIG, f"unknown mode {self.mode!r}", "use \"bridge\" or \"routed\"")
+            raise CniError(INVALID_CONFIG, f"unknown mode {self.mode!r}", 'use "bridge" or "routed"')
         self.bridge = conf.get("bridge", DEFAULT_BRIDGE)
         if not isinstance(self.bridge, str) or not 0 < len(self.bridge) <= 15:
             raise CniError(INVALID_CONFIG, f"bridge name {self.bridge!r} is not a valid interface name")
@@ -64,13 +78,19 @@ class NetConf:
         if not isinstance(self.mtu, int) or not 576 <= self.mtu <= 65535:
             raise CniError(INVALID_CONFIG, f"mtu {self.mtu!r} is out of range", "use 576..65535")
         if conf.get("ipMasq"):
-            raise CniError(UNSUPPORTED_FIELD, "unsupported field ipMasq=true",
-                           "this plugin does no masquerading; chain the reference 'portmap'/'firewall' "
-                           "plugins or add an nftables rule on the node")
+            raise CniError(
+                UNSUPPORTED_FIELD,
+                "unsupported field ipMasq=true",
+                "this plugin does no masquerading; chain the reference 'portmap'/'firewall' "
+                "plugins or add an nftables rule on the node",
+            )
         self.ipam = conf.get("ipam")
         if not isinstance(self.ipam, dict) or not isinstance(self.ipam.get("type"), str):
-            raise CniError(INVALID_CONFIG, "the network configuration needs \"ipam\": {\"type\": ...}",
-                           "e.g. {\"type\": \"host-local\", \"ranges\": [[{\"subnet\": \"10.244.1.0/24\"}]]}")
+            raise CniError(
+                INVALID_CONFIG,
+                'the network configuration needs "ipam": {"type": ...}',
+                'e.g. {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}]]}',
+            )
         self.dns = conf.get("dns") or {}
         self.allow_root = bool(conf.get("allowRootNamespace", False))
 
@@ -80,8 +100,9 @@ def ipam_exec(command: str, netconf: NetConf, env: Environment) -> dict[str, Any
     """Run the IPAM plugin with our CNI_* variables and our whole config (spec: delegation)."""
     executable = invoke.find_plugin(netconf.ipam["type"], env.path)
     config = {k: v for k, v in netconf.raw.items() if k != "prevResult"}
-    penv = invoke.plugin_environment(command, container_id=env.container_id, netns=env.netns,
-                                     ifname=env.ifname, path=env.path, args=env.raw_args)
+    penv = invoke.plugin_environment(
+        command, container_id=env.container_id, netns=env.netns, ifname=env.ifname, path=env.path, args=env.raw_args
+    )
     return invoke.exec_plugin(executable, config, penv)
 
 
@@ -107,22 +128,27 @@ def cmd_add(env: Environment, netconf: NetConf) -> dict[str, Any]:
         interfaces: list[dict[str, Any]] = []
         bridge_info = None
         if netconf.mode == "bridge":
-            gws = [ipaddress.ip_interface(f"{gw}/{iface.network.prefixlen}") for iface, gw in addrs
-                   if gw is not None and netconf.is_gateway]
+            gws = [
+                ipaddress.ip_interface(f"{gw}/{iface.network.prefixlen}")
+                for iface, gw in addrs
+                if gw is not None and netconf.is_gateway
+            ]
             bridge_info = wiring.ensure_bridge(netconf.bridge, gws, netconf.mtu)
             if netconf.is_gateway and any(gw for _, gw in addrs if gw and gw.version == 4):
                 wiring.write_sysctl("net.ipv4.ip_forward", 1)
             interfaces.append(bridge_info)
         else:
             if any(iface.version == 6 for iface, _ in addrs):
-                raise CniError(INVALID_CONFIG, "routed mode supports IPv4 addresses only",
-                               "use bridge mode for IPv6 ranges")
+                raise CniError(
+                    INVALID_CONFIG, "routed mode supports IPv4 addresses only", "use bridge mode for IPv6 ranges"
+                )
             wiring.ensure_gateway_route()
         wiring.create_veth(host, pod_fd, env.ifname, netconf.mtu)
         created = True
         routed_ips = [iface.ip for iface, _ in addrs] if netconf.mode == "routed" else []
-        interfaces.append(wiring.configure_host_side(host, bridge=bridge_info and netconf.bridge,
-                                                     routed_ips=routed_ips))
+        interfaces.append(
+            wiring.configure_host_side(host, bridge=bridge_info and netconf.bridge, routed_ips=routed_ips)
+        )
         pod_index = len(interfaces)
         if netconf.mode == "bridge":
             pod_addrs = [iface for iface, _ in addrs]
@@ -132,13 +158,18 @@ def cmd_add(env: Environment, netconf: NetConf) -> dict[str, Any]:
                 gw = route.get("gw") or next((str(g) for i, g in addrs if g and g.version == dst.version), None)
                 routes.append({"dst": str(dst), **({"gw": gw} if gw else {})})
             onlink = None
-            ips = [{"address": str(iface), "interface": pod_index, **({"gateway": str(gw)} if gw else {})}
-                   for iface, gw in addrs]
+            ips = [
+                {"address": str(iface), "interface": pod_index, **({"gateway": str(gw)} if gw else {})}
+                for iface, gw in addrs
+            ]
         else:
             pod_addrs = [ipaddress.ip_interface(f"{iface.ip}/32") for iface, _ in addrs]
             onlink = wiring.ROUTED_GATEWAY
-            extra = [r for r in (ipam or {}).get("routes", [])
-                     if ipaddress.ip_network(r["dst"], strict=False) != ipaddress.ip_network("0.0.0.0/0")]
+            extra = [
+                r
+                for r in (ipam or {}).get("routes", [])
+                if ipaddress.ip_network(r["dst"], strict=False) != ipaddress.ip_network("0.0.0.0/0")
+            ]
             routes = [{"dst": "0.0.0.0/0", "gw": onlink}] + [{"dst": r["dst"], "gw": onlink} for r in extra]
             ips = [{"address": str(a), "interface": pod_index, "gateway": onlink} for a in pod_addrs]
         mac = wiring.configure_pod_side(pod_fd, env.ifname, pod_addrs, routes, onlink)
@@ -177,7 +208,7 @@ def cmd_del(env: Environment, netconf: NetConf) -> None:
         try:
             fd = wiring.open_netns(env.netns)
         except CniError:
-            fd = None                       # the pod's namespace is already gone: fine
+            fd = None  # the pod's namespace is already gone: fine
         if fd is not None:
             try:
                 wiring.delete_pod_interface(fd, env.ifname)
@@ -189,12 +220,16 @@ def cmd_del(env: Environment, netconf: NetConf) -> None:
 def cmd_check(env: Environment, netconf: NetConf) -> None:
     """Compare the live pod and node with prevResult; any difference is error 102."""
     if SUPPORTED_VERSIONS.index(netconf.version) < SUPPORTED_VERSIONS.index("0.4.0"):
-        raise CniError(INCOMPATIBLE_VERSION, f"CHECK is not defined for cniVersion {netconf.version}",
-                       "CHECK exists since 0.4.0")
+        raise CniError(
+            INCOMPATIBLE_VERSION, f"CHECK is not defined for cniVersion {netconf.version}", "CHECK exists since 0.4.0"
+        )
     prev = netconf.raw.get("prevResult")
     if not isinstance(prev, dict):
-        raise CniError(INVALID_CONFIG, "CHECK needs prevResult in the configuration",
-                       "the runtime passes the cached result of ADD as prevResult")
+        raise CniError(
+            INVALID_CONFIG,
+            "CHECK needs prevResult in the configuration",
+            "the runtime passes the cached result of ADD as prevResult",
+        )
     ifaces = prev.get("interfaces", [])
     mine = [i for i, iface in enumerate(ifaces) if iface.get("name") == env.ifname and iface.get("sandbox")]
     if not mine:
@@ -213,18 +248,22 @@ def cmd_check(env: Environment, netconf: NetConf) -> None:
         raise CniError(CHECK_FAILED, f"{env.ifname} has MAC {live['mac']}, prevResult says {want_mac}")
     for ip in prev.get("ips", []):
         if ip.get("interface") in mine and ip["address"] not in live["addresses"]:
-            raise CniError(CHECK_FAILED, f"{env.ifname} lacks address {ip['address']}",
-                           f"it has {sorted(live['addresses'])}")
+            raise CniError(
+                CHECK_FAILED, f"{env.ifname} lacks address {ip['address']}", f"it has {sorted(live['addresses'])}"
+            )
     for route in prev.get("routes", []):
         dst = str(ipaddress.ip_network(route["dst"], strict=False))
         if not any(d == dst and (not route.get("gw") or g == route["gw"]) for d, g in live["routes"]):
-            raise CniError(CHECK_FAILED, f"the pod lacks the route {dst}" + (f" via {route['gw']}" if route.get("gw") else ""))
+            raise CniError(
+                CHECK_FAILED, f"the pod lacks the route {dst}" + (f" via {route['gw']}" if route.get("gw") else "")
+            )
     host = wiring.host_state(wiring.host_veth_name(env.container_id, env.ifname))
     if host is None or not host["up"]:
         raise CniError(CHECK_FAILED, "the node side of the pod's veth is missing or down")
     if netconf.mode == "bridge" and host["master"] != netconf.bridge:
-        raise CniError(CHECK_FAILED, f"the pod's veth is not a port of bridge {netconf.bridge}",
-                       f"its master is {host['master']}")
+        raise CniError(
+            CHECK_FAILED, f"the pod's veth is not a port of bridge {netconf.bridge}", f"its master is {host['master']}"
+        )
     if netconf.mode == "routed":
         for ip in prev.get("ips", []):
             if ip.get("interface") in mine and f"{ip['address'].split('/')[0]}/32" not in host["routes"]:
@@ -240,9 +279,12 @@ def run(env: Environment, raw: bytes) -> dict[str, Any] | None:
     netconf = NetConf(conf)
     why = None if netconf.allow_root else wiring.node_namespace_check()
     if why:
-        raise CniError(INVALID_CONFIG, "refusing to act as a node here: " + why,
-                       "run the plugin inside a lab node namespace (nsenter --net=/run/netns/<node>), "
-                       "or set \"allowRootNamespace\": true on a real node")
+        raise CniError(
+            INVALID_CONFIG,
+            "refusing to act as a node here: " + why,
+            "run the plugin inside a lab node namespace (nsenter --net=/run/netns/<node>), "
+            'or set "allowRootNamespace": true on a real node',
+        )
     if env.command == "ADD":
         return cmd_add(env, netconf)
     if env.command == "DEL":
@@ -266,7 +308,7 @@ def main() -> int:
     except CniError as exc:
         sys.stdout.write(json.dumps(exc.to_dict(version)) + "\n")
         return 1
-    except Exception as exc:       # never a bare traceback: the runtime only reads stdout
+    except Exception as exc:  # never a bare traceback: the runtime only reads stdout
         sys.stdout.write(json.dumps(CniError(wiring.SETUP_FAILED, f"internal error: {exc!r}").to_dict(version)) + "\n")
         return 1
     if out is not None:

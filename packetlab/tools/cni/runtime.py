@@ -16,6 +16,7 @@ For a network *configuration list* (``.conflist``) a runtime:
 `CniRuntime` does just that, with every plugin executed inside the node
 namespace (``nsenter --net=/run/netns/<node>``) so nothing lands in the host.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,14 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from packetlab.errors import PacketlabError
-from packetlab.topo.netns import NETNS_DIR
 from packetlab.tools.cni import invoke
 from packetlab.tools.cni.spec import CniError, convert_result
+from packetlab.topo.netns import NETNS_DIR
 
 
 @dataclass
 class RawAnswer:
     """What one plugin execution printed, unparsed by any runtime logic (for tests)."""
+
     returncode: int
     stdout: str
     stderr: str
@@ -53,8 +55,9 @@ def load_conflist(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, An
         try:
             conf = json.loads(Path(source).read_text())
         except (OSError, ValueError) as exc:
-            raise PacketlabError(f"cannot read CNI configuration {source}", cause=str(exc),
-                                 fix="pass a JSON .conflist (or a dict)") from None
+            raise PacketlabError(
+                f"cannot read CNI configuration {source}", cause=str(exc), fix="pass a JSON .conflist (or a dict)"
+            ) from None
     if "plugins" not in conf:
         plugin = {k: v for k, v in conf.items() if k not in ("cniVersion", "name")}
         conf = {"cniVersion": conf.get("cniVersion"), "name": conf.get("name"), "plugins": [plugin]}
@@ -67,13 +70,19 @@ def load_conflist(source: str | os.PathLike | Mapping[str, Any]) -> dict[str, An
 class CniRuntime:
     """A minimal CNI runtime for one node namespace."""
 
-    def __init__(self, node_namespace: str, conflist: str | os.PathLike | Mapping[str, Any], *,
-                 bin_dirs: Sequence[str], cache_dir: str | os.PathLike) -> None:
+    def __init__(
+        self,
+        node_namespace: str,
+        conflist: str | os.PathLike | Mapping[str, Any],
+        *,
+        bin_dirs: Sequence[str],
+        cache_dir: str | os.PathLike,
+    ) -> None:
         self.node_namespace = node_namespace
         self.conflist = load_conflist(conflist)
         self.bin_dirs = list(bin_dirs)
         self.cache_dir = Path(cache_dir)
-        self.calls: list[tuple[str, str, str]] = []     # (command, plugin type, outcome) for notebooks
+        self.calls: list[tuple[str, str, str]] = []  # (command, plugin type, outcome) for notebooks
 
     @property
     def name(self) -> str:
@@ -87,28 +96,47 @@ class CniRuntime:
         return ["nsenter", f"--net={NETNS_DIR}/{self.node_namespace}", "--"]
 
     def _env(self, command: str, container_id: str, netns: str, ifname: str, args: Mapping[str, str]) -> dict[str, str]:
-        return invoke.plugin_environment(command, container_id=container_id, netns=netns, ifname=ifname,
-                                         path=self.bin_dirs, args=";".join(f"{k}={v}" for k, v in args.items()))
+        return invoke.plugin_environment(
+            command,
+            container_id=container_id,
+            netns=netns,
+            ifname=ifname,
+            path=self.bin_dirs,
+            args=";".join(f"{k}={v}" for k, v in args.items()),
+        )
 
-    def plugin_config(self, plugin: Mapping[str, Any], prev: Mapping[str, Any] | None,
-                      capability_args: Mapping[str, Any]) -> dict[str, Any]:
+    def plugin_config(
+        self, plugin: Mapping[str, Any], prev: Mapping[str, Any] | None, capability_args: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The stdin of one plugin in the chain (libcni's buildOneConfig)."""
         conf = copy.deepcopy(dict(plugin))
         conf["name"], conf["cniVersion"] = self.name, self.version
-        runtime = {cap: capability_args[cap] for cap, on in (plugin.get("capabilities") or {}).items()
-                   if on and cap in capability_args}
+        runtime = {
+            cap: capability_args[cap]
+            for cap, on in (plugin.get("capabilities") or {}).items()
+            if on and cap in capability_args
+        }
         if runtime:
             conf["runtimeConfig"] = runtime
         if prev is not None:
             conf["prevResult"] = prev
         return conf
 
-    def _exec(self, command: str, plugin: Mapping[str, Any], conf: Mapping[str, Any], container_id: str,
-              netns: str, ifname: str, args: Mapping[str, str]) -> dict[str, Any] | None:
+    def _exec(
+        self,
+        command: str,
+        plugin: Mapping[str, Any],
+        conf: Mapping[str, Any],
+        container_id: str,
+        netns: str,
+        ifname: str,
+        args: Mapping[str, str],
+    ) -> dict[str, Any] | None:
         executable = invoke.find_plugin(plugin["type"], self.bin_dirs)
         try:
-            out = invoke.exec_plugin(executable, conf, self._env(command, container_id, netns, ifname, args),
-                                     argv_prefix=self._prefix())
+            out = invoke.exec_plugin(
+                executable, conf, self._env(command, container_id, netns, ifname, args), argv_prefix=self._prefix()
+            )
         except CniError as exc:
             self.calls.append((command, plugin["type"], f"error {exc.code}: {exc.msg}"))
             raise
@@ -116,8 +144,15 @@ class CniRuntime:
         return out
 
     # ---- the three operations ------------------------------------------------------------------
-    def add(self, container_id: str, netns: str, ifname: str = "eth0", *, args: Mapping[str, str] | None = None,
-            capability_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def add(
+        self,
+        container_id: str,
+        netns: str,
+        ifname: str = "eth0",
+        *,
+        args: Mapping[str, str] | None = None,
+        capability_args: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """ADD through the chain; on a failure, DEL the plugins that already ran (like libcni)."""
         args, caps = dict(args or {}), dict(capability_args or {})
         prev: dict[str, Any] | None = None
@@ -141,8 +176,9 @@ class CniRuntime:
         self._save(container_id, ifname, prev, caps, args)
         return prev
 
-    def delete(self, container_id: str, netns: str, ifname: str = "eth0", *,
-               args: Mapping[str, str] | None = None) -> None:
+    def delete(
+        self, container_id: str, netns: str, ifname: str = "eth0", *, args: Mapping[str, str] | None = None
+    ) -> None:
         """DEL through the chain in reverse order (safe to repeat, also with netns='')."""
         cached = self.cached(container_id, ifname)
         prev = cached["result"] if cached else None
@@ -158,8 +194,15 @@ class CniRuntime:
         if cached is None:
             raise CniError(3, f"no cached result for container {container_id}", "ADD it first")
         for plugin in self.conflist["plugins"]:
-            self._exec("CHECK", plugin, self.plugin_config(plugin, cached["result"], cached.get("capabilityArgs", {})),
-                       container_id, netns, ifname, cached.get("args", {}))
+            self._exec(
+                "CHECK",
+                plugin,
+                self.plugin_config(plugin, cached["result"], cached.get("capabilityArgs", {})),
+                container_id,
+                netns,
+                ifname,
+                cached.get("args", {}),
+            )
 
     # ---- direct execution, bypassing the chain (error-path tests, teaching) ---------------------
     def raw(self, plugin_type: str, stdin: bytes | str | Mapping[str, Any], env: Mapping[str, str | None]) -> RawAnswer:
@@ -171,7 +214,11 @@ class CniRuntime:
                 full.pop(key, None)
             else:
                 full[key] = value
-        data = stdin if isinstance(stdin, bytes) else (stdin.encode() if isinstance(stdin, str) else json.dumps(stdin).encode())
+        data = (
+            stdin
+            if isinstance(stdin, bytes)
+            else (stdin.encode() if isinstance(stdin, str) else json.dumps(stdin).encode())
+        )
         proc = subprocess.run([*self._prefix(), executable], input=data, env=full, capture_output=True, timeout=60)
         return RawAnswer(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
@@ -179,13 +226,25 @@ class CniRuntime:
     def _cache_path(self, container_id: str, ifname: str) -> Path:
         return self.cache_dir / "results" / f"{self.name}-{container_id}-{ifname}"
 
-    def _save(self, container_id: str, ifname: str, result: dict[str, Any], caps: dict[str, Any],
-              args: dict[str, str]) -> None:
+    def _save(
+        self, container_id: str, ifname: str, result: dict[str, Any], caps: dict[str, Any], args: dict[str, str]
+    ) -> None:
         path = self._cache_path(container_id, ifname)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"kind": "cniCacheV1", "containerId": container_id, "ifName": ifname,
-                                    "networkName": self.name, "result": result,
-                                    "capabilityArgs": caps, "args": args}, indent=1))
+        path.write_text(
+            json.dumps(
+                {
+                    "kind": "cniCacheV1",
+                    "containerId": container_id,
+                    "ifName": ifname,
+                    "networkName": self.name,
+                    "result": result,
+                    "capabilityArgs": caps,
+                    "args": args,
+                },
+                indent=1,
+            )
+        )
 
     def cached(self, container_id: str, ifname: str = "eth0") -> dict[str, Any] | None:
         try:

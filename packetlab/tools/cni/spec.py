@@ -7,13 +7,15 @@ format (including the small differences between 0.3.x/0.4.0 and 1.0.0).
 
 Nothing here touches the network: it is pure data handling, unit-tested.
 """
+
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 CURRENT_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
@@ -30,18 +32,24 @@ DECODING_FAILURE = 6
 INVALID_CONFIG = 7
 TRY_AGAIN_LATER = 11
 # plugin-specific codes of packetlab
-SETUP_FAILED = 100          # the kernel refused a step while wiring the pod (rolled back)
-IPAM_EXHAUSTED = 101        # our IPAM has no free address left in the range
-CHECK_FAILED = 102          # CHECK found the pod's network different from prevResult
-PLUGIN_NOT_FOUND = 103      # a delegated plugin (IPAM) is not in any CNI_PATH entry
+SETUP_FAILED = 100  # the kernel refused a step while wiring the pod (rolled back)
+IPAM_EXHAUSTED = 101  # our IPAM has no free address left in the range
+CHECK_FAILED = 102  # CHECK found the pod's network different from prevResult
+PLUGIN_NOT_FOUND = 103  # a delegated plugin (IPAM) is not in any CNI_PATH entry
 
 ERROR_NAMES = {
-    INCOMPATIBLE_VERSION: "incompatible CNI version", UNSUPPORTED_FIELD: "unsupported field",
-    UNKNOWN_CONTAINER: "container unknown or does not exist", INVALID_ENVIRONMENT: "invalid environment",
-    IO_FAILURE: "I/O failure", DECODING_FAILURE: "failed to decode content",
-    INVALID_CONFIG: "invalid network config", TRY_AGAIN_LATER: "try again later",
-    SETUP_FAILED: "setup failed", IPAM_EXHAUSTED: "address pool exhausted",
-    CHECK_FAILED: "check failed", PLUGIN_NOT_FOUND: "plugin not found",
+    INCOMPATIBLE_VERSION: "incompatible CNI version",
+    UNSUPPORTED_FIELD: "unsupported field",
+    UNKNOWN_CONTAINER: "container unknown or does not exist",
+    INVALID_ENVIRONMENT: "invalid environment",
+    IO_FAILURE: "I/O failure",
+    DECODING_FAILURE: "failed to decode content",
+    INVALID_CONFIG: "invalid network config",
+    TRY_AGAIN_LATER: "try again later",
+    SETUP_FAILED: "setup failed",
+    IPAM_EXHAUSTED: "address pool exhausted",
+    CHECK_FAILED: "check failed",
+    PLUGIN_NOT_FOUND: "plugin not found",
 }
 
 
@@ -66,6 +74,7 @@ class CniError(Exception):
 @dataclass
 class Environment:
     """The CNI_* variables a runtime sets for one invocation."""
+
     command: str
     container_id: str = ""
     netns: str = ""
@@ -75,33 +84,50 @@ class Environment:
     raw_args: str = ""
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "Environment":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Environment:
         """Read and validate CNI_* variables; missing ones give error code 4."""
         env = os.environ if environ is None else environ
         command = env.get("CNI_COMMAND", "")
         if not command:
-            raise CniError(INVALID_ENVIRONMENT, "CNI_COMMAND is not set",
-                           "a runtime sets CNI_COMMAND to ADD, DEL, CHECK or VERSION")
+            raise CniError(
+                INVALID_ENVIRONMENT,
+                "CNI_COMMAND is not set",
+                "a runtime sets CNI_COMMAND to ADD, DEL, CHECK or VERSION",
+            )
         if command not in COMMANDS:
-            raise CniError(INVALID_ENVIRONMENT, f"unknown CNI_COMMAND {command!r}",
-                           "CNI_COMMAND must be one of " + ", ".join(COMMANDS))
-        out = cls(command=command, container_id=env.get("CNI_CONTAINERID", ""),
-                  netns=env.get("CNI_NETNS", ""), ifname=env.get("CNI_IFNAME", ""),
-                  args=parse_cni_args(env.get("CNI_ARGS", "")),
-                  path=[p for p in env.get("CNI_PATH", "").split(":") if p], raw_args=env.get("CNI_ARGS", ""))
+            raise CniError(
+                INVALID_ENVIRONMENT,
+                f"unknown CNI_COMMAND {command!r}",
+                "CNI_COMMAND must be one of " + ", ".join(COMMANDS),
+            )
+        out = cls(
+            command=command,
+            container_id=env.get("CNI_CONTAINERID", ""),
+            netns=env.get("CNI_NETNS", ""),
+            ifname=env.get("CNI_IFNAME", ""),
+            args=parse_cni_args(env.get("CNI_ARGS", "")),
+            path=[p for p in env.get("CNI_PATH", "").split(":") if p],
+            raw_args=env.get("CNI_ARGS", ""),
+        )
         if command == "VERSION":
             return out
         required = {"CNI_CONTAINERID": out.container_id, "CNI_IFNAME": out.ifname, "CNI_PATH": out.path}
         if command in ("ADD", "CHECK"):
-            required["CNI_NETNS"] = out.netns      # DEL tolerates an empty CNI_NETNS (spec 1.0)
+            required["CNI_NETNS"] = out.netns  # DEL tolerates an empty CNI_NETNS (spec 1.0)
         missing = [name for name, value in required.items() if not value]
         if missing:
-            raise CniError(INVALID_ENVIRONMENT, f"required environment variables missing: {', '.join(missing)}",
-                           f"CNI_COMMAND={command} needs CNI_CONTAINERID, CNI_IFNAME, CNI_PATH"
-                           + (" and CNI_NETNS" if command != "DEL" else ""))
+            raise CniError(
+                INVALID_ENVIRONMENT,
+                f"required environment variables missing: {', '.join(missing)}",
+                f"CNI_COMMAND={command} needs CNI_CONTAINERID, CNI_IFNAME, CNI_PATH"
+                + (" and CNI_NETNS" if command != "DEL" else ""),
+            )
         if len(out.ifname) > 15 or "/" in out.ifname or out.ifname in (".", ".."):
-            raise CniError(INVALID_ENVIRONMENT, f"CNI_IFNAME {out.ifname!r} is not a valid interface name",
-                           "interface names have at most 15 characters and no '/'")
+            raise CniError(
+                INVALID_ENVIRONMENT,
+                f"CNI_IFNAME {out.ifname!r} is not a valid interface name",
+                "interface names have at most 15 characters and no '/'",
+            )
         return out
 
 
@@ -123,8 +149,9 @@ def parse_config(raw: bytes | str) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise CniError(DECODING_FAILURE, "the network configuration on stdin is not valid JSON", str(exc)) from None
     if not isinstance(conf, dict):
-        raise CniError(DECODING_FAILURE, "the network configuration must be a JSON object",
-                       f"got {type(conf).__name__}")
+        raise CniError(
+            DECODING_FAILURE, "the network configuration must be a JSON object", f"got {type(conf).__name__}"
+        )
     return conf
 
 
@@ -132,11 +159,15 @@ def check_version(conf: Mapping[str, Any]) -> str:
     """The config's cniVersion if we support it, else error code 1."""
     version = conf.get("cniVersion")
     if not isinstance(version, str) or not version:
-        raise CniError(INVALID_CONFIG, "the network configuration has no cniVersion",
-                       f"set \"cniVersion\": \"{CURRENT_VERSION}\"")
+        raise CniError(
+            INVALID_CONFIG, "the network configuration has no cniVersion", f'set "cniVersion": "{CURRENT_VERSION}"'
+        )
     if version not in SUPPORTED_VERSIONS:
-        raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not supported",
-                       "supported: " + ", ".join(SUPPORTED_VERSIONS))
+        raise CniError(
+            INCOMPATIBLE_VERSION,
+            f"cniVersion {version!r} is not supported",
+            "supported: " + ", ".join(SUPPORTED_VERSIONS),
+        )
     return version
 
 

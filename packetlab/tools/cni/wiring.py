@@ -10,6 +10,7 @@ the namespace it was created in — and nothing is ever created anywhere else.
 Each function here does one step and raises; `packetlab.tools.cni.plugin` orders the
 steps and rolls back what was done when a later step fails.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,11 +23,11 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from packetlab.topo.rtnl import IPRouteOnThread, iproute
 from packetlab.tools.cni.spec import INVALID_CONFIG, SETUP_FAILED, UNKNOWN_CONTAINER, CniError
+from packetlab.topo.rtnl import IPRouteOnThread, iproute
 
 IFA_F_NODAD = 0x02
-ROUTED_GATEWAY = "169.254.1.1"     # the pods' next hop in routed mode (answered by proxy ARP)
+ROUTED_GATEWAY = "169.254.1.1"  # the pods' next hop in routed mode (answered by proxy ARP)
 
 
 def host_veth_name(container_id: str, ifname: str) -> str:
@@ -38,7 +39,7 @@ def host_veth_name(container_id: str, ifname: str) -> str:
 def bridge_mac(name: str) -> str:
     """A stable, locally administered unicast MAC for the node bridge."""
     digest = hashlib.sha256(f"bridge/{name}".encode()).hexdigest()
-    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
+    return "02:" + ":".join(digest[i : i + 2] for i in range(0, 10, 2))
 
 
 def open_netns(path: str) -> int:
@@ -46,8 +47,11 @@ def open_netns(path: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise CniError(UNKNOWN_CONTAINER, f"the network namespace {path} does not exist",
-                       "CNI_NETNS must name the pod's namespace file (/run/netns/<name> or /proc/<pid>/ns/net)") from None
+        raise CniError(
+            UNKNOWN_CONTAINER,
+            f"the network namespace {path} does not exist",
+            "CNI_NETNS must name the pod's namespace file (/run/netns/<name> or /proc/<pid>/ns/net)",
+        ) from None
     except OSError as exc:
         raise CniError(UNKNOWN_CONTAINER, f"cannot open the network namespace {path}", str(exc)) from None
     return fd
@@ -62,7 +66,9 @@ def netlink_in(ns_fd: int | None) -> Iterator[IPRouteOnThread]:
     try:
         ipr = iproute(ns_fd)
     except OSError as exc:
-        raise CniError(UNKNOWN_CONTAINER, "cannot enter the pod's network namespace", exc.strerror or str(exc)) from None
+        raise CniError(
+            UNKNOWN_CONTAINER, "cannot enter the pod's network namespace", exc.strerror or str(exc)
+        ) from None
     try:
         yield ipr
     finally:
@@ -117,8 +123,9 @@ def _fail(step: str, exc: Exception) -> CniError:
 
 
 # ---- node side --------------------------------------------------------------------------
-def ensure_bridge(name: str, gateways: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
-                  mtu: int) -> dict[str, str]:
+def ensure_bridge(
+    name: str, gateways: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface], mtu: int
+) -> dict[str, str]:
     """The node's pod bridge, created on first use, carrying the pods' gateway address."""
     with netlink_in(None) as ipr:
         idx = _index(ipr, name)
@@ -129,13 +136,16 @@ def ensure_bridge(name: str, gateways: list[ipaddress.IPv4Interface | ipaddress.
                 # gateway would point at a MAC nobody answers to for a while.
                 ipr.link("add", ifname=name, kind="bridge", address=bridge_mac(name))
             except NetlinkError as exc:
-                if exc.code != errno.EEXIST:       # another ADD created it a moment ago: fine
+                if exc.code != errno.EEXIST:  # another ADD created it a moment ago: fine
                     raise _fail(f"creating bridge {name}", exc) from None
             idx = _index(ipr, name)
         link = ipr.get_links(idx)[0]
         if link.get_attr("IFLA_LINKINFO") and link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") != "bridge":
-            raise CniError(INVALID_CONFIG, f"{name} exists in the node namespace but is not a bridge",
-                           "pick another \"bridge\" name in the network configuration")
+            raise CniError(
+                INVALID_CONFIG,
+                f"{name} exists in the node namespace but is not a bridge",
+                'pick another "bridge" name in the network configuration',
+            )
         present = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=idx)}
         for gw in gateways:
             if (str(gw.ip), gw.network.prefixlen) not in present:
@@ -170,15 +180,26 @@ def create_veth(host_name: str, pod_fd: int, pod_ifname: str, mtu: int) -> None:
     """One veth pair: `host_name` here, `pod_ifname` created directly inside the pod."""
     with netlink_in(None) as ipr:
         if _index(ipr, host_name) is not None:
-            raise CniError(SETUP_FAILED, f"the node already has an interface {host_name} for this container",
-                           "ADD was called twice without DEL; call DEL first")
+            raise CniError(
+                SETUP_FAILED,
+                f"the node already has an interface {host_name} for this container",
+                "ADD was called twice without DEL; call DEL first",
+            )
         try:
-            ipr.link("add", ifname=host_name, kind="veth", mtu=mtu,
-                     peer={"ifname": pod_ifname, "net_ns_fd": pod_fd, "mtu": mtu})
+            ipr.link(
+                "add",
+                ifname=host_name,
+                kind="veth",
+                mtu=mtu,
+                peer={"ifname": pod_ifname, "net_ns_fd": pod_fd, "mtu": mtu},
+            )
         except NetlinkError as exc:
             if exc.code == errno.EEXIST:
-                raise CniError(SETUP_FAILED, f"the pod already has an interface called {pod_ifname}",
-                               "each ADD needs a free CNI_IFNAME in the pod") from None
+                raise CniError(
+                    SETUP_FAILED,
+                    f"the pod already has an interface called {pod_ifname}",
+                    "each ADD needs a free CNI_IFNAME in the pod",
+                ) from None
             raise _fail(f"creating veth {host_name} <-> {pod_ifname}", exc) from None
 
 
@@ -194,17 +215,18 @@ def configure_host_side(host_name: str, *, bridge: str | None, routed_ips: list[
             ipr.link("set", index=idx, state="up")
             if routed_ips:
                 write_sysctl(f"net.ipv4.conf.{host_name}.proxy_arp", 1)
-                write_sysctl(f"net.ipv4.neigh.{host_name}.proxy_delay", 0)   # answer at once (default: up to 0.8 s)
+                write_sysctl(f"net.ipv4.neigh.{host_name}.proxy_delay", 0)  # answer at once (default: up to 0.8 s)
                 write_sysctl("net.ipv4.ip_forward", 1)
                 for ip in routed_ips:
-                    ipr.route("replace", dst=f"{ip}/32", oif=idx, scope=253)     # scope link
+                    ipr.route("replace", dst=f"{ip}/32", oif=idx, scope=253)  # scope link
         except (NetlinkError, OSError) as exc:
             raise _fail(f"configuring {host_name} on the node", exc) from None
         return {"name": host_name, "mac": ipr.get_links(idx)[0].get_attr("IFLA_ADDRESS")}
 
 
-def configure_pod_side(pod_fd: int, ifname: str, addresses: list[Any], routes: list[dict[str, Any]],
-                       onlink_gateway: str | None) -> str:
+def configure_pod_side(
+    pod_fd: int, ifname: str, addresses: list[Any], routes: list[dict[str, Any]], onlink_gateway: str | None
+) -> str:
     """Inside the pod: addresses, link up, routes. Returns the interface's MAC."""
     with netlink_in(pod_fd) as ipr:
         idx = _index(ipr, ifname)
@@ -279,8 +301,12 @@ def pod_state(pod_fd: int, ifname: str) -> dict[str, Any] | None:
                 dst = r.get_attr("RTA_DST")
                 dst = f"{dst}/{r['dst_len']}" if dst else ("0.0.0.0/0" if family == 2 else "::/0")
                 routes.add((dst, r.get_attr("RTA_GATEWAY")))
-        return {"mac": link.get_attr("IFLA_ADDRESS"), "up": bool(link["flags"] & 1),
-                "addresses": addrs, "routes": routes}
+        return {
+            "mac": link.get_attr("IFLA_ADDRESS"),
+            "up": bool(link["flags"] & 1),
+            "addresses": addrs,
+            "routes": routes,
+        }
 
 
 def host_state(host_name: str) -> dict[str, Any] | None:
@@ -292,7 +318,14 @@ def host_state(host_name: str) -> dict[str, Any] | None:
         link = ipr.get_links(idx)[0]
         master = link.get_attr("IFLA_MASTER")
         master_name = ipr.get_links(master)[0].get_attr("IFLA_IFNAME") if master else None
-        routes = {f"{r.get_attr('RTA_DST')}/{r['dst_len']}" for r in ipr.get_routes(family=2, oif=idx)
-                  if r.get_attr("RTA_DST")}
-        return {"up": bool(link["flags"] & 1), "master": master_name, "routes": routes,
-                "mac": link.get_attr("IFLA_ADDRESS")}
+        routes = {
+            f"{r.get_attr('RTA_DST')}/{r['dst_len']}"
+            for r in ipr.get_routes(family=2, oif=idx)
+            if r.get_attr("RTA_DST")
+        }
+        return {
+            "up": bool(link["flags"] & 1),
+            "master": master_name,
+            "routes": routes,
+            "mac": link.get_attr("IFLA_ADDRESS"),
+        }

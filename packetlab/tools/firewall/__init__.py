@@ -11,13 +11,37 @@ tables), `kernel` (maps, atomic apply, counters), `pinned` (the CLI's
 install/remove with bpffs pins), `stats` (Prometheus), `editor` (notebook
 widgets), `cli` (`packetlab firewall ...`).
 """
+
 from packetlab.tools.firewall.compiler import Compiled, compile_rules
-from packetlab.tools.firewall.program import ApplyResult, CapacityError, Firewall, FirewallStatus, RuleStatus
 from packetlab.tools.firewall.layout import Capacity
-from packetlab.tools.firewall.rules import (Problem, Rule, RuleError, RuleSet, load_rules, parse_rules, ruleset_from_dicts)
+from packetlab.tools.firewall.program import ApplyResult, CapacityError, Firewall, FirewallStatus, RuleStatus
+from packetlab.tools.firewall.rules import (
+    Problem,
+    Rule,
+    RuleError,
+    RuleSet,
+    load_rules,
+    parse_rules,
+    ruleset_from_dicts,
+)
 
 EXAMPLES = __import__("pathlib").Path(__file__).with_name("examples")
 
-__all__ = ["ApplyResult", "Capacity", "CapacityError", "Compiled", "EXAMPLES", "Firewall", "FirewallStatus",
-           "Problem", "Rule", "RuleError", "RuleSet", "RuleStatus", "compile_rules", "load_rules", "parse_rules",
-           "ruleset_from_dicts"]
+__all__ = [
+    "ApplyResult",
+    "Capacity",
+    "CapacityError",
+    "Compiled",
+    "EXAMPLES",
+    "Firewall",
+    "FirewallStatus",
+    "Problem",
+    "Rule",
+    "RuleError",
+    "RuleSet",
+    "RuleStatus",
+    "compile_rules",
+    "load_rules",
+    "parse_rules",
+    "ruleset_from_dicts",
+]

@@ -8,6 +8,7 @@
 
 Exit codes: 0 ok, 1 invalid rule file (nothing applied), 2 other errors.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,19 @@ from packetlab.tools.firewall.rules import RuleError, load_rules
 
 def _target(args: argparse.Namespace):
     from packetlab.tools.firewall.pinned import Target
+
     return Target(args.netns, args.dev)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from packetlab.tools.firewall.compiler import compile_rules
+
     rs = load_rules(args.rules)
     compiled = compile_rules(rs)
-    print(f"{args.rules}: valid — {len(rs.rules)} rules, default {rs.default}, fragments {rs.fragments}; "
-          f"{compiled.n_entries} entries, {compiled.n_classes} classes, {compiled.n_pool_words} bitmap words")
+    print(
+        f"{args.rules}: valid — {len(rs.rules)} rules, default {rs.default}, fragments {rs.fragments}; "
+        f"{compiled.n_entries} entries, {compiled.n_classes} classes, {compiled.n_pool_words} bitmap words"
+    )
     for w in rs.warnings:
         print(f"warning: {w}")
     return 0
@@ -38,7 +43,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from packetlab.tools.firewall import pinned
-    rs = load_rules(args.rules)                     # invalid rules stop here, before the kernel
+
+    rs = load_rules(args.rules)  # invalid rules stop here, before the kernel
     target = _target(args)
     fw, result, created = pinned.apply(rs, target, mode=args.mode, allow_host=args.allow_host)
     try:
@@ -53,7 +59,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from packetlab.tools.firewall import pinned
-    for line in pinned.gc():                        # forget firewalls whose namespace is gone
+
+    for line in pinned.gc():  # forget firewalls whose namespace is gone
         print(line)
     targets = [_target(args)] if args.dev else pinned.installed()
     if not targets:
@@ -83,6 +90,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _render_metrics(targets) -> str:
     from packetlab.tools.firewall import pinned
     from packetlab.tools.firewall.stats import prometheus_text
+
     pairs = []
     for target in targets:
         fw, _ = pinned.open_installed(target)
@@ -94,8 +102,8 @@ def _render_metrics(targets) -> str:
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from packetlab.tools.firewall import pinned
     from packetlab.show.prometheus import serve_metrics
+    from packetlab.tools.firewall import pinned
     from packetlab.tools.firewall.stats import write_textfile
 
     def targets():
@@ -122,15 +130,17 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 def _cmd_remove(args: argparse.Namespace) -> int:
     from packetlab.tools.firewall import pinned
+
     for line in pinned.remove(_target(args)):
         print(line)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="packetlab firewall",
-                                     description="The module 08 XDP firewall: rules from a YAML file, applied "
-                                                 "atomically, inside a lab namespace.")
+    parser = argparse.ArgumentParser(
+        prog="packetlab firewall",
+        description="The module 08 XDP firewall: rules from a YAML file, applied atomically, inside a lab namespace.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def where(p: argparse.ArgumentParser, required_dev: bool) -> None:
@@ -144,8 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rules")
     where(p, True)
     p.add_argument("--mode", choices=("native", "generic"), default="native", help="XDP attach mode (default native)")
-    p.add_argument("--allow-host", action="store_true",
-                   help="allow attaching outside a packetlab lab namespace (including the host itself)")
+    p.add_argument(
+        "--allow-host",
+        action="store_true",
+        help="allow attaching outside a packetlab lab namespace (including the host itself)",
+    )
     p.set_defaults(func=_cmd_apply)
     p = sub.add_parser("status", help="rules with packet/byte counters")
     where(p, False)

@@ -18,6 +18,7 @@ stored as compressed bitmaps: a 256-bit summary of non-zero 64-bit words plus
 only those words (the "pool"). Nothing here touches the kernel: a rule set
 that compiles is known to fit before any map is written.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -26,7 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product
 
-from packetlab.tools.firewall.layout import (FW_L4_SIZE, FW_PORT_NONE, FW_PORTS, FW_SUMMARY, MAX_RULE_BITS, WORDS_PER_SUMMARY)
+from packetlab.tools.firewall.layout import (
+    FW_L4_SIZE,
+    FW_PORT_NONE,
+    FW_PORTS,
+    FW_SUMMARY,
+    MAX_RULE_BITS,
+    WORDS_PER_SUMMARY,
+)
 from packetlab.tools.firewall.rules import Network, Problem, Rule, RuleError, RuleSet
 
 ADDR_DIMS = ("src", "dst")
@@ -36,8 +44,9 @@ PORT_DIMS = ("dport", "sport")
 @dataclass(frozen=True)
 class Entry:
     """One expanded rule combination; `bit` is its priority (lower wins)."""
+
     bit: int
-    rule: int                          # index into RuleSet.rules
+    rule: int  # index into RuleSet.rules
     src: Network | None
     dst: Network | None
     proto: int | None
@@ -49,6 +58,7 @@ class Entry:
 @dataclass
 class ClassTable:
     """Distinct entry sets (Python ints used as bitsets) and their compressed bitmaps."""
+
     sets: list[int] = field(default_factory=list)
     index: dict[int, int] = field(default_factory=dict)
 
@@ -63,14 +73,15 @@ class ClassTable:
 @dataclass
 class Compiled:
     """Everything the kernel needs for one rule set, slot-independent."""
+
     ruleset: RuleSet
     entries: list[Entry]
-    prefixes: dict[tuple[int, int, Network], int]     # (dim, version, network) -> class id
-    ports: dict[str, list[int]]                       # dim name -> FW_PORTS class ids
-    l4: list[int]                                     # FW_L4_SIZE class ids
+    prefixes: dict[tuple[int, int, Network], int]  # (dim, version, network) -> class id
+    ports: dict[str, list[int]]  # dim name -> FW_PORTS class ids
+    l4: list[int]  # FW_L4_SIZE class ids
     classes: ClassTable
     class_records: list[tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)  # (sum, rel base)
-    pool: list[int] = field(default_factory=list)     # non-zero words, classes in order
+    pool: list[int] = field(default_factory=list)  # non-zero words, classes in order
     class_pool_offset: list[int] = field(default_factory=list)
 
     @property
@@ -92,32 +103,61 @@ class Compiled:
     def rule_of_bit(self, bit: int) -> Rule:
         return self.ruleset.rules[self.entries[bit].rule]
 
-    def lookup(self, *, src: str, dst: str, proto: int, dport: int | None = None, sport: int | None = None,
-               tcp_flags: int | None = None) -> Rule | None:
+    def lookup(
+        self,
+        *,
+        src: str,
+        dst: str,
+        proto: int,
+        dport: int | None = None,
+        sport: int | None = None,
+        tcp_flags: int | None = None,
+    ) -> Rule | None:
         """Classify a packet in Python with the same tables the kernel uses (for teaching
         and for cross-checking the kernel): the matching rule, or None for the default."""
         s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-        sets = [self._addr_set(0, s), self._addr_set(1, d),
-                self.classes.sets[self.ports["dport"][FW_PORT_NONE if dport is None else dport]],
-                self.classes.sets[self.ports["sport"][FW_PORT_NONE if sport is None else sport]],
-                self.classes.sets[self.l4[256 + tcp_flags if proto == 6 and tcp_flags is not None else proto]]]
+        sets = [
+            self._addr_set(0, s),
+            self._addr_set(1, d),
+            self.classes.sets[self.ports["dport"][FW_PORT_NONE if dport is None else dport]],
+            self.classes.sets[self.ports["sport"][FW_PORT_NONE if sport is None else sport]],
+            self.classes.sets[self.l4[256 + tcp_flags if proto == 6 and tcp_flags is not None else proto]],
+        ]
         both = sets[0] & sets[1] & sets[2] & sets[3] & sets[4]
         if not both:
             return None
         return self.rule_of_bit((both & -both).bit_length() - 1)
 
-    def trace(self, *, src: str, dst: str, proto: int, dport: int | None = None, sport: int | None = None,
-              tcp_flags: int | None = None) -> str:
+    def trace(
+        self,
+        *,
+        src: str,
+        dst: str,
+        proto: int,
+        dport: int | None = None,
+        sport: int | None = None,
+        tcp_flags: int | None = None,
+    ) -> str:
         """Show the five lookups for one packet, the AND, and the winning rule (for the lab)."""
         from packetlab.show.tables import format_table
+
         s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
         l4i = 256 + tcp_flags if proto == 6 and tcp_flags is not None else proto
-        dims = [("src address", src, self._addr_class(0, s)), ("dst address", dst, self._addr_class(1, d)),
-                ("dst port", "none" if dport is None else str(dport),
-                 self.ports["dport"][FW_PORT_NONE if dport is None else dport]),
-                ("src port", "none" if sport is None else str(sport),
-                 self.ports["sport"][FW_PORT_NONE if sport is None else sport]),
-                ("proto/flags", f"{proto}" + (f" flags 0x{tcp_flags:02x}" if l4i >= 256 else ""), self.l4[l4i])]
+        dims = [
+            ("src address", src, self._addr_class(0, s)),
+            ("dst address", dst, self._addr_class(1, d)),
+            (
+                "dst port",
+                "none" if dport is None else str(dport),
+                self.ports["dport"][FW_PORT_NONE if dport is None else dport],
+            ),
+            (
+                "src port",
+                "none" if sport is None else str(sport),
+                self.ports["sport"][FW_PORT_NONE if sport is None else sport],
+            ),
+            ("proto/flags", f"{proto}" + (f" flags 0x{tcp_flags:02x}" if l4i >= 256 else ""), self.l4[l4i]),
+        ]
         both = -1
         rows = []
         for name, value, cid in dims:
@@ -126,8 +166,10 @@ class Compiled:
             rows.append([name, value, cid, self._names(bits)])
         rows.append(["AND", "", "", self._names(both)])
         winner = self.rule_of_bit((both & -both).bit_length() - 1).name if both else f"(default {self.ruleset.default})"
-        return format_table(["dimension", "packet value", "class", "entries that can match (rule#bit)"], rows) + \
-            f"\nlowest bit wins -> {winner}"
+        return (
+            format_table(["dimension", "packet value", "class", "entries that can match (rule#bit)"], rows)
+            + f"\nlowest bit wins -> {winner}"
+        )
 
     def _names(self, bits: int) -> str:
         names = [f"{self.ruleset.rules[self.entries[b].rule].name}#{b}" for b in iter_bits(bits)]
@@ -154,17 +196,31 @@ def expand(ruleset: RuleSet) -> list[Entry]:
     """Rules -> entries (cross product of list fields; mixed IPv4/IPv6 pairs skipped)."""
     entries: list[Entry] = []
     for ri, rule in enumerate(ruleset.rules):
-        combos = product(rule.src or (None,), rule.dst or (None,), rule.proto or (None,),
-                         rule.dport or (None,), rule.sport or (None,))
+        combos = product(
+            rule.src or (None,),
+            rule.dst or (None,),
+            rule.proto or (None,),
+            rule.dport or (None,),
+            rule.sport or (None,),
+        )
         for src, dst, proto, dport, sport in combos:
             if src is not None and dst is not None and src.version != dst.version:
                 continue
             entries.append(Entry(len(entries), ri, src, dst, proto, dport, sport, rule.tcp_flags))
             if len(entries) > MAX_RULE_BITS:
-                raise RuleError([Problem(ruleset.source, rule.line, None,
-                                         f"the rule set expands to more than {MAX_RULE_BITS:,} combinations "
-                                         "(each list in a rule multiplies: src × dst × proto × dport × sport); "
-                                         f"the firewall's bitmaps hold {MAX_RULE_BITS:,}", rule.name)])
+                raise RuleError(
+                    [
+                        Problem(
+                            ruleset.source,
+                            rule.line,
+                            None,
+                            f"the rule set expands to more than {MAX_RULE_BITS:,} combinations "
+                            "(each list in a rule multiplies: src × dst × proto × dport × sport); "
+                            f"the firewall's bitmaps hold {MAX_RULE_BITS:,}",
+                            rule.name,
+                        )
+                    ]
+                )
     return entries
 
 
@@ -172,7 +228,7 @@ def compile_rules(ruleset: RuleSet, *, check_shadows: bool = True) -> Compiled:
     """Build every table; raise RuleError for contradictions (see `shadow_problems`)."""
     entries = expand(ruleset)
     classes = ClassTable()
-    classes.class_of(0)                               # class 0: the empty set
+    classes.class_of(0)  # class 0: the empty set
     addr_sets: dict[tuple[int, int, Network], int] = {}
     prefixes: dict[tuple[int, int, Network], int] = {}
     for dim, name in enumerate(ADDR_DIMS):
@@ -190,7 +246,7 @@ def compile_rules(ruleset: RuleSet, *, check_shadows: bool = True) -> Compiled:
             lo = bounds[i]
             hi = bounds[i + 1] if i + 1 < len(bounds) else 65536
             table.extend([classes.class_of(bits)] * (hi - lo))
-        table.append(classes.class_of(_any_bits(entries, name)))     # FW_PORT_NONE
+        table.append(classes.class_of(_any_bits(entries, name)))  # FW_PORT_NONE
         assert len(table) == FW_PORTS
         ports[name] = table
     l4_sets = _l4_sets(entries)
@@ -224,7 +280,7 @@ def _address_sets(entries: list[Entry], name: str) -> dict[int, dict[Network, in
             if net == root:
                 continue
             parent = root
-            for plen in reversed(lengths):             # nearest shorter rule prefix containing net
+            for plen in reversed(lengths):  # nearest shorter rule prefix containing net
                 if plen >= net.prefixlen:
                     continue
                 sup = net.supernet(new_prefix=plen)
@@ -262,7 +318,7 @@ def _port_intervals(entries: list[Entry], name: str) -> tuple[list[int], list[in
     sets: list[int] = []
     active = 0
     for b in bounds:
-        active ^= events[b]                       # each entry's bit toggles on at lo, off at hi+1
+        active ^= events[b]  # each entry's bit toggles on at lo, off at hi+1
         sets.append(any_bits | active)
     return bounds, sets
 
@@ -321,6 +377,7 @@ def _compress(compiled: Compiled) -> None:
 
 
 # ---- contradictions -------------------------------------------------------------------------
+
 
 def shadow_problems(compiled: Compiled, addr_sets: dict, port_sets: dict) -> tuple[list[Problem], list[str]]:
     """Entries that an earlier rule covers completely (in every field).
@@ -385,14 +442,22 @@ def shadow_problems(compiled: Compiled, addr_sets: dict, port_sets: dict) -> tup
         reported.add((e.rule, first.rule))
         rule, by = rs.rules[e.rule], rs.rules[first.rule]
         if rule.action != by.action:
-            problems.append(Problem(rs.source, rule.lines.get("action", rule.line), "action",
-                                    f"contradiction: rule {by.name!r} (line {by.line}) comes first and matches "
-                                    f"everything this rule matches{_which(rule, e)}, so this {rule.action} can never "
-                                    f"happen ({by.name!r} says {by.action}); reorder the rules or narrow {by.name!r}",
-                                    rule.name))
+            problems.append(
+                Problem(
+                    rs.source,
+                    rule.lines.get("action", rule.line),
+                    "action",
+                    f"contradiction: rule {by.name!r} (line {by.line}) comes first and matches "
+                    f"everything this rule matches{_which(rule, e)}, so this {rule.action} can never "
+                    f"happen ({by.name!r} says {by.action}); reorder the rules or narrow {by.name!r}",
+                    rule.name,
+                )
+            )
         else:
-            warnings.append(f"{rs.source}:{rule.line}: rule {rule.name!r} is redundant{_which(rule, e)}: "
-                            f"rule {by.name!r} (line {by.line}) already does the same")
+            warnings.append(
+                f"{rs.source}:{rule.line}: rule {rule.name!r} is redundant{_which(rule, e)}: "
+                f"rule {by.name!r} (line {by.line}) already does the same"
+            )
     return problems, warnings
 
 
@@ -408,6 +473,7 @@ def _which(rule: Rule, e: Entry) -> str:
 
 def _point(bounds: list[int], sets: list[int], port: int) -> int:
     import bisect
+
     return sets[bisect.bisect_right(bounds, port) - 1]
 
 

@@ -6,6 +6,7 @@ One row of widgets per rule; "Validate" runs the same validator as files
 a method (`add_rule`, `to_yaml`, `ruleset`, `save`, `apply`), so a notebook
 cell — or a test — can drive the editor without clicking.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from packetlab.tools.firewall.rules import (ACTIONS, DEFAULTS, FRAGMENT_POLICIES, RuleError, RuleSet, parse_rules)
+from packetlab.tools.firewall.rules import ACTIONS, DEFAULTS, FRAGMENT_POLICIES, RuleError, RuleSet, parse_rules
 
 TEXT_FIELDS = ("src", "dst", "proto", "dport", "sport", "tcp_flags", "rate", "burst")
 
@@ -23,13 +24,14 @@ class RuleEditor:
 
     def __init__(self, ruleset: RuleSet | None = None, *, firewall: Any = None, path: str | Path | None = None) -> None:
         import ipywidgets as w
+
         self._w = w
         self.firewall = firewall
         self.path = Path(path) if path else None
-        self.default = w.Dropdown(options=DEFAULTS, value=ruleset.default if ruleset else "drop",
-                                  description="default")
-        self.fragments = w.Dropdown(options=FRAGMENT_POLICIES, value=ruleset.fragments if ruleset else "l3",
-                                    description="fragments")
+        self.default = w.Dropdown(options=DEFAULTS, value=ruleset.default if ruleset else "drop", description="default")
+        self.fragments = w.Dropdown(
+            options=FRAGMENT_POLICIES, value=ruleset.fragments if ruleset else "l3", description="fragments"
+        )
         self.rows: list[dict[str, Any]] = []
         self.rows_box = w.VBox()
         self.output = w.Output()
@@ -43,9 +45,16 @@ class RuleEditor:
         apply = w.Button(description="Apply", icon="play", button_style="primary")
         apply.on_click(lambda _: self._report(self.apply))
         header = w.HBox([w.Label(x, layout=w.Layout(width=wd)) for x, wd in _COLUMNS])
-        self.widget = w.VBox([w.HBox([self.default, self.fragments]), header, self.rows_box,
-                              w.HBox([add, check, save, apply]), self.output])
-        for rule in (ruleset.rules if ruleset else []):
+        self.widget = w.VBox(
+            [
+                w.HBox([self.default, self.fragments]),
+                header,
+                self.rows_box,
+                w.HBox([add, check, save, apply]),
+                self.output,
+            ]
+        )
+        for rule in ruleset.rules if ruleset else []:
             self.add_rule(**rule.to_dict())
 
     # ---- rows ---------------------------------------------------------------------------------
@@ -54,17 +63,22 @@ class RuleEditor:
         w = self._w
         unknown = set(fields) - set(TEXT_FIELDS)
         if unknown:
-            raise TypeError(f"unknown rule field(s): {', '.join(sorted(unknown))} (known: name, action, "
-                            f"{', '.join(TEXT_FIELDS)})")
-        row: dict[str, Any] = {"name": w.Text(value=str(name or f"rule-{len(self.rows) + 1}"),
-                                              layout=w.Layout(width=_WIDTH["name"])),
-                               "action": w.Dropdown(options=ACTIONS, value=action, layout=w.Layout(width=_WIDTH["action"]))}
+            raise TypeError(
+                f"unknown rule field(s): {', '.join(sorted(unknown))} (known: name, action, {', '.join(TEXT_FIELDS)})"
+            )
+        row: dict[str, Any] = {
+            "name": w.Text(value=str(name or f"rule-{len(self.rows) + 1}"), layout=w.Layout(width=_WIDTH["name"])),
+            "action": w.Dropdown(options=ACTIONS, value=action, layout=w.Layout(width=_WIDTH["action"])),
+        }
         for key in TEXT_FIELDS:
             value = fields.get(key, "")
             if isinstance(value, list | tuple):
                 value = ", ".join(str(v) for v in value)
-            row[key] = w.Text(value="" if value is None else str(value), placeholder="any" if key in ("src", "dst", "proto") else "",
-                              layout=w.Layout(width=_WIDTH[key]))
+            row[key] = w.Text(
+                value="" if value is None else str(value),
+                placeholder="any" if key in ("src", "dst", "proto") else "",
+                layout=w.Layout(width=_WIDTH[key]),
+            )
         remove = w.Button(icon="trash", layout=w.Layout(width="40px"), tooltip="remove this rule")
         row["_box"] = w.HBox([row["name"], row["action"], *(row[k] for k in TEXT_FIELDS), remove])
         remove.on_click(lambda _: self.remove_rule(row))
@@ -103,7 +117,8 @@ class RuleEditor:
     def to_yaml(self) -> str:
         """The rule file text the widgets describe."""
         return "# written by the packetlab firewall rule editor\n" + yaml.safe_dump(
-            self.to_dict(), sort_keys=False, default_flow_style=None)
+            self.to_dict(), sort_keys=False, default_flow_style=None
+        )
 
     def ruleset(self, source: str = "<rule editor>") -> RuleSet:
         """Validate (raises RuleError, with lines of `to_yaml()` output)."""
@@ -112,6 +127,7 @@ class RuleEditor:
     def validate(self) -> str:
         rs = self.ruleset()
         from packetlab.tools.firewall.compiler import compile_rules
+
         compiled = compile_rules(rs)
         msg = f"valid: {len(rs.rules)} rules -> {compiled.n_entries} entries"
         return "\n".join([msg, *(f"warning: {w}" for w in rs.warnings)])
@@ -120,7 +136,7 @@ class RuleEditor:
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("no path: RuleEditor(path=...) or save(path)")
-        self.ruleset()                       # never write an invalid file
+        self.ruleset()  # never write an invalid file
         target.write_text(self.to_yaml())
         return f"saved {target}"
 
@@ -143,9 +159,20 @@ class RuleEditor:
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
+
         display(self.widget)
 
 
-_WIDTH = {"name": "110px", "action": "100px", "src": "140px", "dst": "140px", "proto": "80px", "dport": "100px",
-          "sport": "80px", "tcp_flags": "90px", "rate": "70px", "burst": "55px"}
+_WIDTH = {
+    "name": "110px",
+    "action": "100px",
+    "src": "140px",
+    "dst": "140px",
+    "proto": "80px",
+    "dport": "100px",
+    "sport": "80px",
+    "tcp_flags": "90px",
+    "rate": "70px",
+    "burst": "55px",
+}
 _COLUMNS = [(k, _WIDTH[k]) for k in ("name", "action", *TEXT_FIELDS)]

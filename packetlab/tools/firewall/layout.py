@@ -5,6 +5,7 @@ these sizes with the key/value sizes the kernel reports for the loaded maps
 and refuses to write if they differ (a changed C struct then fails loudly,
 naming both sides, instead of corrupting rules).
 """
+
 from __future__ import annotations
 
 import struct
@@ -15,9 +16,9 @@ from packetlab.errors import PacketlabError
 SOURCE = "bpf/08-xdp-firewall.c"
 FUNCTION = "xdp_firewall"
 
-FW_SUMMARY = 4                       # summary words per class
+FW_SUMMARY = 4  # summary words per class
 WORDS_PER_SUMMARY = 64
-MAX_RULE_BITS = FW_SUMMARY * WORDS_PER_SUMMARY * 64     # 16,384 entries per rule set
+MAX_RULE_BITS = FW_SUMMARY * WORDS_PER_SUMMARY * 64  # 16,384 entries per rule set
 FW_PORT_NONE = 65536
 FW_PORTS = 65537
 FW_L4_SIZE = 512
@@ -27,21 +28,28 @@ ACTION_CODES = {"allow": 0, "drop": 1, "rate-limit": 2}
 FRAGMENT_CODES = {"l3": 0, "pass": 1, "drop": 2}
 SPECIAL_COUNTERS = {0: "default", 1: "not-ip", 2: "malformed", 3: "fragment", 4: "unconfigured"}
 
-ACTIVE = struct.Struct("<II")                 # struct fw_active
-SLOTCFG = struct.Struct("<BBBBI")             # struct fw_slotcfg
-LPM_KEY = struct.Struct("<I20s")              # struct fw_lpm_key
-CLASS = struct.Struct(f"<{FW_SUMMARY}Q{FW_SUMMARY}I")   # struct fw_class
-RULE = struct.Struct("<B3xIIIQQ")             # struct fw_rule
-COUNTER = struct.Struct("<QQQ")               # struct fw_counter
-RL_KEY = struct.Struct("<II16s")              # struct fw_rl_key
+ACTIVE = struct.Struct("<II")  # struct fw_active
+SLOTCFG = struct.Struct("<BBBBI")  # struct fw_slotcfg
+LPM_KEY = struct.Struct("<I20s")  # struct fw_lpm_key
+CLASS = struct.Struct(f"<{FW_SUMMARY}Q{FW_SUMMARY}I")  # struct fw_class
+RULE = struct.Struct("<B3xIIIQQ")  # struct fw_rule
+COUNTER = struct.Struct("<QQQ")  # struct fw_counter
+RL_KEY = struct.Struct("<II16s")  # struct fw_rl_key
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
 # map name -> (key size, value size) that the C side must agree with
 EXPECTED = {
-    "fw_active": (4, ACTIVE.size), "fw_slot": (4, SLOTCFG.size), "fw_addr": (LPM_KEY.size, 4),
-    "fw_port": (4, 4), "fw_l4": (4, 4), "fw_class": (4, CLASS.size), "fw_pool": (4, 8),
-    "fw_rule": (4, RULE.size), "fw_stats": (4, COUNTER.size), "fw_ratelimit": (RL_KEY.size, 8),
+    "fw_active": (4, ACTIVE.size),
+    "fw_slot": (4, SLOTCFG.size),
+    "fw_addr": (LPM_KEY.size, 4),
+    "fw_port": (4, 4),
+    "fw_l4": (4, 4),
+    "fw_class": (4, CLASS.size),
+    "fw_pool": (4, 8),
+    "fw_rule": (4, RULE.size),
+    "fw_stats": (4, COUNTER.size),
+    "fw_ratelimit": (RL_KEY.size, 8),
 }
 MAP_NAMES = tuple(EXPECTED)
 
@@ -49,45 +57,58 @@ MAP_NAMES = tuple(EXPECTED)
 @dataclass(frozen=True)
 class Capacity:
     """Per-slot sizes the program was compiled with (its -D flags)."""
+
     rules: int = 1024
     classes: int = 8192
     pool_words: int = 16384
-    prefixes: int = 8192                  # both slots together
+    prefixes: int = 8192  # both slots together
     rl_entries: int = 16384
 
     def cflags(self) -> list[str]:
-        return [f"-DFW_MAX_RULES={self.rules}", f"-DFW_MAX_CLASSES={self.classes}",
-                f"-DFW_POOL_WORDS={self.pool_words}", f"-DFW_MAX_PREFIXES={self.prefixes}",
-                f"-DFW_RL_ENTRIES={self.rl_entries}"]
+        return [
+            f"-DFW_MAX_RULES={self.rules}",
+            f"-DFW_MAX_CLASSES={self.classes}",
+            f"-DFW_POOL_WORDS={self.pool_words}",
+            f"-DFW_MAX_PREFIXES={self.prefixes}",
+            f"-DFW_RL_ENTRIES={self.rl_entries}",
+        ]
 
     @property
     def counters(self) -> int:
         return FW_SPECIAL + 2 * self.rules
 
     @classmethod
-    def for_compiled(cls, compiled, *, headroom: int = 2) -> "Capacity":
+    def for_compiled(cls, compiled, *, headroom: int = 2) -> Capacity:
         """A capacity that fits `compiled` with room to grow (powers of two, so
         similar rule sets share one compiled program)."""
         base = cls()
-        return cls(rules=min(_pow2(max(base.rules, compiled.n_entries * headroom)), MAX_RULE_BITS),
-                   classes=_pow2(max(base.classes, compiled.n_classes * headroom)),
-                   pool_words=_pow2(max(base.pool_words, compiled.n_pool_words * headroom)),
-                   prefixes=_pow2(max(base.prefixes, compiled.n_prefixes * 2 * headroom)),
-                   rl_entries=base.rl_entries)
+        return cls(
+            rules=min(_pow2(max(base.rules, compiled.n_entries * headroom)), MAX_RULE_BITS),
+            classes=_pow2(max(base.classes, compiled.n_classes * headroom)),
+            pool_words=_pow2(max(base.pool_words, compiled.n_pool_words * headroom)),
+            prefixes=_pow2(max(base.prefixes, compiled.n_prefixes * 2 * headroom)),
+            rl_entries=base.rl_entries,
+        )
 
     @classmethod
-    def from_maps(cls, maps: dict) -> "Capacity":
-        return cls(rules=maps["fw_rule"].info.max_entries // 2, classes=maps["fw_class"].info.max_entries // 2,
-                   pool_words=maps["fw_pool"].info.max_entries // 2, prefixes=maps["fw_addr"].info.max_entries,
-                   rl_entries=maps["fw_ratelimit"].info.max_entries)
+    def from_maps(cls, maps: dict) -> Capacity:
+        return cls(
+            rules=maps["fw_rule"].info.max_entries // 2,
+            classes=maps["fw_class"].info.max_entries // 2,
+            pool_words=maps["fw_pool"].info.max_entries // 2,
+            prefixes=maps["fw_addr"].info.max_entries,
+            rl_entries=maps["fw_ratelimit"].info.max_entries,
+        )
 
     def shortfall(self, compiled) -> list[str]:
         """What of `compiled` does not fit (empty list: it fits)."""
         out = []
-        for what, need, have in (("rules (expanded)", compiled.n_entries, self.rules),
-                                 ("classes", compiled.n_classes, self.classes),
-                                 ("bitmap words", compiled.n_pool_words, self.pool_words),
-                                 ("prefixes", compiled.n_prefixes, self.prefixes // 2)):
+        for what, need, have in (
+            ("rules (expanded)", compiled.n_entries, self.rules),
+            ("classes", compiled.n_classes, self.classes),
+            ("bitmap words", compiled.n_pool_words, self.pool_words),
+            ("prefixes", compiled.n_prefixes, self.prefixes // 2),
+        ):
             if need > have:
                 out.append(f"{what}: needs {need:,}, the loaded program holds {have:,}")
         return out
@@ -104,15 +125,19 @@ def check_layout(maps: dict, program: str = SOURCE) -> None:
     """Refuse to use maps whose key/value sizes differ from this file's structs."""
     for name, (ksize, vsize) in EXPECTED.items():
         if name not in maps:
-            raise PacketlabError(f"map {name} is missing from {program}",
-                                 cause="the loaded program is not the firewall this control plane was written for",
-                                 fix="remove the firewall (packetlab firewall remove ...) and apply again")
+            raise PacketlabError(
+                f"map {name} is missing from {program}",
+                cause="the loaded program is not the firewall this control plane was written for",
+                fix="remove the firewall (packetlab firewall remove ...) and apply again",
+            )
         info = maps[name].info
         if (info.key_size, info.value_size) != (ksize, vsize):
-            raise PacketlabError(f"map {name}: the kernel has key/value sizes {info.key_size}/{info.value_size}, "
-                                 f"packetlab/tools/firewall/layout.py expects {ksize}/{vsize}",
-                                 cause=f"the struct layout in {program} and layout.py disagree",
-                                 fix="change both sides together (the C struct and its struct.Struct twin)")
+            raise PacketlabError(
+                f"map {name}: the kernel has key/value sizes {info.key_size}/{info.value_size}, "
+                f"packetlab/tools/firewall/layout.py expects {ksize}/{vsize}",
+                cause=f"the struct layout in {program} and layout.py disagree",
+                fix="change both sides together (the C struct and its struct.Struct twin)",
+            )
 
 
 def lpm_key(slot: int, dim: int, network) -> bytes:

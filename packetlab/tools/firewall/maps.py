@@ -7,6 +7,7 @@ makes the in-process notebook path and the CLI path one and the same code.
 Keys and values are bytes, laid out by `layout.py`. The syscalls themselves
 are `packetlab.ebpf.syscall`, shared with the load balancer and the toolkit.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -16,7 +17,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from packetlab.ebpf import syscall as _sys
-from packetlab.ebpf.syscall import (BPF_ANY, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN, obj_get, obj_pin, possible_cpus)
+from packetlab.ebpf.syscall import (
+    BPF_ANY,
+    BPF_MAP_DELETE_ELEM,
+    BPF_MAP_LOOKUP_ELEM,
+    BPF_MAP_UPDATE_BATCH,
+    BPF_MAP_UPDATE_ELEM,
+    obj_pin,
+    possible_cpus,
+)
 from packetlab.ebpf.syscall import BatchAttr as _BatchAttr
 from packetlab.ebpf.syscall import ElemAttr as _ElemAttr
 from packetlab.ebpf.syscall import bpf as _bpf
@@ -28,6 +37,7 @@ MAP_TYPES = {1: "hash", 2: "array", 6: "percpu_array", 9: "lru_hash", 11: "lpm_t
 @dataclass
 class MapInfo:
     """What the kernel says about a map (used to check layouts and capacities)."""
+
     type: str
     id: int
     key_size: int
@@ -39,8 +49,14 @@ class MapInfo:
 def map_info(fd: int) -> MapInfo:
     """The kernel's struct bpf_map_info, with the map type as a name ("percpu_array")."""
     info = _sys.map_info(fd)
-    return MapInfo(MAP_TYPES.get(info.type, str(info.type)), info.id, info.key_size, info.value_size,
-                   info.max_entries, info.name.decode(errors="replace"))
+    return MapInfo(
+        MAP_TYPES.get(info.type, str(info.type)),
+        info.id,
+        info.key_size,
+        info.value_size,
+        info.max_entries,
+        info.name.decode(errors="replace"),
+    )
 
 
 def prog_info(fd: int) -> tuple[int, str]:
@@ -78,8 +94,10 @@ class Map:
     def update(self, key: bytes, value: bytes, flags: int = BPF_ANY) -> None:
         k = ctypes.create_string_buffer(key, len(key))
         v = ctypes.create_string_buffer(value, len(value))
-        _bpf(BPF_MAP_UPDATE_ELEM, _ElemAttr(map_fd=self.fd, key=ctypes.addressof(k), value=ctypes.addressof(v),
-                                            flags=flags))
+        _bpf(
+            BPF_MAP_UPDATE_ELEM,
+            _ElemAttr(map_fd=self.fd, key=ctypes.addressof(k), value=ctypes.addressof(v), flags=flags),
+        )
 
     def delete(self, key: bytes) -> bool:
         k = ctypes.create_string_buffer(key, len(key))
@@ -105,17 +123,23 @@ class Map:
         v = ctypes.create_string_buffer(vbuf, len(vbuf))
         done = 0
         while done < count:
-            attr = _BatchAttr(keys=ctypes.addressof(k) + done * self.info.key_size,
-                              values=ctypes.addressof(v) + done * self.value_buffer_size,
-                              count=count - done, map_fd=self.fd)
+            attr = _BatchAttr(
+                keys=ctypes.addressof(k) + done * self.info.key_size,
+                values=ctypes.addressof(v) + done * self.value_buffer_size,
+                count=count - done,
+                map_fd=self.fd,
+            )
             try:
                 _bpf(BPF_MAP_UPDATE_BATCH, attr)
             except OSError:
                 if attr.count == 0:
                     raise
             if attr.count == 0:
-                raise PacketlabError(f"batch update of map {self.name} made no progress",
-                                     cause="the kernel accepted no element", fix="report this as a packetlab bug")
+                raise PacketlabError(
+                    f"batch update of map {self.name} made no progress",
+                    cause="the kernel accepted no element",
+                    fix="report this as a packetlab bug",
+                )
             done += attr.count
 
     def pin(self, path: str) -> None:
@@ -135,7 +159,9 @@ def synchronize_rcu() -> None:
     try:
         _sys.membarrier(_sys.MEMBARRIER_CMD_GLOBAL)
     except OSError as exc:
-        raise MissingRequirement("cannot wait for an RCU grace period",
-                                 cause=f"membarrier(MEMBARRIER_CMD_GLOBAL) failed: {os.strerror(exc.errno)} "
-                                       "(the kernel has nohz_full CPUs or no CONFIG_MEMBARRIER)",
-                                 fix="boot without nohz_full, or use a kernel with CONFIG_MEMBARRIER=y") from None
+        raise MissingRequirement(
+            "cannot wait for an RCU grace period",
+            cause=f"membarrier(MEMBARRIER_CMD_GLOBAL) failed: {os.strerror(exc.errno)} "
+            "(the kernel has nohz_full CPUs or no CONFIG_MEMBARRIER)",
+            fix="boot without nohz_full, or use a kernel with CONFIG_MEMBARRIER=y",
+        ) from None

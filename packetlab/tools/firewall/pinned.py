@@ -11,6 +11,7 @@ Safety: the firewall is only attached inside a namespace that a packetlab
 lab created, unless the caller says `allow_host=True` (``--allow-host``) —
 following the lab must never lock anyone out of their own machine.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packetlab.topo import netns as _netns
 from packetlab.errors import MissingRequirement, PacketlabError
-from packetlab.tools.firewall.maps import prog_info
 from packetlab.tools.firewall.compiler import compile_rules
+from packetlab.tools.firewall.maps import prog_info
 from packetlab.tools.firewall.program import ApplyResult, Firewall, open_maps_pinned, save_json
 from packetlab.tools.firewall.rules import RuleSet
+from packetlab.topo import netns as _netns
 
 BPFFS = Path(os.environ.get("PACKETLAB_BPFFS", "/sys/fs/bpf"))
 PIN_ROOT = BPFFS / "packetlab" / "firewall"
@@ -38,7 +39,8 @@ XDP_FLAGS_UPDATE_IF_NOEXIST = 1
 @dataclass
 class Target:
     """Where a firewall is (or will be) attached."""
-    netns: str | None            # None: the namespace this command runs in (the host)
+
+    netns: str | None  # None: the namespace this command runs in (the host)
     dev: str
 
     @property
@@ -60,6 +62,7 @@ class Target:
 def lab_namespaces() -> dict[str, str]:
     """{namespace: lab name} for every namespace a packetlab lab recorded."""
     from packetlab.topo.state import all_records
+
     return {ns: rec.lab for rec in all_records() for ns in rec.namespaces}
 
 
@@ -67,20 +70,27 @@ def check_target(target: Target, *, allow_host: bool = False) -> None:
     """Refuse anything but a lab namespace, unless explicitly allowed."""
     if target.netns is None:
         if not allow_host:
-            raise PacketlabError("refusing to attach the firewall to the host's own interface",
-                                 cause="no --netns was given, so the rules would filter this machine's traffic — "
-                                       "a default-drop rule set would cut your own SSH session",
-                                 fix="give --netns <lab namespace> (see `ip netns list`), or add --allow-host if you "
-                                     "really mean the host")
+            raise PacketlabError(
+                "refusing to attach the firewall to the host's own interface",
+                cause="no --netns was given, so the rules would filter this machine's traffic — "
+                "a default-drop rule set would cut your own SSH session",
+                fix="give --netns <lab namespace> (see `ip netns list`), or add --allow-host if you "
+                "really mean the host",
+            )
         return
     if not _netns.exists(target.netns):
-        raise PacketlabError(f"no network namespace named {target.netns!r}",
-                             cause="it is not in /run/netns", fix="list namespaces with `ip netns list`")
+        raise PacketlabError(
+            f"no network namespace named {target.netns!r}",
+            cause="it is not in /run/netns",
+            fix="list namespaces with `ip netns list`",
+        )
     if target.netns not in lab_namespaces() and not allow_host:
-        raise PacketlabError(f"namespace {target.netns!r} was not created by a packetlab lab",
-                             cause="the firewall only attaches inside lab namespaces unless told otherwise",
-                             fix="use a lab namespace (`ip netns list`, names start with the lab's name), or add "
-                                 "--allow-host if you know what this namespace carries")
+        raise PacketlabError(
+            f"namespace {target.netns!r} was not created by a packetlab lab",
+            cause="the firewall only attaches inside lab namespaces unless told otherwise",
+            fix="use a lab namespace (`ip netns list`, names start with the lab's name), or add "
+            "--allow-host if you know what this namespace carries",
+        )
 
 
 def _require_bpffs() -> None:
@@ -89,22 +99,27 @@ def _require_bpffs() -> None:
     except OSError:
         st = None
     if st is None or not os.path.ismount(BPFFS):
-        raise MissingRequirement(f"bpffs is not mounted at {BPFFS}",
-                                 cause="pinning the firewall's program and maps needs the BPF filesystem",
-                                 fix=f"mount it: sudo mount -t bpf bpf {BPFFS}")
+        raise MissingRequirement(
+            f"bpffs is not mounted at {BPFFS}",
+            cause="pinning the firewall's program and maps needs the BPF filesystem",
+            fix=f"mount it: sudo mount -t bpf bpf {BPFFS}",
+        )
 
 
 # ---- XDP on an interface, by namespace name ---------------------------------------------------
 def _ipr(netns: str | None):
     from packetlab.topo.rtnl import iproute
-    return iproute(netns)          # None: this process's (the host's) namespace
+
+    return iproute(netns)  # None: this process's (the host's) namespace
 
 
 def _ifindex(ipr: Any, target: Target) -> int:
     idx = ipr.link_lookup(ifname=target.dev)
     if not idx:
-        raise PacketlabError(f"no interface {target.dev!r} in {target.netns or 'the host namespace'}",
-                             fix=f"list interfaces: ip {'-n ' + target.netns + ' ' if target.netns else ''}link")
+        raise PacketlabError(
+            f"no interface {target.dev!r} in {target.netns or 'the host namespace'}",
+            fix=f"list interfaces: ip {'-n ' + target.netns + ' ' if target.netns else ''}link",
+        )
     return idx[0]
 
 
@@ -124,6 +139,7 @@ def attached_prog_id(target: Target) -> int | None:
 
 def xdp_attach(target: Target, prog_fd: int, mode: str, *, exclusive: bool = True) -> None:
     from pyroute2.netlink.exceptions import NetlinkError
+
     flags = XDP_FLAGS[mode] | (XDP_FLAGS_UPDATE_IF_NOEXIST if exclusive else 0)
     with _ipr(target.netns) as ipr:
         idx = _ifindex(ipr, target)
@@ -132,13 +148,17 @@ def xdp_attach(target: Target, prog_fd: int, mode: str, *, exclusive: bool = Tru
             ipr.link("set", index=idx, xdp={"attrs": [("IFLA_XDP_FD", prog_fd), ("IFLA_XDP_FLAGS", flags)]})
         except NetlinkError as exc:
             if exc.code == errno.EBUSY:
-                raise PacketlabError(f"{target} already has another XDP program attached",
-                                     cause="the firewall does not replace programs it did not install",
-                                     fix=f"detach it first (ip {'-n ' + target.netns if target.netns else ''} link "
-                                         f"set {target.dev} xdp off)") from None
-            raise PacketlabError(f"cannot attach the firewall to {target} in {mode} mode",
-                                 cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
-                                 fix="try --mode generic (native XDP needs driver support; veth has it)") from None
+                raise PacketlabError(
+                    f"{target} already has another XDP program attached",
+                    cause="the firewall does not replace programs it did not install",
+                    fix=f"detach it first (ip {'-n ' + target.netns if target.netns else ''} link "
+                    f"set {target.dev} xdp off)",
+                ) from None
+            raise PacketlabError(
+                f"cannot attach the firewall to {target} in {mode} mode",
+                cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
+                fix="try --mode generic (native XDP needs driver support; veth has it)",
+            ) from None
 
 
 def xdp_detach(target: Target, mode: str) -> None:
@@ -150,6 +170,7 @@ def xdp_detach(target: Target, mode: str) -> None:
 # ---- install / open / remove ------------------------------------------------------------------
 def _read_state(target: Target) -> dict | None:
     import json
+
     try:
         return json.loads(target.state_file.read_text())
     except (OSError, ValueError):
@@ -160,16 +181,20 @@ def open_installed(target: Target) -> tuple[Firewall, dict]:
     """The installed firewall on `target` (from its pins and state file)."""
     state = _read_state(target)
     if state is None or not target.pin_dir.is_dir():
-        raise PacketlabError(f"no firewall is installed on {target}",
-                             cause=f"nothing pinned at {target.pin_dir}",
-                             fix="apply one: packetlab firewall apply RULES.yaml --netns NS --dev IF")
+        raise PacketlabError(
+            f"no firewall is installed on {target}",
+            cause=f"nothing pinned at {target.pin_dir}",
+            fix="apply one: packetlab firewall apply RULES.yaml --netns NS --dev IF",
+        )
     maps, prog_fd = open_maps_pinned(target.pin_dir)
     fw = Firewall(maps, prog_fd, where=str(target), owned_prog_fd=True)
     fw.load_state(state)
     return fw, state
 
 
-def apply(rules: RuleSet, target: Target, *, mode: str = "native", allow_host: bool = False) -> tuple[Firewall, ApplyResult, bool]:
+def apply(
+    rules: RuleSet, target: Target, *, mode: str = "native", allow_host: bool = False
+) -> tuple[Firewall, ApplyResult, bool]:
     """Install the firewall on `target` with `rules`, or swap `rules` in if it is installed.
 
     Returns (firewall, result, created). Rules are compiled (and so fully
@@ -185,11 +210,13 @@ def apply(rules: RuleSet, target: Target, *, mode: str = "native", allow_host: b
             attached = attached_prog_id(target)
             ours = fw.prog_id()
             if attached is None:
-                xdp_attach(target, fw.prog_fd, state.get("mode", mode))      # interface was reset: re-attach
+                xdp_attach(target, fw.prog_fd, state.get("mode", mode))  # interface was reset: re-attach
             elif attached != ours:
-                raise PacketlabError(f"{target} runs XDP program id {attached}, not the installed firewall ({ours})",
-                                     cause="someone replaced the firewall's program",
-                                     fix="run `packetlab firewall remove` for this interface, then apply again")
+                raise PacketlabError(
+                    f"{target} runs XDP program id {attached}, not the installed firewall ({ours})",
+                    cause="someone replaced the firewall's program",
+                    fix="run `packetlab firewall remove` for this interface, then apply again",
+                )
             result = fw.apply(compiled)
             state.update(fw.state_dict(), applied_at=time.time())
             save_json(target.state_file, state)
@@ -198,22 +225,30 @@ def apply(rules: RuleSet, target: Target, *, mode: str = "native", allow_host: b
             raise
         return fw, result, False
     if target.pin_dir.exists():
-        _unpin(target)                           # leftovers without a state file
+        _unpin(target)  # leftovers without a state file
     fw = Firewall.load(compiled, where=str(target))
     try:
         target.pin_dir.mkdir(parents=True, exist_ok=True)
         for name, m in fw.maps.items():
             m.pin(str(target.pin_dir / name))
         from packetlab.ebpf.syscall import obj_pin
+
         obj_pin(fw.prog_fd, str(target.pin_dir / "prog"))
         xdp_attach(target, fw.prog_fd, mode)
     except BaseException:
         fw.close()
         _unpin(target)
         raise
-    state = {"netns": target.netns, "dev": target.dev, "mode": mode, "prog_id": fw.prog_id(),
-             "netns_inode": _netns.inode(target.netns) if target.netns else None,
-             "installed_at": time.time(), "applied_at": time.time(), **fw.state_dict()}
+    state = {
+        "netns": target.netns,
+        "dev": target.dev,
+        "mode": mode,
+        "prog_id": fw.prog_id(),
+        "netns_inode": _netns.inode(target.netns) if target.netns else None,
+        "installed_at": time.time(),
+        "applied_at": time.time(),
+        **fw.state_dict(),
+    }
     save_json(target.state_file, state)
     result = fw.last_result
     return fw, result, True
@@ -228,6 +263,7 @@ def remove(target: Target) -> list[str]:
     ours = None
     with contextlib.suppress(OSError, PacketlabError):
         from packetlab.ebpf.syscall import obj_get
+
         fd = obj_get(str(target.pin_dir / "prog"))
         ours = prog_info(fd)[0]
         os.close(fd)
@@ -268,6 +304,7 @@ def installed() -> list[Target]:
 
 def _read_state_path(path: Path) -> dict | None:
     import json
+
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

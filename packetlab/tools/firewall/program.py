@@ -9,6 +9,7 @@ using: it writes the whole new set into the idle slot, flips `fw_active` in
 one map update, then waits for an RCU grace period — after which no packet
 can still be using the old slot, so the next apply may overwrite it.
 """
+
 from __future__ import annotations
 
 import array
@@ -20,11 +21,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packetlab.ebpf.syscall import obj_get
 from packetlab.errors import PacketlabError
 from packetlab.tools.firewall import layout as L
-from packetlab.ebpf.syscall import obj_get
-from packetlab.tools.firewall.maps import Map, prog_info, synchronize_rcu
 from packetlab.tools.firewall.compiler import Compiled, compile_rules
+from packetlab.tools.firewall.maps import Map, prog_info, synchronize_rcu
 from packetlab.tools.firewall.rules import RuleSet, load_rules, parse_rules
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class CapacityError(PacketlabError):
 @dataclass
 class RuleStatus:
     """One rule of the running set with its counters."""
+
     name: str
     action: str
     match: str
@@ -51,13 +53,14 @@ class RuleStatus:
 @dataclass
 class FirewallStatus:
     """Everything `status` shows: the running rule set and its counters."""
+
     source: str
     generation: int
     slot: int
     default: str
     fragments: str
     rules: list[RuleStatus]
-    special: dict[str, dict[str, int]]          # default / not-ip / malformed / fragment / unconfigured
+    special: dict[str, dict[str, int]]  # default / not-ip / malformed / fragment / unconfigured
     entries: int
     capacity: dict[str, int]
     where: str = ""
@@ -71,23 +74,32 @@ class FirewallStatus:
     def table(self) -> str:
         """The status as a text table (what `packetlab firewall status` prints)."""
         from packetlab.show.tables import format_table
-        rows = [[r.name, r.action, r.packets, r.bytes, r.limited if r.action == "rate-limit" else "", r.match]
-                for r in self.rules]
+
+        rows = [
+            [r.name, r.action, r.packets, r.bytes, r.limited if r.action == "rate-limit" else "", r.match]
+            for r in self.rules
+        ]
         d = self.special["default"]
         rows.append([f"(default {self.default})", self.default, d["packets"], d["bytes"], "", "no rule matched"])
-        for key, label in (("malformed", "dropped: truncated/unparseable"), ("not-ip", "passed: ARP and other non-IP"),
-                           ("fragment", f"non-first fragments ({self.fragments})")):
+        for key, label in (
+            ("malformed", "dropped: truncated/unparseable"),
+            ("not-ip", "passed: ARP and other non-IP"),
+            ("fragment", f"non-first fragments ({self.fragments})"),
+        ):
             c = self.special[key]
             if c["packets"]:
                 rows.append([f"({key})", "", c["packets"], c["bytes"], "", label])
-        head = (f"firewall {self.where} generation {self.generation} (slot {self.slot}), "
-                f"{len(self.rules)} rules from {self.source}\n")
+        head = (
+            f"firewall {self.where} generation {self.generation} (slot {self.slot}), "
+            f"{len(self.rules)} rules from {self.source}\n"
+        )
         return head + format_table(["rule", "action", "packets", "bytes", "limited", "match"], rows)
 
 
 @dataclass
 class ApplyResult:
     """What one apply did (and how long each phase took)."""
+
     generation: int
     slot: int
     rules: int
@@ -100,28 +112,40 @@ class ApplyResult:
     warnings: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"applied generation {self.generation} (slot {self.slot}): {self.rules} rules -> {self.entries} "
-                f"entries, {self.classes} classes, {self.pool_words} bitmap words; compile "
-                f"{self.compile_seconds * 1e3:.1f} ms, write {self.write_seconds * 1e3:.1f} ms, "
-                f"flip + grace period {self.flip_seconds * 1e3:.1f} ms")
+        return (
+            f"applied generation {self.generation} (slot {self.slot}): {self.rules} rules -> {self.entries} "
+            f"entries, {self.classes} classes, {self.pool_words} bitmap words; compile "
+            f"{self.compile_seconds * 1e3:.1f} ms, write {self.write_seconds * 1e3:.1f} ms, "
+            f"flip + grace period {self.flip_seconds * 1e3:.1f} ms"
+        )
 
 
 @dataclass
 class _SetState:
     """The control plane's memory of the applied rule set."""
+
     ruleset: RuleSet
-    counters: list[int]                 # per rule: fw_stats index
-    rl_ids: list[int]                   # per rule: rate-limit bucket id
-    identities: list[str]               # per rule: repr(Rule.identity()) — same identity keeps its counter
+    counters: list[int]  # per rule: fw_stats index
+    rl_ids: list[int]  # per rule: rate-limit bucket id
+    identities: list[str]  # per rule: repr(Rule.identity()) — same identity keeps its counter
 
     def to_dict(self) -> dict[str, Any]:
-        return {"yaml": self.ruleset.to_yaml(), "source": self.ruleset.source, "counters": self.counters,
-                "rl_ids": self.rl_ids, "identities": self.identities}
+        return {
+            "yaml": self.ruleset.to_yaml(),
+            "source": self.ruleset.source,
+            "counters": self.counters,
+            "rl_ids": self.rl_ids,
+            "identities": self.identities,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "_SetState":
-        return cls(parse_rules(data["yaml"], source=data["source"]), list(data["counters"]),
-                   list(data["rl_ids"]), list(data["identities"]))
+    def from_dict(cls, data: dict[str, Any]) -> _SetState:
+        return cls(
+            parse_rules(data["yaml"], source=data["source"]),
+            list(data["counters"]),
+            list(data["rl_ids"]),
+            list(data["identities"]),
+        )
 
 
 def as_ruleset(rules: RuleSet | Compiled | str | os.PathLike) -> RuleSet | Compiled:
@@ -142,12 +166,13 @@ class Firewall:
     >>> print(fw.status().table())
     """
 
-    def __init__(self, maps: dict[str, Map], prog_fd: int, *, program: Any = None, where: str = "",
-                 owned_prog_fd: bool = False) -> None:
+    def __init__(
+        self, maps: dict[str, Map], prog_fd: int, *, program: Any = None, where: str = "", owned_prog_fd: bool = False
+    ) -> None:
         L.check_layout(maps)
         self.maps = maps
         self.prog_fd = prog_fd
-        self.program = program               # the LoadedProgram when this process compiled it
+        self.program = program  # the LoadedProgram when this process compiled it
         self.where = where
         self.capacity = L.Capacity.from_maps(maps)
         self.attachment: Any = None
@@ -156,19 +181,25 @@ class Firewall:
         self.next_rl_id = 1
         self._owned_prog_fd = owned_prog_fd
         self._trie_keys: dict[int, dict[bytes, bytes | None] | None] = {0: None, 1: None}
-        self._ports: dict[int, list[int]] = {}        # caches of what each slot's tables hold
+        self._ports: dict[int, list[int]] = {}  # caches of what each slot's tables hold
         self._l4: dict[int, list[int]] = {}
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
-    def load(cls, rules: RuleSet | Compiled | str | os.PathLike | None = None, *,
-             capacity: L.Capacity | None = None, where: str = "(not attached)") -> "Firewall":
+    def load(
+        cls,
+        rules: RuleSet | Compiled | str | os.PathLike | None = None,
+        *,
+        capacity: L.Capacity | None = None,
+        where: str = "(not attached)",
+    ) -> Firewall:
         """Compile the program sized for `rules` (or `capacity`), fill it; do not attach.
 
         Rules are validated first: a bad rule file raises RuleError before
         anything is loaded into the kernel.
         """
         from packetlab.ebpf.loader import LoadedProgram
+
         compiled = None
         if rules is not None:
             rs = as_ruleset(rules)
@@ -183,21 +214,29 @@ class Firewall:
         return fw
 
     @classmethod
-    def attach(cls, host: "Host", dev: str = "eth0", rules: RuleSet | Compiled | str | os.PathLike | None = None, *,
-               mode: str = "native", capacity: L.Capacity | None = None) -> "Firewall":
+    def attach(
+        cls,
+        host: Host,
+        dev: str = "eth0",
+        rules: RuleSet | Compiled | str | os.PathLike | None = None,
+        *,
+        mode: str = "native",
+        capacity: L.Capacity | None = None,
+    ) -> Firewall:
         """Load, apply `rules`, then attach to `dev` of a lab host. The lab detaches it on exit.
 
         The rules are in place before the program is attached, so the first
         packet is already filtered.
         """
         from packetlab.ebpf.loader import XdpAttachment
+
         fw = cls.load(rules, capacity=capacity, where=f"{host.namespace}:{dev}")
         try:
             fw.attachment = XdpAttachment(fw.program, host.namespace, dev, mode, pooled=False)
         except BaseException:
             fw.close()
             raise
-        host.lab.track(fw.attachment)    # the lab's cleanup detaches and unloads it
+        host.lab.track(fw.attachment)  # the lab's cleanup detaches and unloads it
         return fw
 
     # ---- applying -----------------------------------------------------------------------------
@@ -212,10 +251,12 @@ class Firewall:
         compiled = rs if isinstance(rs, Compiled) else compile_rules(rs)
         short = self.capacity.shortfall(compiled)
         if short:
-            raise CapacityError(f"the rule set from {compiled.ruleset.source} does not fit the loaded firewall",
-                                cause="; ".join(short),
-                                fix="remove the firewall and apply again — a new program is sized for the new "
-                                    "rule set (`packetlab firewall remove ...`, or Firewall.load/attach in Python)")
+            raise CapacityError(
+                f"the rule set from {compiled.ruleset.source} does not fit the loaded firewall",
+                cause="; ".join(short),
+                fix="remove the firewall and apply again — a new program is sized for the new "
+                "rule set (`packetlab firewall remove ...`, or Firewall.load/attach in Python)",
+            )
         active_slot, generation = self.active_slot()
         slot = 1 - active_slot if atomic else active_slot
         counters, rl_ids, fresh = self._allocate(compiled.ruleset)
@@ -223,23 +264,34 @@ class Firewall:
         # --8<-- [start:swap]
         try:
             self._write_slot(slot, compiled, counters, rl_ids)
-            for idx in fresh:                               # new rules start from zero
+            for idx in fresh:  # new rules start from zero
                 self.maps["fw_stats"].update(L.U32.pack(idx), bytes(self.maps["fw_stats"].value_buffer_size))
         except OSError as exc:
-            self._forget_slot(slot)                         # half-written: rewrite it from scratch next time
-            raise PacketlabError(f"could not write the new rule set into slot {slot}: {exc.strerror}",
-                                 cause=f"a map update failed ({exc}); packets never saw the idle slot",
-                                 fix="the running rules are unchanged; check `dmesg` for memory limits and "
-                                     "apply again") from exc
+            self._forget_slot(slot)  # half-written: rewrite it from scratch next time
+            raise PacketlabError(
+                f"could not write the new rule set into slot {slot}: {exc.strerror}",
+                cause=f"a map update failed ({exc}); packets never saw the idle slot",
+                fix="the running rules are unchanged; check `dmesg` for memory limits and apply again",
+            ) from exc
         t2 = time.perf_counter()
         self.maps["fw_active"].update(L.U32.pack(0), L.ACTIVE.pack(slot, generation + 1))
-        synchronize_rcu()                                   # from here on nobody reads the old slot
+        synchronize_rcu()  # from here on nobody reads the old slot
         # --8<-- [end:swap]
         t3 = time.perf_counter()
         rs = compiled.ruleset
         self.active = _SetState(rs, counters, rl_ids, [repr(r.identity()) for r in rs.rules])
-        self.last_result = ApplyResult(generation + 1, slot, len(rs.rules), compiled.n_entries, compiled.n_classes,
-                                       compiled.n_pool_words, t1 - t0, t2 - t1, t3 - t2, list(rs.warnings))
+        self.last_result = ApplyResult(
+            generation + 1,
+            slot,
+            len(rs.rules),
+            compiled.n_entries,
+            compiled.n_classes,
+            compiled.n_pool_words,
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            list(rs.warnings),
+        )
         return self.last_result
 
     def active_slot(self) -> tuple[int, int]:
@@ -252,8 +304,9 @@ class Firewall:
         """Counter and rate-limit ids per rule: an unchanged rule keeps its own."""
         old: dict[str, tuple[int, int]] = {}
         if self.active:
-            old = {ident: (c, r) for ident, c, r in zip(self.active.identities, self.active.counters,
-                                                           self.active.rl_ids)}
+            old = {
+                ident: (c, r) for ident, c, r in zip(self.active.identities, self.active.counters, self.active.rl_ids)
+            }
         in_use = {c for c, _ in old.values()}
         free = (i for i in range(L.FW_SPECIAL, self.capacity.counters) if i not in in_use)
         counters, rl_ids, fresh = [], [], []
@@ -284,28 +337,33 @@ class Firewall:
                 interval = max(1, round(1e9 / rule.rate))
                 tolerance = interval * (rule.burst - 1)
             keys.append(L.U32.pack(slot * cap.rules + e.bit))
-            values.append(L.RULE.pack(L.ACTION_CODES[rule.action], counters[e.rule], rl_ids[e.rule],
-                                      0, interval, tolerance))
+            values.append(
+                L.RULE.pack(L.ACTION_CODES[rule.action], counters[e.rule], rl_ids[e.rule], 0, interval, tolerance)
+            )
         self.maps["fw_rule"].update_batch(keys, values, len(keys))
         pool_base = slot * cap.pool_words
         self.maps["fw_pool"].update_batch(
             array.array("I", range(pool_base, pool_base + compiled.n_pool_words)).tobytes(),
-            array.array("Q", compiled.pool).tobytes(), compiled.n_pool_words)
+            array.array("Q", compiled.pool).tobytes(),
+            compiled.n_pool_words,
+        )
         class_base = slot * cap.classes
         cvalues = b"".join(L.CLASS.pack(*sums, *bases) for sums, bases in compiled.class_records)
         self.maps["fw_class"].update_batch(
-            array.array("I", range(class_base, class_base + compiled.n_classes)).tobytes(), cvalues,
-            compiled.n_classes)
+            array.array("I", range(class_base, class_base + compiled.n_classes)).tobytes(), cvalues, compiled.n_classes
+        )
         # the five lookup tables
         for dim, name in enumerate(("dport", "sport")):
-            self._write_array("fw_port", (slot * 2 + dim) * L.FW_PORTS, compiled.ports[name], self._ports,
-                              slot * 2 + dim)
+            self._write_array(
+                "fw_port", (slot * 2 + dim) * L.FW_PORTS, compiled.ports[name], self._ports, slot * 2 + dim
+            )
         self._write_array("fw_l4", slot * L.FW_L4_SIZE, compiled.l4, self._l4, slot)
         self._write_trie(slot, compiled)
         rs = compiled.ruleset
-        self.maps["fw_slot"].update(L.U32.pack(slot), L.SLOTCFG.pack(1, L.ACTION_CODES[rs.default],
-                                                                   L.FRAGMENT_CODES[rs.fragments], 0,
-                                                                   compiled.n_entries))
+        self.maps["fw_slot"].update(
+            L.U32.pack(slot),
+            L.SLOTCFG.pack(1, L.ACTION_CODES[rs.default], L.FRAGMENT_CODES[rs.fragments], 0, compiled.n_entries),
+        )
 
     def _forget_slot(self, slot: int) -> None:
         """Drop what we believe `slot` holds, so the next write rewrites all of it."""
@@ -318,8 +376,9 @@ class Firewall:
         """Write a u32 table region in one batch — skipped if it already holds `values`."""
         if cache.get(key) == values:
             return
-        self.maps[name].update_batch(array.array("I", range(base, base + len(values))).tobytes(),
-                                     array.array("I", values).tobytes(), len(values))
+        self.maps[name].update_batch(
+            array.array("I", range(base, base + len(values))).tobytes(), array.array("I", values).tobytes(), len(values)
+        )
         cache[key] = values
 
     def _write_trie(self, slot: int, compiled: Compiled) -> None:
@@ -342,7 +401,7 @@ class Firewall:
         raw = m.lookup(L.U32.pack(idx)) or b""
         total = [0, 0, 0]
         for cpu in range(m.ncpus):
-            chunk = raw[cpu * m.stride: cpu * m.stride + L.COUNTER.size]
+            chunk = raw[cpu * m.stride : cpu * m.stride + L.COUNTER.size]
             if len(chunk) == L.COUNTER.size:
                 for i, v in enumerate(L.COUNTER.unpack(chunk)):
                     total[i] += v
@@ -360,23 +419,36 @@ class Firewall:
         if rs is not None:
             for rule, idx in zip(rs.rules, self.active.counters):
                 c = self.counter(idx)
-                rules.append(RuleStatus(rule.name, rule.action, rule.describe(), rule.line, c["packets"], c["bytes"],
-                                        c["limited"], idx))
+                rules.append(
+                    RuleStatus(
+                        rule.name, rule.action, rule.describe(), rule.line, c["packets"], c["bytes"], c["limited"], idx
+                    )
+                )
         special = {name: self.counter(i) for i, name in L.SPECIAL_COUNTERS.items()}
         cfg = L.SLOTCFG.unpack(self.maps["fw_slot"].lookup(L.U32.pack(slot)))
-        return FirewallStatus(source=rs.source if rs else "(nothing applied)", generation=generation, slot=slot,
-                              default=rs.default if rs else "allow", fragments=rs.fragments if rs else "l3",
-                              rules=rules, special=special, entries=cfg[4],
-                              capacity=asdict(self.capacity), where=self.where)
+        return FirewallStatus(
+            source=rs.source if rs else "(nothing applied)",
+            generation=generation,
+            slot=slot,
+            default=rs.default if rs else "allow",
+            fragments=rs.fragments if rs else "l3",
+            rules=rules,
+            special=special,
+            entries=cfg[4],
+            capacity=asdict(self.capacity),
+            where=self.where,
+        )
 
     def metrics(self, **labels: str) -> str:
         """Prometheus text exposition of the counters."""
         from packetlab.tools.firewall.stats import prometheus_text
+
         return prometheus_text(self.status(), labels)
 
     def test_run(self, packet: Any, *, repeat: int = 1):
         """Run the firewall on one frame with BPF_PROG_TEST_RUN (counters count it too)."""
         from packetlab.ebpf.testrun import prog_test_run
+
         return prog_test_run(self.prog_fd, bytes(packet), repeat=repeat)
 
     def verdict(self, packet: Any) -> str:
@@ -406,7 +478,7 @@ class Firewall:
     def detach(self) -> None:
         """Detach from the interface (lab path) and unload."""
         if self.attachment is not None:
-            self.attachment.detach()          # also closes the program
+            self.attachment.detach()  # also closes the program
             self.attachment = None
             self.program = None
         self.close()
@@ -423,7 +495,7 @@ class Firewall:
                 os.close(self.prog_fd)
             self.prog_fd = -1
 
-    def __enter__(self) -> "Firewall":
+    def __enter__(self) -> Firewall:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -444,9 +516,11 @@ def open_maps_pinned(pin_dir: Path) -> tuple[dict[str, Map], int]:
     except OSError as exc:
         for m in maps.values():
             m.close()
-        raise PacketlabError(f"the firewall pinned at {pin_dir} is incomplete",
-                             cause=f"{exc.strerror}: {exc.filename or ''}".strip(),
-                             fix="remove it with `packetlab firewall remove` and apply again") from None
+        raise PacketlabError(
+            f"the firewall pinned at {pin_dir} is incomplete",
+            cause=f"{exc.strerror}: {exc.filename or ''}".strip(),
+            fix="remove it with `packetlab firewall remove` and apply again",
+        ) from None
     return maps, prog_fd
 
 

@@ -16,6 +16,7 @@ Policies it encodes (and the lesson documents):
   classified on addresses and protocol only (so port rules never match them),
   `pass` / `drop` decide them without rules.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -30,7 +31,8 @@ IPV6_EXT = {0, 43, 60, 44}
 @dataclass
 class PacketFields:
     """What the firewall looks at in one frame."""
-    kind: str                         # "ip", "not-ip" or "malformed"
+
+    kind: str  # "ip", "not-ip" or "malformed"
     reason: str = ""
     version: int | None = None
     src: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
@@ -79,8 +81,14 @@ def _ipv4(data: bytes, off: int) -> PacketFields:
     frag = struct.unpack_from("!H", data, off + 6)[0] & 0x1FFF
     if proto == 6 and frag == 1:
         return PacketFields("malformed", "TCP fragment at offset 8 (RFC 1858 overlap attack)", version=4)
-    f = PacketFields("ip", version=4, src=ipaddress.IPv4Address(data[off + 12:off + 16]),
-                     dst=ipaddress.IPv4Address(data[off + 16:off + 20]), proto=proto, later_fragment=frag != 0)
+    f = PacketFields(
+        "ip",
+        version=4,
+        src=ipaddress.IPv4Address(data[off + 12 : off + 16]),
+        dst=ipaddress.IPv4Address(data[off + 16 : off + 20]),
+        proto=proto,
+        later_fragment=frag != 0,
+    )
     return _l4(data, off + ihl, f)
 
 
@@ -90,8 +98,8 @@ def _ipv6(data: bytes, off: int) -> PacketFields:
     if data[off] >> 4 != 6:
         return PacketFields("malformed", "bad IPv6 version", version=6)
     nxt = data[off + 6]
-    src = ipaddress.IPv6Address(data[off + 8:off + 24])
-    dst = ipaddress.IPv6Address(data[off + 24:off + 40])
+    src = ipaddress.IPv6Address(data[off + 8 : off + 24])
+    dst = ipaddress.IPv6Address(data[off + 24 : off + 40])
     pos = off + 40
     frag = 0
     for _ in range(4):
@@ -138,8 +146,13 @@ def rule_matches(rule: Rule, f: PacketFields) -> bool:
         return False
     if rule.dst and not any(f.dst in net for net in rule.dst if net.version == f.version):
         return False
-    if rule.src and rule.dst and not any(s.version == d.version == f.version and f.src in s and f.dst in d
-                                         for s in rule.src for d in rule.dst):
+    if (
+        rule.src
+        and rule.dst
+        and not any(
+            s.version == d.version == f.version and f.src in s and f.dst in d for s in rule.src for d in rule.dst
+        )
+    ):
         return False
     if rule.proto and f.proto not in rule.proto:
         return False
@@ -156,9 +169,10 @@ def rule_matches(rule: Rule, f: PacketFields) -> bool:
 @dataclass
 class Decision:
     """The firewall's decision for one frame, and why."""
-    verdict: str                      # XDP_PASS / XDP_DROP ("rate-limit" rules: XDP_PASS while under the limit)
-    rule: str | None                  # the deciding rule's name, or None
-    counter: str                      # rule name, or "default" / "malformed" / "not-ip" / "fragment"
+
+    verdict: str  # XDP_PASS / XDP_DROP ("rate-limit" rules: XDP_PASS while under the limit)
+    rule: str | None  # the deciding rule's name, or None
+    counter: str  # rule name, or "default" / "malformed" / "not-ip" / "fragment"
     why: str
     fields: PacketFields
 
@@ -179,8 +193,13 @@ def decide(ruleset: RuleSet, frame: bytes) -> Decision:
     for rule in ruleset.rules:
         if rule_matches(rule, f):
             verdict = "XDP_DROP" if rule.action == "drop" else "XDP_PASS"
-            return Decision(verdict, rule.name, rule.name, f"first matching rule {rule.name!r} (line {rule.line}): "
-                            f"{rule.describe()}", f)
+            return Decision(
+                verdict,
+                rule.name,
+                rule.name,
+                f"first matching rule {rule.name!r} (line {rule.line}): {rule.describe()}",
+                f,
+            )
     verdict = "XDP_PASS" if ruleset.default == "allow" else "XDP_DROP"
     return Decision(verdict, None, "default", f"no rule matched; default {ruleset.default}", f)
 

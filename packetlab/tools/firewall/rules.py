@@ -20,6 +20,7 @@ Everything is checked before anything touches the kernel, and every problem
 is reported with file, line and field (`RuleError`), so a typo never leaves a
 half-applied rule set behind.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -46,14 +47,15 @@ TCP_FLAGS = {"fin": 0x01, "syn": 0x02, "rst": 0x04, "psh": 0x08, "ack": 0x10, "u
 RULE_FIELDS = ("name", "action", "src", "dst", "proto", "dport", "sport", "tcp_flags", "rate", "burst", "comment")
 TOP_FIELDS = ("default", "fragments", "rules")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,47}$")
-MAX_RATE = 100_000_000      # packets per second; above that a rate limit is meaningless
+MAX_RATE = 100_000_000  # packets per second; above that a rate limit is meaningless
 MAX_BURST = 1_000_000
-DEFAULT_BURST = 5           # like nftables' `limit rate`
+DEFAULT_BURST = 5  # like nftables' `limit rate`
 
 
 @dataclass(frozen=True)
 class Rule:
     """One rule as written (lists not yet expanded). Empty tuples mean "any"."""
+
     name: str
     action: str
     src: tuple[Network, ...] = ()
@@ -61,16 +63,26 @@ class Rule:
     proto: tuple[int, ...] = ()
     dport: tuple[tuple[int, int], ...] = ()
     sport: tuple[tuple[int, int], ...] = ()
-    tcp_flags: tuple[int, int] | None = None      # (mask, value)
-    rate: float | None = None                     # packets per second
+    tcp_flags: tuple[int, int] | None = None  # (mask, value)
+    rate: float | None = None  # packets per second
     burst: int | None = None
     line: int = 0
-    lines: dict = field(default_factory=dict, compare=False, hash=False)   # field -> line
+    lines: dict = field(default_factory=dict, compare=False, hash=False)  # field -> line
 
     def identity(self) -> tuple:
         """What makes two rules "the same rule" across applies (keeps its counters)."""
-        return (self.name, self.action, self.src, self.dst, self.proto, self.dport, self.sport,
-                self.tcp_flags, self.rate, self.burst)
+        return (
+            self.name,
+            self.action,
+            self.src,
+            self.dst,
+            self.proto,
+            self.dport,
+            self.sport,
+            self.tcp_flags,
+            self.rate,
+            self.burst,
+        )
 
     def describe(self) -> str:
         """A one-line human description: 'allow tcp 10.0.1.0/28 -> any dport 22'."""
@@ -113,6 +125,7 @@ class Rule:
 @dataclass
 class RuleSet:
     """A validated rule file: default policy, fragment policy, ordered rules."""
+
     default: str
     rules: list[Rule]
     fragments: str = "l3"
@@ -134,6 +147,7 @@ class RuleSet:
 @dataclass
 class Problem:
     """One thing wrong in a rule file, located."""
+
     source: str
     line: int | None
     field: str | None
@@ -158,10 +172,12 @@ class RuleError(PacketlabError):
         self.problems = list(problems)
         first = self.problems[0]
         count = f"{len(self.problems)} problems" if len(self.problems) > 1 else "1 problem"
-        super().__init__(f"invalid rule file {first.source} ({count}); nothing was applied",
-                         cause="\n         ".join(str(p) for p in self.problems[:20])
-                               + ("\n         ..." if len(self.problems) > 20 else ""),
-                         fix="correct the lines named above and apply again; the running rules stay as they were")
+        super().__init__(
+            f"invalid rule file {first.source} ({count}); nothing was applied",
+            cause="\n         ".join(str(p) for p in self.problems[:20])
+            + ("\n         ..." if len(self.problems) > 20 else ""),
+            fix="correct the lines named above and apply again; the running rules stay as they were",
+        )
 
     @property
     def line(self) -> int | None:
@@ -174,14 +190,18 @@ class RuleError(PacketlabError):
 
 # ---- loading ------------------------------------------------------------------------------
 
+
 def load_rules(path: str | Path) -> RuleSet:
     """Read and validate a rule file (raises RuleError naming file, line and field)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as exc:
-        raise PacketlabError(f"cannot read rule file {p}", cause=exc.strerror or str(exc),
-                             fix="check the path (example files: packetlab/tools/firewall/examples/)") from None
+        raise PacketlabError(
+            f"cannot read rule file {p}",
+            cause=exc.strerror or str(exc),
+            fix="check the path (example files: packetlab/tools/firewall/examples/)",
+        ) from None
     return parse_rules(text, source=str(p))
 
 
@@ -196,9 +216,10 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             line = mark.line + 1 if mark else None
             if line is None and isinstance(getattr(exc, "position", None), int):
-                line = text.count("\n", 0, exc.position) + 1      # ReaderError: a bad character
-            raise RuleError([Problem(source, line, None,
-                                     f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
+                line = text.count("\n", 0, exc.position) + 1  # ReaderError: a bad character
+            raise RuleError(
+                [Problem(source, line, None, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
+            ) from None
         builder = _Builder(source, loader)
         try:
             return builder.ruleset(node)
@@ -210,25 +231,27 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
             loader.dispose()
 
 
-def _with_contradictions(exc: RuleError, builder: "_Builder") -> RuleError:
+def _with_contradictions(exc: RuleError, builder: _Builder) -> RuleError:
     """Report contradictions among the rules that did parse, together with the
     field errors — so one run names every problem in the file."""
     if not builder.good_rules:
         return exc
-    from packetlab.tools.firewall.compiler import compile_rules        # (the compiler imports this module)
+    from packetlab.tools.firewall.compiler import compile_rules  # (the compiler imports this module)
+
     partial = RuleSet(default=builder.default, rules=builder.good_rules, fragments="l3", source=builder.source)
     try:
         compile_rules(partial)
     except RuleError as more:
-        problems = sorted(exc.problems + more.problems, key=lambda p: (p.line or 0))
+        problems = sorted(exc.problems + more.problems, key=lambda p: p.line or 0)
         return RuleError(problems)
     except Exception:
         pass
     return exc
 
 
-def ruleset_from_dicts(default: str, rules: Sequence[dict[str, Any]], *, fragments: str = "l3",
-                       source: str = "<python>") -> RuleSet:
+def ruleset_from_dicts(
+    default: str, rules: Sequence[dict[str, Any]], *, fragments: str = "l3", source: str = "<python>"
+) -> RuleSet:
     """Build a RuleSet from Python dicts (same validation as files) — for notebooks and tests."""
     doc = {"default": default, "fragments": fragments, "rules": list(rules)}
     return parse_rules(yaml.safe_dump(doc, sort_keys=False), source=source)
@@ -269,8 +292,12 @@ class _Builder:
 
     def ruleset(self, node: yaml.Node | None) -> RuleSet:
         if node is None or not isinstance(node, yaml.MappingNode):
-            self.problem(node, None, "a rule file is a mapping with 'default:' and 'rules:' "
-                                     "(see packetlab/tools/firewall/examples/basic.yaml)")
+            self.problem(
+                node,
+                None,
+                "a rule file is a mapping with 'default:' and 'rules:' "
+                "(see packetlab/tools/firewall/examples/basic.yaml)",
+            )
             raise RuleError(self.problems)
         top = self.mapping(node, TOP_FIELDS, "rule file")
         default = "drop"
@@ -287,7 +314,7 @@ class _Builder:
         else:
             rnode = top["rules"][1]
             if isinstance(rnode, yaml.ScalarNode) and self.scalar(rnode) is None:
-                pass                                           # "rules:" with nothing = no rules
+                pass  # "rules:" with nothing = no rules
             elif not isinstance(rnode, yaml.SequenceNode):
                 self.problem(rnode, "rules", "must be a list of rules (each starting with '- ')")
             else:
@@ -297,8 +324,9 @@ class _Builder:
                     if rule is None:
                         continue
                     if rule.name in names:
-                        self.problem(item, "name", f"name {rule.name!r} is already used on line {names[rule.name]}",
-                                     rule.name)
+                        self.problem(
+                            item, "name", f"name {rule.name!r} is already used on line {names[rule.name]}", rule.name
+                        )
                         continue
                     names[rule.name] = rule.line
                     rules.append(rule)
@@ -324,17 +352,25 @@ class _Builder:
             self.problem(node, None, "each rule is a mapping (action: ..., src: ...)", label)
             return None
         before = len(self.problems)
-        for knode, vnode in node.value:             # the rule's name labels its problems
-            if isinstance(knode, yaml.ScalarNode) and knode.value == "name" and isinstance(vnode, yaml.ScalarNode) \
-                    and NAME_RE.match(str(vnode.value)):
+        for knode, vnode in node.value:  # the rule's name labels its problems
+            if (
+                isinstance(knode, yaml.ScalarNode)
+                and knode.value == "name"
+                and isinstance(vnode, yaml.ScalarNode)
+                and NAME_RE.match(str(vnode.value))
+            ):
                 label = str(vnode.value)
         fields = self.mapping(node, RULE_FIELDS, "rule", label)
         name = f"rule-{index + 1}"
         if "name" in fields:
             value = self.scalar(fields["name"][1]) if isinstance(fields["name"][1], yaml.ScalarNode) else None
             if not isinstance(value, str | int) or not NAME_RE.match(str(value)):
-                self.problem(fields["name"][1], "name", f"{value!r} is not a usable name "
-                             "(letters, digits, '-', '_', '.'; at most 48 characters)", label)
+                self.problem(
+                    fields["name"][1],
+                    "name",
+                    f"{value!r} is not a usable name (letters, digits, '-', '_', '.'; at most 48 characters)",
+                    label,
+                )
             else:
                 name = str(value)
         label = name
@@ -362,21 +398,30 @@ class _Builder:
         elif action is not None:
             for key in ("rate", "burst"):
                 if key in fields:
-                    self.problem(fields[key][0], key, f"only rate-limit rules take a {key} (this rule is {action})",
-                                 label)
+                    self.problem(
+                        fields[key][0], key, f"only rate-limit rules take a {key} (this rule is {action})", label
+                    )
         # cross-field checks
         if (dport or sport) and proto is not None:
             bad = [p for p in proto or (0,) if p not in PORT_PROTOCOLS]
             if not proto or bad:
                 key = "dport" if dport else "sport"
-                self.problem(fields[key][0], key, "ports only exist in TCP and UDP: add proto: tcp (or udp, or [tcp, udp])",
-                             label)
+                self.problem(
+                    fields[key][0],
+                    key,
+                    "ports only exist in TCP and UDP: add proto: tcp (or udp, or [tcp, udp])",
+                    label,
+                )
         if flags is not None and proto is not None and tuple(proto) != (6,):
             self.problem(fields["tcp_flags"][0], "tcp_flags", "TCP flags need proto: tcp (and only tcp)", label)
         if src is not None and dst is not None and src and dst:
             if not any(s.version == d.version for s in src for d in dst):
-                self.problem(fields["dst"][1], "dst", "src and dst are of different IP versions "
-                             "(IPv4 vs IPv6): this rule could never match", label)
+                self.problem(
+                    fields["dst"][1],
+                    "dst",
+                    "src and dst are of different IP versions (IPv4 vs IPv6): this rule could never match",
+                    label,
+                )
         if proto is not None and (src or dst):
             versions = {n.version for n in (src or []) + (dst or [])}
             if versions == {6} and proto == [1]:
@@ -385,9 +430,20 @@ class _Builder:
                 self.problem(fields["proto"][1], "proto", "icmpv6 never appears in IPv4; write icmp", label)
         if len(self.problems) > before or action is None:
             return None
-        return Rule(name=name, action=action, src=tuple(src or ()), dst=tuple(dst or ()), proto=tuple(proto or ()),
-                    dport=tuple(dport or ()), sport=tuple(sport or ()), tcp_flags=flags, rate=rate, burst=burst,
-                    line=node.start_mark.line + 1, lines=lines)
+        return Rule(
+            name=name,
+            action=action,
+            src=tuple(src or ()),
+            dst=tuple(dst or ()),
+            proto=tuple(proto or ()),
+            dport=tuple(dport or ()),
+            sport=tuple(sport or ()),
+            tcp_flags=flags,
+            rate=rate,
+            burst=burst,
+            line=node.start_mark.line + 1,
+            lines=lines,
+        )
 
     def items(self, entry: tuple[yaml.Node, yaml.Node] | None) -> list[tuple[yaml.Node, Any]] | None:
         if entry is None:
@@ -449,7 +505,11 @@ class _Builder:
                 out.append(PROTOCOLS[value.lower()])
             else:
                 close = difflib.get_close_matches(value.lower(), list(PROTOCOLS), n=1)
-                hint = f" — did you mean {close[0]!r}?" if close else " (use a name like tcp, udp, icmp, icmpv6 or a number)"
+                hint = (
+                    f" — did you mean {close[0]!r}?"
+                    if close
+                    else " (use a name like tcp, udp, icmp, icmpv6 or a number)"
+                )
                 self.problem(node, "proto", f"unknown protocol {value!r}{hint}", label)
                 ok = False
         if len(set(out)) != len(out):
@@ -510,18 +570,19 @@ class _Builder:
 
 # ---- field parsers (return the value, or a message string saying what is wrong) ----------
 
+
 def parse_network(value: Any) -> Network | str:
     if isinstance(value, bool) or not isinstance(value, str):
         return f"{value!r} is not a network: write a CIDR such as 10.0.0.0/8 or fd00::/64"
     text = value.strip()
     try:
         return ipaddress.ip_network(text, strict=True)
-    except ValueError as exc:
+    except ValueError:
         try:
             loose = ipaddress.ip_network(text, strict=False)
         except ValueError:
             detail = ""
-            try:                                   # the family's own parser gives the precise reason
+            try:  # the family's own parser gives the precise reason
                 (ipaddress.IPv6Network if ":" in text else ipaddress.IPv4Network)(text)
             except ValueError as why:
                 detail = f": {why}"
@@ -539,7 +600,7 @@ def parse_port_range(value: Any) -> tuple[int, int] | str:
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*-\s*\d+\s*", value):
         lo, hi = (int(x) for x in value.split("-"))
     else:
-        return f"{value!r} is not a port or port range (write 443 or \"8000-8080\")"
+        return f'{value!r} is not a port or port range (write 443 or "8000-8080")'
     for p in (lo, hi):
         if not 0 <= p <= 65535:
             return f"port {p} is outside 0..65535"
@@ -551,7 +612,7 @@ def parse_port_range(value: Any) -> tuple[int, int] | str:
 def parse_tcp_flags(value: Any) -> tuple[int, int] | str:
     """'syn,!ack' -> (mask, value): SYN must be set and ACK clear; others don't matter."""
     if not isinstance(value, str) or not value.strip():
-        return f"{value!r} is not a flag list (write e.g. \"syn,!ack\")"
+        return f'{value!r} is not a flag list (write e.g. "syn,!ack")'
     mask = bits = 0
     for word in re.split(r"[,\s]+", value.strip().lower()):
         neg = word.startswith("!")
@@ -594,12 +655,16 @@ def _policy_warnings(rs: RuleSet) -> list[str]:
     """Things that are legal but usually a mistake."""
     warnings = []
     if rs.default == "drop":
-        v6_allowed = any(r.action != "drop" and (not r.proto or 58 in r.proto) and
-                         all(n.version == 6 for n in r.src + r.dst) for r in rs.rules)
+        v6_allowed = any(
+            r.action != "drop" and (not r.proto or 58 in r.proto) and all(n.version == 6 for n in r.src + r.dst)
+            for r in rs.rules
+        )
         mentions_v6 = any(n.version == 6 for r in rs.rules for n in r.src + r.dst)
         if mentions_v6 and not v6_allowed:
-            warnings.append("default is drop and no rule allows icmpv6: IPv6 neighbour discovery will be dropped, "
-                            "so IPv6 will not work at all (add: {action: allow, proto: icmpv6})")
+            warnings.append(
+                "default is drop and no rule allows icmpv6: IPv6 neighbour discovery will be dropped, "
+                "so IPv6 will not work at all (add: {action: allow, proto: icmpv6})"
+            )
     return warnings
 
 

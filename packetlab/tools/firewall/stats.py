@@ -5,6 +5,7 @@ scraped by Prometheus, or a file for node_exporter's textfile collector.
 Both are offered (`serve_metrics`, `write_textfile`); `prometheus_text` is
 the one formatter behind them.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,16 @@ from packetlab.tools.firewall.program import FirewallStatus
 PREFIX = "packetlab_firewall"
 
 _HELP = {
-    "rule_packets_total": ("counter", "Packets that matched a firewall rule (for rate-limit rules, passed and limited)."),
+    "rule_packets_total": (
+        "counter",
+        "Packets that matched a firewall rule (for rate-limit rules, passed and limited).",
+    ),
     "rule_bytes_total": ("counter", "Bytes (whole frames) that matched a firewall rule."),
     "rule_rate_limited_total": ("counter", "Packets a rate-limit rule dropped because the source was over its rate."),
-    "policy_packets_total": ("counter", "Packets decided without a rule: default policy, malformed, not IP, fragments."),
+    "policy_packets_total": (
+        "counter",
+        "Packets decided without a rule: default policy, malformed, not IP, fragments.",
+    ),
     "policy_bytes_total": ("counter", "Bytes decided without a rule."),
     "generation": ("gauge", "How many rule sets have been applied to this firewall (each apply is one atomic swap)."),
     "rules": ("gauge", "Rules in the running rule set."),
@@ -39,8 +46,9 @@ def _labels(base: dict[str, str], **extra: str) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in items.items()) + "}" if items else ""
 
 
-def prometheus_text(statuses: FirewallStatus | Iterable[tuple[FirewallStatus, dict[str, str]]],
-                    labels: dict[str, str] | None = None) -> str:
+def prometheus_text(
+    statuses: FirewallStatus | Iterable[tuple[FirewallStatus, dict[str, str]]], labels: dict[str, str] | None = None
+) -> str:
     """Format one status (with `labels`) or several (status, labels) pairs."""
     if isinstance(statuses, FirewallStatus):
         pairs = [(statuses, labels or {})]
@@ -58,7 +66,8 @@ def prometheus_text(statuses: FirewallStatus | Iterable[tuple[FirewallStatus, di
             if name == "unconfigured" and not c["packets"]:
                 continue
             verdict = {"default": st.default, "fragment": {"l3": "rules"}.get(st.fragments, st.fragments)}.get(
-                name, POLICY_VERDICTS.get(name, ""))
+                name, POLICY_VERDICTS.get(name, "")
+            )
             if verdict == "allow":
                 verdict = "pass"
             lab = _labels(base, reason=name, verdict=verdict)
@@ -81,11 +90,12 @@ def prometheus_text(statuses: FirewallStatus | Iterable[tuple[FirewallStatus, di
 def parse_prometheus_text(text: str) -> dict[tuple[str, frozenset], float]:
     """{(metric, frozenset(labels)): value} — a small parser to check our own output."""
     import re
+
     out = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)', line)
+        m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)", line)
         if not m:
             raise ValueError(f"not a sample line: {line!r}")
         labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
@@ -99,5 +109,3 @@ def write_textfile(path: str | os.PathLike, text: str) -> None:
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     tmp.write_text(text)
     os.replace(tmp, p)
-
-

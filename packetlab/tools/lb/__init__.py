@@ -42,14 +42,26 @@ The command line tool (``packetlab lb apply|status|remove|health``) pins the
 program and maps under /sys/fs/bpf/packetlab/lb/<netns>-<dev>/ so they outlive
 the command; see `packetlab.tools.lb.cli`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from packetlab.tools.lb.config import (Backend, ConfigError, HealthCheck, LBConfig, VIP, load as load_config, make_vip)
+from packetlab.tools.lb.config import VIP, Backend, ConfigError, HealthCheck, LBConfig, make_vip
+from packetlab.tools.lb.config import load as load_config
 from packetlab.tools.lb.control import LoadBalancer, disable_tx_checksum  # noqa: F401
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"      # example YAML configs
+EXAMPLES = Path(__file__).resolve().parent / "examples"  # example YAML configs
 
-__all__ = ["EXAMPLES", "LoadBalancer", "LBConfig", "VIP", "Backend", "HealthCheck", "ConfigError", "load_config",
-           "make_vip", "disable_tx_checksum"]
+__all__ = [
+    "EXAMPLES",
+    "LoadBalancer",
+    "LBConfig",
+    "VIP",
+    "Backend",
+    "HealthCheck",
+    "ConfigError",
+    "load_config",
+    "make_vip",
+    "disable_tx_checksum",
+]

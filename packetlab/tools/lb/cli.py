@@ -14,6 +14,7 @@ keep balancing after the command exits; applying again to the same instance
 updates it in place (established flows keep their backends). The root
 namespace is refused unless --allow-host.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,24 +38,32 @@ def _devs(values: list[str] | None) -> list[str]:
 
 def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--netns", help="network namespace of the load balancer (a name from `ip netns list`)")
-    p.add_argument("--dev", action="append", required=True,
-                   help="interface(s) where client traffic and replies arrive; repeat or comma-separate")
+    p.add_argument(
+        "--dev",
+        action="append",
+        required=True,
+        help="interface(s) where client traffic and replies arrive; repeat or comma-separate",
+    )
     p.add_argument("--allow-host", action="store_true", help="allow the root namespace (no --netns)")
 
 
 def _check_ns(args: argparse.Namespace) -> str | None:
     if args.netns is None and not args.allow_host:
-        raise PacketlabError("no --netns given: refusing to touch the root network namespace",
-                             cause="the load balancer would attach XDP to this machine's own interfaces",
-                             fix="pass --netns NAME (a lab namespace), or --allow-host if you really mean the host")
+        raise PacketlabError(
+            "no --netns given: refusing to touch the root network namespace",
+            cause="the load balancer would attach XDP to this machine's own interfaces",
+            fix="pass --netns NAME (a lab namespace), or --allow-host if you really mean the host",
+        )
     return args.netns
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     for v in cfg.vips:
-        print(f"ok: VIP {v.label} {v.key} mode={v.mode} table={v.table_size} backends="
-              + ", ".join(f"{b.label}(w={b.weight})" for b in v.backends))
+        print(
+            f"ok: VIP {v.label} {v.key} mode={v.mode} table={v.table_size} backends="
+            + ", ".join(f"{b.label}(w={b.weight})" for b in v.backends)
+        )
     if not cfg.vips:
         print("ok: no VIPs (applying it removes every VIP)")
     return 0
@@ -63,7 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     ns = _check_ns(args)
     devs = _devs(args.dev)
-    cfg = load(args.config)                              # validate before touching anything
+    cfg = load(args.config)  # validate before touching anything
     name = instance_name(ns, devs[0])
     with instance_lock(name):
         if (STATE_DIR / f"{name}.json").exists():
@@ -75,23 +84,30 @@ def cmd_apply(args: argparse.Namespace) -> int:
             lb = None
         created = lb is None
         if created:
-            lb = LoadBalancer(ns, devs, xdp_mode=args.xdp_mode, redirect=not args.no_redirect, pin=True,
-                              allow_host=args.allow_host)
+            lb = LoadBalancer(
+                ns, devs, xdp_mode=args.xdp_mode, redirect=not args.no_redirect, pin=True, allow_host=args.allow_host
+            )
         try:
             for d in devs:
                 lb.attach(d)
             lb.apply(cfg, probe_first=args.probe)
         except BaseException:
             if created:
-                lb.close()                               # nothing half-applied
+                lb.close()  # nothing half-applied
             raise
         verb = "installed" if created else "updated"
-        print(f"{verb} {name}: {len(cfg.vips)} VIP(s) on {ns or 'root'}:{','.join(lb.state.devs)} "
-              f"(pinned at {lb.pin_dir})")
+        print(
+            f"{verb} {name}: {len(cfg.vips)} VIP(s) on {ns or 'root'}:{','.join(lb.state.devs)} "
+            f"(pinned at {lb.pin_dir})"
+        )
         for v in cfg.vips:
-            print(f"  {v.label} {v.key} {v.mode}: " + ", ".join(
-                f"{b.label}{'' if lb.health.get(f'{b.address}:{v.backend_port(b)}') is None or lb.health[f'{b.address}:{v.backend_port(b)}'].up else ' (DOWN)'}"
-                for b in v.backends))
+            print(
+                f"  {v.label} {v.key} {v.mode}: "
+                + ", ".join(
+                    f"{b.label}{'' if lb.health.get(f'{b.address}:{v.backend_port(b)}') is None or lb.health[f'{b.address}:{v.backend_port(b)}'].up else ' (DOWN)'}"
+                    for b in v.backends
+                )
+            )
         return 0
 
 
@@ -104,12 +120,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         sys.stdout.write(lb.prometheus())
     elif args.json:
         st = lb.stats()
-        out = {"name": lb.name, "namespace": lb.namespace, "devs": lb.state.devs,
-               "vips": [{"vip": vs.vip.key, "name": vs.vip.name, "mode": vs.vip.mode, "counters": vs.counters.__dict__,
-                         "backends": [{"backend": b.label, "address": b.address, "port": b.port, "weight": b.weight,
-                                       "state": b.state, "table_share": b.in_table, "counters": b.counters.__dict__}
-                                      for b in vs.backends]} for vs in st.vips],
-               "events": st.events}
+        out = {
+            "name": lb.name,
+            "namespace": lb.namespace,
+            "devs": lb.state.devs,
+            "vips": [
+                {
+                    "vip": vs.vip.key,
+                    "name": vs.vip.name,
+                    "mode": vs.vip.mode,
+                    "counters": vs.counters.__dict__,
+                    "backends": [
+                        {
+                            "backend": b.label,
+                            "address": b.address,
+                            "port": b.port,
+                            "weight": b.weight,
+                            "state": b.state,
+                            "table_share": b.in_table,
+                            "counters": b.counters.__dict__,
+                        }
+                        for b in vs.backends
+                    ],
+                }
+                for vs in st.vips
+            ],
+            "events": st.events,
+        }
         if args.conns:
             out["connections"] = [c.__dict__ for c in lb.connections()]
         print(json.dumps(out, indent=1))
@@ -136,8 +173,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         print("no load balancers installed")
         return 0
     for r in rows:
-        print(f"{r['name']}: netns {r['namespace'] or 'root'} devs {','.join(r['devs'])} "
-              f"{r['vips']} VIP(s){'  STALE (namespace gone): remove it' if r['stale'] else ''}")
+        print(
+            f"{r['name']}: netns {r['namespace'] or 'root'} devs {','.join(r['devs'])} "
+            f"{r['vips']} VIP(s){'  STALE (namespace gone): remove it' if r['stale'] else ''}"
+        )
     return 0
 
 
@@ -148,10 +187,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     lb = LoadBalancer.open(args.netns, dev)
     server = None
     if args.metrics_port:
-        server = serve_metrics(lambda: lb.prometheus(), "127.0.0.1", args.metrics_port, namespace=args.netns,
-                               name="lb-metrics")
-        print(f"metrics: http://127.0.0.1:{args.metrics_port}/metrics in namespace {args.netns or 'root'}",
-              flush=True)
+        server = serve_metrics(
+            lambda: lb.prometheus(), "127.0.0.1", args.metrics_port, namespace=args.netns, name="lb-metrics"
+        )
+        print(f"metrics: http://127.0.0.1:{args.metrics_port}/metrics in namespace {args.netns or 'root'}", flush=True)
     state_file = STATE_DIR / f"{name}.json"
     seen = state_file.stat().st_mtime_ns
     every = args.interval or min([v.health.interval for v in lb.config.vips] or [1.0])
@@ -162,7 +201,7 @@ def cmd_health(args: argparse.Namespace) -> int:
                 if mtime is None:
                     print(f"{name} was removed; stopping", file=sys.stderr)
                     return 0
-                if mtime != seen:                     # someone applied a new config: reload it
+                if mtime != seen:  # someone applied a new config: reload it
                     old_health = lb.health
                     lb = LoadBalancer.open(args.netns, dev)
                     lb.health.update({k: h for k, h in old_health.items()})
@@ -184,8 +223,6 @@ def cmd_health(args: argparse.Namespace) -> int:
             server.shutdown()
 
 
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="packetlab lb", description="the module 09 XDP L4 load balancer")
     sub = p.add_subparsers(dest="command", required=True)
@@ -196,8 +233,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("config")
     _target(s)
     s.add_argument("--xdp-mode", choices=["native", "generic"], default="native")
-    s.add_argument("--no-redirect", action="store_true",
-                   help="never XDP_REDIRECT between interfaces (let the kernel forward instead)")
+    s.add_argument(
+        "--no-redirect",
+        action="store_true",
+        help="never XDP_REDIRECT between interfaces (let the kernel forward instead)",
+    )
     s.add_argument("--probe", action="store_true", help="health-check every backend once before installing")
     s.set_defaults(func=cmd_apply)
     s = sub.add_parser("status", help="VIPs, backends, counters (and the connection table)")

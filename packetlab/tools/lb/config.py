@@ -17,6 +17,7 @@ so ``packetlab lb apply`` either installs all of a config or none of it.
           - {name: b1, address: 10.9.2.11, port: 80, weight: 1}
           - {name: b2, address: 10.9.2.12, weight: 2}     # port defaults to the VIP's
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -31,10 +32,10 @@ from packetlab.errors import PacketlabError
 PROTOCOLS = {"tcp": 6, "udp": 17}
 MODES = ("nat", "dsr")
 HEALTH_TYPES = ("tcp", "http", "none")
-DEFAULT_TABLE_SIZE = 65537          # what Katran and the Maglev paper use
-MAX_TABLE_SIZE = 65537              # LB_MAX_RING in bpf/09-lb.c
-MAX_VIPS = 16                       # LB_MAX_VIPS
-MAX_BACKENDS = 256                  # LB_MAX_BACKENDS (backend slots, all VIPs together)
+DEFAULT_TABLE_SIZE = 65537  # what Katran and the Maglev paper use
+MAX_TABLE_SIZE = 65537  # LB_MAX_RING in bpf/09-lb.c
+MAX_VIPS = 16  # LB_MAX_VIPS
+MAX_BACKENDS = 256  # LB_MAX_BACKENDS (backend slots, all VIPs together)
 MAX_WEIGHT = 1000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
@@ -45,10 +46,12 @@ class ConfigError(PacketlabError):
     def __init__(self, problems: list[str], source: str = "config") -> None:
         self.problems = problems
         shown = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s), nothing was applied",
-                         cause="the configuration is checked completely before anything is installed",
-                         fix="correct the fields listed below and apply again",
-                         detail=shown)
+        super().__init__(
+            f"{source}: {len(problems)} problem(s), nothing was applied",
+            cause="the configuration is checked completely before anything is installed",
+            fix="correct the fields listed below and apply again",
+            detail=shown,
+        )
 
 
 def is_prime(n: int) -> bool:
@@ -73,23 +76,25 @@ def next_prime(n: int) -> int:
 @dataclass(frozen=True)
 class HealthCheck:
     """How the control plane probes a VIP's backends (from the LB's namespace)."""
-    type: str = "tcp"           # tcp: connect(); http: GET path, expect 2xx/3xx; none: always healthy
-    port: int | None = None     # default: the backend's port
+
+    type: str = "tcp"  # tcp: connect(); http: GET path, expect 2xx/3xx; none: always healthy
+    port: int | None = None  # default: the backend's port
     path: str = "/"
-    interval: float = 1.0       # seconds between probe rounds
-    timeout: float = 0.5        # seconds per probe
-    fall: int = 2               # consecutive failures before a backend is marked down
-    rise: int = 2               # consecutive successes before it returns
+    interval: float = 1.0  # seconds between probe rounds
+    timeout: float = 0.5  # seconds per probe
+    fall: int = 2  # consecutive failures before a backend is marked down
+    rise: int = 2  # consecutive successes before it returns
 
 
 @dataclass(frozen=True)
 class Backend:
     """A real server behind a VIP. Identified by (address, port)."""
+
     address: str
-    port: int | None = None     # None: the VIP's port (required in DSR mode)
+    port: int | None = None  # None: the VIP's port (required in DSR mode)
     weight: int = 1
     name: str | None = None
-    drain: bool = False         # administratively draining: no new flows, existing flows stay
+    drain: bool = False  # administratively draining: no new flows, existing flows stay
 
     @property
     def label(self) -> str:
@@ -99,6 +104,7 @@ class Backend:
 @dataclass(frozen=True)
 class VIP:
     """A virtual service: address + port + protocol in front of backends."""
+
     address: str
     port: int
     protocol: str = "tcp"
@@ -133,6 +139,7 @@ class VIP:
 @dataclass(frozen=True)
 class LBConfig:
     """A whole load balancer: its VIPs."""
+
     vips: tuple[VIP, ...] = ()
 
     def vip(self, ref: str) -> VIP:
@@ -140,58 +147,77 @@ class LBConfig:
             if v.matches(ref):
                 return v
         known = ", ".join(v.label for v in self.vips) or "none"
-        raise PacketlabError(f"no VIP {ref!r} in this load balancer",
-                             cause=f"configured VIPs: {known}",
-                             fix="name a VIP by its name or as address:port/protocol")
+        raise PacketlabError(
+            f"no VIP {ref!r} in this load balancer",
+            cause=f"configured VIPs: {known}",
+            fix="name a VIP by its name or as address:port/protocol",
+        )
 
     def to_dict(self) -> dict:
         return {"vips": [_vip_to_dict(v) for v in self.vips]}
 
     def to_yaml(self) -> str:
         import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def with_backends(self, ref: str, backends: Sequence[Backend]) -> "LBConfig":
+    def with_backends(self, ref: str, backends: Sequence[Backend]) -> LBConfig:
         """A copy with `ref`'s backends replaced (validated)."""
         target = self.vip(ref)
         vips = tuple(replace(v, backends=tuple(backends)) if v is target else v for v in self.vips)
         return validate(LBConfig(vips))
 
-    def with_vip(self, vip: VIP) -> "LBConfig":
+    def with_vip(self, vip: VIP) -> LBConfig:
         """A copy with `vip` added, or replacing the VIP with the same address:port/proto."""
         vips = [v for v in self.vips if v.key != vip.key]
         return validate(LBConfig(tuple(vips) + (vip,)))
 
-    def without_vip(self, ref: str) -> "LBConfig":
+    def without_vip(self, ref: str) -> LBConfig:
         target = self.vip(ref)
         return LBConfig(tuple(v for v in self.vips if v is not target))
 
 
 def _vip_to_dict(v: VIP) -> dict:
-    d = {"name": v.name, "address": v.address, "port": v.port, "protocol": v.protocol, "mode": v.mode,
-         "table_size": v.table_size, "sticky": v.sticky, "health": asdict(v.health),
-         "backends": [{k: val for k, val in asdict(b).items() if val is not None and not (k == "drain" and not val)}
-                      for b in v.backends]}
+    d = {
+        "name": v.name,
+        "address": v.address,
+        "port": v.port,
+        "protocol": v.protocol,
+        "mode": v.mode,
+        "table_size": v.table_size,
+        "sticky": v.sticky,
+        "health": asdict(v.health),
+        "backends": [
+            {k: val for k, val in asdict(b).items() if val is not None and not (k == "drain" and not val)}
+            for b in v.backends
+        ],
+    }
     return {k: val for k, val in d.items() if val is not None}
 
 
 # ---- parsing ------------------------------------------------------------------------------
-def load(source: "LBConfig | Mapping | str | Path") -> LBConfig:
+def load(source: LBConfig | Mapping | str | Path) -> LBConfig:
     """Parse and validate a config: an LBConfig, a dict, a YAML file path, or YAML text."""
     if isinstance(source, LBConfig):
         return validate(source)
     where = "config"
-    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))):
+    if isinstance(source, Path) or (
+        isinstance(source, str) and "\n" not in source and source.endswith((".yaml", ".yml"))
+    ):
         path = Path(source)
         where = str(path)
         try:
             text = path.read_text()
         except OSError as exc:
-            raise PacketlabError(f"cannot read load balancer config {path}", cause=str(exc),
-                                 fix="check the path (example configs are in packetlab/tools/lb/examples/)") from None
+            raise PacketlabError(
+                f"cannot read load balancer config {path}",
+                cause=str(exc),
+                fix="check the path (example configs are in packetlab/tools/lb/examples/)",
+            ) from None
         source = text
     if isinstance(source, str):
         import yaml
+
         try:
             source = yaml.safe_load(source)
         except yaml.YAMLError as exc:
@@ -233,8 +259,9 @@ def _parse_vip(rv: Any, at: str, table_default: Any, health_default: Any, proble
     if not isinstance(rv, Mapping):
         problems.append(f"{at}: must be a mapping (address, port, protocol, mode, backends)")
         return None
-    _unknown(rv, {"name", "address", "port", "protocol", "mode", "backends", "table_size", "sticky", "health"},
-             at, problems)
+    _unknown(
+        rv, {"name", "address", "port", "protocol", "mode", "backends", "table_size", "sticky", "health"}, at, problems
+    )
     for req in ("address", "port"):
         if req not in rv:
             problems.append(f"{at}.{req}: required")
@@ -244,7 +271,7 @@ def _parse_vip(rv: Any, at: str, table_default: Any, health_default: Any, proble
     elif rv.get("health") is not None:
         problems.append(f"{at}.health: must be a mapping such as {{type: tcp}}")
     if "type" not in health_raw and str(rv.get("protocol", "tcp")).lower() == "udp":
-        health_raw["type"] = "none"          # a UDP service has no generic probe: say which TCP port to check
+        health_raw["type"] = "none"  # a UDP service has no generic probe: say which TCP port to check
     health = _parse_health(health_raw, f"{at}.health", problems)
     backends_raw = rv.get("backends", [])
     backends = []
@@ -255,10 +282,17 @@ def _parse_vip(rv: Any, at: str, table_default: Any, health_default: Any, proble
         b = parse_backend(rb, f"{at}.backends[{j}]", problems)
         if b is not None:
             backends.append(b)
-    return VIP(address=str(rv.get("address", "")), port=rv.get("port", 0),
-               protocol=str(rv.get("protocol", "tcp")).lower(), mode=str(rv.get("mode", "nat")).lower(),
-               backends=tuple(backends), name=rv.get("name"),
-               table_size=rv.get("table_size", table_default), sticky=rv.get("sticky", True), health=health)
+    return VIP(
+        address=str(rv.get("address", "")),
+        port=rv.get("port", 0),
+        protocol=str(rv.get("protocol", "tcp")).lower(),
+        mode=str(rv.get("mode", "nat")).lower(),
+        backends=tuple(backends),
+        name=rv.get("name"),
+        table_size=rv.get("table_size", table_default),
+        sticky=rv.get("sticky", True),
+        health=health,
+    )
 
 
 def _parse_health(raw: Mapping, at: str, problems: list[str]) -> HealthCheck:
@@ -281,8 +315,13 @@ def parse_backend(rb: Any, at: str = "backend", problems: list[str] | None = Non
         _unknown(rb, {"name", "address", "port", "weight", "drain"}, at, problems)
         if "address" not in rb:
             problems.append(f"{at}.address: required")
-        b = Backend(address=str(rb.get("address", "")), port=rb.get("port"), weight=rb.get("weight", 1),
-                    name=rb.get("name"), drain=rb.get("drain", False))
+        b = Backend(
+            address=str(rb.get("address", "")),
+            port=rb.get("port"),
+            weight=rb.get("weight", 1),
+            name=rb.get("name"),
+            drain=rb.get("drain", False),
+        )
     else:
         problems.append(f"{at}: must be a mapping {{address, port, weight}} or 'address:port'")
         b = None
@@ -346,24 +385,34 @@ def _check_vip(v: VIP, at: str) -> list[str]:
     if v.protocol not in PROTOCOLS:
         out.append(f"{at}.protocol: {v.protocol!r} is not one of {', '.join(PROTOCOLS)}")
     if v.mode not in MODES:
-        out.append(f"{at}.mode: {v.mode!r} is not one of {', '.join(MODES)} "
-                   "(nat: rewrite to the backend and back; dsr: IPIP to the backend, replies go direct)")
+        out.append(
+            f"{at}.mode: {v.mode!r} is not one of {', '.join(MODES)} "
+            "(nat: rewrite to the backend and back; dsr: IPIP to the backend, replies go direct)"
+        )
     if v.name is not None and (not isinstance(v.name, str) or not _NAME.match(v.name)):
         out.append(f"{at}.name: {v.name!r} must be 1-32 letters, digits, '-', '_' or '.'")
     ts = v.table_size
     if not isinstance(ts, int) or isinstance(ts, bool) or not is_prime(ts) or ts > MAX_TABLE_SIZE:
-        suggestion = f" (the next prime is {next_prime(ts)})" if isinstance(ts, int) and ts > 1 and ts <= MAX_TABLE_SIZE else ""
-        out.append(f"{at}.table_size: {ts!r} must be a prime no larger than {MAX_TABLE_SIZE}{suggestion} — "
-                   "Maglev's permutations only visit every slot when the size is prime")
+        suggestion = (
+            f" (the next prime is {next_prime(ts)})" if isinstance(ts, int) and ts > 1 and ts <= MAX_TABLE_SIZE else ""
+        )
+        out.append(
+            f"{at}.table_size: {ts!r} must be a prime no larger than {MAX_TABLE_SIZE}{suggestion} — "
+            "Maglev's permutations only visit every slot when the size is prime"
+        )
     elif isinstance(v.backends, tuple) and ts < 10 * max(1, len(v.backends)):
-        out.append(f"{at}.table_size: {ts} is too small for {len(v.backends)} backends "
-                   "(use at least 10x the number of backends, e.g. 65537, for an even split)")
+        out.append(
+            f"{at}.table_size: {ts} is too small for {len(v.backends)} backends "
+            "(use at least 10x the number of backends, e.g. 65537, for an even split)"
+        )
     if not isinstance(v.sticky, bool):
         out.append(f"{at}.sticky: must be true or false")
     out += _check_health(v.health, f"{at}.health")
     if v.protocol == "udp" and v.health.type in ("tcp", "http") and v.health.port is None:
-        out.append(f"{at}.health.port: a UDP VIP cannot be probed with {v.health.type} on its own port — "
-                   "give the TCP port to check (health: {type: tcp, port: 80}) or type: none")
+        out.append(
+            f"{at}.health.port: a UDP VIP cannot be probed with {v.health.type} on its own port — "
+            "give the TCP port to check (health: {type: tcp, port: 80}) or type: none"
+        )
     seen: dict[tuple, int] = {}
     names: dict[str, int] = {}
     for j, b in enumerate(v.backends):
@@ -376,9 +425,11 @@ def _check_vip(v: VIP, at: str) -> list[str]:
         if b.port is not None and not _port_ok(b.port):
             out.append(f"{bat}.port: {b.port!r} is not a port number (1-65535)")
         if v.mode == "dsr" and b.port is not None and b.port != v.port:
-            out.append(f"{bat}.port: {b.port} differs from the VIP port {v.port}, which DSR cannot do — "
-                       "the backend answers the client directly from VIP:port, so it must listen on the VIP's port "
-                       "(use mode: nat to translate ports)")
+            out.append(
+                f"{bat}.port: {b.port} differs from the VIP port {v.port}, which DSR cannot do — "
+                "the backend answers the client directly from VIP:port, so it must listen on the VIP's port "
+                "(use mode: nat to translate ports)"
+            )
         if not isinstance(b.weight, int) or isinstance(b.weight, bool) or not 0 <= b.weight <= MAX_WEIGHT:
             out.append(f"{bat}.weight: {b.weight!r} must be an integer from 0 to {MAX_WEIGHT}")
         if not isinstance(b.drain, bool):

@@ -13,6 +13,7 @@ Two ways to own an instance, one code path:
   ``/run/packetlab/lb/<netns>-<dev>.json``, so it outlives the process;
   ``LoadBalancer.open(netns, dev)`` picks it up again (status, apply, remove).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,24 +29,40 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packetlab.topo import netns
-from packetlab.show.tables import format_table
-from packetlab.ebpf.syscall import prog_info
+from packetlab.ebpf.syscall import obj_get, prog_info
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
 from packetlab.tools.lb import maglev
-from packetlab.tools.lb.config import (MAX_BACKENDS, MAX_VIPS, Backend, ConfigError, LBConfig, VIP, load, parse_backend)
-from packetlab.tools.lb.flows import (STATE_NAMES, Connection, idle_seconds, ip_from_be, jiffies_now, monotonic_ns, port_from_be)
+from packetlab.tools.lb.config import MAX_BACKENDS, MAX_VIPS, VIP, Backend, ConfigError, LBConfig, load, parse_backend
+from packetlab.tools.lb.flows import (
+    STATE_NAMES,
+    Connection,
+    idle_seconds,
+    ip_from_be,
+    jiffies_now,
+    monotonic_ns,
+    port_from_be,
+)
 from packetlab.tools.lb.health import BackendHealth, probe
-from packetlab.ebpf.syscall import obj_get
-from packetlab.tools.lb.maps import (LB_MAPS, BackendEntry, BpfMap, Counters, Flow, Settings, Vip, VipKey, mac_bytes, mac_str)
+from packetlab.tools.lb.maps import (
+    LB_MAPS,
+    BackendEntry,
+    BpfMap,
+    Counters,
+    Settings,
+    Vip,
+    VipKey,
+    mac_bytes,
+)
 from packetlab.tools.lb.nexthop import NextHop, link_info, resolve
+from packetlab.topo import netns
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
 
 PROGRAM = "bpf/09-lb.c"
-MAX_RING = 65537                     # LB_MAX_RING
-MAX_IFINDEX = 1024                   # LB_MAX_IFINDEX
+MAX_RING = 65537  # LB_MAX_RING
+MAX_IFINDEX = 1024  # LB_MAX_IFINDEX
 PIN_ROOT = Path(os.environ.get("PACKETLAB_LB_PIN_ROOT", "/sys/fs/bpf/packetlab/lb"))
 STATE_DIR = Path(os.environ.get("PACKETLAB_LB_STATE_DIR", "/run/packetlab/lb"))
 
@@ -53,8 +70,18 @@ VIP_F_DSR, VIP_F_STICKY, VIP_F_ACTIVE = 1, 2, 4
 FILTER_VIP_DST, FILTER_BE_SRC = 1, 2
 BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP, BE_F_REDIRECT = 1, 2, 4, 8
 SET_F_REDIRECT = 1
-EVENTS = ["pass_not_ipv4", "pass_not_vip", "pass_malformed", "drop_fragment", "drop_no_backend",
-          "xmit_kernel", "reply_nat", "conn_new", "conn_reselect", "drop_encap"]
+EVENTS = [
+    "pass_not_ipv4",
+    "pass_not_vip",
+    "pass_malformed",
+    "drop_fragment",
+    "drop_no_backend",
+    "xmit_kernel",
+    "reply_nat",
+    "conn_new",
+    "conn_reselect",
+    "drop_encap",
+]
 XDP_FLAGS = {"native": 4, "generic": 2}
 
 
@@ -77,7 +104,7 @@ def instance_name(namespace: str | None, dev: str) -> str:
     return f"{namespace or 'host'}-{dev}"
 
 
-def disable_tx_checksum(host: "Host | str", dev: str = "eth0") -> None:
+def disable_tx_checksum(host: Host | str, dev: str = "eth0") -> None:
     """Turn off TX checksum offload on `dev` (in that host's namespace only).
 
     A packet a local socket sends over veth leaves with CHECKSUM_PARTIAL: its
@@ -99,12 +126,12 @@ class CounterSet:
     reply_packets: int = 0
     reply_bytes: int = 0
 
-    def add(self, other: "CounterSet") -> None:
+    def add(self, other: CounterSet) -> None:
         for f in ("packets", "bytes", "conns", "reply_packets", "reply_bytes"):
             setattr(self, f, getattr(self, f) + getattr(other, f))
 
     @classmethod
-    def from_percpu(cls, values: Sequence[Counters] | None) -> "CounterSet":
+    def from_percpu(cls, values: Sequence[Counters] | None) -> CounterSet:
         c = cls()
         for v in values or []:
             c.packets += v.packets
@@ -118,6 +145,7 @@ class CounterSet:
 @dataclass
 class BackendStatus:
     """One backend of one VIP, as the data plane sees it now."""
+
     label: str
     address: str
     port: int
@@ -125,7 +153,7 @@ class BackendStatus:
     weight: int
     up: bool
     drain: bool
-    in_table: float            # share of the VIP's Maglev table it owns
+    in_table: float  # share of the VIP's Maglev table it owns
     nexthop: str
     counters: CounterSet
     health: str = ""
@@ -162,25 +190,26 @@ class LBStats:
 @dataclass
 class _State:
     """What must survive between processes for a pinned instance (the JSON record)."""
+
     namespace: str | None
     devs: list[str]
     xdp_mode: str
     redirect: bool
     netns_inode: int | None = None
     config: dict = field(default_factory=lambda: {"vips": []})
-    vip_index: dict[str, int] = field(default_factory=dict)        # vip key -> row
-    slots: dict[str, int] = field(default_factory=dict)            # "addr:port" -> backend slot
-    retired: list[int] = field(default_factory=list)               # freed slots, oldest first
-    down: list[str] = field(default_factory=list)                  # "addr:port" marked down by health checks
-    nexthops: dict[str, dict] = field(default_factory=dict)         # "addr:port" -> NextHop fields
-    labels: dict[str, str] = field(default_factory=dict)            # slot -> last backend label (for old flows)
+    vip_index: dict[str, int] = field(default_factory=dict)  # vip key -> row
+    slots: dict[str, int] = field(default_factory=dict)  # "addr:port" -> backend slot
+    retired: list[int] = field(default_factory=list)  # freed slots, oldest first
+    down: list[str] = field(default_factory=list)  # "addr:port" marked down by health checks
+    nexthops: dict[str, dict] = field(default_factory=dict)  # "addr:port" -> NextHop fields
+    labels: dict[str, str] = field(default_factory=dict)  # slot -> last backend label (for old flows)
     created: float = field(default_factory=time.time)
 
 
 class _LabHook:
     """Registered with a Lab so that lab.close() closes the load balancer too."""
 
-    def __init__(self, lb: "LoadBalancer") -> None:
+    def __init__(self, lb: LoadBalancer) -> None:
         self.lb = lb
 
     def detach(self) -> None:
@@ -204,24 +233,35 @@ class LoadBalancer:
     kernel instead); `pin` keep program and maps in bpffs after this process ends.
     """
 
-    def __init__(self, host: "Host | str | None", dev: str | Sequence[str], *, xdp_mode: str = "native",
-                 redirect: bool = True, pin: bool = False, allow_host: bool = False,
-                 conn_table_size: int | None = None) -> None:
+    def __init__(
+        self,
+        host: Host | str | None,
+        dev: str | Sequence[str],
+        *,
+        xdp_mode: str = "native",
+        redirect: bool = True,
+        pin: bool = False,
+        allow_host: bool = False,
+        conn_table_size: int | None = None,
+    ) -> None:
         self.namespace, self._lab = _namespace_of(host)
         if self.namespace is None and not allow_host:
-            raise PacketlabError("refusing to attach the load balancer to the root network namespace",
-                                 cause="the root namespace carries this machine's own traffic",
-                                 fix="pass a lab host / --netns NAME, or allow_host=True (--allow-host) if you mean it")
+            raise PacketlabError(
+                "refusing to attach the load balancer to the root network namespace",
+                cause="the root namespace carries this machine's own traffic",
+                fix="pass a lab host / --netns NAME, or allow_host=True (--allow-host) if you mean it",
+            )
         if self.namespace is not None and not netns.exists(self.namespace):
-            raise PacketlabError(f"network namespace {self.namespace!r} does not exist",
-                                 fix="list namespaces with `ip netns list`")
+            raise PacketlabError(
+                f"network namespace {self.namespace!r} does not exist", fix="list namespaces with `ip netns list`"
+            )
         devs = [dev] if isinstance(dev, str) else list(dev)
         if not devs:
             raise PacketlabError("the load balancer needs at least one interface", fix="pass dev='eth0'")
         if xdp_mode not in XDP_FLAGS:
             raise PacketlabError(f"unknown XDP mode {xdp_mode!r}", fix="use 'native' or 'generic'")
         for d in devs:
-            link_info(self.namespace, d)                 # raises a clear error for a wrong name
+            link_info(self.namespace, d)  # raises a clear error for a wrong name
         self.name = instance_name(self.namespace, devs[0])
         self.pin_dir = PIN_ROOT / self.name if pin else None
         self.state = _State(self.namespace, [], xdp_mode, redirect, _ns_inode(self.namespace))
@@ -236,6 +276,7 @@ class LoadBalancer:
         if pin:
             _refuse_existing(self.name)
         from packetlab.ebpf.loader import LoadedProgram
+
         cflags = [f"-DLB_MAX_CONNS={int(conn_table_size)}"] if conn_table_size else []
         self._program = LoadedProgram(PROGRAM, prog_type="xdp", cflags=cflags)
         self.prog_fd = self._program.fd
@@ -250,21 +291,23 @@ class LoadBalancer:
         except BaseException:
             self._teardown(unpin=True)
             raise
-        if self._lab is not None:                # lab.close() closes (detaches, unpins) it too
+        if self._lab is not None:  # lab.close() closes (detaches, unpins) it too
             track = getattr(self._lab, "track", None) or self._lab._track_attachment
             track(_LabHook(self))
 
     # ---- opening a pinned instance --------------------------------------------------------
     @classmethod
-    def open(cls, namespace: str | None, dev: str) -> "LoadBalancer":
+    def open(cls, namespace: str | None, dev: str) -> LoadBalancer:
         """Pick up the instance `packetlab lb apply` left pinned for (namespace, first dev)."""
         name = instance_name(namespace, dev)
         path = STATE_DIR / f"{name}.json"
         if not path.exists():
-            raise PacketlabError(f"no load balancer {name!r} is installed",
-                                 cause=f"{path} does not exist",
-                                 fix="install one with `packetlab lb apply CONFIG --netns NS --dev IF` "
-                                     "(name the first --dev it was applied with); `packetlab lb list` shows them")
+            raise PacketlabError(
+                f"no load balancer {name!r} is installed",
+                cause=f"{path} does not exist",
+                fix="install one with `packetlab lb apply CONFIG --netns NS --dev IF` "
+                "(name the first --dev it was applied with); `packetlab lb list` shows them",
+            )
         self = cls.__new__(cls)
         data = json.loads(path.read_text())
         self.state = _State(**data)
@@ -300,24 +343,34 @@ class LoadBalancer:
                 d = json.loads(path.read_text())
                 ns = d.get("namespace")
                 alive = ns is None or _ns_inode(ns) == d.get("netns_inode")
-                out.append({"name": path.stem, "namespace": ns, "devs": d.get("devs", []),
-                            "vips": len(d.get("config", {}).get("vips", [])), "stale": not alive})
+                out.append(
+                    {
+                        "name": path.stem,
+                        "namespace": ns,
+                        "devs": d.get("devs", []),
+                        "vips": len(d.get("config", {}).get("vips", [])),
+                        "stale": not alive,
+                    }
+                )
         return out
 
     # ---- attaching ---------------------------------------------------------------------------
     def attach(self, dev: str) -> None:
         """Attach the program to one more interface of the namespace (e.g. a new pod veth)."""
         from packetlab.ebpf.loader import set_xdp_fd
+
         with self._lock:
             if dev in self.state.devs:
                 return
             ifindex, _ = link_info(self.namespace, dev)
             current = _attached_prog_id(self.namespace, dev)
             if current is not None:
-                raise PacketlabError(f"{self.namespace or 'root'}:{dev} already has an XDP program (id {current})",
-                                     cause="an interface runs one XDP program; attaching would silently replace it",
-                                     fix=f"remove it first (ip -n {self.namespace} link set {dev} xdp off) "
-                                         "or `packetlab lb remove` if it is an old load balancer")
+                raise PacketlabError(
+                    f"{self.namespace or 'root'}:{dev} already has an XDP program (id {current})",
+                    cause="an interface runs one XDP program; attaching would silently replace it",
+                    fix=f"remove it first (ip -n {self.namespace} link set {dev} xdp off) "
+                    "or `packetlab lb remove` if it is an old load balancer",
+                )
             set_xdp_fd(self.namespace, dev, self.prog_fd, XDP_FLAGS[self.state.xdp_mode], self._program)
             self.state.devs.append(dev)
             self._set_tx_port(ifindex)
@@ -326,6 +379,7 @@ class LoadBalancer:
     def detach(self, dev: str) -> None:
         """Detach from one interface (the others keep balancing)."""
         from packetlab.ebpf.loader import set_xdp_fd
+
         with self._lock:
             if dev not in self.state.devs:
                 return
@@ -344,7 +398,7 @@ class LoadBalancer:
             self.maps["tx_ports"].update(ifindex, ifindex)
 
     # ---- configuration ------------------------------------------------------------------------
-    def apply(self, config: "LBConfig | Mapping | str | Path", *, probe_first: bool = False) -> LBConfig:
+    def apply(self, config: LBConfig | Mapping | str | Path, *, probe_first: bool = False) -> LBConfig:
         """Install `config` (validated first; nothing changes if it is invalid).
 
         VIPs and backends that stay keep their table rows, slots, counters and
@@ -382,10 +436,10 @@ class LoadBalancer:
                         h.last, h.up = r, r.ok
             new_slots = set(slots.values()) - set(self.state.slots.values())
             new_rows = {vip_index[v.key] for v in cfg.vips if v.key not in self.state.vip_index}
-            for row in new_rows:                      # a fresh row: forget a previous VIP's counters
+            for row in new_rows:  # a fresh row: forget a previous VIP's counters
                 for s in range(MAX_BACKENDS):
                     self.maps["stats"].update(row * MAX_BACKENDS + s, Counters())
-            for s in new_slots:                       # a fresh slot: forget a previous backend's counters
+            for s in new_slots:  # a fresh slot: forget a previous backend's counters
                 for row in set(vip_index.values()) - new_rows:
                     self.maps["stats"].update(row * MAX_BACKENDS + s, Counters())
             for k, s in slots.items():
@@ -395,8 +449,14 @@ class LoadBalancer:
             for v in cfg.vips:
                 idx = vip_index[v.key]
                 flags = (VIP_F_DSR if v.mode == "dsr" else 0) | (VIP_F_STICKY if v.sticky else 0) | VIP_F_ACTIVE
-                meta = Vip(index=idx, ring_size=v.table_size, flags=flags, addr=be32(v.address),
-                           port=be16(v.port), proto=v.proto_number)
+                meta = Vip(
+                    index=idx,
+                    ring_size=v.table_size,
+                    flags=flags,
+                    addr=be32(v.address),
+                    port=be16(v.port),
+                    proto=v.proto_number,
+                )
                 self.maps["vip_meta"].update(idx, meta)
                 self.maps["vips"].update(_vip_key(v), meta)
             for old in self.config.vips:
@@ -408,7 +468,7 @@ class LoadBalancer:
             self._write_filter(cfg)
             for k, s in self.state.slots.items():
                 if k not in slots:
-                    self.maps["backends"].update(s, BackendEntry())        # flags 0: flows on it move
+                    self.maps["backends"].update(s, BackendEntry())  # flags 0: flows on it move
             self.config = cfg
             self.state.config = cfg.to_dict()
             self.state.vip_index, self.state.slots, self.state.retired = vip_index, slots, retired
@@ -420,12 +480,12 @@ class LoadBalancer:
             self._save()
             return cfg
 
-    def set_backends(self, vip: str, backends: Sequence["Backend | Mapping | str"]) -> LBConfig:
+    def set_backends(self, vip: str, backends: Sequence[Backend | Mapping | str]) -> LBConfig:
         """Replace one VIP's backends (``["10.0.0.2:8080", {"address": ..., "weight": 2}]``)."""
         parsed = [parse_backend(b, f"backends[{i}]") for i, b in enumerate(backends)]
         return self.apply(self.config.with_backends(vip, parsed))
 
-    def add_vip(self, vip: "VIP | Mapping") -> LBConfig:
+    def add_vip(self, vip: VIP | Mapping) -> LBConfig:
         """Add a VIP (or replace the one with the same address:port/protocol)."""
         if isinstance(vip, Mapping):
             vip = load({"vips": [dict(vip)]}).vips[0]
@@ -444,8 +504,9 @@ class LoadBalancer:
                 b, found = replace(b, weight=weight), True
             bs.append(b)
         if not found:
-            raise PacketlabError(f"VIP {vip!r} has no backend {backend!r}",
-                                 fix="name it by its name, address or address:port")
+            raise PacketlabError(
+                f"VIP {vip!r} has no backend {backend!r}", fix="name it by its name, address or address:port"
+            )
         return self.apply(self.config.with_backends(vip, bs))
 
     def _plan(self, cfg: LBConfig) -> tuple[dict[str, int], dict[str, int], list[int]]:
@@ -465,7 +526,7 @@ class LoadBalancer:
             if fresh:
                 slots[k] = fresh.pop(0)
             elif retired:
-                slots[k] = retired.pop(0)          # reuse the slot freed longest ago
+                slots[k] = retired.pop(0)  # reuse the slot freed longest ago
             else:
                 raise ConfigError([f"more than {MAX_BACKENDS} backends"], "config")
         return vip_index, slots, retired
@@ -488,8 +549,9 @@ class LoadBalancer:
         self.maps["backends"].update(slot, entry)
 
     def _usable(self, v: VIP) -> list[Backend]:
-        return [b for b in v.backends if b.weight > 0 and not b.drain
-                and self.health.get(_bkey(v, b), BackendHealth()).up]
+        return [
+            b for b in v.backends if b.weight > 0 and not b.drain and self.health.get(_bkey(v, b), BackendHealth()).up
+        ]
 
     def _write_ring(self, v: VIP, row: int, slots: Mapping[str, int]) -> None:
         usable = self._usable(v)
@@ -530,13 +592,14 @@ class LoadBalancer:
             cfg = self.config
         results = []
         done: set[str] = set()
-        for v in cfg.vips:                          # probe without holding the lock
+        for v in cfg.vips:  # probe without holding the lock
             for b in v.backends:
                 k = _bkey(v, b)
                 if k not in done:
                     done.add(k)
-                    results.append((v, b, k, probe(self.namespace, b.address, v.health.port or v.backend_port(b),
-                                                   v.health)))
+                    results.append(
+                        (v, b, k, probe(self.namespace, b.address, v.health.port or v.backend_port(b), v.health))
+                    )
         with self._lock:
             return self._record_health(results, immediate)
 
@@ -592,6 +655,7 @@ class LoadBalancer:
             while not self._health_stop.wait(every):
                 with contextlib.suppress(Exception):
                     self.check_health()
+
         self._health_thread = threading.Thread(target=loop, name=f"lb-health-{self.name}", daemon=True)
         self._health_thread.start()
 
@@ -656,13 +720,23 @@ class LoadBalancer:
                 vip_total.add(counters)
                 h = self.health.get(k, BackendHealth(up=k not in self.state.down))
                 hop = self.nexthops.get(k)
-                hop_txt = (f"{hop.dev} {hop.mac}" if hop and hop.mac else (f"{hop.dev} (kernel)" if hop else "?"))
-                bstats.append(BackendStatus(
-                    label=b.label, address=b.address, port=v.backend_port(b), slot=slot, weight=b.weight,
-                    up=h.up, drain=b.drain, in_table=shares.get(k, 0.0), nexthop=hop_txt,
-                    counters=counters,
-                    health=h.last.detail if h.last else ""))
-            for s in self._retired_slots_with_counts(row, v):   # flows of removed backends still count
+                hop_txt = f"{hop.dev} {hop.mac}" if hop and hop.mac else (f"{hop.dev} (kernel)" if hop else "?")
+                bstats.append(
+                    BackendStatus(
+                        label=b.label,
+                        address=b.address,
+                        port=v.backend_port(b),
+                        slot=slot,
+                        weight=b.weight,
+                        up=h.up,
+                        drain=b.drain,
+                        in_table=shares.get(k, 0.0),
+                        nexthop=hop_txt,
+                        counters=counters,
+                        health=h.last.detail if h.last else "",
+                    )
+                )
+            for s in self._retired_slots_with_counts(row, v):  # flows of removed backends still count
                 vip_total.add(s)
             vips.append(VipStatus(v, row, vip_total, bstats))
         ev = {name: sum(v.value for v in (self.maps["events"].lookup(i) or [])) for i, name in enumerate(EVENTS)}
@@ -691,8 +765,9 @@ class LoadBalancer:
         now = monotonic_ns()
         jnow = jiffies_now()
         current = set(self.state.slots.values())
-        labels: dict[int, str] = {int(s): f"{name} (removed)" for s, name in self.state.labels.items()
-                                  if int(s) not in current}
+        labels: dict[int, str] = {
+            int(s): f"{name} (removed)" for s, name in self.state.labels.items() if int(s) not in current
+        }
         for v in self.config.vips:
             labels.update(self._labels_by_slot(v))
         only = self.config.vip(vip) if vip else None
@@ -701,12 +776,22 @@ class LoadBalancer:
             dst, dport = ip_from_be(k.dst), port_from_be(k.dport)
             if only is not None and (dst != only.address or dport != only.port):
                 continue
-            out.append(Connection(
-                client=ip_from_be(k.src), client_port=port_from_be(k.sport), vip=dst, vip_port=dport,
-                protocol={6: "tcp", 17: "udp"}.get(k.proto, str(k.proto)),
-                backend=labels.get(c.backend, f"slot {c.backend}"), state=STATE_NAMES.get(c.state, str(c.state)),
-                age_s=max(0, now - c.created_ns) / 1e9, idle_s=idle_seconds(c.last_jiffies, jnow),
-                packets=c.packets, reply_packets=c.reply_packets, tcp_flags=c.tcp_flags))
+            out.append(
+                Connection(
+                    client=ip_from_be(k.src),
+                    client_port=port_from_be(k.sport),
+                    vip=dst,
+                    vip_port=dport,
+                    protocol={6: "tcp", 17: "udp"}.get(k.proto, str(k.proto)),
+                    backend=labels.get(c.backend, f"slot {c.backend}"),
+                    state=STATE_NAMES.get(c.state, str(c.state)),
+                    age_s=max(0, now - c.created_ns) / 1e9,
+                    idle_s=idle_seconds(c.last_jiffies, jnow),
+                    packets=c.packets,
+                    reply_packets=c.reply_packets,
+                    tcp_flags=c.tcp_flags,
+                )
+            )
         out.sort(key=lambda c: (c.vip, c.vip_port, c.client, c.client_port))
         return out
 
@@ -733,21 +818,52 @@ class LoadBalancer:
         """A readable report: VIPs, backends with health, table share and counters; events."""
         st = self.stats()
         where = f"{self.namespace or 'root namespace'}: {','.join(self.state.devs) or '(detached)'}"
-        lines = [f"load balancer {self.name} — XDP {self.state.xdp_mode} on {where}"
-                 + (f", pinned at {self.pin_dir}" if self.pin_dir else "")]
+        lines = [
+            f"load balancer {self.name} — XDP {self.state.xdp_mode} on {where}"
+            + (f", pinned at {self.pin_dir}" if self.pin_dir else "")
+        ]
         for vs in st.vips:
             v = vs.vip
             c = vs.counters
             lines.append("")
-            lines.append(f"VIP {v.label}  {v.key}  mode={v.mode}  table={v.table_size}  "
-                         f"sticky={'yes' if v.sticky else 'no'}  health={v.health.type}  "
-                         f"packets={c.packets} bytes={c.bytes} conns={c.conns}"
-                         + (f" reply_packets={c.reply_packets}" if v.mode == "nat" else ""))
-            rows = [[b.label, f"{b.address}:{b.port}", b.weight, b.state, f"{100 * b.in_table:.1f}%",
-                     b.counters.packets, b.counters.bytes, b.counters.conns, b.counters.reply_packets, b.nexthop]
-                    for b in vs.backends]
-            lines.append(format_table(["backend", "address", "weight", "state", "table", "packets", "bytes",
-                                       "conns", "replies", "next hop"], rows))
+            lines.append(
+                f"VIP {v.label}  {v.key}  mode={v.mode}  table={v.table_size}  "
+                f"sticky={'yes' if v.sticky else 'no'}  health={v.health.type}  "
+                f"packets={c.packets} bytes={c.bytes} conns={c.conns}"
+                + (f" reply_packets={c.reply_packets}" if v.mode == "nat" else "")
+            )
+            rows = [
+                [
+                    b.label,
+                    f"{b.address}:{b.port}",
+                    b.weight,
+                    b.state,
+                    f"{100 * b.in_table:.1f}%",
+                    b.counters.packets,
+                    b.counters.bytes,
+                    b.counters.conns,
+                    b.counters.reply_packets,
+                    b.nexthop,
+                ]
+                for b in vs.backends
+            ]
+            lines.append(
+                format_table(
+                    [
+                        "backend",
+                        "address",
+                        "weight",
+                        "state",
+                        "table",
+                        "packets",
+                        "bytes",
+                        "conns",
+                        "replies",
+                        "next hop",
+                    ],
+                    rows,
+                )
+            )
         lines.append("")
         lines.append("events: " + ", ".join(f"{k}={v}" for k, v in st.events.items() if v) or "events: none")
         if conns:
@@ -756,9 +872,23 @@ class LoadBalancer:
             lines.append(f"connection table: {len(cs)} flows")
             if cs:
                 shown = sorted(cs, key=lambda c: c.idle_s)[:limit] if limit else cs
-                lines.append(format_table(["flow", "backend", "state", "age s", "idle s", "packets", "replies"],
-                                          [[c.flow, c.backend, c.state, f"{c.age_s:.1f}", f"{c.idle_s:.1f}",
-                                            c.packets, c.reply_packets] for c in shown]))
+                lines.append(
+                    format_table(
+                        ["flow", "backend", "state", "age s", "idle s", "packets", "replies"],
+                        [
+                            [
+                                c.flow,
+                                c.backend,
+                                c.state,
+                                f"{c.age_s:.1f}",
+                                f"{c.idle_s:.1f}",
+                                c.packets,
+                                c.reply_packets,
+                            ]
+                            for c in shown
+                        ],
+                    )
+                )
                 if len(shown) < len(cs):
                     lines.append(f"... {len(cs) - len(shown)} more (most recently active shown first)")
         return "\n".join(lines)
@@ -766,17 +896,20 @@ class LoadBalancer:
     def prometheus(self) -> str:
         """Counters in the Prometheus text exposition format (version 0.0.4)."""
         from packetlab.tools.lb.metrics import render
+
         return render(self)
 
     def test_run(self, packet: Any, *, repeat: int = 1):
         """Run the attached program on one frame with BPF_PROG_TEST_RUN (maps are the live ones)."""
         from packetlab.ebpf.testrun import prog_test_run
+
         self._need_open()
         return prog_test_run(self.prog_fd, bytes(packet), repeat=repeat)
 
     # ---- pinning and lifetime --------------------------------------------------------------------
     def _pin(self) -> None:
         from packetlab.ebpf.syscall import obj_pin
+
         assert self.pin_dir is not None
         self.pin_dir.mkdir(parents=True, exist_ok=True)
         obj_pin(self.prog_fd, str(self.pin_dir / "prog"))
@@ -797,9 +930,11 @@ class LoadBalancer:
         if self._closed:
             raise PacketlabError(f"load balancer {self.name} is closed", fix="create a new LoadBalancer")
         if getattr(self, "stale", False):
-            raise PacketlabError(f"load balancer {self.name} is stale: {self._stale_reason}",
-                                 fix=f"remove it with `packetlab lb remove --netns {self.namespace} --dev "
-                                     f"{(self.state.devs or ['IF'])[0]}` and apply again")
+            raise PacketlabError(
+                f"load balancer {self.name} is stale: {self._stale_reason}",
+                fix=f"remove it with `packetlab lb remove --netns {self.namespace} --dev "
+                f"{(self.state.devs or ['IF'])[0]}` and apply again",
+            )
 
     def close(self) -> None:
         """Detach from every interface, unpin, unload. Idempotent."""
@@ -812,6 +947,7 @@ class LoadBalancer:
 
     def _teardown(self, *, unpin: bool) -> None:
         from packetlab.ebpf.loader import set_xdp_fd
+
         self._closed = True
         for d in list(self.state.devs):
             with contextlib.suppress(OSError, PacketlabError):
@@ -837,7 +973,7 @@ class LoadBalancer:
                 os.close(self.prog_fd)
         self.prog_fd = -1
 
-    def __enter__(self) -> "LoadBalancer":
+    def __enter__(self) -> LoadBalancer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -872,14 +1008,17 @@ def _ns_inode(name: str | None) -> int | None:
 def _refuse_existing(name: str) -> None:
     path = STATE_DIR / f"{name}.json"
     if path.exists():
-        raise PacketlabError(f"a load balancer {name!r} is already installed",
-                             cause=f"{path} exists",
-                             fix="update it with LoadBalancer.open(...).apply(...) (the CLI does this), "
-                                 "or remove it first with `packetlab lb remove`")
+        raise PacketlabError(
+            f"a load balancer {name!r} is already installed",
+            cause=f"{path} exists",
+            fix="update it with LoadBalancer.open(...).apply(...) (the CLI does this), "
+            "or remove it first with `packetlab lb remove`",
+        )
 
 
 def _attached_prog_id(namespace: str | None, dev: str) -> int | None:
     from packetlab.tools.lb.nexthop import _ip_json
+
     try:
         info = _ip_json(namespace, ["-d", "link", "show", "dev", dev])[0]
     except (OSError, IndexError):

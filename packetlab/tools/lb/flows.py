@@ -10,6 +10,7 @@ and all the load balancer needs.
 In DSR mode the LB sees only the client's side of a connection (replies go
 straight from the backend to the client); in NAT mode it sees both.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,14 @@ import time
 from dataclasses import dataclass
 
 NONE, SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSED, UDP = range(6)
-STATE_NAMES = {NONE: "none", SYN_SENT: "syn_sent", ESTABLISHED: "established", FIN_WAIT: "fin_wait",
-               CLOSED: "closed", UDP: "udp"}
+STATE_NAMES = {
+    NONE: "none",
+    SYN_SENT: "syn_sent",
+    ESTABLISHED: "established",
+    FIN_WAIT: "fin_wait",
+    CLOSED: "closed",
+    UDP: "udp",
+}
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _FLAG_LETTERS = {"F": FIN, "S": SYN, "R": RST, "P": PSH, "A": ACK}
 
@@ -47,7 +54,7 @@ def next_state(state: int, proto: int | str, flags: int | str, from_client: bool
         return CLOSED if state == CLOSED else FIN_WAIT
     if f & SYN and not f & ACK:
         return SYN_SENT if from_client else state
-    if f & SYN:                                     # SYN-ACK from the backend
+    if f & SYN:  # SYN-ACK from the backend
         return SYN_SENT if state == NONE else state
     if state == NONE or (state == SYN_SENT and from_client):
         return ESTABLISHED
@@ -74,6 +81,7 @@ def replay(packets: list[tuple[str | int, bool]], proto: int | str = "tcp") -> l
 @dataclass
 class Connection:
     """One entry of the XDP connection table, decoded."""
+
     client: str
     client_port: int
     vip: str
@@ -125,7 +133,7 @@ def idle_seconds(last_jiffies: int, now_jiffies: int | None = None) -> float:
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC_COARSE in ns — the clock of bpf_ktime_get_coarse_ns(), which the
     data path uses because it costs a few ns instead of ~25 (one tick of resolution)."""
-    return time.clock_gettime_ns(getattr(time, "CLOCK_MONOTONIC_COARSE", 6))   # 6 on Linux
+    return time.clock_gettime_ns(getattr(time, "CLOCK_MONOTONIC_COARSE", 6))  # 6 on Linux
 
 
 def ip_from_be(value: int) -> str:

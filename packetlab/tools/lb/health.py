@@ -8,6 +8,7 @@ and Maglev's minimal disruption together. Probes run from the load
 balancer's namespace, like a real LB's, so they test the same path the
 forwarded traffic takes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from packetlab.topo import netns
 from packetlab.tools.lb.config import HealthCheck
+from packetlab.topo import netns
 
 
 @dataclass
@@ -29,6 +30,7 @@ class ProbeResult:
 @dataclass
 class BackendHealth:
     """Rise/fall bookkeeping of one backend."""
+
     up: bool = True
     successes: int = 0
     failures: int = 0
@@ -73,14 +75,16 @@ def probe(namespace: str | None, address: str, port: int, check: HealthCheck) ->
         s.settimeout(check.timeout)
         s.connect((address, port))
         if check.type == "http":
-            s.sendall(f"GET {check.path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: packetlab-lb-health\r\n\r\n".encode())
+            s.sendall(
+                f"GET {check.path} HTTP/1.0\r\nHost: {address}\r\nUser-Agent: packetlab-lb-health\r\n\r\n".encode()
+            )
             status = s.recv(64).decode(errors="replace").split("\r\n", 1)[0]
             parts = status.split()
             if len(parts) < 2 or not parts[1].isdigit() or not 200 <= int(parts[1]) < 400:
                 return ProbeResult(False, f"HTTP answer {status!r}", time.monotonic() - start)
             return ProbeResult(True, status, time.monotonic() - start)
         return ProbeResult(True, "connected", time.monotonic() - start)
-    except socket.timeout:
+    except TimeoutError:
         return ProbeResult(False, f"timeout after {check.timeout} s", time.monotonic() - start)
     except OSError as exc:
         return ProbeResult(False, exc.strerror or str(exc), time.monotonic() - start)

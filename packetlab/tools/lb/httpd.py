@@ -7,6 +7,7 @@ served the request and which client address it saw (both LB modes keep the
 client's address, unlike a proxy such as HAProxy). UDP: replies to every
 datagram with the same text. Prints ``ready`` once listening.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             while True:
                 data, addr = u.recvfrom(2048)
                 u.sendto(f"{name} {addr[0]}:{addr[1]}\n".encode(), addr)
+
         threading.Thread(target=udp_loop, daemon=True).start()
     print("ready", flush=True)
     try:

@@ -15,6 +15,7 @@ of weight w gets w turns for every ``max_weight`` (the weighted variant Katran u
 `flow_hash` is bit-for-bit the hash in ``bpf/09-lb.c`` (``lb_flow_hash``), so
 ``table[flow_hash(...) % M]`` predicts exactly which backend the XDP program picks.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,8 @@ from collections.abc import Sequence
 
 from packetlab.tools.lb.config import is_prime
 
-HASH_SEED = 0x9E3779B9          # LB_HASH_SEED in bpf/09-lb.c
-EMPTY = 0xFFFFFFFF              # a table slot with no backend (the VIP drops new flows)
+HASH_SEED = 0x9E3779B9  # LB_HASH_SEED in bpf/09-lb.c
+EMPTY = 0xFFFFFFFF  # a table slot with no backend (the VIP drops new flows)
 _M32 = 0xFFFFFFFF
 
 
@@ -67,8 +68,7 @@ def permutation(name: str, size: int) -> tuple[int, int]:
     return _h64(name, b"maglev-offset") % size, _h64(name, b"maglev-skip") % (size - 1) + 1
 
 
-def build_table(backends: Sequence[str], weights: Sequence[int] | None = None,
-                size: int = 65537) -> list[int]:
+def build_table(backends: Sequence[str], weights: Sequence[int] | None = None, size: int = 65537) -> list[int]:
     """The Maglev lookup table: a list of `size` backend indexes (or EMPTY).
 
     `backends` are stable names (we use "address:port"): the permutation of a

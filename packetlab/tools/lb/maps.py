@@ -10,6 +10,7 @@ Each map's key and value have a ctypes twin of the C struct in
 ``bpf/09-lb.c``; `BpfMap` checks their sizes against what the kernel reports
 for the map (BPF_OBJ_GET_INFO_BY_FD) and refuses a mismatch, naming both.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -18,48 +19,97 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from packetlab.ebpf.syscall import (BPF_ANY, BPF_MAP_DELETE_ELEM, BPF_MAP_GET_NEXT_KEY, BPF_MAP_LOOKUP_BATCH, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_BATCH, BPF_MAP_UPDATE_ELEM, BPF_OBJ_GET, BPF_OBJ_GET_INFO_BY_FD, BPF_OBJ_PIN, MapInfo, bpf, map_info, map_keys, obj_get, obj_pin, possible_cpus)
+from packetlab.ebpf.syscall import (
+    BPF_ANY,
+    BPF_MAP_DELETE_ELEM,
+    BPF_MAP_LOOKUP_BATCH,
+    BPF_MAP_LOOKUP_ELEM,
+    BPF_MAP_UPDATE_BATCH,
+    BPF_MAP_UPDATE_ELEM,
+    bpf,
+    map_info,
+    map_keys,
+    obj_get,
+    obj_pin,
+    possible_cpus,
+)
 from packetlab.ebpf.syscall import BatchAttr as _BatchAttr
 from packetlab.ebpf.syscall import ElemAttr as _ElemAttr
 from packetlab.errors import PacketlabError
 
-PERCPU_TYPES = {5, 6, 10}      # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
+PERCPU_TYPES = {5, 6, 10}  # PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH
 
 
 # ---- ctypes twins of the structs in bpf/09-lb.c --------------------------------------------
 class VipKey(ctypes.Structure):
-    _fields_ = [("addr", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8),
-                ("pad", ctypes.c_uint8)]
+    _fields_ = [
+        ("addr", ctypes.c_uint32),
+        ("port", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8),
+    ]
 
 
 class Vip(ctypes.Structure):
-    _fields_ = [("index", ctypes.c_uint32), ("ring_size", ctypes.c_uint32), ("flags", ctypes.c_uint32),
-                ("addr", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8),
-                ("pad", ctypes.c_uint8)]
+    _fields_ = [
+        ("index", ctypes.c_uint32),
+        ("ring_size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("addr", ctypes.c_uint32),
+        ("port", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8),
+    ]
 
 
 class BackendEntry(ctypes.Structure):
-    _fields_ = [("addr", ctypes.c_uint32), ("saddr", ctypes.c_uint32), ("port", ctypes.c_uint16),
-                ("flags", ctypes.c_uint16), ("ifindex", ctypes.c_uint32),
-                ("dmac", ctypes.c_uint8 * 6), ("smac", ctypes.c_uint8 * 6)]
+    _fields_ = [
+        ("addr", ctypes.c_uint32),
+        ("saddr", ctypes.c_uint32),
+        ("port", ctypes.c_uint16),
+        ("flags", ctypes.c_uint16),
+        ("ifindex", ctypes.c_uint32),
+        ("dmac", ctypes.c_uint8 * 6),
+        ("smac", ctypes.c_uint8 * 6),
+    ]
 
 
 class Flow(ctypes.Structure):
-    _fields_ = [("src", ctypes.c_uint32), ("dst", ctypes.c_uint32), ("sport", ctypes.c_uint16),
-                ("dport", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8 * 3)]
+    _fields_ = [
+        ("src", ctypes.c_uint32),
+        ("dst", ctypes.c_uint32),
+        ("sport", ctypes.c_uint16),
+        ("dport", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8 * 3),
+    ]
 
 
 class Conn(ctypes.Structure):
-    _fields_ = [("created_ns", ctypes.c_uint64), ("last_jiffies", ctypes.c_uint64),
-                ("packets", ctypes.c_uint64), ("reply_packets", ctypes.c_uint64),
-                ("backend", ctypes.c_uint32), ("vip_index", ctypes.c_uint32), ("ifindex", ctypes.c_uint32),
-                ("state", ctypes.c_uint8), ("tcp_flags", ctypes.c_uint8),
-                ("client_mac", ctypes.c_uint8 * 6), ("lb_mac", ctypes.c_uint8 * 6), ("pad", ctypes.c_uint16)]
+    _fields_ = [
+        ("created_ns", ctypes.c_uint64),
+        ("last_jiffies", ctypes.c_uint64),
+        ("packets", ctypes.c_uint64),
+        ("reply_packets", ctypes.c_uint64),
+        ("backend", ctypes.c_uint32),
+        ("vip_index", ctypes.c_uint32),
+        ("ifindex", ctypes.c_uint32),
+        ("state", ctypes.c_uint8),
+        ("tcp_flags", ctypes.c_uint8),
+        ("client_mac", ctypes.c_uint8 * 6),
+        ("lb_mac", ctypes.c_uint8 * 6),
+        ("pad", ctypes.c_uint16),
+    ]
 
 
 class Counters(ctypes.Structure):
-    _fields_ = [("packets", ctypes.c_uint64), ("bytes", ctypes.c_uint64), ("conns", ctypes.c_uint64),
-                ("reply_packets", ctypes.c_uint64), ("reply_bytes", ctypes.c_uint64)]
+    _fields_ = [
+        ("packets", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("conns", ctypes.c_uint64),
+        ("reply_packets", ctypes.c_uint64),
+        ("reply_bytes", ctypes.c_uint64),
+    ]
 
 
 class Settings(ctypes.Structure):
@@ -96,17 +146,19 @@ class BpfMap:
         self.percpu = info.type in PERCPU_TYPES
         ks, vs = ctypes.sizeof(key_type), ctypes.sizeof(value_type)
         if (info.key_size, info.value_size) != (ks, vs):
-            raise PacketlabError(f"map {name!r}: the kernel and Python disagree on its layout",
-                                 cause=f"kernel map: key {info.key_size} B, value {info.value_size} B; "
-                                       f"packetlab/tools/lb/maps.py: key {key_type.__name__} {ks} B, "
-                                       f"value {value_type.__name__} {vs} B",
-                                 fix="make the ctypes struct in packetlab/tools/lb/maps.py match the C struct in bpf/09-lb.c")
+            raise PacketlabError(
+                f"map {name!r}: the kernel and Python disagree on its layout",
+                cause=f"kernel map: key {info.key_size} B, value {info.value_size} B; "
+                f"packetlab/tools/lb/maps.py: key {key_type.__name__} {ks} B, "
+                f"value {value_type.__name__} {vs} B",
+                fix="make the ctypes struct in packetlab/tools/lb/maps.py match the C struct in bpf/09-lb.c",
+            )
         self._vsize = vs
         self._stride = (vs + 7) // 8 * 8
         self._ncpu = possible_cpus() if self.percpu else 1
 
     @classmethod
-    def pinned(cls, path: str, name: str, key_type: type, value_type: type) -> "BpfMap":
+    def pinned(cls, path: str, name: str, key_type: type, value_type: type) -> BpfMap:
         return cls(obj_get(path), name, key_type, value_type, owned=True)
 
     def close(self) -> None:
@@ -126,9 +178,11 @@ class BpfMap:
 
     def _decode(self, buf: ctypes.Array) -> Any:
         if not self.percpu:
-            return self.value_type.from_buffer_copy(buf.raw[:self._vsize])
-        return [self.value_type.from_buffer_copy(buf.raw[i * self._stride:i * self._stride + self._vsize])
-                for i in range(self._ncpu)]
+            return self.value_type.from_buffer_copy(buf.raw[: self._vsize])
+        return [
+            self.value_type.from_buffer_copy(buf.raw[i * self._stride : i * self._stride + self._vsize])
+            for i in range(self._ncpu)
+        ]
 
     def lookup(self, key: Any) -> Any:
         """The value (a list of per-CPU values for per-CPU maps), or None if absent."""
@@ -162,7 +216,7 @@ class BpfMap:
             bpf(BPF_MAP_DELETE_ELEM, _ElemAttr(map_fd=self.fd, key=ctypes.addressof(k)))
             return True
         except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.EINVAL):   # EINVAL: arrays cannot delete
+            if exc.errno in (errno.ENOENT, errno.EINVAL):  # EINVAL: arrays cannot delete
                 return False
             raise
 
@@ -203,15 +257,20 @@ class BpfMap:
         values = (self.value_type * count)()
         prev = self.key_type(start - 1) if start > 0 else None
         token = self.key_type()
-        attr = _BatchAttr(in_batch=ctypes.addressof(prev) if prev is not None else 0,
-                          out_batch=ctypes.addressof(token), keys=ctypes.addressof(keys),
-                          values=ctypes.addressof(values), count=count, map_fd=self.fd)
+        attr = _BatchAttr(
+            in_batch=ctypes.addressof(prev) if prev is not None else 0,
+            out_batch=ctypes.addressof(token),
+            keys=ctypes.addressof(keys),
+            values=ctypes.addressof(values),
+            count=count,
+            map_fd=self.fd,
+        )
         try:
             bpf(BPF_MAP_LOOKUP_BATCH, attr)
         except OSError as exc:
-            if exc.errno != errno.ENOENT:           # ENOENT: reached the end of the map
+            if exc.errno != errno.ENOENT:  # ENOENT: reached the end of the map
                 return [self.lookup(start + i) for i in range(count)]
-        got = list(values[:attr.count])
+        got = list(values[: attr.count])
         if attr.count < count or (got and keys[0] != start):
             return [self.lookup(start + i) for i in range(count)]
         return got

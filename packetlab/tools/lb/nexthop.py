@@ -8,6 +8,7 @@ installs the answer in the `backends` map. A backend whose MAC cannot be
 resolved is still served: the program then hands the rewritten packet to the
 kernel (XDP_PASS), which routes it and resolves ARP itself.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,19 +17,20 @@ import socket
 import time
 from dataclasses import dataclass
 
-from packetlab.topo import netns
 from packetlab.errors import PacketlabError
+from packetlab.topo import netns
 
 
 @dataclass(frozen=True)
 class NextHop:
     """How the LB reaches one backend."""
-    address: str            # the backend
-    dev: str                # egress interface
+
+    address: str  # the backend
+    dev: str  # egress interface
     ifindex: int
-    src: str                # our address towards it (DSR's outer source)
-    via: str | None         # gateway, or None when on-link
-    mac: str | None         # next hop's MAC (None: not resolved, the kernel will forward)
+    src: str  # our address towards it (DSR's outer source)
+    via: str | None  # gateway, or None when on-link
+    mac: str | None  # next hop's MAC (None: not resolved, the kernel will forward)
     our_mac: str
 
     @property
@@ -40,6 +42,7 @@ def _ip_json(namespace: str | None, args: list[str]) -> list:
     cmd = ["ip", "-j", *args]
     if namespace is None:
         import subprocess
+
         out = subprocess.run(cmd, capture_output=True, text=True)
         rc, stdout, stderr = out.returncode, out.stdout, out.stderr
     else:
@@ -55,9 +58,11 @@ def link_info(namespace: str | None, dev: str) -> tuple[int, str]:
     try:
         info = _ip_json(namespace, ["link", "show", "dev", dev])[0]
     except (OSError, IndexError):
-        raise PacketlabError(f"no interface {dev!r} in namespace {namespace or '(root)'}",
-                             cause="the device name is wrong, or the namespace is not the one you meant",
-                             fix=f"list interfaces: ip -n {namespace} link" if namespace else "list interfaces: ip link") from None
+        raise PacketlabError(
+            f"no interface {dev!r} in namespace {namespace or '(root)'}",
+            cause="the device name is wrong, or the namespace is not the one you meant",
+            fix=f"list interfaces: ip -n {namespace} link" if namespace else "list interfaces: ip link",
+        ) from None
     return int(info["ifindex"]), info.get("address", "00:00:00:00:00:00")
 
 
@@ -75,9 +80,8 @@ def _poke(namespace: str | None, addr: str) -> None:
     ctx = netns.entered(namespace) if namespace else contextlib.nullcontext()
     with ctx:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with contextlib.closing(s):
-        with contextlib.suppress(OSError):
-            s.sendto(b"packetlab-lb arp probe", (addr, 9))
+    with contextlib.closing(s), contextlib.suppress(OSError):
+        s.sendto(b"packetlab-lb arp probe", (addr, 9))
 
 
 def resolve(namespace: str | None, addr: str, *, wait: float = 1.0) -> NextHop:
@@ -85,13 +89,17 @@ def resolve(namespace: str | None, addr: str, *, wait: float = 1.0) -> NextHop:
     try:
         route = _ip_json(namespace, ["route", "get", addr])[0]
     except (OSError, IndexError) as exc:
-        raise PacketlabError(f"backend {addr} is unreachable from the load balancer's namespace",
-                             cause=f"ip route get {addr}: {exc}",
-                             fix="add a route to the backend in the LB's namespace (or fix the address)") from None
+        raise PacketlabError(
+            f"backend {addr} is unreachable from the load balancer's namespace",
+            cause=f"ip route get {addr}: {exc}",
+            fix="add a route to the backend in the LB's namespace (or fix the address)",
+        ) from None
     if route.get("type", "unicast") not in ("unicast",) or "dev" not in route:
-        raise PacketlabError(f"backend {addr} is not a unicast destination from the load balancer",
-                             cause=f"ip route get {addr} says: {route}",
-                             fix="backends must be other hosts reachable by a unicast route, not local addresses")
+        raise PacketlabError(
+            f"backend {addr} is not a unicast destination from the load balancer",
+            cause=f"ip route get {addr} says: {route}",
+            fix="backends must be other hosts reachable by a unicast route, not local addresses",
+        )
     dev, via = route["dev"], route.get("gateway")
     ifindex, our_mac = link_info(namespace, dev)
     hop = via or addr

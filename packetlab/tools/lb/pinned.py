@@ -6,12 +6,13 @@ process was killed) without ``packetlab lb remove``, the pins would keep the
 maps alive forever; `gc()` finds such installs and unpins them — by their
 recorded names only.
 """
+
 from __future__ import annotations
 
 import contextlib
 
-from packetlab.topo import netns
 from packetlab.tools.lb.control import PIN_ROOT, STATE_DIR, LoadBalancer
+from packetlab.topo import netns
 
 
 def gc() -> list[str]:
@@ -40,7 +41,7 @@ def gc() -> list[str]:
             removed.append(f"load balancer pins {d} (no record, no namespace): unpinned")
     alive = {i["name"] for i in LoadBalancer.installed()}
     for lock in STATE_DIR.glob(".*.lock") if STATE_DIR.is_dir() else []:
-        if lock.name[1:-len(".lock")] not in alive:           # "." + name + ".lock"
+        if lock.name[1 : -len(".lock")] not in alive:  # "." + name + ".lock"
             with contextlib.suppress(OSError):
                 lock.unlink()
     return removed
@@ -49,13 +50,13 @@ def gc() -> list[str]:
 def _first_dev(inst: dict) -> str:
     """The dev an instance is named after: its name is '<netns>-<dev>'."""
     ns = inst["namespace"] or "host"
-    return inst["name"][len(ns) + 1:]
+    return inst["name"][len(ns) + 1 :]
 
 
 def _namespaces() -> list[str]:
     import os
+
     try:
         return os.listdir(netns.NETNS_DIR)
     except OSError:
         return []
-

@@ -7,8 +7,26 @@
 * `probe` — live TCP/UDP probes between pod namespaces
 * `world` — all of it together on one lab node
 """
-from packetlab.tools.netpol.evaluator import Evaluator, format_matrix
-from packetlab.tools.netpol.model import (Cluster, Namespace, NetworkPolicy, PodInfo, load_documents, load_policies, parse_objects)
 
-__all__ = ["Evaluator", "format_matrix", "Cluster", "Namespace", "NetworkPolicy", "PodInfo",
-           "load_documents", "load_policies", "parse_objects"]
+from packetlab.tools.netpol.evaluator import Evaluator, format_matrix
+from packetlab.tools.netpol.model import (
+    Cluster,
+    Namespace,
+    NetworkPolicy,
+    PodInfo,
+    load_documents,
+    load_policies,
+    parse_objects,
+)
+
+__all__ = [
+    "Evaluator",
+    "format_matrix",
+    "Cluster",
+    "Namespace",
+    "NetworkPolicy",
+    "PodInfo",
+    "load_documents",
+    "load_policies",
+    "parse_objects",
+]

@@ -18,6 +18,7 @@ A port set is either "anything" (a rule without ports) or up to MAX_RANGES
 (protocol, first port, last port) ranges; named ports are resolved against the
 destination pod (for ingress, the selected pod; for egress, each peer pod).
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from packetlab.errors import PacketlabError
 from packetlab.tools.netpol.model import PROTO_NUMBERS, Cluster, NetworkPolicy, Peer, PodInfo, Rule
 
-MAX_RANGES = 16                 # struct portset in bpf/10-netpol.c
+MAX_RANGES = 16  # struct portset in bpf/10-netpol.c
 DIR_INGRESS, DIR_EGRESS = 0, 1
 DIRECTIONS = {"ingress": DIR_INGRESS, "egress": DIR_EGRESS}
 ALL_V4 = ipaddress.ip_network("0.0.0.0/0")
@@ -38,15 +39,16 @@ Net = ipaddress.IPv4Network
 @dataclass(frozen=True)
 class PortSet:
     """What an LPM entry allows: anything, or (protocol number, lo, hi) ranges."""
+
     any: bool = False
     ranges: frozenset[tuple[int, int, int]] = frozenset()
 
-    def union(self, other: "PortSet") -> "PortSet":
+    def union(self, other: PortSet) -> PortSet:
         if self.any or other.any:
             return PortSet(any=True)
         return PortSet(False, self.ranges | other.ranges)
 
-    def normalized(self) -> "PortSet":
+    def normalized(self) -> PortSet:
         """Merge overlapping/adjacent ranges per protocol (fewer slots in the map value)."""
         if self.any:
             return self
@@ -71,8 +73,9 @@ class PortSet:
         if not self.ranges:
             return "deny"
         names = {v: k for k, v in PROTO_NUMBERS.items()}
-        return ", ".join(f"{names.get(p, p)}/{lo}" + (f"-{hi}" if hi != lo else "")
-                         for p, lo, hi in sorted(self.ranges))
+        return ", ".join(
+            f"{names.get(p, p)}/{lo}" + (f"-{hi}" if hi != lo else "") for p, lo, hi in sorted(self.ranges)
+        )
 
 
 ANY = PortSet(any=True)
@@ -82,6 +85,7 @@ NOTHING = PortSet()
 @dataclass
 class Section:
     """All entries for one (pod, direction) in which the pod is isolated."""
+
     pod: PodInfo
     direction: str
     entries: dict[Net, PortSet] = field(default_factory=dict)
@@ -90,7 +94,8 @@ class Section:
 @dataclass
 class Compiled:
     """The whole desired datapath state (before it is written to the maps)."""
-    pods: dict[str, tuple[bool, bool]]              # pod IP -> (ingress isolated, egress isolated)
+
+    pods: dict[str, tuple[bool, bool]]  # pod IP -> (ingress isolated, egress isolated)
     sections: list[Section]
 
     def entry_count(self) -> int:
@@ -151,9 +156,10 @@ class Compiler:
         """An ipBlock region (cidr, excepts), or the set of pod IPs the selectors match."""
         if peer.ip_block is not None:
             if peer.ip_block.cidr.version != 4:
-                return set()                      # the datapath here is IPv4-only
+                return set()  # the datapath here is IPv4-only
             return peer.ip_block.cidr, peer.ip_block.excepts
         from packetlab.tools.netpol.evaluator import Endpoint, Evaluator
+
         ev = Evaluator(self.cluster)
         return {p.ip for p in self.cluster.pods if p.ip and ev.peer_matches(peer, policy, Endpoint(p.ip, p))}
 
@@ -167,7 +173,7 @@ class Compiler:
     # ---- one (pod, direction) section ---------------------------------------------------------------
     def section(self, pod: PodInfo, direction: str, policies: Sequence[NetworkPolicy]) -> Section:
         pods_by_ip = {p.ip: p for p in self.cluster.pods if p.ip}
-        contributions: list[tuple[object, Rule, PodInfo | None]] = []     # (region, rule, fixed dst or None)
+        contributions: list[tuple[object, Rule, PodInfo | None]] = []  # (region, rule, fixed dst or None)
         boundaries: set[Net] = {ipaddress.ip_network(f"{ip}/32") for ip in pods_by_ip}
         for policy in policies:
             for rule in policy.ingress if direction == "ingress" else policy.egress:
@@ -188,7 +194,7 @@ class Compiler:
                 if self._covers(region, prefix):
                     value = value.union(self._rule_ports(rule, fixed_dst if direction == "ingress" else dst_here))
             if prefix.prefixlen == 32 and str(prefix.network_address) in self.cluster.node_ips:
-                value = ANY                       # the node's own traffic is always allowed
+                value = ANY  # the node's own traffic is always allowed
             values[prefix] = value.normalized()
         return Section(pod, direction, self._prune(values))
 
@@ -203,9 +209,11 @@ class Compiler:
                 kept[prefix] = values[prefix]
         for ps in kept.values():
             if not ps.any and len(ps.ranges) > MAX_RANGES:
-                raise PacketlabError(f"a policy entry needs {len(ps.ranges)} port ranges",
-                                     cause=f"the map value holds at most {MAX_RANGES} (struct portset in bpf/10-netpol.c)",
-                                     fix="use endPort ranges instead of many single ports")
+                raise PacketlabError(
+                    f"a policy entry needs {len(ps.ranges)} port ranges",
+                    cause=f"the map value holds at most {MAX_RANGES} (struct portset in bpf/10-netpol.c)",
+                    fix="use endPort ranges instead of many single ports",
+                )
         return kept
 
     def compile(self, pods: Sequence[PodInfo] | None = None) -> Compiled:
@@ -216,8 +224,11 @@ class Compiler:
         for pod in targets:
             flags = []
             for direction in ("ingress", "egress"):
-                pols = [p for p in self.cluster.policies
-                        if ("Ingress" if direction == "ingress" else "Egress") in p.policy_types and p.selects(pod)]
+                pols = [
+                    p
+                    for p in self.cluster.policies
+                    if ("Ingress" if direction == "ingress" else "Egress") in p.policy_types and p.selects(pod)
+                ]
                 flags.append(bool(pols))
                 if pols:
                     sections.append(self.section(pod, direction, pols))

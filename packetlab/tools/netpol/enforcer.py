@@ -11,6 +11,7 @@ connection could be dropped mid-update. Instead the new state is written
 under a fresh generation number, then one array write flips ``config.gen``
 (each packet reads it once), then the old generation is deleted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,9 +31,16 @@ if TYPE_CHECKING:
 
 PROGRAM = "bpf/10-netpol.c"
 CFG_CHECK_SOURCE = 1
-STAT_NAMES = {0: "egress allowed", 1: "egress denied", 2: "ingress allowed", 3: "ingress denied",
-              4: "replies", 5: "spoofed source", 6: "IPv6 dropped"}
-PRIORITY = 10          # tc filter priority of the policy programs
+STAT_NAMES = {
+    0: "egress allowed",
+    1: "egress denied",
+    2: "ingress allowed",
+    3: "ingress denied",
+    4: "replies",
+    5: "spoofed source",
+    6: "IPv6 dropped",
+}
+PRIORITY = 10  # tc filter priority of the policy programs
 
 
 # ---- the map layouts, mirrored from bpf/10-netpol.c (checked against bcc's sizes at load) ----------
@@ -45,13 +53,22 @@ class PodKey(ctypes.Structure):
 
 
 class PodInfoC(ctypes.Structure):
-    _fields_ = [("ip", ctypes.c_uint32), ("isolated_ingress", ctypes.c_uint8),
-                ("isolated_egress", ctypes.c_uint8), ("pad", ctypes.c_uint16)]
+    _fields_ = [
+        ("ip", ctypes.c_uint32),
+        ("isolated_ingress", ctypes.c_uint8),
+        ("isolated_egress", ctypes.c_uint8),
+        ("pad", ctypes.c_uint16),
+    ]
 
 
 class RuleKey(ctypes.Structure):
-    _fields_ = [("prefixlen", ctypes.c_uint32), ("gen", ctypes.c_uint32), ("dir", ctypes.c_uint32),
-                ("pod_ip", ctypes.c_uint32), ("peer_ip", ctypes.c_uint32)]
+    _fields_ = [
+        ("prefixlen", ctypes.c_uint32),
+        ("gen", ctypes.c_uint32),
+        ("dir", ctypes.c_uint32),
+        ("pod_ip", ctypes.c_uint32),
+        ("peer_ip", ctypes.c_uint32),
+    ]
 
 
 class PortRange(ctypes.Structure):
@@ -59,14 +76,19 @@ class PortRange(ctypes.Structure):
 
 
 class PortSetC(ctypes.Structure):
-    _fields_ = [("any", ctypes.c_uint8), ("n", ctypes.c_uint8), ("pad", ctypes.c_uint16),
-                ("r", PortRange * MAX_RANGES)]
+    _fields_ = [("any", ctypes.c_uint8), ("n", ctypes.c_uint8), ("pad", ctypes.c_uint16), ("r", PortRange * MAX_RANGES)]
 
 
 class FlowKey(ctypes.Structure):
-    _fields_ = [("src", ctypes.c_uint32), ("dst", ctypes.c_uint32), ("sport", ctypes.c_uint16),
-                ("dport", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("side", ctypes.c_uint8),
-                ("pad", ctypes.c_uint16)]
+    _fields_ = [
+        ("src", ctypes.c_uint32),
+        ("dst", ctypes.c_uint32),
+        ("sport", ctypes.c_uint16),
+        ("dport", ctypes.c_uint16),
+        ("proto", ctypes.c_uint8),
+        ("side", ctypes.c_uint8),
+        ("pad", ctypes.c_uint16),
+    ]
 
 
 class SvcKey(ctypes.Structure):
@@ -84,8 +106,14 @@ class SvcVal(ctypes.Structure):
     _fields_ = [("n", ctypes.c_uint32), ("b", SvcBackend * MAX_SVC_BACKENDS)]
 
 
-LAYOUTS = {"config": (None, Cfg), "pods": (PodKey, PodInfoC), "rules": (RuleKey, PortSetC),
-           "conntrack": (FlowKey, None), "denied": (FlowKey, None), "services": (SvcKey, SvcVal)}
+LAYOUTS = {
+    "config": (None, Cfg),
+    "pods": (PodKey, PodInfoC),
+    "rules": (RuleKey, PortSetC),
+    "conntrack": (FlowKey, None),
+    "denied": (FlowKey, None),
+    "services": (SvcKey, SvcVal),
+}
 
 
 def check_layouts(program: LoadedProgram) -> None:
@@ -94,10 +122,12 @@ def check_layouts(program: LoadedProgram) -> None:
         table = program[name]
         for what, mine, theirs in (("key", key, table.Key), ("value", leaf, table.Leaf)):
             if mine is not None and ctypes.sizeof(mine) != ctypes.sizeof(theirs):
-                raise PacketlabError(f"map {name}: the Python {what} layout does not match bpf/10-netpol.c",
-                                     cause=f"{mine.__name__} is {ctypes.sizeof(mine)} bytes, the map's {what} is "
-                                           f"{ctypes.sizeof(theirs)} bytes",
-                                     fix="keep the ctypes structs in packetlab/tools/netpol/enforcer.py in step with the C structs")
+                raise PacketlabError(
+                    f"map {name}: the Python {what} layout does not match bpf/10-netpol.c",
+                    cause=f"{mine.__name__} is {ctypes.sizeof(mine)} bytes, the map's {what} is "
+                    f"{ctypes.sizeof(theirs)} bytes",
+                    fix="keep the ctypes structs in packetlab/tools/netpol/enforcer.py in step with the C structs",
+                )
 
 
 def ip_be(ip: str) -> int:
@@ -130,7 +160,7 @@ class PolicyMaps:
         self.program = program
         self.flags = CFG_CHECK_SOURCE if check_source else 0
         self.gen = 0
-        self._written: list[tuple[str, Any]] = []         # (map, key) of the live generation
+        self._written: list[tuple[str, Any]] = []  # (map, key) of the live generation
         self.program["config"][ctypes.c_int(0)] = Cfg(0, self.flags)
 
     def install(self, compiled: Compiled, ifindex_of: Mapping[str, int]) -> int:
@@ -146,14 +176,19 @@ class PolicyMaps:
                 written.append(("pods", key))
             for section in compiled.sections:
                 for net, ps in section.entries.items():
-                    key = RuleKey(96 + net.prefixlen, gen, DIRECTIONS[section.direction],
-                                  ip_be(section.pod.ip), ip_be(str(net.network_address)))
+                    key = RuleKey(
+                        96 + net.prefixlen,
+                        gen,
+                        DIRECTIONS[section.direction],
+                        ip_be(section.pod.ip),
+                        ip_be(str(net.network_address)),
+                    )
                     rules_map[key] = portset_value(ps)
                     written.append(("rules", key))
         except BaseException:
-            self._delete(written)               # the live generation is untouched
+            self._delete(written)  # the live generation is untouched
             raise
-        self.program["config"][ctypes.c_int(0)] = Cfg(gen, self.flags)     # the atomic switch
+        self.program["config"][ctypes.c_int(0)] = Cfg(gen, self.flags)  # the atomic switch
         old, self._written, self.gen = self._written, written, gen
         self._delete(old)
         return gen
@@ -167,8 +202,9 @@ class PolicyMaps:
 class Enforcer:
     """The eBPF NetworkPolicy enforcer of one node."""
 
-    def __init__(self, node: "Node", *, check_source: bool = True) -> None:
+    def __init__(self, node: Node, *, check_source: bool = True) -> None:
         from bcc import BPF
+
         self.node = node
         self.program = LoadedProgram(PROGRAM, function="netpol_from_pod", prog_type="sched_cls")
         try:
@@ -178,20 +214,22 @@ class Enforcer:
             self.program.close()
             raise
         self.maps = PolicyMaps(self.program, check_source=check_source)
-        self.attached: dict[str, tuple[str, int]] = {}     # pod key -> (host veth, ifindex)
+        self.attached: dict[str, tuple[str, int]] = {}  # pod key -> (host veth, ifindex)
         self.compiled: Compiled | None = None
         self.cluster: Cluster | None = None
         self.active = True
         node.lab.track(self)
 
     # ---- attaching ----------------------------------------------------------------------------------
-    def attach(self, pods: Mapping[str, "Pod"] | Iterable["Pod"]) -> None:
+    def attach(self, pods: Mapping[str, Pod] | Iterable[Pod]) -> None:
         """Put both programs on each pod's host veth (in the node namespace).
 
         `pods` maps the policy name of each pod ("namespace/name", as in the Cluster)
         to the lab pod; a plain list of pods uses "namespace/name" of the lab pods."""
-        from packetlab.topo.rtnl import iproute
         from pyroute2.netlink.exceptions import NetlinkError
+
+        from packetlab.topo.rtnl import iproute
+
         items = pods.items() if isinstance(pods, Mapping) else [(f"{p.namespace}/{p.name}", p) for p in pods]
         with iproute(netns=self.node.host.namespace, flags=0) as ipr:
             for key, pod in items:
@@ -200,21 +238,37 @@ class Enforcer:
                 dev = pod.host_veth
                 found = ipr.link_lookup(ifname=dev)
                 if not found:
-                    raise PacketlabError(f"pod {key} has no host veth {dev} on node {self.node.name}",
-                                         cause="the pod was deleted (CNI DEL) or wired by another plugin",
-                                         fix="attach only pods of this node that are running")
+                    raise PacketlabError(
+                        f"pod {key} has no host veth {dev} on node {self.node.name}",
+                        cause="the pod was deleted (CNI DEL) or wired by another plugin",
+                        fix="attach only pods of this node that are running",
+                    )
                 idx = found[0]
                 try:
                     with contextlib.suppress(NetlinkError):
                         ipr.tc("add", "clsact", idx)
-                    for direction, fd, name in (("ingress", self.program.fd, "netpol_from_pod"),
-                                                ("egress", self._to_pod.fd, "netpol_to_pod")):
-                        ipr.tc("add-filter", "bpf", idx, ":1", fd=fd, name=name, parent=TC_PARENTS[direction],
-                               classid=1, direct_action=True, prio=PRIORITY)
+                    for direction, fd, name in (
+                        ("ingress", self.program.fd, "netpol_from_pod"),
+                        ("egress", self._to_pod.fd, "netpol_to_pod"),
+                    ):
+                        ipr.tc(
+                            "add-filter",
+                            "bpf",
+                            idx,
+                            ":1",
+                            fd=fd,
+                            name=name,
+                            parent=TC_PARENTS[direction],
+                            classid=1,
+                            direct_action=True,
+                            prio=PRIORITY,
+                        )
                 except NetlinkError as exc:
-                    raise PacketlabError(f"cannot attach the policy programs to {dev}",
-                                         cause=f"netlink error {exc.code}", fix="is another tc filter using "
-                                         f"priority {PRIORITY} on that device?") from exc
+                    raise PacketlabError(
+                        f"cannot attach the policy programs to {dev}",
+                        cause=f"netlink error {exc.code}",
+                        fix=f"is another tc filter using priority {PRIORITY} on that device?",
+                    ) from exc
                 self.attached[key] = (dev, idx)
 
     # ---- policy updates -------------------------------------------------------------------------------
@@ -241,9 +295,11 @@ class Enforcer:
         for vip, port, proto, backends in services:
             backends = list(backends)
             if len(backends) > MAX_SVC_BACKENDS:
-                raise PacketlabError(f"service {vip}:{port} has {len(backends)} backends",
-                                     cause=f"the policy datapath remembers at most {MAX_SVC_BACKENDS} per service",
-                                     fix="raise MAX_SVC_BACKENDS in bpf/10-netpol.c and enforcer.py together")
+                raise PacketlabError(
+                    f"service {vip}:{port} has {len(backends)} backends",
+                    cause=f"the policy datapath remembers at most {MAX_SVC_BACKENDS} per service",
+                    fix="raise MAX_SVC_BACKENDS in bpf/10-netpol.c and enforcer.py together",
+                )
             value = SvcVal(len(backends))
             for i, (addr, bport) in enumerate(backends):
                 value.b[i] = SvcBackend(ip_be(addr), port_be(bport), 0)
@@ -251,8 +307,9 @@ class Enforcer:
         for (vip, port, proto), value in wanted.items():
             table[SvcKey(ip_be(vip), port_be(port), {"TCP": 6, "UDP": 17, "SCTP": 132}[proto.upper()], 0)] = value
         for key in list(table.keys()):
-            if (ip_str(key.vip), socket.ntohs(key.port), {6: "TCP", 17: "UDP", 132: "SCTP"}.get(key.proto)) not in \
-                    {(v, p, pr.upper()) for v, p, pr in wanted}:
+            if (ip_str(key.vip), socket.ntohs(key.port), {6: "TCP", 17: "UDP", 132: "SCTP"}.get(key.proto)) not in {
+                (v, p, pr.upper()) for v, p, pr in wanted
+            }:
                 with contextlib.suppress(KeyError):
                     del table[key]
 
@@ -273,18 +330,34 @@ class Enforcer:
         names = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
         out = []
         for k, v in self.program["denied"].items():
-            out.append({"src": ip_str(k.src), "dst": ip_str(k.dst), "proto": names.get(k.proto, str(k.proto)),
-                        "sport": socket.ntohs(k.sport), "dport": socket.ntohs(k.dport), "direction": "ingress" if k.side == 0 else "egress",
-                        "packets": int(v.value)})
+            out.append(
+                {
+                    "src": ip_str(k.src),
+                    "dst": ip_str(k.dst),
+                    "proto": names.get(k.proto, str(k.proto)),
+                    "sport": socket.ntohs(k.sport),
+                    "dport": socket.ntohs(k.dport),
+                    "direction": "ingress" if k.side == 0 else "egress",
+                    "packets": int(v.value),
+                }
+            )
         return sorted(out, key=lambda f: (f["src"], f["dst"], f["dport"]))
 
     def connections(self) -> list[dict[str, Any]]:
         """Connection-tracking entries (who opened what, seen by which side)."""
         names = {6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
-        return [{"src": ip_str(k.src), "dst": ip_str(k.dst), "sport": socket.ntohs(k.sport),
-                 "dport": socket.ntohs(k.dport), "proto": names.get(k.proto, str(k.proto)),
-                 "approved_at": "egress" if k.side == 1 else "ingress", "packets": int(v.packets)}
-                for k, v in self.program["conntrack"].items()]
+        return [
+            {
+                "src": ip_str(k.src),
+                "dst": ip_str(k.dst),
+                "sport": socket.ntohs(k.sport),
+                "dport": socket.ntohs(k.dport),
+                "proto": names.get(k.proto, str(k.proto)),
+                "approved_at": "egress" if k.side == 1 else "ingress",
+                "packets": int(v.packets),
+            }
+            for k, v in self.program["conntrack"].items()
+        ]
 
     def map_entry_count(self) -> dict[str, int]:
         return {name: len(list(self.program[name].keys())) for name in ("pods", "rules", "conntrack")}
@@ -296,16 +369,16 @@ class Enforcer:
             return
         self.active = False
         from packetlab.topo.rtnl import iproute
+
         try:
             with iproute(netns=self.node.host.namespace, flags=0) as ipr:
                 for dev, idx in self.attached.values():
                     with contextlib.suppress(Exception):
                         ipr.tc("del", "clsact", idx)
         except Exception:
-            pass          # the node namespace is already gone: nothing is attached any more
+            pass  # the node namespace is already gone: nothing is attached any more
         self.attached.clear()
         self.program.close()
 
     def __repr__(self) -> str:
         return f"<Enforcer on {self.node.name}: {len(self.attached)} pods, generation {self.gen}>"
-

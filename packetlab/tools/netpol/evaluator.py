@@ -25,6 +25,7 @@ ipBlock also matches pod IPs; non-TCP/UDP/SCTP traffic (ICMP) is allowed only
 by rules without ``ports``; established connections survive a policy change
 only while the new policy still allows them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -36,6 +37,7 @@ from packetlab.tools.netpol.model import Cluster, NetworkPolicy, Peer, PodInfo, 
 @dataclass
 class Endpoint:
     """A traffic endpoint: a pod, or a bare IP (the node, something outside)."""
+
     ip: str
     pod: PodInfo | None = None
 
@@ -47,6 +49,7 @@ class Endpoint:
 @dataclass
 class SideVerdict:
     """One direction's decision: isolated by which policies, allowed by which rule."""
+
     direction: str
     isolated_by: list[str] = field(default_factory=list)
     allowed_by: str | None = None
@@ -109,7 +112,7 @@ class Evaluator:
             return bool(other.ip) and peer.ip_block.contains(other.ip)
         pod = other.pod
         if pod is None:
-            return False                   # selectors only ever match pods
+            return False  # selectors only ever match pods
         if peer.namespace_selector is not None:
             if not peer.namespace_selector.matches(self.cluster.namespace(pod.namespace).labels):
                 return False
@@ -120,7 +123,7 @@ class Evaluator:
     @staticmethod
     def port_matches(ports: Sequence[PolicyPort], dst: Endpoint, port: int, protocol: str) -> bool:
         if not ports:
-            return True                    # no ports: every port, every protocol
+            return True  # no ports: every port, every protocol
         for pp in ports:
             if pp.protocol != protocol:
                 continue
@@ -134,17 +137,19 @@ class Evaluator:
                 return True
         return False
 
-    def rule_matches(self, rule: Rule, policy: NetworkPolicy, peer_end: Endpoint, dst: Endpoint,
-                     port: int, protocol: str) -> bool:
+    def rule_matches(
+        self, rule: Rule, policy: NetworkPolicy, peer_end: Endpoint, dst: Endpoint, port: int, protocol: str
+    ) -> bool:
         if rule.peers and not any(self.peer_matches(p, policy, peer_end) for p in rule.peers):
             return False
         return self.port_matches(rule.ports, dst, port, protocol)
 
-    def side(self, direction: str, subject: Endpoint, peer_end: Endpoint, dst: Endpoint,
-             port: int, protocol: str) -> SideVerdict:
+    def side(
+        self, direction: str, subject: Endpoint, peer_end: Endpoint, dst: Endpoint, port: int, protocol: str
+    ) -> SideVerdict:
         verdict = SideVerdict(direction)
         if subject.pod is None:
-            return verdict                 # not a pod: no policy applies to it
+            return verdict  # not a pod: no policy applies to it
         if peer_end.ip and peer_end.ip in self.cluster.node_ips:
             verdict.node_traffic = True
             return verdict
@@ -157,19 +162,22 @@ class Evaluator:
         return verdict
 
     # ---- public -----------------------------------------------------------------------------------------
-    def verdict(self, src: str | PodInfo | Endpoint, dst: str | PodInfo | Endpoint, port: int,
-                protocol: str = "TCP") -> Verdict:
+    def verdict(
+        self, src: str | PodInfo | Endpoint, dst: str | PodInfo | Endpoint, port: int, protocol: str = "TCP"
+    ) -> Verdict:
         s, d = self.endpoint(src), self.endpoint(dst)
         egress = self.side("egress", s, d, d, port, protocol)
         ingress = self.side("ingress", d, s, d, port, protocol)
         return Verdict(s.label, d.label, port, protocol, egress, ingress)
 
-    def allowed(self, src: str | PodInfo | Endpoint, dst: str | PodInfo | Endpoint, port: int,
-                protocol: str = "TCP") -> bool:
+    def allowed(
+        self, src: str | PodInfo | Endpoint, dst: str | PodInfo | Endpoint, port: int, protocol: str = "TCP"
+    ) -> bool:
         return self.verdict(src, dst, port, protocol).allowed
 
-    def matrix(self, probes: Iterable[tuple[int, str]], pods: Sequence[PodInfo] | None = None,
-               include_self: bool = False) -> dict[tuple[str, str, int, str], bool]:
+    def matrix(
+        self, probes: Iterable[tuple[int, str]], pods: Sequence[PodInfo] | None = None, include_self: bool = False
+    ) -> dict[tuple[str, str, int, str], bool]:
         """{(src key, dst key, port, protocol): allowed} for every pod pair and probe."""
         pods = list(pods if pods is not None else self.cluster.pods)
         out = {}
@@ -182,8 +190,12 @@ class Evaluator:
         return out
 
 
-def format_matrix(matrix: dict[tuple[str, str, int, str], bool], port: int, protocol: str = "TCP",
-                  other: dict[tuple[str, str, int, str], bool] | None = None) -> str:
+def format_matrix(
+    matrix: dict[tuple[str, str, int, str], bool],
+    port: int,
+    protocol: str = "TCP",
+    other: dict[tuple[str, str, int, str], bool] | None = None,
+) -> str:
     """The upstream e2e "reachability" table: rows = from, columns = to; '.' allowed, 'X' denied.
     With `other` (e.g. the live probes), cells that differ are shown as '!'."""
     keys = [k for k in matrix if k[2] == port and k[3] == protocol]

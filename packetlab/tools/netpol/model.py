@@ -8,6 +8,7 @@ reject (an empty peer, an ipBlock mixed with selectors, ``endPort`` on a named
 port, an ``except`` outside its ``cidr`` ...) so a broken policy fails here with
 the same complaint instead of silently meaning something else.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -19,10 +20,11 @@ from typing import Any
 import yaml
 
 from packetlab.errors import PacketlabError
+from packetlab.paths import REPO_ROOT
 
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 PROTO_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132, "ICMP": 1}
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"     # set on every namespace by the API server
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set on every namespace by the API server
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
@@ -48,7 +50,7 @@ class Requirement:
             return self.key not in labels or labels[self.key] not in self.values
         if self.operator == "Exists":
             return self.key in labels
-        return self.key not in labels                        # DoesNotExist
+        return self.key not in labels  # DoesNotExist
 
     def __str__(self) -> str:
         if self.operator in ("Exists", "DoesNotExist"):
@@ -59,40 +61,56 @@ class Requirement:
 @dataclass(frozen=True)
 class LabelSelector:
     """metav1.LabelSelector: matchLabels AND matchExpressions; empty selects everything."""
+
     match_labels: tuple[tuple[str, str], ...] = ()
     match_expressions: tuple[Requirement, ...] = ()
 
     @classmethod
-    def parse(cls, obj: Any, where: str) -> "LabelSelector":
+    def parse(cls, obj: Any, where: str) -> LabelSelector:
         if obj is None:
             obj = {}
         if not isinstance(obj, Mapping):
-            raise _invalid(where, f"a label selector must be a mapping, got {obj!r}",
-                           "write e.g. {matchLabels: {app: web}} or {} for 'all'")
+            raise _invalid(
+                where,
+                f"a label selector must be a mapping, got {obj!r}",
+                "write e.g. {matchLabels: {app: web}} or {} for 'all'",
+            )
         unknown = set(obj) - {"matchLabels", "matchExpressions"}
         if unknown:
-            raise _invalid(where, f"unknown selector field(s) {sorted(unknown)}", "use matchLabels and/or matchExpressions")
+            raise _invalid(
+                where, f"unknown selector field(s) {sorted(unknown)}", "use matchLabels and/or matchExpressions"
+            )
         labels = obj.get("matchLabels") or {}
         if not isinstance(labels, Mapping):
             raise _invalid(where, "matchLabels must be a mapping of label: value", "e.g. matchLabels: {app: web}")
         reqs = []
         for i, expr in enumerate(obj.get("matchExpressions") or []):
             if not isinstance(expr, Mapping) or "key" not in expr or "operator" not in expr:
-                raise _invalid(where, f"matchExpressions[{i}] needs key and operator", "e.g. {key: app, operator: In, values: [web]}")
+                raise _invalid(
+                    where,
+                    f"matchExpressions[{i}] needs key and operator",
+                    "e.g. {key: app, operator: In, values: [web]}",
+                )
             op, values = expr["operator"], tuple(str(v) for v in (expr.get("values") or []))
             if op not in OPERATORS:
-                raise _invalid(where, f"matchExpressions[{i}].operator {op!r} is not one of {', '.join(OPERATORS)}",
-                               "operators are case sensitive: In, NotIn, Exists, DoesNotExist")
+                raise _invalid(
+                    where,
+                    f"matchExpressions[{i}].operator {op!r} is not one of {', '.join(OPERATORS)}",
+                    "operators are case sensitive: In, NotIn, Exists, DoesNotExist",
+                )
             if op in ("In", "NotIn") and not values:
-                raise _invalid(where, f"matchExpressions[{i}]: operator {op} needs a non-empty values list", "add values: [...]")
+                raise _invalid(
+                    where, f"matchExpressions[{i}]: operator {op} needs a non-empty values list", "add values: [...]"
+                )
             if op in ("Exists", "DoesNotExist") and values:
                 raise _invalid(where, f"matchExpressions[{i}]: operator {op} must not have values", "remove values")
             reqs.append(Requirement(str(expr["key"]), op, values))
         return cls(tuple(sorted((str(k), str(v)) for k, v in labels.items())), tuple(reqs))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(k) == v for k, v in self.match_labels) and \
-            all(r.matches(labels) for r in self.match_expressions)
+        return all(labels.get(k) == v for k, v in self.match_labels) and all(
+            r.matches(labels) for r in self.match_expressions
+        )
 
     @property
     def empty(self) -> bool:
@@ -111,8 +129,7 @@ class IPBlock:
 
     def contains(self, ip: str) -> bool:
         addr = ipaddress.ip_address(ip)
-        return addr.version == self.cidr.version and addr in self.cidr and \
-            not any(addr in e for e in self.excepts)
+        return addr.version == self.cidr.version and addr in self.cidr and not any(addr in e for e in self.excepts)
 
     def __str__(self) -> str:
         return str(self.cidr) + (f" except {', '.join(map(str, self.excepts))}" if self.excepts else "")
@@ -121,27 +138,38 @@ class IPBlock:
 @dataclass(frozen=True)
 class Peer:
     """One entry of from/to: selectors (pods, namespaces, or both) or an ipBlock."""
+
     pod_selector: LabelSelector | None = None
     namespace_selector: LabelSelector | None = None
     ip_block: IPBlock | None = None
 
     @classmethod
-    def parse(cls, obj: Any, where: str) -> "Peer":
+    def parse(cls, obj: Any, where: str) -> Peer:
         if not isinstance(obj, Mapping) or not obj:
-            raise _invalid(where, "a peer must specify podSelector, namespaceSelector and/or ipBlock",
-                           "an empty peer ({}) is rejected by the API server; to allow everyone omit 'from'/'to' instead")
+            raise _invalid(
+                where,
+                "a peer must specify podSelector, namespaceSelector and/or ipBlock",
+                "an empty peer ({}) is rejected by the API server; to allow everyone omit 'from'/'to' instead",
+            )
         unknown = set(obj) - {"podSelector", "namespaceSelector", "ipBlock"}
         if unknown:
-            raise _invalid(where, f"unknown peer field(s) {sorted(unknown)}", "use podSelector, namespaceSelector or ipBlock")
+            raise _invalid(
+                where, f"unknown peer field(s) {sorted(unknown)}", "use podSelector, namespaceSelector or ipBlock"
+            )
         if "ipBlock" in obj:
             if len(obj) > 1:
-                raise _invalid(where, "ipBlock cannot be combined with podSelector/namespaceSelector in one peer",
-                               "make them two separate peers (two list items)")
+                raise _invalid(
+                    where,
+                    "ipBlock cannot be combined with podSelector/namespaceSelector in one peer",
+                    "make them two separate peers (two list items)",
+                )
             block = obj["ipBlock"] or {}
             try:
                 cidr = ipaddress.ip_network(block["cidr"], strict=False)
             except (KeyError, ValueError, TypeError) as exc:
-                raise _invalid(where, f"ipBlock.cidr is missing or invalid: {exc}", "e.g. ipBlock: {cidr: 10.0.0.0/16}") from None
+                raise _invalid(
+                    where, f"ipBlock.cidr is missing or invalid: {exc}", "e.g. ipBlock: {cidr: 10.0.0.0/16}"
+                ) from None
             excepts = []
             for e in block.get("except") or []:
                 try:
@@ -149,12 +177,19 @@ class Peer:
                 except ValueError as exc:
                     raise _invalid(where, f"ipBlock.except {e!r}: {exc}", "write CIDRs like 10.0.1.0/24") from None
                 if net.version != cidr.version or not net.subnet_of(cidr) or net == cidr:
-                    raise _invalid(where, f"ipBlock.except {net} must be a strict subset of cidr {cidr}",
-                                   "each except range lies inside the cidr (and is smaller)")
+                    raise _invalid(
+                        where,
+                        f"ipBlock.except {net} must be a strict subset of cidr {cidr}",
+                        "each except range lies inside the cidr (and is smaller)",
+                    )
                 excepts.append(net)
             return cls(ip_block=IPBlock(cidr, tuple(excepts)))
         ps = LabelSelector.parse(obj["podSelector"], where + ".podSelector") if "podSelector" in obj else None
-        ns = LabelSelector.parse(obj["namespaceSelector"], where + ".namespaceSelector") if "namespaceSelector" in obj else None
+        ns = (
+            LabelSelector.parse(obj["namespaceSelector"], where + ".namespaceSelector")
+            if "namespaceSelector" in obj
+            else None
+        )
         return cls(pod_selector=ps, namespace_selector=ns)
 
     def __str__(self) -> str:
@@ -175,13 +210,16 @@ class PolicyPort:
     end_port: int | None = None
 
     @classmethod
-    def parse(cls, obj: Any, where: str) -> "PolicyPort":
+    def parse(cls, obj: Any, where: str) -> PolicyPort:
         if not isinstance(obj, Mapping):
             raise _invalid(where, f"a port entry must be a mapping, got {obj!r}", "e.g. {protocol: TCP, port: 80}")
         proto = obj.get("protocol", "TCP")
         if proto not in PROTOCOLS:
-            raise _invalid(where, f"protocol {proto!r} is not one of {', '.join(PROTOCOLS)}",
-                           "NetworkPolicy covers TCP, UDP and SCTP (upper case)")
+            raise _invalid(
+                where,
+                f"protocol {proto!r} is not one of {', '.join(PROTOCOLS)}",
+                "NetworkPolicy covers TCP, UDP and SCTP (upper case)",
+            )
         port = obj.get("port")
         end = obj.get("endPort")
         if isinstance(port, bool):
@@ -194,9 +232,17 @@ class PolicyPort:
             raise _invalid(where, "port name is empty", "use the name of a container port, e.g. port: http")
         if end is not None:
             if not isinstance(port, int):
-                raise _invalid(where, "endPort needs a numeric port", "a range is port: 8000, endPort: 8080 (named ports cannot have ranges)")
+                raise _invalid(
+                    where,
+                    "endPort needs a numeric port",
+                    "a range is port: 8000, endPort: 8080 (named ports cannot have ranges)",
+                )
             if not isinstance(end, int) or not port <= end <= 65535:
-                raise _invalid(where, f"endPort {end!r} must be a number with port <= endPort <= 65535", "e.g. port: 32000, endPort: 32768")
+                raise _invalid(
+                    where,
+                    f"endPort {end!r} must be a number with port <= endPort <= 65535",
+                    "e.g. port: 32000, endPort: 32768",
+                )
         return cls(proto, port, end)
 
     def __str__(self) -> str:
@@ -208,6 +254,7 @@ class PolicyPort:
 @dataclass(frozen=True)
 class Rule:
     """One ingress or egress rule: peers (empty: everyone) x ports (empty: everything)."""
+
     peers: tuple[Peer, ...] = ()
     ports: tuple[PolicyPort, ...] = ()
 
@@ -231,26 +278,33 @@ class NetworkPolicy:
         return f"{self.namespace}/{self.name}"
 
     @classmethod
-    def parse(cls, doc: Mapping[str, Any], default_namespace: str = "default") -> "NetworkPolicy":
+    def parse(cls, doc: Mapping[str, Any], default_namespace: str = "default") -> NetworkPolicy:
         meta = doc.get("metadata") or {}
         name = meta.get("name")
         where = f"NetworkPolicy {name or '<unnamed>'}"
         if doc.get("apiVersion") != "networking.k8s.io/v1":
-            raise _invalid(where, f"apiVersion {doc.get('apiVersion')!r}", "NetworkPolicy is apiVersion networking.k8s.io/v1")
+            raise _invalid(
+                where, f"apiVersion {doc.get('apiVersion')!r}", "NetworkPolicy is apiVersion networking.k8s.io/v1"
+            )
         if not name:
             raise _invalid(where, "metadata.name is missing", "every object needs metadata.name")
         spec = doc.get("spec")
         if not isinstance(spec, Mapping) or "podSelector" not in spec:
-            raise _invalid(where, "spec.podSelector is required", "use podSelector: {} to select every pod of the namespace")
+            raise _invalid(
+                where, "spec.podSelector is required", "use podSelector: {} to select every pod of the namespace"
+            )
         pod_selector = LabelSelector.parse(spec["podSelector"], where + ".spec.podSelector")
         ingress = tuple(cls._rules(spec.get("ingress"), "from", where + ".spec.ingress"))
         egress = tuple(cls._rules(spec.get("egress"), "to", where + ".spec.egress"))
         types = spec.get("policyTypes")
-        if types is None:                      # the API server's defaulting
+        if types is None:  # the API server's defaulting
             types = ["Ingress"] + (["Egress"] if egress else [])
         if not isinstance(types, list) or any(t not in ("Ingress", "Egress") for t in types):
-            raise _invalid(where, f"policyTypes {types!r} may only contain 'Ingress' and 'Egress'",
-                           "note the capital letters: policyTypes: [Ingress, Egress]")
+            raise _invalid(
+                where,
+                f"policyTypes {types!r} may only contain 'Ingress' and 'Egress'",
+                "note the capital letters: policyTypes: [Ingress, Egress]",
+            )
         return cls(name, meta.get("namespace") or default_namespace, pod_selector, frozenset(types), ingress, egress)
 
     @staticmethod
@@ -263,14 +317,21 @@ class NetworkPolicy:
         for i, item in enumerate(items):
             item = item or {}
             if not isinstance(item, Mapping) or set(item) - {peer_key, "ports"}:
-                raise _invalid(f"{where}[{i}]", f"a rule has only '{peer_key}' and 'ports'",
-                               "ingress rules use 'from', egress rules use 'to'")
-            peers = tuple(Peer.parse(p, f"{where}[{i}].{peer_key}[{j}]") for j, p in enumerate(item.get(peer_key) or []))
-            ports = tuple(PolicyPort.parse(p, f"{where}[{i}].ports[{j}]") for j, p in enumerate(item.get("ports") or []))
+                raise _invalid(
+                    f"{where}[{i}]",
+                    f"a rule has only '{peer_key}' and 'ports'",
+                    "ingress rules use 'from', egress rules use 'to'",
+                )
+            peers = tuple(
+                Peer.parse(p, f"{where}[{i}].{peer_key}[{j}]") for j, p in enumerate(item.get(peer_key) or [])
+            )
+            ports = tuple(
+                PolicyPort.parse(p, f"{where}[{i}].ports[{j}]") for j, p in enumerate(item.get("ports") or [])
+            )
             out.append(Rule(peers, ports))
         return out
 
-    def selects(self, pod: "PodInfo") -> bool:
+    def selects(self, pod: PodInfo) -> bool:
         return pod.namespace == self.namespace and self.pod_selector.matches(pod.labels)
 
 
@@ -281,7 +342,7 @@ class Namespace:
     labels: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.labels = {**self.labels, NAMESPACE_NAME_LABEL: self.name}     # as the API server does
+        self.labels = {**self.labels, NAMESPACE_NAME_LABEL: self.name}  # as the API server does
 
 
 @dataclass
@@ -294,6 +355,7 @@ class ContainerPort:
 @dataclass
 class PodInfo:
     """A pod as policy sees it: identity, labels, named ports and IP."""
+
     name: str
     namespace: str
     labels: dict[str, str] = field(default_factory=dict)
@@ -311,7 +373,7 @@ class PodInfo:
         return None
 
     @classmethod
-    def parse(cls, doc: Mapping[str, Any]) -> "PodInfo":
+    def parse(cls, doc: Mapping[str, Any]) -> PodInfo:
         meta = doc.get("metadata") or {}
         if not meta.get("name"):
             raise _invalid("Pod", "metadata.name is missing", "every object needs metadata.name")
@@ -332,10 +394,11 @@ class PodInfo:
 @dataclass
 class Cluster:
     """What the API server would know: namespaces, pods (with IPs), policies, node IPs."""
+
     namespaces: dict[str, Namespace] = field(default_factory=dict)
     pods: list[PodInfo] = field(default_factory=list)
     policies: list[NetworkPolicy] = field(default_factory=list)
-    node_ips: list[str] = field(default_factory=list)     # traffic from/to the node is always allowed
+    node_ips: list[str] = field(default_factory=list)  # traffic from/to the node is always allowed
 
     def namespace(self, name: str) -> Namespace:
         return self.namespaces.get(name) or Namespace(name)
@@ -349,7 +412,7 @@ class Cluster:
     def pod_by_ip(self, ip: str) -> PodInfo | None:
         return next((p for p in self.pods if p.ip == ip), None)
 
-    def with_policies(self, policies: Sequence[NetworkPolicy]) -> "Cluster":
+    def with_policies(self, policies: Sequence[NetworkPolicy]) -> Cluster:
         return Cluster(self.namespaces, self.pods, list(policies), self.node_ips)
 
 
@@ -367,8 +430,11 @@ def load_documents(source: str | Path | Iterable[str | Path]) -> list[dict[str, 
         try:
             loaded = [d for d in yaml.safe_load_all(text) if d]
         except yaml.YAMLError as exc:
-            raise PolicyError("the YAML does not parse", cause=str(exc).splitlines()[0] if str(exc) else "syntax error",
-                              fix="check indentation (spaces, not tabs) around the line shown") from None
+            raise PolicyError(
+                "the YAML does not parse",
+                cause=str(exc).splitlines()[0] if str(exc) else "syntax error",
+                fix="check indentation (spaces, not tabs) around the line shown",
+            ) from None
         for d in loaded:
             if d.get("kind") == "List":
                 docs.extend(d.get("items") or [])
@@ -381,8 +447,7 @@ def _resolve(path: str | Path) -> Path:
     p = Path(path)
     if p.exists():
         return p
-    repo = Path(__file__).resolve().parent.parent.parent
-    return repo / p if (repo / p).exists() else p
+    return REPO_ROOT / p if (REPO_ROOT / p).exists() else p
 
 
 def parse_objects(docs: Iterable[Mapping[str, Any]]) -> tuple[list[Namespace], list[PodInfo], list[NetworkPolicy]]:
@@ -398,8 +463,11 @@ def parse_objects(docs: Iterable[Mapping[str, Any]]) -> tuple[list[Namespace], l
         elif kind == "NetworkPolicy":
             policies.append(NetworkPolicy.parse(doc))
         else:
-            raise PolicyError(f"unsupported kind {kind!r}", cause="the policy lab reads Namespace, Pod and NetworkPolicy",
-                              fix="Services are read by packetlab.course.m10_kubernetes_networking.services")
+            raise PolicyError(
+                f"unsupported kind {kind!r}",
+                cause="the policy lab reads Namespace, Pod and NetworkPolicy",
+                fix="Services are read by packetlab.course.m10_kubernetes_networking.services",
+            )
     return namespaces, pods, policies
 
 

@@ -11,6 +11,7 @@
 A probe that was expected to succeed and timed out is retried (the machine may
 be busy); an unexpected success is never retried — load cannot cause one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from packetlab.topo import netns
 
-Probe = tuple[str, str, str, int, str]        # (label, source namespace, destination IP, port, protocol)
+Probe = tuple[str, str, str, int, str]  # (label, source namespace, destination IP, port, protocol)
 
 
 @dataclass
@@ -53,8 +54,9 @@ def _enter(ns_path: str) -> None:
         os.close(fd)
 
 
-def serve(pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: Sequence[int],
-          echo_ports: Sequence[int] = ()) -> None:
+def serve(
+    pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: Sequence[int], echo_ports: Sequence[int] = ()
+) -> None:
     """Listen in each (name, netns path) on the given ports until killed. TCP probe ports
     answer the pod's name and close; UDP ports answer each datagram with the name; TCP
     echo ports keep the connection and echo every byte (for long-lived flows)."""
@@ -123,8 +125,10 @@ def probe_all(probes: Sequence[Probe], *, timeout: float = 1.5) -> dict[str, Pro
         by_ns.setdefault(p[1], []).append(p)
     for ns, items in by_ns.items():
         with netns.entered(ns):
-            socks = [(p, socket.socket(socket.AF_INET, socket.SOCK_STREAM if p[4] == "TCP" else socket.SOCK_DGRAM))
-                     for p in items]
+            socks = [
+                (p, socket.socket(socket.AF_INET, socket.SOCK_STREAM if p[4] == "TCP" else socket.SOCK_DGRAM))
+                for p in items
+            ]
         for (label, _, ip, port, proto), s in socks:
             s.setblocking(False)
             if proto == "TCP":
@@ -177,8 +181,9 @@ def probe_all(probes: Sequence[Probe], *, timeout: float = 1.5) -> dict[str, Pro
     return results
 
 
-def probe_matrix(probes: Sequence[Probe], expected: Mapping[str, bool] | None = None, *,
-                 timeout: float = 1.5, retries: int = 2) -> dict[str, ProbeResult]:
+def probe_matrix(
+    probes: Sequence[Probe], expected: Mapping[str, bool] | None = None, *, timeout: float = 1.5, retries: int = 2
+) -> dict[str, ProbeResult]:
     """probe_all, then re-probe (with more time) those expected reachable that were not."""
     results = probe_all(probes, timeout=timeout)
     for attempt in range(retries):
@@ -199,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--echo", default="", help="TCP echo ports (connections stay open)")
     args = parser.parse_args(argv)
     pods = [tuple(item.split("=", 1)) for item in args.pod]
-    ports = lambda s: [int(x) for x in s.split(",") if x]   # noqa: E731
-    serve(pods, ports(args.tcp), ports(args.udp), ports(args.echo))   # type: ignore[arg-type]
+    ports = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
+    serve(pods, ports(args.tcp), ports(args.udp), ports(args.echo))  # type: ignore[arg-type]
     return 0
 
 
