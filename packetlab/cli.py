@@ -22,13 +22,13 @@ TOOLS: dict[str, tuple[str, str]] = {
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from packetlab.doctor import format_table, run_checks
+    from packetlab.doctor import format_report, run_checks
 
     results = run_checks()
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
-        print(format_table(results))
+        print(format_report(results))
     missing = [r for r in results if r.required and not r.ok]
     return 1 if missing else 0
 

@@ -13,6 +13,8 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from packetlab.show.tables import WORDS, format_table
+
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_BPF": 39, "CAP_PERFMON": 38}
 PROVISION = "run `sudo vagrant/provision.sh` (or `make lab`, which runs it)"
 REQUIRED_TOOLS = ["ip", "bridge", "nsenter", "nft", "ping", "tcpdump", "clang", "bpftool"]
@@ -251,21 +253,18 @@ def run_checks(live: bool = True) -> list[Check]:
     return checks
 
 
-def format_table(checks: list[Check]) -> str:
-    width = max(len(c.name) for c in checks)
-    lines = []
+def format_report(checks: list[Check]) -> str:
+    """The doctor's report: one row per check (a failed one shows its fix below it), then the verdict."""
+    rows = []
     for c in checks:
-        mark = "ok  " if c.ok else ("MISSING" if c.required else "warn")
+        mark = "ok" if c.ok else ("MISSING" if c.required else "warn")
         first, *more = c.detail.splitlines() or [""]
-        lines.append(f"{mark:<8} {c.name:<{width}}  {first}")
-        lines += [f"{'':<8} {'':<{width}}    - {m}" for m in more]
-        if not c.ok and c.fix:
-            lines.append(f"{'':<8} {'':<{width}}  fix: {c.fix}")
+        detail = "\n".join([first] + [f"  - {m}" for m in more] + ([f"fix: {c.fix}"] if not c.ok and c.fix else []))
+        rows.append((mark, c.name, detail))
     missing = [c.name for c in checks if c.required and not c.ok]
-    lines.append("")
-    lines.append(
+    verdict = (
         "everything the labs need is here"
         if not missing
         else f"{len(missing)} required item(s) missing: {', '.join(missing)}"
     )
-    return "\n".join(lines)
+    return format_table(["status", "check", "result"], rows, align=WORDS) + "\n\n" + verdict

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from packetlab.ebpf import features as kernel_probes
+from packetlab.show.tables import WORDS, format_table
 
 BASE = ("netns_veth",)
 
@@ -78,10 +79,6 @@ class Readiness:
     state: str  # "ready", "ready with differences", "not ready"
     reasons: tuple[str, ...] = ()  # missing required features, or the differences
 
-    def line(self) -> str:
-        head = f"{self.slug:<32} {self.state}"
-        return head + "".join(f"\n{'':<35}- {r}" for r in self.reasons)
-
 
 def readiness(number: str) -> Readiness:
     """Is module `number` ("00".."10") ready on this kernel?"""
@@ -107,7 +104,9 @@ def all_modules() -> list[Readiness]:
 
 
 def format_modules(results: list[Readiness]) -> str:
-    return "\n".join(r.line() for r in results)
+    """One row per module: its verdict, and below it each missing feature or difference."""
+    rows = [(r.slug, "\n".join([r.state] + [f"- {why}" for why in r.reasons])) for r in results]
+    return format_table(["module", "on this kernel"], rows, align=WORDS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m00_getting_started.exercises import check_route_choice, check_third_host, check_veth_peer
 from packetlab.course.m00_getting_started.helpers import lab_namespaces, route_choice, veth_peer
-from packetlab.doctor import format_table, run_checks
+from packetlab.doctor import format_report, run_checks
 from packetlab.ebpf.loader import LoadedProgram
 from packetlab.topo import netns
 
@@ -60,7 +60,7 @@ def test_xdp_pass_counts_frames_live_and_in_test_runs():
 
 def test_doctor_table_names_every_check():
     checks = run_checks(live=False)
-    table = format_table(checks)
+    table = format_report(checks)
     assert all(c.name in table for c in checks)
     assert table.splitlines()[-1] in ("everything the labs need is here",) or "missing" in table.splitlines()[-1]
 

@@ -55,12 +55,6 @@ def test_ipv4_keys_decode_network_order_saddr():
     assert ebpf.last_octets({key: 1}) == {7}
 
 
-def test_text_table_aligns_words_left():
-    table = ebpf.text_table(["a", "bb"], [["x", "long words"], ["yyy", 1]])
-    lines = table.splitlines()
-    assert lines[0] == "a    bb" and lines[1] == "---  ----------" and lines[2] == "x    long words"
-
-
 def test_entries_to_dict_reads_formatted_raw_and_percpu_json():
     formatted = [
         {

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from packetlab import module_readiness as mr
-from packetlab.doctor import format_table, run_checks
+from packetlab.doctor import format_report, run_checks
 from packetlab.ebpf import features as kp
 from packetlab.ebpf import syscall as bpfsys
 from packetlab.ebpf.loader import REPO_ROOT
@@ -117,7 +117,7 @@ def test_a_missing_required_feature_makes_its_modules_not_ready():
 
 
 def test_doctor_prints_one_verdict_per_module():
-    table = format_table(run_checks(live=False))
+    table = format_report(run_checks(live=False))
     for needs in mr.MODULES.values():
         assert re.search(rf"module {needs.slug}\s+(ready|ready with differences|not ready)", table), needs.slug
     assert "feature: xdp_live_frames" in table

@@ -31,6 +31,7 @@ from typing import Any
 
 from packetlab.errors import LabBusy, PacketlabError
 from packetlab.paths import REPO_ROOT
+from packetlab.show.tables import WORDS, format_table
 from packetlab.topo import netns
 from packetlab.topo.cleanup import teardown
 from packetlab.topo.host import Host, Node, interface_addresses, stop_process
@@ -313,8 +314,9 @@ class Lab:
             out = node.run(["ip", "-br", "addr"]).stdout.strip().splitlines()
             for line in out:
                 if not line.startswith("lo "):
-                    rows.append(f"{node.name:<8} {node.namespace:<16} {line}")
-        return "\n".join(rows)
+                    ifname, state, addrs = (line.split(None, 2) + ["", ""])[:3]
+                    rows.append((node.name, node.namespace, ifname, state, " ".join(addrs.split())))
+        return format_table(["node", "namespace", "interface", "state", "addresses"], rows, align=WORDS)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "closed"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import format_table
 from packetlab.topo.host import Host
 
 # ---- reading rulesets back ------------------------------------------------------------
@@ -319,12 +320,9 @@ def mermaid_path(hops: Sequence[Hop], title: str = "packet") -> str:
 
 
 def text_path(hops: Sequence[Hop]) -> str:
-    """The same path as plain text, one chain per line."""
-    rows = []
-    for hop in hops:
-        where = f"{hop.hook:<11} {hop.priority:>5}" if hop.hook else f"{'?':<11} {'':>5}"
-        rows.append(f"  {where}  {hop.name:<32} -> {hop.verdict}")
-    return "\n".join(rows)
+    """The same path as a plain-text table, one chain per row."""
+    rows = [(hop.hook or "?", hop.priority if hop.hook else "", hop.name, f"-> {hop.verdict}") for hop in hops]
+    return format_table(["hook", "priority", "chain", "verdict"], rows, align="<><")
 
 
 def _mm(text: str) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from packetlab.ebpf import bpftool as bt
 from packetlab.ebpf.loader import LoadedProgram, acquire, release
 from packetlab.errors import PacketlabError
-from packetlab.show.tables import format_table
+from packetlab.show.tables import WORDS, format_table
 from packetlab.topo import netns
 
 if TYPE_CHECKING:
@@ -30,15 +30,6 @@ if TYPE_CHECKING:
     from packetlab.topo.host import Host
 
 MAP_TYPES_PROGRAM = "bpf/06-map-types.c"
-
-
-def text_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A left-aligned text table (for words; packetlab.bench.format_table is for figures)."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 # ---- the machine ------------------------------------------------------------------------
@@ -57,7 +48,7 @@ def toolchain_facts() -> str:
         ["bpftool", _first_line(["bpftool", "version"])],
         ["clang", _first_line(["clang", "--version"])],
     ]
-    return text_table(["what", "this machine"], rows)
+    return format_table(["what", "this machine"], rows, align=WORDS)
 
 
 def _first_line(argv: list[str]) -> str:
@@ -216,11 +207,11 @@ def pipeline(prog: LoadedProgram) -> str:
             "xlated: after the verifier (slots)",
             info["bytes_xlated"] // 8,
             calls(xlated),
-            "bpftool prog dump xlated id %d" % pid,
+            f"bpftool prog dump xlated id {pid}",
         ],
-        ["jited: x86-64 machine code (bytes)", info["bytes_jited"], "", "bpftool prog dump jited id %d" % pid],
+        ["jited: x86-64 machine code (bytes)", info["bytes_jited"], "", f"bpftool prog dump jited id {pid}"],
     ]
-    return text_table(["stage", "size", "helper calls", "see it with"], rows)
+    return format_table(["stage", "size", "helper calls", "see it with"], rows, align=WORDS)
 
 
 def our_programs(ids: Iterable[int]) -> str:
@@ -290,4 +281,4 @@ def compare_paths(bcc_prog: TracepointProgram, core_prog: CoreProgram) -> tuple[
     for name, b, c in zip(LAYOUT_FIELDS, facts["bcc_layout"], facts["core_layout"]):
         rows.append([f"offset of {name}", b, c])
     rows.append(["IPv4 frames counted", facts["bcc_ipv4"], facts["core_ipv4"]])
-    return text_table(["", "bcc (06-tp-netns-rx.c)", "CO-RE (06-core-netns-rx.bpf.c)"], rows), facts
+    return format_table(["", "bcc (06-tp-netns-rx.c)", "CO-RE (06-core-netns-rx.bpf.c)"], rows, align=WORDS), facts

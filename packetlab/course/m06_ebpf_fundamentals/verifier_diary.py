@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from packetlab.ebpf.loader import REPO_ROOT, LoadedProgram, resolve_source
 from packetlab.errors import MissingRequirement, PacketlabError, VerifierError
+from packetlab.show.tables import WORDS, format_table
 
 if TYPE_CHECKING:
     from packetlab.topo.lab import Lab
@@ -239,8 +240,6 @@ def run_diary(entries: list[DiaryEntry] | None = None, *, lab: Lab | None = None
 
 def summary(results: list[tuple[Attempt, Attempt]]) -> str:
     """A text table: entry, how it was loaded, the verifier's words, the line, fix loaded?"""
-    from packetlab.course.m06_ebpf_fundamentals.demos import text_table
-
     rows = []
     for broken, fixed in results:
         e = broken.entry
@@ -257,7 +256,7 @@ def summary(results: list[tuple[Attempt, Attempt]]) -> str:
                 "loads" if fixed.loaded else "REJECTED",
             ]
         )
-    return text_table(["entry", "loader", "broken", "verifier says", "line", "fix"], rows)
+    return format_table(["entry", "loader", "broken", "verifier says", "line", "fix"], rows, align=WORDS)
 
 
 def describe(broken: Attempt, fixed: Attempt | None = None) -> str:

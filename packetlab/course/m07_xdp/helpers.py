@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import WORDS, format_table
 
 # ---- exercise 1: which action? ---------------------------------------------------------------
 ACTION_SCENARIOS: dict[str, str] = {
@@ -22,8 +23,7 @@ _ACTION_NUMBERS = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 
 
 def show_action_scenarios() -> None:
     """Print the scenarios of exercise 1."""
-    for key, text in ACTION_SCENARIOS.items():
-        print(f"  {key:<10} {text}")
+    print(format_table(["scenario", "what must happen"], list(ACTION_SCENARIOS.items()), align=WORDS))
 
 
 def normalise_action(value: Any) -> str | None:

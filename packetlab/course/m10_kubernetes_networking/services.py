@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import WORDS, format_table
 
 if TYPE_CHECKING:
     from packetlab.tools.cni.cluster import Node, Pod
@@ -285,7 +286,7 @@ class ServiceProxy:
 
     def table(self) -> str:
         """Service -> backends, the way `kubectl get endpointslices` would show them."""
-        lines = [f"{'service':<22} {'cluster IP:port':<20} backends"]
+        rows = []
         for svc in self.services:
             for sp in svc.ports:
                 backs = [
@@ -297,11 +298,10 @@ class ServiceProxy:
                     for e in sl.endpoints
                     if e.ready
                 ]
-                lines.append(
-                    f"{svc.key:<22} {svc.cluster_ip + ':' + str(sp.port) + '/' + sp.protocol:<20} "
-                    f"{', '.join(backs) or '(no ready endpoints)'}"
+                rows.append(
+                    (svc.key, f"{svc.cluster_ip}:{sp.port}/{sp.protocol}", ", ".join(backs) or "(no ready endpoints)")
                 )
-        return "\n".join(lines)
+        return format_table(["service", "cluster IP:port", "backends"], rows, align=WORDS)
 
     def close(self) -> None:
         self.lb.close()

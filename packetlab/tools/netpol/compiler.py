@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from packetlab.errors import PacketlabError
+from packetlab.show.tables import WORDS, format_table
 from packetlab.tools.netpol.model import PROTO_NUMBERS, Cluster, NetworkPolicy, Peer, PodInfo, Rule
 
 MAX_RANGES = 16  # struct portset in bpf/10-netpol.c
@@ -123,11 +124,12 @@ class Compiled:
 
     def table(self) -> str:
         """A text dump in the shape of the map (for the notebook)."""
-        lines = [f"{'pod':<15} {'dir':<8} {'peer prefix':<18} allows"]
-        for s in self.sections:
-            for net, ps in sorted(s.entries.items(), key=lambda kv: (kv[0].prefixlen, kv[0])):
-                lines.append(f"{s.pod.ip:<15} {s.direction:<8} {str(net):<18} {ps}")
-        return "\n".join(lines)
+        rows = [
+            (s.pod.ip, s.direction, net, ps)
+            for s in self.sections
+            for net, ps in sorted(s.entries.items(), key=lambda kv: (kv[0].prefixlen, kv[0]))
+        ]
+        return format_table(["pod", "dir", "peer prefix", "allows"], rows, align=WORDS)
 
 
 class Compiler:

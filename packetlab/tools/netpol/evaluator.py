@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from packetlab.show.tables import format_table
 from packetlab.tools.netpol.model import Cluster, NetworkPolicy, Peer, PodInfo, PolicyPort, Rule
 
 
@@ -200,10 +201,9 @@ def format_matrix(
     With `other` (e.g. the live probes), cells that differ are shown as '!'."""
     keys = [k for k in matrix if k[2] == port and k[3] == protocol]
     pods = sorted({k[0] for k in keys} | {k[1] for k in keys})
-    width = max(len(p) for p in pods) if pods else 4
-    lines = [f"{protocol}/{port}".ljust(width) + " " + " ".join(p.rjust(width) for p in pods)]
+    rows = []
     for s in pods:
-        cells = []
+        cells = [s]
         for d in pods:
             k = (s, d, port, protocol)
             if k not in matrix:
@@ -212,6 +212,6 @@ def format_matrix(
                 cell = "!"
             else:
                 cell = "." if matrix[k] else "X"
-            cells.append(cell.rjust(width))
-        lines.append(s.ljust(width) + " " + " ".join(cells))
-    return "\n".join(lines)
+            cells.append(cell)
+        rows.append(cells)
+    return format_table([f"{protocol}/{port}", *pods], rows)
