@@ -18,11 +18,12 @@ from scapy.packet import Raw
 
 from packetlab import Lab
 from packetlab.ebpf.loader import LoadedProgram
+from packetlab.ebpf.maps import BpfMap
 from packetlab.errors import PacketlabError
 from packetlab.tools.lb import maglev
 from packetlab.tools.lb.control import LoadBalancer
 from packetlab.tools.lb.flows import ESTABLISHED, FIN_WAIT, SYN_SENT, replay
-from packetlab.tools.lb.maps import U32, BpfMap, Flow
+from packetlab.tools.lb.layout import U32, Flow
 from packetlab.topo import netns
 
 CLIENT_MAC = "02:00:00:00:01:0b"

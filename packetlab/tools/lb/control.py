@@ -29,7 +29,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packetlab.ebpf.syscall import obj_get, prog_info
+from packetlab.ebpf.fdinfo import prog_id
+from packetlab.ebpf.maps import BpfMap, percpu_sum
+from packetlab.ebpf.syscall import obj_get, obj_pin
 from packetlab.errors import PacketlabError
 from packetlab.show.tables import format_table
 from packetlab.tools.lb import maglev
@@ -44,10 +46,9 @@ from packetlab.tools.lb.flows import (
     port_from_be,
 )
 from packetlab.tools.lb.health import BackendHealth, probe
-from packetlab.tools.lb.maps import (
+from packetlab.tools.lb.layout import (
     LB_MAPS,
     BackendEntry,
-    BpfMap,
     Counters,
     Settings,
     Vip,
@@ -132,14 +133,9 @@ class CounterSet:
 
     @classmethod
     def from_percpu(cls, values: Sequence[Counters] | None) -> CounterSet:
-        c = cls()
-        for v in values or []:
-            c.packets += v.packets
-            c.bytes += v.bytes
-            c.conns += v.conns
-            c.reply_packets += v.reply_packets
-            c.reply_bytes += v.reply_bytes
-        return c
+        """The counters of one stats slot, summed over CPUs (all zero if the slot is absent)."""
+        total = percpu_sum(values) if values else Counters()
+        return cls(**{f: getattr(total, f) for f, *_ in Counters._fields_})
 
 
 @dataclass
@@ -321,9 +317,13 @@ class LoadBalancer:
         stale = self.namespace is not None and _ns_inode(self.namespace) != self.state.netns_inode
         try:
             self.prog_fd = obj_get(str(self.pin_dir / "prog"))
-            self.maps = {n: BpfMap.pinned(str(self.pin_dir / n), n, k, v) for n, (k, v) in LB_MAPS.items()}
+            self.maps = {}
+            for n, (k, v) in LB_MAPS.items():
+                self.maps[n] = BpfMap.open_pinned(self.pin_dir / n, n, k, v)
         except OSError as exc:
             stale = True
+            for m in self.maps.values():
+                m.close()
             self.prog_fd, self.maps = -1, {}
             self._stale_reason = f"its pinned objects are missing ({exc.strerror})"
         else:
@@ -673,7 +673,7 @@ class LoadBalancer:
             row = self.state.vip_index[v.key]
             by_slot = self._labels_by_slot(v)
             values = self.maps["ring"].lookup_range(row * MAX_RING, v.table_size)
-        return [by_slot.get(int(s if isinstance(s, int) else s.value)) for s in values]
+        return [by_slot.get(s) for s in values]
 
     def backend_up(self, vip: str, backend: str) -> bool:
         """Does the health checker consider `backend` (name or address[:port]) of `vip` up?"""
@@ -694,7 +694,7 @@ class LoadBalancer:
         v = self.config.vip(vip)
         h = maglev.flow_hash(client, v.address, client_port, v.port, v.proto_number)
         row = self.state.vip_index[v.key]
-        s = self.maps["ring"].lookup(row * MAX_RING + h % v.table_size).value
+        s = self.maps["ring"].lookup(row * MAX_RING + h % v.table_size)
         return self._labels_by_slot(v).get(s)
 
     def _labels_by_slot(self, v: VIP) -> dict[int, str]:
@@ -739,7 +739,7 @@ class LoadBalancer:
             for s in self._retired_slots_with_counts(row, v):  # flows of removed backends still count
                 vip_total.add(s)
             vips.append(VipStatus(v, row, vip_total, bstats))
-        ev = {name: sum(v.value for v in (self.maps["events"].lookup(i) or [])) for i, name in enumerate(EVENTS)}
+        ev = {name: percpu_sum(self.maps["events"].lookup(i) or []) for i, name in enumerate(EVENTS)}
         return LBStats(vips, ev)
 
     def _retired_slots_with_counts(self, row: int, v: VIP) -> list[CounterSet]:
@@ -908,8 +908,6 @@ class LoadBalancer:
 
     # ---- pinning and lifetime --------------------------------------------------------------------
     def _pin(self) -> None:
-        from packetlab.ebpf.syscall import obj_pin
-
         assert self.pin_dir is not None
         self.pin_dir.mkdir(parents=True, exist_ok=True)
         obj_pin(self.prog_fd, str(self.pin_dir / "prog"))
@@ -953,7 +951,7 @@ class LoadBalancer:
             with contextlib.suppress(OSError, PacketlabError):
                 if getattr(self, "stale", False):
                     raise OSError("namespace gone")
-                if _attached_prog_id(self.namespace, d) == _prog_id(self.prog_fd):
+                if _attached_prog_id(self.namespace, d) == prog_id(self.prog_fd):
                     set_xdp_fd(self.namespace, d, -1, XDP_FLAGS[self.state.xdp_mode], None)
         if unpin and self.pin_dir is not None:
             for n in ["prog", *LB_MAPS]:
@@ -1031,15 +1029,6 @@ def _attached_prog_id(namespace: str | None, dev: str) -> int | None:
         if "prog" in att and "id" in att["prog"]:
             return int(att["prog"]["id"])
     return None
-
-
-def _prog_id(fd: int) -> int | None:
-    if fd < 0:
-        return None
-    try:
-        return prog_info(fd).id
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
