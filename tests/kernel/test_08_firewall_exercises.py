@@ -12,7 +12,8 @@ from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_conn
 from packetlab.tools.firewall import EXAMPLES
 from packetlab.tools.firewall.editor import RuleEditor
 from packetlab.tools.firewall.program import Firewall
-from packetlab.tools.firewall.rules import RuleError, parse_rules
+from packetlab.tools.firewall.rulefile import parse_rules
+from packetlab.tools.firewall.rules import RuleError
 from packetlab.topo import netns
 
 POLICY_ANSWER = """\

@@ -21,12 +21,11 @@ import pytest
 from packetlab import Lab
 from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect, udp_stream
 from packetlab.errors import PacketlabError
-from packetlab.show.prometheus import serve_metrics
+from packetlab.show.prometheus import parse_samples, serve_metrics
 from packetlab.tools.firewall import EXAMPLES, pinned
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.program import Firewall
-from packetlab.tools.firewall.rules import parse_rules
-from packetlab.tools.firewall.stats import parse_prometheus_text
+from packetlab.tools.firewall.rulefile import parse_rules
 from packetlab.topo import netns
 
 RATE_TOLERANCE = 0.15  # the documented tolerance of the rate limiter (lesson 08)
@@ -172,7 +171,7 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
         r = _cli("status")
         assert r.returncode == 0 and "generation 2" in r.stdout and "ping" in r.stdout
         r = _cli("metrics", "--netns", ns, "--dev", "eth0")
-        samples = parse_prometheus_text(r.stdout)
+        samples = parse_samples(r.stdout)
         key = (
             "packetlab_firewall_rule_packets_total",
             frozenset({("netns", ns), ("dev", "eth0"), ("rule", "ping"), ("action", "allow")}),
@@ -229,7 +228,7 @@ def test_metrics_endpoint_serves_prometheus_text(flab, fw):
         port = server.server_address[1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-            samples = parse_prometheus_text(resp.read().decode())
+            samples = parse_samples(resp.read().decode())
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=5)
     finally:

@@ -27,7 +27,8 @@ from packetlab.tools.firewall.layout import Capacity
 from packetlab.tools.firewall.maps import MapInfo
 from packetlab.tools.firewall.program import CapacityError, Firewall
 from packetlab.tools.firewall.reference import decide
-from packetlab.tools.firewall.rules import RuleError, parse_rules
+from packetlab.tools.firewall.rulefile import parse_rules
+from packetlab.tools.firewall.rules import RuleError
 
 E = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 SRV4, SRV6 = "10.0.2.1", "fd00:9::1"

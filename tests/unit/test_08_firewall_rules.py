@@ -19,16 +19,8 @@ from packetlab.tools.firewall import EXAMPLES
 from packetlab.tools.firewall.compiler import compile_rules, expand
 from packetlab.tools.firewall.layout import MAX_RULE_BITS
 from packetlab.tools.firewall.reference import PacketFields, rule_matches
-from packetlab.tools.firewall.rules import (
-    RuleError,
-    RuleSet,
-    format_tcp_flags,
-    load_rules,
-    parse_port_range,
-    parse_rate,
-    parse_rules,
-    parse_tcp_flags,
-)
+from packetlab.tools.firewall.rulefile import load_rules, parse_port_range, parse_rate, parse_rules, parse_tcp_flags
+from packetlab.tools.firewall.rules import RuleError, RuleSet, format_tcp_flags
 
 BASIC = EXAMPLES / "basic.yaml"
 

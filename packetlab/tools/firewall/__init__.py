@@ -6,24 +6,20 @@
     print(fw.status().table())               # rules with packet/byte counters
     print(fw.metrics())                      # the same, in Prometheus text format
 
-Pieces: `rules` (model + validated YAML loading), `compiler` (rules -> lookup
-tables), `kernel` (maps, atomic apply, counters), `pinned` (the CLI's
-install/remove with bpffs pins), `stats` (Prometheus), `editor` (notebook
-widgets), `cli` (`packetlab firewall ...`).
+Pieces, bottom up: `rules` (the rule model and `RuleError`), `layout` (the
+program's map layout), `compiler` (rules -> lookup tables), `rulefile` (YAML rule
+files, validated), `status` (the counters record), `stats` (Prometheus),
+`maps` + `program` (the kernel side: atomic apply, counters), `pinned` (the
+CLI's install/remove with bpffs pins), `reference` (the rules evaluated in
+Python), `editor` (notebook widgets), `cli` (`packetlab firewall ...`).
 """
 
 from packetlab.tools.firewall.compiler import Compiled, compile_rules
 from packetlab.tools.firewall.layout import Capacity
-from packetlab.tools.firewall.program import ApplyResult, CapacityError, Firewall, FirewallStatus, RuleStatus
-from packetlab.tools.firewall.rules import (
-    Problem,
-    Rule,
-    RuleError,
-    RuleSet,
-    load_rules,
-    parse_rules,
-    ruleset_from_dicts,
-)
+from packetlab.tools.firewall.program import ApplyResult, CapacityError, Firewall
+from packetlab.tools.firewall.rulefile import load_rules, parse_rules, ruleset_from_dicts
+from packetlab.tools.firewall.rules import Problem, Rule, RuleError, RuleSet
+from packetlab.tools.firewall.status import FirewallStatus, RuleStatus
 
 EXAMPLES = __import__("pathlib").Path(__file__).with_name("examples")
 

@@ -6,7 +6,8 @@
     packetlab firewall metrics [--netns NS --dev IF] [--textfile PATH | --listen 127.0.0.1:9108]
     packetlab firewall remove --netns NS --dev IF
 
-Exit codes: 0 ok, 1 invalid rule file (nothing applied), 2 other errors.
+Exit codes: the convention of every packetlab command (`packetlab.errors.EXIT_CODES`):
+0 ok, 1 invalid rule file (nothing applied), 2 usage, 3 the system refused, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import sys
 import time
 from dataclasses import asdict
 
-from packetlab.errors import PacketlabError
-from packetlab.tools.firewall.rules import RuleError, load_rules
+from packetlab.errors import EXIT_CODES, run_cli
+from packetlab.tools.firewall.rulefile import load_rules
 
 
 def _target(args: argparse.Namespace):
@@ -116,9 +117,8 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         try:
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
+        finally:  # Ctrl-C ends it: exit 130, like every interrupted packetlab command
             server.shutdown()
-        return 0
     text = _render_metrics(targets())
     if args.textfile:
         write_textfile(args.textfile, text)
@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="packetlab firewall",
         description="The module 08 XDP firewall: rules from a YAML file, applied atomically, inside a lab namespace.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -177,14 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return int(args.func(args) or 0)
-    except RuleError as exc:
-        print(f"packetlab firewall: {exc}", file=sys.stderr)
-        return 1
-    except PacketlabError as exc:
-        print(f"packetlab firewall: {exc}", file=sys.stderr)
-        return 2
+    return run_cli("packetlab firewall", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from packetlab.tools.firewall.rules import ACTIONS, DEFAULTS, FRAGMENT_POLICIES, RuleError, RuleSet, parse_rules
+from packetlab.tools.firewall.rulefile import parse_rules
+from packetlab.tools.firewall.rules import ACTIONS, DEFAULTS, FRAGMENT_POLICIES, RuleError, RuleSet
 
 TEXT_FIELDS = ("src", "dst", "proto", "dport", "sport", "tcp_flags", "rate", "burst")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packetlab.errors import MissingRequirement, PacketlabError
+from packetlab.errors import MissingRequirement, PacketlabError, UsageError
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.maps import prog_info
 from packetlab.tools.firewall.program import ApplyResult, Firewall, open_maps_pinned, save_json
@@ -70,7 +70,7 @@ def check_target(target: Target, *, allow_host: bool = False) -> None:
     """Refuse anything but a lab namespace, unless explicitly allowed."""
     if target.netns is None:
         if not allow_host:
-            raise PacketlabError(
+            raise UsageError(
                 "refusing to attach the firewall to the host's own interface",
                 cause="no --netns was given, so the rules would filter this machine's traffic — "
                 "a default-drop rule set would cut your own SSH session",
@@ -85,7 +85,7 @@ def check_target(target: Target, *, allow_host: bool = False) -> None:
             fix="list namespaces with `ip netns list`",
         )
     if target.netns not in lab_namespaces() and not allow_host:
-        raise PacketlabError(
+        raise UsageError(
             f"namespace {target.netns!r} was not created by a packetlab lab",
             cause="the firewall only attaches inside lab namespaces unless told otherwise",
             fix="use a lab namespace (`ip netns list`, names start with the lab's name), or add "

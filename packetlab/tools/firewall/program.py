@@ -22,78 +22,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf.syscall import obj_get
-from packetlab.errors import PacketlabError
+from packetlab.errors import InputError, PacketlabError
 from packetlab.tools.firewall import layout as L
 from packetlab.tools.firewall.compiler import Compiled, compile_rules
 from packetlab.tools.firewall.maps import Map, prog_info, synchronize_rcu
-from packetlab.tools.firewall.rules import RuleSet, load_rules, parse_rules
+from packetlab.tools.firewall.rulefile import load_rules, parse_rules
+from packetlab.tools.firewall.rules import RuleSet
+from packetlab.tools.firewall.stats import prometheus_text
+from packetlab.tools.firewall.status import FirewallStatus, RuleStatus
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
 
 
-class CapacityError(PacketlabError):
-    """The new rule set is larger than the loaded program's maps."""
-
-
-@dataclass
-class RuleStatus:
-    """One rule of the running set with its counters."""
-
-    name: str
-    action: str
-    match: str
-    line: int
-    packets: int
-    bytes: int
-    limited: int
-    counter: int
-
-
-@dataclass
-class FirewallStatus:
-    """Everything `status` shows: the running rule set and its counters."""
-
-    source: str
-    generation: int
-    slot: int
-    default: str
-    fragments: str
-    rules: list[RuleStatus]
-    special: dict[str, dict[str, int]]  # default / not-ip / malformed / fragment / unconfigured
-    entries: int
-    capacity: dict[str, int]
-    where: str = ""
-
-    def rule(self, name: str) -> RuleStatus:
-        for r in self.rules:
-            if r.name == name:
-                return r
-        raise KeyError(f"no rule named {name!r} (rules: {', '.join(r.name for r in self.rules)})")
-
-    def table(self) -> str:
-        """The status as a text table (what `packetlab firewall status` prints)."""
-        from packetlab.show.tables import format_table
-
-        rows = [
-            [r.name, r.action, r.packets, r.bytes, r.limited if r.action == "rate-limit" else "", r.match]
-            for r in self.rules
-        ]
-        d = self.special["default"]
-        rows.append([f"(default {self.default})", self.default, d["packets"], d["bytes"], "", "no rule matched"])
-        for key, label in (
-            ("malformed", "dropped: truncated/unparseable"),
-            ("not-ip", "passed: ARP and other non-IP"),
-            ("fragment", f"non-first fragments ({self.fragments})"),
-        ):
-            c = self.special[key]
-            if c["packets"]:
-                rows.append([f"({key})", "", c["packets"], c["bytes"], "", label])
-        head = (
-            f"firewall {self.where} generation {self.generation} (slot {self.slot}), "
-            f"{len(self.rules)} rules from {self.source}\n"
-        )
-        return head + format_table(["rule", "action", "packets", "bytes", "limited", "match"], rows)
+class CapacityError(InputError):
+    """The new rule set is larger than the loaded program's maps (refused: nothing changed)."""
 
 
 @dataclass
@@ -441,8 +384,6 @@ class Firewall:
 
     def metrics(self, **labels: str) -> str:
         """Prometheus text exposition of the counters."""
-        from packetlab.tools.firewall.stats import prometheus_text
-
         return prometheus_text(self.status(), labels)
 
     def test_run(self, packet: Any, *, repeat: int = 1):

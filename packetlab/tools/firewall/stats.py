@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from packetlab.show.prometheus import serve_metrics  # noqa: F401  (the CLI and tests import it from here)
-from packetlab.tools.firewall.program import FirewallStatus
+from packetlab.tools.firewall.status import FirewallStatus
 
 PREFIX = "packetlab_firewall"
 
