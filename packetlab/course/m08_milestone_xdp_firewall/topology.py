@@ -17,6 +17,7 @@ import errno
 import select
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -228,8 +229,6 @@ def sample_frames() -> list[tuple[str, bytes]]:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """Run `packetlab firewall ARGS...` as a separate process (as a user would) and print its output."""
-    import subprocess
-
     result = subprocess.run(
         [sys.executable, "-m", "packetlab", "firewall", *args], capture_output=True, text=True, timeout=120
     )
