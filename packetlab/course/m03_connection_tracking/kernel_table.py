@@ -37,6 +37,13 @@ _SYSCTL_TIMEOUTS = {
 _KV = re.compile(r"^(\w+)=(.*)$")
 
 
+def _flow_tuple(protonum: int, d: dict[str, str]) -> FlowTuple:
+    """One direction's ``src= dst= sport= dport=`` (ICMP: ``id= type=``) as a FlowTuple."""
+    if protonum == PROTO_ICMP:
+        return FlowTuple(PROTO_ICMP, d["src"], d["dst"], int(d.get("id", 0)), int(d.get("type", 0)))
+    return FlowTuple(protonum, d["src"], d["dst"], int(d.get("sport", 0)), int(d.get("dport", 0)))
+
+
 def parse_conntrack(text: str) -> list[CtEntry]:
     """Parse ``conntrack -L`` output (or /proc/net/nf_conntrack) into CtEntry rows."""
     entries = []
@@ -72,17 +79,12 @@ def parse_conntrack(text: str) -> list[CtEntry]:
         if len(tuples) != 2:
             continue
 
-        def ft(d: dict[str, str]) -> FlowTuple:
-            if protonum == PROTO_ICMP:
-                return FlowTuple(PROTO_ICMP, d["src"], d["dst"], int(d.get("id", 0)), int(d.get("type", 0)))
-            return FlowTuple(protonum, d["src"], d["dst"], int(d.get("sport", 0)), int(d.get("dport", 0)))
-
         wanted = [f for f in flags if f in ("ASSURED", "UNREPLIED")]
         entries.append(
             CtEntry(
                 proto,
-                ft(tuples[0]),
-                ft(tuples[1]),
+                _flow_tuple(protonum, tuples[0]),
+                _flow_tuple(protonum, tuples[1]),
                 state,
                 timeout,
                 tuple(wanted),
