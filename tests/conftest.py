@@ -1,26 +1,39 @@
-"""Shared fixtures: every test here runs on the real kernel, as root."""
+"""The test tree: ``unit/`` runs as any user; ``kernel/`` and ``browser/`` need root.
+
+* ``tests/unit/`` — pure logic (parsers, rule compilers, hashing, config validation, the
+  docs-site units): no namespaces, no BPF, no root. ``make test-unit`` runs it as you.
+* ``tests/kernel/`` — builds namespaces and loads BPF on the real kernel, as root, through the
+  ``lab`` fixture (``packetlab.testing.fixtures``, registered here so every test can ask for it).
+* ``tests/browser/`` — drives JupyterLab and the docs site in Chromium, as root.
+
+Shared helpers live in the package, not here: ``packetlab.paths.REPO_ROOT``,
+``packetlab.testing.child.run_py``, ``packetlab.testing.make_lab_server``.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
+pytest_plugins = ["packetlab.testing.fixtures"]
+
+UNIT = Path(__file__).resolve().parent / "unit"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _require_root():
-    if os.geteuid() != 0:
-        pytest.exit("packetlab tests create namespaces and load BPF: run them as root (make test does)", 2)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Stop at once, with the fix, when a non-root user collected tests that need root.
 
-
-def run_py(code: str, **kw) -> subprocess.Popen:
-    """Start a Python child running `code` (used to test signal and crash cleanup)."""
-    return subprocess.Popen(
-        [PYTHON, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
-    )
+    Only ``tests/unit/`` runs as a normal user; anything else would fail one test at a time
+    on permissions, which hides the one real cause.
+    """
+    if os.geteuid() == 0 or config.option.collectonly:
+        return
+    needs_root = [item for item in items if UNIT not in item.path.parents]
+    if needs_root:
+        pytest.exit(
+            f"{len(needs_root)} collected tests (e.g. {needs_root[0].nodeid}) create namespaces or load BPF: "
+            "run them as root (make test does), or run only tests/unit as a normal user (make test-unit)",
+            2,
+        )

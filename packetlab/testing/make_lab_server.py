@@ -31,9 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packetlab.paths import REPO_ROOT
 from packetlab.topo.state import is_alive, process_start_time
-
-REPO = Path(__file__).resolve().parent.parent
 
 # JupyterLab user settings for the test server: {plugin id: settings}.
 TEST_SETTINGS: dict[str, dict[str, Any]] = {
@@ -164,7 +163,7 @@ def make_lab(
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 ["make", "-s", "lab", f"JUPYTER_PORT={port}"],
-                cwd=REPO,
+                cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from make_lab_server import LabServer, make_lab
 
+from packetlab.testing.make_lab_server import LabServer, make_lab
 from packetlab.testing.runall import TRACEBACK
 from packetlab.topo import netns
 from packetlab.topo.state import all_records

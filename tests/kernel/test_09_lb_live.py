@@ -7,10 +7,10 @@ import sys
 import time
 
 import pytest
-from conftest import REPO
 
 from packetlab import Lab
 from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP, HttpConnection, attach_decap, build, udp_ask
+from packetlab.paths import REPO_ROOT
 from packetlab.tools.lb.control import LoadBalancer
 from packetlab.topo import netns
 
@@ -134,7 +134,7 @@ def test_udp_vip(topo, lb, mode):
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "packetlab", "lb", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+        [sys.executable, "-m", "packetlab", "lb", *args], capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
     )
 
 
@@ -179,7 +179,7 @@ def test_cli_apply_status_remove(topo):
                 "--metrics-port",
                 "9109",
             ],
-            cwd=REPO,
+            cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

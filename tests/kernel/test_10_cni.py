@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from packetlab import Lab
+from packetlab.paths import REPO_ROOT
 from packetlab.tools.cni import CniRuntime, Node, make_conflist, spec
 from packetlab.tools.cni import ipam as own_ipam
 from packetlab.tools.cni.install import install, reference_dir
@@ -100,7 +101,7 @@ def _run_ipam(conf, command, cid, ifname="eth0"):
         "CNI_IFNAME": ifname,
         "CNI_PATH": "/nonexistent",
         "CNI_NETNS": "/run/netns/whatever",
-        "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        "PYTHONPATH": str(REPO_ROOT),
     }
     proc = subprocess.run(
         [sys.executable, "-m", "packetlab.tools.cni.ipam"],

@@ -5,7 +5,7 @@ Three layers, each checked against checksums recomputed from scratch:
 1. A pure-Python RFC 1624 eqn. 3 reference, property-tested (hypothesis)
    against scapy's recomputation: equal whenever the changed bytes are not all
    zero; for all-zero bytes eqn. 3 gives 0x0000 where only 0xffff verifies.
-2. The C helpers themselves, run in the kernel (tests/bpf/csum_helpers.c under
+2. The C helpers themselves, run in the kernel (tests/kernel/bpf/csum_helpers.c under
    BPF_PROG_TEST_RUN), equal the reference on arbitrary input — checksums 0 and
    0xffff, unchanged fields, UDP's "no checksum" included.
 3. The real programs — bpf/07-xdp-icmp-echo.c and bpf/09-lb.c (NAT both ways,
@@ -142,7 +142,7 @@ HEADER = b"\x02\0\0\0\0\x01\x02\0\0\0\0\x02\x88\xb5"  # Ethernet header the harn
 
 @pytest.fixture(scope="module")
 def helpers():
-    prog = acquire("tests/bpf/csum_helpers.c")
+    prog = acquire("tests/kernel/bpf/csum_helpers.c")
     yield prog
     release(prog)
 

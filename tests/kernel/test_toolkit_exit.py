@@ -7,8 +7,8 @@ import os
 import subprocess
 import time
 
-from conftest import PYTHON, REPO
-
+from packetlab.paths import REPO_ROOT
+from packetlab.testing.child import PYTHON
 from packetlab.topo.state import STATE_DIR, is_alive, process_start_time
 
 
@@ -48,7 +48,7 @@ def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
 
     km = KernelManager(kernel_name="python3")
     km.kernel_spec.argv = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    km.start_kernel(cwd=str(REPO), env={**os.environ, "PACKETLAB_GUARDIAN": "0"})
+    km.start_kernel(cwd=str(REPO_ROOT), env={**os.environ, "PACKETLAB_GUARDIAN": "0"})
     kc = km.client()
     kc.start_channels()
     try:
@@ -56,7 +56,7 @@ def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
         reply = kc.execute_interactive(
             "from packetlab import Lab\nlab = Lab('tkx').start()\nh1, h2 = lab.host('h1'), lab.host('h2')\n"
             "lab.link(h1, h2, ip='10.62.0.1/30', peer_ip='10.62.0.2/30')\n"
-            "xdp = h2.attach_xdp('tests/bpf/toolkit_counter.c', dev='eth0')",
+            "xdp = h2.attach_xdp('tests/kernel/bpf/toolkit_counter.c', dev='eth0')",
             timeout=180,
         )
         assert reply["content"]["status"] == "ok", reply["content"]

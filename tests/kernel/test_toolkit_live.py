@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON, REPO, run_py
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from packetlab import Lab
 from packetlab.errors import LabBusy, PacketlabError, VerifierError
+from packetlab.paths import REPO_ROOT
+from packetlab.testing.child import PYTHON, run_py
 from packetlab.topo import netns
 from packetlab.topo.state import STATE_DIR
 
@@ -190,7 +191,7 @@ from packetlab import Lab
 lab = Lab(sys.argv[1]).start()
 h1, h2 = lab.host('h1'), lab.host('h2')
 lab.link(h1, h2, ip='10.9.0.1/24', peer_ip='10.9.0.2/24')
-h2.attach_xdp('tests/bpf/toolkit_counter.c', 'eth0')
+h2.attach_xdp('tests/kernel/bpf/toolkit_counter.c', 'eth0')
 h1.popen(['sleep', '300'])
 print('ready', flush=True)
 with lab:
@@ -203,7 +204,7 @@ def _start_child(name: str, **env) -> subprocess.Popen:
 
     child = subprocess.Popen(
         [PYTHON, "-c", CHILD_LAB, name],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -248,10 +249,12 @@ def test_cleanup_after_sigkill_by_packetlab_clean():
     time.sleep(0.2)
     assert sorted(_namespaces("tkk-")) == ["tkk-h1", "tkk-h2"]  # nobody cleaned yet
     dry = subprocess.run(
-        [PYTHON, "-m", "packetlab", "clean", "--dry-run", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO
+        [PYTHON, "-m", "packetlab", "clean", "--dry-run", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO_ROOT
     )
     assert "would remove tkk: namespace tkk-h1" in dry.stdout
-    out = subprocess.run([PYTHON, "-m", "packetlab", "clean", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [PYTHON, "-m", "packetlab", "clean", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO_ROOT
+    )
     assert out.returncode == 0, out.stderr
     assert "namespace tkk-h2" in out.stdout and f"process {sleeper}" in out.stdout
     assert _namespaces("tkk-") == [] and not Path(f"/proc/{sleeper}/cmdline").exists()
@@ -264,7 +267,7 @@ def test_clean_leaves_running_labs_and_foreign_namespaces_alone():
         with Lab("tkl") as lab:
             lab.host("h1")
             out = subprocess.run(
-                [PYTHON, "-m", "packetlab", "clean", "--lab", "tkl"], capture_output=True, text=True, cwd=REPO
+                [PYTHON, "-m", "packetlab", "clean", "--lab", "tkl"], capture_output=True, text=True, cwd=REPO_ROOT
             )
             assert "is running" in out.stdout
             assert netns.exists("tkl-h1")
@@ -278,7 +281,7 @@ def test_cleanup_when_a_notebook_kernel_restarts():
 
     km = KernelManager(kernel_name="python3")
     km.kernel_cmd = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    km.start_kernel(cwd=str(REPO))
+    km.start_kernel(cwd=str(REPO_ROOT))
     kc = km.client()
     kc.start_channels()
     try:
@@ -304,7 +307,7 @@ def test_cleanup_when_a_notebook_kernel_restarts():
 
 
 def test_doctor_json_reports_everything_present():
-    out = subprocess.run([PYTHON, "-m", "packetlab", "doctor", "--json"], capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run([PYTHON, "-m", "packetlab", "doctor", "--json"], capture_output=True, text=True, cwd=REPO_ROOT)
     checks = json.loads(out.stdout)
     missing = [c for c in checks if c["required"] and not c["ok"]]
     assert out.returncode == 0 and missing == []
@@ -318,7 +321,7 @@ def test_doctor_exits_nonzero_when_headers_are_missing():
         [PYTHON, "-m", "packetlab", "doctor"],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env={**os.environ, "BCC_KERNEL_SOURCE": "/nonexistent"},
     )
     assert out.returncode == 1

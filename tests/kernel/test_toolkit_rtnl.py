@@ -11,10 +11,11 @@ import subprocess
 import threading
 
 import pytest
-from conftest import PYTHON, REPO
 from pyroute2.netlink.exceptions import NetlinkError
 
 from packetlab import Lab
+from packetlab.paths import REPO_ROOT
+from packetlab.testing.child import PYTHON
 from packetlab.topo import netns, rtnl
 
 
@@ -116,5 +117,5 @@ async def main():
         print("untouched", "nest_asyncio" in sys.modules)
 asyncio.run(main())
 """
-    out = subprocess.run([PYTHON, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "untouched False", out.stderr

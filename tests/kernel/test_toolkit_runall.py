@@ -12,17 +12,17 @@ picks it up.
 from __future__ import annotations
 
 import pytest
-from conftest import REPO
 
+from packetlab.paths import REPO_ROOT
 from packetlab.testing.runall import CELL_TIMEOUT, LAB_TIMEOUT, run_all
 
-LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
+LABS = sorted((REPO_ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS, ids=lambda p: p.stem)
 def test_run_all_cells(lab):
-    result = run_all(lab, out_dir=REPO / "build" / "executed", cell_timeout=CELL_TIMEOUT, timeout=LAB_TIMEOUT)
+    result = run_all(lab, out_dir=REPO_ROOT / "build" / "executed", cell_timeout=CELL_TIMEOUT, timeout=LAB_TIMEOUT)
     print(result.summary())
     assert result.cells, f"{lab.name} has no code cells"
     if not result.ok:

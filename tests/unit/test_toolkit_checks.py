@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import ast
 import inspect
-from pathlib import Path
 
 import nbformat
 import pytest
 
 import packetlab.course.grading as exercises
 from packetlab.course.grading import CheckFailed, graded, passed, reference_needed, require, use_reference
+from packetlab.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 TRY = "set answer yourself and run this check again"
 
 
@@ -101,7 +100,7 @@ def test_passed_outside_a_graded_check_is_plain(capsys):
 
 # ---- every check and every solution cell follows the convention ----------------------------------
 def _check_functions():
-    for path in sorted((REPO / "packetlab" / "exercises").glob("*.py")):
+    for path in sorted((REPO_ROOT / "packetlab" / "course").glob("m*/exercises.py")):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("check_"):
@@ -122,7 +121,7 @@ def test_graded_keeps_the_signature():
     assert list(inspect.signature(check_veth_peer).parameters) == ["answer", "host", "dev"]
 
 
-@pytest.mark.parametrize("lab", sorted((REPO / "labs").glob("*.ipynb")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("lab", sorted((REPO_ROOT / "labs").glob("*.ipynb")), ids=lambda p: p.stem)
 def test_every_solution_cell_leaves_a_mark(lab):
     nb = nbformat.read(lab, as_version=4)
     for i, cell in enumerate(nb.cells):
