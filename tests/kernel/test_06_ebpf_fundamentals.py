@@ -7,10 +7,8 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
-from conftest import run_py
 
 from packetlab import Lab
 from packetlab.course.grading import CheckFailed
@@ -27,6 +25,8 @@ from packetlab.ebpf.tracepoints import (
     tracepoint_fields,
 )
 from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
+from packetlab.paths import REPO_ROOT
+from packetlab.testing.child import run_py
 from packetlab.topo import netns
 from packetlab.topo.state import LabRecord
 
@@ -213,7 +213,7 @@ def test_vmlinux_header_is_generated_once_per_kernel():
     assert "struct sk_buff {" in header.read_text()
     mtime = header.stat().st_mtime_ns
     assert core.vmlinux_header() == header and header.stat().st_mtime_ns == mtime
-    assert not str(header).startswith(str(Path(__file__).resolve().parent.parent))  # never in the repo
+    assert not str(header).startswith(str(REPO_ROOT))  # never in the repo
 
 
 def test_compile_object_caches_and_reports_clang_errors(tmp_path):
