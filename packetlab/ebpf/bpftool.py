@@ -7,8 +7,9 @@ built without libbfd and answers "No libbfd support", so the JIT image is then
 fetched the way bpftool itself fetches it (the BPF_OBJ_GET_INFO_BY_FD syscall)
 and disassembled with objdump.
 
-Programs and maps are named by kernel ID. `prog_id(fd)` / `map_id(fd)` find the
-ID of a program or map this process holds (bcc gives you file descriptors).
+Programs and maps are named by kernel ID; `packetlab.ebpf.fdinfo.prog_id(fd)` /
+`map_id(fd)` find the ID of a program or map this process holds (bcc gives you
+file descriptors).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from packetlab.ebpf import syscall as bpfsys
+from packetlab.ebpf.maps import percpu_sum
 from packetlab.ebpf.syscall import (
     BPF_OBJ_GET,
     BPF_OBJ_GET_INFO_BY_FD,
@@ -69,27 +71,6 @@ def bpftool(args: Sequence[str], *, json_output: bool = True, timeout: float = 3
             fix="is the ID still loaded? list them with `bpftool prog show` / `bpftool map show`",
         )
     return json.loads(proc.stdout or "null") if json_output else proc.stdout
-
-
-def _fdinfo(fd: int, field: str) -> int:
-    with open(f"/proc/self/fdinfo/{fd}") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise PacketlabError(
-        f"file descriptor {fd} is not a BPF {field.split('_')[0]}",
-        fix="pass prog.fd of a loaded program or table.map_fd of a bcc map",
-    )
-
-
-def prog_id(fd: int) -> int:
-    """Kernel ID of the BPF program behind file descriptor `fd` (from /proc/self/fdinfo)."""
-    return _fdinfo(fd, "prog_id")
-
-
-def map_id(fd: int) -> int:
-    """Kernel ID of the BPF map behind file descriptor `fd`."""
-    return _fdinfo(fd, "map_id")
 
 
 def prog_show(prog: int | str) -> dict:
@@ -232,7 +213,7 @@ def entries_to_dict(entries: list[dict]) -> dict:
             k, v = _hex_int(e["key"]), e.get("value", e.get("values"))
             v = _hex_int(v) if isinstance(v, list) and v and isinstance(v[0], str) else v
         if isinstance(v, list) and v and isinstance(v[0], dict) and "cpu" in v[0]:
-            v = sum(_hex_int(c["value"]) if isinstance(c["value"], list) else c["value"] for c in v)
+            v = percpu_sum([_hex_int(c["value"]) if isinstance(c["value"], list) else c["value"] for c in v])
         out[k if not isinstance(k, (list, dict)) else json.dumps(k)] = v
     return out
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packetlab.ebpf import syscall as bpfsys
-from packetlab.ebpf.stats import program_fd
+from packetlab.ebpf.fdinfo import program_fd
 from packetlab.errors import PacketlabError
 from packetlab.topo import netns
 

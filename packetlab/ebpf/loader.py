@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packetlab.ebpf.maps import percpu_sum
 from packetlab.ebpf.testrun import TC_VERDICTS, XDP_VERDICTS, TestRunResult, prog_test_run
 from packetlab.ebpf.verifier_log import has_verifier_log, recover_verifier_log
 from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
@@ -384,7 +385,7 @@ def table_to_dict(table: Any) -> dict:
     import bcc.table as bt
 
     per_cpu = isinstance(table, (bt.PerCpuArray, bt.PerCpuHash))
-    return {hashable(to_python(k)): (sum_per_cpu(v) if per_cpu else to_python(v)) for k, v in table.items()}
+    return {hashable(to_python(k)): to_python(percpu_sum(v) if per_cpu else v) for k, v in table.items()}
 
 
 def hashable(key: Any) -> Any:
@@ -396,21 +397,10 @@ def hashable(key: Any) -> Any:
     return key
 
 
-def sum_per_cpu(values: Any) -> Any:
-    """Sum a per-CPU value list: ints add up, structs add up field by field."""
-    parts = [to_python(v) for v in values]
-    if parts and isinstance(parts[0], dict):
-        return {field: sum(p[field] for p in parts) for field in parts[0]}
-    return sum(parts)
-
-
 def to_python(value: Any) -> Any:
-    """ctypes scalar/struct/array/per-CPU list → int, dict, list."""
-    if isinstance(value, list):  # per-CPU values
-        parts = [to_python(v) for v in value]
-        if all(isinstance(p, int) for p in parts):
-            return sum(parts)
-        return parts
+    """ctypes scalar/struct/array → int, dict, list (per-CPU values: sum them first with `percpu_sum`)."""
+    if isinstance(value, list):
+        return [to_python(v) for v in value]
     if isinstance(value, ctypes.Structure | ctypes.Union):
         return {name: to_python(getattr(value, name)) for name, *_ in value._fields_}
     if isinstance(value, ctypes.Array):

@@ -1,4 +1,4 @@
-"""Kernel-measured run time of loaded programs (BPF_ENABLE_STATS / the sysctl) and program ids."""
+"""Kernel-measured run time of loaded programs (BPF_ENABLE_STATS / the sysctl)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from packetlab.ebpf import syscall as bpfsys
+from packetlab.ebpf.fdinfo import fdinfo
 from packetlab.errors import PacketlabError
 
 # ---- the kernel's run-time statistics -----------------------------------------------------
@@ -102,11 +103,7 @@ class ProgStats:
 
     @classmethod
     def read(cls, prog_fd: int) -> ProgStats:
-        fields = {}
-        with open(f"/proc/self/fdinfo/{prog_fd}") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                fields[key.strip()] = value.strip()
+        fields = fdinfo(prog_fd)
         if "run_cnt" not in fields:
             raise PacketlabError(
                 f"fd {prog_fd} is not a BPF program with run statistics",
@@ -134,22 +131,3 @@ class RunRate:
     @property
     def ns_per_run(self) -> float | None:
         return self.run_time_ns / self.runs if self.runs else None
-
-
-def program_fd(program: Any) -> int:
-    """The fd of an XdpAttachment, TcAttachment or LoadedProgram."""
-    inner = getattr(program, "program", program)
-    return inner.fd
-
-
-def prog_id(program: Any) -> int:
-    """The kernel's id for a loaded program (what `bpftool prog` and tracepoints show)."""
-    return _fdinfo_prog_id(program_fd(program))
-
-
-def _fdinfo_prog_id(fd: int) -> int:
-    with open(f"/proc/self/fdinfo/{fd}") as f:
-        for line in f:
-            if line.startswith("prog_id:"):
-                return int(line.split(":")[1])
-    raise PacketlabError("no prog_id in fdinfo", cause=f"fd {fd} is not a BPF program")

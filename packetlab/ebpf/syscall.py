@@ -359,7 +359,8 @@ def map_keys(fd: int, key_size: int) -> Iterator[bytes]:
 @lru_cache(maxsize=1)
 def possible_cpus() -> int:
     """Number of *possible* CPUs (not just online ones): per-CPU map values hold one slot per possible CPU."""
-    text = open("/sys/devices/system/cpu/possible").read().strip()
+    with open("/sys/devices/system/cpu/possible") as f:
+        text = f.read().strip()
     n = 0
     for part in text.split(","):
         lo, _, hi = part.partition("-")

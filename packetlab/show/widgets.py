@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from packetlab.ebpf.maps import percpu_sum
 from packetlab.errors import PacketlabError
 
 Snapshot = dict[str, dict[str, int]]
@@ -85,17 +86,6 @@ def _common_prefix(names: Sequence[str]) -> str:
     return prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
 
 
-def sum_per_cpu(value: Any) -> Any:
-    """A per-CPU value as one: add up the CPUs' ints, or each field of their structs."""
-    if isinstance(value, list):
-        if all(isinstance(v, Mapping) for v in value):
-            keys = value[0].keys() if value else []
-            return {k: sum(v[k] for v in value) for k in keys}
-        if all(isinstance(v, int) for v in value):
-            return sum(value)
-    return value
-
-
 def array_reader(program: Any, map_name: str, labels: Sequence[str]) -> Callable[[], Snapshot]:
     """A reader for an array map indexed by `labels` (from an XdpAttachment or LoadedProgram).
 
@@ -107,7 +97,7 @@ def array_reader(program: Any, map_name: str, labels: Sequence[str]) -> Callable
         table = program.table(map_name)
         out: Snapshot = {}
         for index, label in enumerate(labels):
-            value = sum_per_cpu(table.get(index, 0))
+            value = percpu_sum(table.get(index, 0))
             out[label] = dict(value) if isinstance(value, Mapping) else {"packets": int(value)}
         return out
 

@@ -55,7 +55,7 @@ from packetlab.proto.dissect import (
     tcp_flag_names,
     tcp_rows,
 )
-from packetlab.show.widgets import LiveCounter, array_reader, enum_labels, sum_per_cpu
+from packetlab.show.widgets import LiveCounter, array_reader, enum_labels
 from packetlab.topo import netns
 from packetlab.topo.traffic import link_counters
 
@@ -501,12 +501,6 @@ def test_live_counter_stops_when_its_reader_fails_and_times_out_clearly():
         steady.wait_for(lambda s: s["A"]["packets"] > 1, timeout=0.2)
     with pytest.raises(PacketlabError):
         LiveCounter(lambda: {}, interval=0)
-
-
-def test_sum_per_cpu():
-    assert sum_per_cpu([1, 2, 3]) == 6
-    assert sum_per_cpu([{"packets": 1, "bytes": 5}, {"packets": 2, "bytes": 7}]) == {"packets": 3, "bytes": 12}
-    assert sum_per_cpu(4) == 4
 
 
 # ---- exercise checks on crafted frames ------------------------------------------------------------

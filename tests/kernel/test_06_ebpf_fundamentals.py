@@ -16,6 +16,7 @@ from packetlab.course.m06_ebpf_fundamentals import demos as ebpf
 from packetlab.course.m06_ebpf_fundamentals import exercises as checks
 from packetlab.ebpf import bpftool
 from packetlab.ebpf import co_re as core
+from packetlab.ebpf.fdinfo import map_id, prog_id
 from packetlab.ebpf.loader import LoadedProgram
 from packetlab.ebpf.tracepoints import (
     TracepointProgram,
@@ -179,7 +180,7 @@ def test_on_cpu_restores_affinity():
 
 # ---- bpftool ----------------------------------------------------------------------------------
 def test_bpftool_sees_our_program_maps_and_code(map_types):
-    pid = bpftool.prog_id(map_types.fd)
+    pid = prog_id(map_types.fd)
     info = bpftool.prog_show(pid)
     assert info["type"] == "xdp" and info["name"] == "xdp_map_types" and len(info["map_ids"]) == 5
     assert pid in {p["id"] for p in bpftool.prog_list()}
@@ -200,7 +201,7 @@ def test_bpftool_sees_our_program_maps_and_code(map_types):
 def test_bpftool_map_dump_matches_the_bcc_view(map_types):
     map_types.reset_maps()
     ebpf.feed(map_types, [ebpf.ipv4_frame("10.0.0.1", proto="tcp")] * 3)
-    entries = bpftool.map_dump(bpftool.map_id(map_types["by_proto"].map_fd))
+    entries = bpftool.map_dump(map_id(map_types["by_proto"].map_fd))
     assert bpftool.entries_to_dict(entries)[6] == 3
     with pytest.raises(PacketlabError):
         bpftool.map_dump(2**31 - 1)  # no such map: a readable error
@@ -348,7 +349,7 @@ def test_check_lru_prediction():
 
 
 def test_check_xlated_calls(map_types):
-    pid = bpftool.prog_id(map_types.fd)
+    pid = prog_id(map_types.fd)
     assert checks.check_xlated_calls(4, pid)
     for wrong in (None, 7, "4"):
         with pytest.raises(CheckFailed):

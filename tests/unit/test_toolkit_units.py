@@ -102,7 +102,7 @@ def test_to_python_converts_ctypes():
 
     assert to_python(ctypes.c_uint64(7)) == 7
     assert to_python(Pair(1, 2)) == {"a": 1, "b": 2}
-    assert to_python([ctypes.c_uint64(1), ctypes.c_uint64(2)]) == 3  # per-CPU values summed
+    assert to_python([ctypes.c_uint64(1), ctypes.c_uint64(2)]) == [1, 2]  # a list stays a list (sums: percpu_sum)
     assert to_python((ctypes.c_ubyte * 4)(1, 2, 3, 4)) == b"\x01\x02\x03\x04"
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf import bpftool as bt
+from packetlab.ebpf.fdinfo import prog_id
 from packetlab.ebpf.loader import LoadedProgram, acquire, release
 from packetlab.errors import PacketlabError
 from packetlab.show.tables import WORDS, format_table
@@ -186,7 +187,7 @@ def per_cpu_values(prog: LoadedProgram, map_name: str = "per_cpu", key: int = 0)
 # ---- the pipeline, seen with bpftool -----------------------------------------------------
 def pipeline(prog: LoadedProgram) -> str:
     """Source → bytecode → xlated → JIT for one loaded bcc program, measured live."""
-    pid = bt.prog_id(prog.fd)
+    pid = prog_id(prog)
     info = bt.prog_show(pid)
     src_lines = [
         line for line in prog.source.splitlines() if line.strip() and not line.strip().startswith(("/*", "*", "//"))

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packetlab.course.m07_xdp.counters import CATEGORIES, protocol_counts, source_counts
-from packetlab.ebpf.stats import ProgStats, _fdinfo_prog_id, program_fd
+from packetlab.ebpf.fdinfo import prog_id, program_fd
+from packetlab.ebpf.stats import ProgStats
 from packetlab.errors import PacketlabError
 
 
@@ -78,7 +79,7 @@ class LiveCounterChart:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._fd = program_fd(program)
-        self._prog_id = _fdinfo_prog_id(self._fd)
+        self._prog_id = prog_id(self._fd)
         self._widget = None
         self._image = self._html = self._status = None
 
@@ -153,7 +154,7 @@ class LiveCounterChart:
             raise PacketlabError("the program was detached")
         try:
             stats = ProgStats.read(self._fd)
-            alive = _fdinfo_prog_id(self._fd) == self._prog_id
+            alive = prog_id(self._fd) == self._prog_id
         except (OSError, PacketlabError):
             stats, alive = None, False
         if not alive:

@@ -7,6 +7,7 @@ import ctypes
 import ipaddress
 from typing import Any
 
+from packetlab.ebpf.maps import percpu_sum
 from packetlab.errors import PacketlabError
 
 # Index = enum category in bpf/07-xdp-counter.c (keep the two in the same order).
@@ -26,15 +27,9 @@ CATEGORIES: tuple[str, ...] = (
 
 
 # ---- reading the counter program's maps ---------------------------------------------------
-def _sum_percpu(value: Any) -> tuple[int, int]:
-    """(packets, bytes) of a `struct counters` value, summed over CPUs if per-CPU."""
-    if hasattr(value, "packets"):
-        return int(value.packets), int(value.bytes)
-    packets = bytes_ = 0
-    for v in value:
-        packets += int(v.packets)
-        bytes_ += int(v.bytes)
-    return packets, bytes_
+def _counter(value: Any, what: str) -> int:
+    """Packets or bytes of a `struct counters` value, summed over CPUs if per-CPU."""
+    return int(getattr(percpu_sum(value), what))
 
 
 def _check_layout(table: Any, map_name: str, fields: tuple[str, ...]) -> None:
@@ -63,7 +58,7 @@ def protocol_counts(program: Any, what: str = "packets") -> dict[str, int]:
     for k, v in table.items():
         idx = int(getattr(k, "value", k))
         if 0 <= idx < len(CATEGORIES):
-            out[CATEGORIES[idx]] = _sum_percpu(v)[0 if what == "packets" else 1]
+            out[CATEGORIES[idx]] = _counter(v, what)
     return out
 
 
@@ -81,7 +76,7 @@ def source_counts(program: Any, what: str = "packets") -> dict[str, int]:
     """Packets (or bytes) per source address from ``src_stats``, largest first."""
     table = program["src_stats"]
     _check_layout(table, "src_stats", ("packets", "bytes"))
-    pairs = [(source_key_address(k), _sum_percpu(v)[0 if what == "packets" else 1]) for k, v in table.items()]
+    pairs = [(source_key_address(k), _counter(v, what)) for k, v in table.items()]
     return dict(sorted(pairs, key=lambda kv: (-kv[1], kv[0])))
 
 
@@ -100,22 +95,14 @@ def clear_maps(program: Any) -> None:
 def percpu_array(program: Any, map_name: str) -> list[int]:
     """Every slot of a per-CPU u64 array, each summed over CPUs."""
     table = program[map_name]
-    out = []
-    for _k, v in sorted(table.items(), key=lambda kv: int(getattr(kv[0], "value", kv[0]))):
-        try:
-            out.append(sum(int(getattr(x, "value", x)) for x in v))
-        except TypeError:
-            out.append(int(getattr(v, "value", v)))
-    return out
+    slots = sorted(table.items(), key=lambda kv: int(getattr(kv[0], "value", kv[0])))
+    return [int(getattr(total, "value", total)) for total in (percpu_sum(v) for _k, v in slots)]
 
 
 def percpu_total(program: Any, map_name: str, index: int) -> int:
     """One slot of a per-CPU u64 array (e.g. ``replies``, ``redirected``), summed over CPUs."""
-    value = program[map_name][ctypes.c_int(index)]
-    try:
-        return sum(int(getattr(v, "value", v)) for v in value)
-    except TypeError:  # not per-CPU: a single value
-        return int(getattr(value, "value", value))
+    total = percpu_sum(program[map_name][ctypes.c_int(index)])
+    return int(getattr(total, "value", total))  # a map that is not per-CPU gives one ctypes value
 
 
 def _attachment_ifindex(program: Any) -> int | None:

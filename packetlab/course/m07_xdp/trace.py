@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from packetlab.course.m07_xdp.counters import _attachment_ifindex
-from packetlab.ebpf.stats import prog_id
+from packetlab.ebpf.fdinfo import prog_id
 from packetlab.errors import PacketlabError
 
 # ---- tracing XDP failures -----------------------------------------------------------------

@@ -21,7 +21,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from packetlab.ebpf.loader import TC_PARENTS, LoadedProgram, to_python
+from packetlab.ebpf.loader import TC_PARENTS, LoadedProgram
+from packetlab.ebpf.maps import percpu_sum
 from packetlab.errors import PacketlabError
 from packetlab.tools.netpol.compiler import DIRECTIONS, MAX_RANGES, Compiled, Compiler
 from packetlab.tools.netpol.model import Cluster
@@ -320,8 +321,7 @@ class Enforcer:
         out: dict[str, dict[str, int]] = {}
         for k, v in self.program["stats"].items():
             pod = by_ifindex.get(k.ifindex, f"ifindex {k.ifindex}")
-            value = to_python(v)
-            total = sum(value) if isinstance(value, (list, bytes)) else int(value)
+            total = int(percpu_sum(v))
             out.setdefault(pod, {})[STAT_NAMES.get(k.what, str(k.what))] = total
         return out
 
