@@ -21,7 +21,6 @@ from packetlab.tools.lb.flows import (
     replay,
     starts_new_connection,
 )
-from packetlab.tools.lb.metrics import _labels
 
 M = 65537
 
@@ -191,7 +190,3 @@ def test_every_problem_is_reported_at_once_and_top_level_checks():
     with pytest.raises(ConfigError, match="at most 16"):
         load(many)
     assert load(None) == LBConfig()
-
-
-def test_prometheus_label_escaping():
-    assert _labels(a='x"y', b="p\\q\nr") == '{a="x\\"y",b="p\\\\q\\nr"}'

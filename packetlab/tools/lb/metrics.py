@@ -11,33 +11,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from packetlab.show.prometheus import MetricFamily, exposition
+
 if TYPE_CHECKING:
     from packetlab.tools.lb.control import LoadBalancer
 
 PREFIX = "packetlab_lb"
 
 
-def _labels(**kv: object) -> str:
-    def esc(v: object) -> str:
-        return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-    return "{" + ",".join(f'{k}="{esc(v)}"' for k, v in kv.items()) + "}"
-
-
 def render(lb: LoadBalancer) -> str:
     st = lb.stats()
-    out: list[str] = []
+    families: list[MetricFamily] = []
 
-    def family(name: str, kind: str, help_: str, samples: list[tuple[str, float]]) -> None:
-        out.append(f"# HELP {PREFIX}_{name} {help_}")
-        out.append(f"# TYPE {PREFIX}_{name} {kind}")
-        for labels, value in samples:
-            out.append(
-                f"{PREFIX}_{name}{labels} {value:g}" if isinstance(value, float) else f"{PREFIX}_{name}{labels} {value}"
-            )
+    def family(name: str, kind: str, help_: str, samples: list[tuple[dict[str, object], float]]) -> None:
+        families.append(MetricFamily(f"{PREFIX}_{name}", kind, help_, samples))
 
-    vl = {
-        vs.vip.key: _labels(
+    vl: dict[object, dict[str, object]] = {
+        vs.vip.key: dict(
             vip=vs.vip.label, address=vs.vip.address, port=vs.vip.port, protocol=vs.vip.protocol, mode=vs.vip.mode
         )
         for vs in st.vips
@@ -53,8 +43,8 @@ def render(lb: LoadBalancer) -> str:
         family(name, "counter", help_, [(vl[vs.vip.key], getattr(vs.counters, field)) for vs in st.vips])
     rows = [(vs, b) for vs in st.vips for b in vs.backends]
 
-    def bl(vs, b) -> str:
-        return _labels(vip=vs.vip.label, backend=b.label, address=b.address, port=b.port)
+    def bl(vs, b) -> dict[str, object]:
+        return dict(vip=vs.vip.label, backend=b.label, address=b.address, port=b.port)
 
     for field, help_ in (
         ("packets", "Packets forwarded to the backend for this VIP."),
@@ -85,13 +75,13 @@ def render(lb: LoadBalancer) -> str:
         "events_total",
         "counter",
         "Data-plane events of the XDP program (verdict reasons).",
-        [(_labels(event=k), v) for k, v in st.events.items()],
+        [({"event": k}, v) for k, v in st.events.items()],
     )
     states = Counter(c.state for c in lb.connections())
     family(
         "connections",
         "gauge",
         "Flows in the XDP connection table, by state.",
-        [(_labels(state=s), n) for s, n in sorted(states.items())],
+        [({"state": s}, n) for s, n in sorted(states.items())],
     )
-    return "\n".join(out) + "\n"
+    return exposition(families)
