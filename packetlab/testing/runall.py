@@ -219,74 +219,75 @@ def run_all(
     ]
     outputs = {c.index: _Outputs() for c in cells}
     before = set(_namespaces())
-    log = tempfile.TemporaryFile(mode="w+")
-    km = KernelManager(kernel_name=kernel_name)
-    if kernel_name == "python3":  # this interpreter (the venv's), as nbval --nbval-current-env does
-        km.kernel_spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log)
-    kernel_pid = _kernel_pid(km)
-    kc = km.client()
-    kc.start_channels()
-    t0 = time.monotonic()
-    leftovers: list[str] = []
-    try:
-        kc.wait_for_ready(timeout=120)
-        by_id: dict[str, CellRun] = {}
-        for cell in cells:  # Run All: every request queued at once
-            cell.msg_id = kc.execute(cell.source, allow_stdin=False, stop_on_error=True)
-            by_id[cell.msg_id] = cell
-        replied: set[str] = set()
-        idle: set[str] = set()
-        text: dict[str, list[str]] = {c.msg_id: [] for c in cells}  # every stream chunk, never cleared
-        last_progress = time.monotonic()
-        while not all(c.finished for c in cells):
-            now = time.monotonic()
-            if now - last_progress > cell_timeout or now - t0 > timeout:
-                break
-            ready = [ch for ch in (kc.shell_channel, kc.iopub_channel) if ch.msg_ready()]
-            if not ready:
-                time.sleep(0.02)
-            for channel in ready:
-                msg = channel.get_msg(timeout=1)
-                cell = by_id.get(msg["parent_header"].get("msg_id", ""))
-                if cell is None:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "execute_reply":
-                    cell.status = content.get("status", "")
-                    cell.execution_count = content.get("execution_count") or cell.execution_count
-                    replied.add(cell.msg_id)
-                elif kind == "execute_input":
-                    cell.execution_count = content.get("execution_count")
-                elif kind == "status":
-                    if content["execution_state"] == "idle":
-                        idle.add(cell.msg_id)
-                elif kind in _OUTPUT_MESSAGES:
-                    outputs[cell.index].add(msg)
-                    if kind == "error":
-                        cell.errors.append(f"{content['ename']}: {content['evalue'][:400]}")
-                    elif kind == "stream":
-                        text[cell.msg_id].append(content["text"])
-                if cell.msg_id in replied and cell.msg_id in idle and not cell.finished:
-                    cell.finished = True
-                    cell.errors += _text_errors("".join(text[cell.msg_id]))
-                    cell.seconds = time.monotonic() - last_progress
-                    last_progress = time.monotonic()
-                    if progress:
-                        progress(cell)
-        if all(c.finished and c.status == "ok" and not c.errors for c in cells):
-            leftovers = lab_leftovers(before, kernel_pid)  # the kernel still runs: the lab must have cleaned up
-    finally:
-        seconds = time.monotonic() - t0
-        kc.stop_channels()
-        km.shutdown_kernel(now=not all(c.finished for c in cells))
-    deadline = time.monotonic() + 10  # after the kernel is gone, its guardian cleans up
-    while (after := lab_leftovers(before, kernel_pid)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    leftovers += [x for x in after if x not in leftovers]
-    log.seek(0)
-    kernel_log = _text_errors(log.read())
-    log.close()
+    with tempfile.TemporaryFile(mode="w+") as log:  # the kernel process's stdout and stderr
+        km = KernelManager(kernel_name=kernel_name)
+        spec = km.kernel_spec  # None only if no kernel of that name: start_kernel() below says so
+        if kernel_name == "python3" and spec is not None:  # this interpreter (the venv's), as nbval --nbval-current-env
+            spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log)
+        kernel_pid = _kernel_pid(km)
+        kc = km.client()
+        kc.start_channels()
+        t0 = time.monotonic()
+        leftovers: list[str] = []
+        try:
+            kc.wait_for_ready(timeout=120)
+            by_id: dict[str, CellRun] = {}
+            for cell in cells:  # Run All: every request queued at once
+                cell.msg_id = kc.execute(cell.source, allow_stdin=False, stop_on_error=True)
+                by_id[cell.msg_id] = cell
+            replied: set[str] = set()
+            idle: set[str] = set()
+            text: dict[str, list[str]] = {c.msg_id: [] for c in cells}  # every stream chunk, never cleared
+            last_progress = time.monotonic()
+            while not all(c.finished for c in cells):
+                now = time.monotonic()
+                if now - last_progress > cell_timeout or now - t0 > timeout:
+                    break
+                ready = [ch for ch in (kc.shell_channel, kc.iopub_channel) if ch.msg_ready()]
+                if not ready:
+                    time.sleep(0.02)
+                for channel in ready:
+                    msg = channel.get_msg(timeout=1)
+                    owner = by_id.get(msg["parent_header"].get("msg_id", ""))
+                    if owner is None:
+                        continue
+                    cell = owner
+                    kind, content = msg["msg_type"], msg["content"]
+                    if kind == "execute_reply":
+                        cell.status = content.get("status", "")
+                        cell.execution_count = content.get("execution_count") or cell.execution_count
+                        replied.add(cell.msg_id)
+                    elif kind == "execute_input":
+                        cell.execution_count = content.get("execution_count")
+                    elif kind == "status":
+                        if content["execution_state"] == "idle":
+                            idle.add(cell.msg_id)
+                    elif kind in _OUTPUT_MESSAGES:
+                        outputs[cell.index].add(msg)
+                        if kind == "error":
+                            cell.errors.append(f"{content['ename']}: {content['evalue'][:400]}")
+                        elif kind == "stream":
+                            text[cell.msg_id].append(content["text"])
+                    if cell.msg_id in replied and cell.msg_id in idle and not cell.finished:
+                        cell.finished = True
+                        cell.errors += _text_errors("".join(text[cell.msg_id]))
+                        cell.seconds = time.monotonic() - last_progress
+                        last_progress = time.monotonic()
+                        if progress:
+                            progress(cell)
+            if all(c.finished and c.status == "ok" and not c.errors for c in cells):
+                leftovers = lab_leftovers(before, kernel_pid)  # the kernel still runs: the lab must have cleaned up
+        finally:
+            seconds = time.monotonic() - t0
+            kc.stop_channels()
+            km.shutdown_kernel(now=not all(c.finished for c in cells))
+        deadline = time.monotonic() + 10  # after the kernel is gone, its guardian cleans up
+        while (after := lab_leftovers(before, kernel_pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leftovers += [x for x in after if x not in leftovers]
+        log.seek(0)
+        kernel_log = _text_errors(log.read())
 
     executed = None
     if out_dir is not None:
