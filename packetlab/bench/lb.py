@@ -250,7 +250,7 @@ def _task_runtime(pid: str) -> int:
     with contextlib.suppress(OSError):
         for tid in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError, ValueError, IndexError):
-                total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+                total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
     return total
 
 
@@ -261,7 +261,7 @@ def cpu_snapshot(inodes: set[int]) -> CpuSnapshot:
         if not pid.isdigit():
             continue
         try:
-            comm = open(f"/proc/{pid}/comm").read().strip()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
             if comm.startswith("ksoftirqd/"):
                 soft += _task_runtime(pid)
                 continue

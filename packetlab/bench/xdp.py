@@ -141,10 +141,10 @@ def testrun_rows(
         verdicts = [""] * len(cases)
         with entered(namespace):
             assert_in_namespace(namespace)
-            for i, (case, prog) in enumerate(zip(cases, progs)):
+            for case, prog in zip(cases, progs):
                 if case.setup:
                     case.setup(prog)
-            for r in range(rounds):
+            for _round in range(rounds):
                 for i, (case, prog) in enumerate(zip(cases, progs)):
                     if case.single_runs:
                         for _ in range(single_calls):

@@ -104,7 +104,7 @@ class LeaseStore:
         """Read the store under an exclusive lock; write it back atomically on success."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            lock = open(self.lock_path, "a+")
+            lock = open(self.lock_path, "a+")  # noqa: SIM115 -- the with below closes it; an OSError here is the CNI error
         except OSError as exc:
             raise CniError(IO_FAILURE, f"cannot open the lease store in {self.dir}", str(exc)) from None
         with lock:

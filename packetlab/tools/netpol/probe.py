@@ -151,7 +151,7 @@ def probe_all(probes: Sequence[Probe], *, timeout: float = 1.5) -> dict[str, Pro
                 pending[s.fileno()] = (s, label, "udp", b"")
     deadline = time.monotonic() + timeout
     while pending and (left := deadline - time.monotonic()) > 0:
-        for key, events in sel.select(left):
+        for key, _events in sel.select(left):
             s, label, state, buf = pending[key.fd]
             try:
                 if state == "connect":
