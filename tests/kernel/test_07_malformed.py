@@ -404,7 +404,7 @@ def test_echo_counts_replies_per_family(echo):
     from packetlab.course.m07_xdp.counters import percpu_total
 
     before = percpu_total(echo, "replies", 0), percpu_total(echo, "replies", 1)
-    for name, frame, _c, verdict in CORPUS:
+    for _name, frame, _c, _verdict in CORPUS:
         echo.test_run(frame)
     v4 = sum(1 for n, f, c, v in CORPUS if v == "XDP_TX" and c == "IPv4 ICMP")
     v6 = sum(1 for n, f, c, v in CORPUS if v == "XDP_TX" and c == "IPv6 ICMPv6")

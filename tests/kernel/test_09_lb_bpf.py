@@ -21,7 +21,7 @@ from packetlab.ebpf.loader import LoadedProgram
 from packetlab.ebpf.maps import BpfMap
 from packetlab.errors import PacketlabError
 from packetlab.tools.lb import maglev
-from packetlab.tools.lb.control import LoadBalancer
+from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.tools.lb.flows import ESTABLISHED, FIN_WAIT, SYN_SENT, replay
 from packetlab.tools.lb.layout import U32, Flow
 from packetlab.topo import netns
@@ -345,7 +345,7 @@ def test_a_down_backend_is_drained_and_others_keep_their_flows(fresh):
     picks = {sp: Ether(balancer.test_run(syn(lb, sp)).data)[IP].dst for sp in range(48000, 48040)}
     balancer.mark("web", "b1", False)
     assert balancer.table_shares("web") == {"b1": 0.0, "b2": 1.0}
-    for sp, first in picks.items():
+    for sp in picks:
         now = Ether(balancer.test_run(syn(lb, sp, flags="A")).data)[IP].dst
         assert now == "10.9.2.12"  # b1's flows moved, b2's stayed
     new = Ether(balancer.test_run(syn(lb, 48999)).data)[IP].dst
@@ -466,7 +466,7 @@ def test_closed_flows_expire_from_the_connection_table(fresh):
 
 def test_packetlab_clean_unpins_installs_whose_namespace_is_gone():
     from packetlab.tools.lb import pinned
-    from packetlab.tools.lb.control import PIN_ROOT, STATE_DIR
+    from packetlab.tools.lb.instance import PIN_ROOT, STATE_DIR, installed
 
     with Lab("t09d") as lab:
         a, b = lab.host("a"), lab.host("b")
@@ -479,7 +479,7 @@ def test_packetlab_clean_unpins_installs_whose_namespace_is_gone():
         name = lb.name
         assert not [r for r in pinned.gc() if name in r]  # alive: left alone
     assert (PIN_ROOT / name / "prog").exists()  # the lab is gone, the pins are not
-    assert [i for i in LoadBalancer.installed() if i["name"] == name][0]["stale"]
+    assert [i for i in installed() if i["name"] == name][0]["stale"]
     removed = pinned.gc()
     assert any(name in r for r in removed)
     assert not (PIN_ROOT / name).exists() and not (STATE_DIR / f"{name}.json").exists()

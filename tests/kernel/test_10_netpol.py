@@ -444,7 +444,7 @@ def test_generation_switch_is_complete(programs):
     n1 = len(list(prog["rules"].keys()))
     g2 = maps.install(compiled, ifindexes)
     assert g2 == g1 + 1 and len(list(prog["rules"].keys())) == n1 == compiled.entry_count()
-    assert {k.gen for k in prog["rules"].keys()} == {g2} and {k.gen for k in prog["pods"].keys()} == {g2}
+    assert {k.gen for k in prog["rules"]} == {g2} and {k.gen for k in prog["pods"]} == {g2}  # a table iterates its keys
     assert prog["config"][ctypes.c_int(0)].gen == g2
 
 

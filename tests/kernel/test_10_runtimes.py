@@ -63,7 +63,7 @@ def test_podman_and_containerd_use_our_plugin():
         assert out.returncode == 0, out.stdout + out.stderr
 
         # the runtimes' network state is all in the node namespace
-        veths = [l.split()[0].split("@")[0] for l in node.host.ip("-br link").splitlines() if l.startswith("pl")]
+        veths = [ln.split()[0].split("@")[0] for ln in node.host.ip("-br link").splitlines() if ln.startswith("pl")]
         assert len(veths) == 1 + 3, veths  # plbr0 + labpod + web + web2
         ctr.remove("web2")  # kill + CNI DEL (empty CNI_NETNS)
         assert web2.ip not in _leases(node)
