@@ -173,6 +173,15 @@ def _wait_for_run_all(
 
 
 _SCROLLER = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
+# Window height that shows the whole notebook: its last cell's bottom within the scroller,
+# plus what the page has around the scroller (menu, toolbar, status bar).
+_NOTEBOOK_HEIGHT_JS = """(sel) => {
+  const s = document.querySelector(sel);
+  const cells = s ? s.querySelectorAll('.jp-Cell') : [];
+  if (!cells.length) return window.innerHeight;
+  const last = cells[cells.length - 1].getBoundingClientRect().bottom;
+  return last - s.getBoundingClientRect().top + s.scrollTop + (window.innerHeight - s.clientHeight);
+}"""
 
 
 def _screenshot_whole_notebook(page, path: Path) -> None:
@@ -183,22 +192,7 @@ def _screenshot_whole_notebook(page, path: Path) -> None:
     the height is measured again after each growth until it settles."""
     height = 0
     for _ in range(6):
-        wanted = min(
-            int(
-                page.evaluate(
-                    """(sel) => {
-          const s = document.querySelector(sel);
-          const cells = s ? s.querySelectorAll('.jp-Cell') : [];
-          if (!cells.length) return window.innerHeight;
-          const last = cells[cells.length - 1].getBoundingClientRect().bottom;
-          return last - s.getBoundingClientRect().top + s.scrollTop + (window.innerHeight - s.clientHeight);
-        }""",
-                    _SCROLLER,
-                )
-            )
-            + 40,
-            MAX_SCREENSHOT_HEIGHT,
-        )
+        wanted = min(int(page.evaluate(_NOTEBOOK_HEIGHT_JS, _SCROLLER)) + 40, MAX_SCREENSHOT_HEIGHT)
         if abs(wanted - height) < 8:
             break
         height = wanted
@@ -273,7 +267,10 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
             break
         time.sleep(0.5)
     problems += [f"left behind after the kernel shut down: {x}" for x in left]
-    assert hashlib.sha256(notebook.read_bytes()).hexdigest() == digest, f"{name} in labs/ was modified by the test run"
+    assert hashlib.sha256(notebook.read_bytes()).hexdigest() == digest, (
+        f"{name} in labs/ changed while the browser had it open: JupyterLab saved it (autosave must be off) "
+        "or someone edited it meanwhile"
+    )
 
     verdict = "ok" if not problems else f"{len(problems)} problem(s)"
     _say(
