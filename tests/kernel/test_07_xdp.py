@@ -17,10 +17,16 @@ from scapy.layers.l2 import Dot1Q, Ether
 
 from packetlab import Lab
 from packetlab.course.grading import CheckFailed
-from packetlab.course.m07_xdp import counters as xl
 from packetlab.course.m07_xdp import exercises as ex
+from packetlab.course.m07_xdp.chart import LiveCounterChart
+from packetlab.course.m07_xdp.counters import CATEGORIES, percpu_array, percpu_total, protocol_counts, source_counts
+from packetlab.course.m07_xdp.host_counters import ECHO_COUNTERS, counter_delta, icmp_counters
+from packetlab.course.m07_xdp.redirect import devmap_set, ifindex
+from packetlab.course.m07_xdp.trace import XDP_ACTIONS, XdpTrace, set_action
 from packetlab.ebpf import features as kernel_probes
+from packetlab.ebpf.live_frames import assert_in_namespace, xdp_frames_flood
 from packetlab.ebpf.loader import BPF_DIR, acquire, release
+from packetlab.ebpf.stats import ProgStats, bpf_stats
 from packetlab.topo import netns
 from packetlab.topo.traffic import flood
 
@@ -42,7 +48,7 @@ def test_categories_mirror_the_c_enum():
     text = (BPF_DIR / "07-xdp-counter.c").read_text()
     body = re.search(r"enum category \{(.*?)\};", text, re.S).group(1)
     names = re.findall(r"^\s*(CAT_\w+)", body, re.M)
-    assert len(names) == len(xl.CATEGORIES)
+    assert len(names) == len(CATEGORIES)
     assert names[0] == "CAT_NON_IP" and names[-1] == "CAT_MALFORMED"
 
 
@@ -56,14 +62,14 @@ def test_map_layout_is_checked():
         Leaf = Other
 
     with pytest.raises(Exception, match="expects struct {packets, bytes}"):
-        xl.protocol_counts({"proto_stats": FakeTable()})
+        protocol_counts({"proto_stats": FakeTable()})
 
 
 def test_run_rate_arithmetic():
-    a, b = xl.ProgStats(10.0, 100, 5_000), xl.ProgStats(12.0, 2_100, 45_000)
+    a, b = ProgStats(10.0, 100, 5_000), ProgStats(12.0, 2_100, 45_000)
     r = b.since(a)
     assert (r.runs, r.pps, r.ns_per_run) == (2_000, 1_000.0, 20.0)
-    assert xl.ProgStats(1.0, 5, 5).since(xl.ProgStats(1.0, 5, 5)).ns_per_run is None
+    assert ProgStats(1.0, 5, 5).since(ProgStats(1.0, 5, 5)).ns_per_run is None
 
 
 def test_bpf_stats_window_uses_an_fd_and_says_so():
@@ -73,11 +79,11 @@ def test_bpf_stats_window_uses_an_fd_and_says_so():
     frame = bytes(Ether() / IP() / UDP())
     try:
         messages: list[str] = []
-        start = xl.ProgStats.read(prog.fd)
-        with xl.bpf_stats(announce=messages.append) as method:
+        start = ProgStats.read(prog.fd)
+        with bpf_stats(announce=messages.append) as method:
             assert method == "fd"
             prog.test_run(frame, repeat=500)
-        inside = xl.ProgStats.read(prog.fd).since(start)
+        inside = ProgStats.read(prog.fd).since(start)
         assert inside.runs == 500 and inside.run_time_ns > 0
         assert "ON for this measurement only" in messages[0] and "untouched" in messages[0]
         assert "released" in messages[1]
@@ -89,7 +95,7 @@ def test_bpf_stats_sysctl_method_restores_even_on_error(tmp_path):
     fake = tmp_path / "bpf_stats_enabled"
     fake.write_text("0\n")
     said: list[str] = []
-    with pytest.raises(RuntimeError), xl.bpf_stats(method="sysctl", sysctl_path=str(fake), announce=said.append):
+    with pytest.raises(RuntimeError), bpf_stats(method="sysctl", sysctl_path=str(fake), announce=said.append):
         assert fake.read_text() == "1"
         raise RuntimeError("measurement failed")
     assert fake.read_text() == "0"
@@ -98,7 +104,7 @@ def test_bpf_stats_sysctl_method_restores_even_on_error(tmp_path):
 
 def test_prog_stats_rejects_a_non_program_fd(tmp_path):
     with open(tmp_path / "f", "w") as f, pytest.raises(Exception, match="not a BPF program"):
-        xl.ProgStats.read(f.fileno())
+        ProgStats.read(f.fileno())
 
 
 # ---- exercise checks (pure or test-run based) -----------------------------------------------------
@@ -188,17 +194,17 @@ def routed():
 
 def test_actions_pass_drop_aborted(routed):
     h1, h2 = routed.nodes["h1"], routed.nodes["h2"]
-    with xl.XdpTrace() as trace, h2.attach_xdp("bpf/07-xdp-actions.c") as att:
+    with XdpTrace() as trace, h2.attach_xdp("bpf/07-xdp-actions.c") as att:
         results = {}
         for action in ("XDP_PASS", "XDP_DROP", "XDP_ABORTED"):
-            xl.set_action(att, action)
+            set_action(att, action)
             before = ethtool_stats(h2)["rx_queue_0_xdp_drops"]
             results[action] = (
                 h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received,
                 ethtool_stats(h2)["rx_queue_0_xdp_drops"] - before,
             )
         events = trace.events(att)
-        verdicts = {xl.XDP_ACTIONS[k]: n for k, n in enumerate(xl.percpu_array(att, "verdicts"))}
+        verdicts = {XDP_ACTIONS[k]: n for k, n in enumerate(percpu_array(att, "verdicts"))}
     assert results["XDP_PASS"] == (2, 0)
     assert results["XDP_DROP"][0] == 0 and results["XDP_DROP"][1] >= 2
     assert results["XDP_ABORTED"][0] == 0 and results["XDP_ABORTED"][1] >= 2
@@ -214,9 +220,9 @@ def test_native_and_generic_on_veth(routed):
             assert att.mode == mode
             assert ("xdpgeneric" if mode == "generic" else " xdp ") in h2.run(["ip", "link", "show", "eth0"]).stdout
             before = ethtool_stats(h2)["rx_queue_0_xdp_packets"]
-            counted = xl.protocol_counts(att)["IPv4 ICMP"]
+            counted = protocol_counts(att)["IPv4 ICMP"]
             assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
-            assert xl.protocol_counts(att)["IPv4 ICMP"] - counted >= 3  # the program runs either way
+            assert protocol_counts(att)["IPv4 ICMP"] - counted >= 3  # the program runs either way
             moved = ethtool_stats(h2)["rx_queue_0_xdp_packets"] - before
             assert (moved >= 3) == driver_sees, f"{mode}: veth's own XDP counter moved by {moved}"
 
@@ -224,7 +230,7 @@ def test_native_and_generic_on_veth(routed):
 def test_counter_live_chart_while_traffic_flows(routed):
     h1, h2, h3, r = (routed.nodes[n] for n in ("h1", "h2", "h3", "r"))
     with h2.attach_xdp("bpf/07-xdp-counter.c") as att:
-        chart = xl.LiveCounterChart(att, interval=0.2)
+        chart = LiveCounterChart(att, interval=0.2)
         _ = chart.widget  # build the widgets, as a notebook would
         chart.start()
         assert chart.running
@@ -245,7 +251,7 @@ def test_counter_live_chart_while_traffic_flows(routed):
 def test_chart_stops_by_itself_when_the_program_goes_away(routed):
     h2 = routed.nodes["h2"]
     att = h2.attach_xdp("bpf/07-xdp-counter.c", fresh=True)
-    chart = xl.LiveCounterChart(att, interval=0.05, max_seconds=30).start()
+    chart = LiveCounterChart(att, interval=0.05, max_seconds=30).start()
     att.detach()  # fresh=True: the program is unloaded, its maps vanish
     chart._thread.join(5)
     assert not chart.running and chart.error and chart.error.startswith("stopped")
@@ -255,7 +261,7 @@ def test_chart_stops_by_itself_when_the_program_goes_away(routed):
 def test_chart_has_a_time_limit(routed):
     h2 = routed.nodes["h2"]
     with h2.attach_xdp("bpf/07-xdp-counter.c") as att:
-        chart = xl.LiveCounterChart(att, interval=0.05, max_seconds=0.3).start()
+        chart = LiveCounterChart(att, interval=0.05, max_seconds=0.3).start()
         chart._thread.join(5)
         assert not chart.running and "max_seconds" in chart.error
         chart.stop()
@@ -269,22 +275,22 @@ def test_icmp_echo_responder_bypasses_the_kernel(routed):
         assert h1.ping("10.7.2.2", count=2, timeout=1, interval=0.1).received == 0
         assert ethtool_stats(h2)["rx_queue_0_xdp_tx_errors"] - tx_errors >= 2
         with r.attach_xdp("bpf/00-xdp-pass.c", dev="eth1"):
-            kernel_before = xl.icmp_counters(h2)
-            replies_before = xl.percpu_total(echo, "replies", 0), xl.percpu_total(echo, "replies", 1)
+            kernel_before = icmp_counters(h2)
+            replies_before = percpu_total(echo, "replies", 0), percpu_total(echo, "replies", 1)
             v4 = h1.ping("10.7.2.2", count=5, interval=0.1)
             v6 = h1.ping("fd07:2::2", count=5, interval=0.1)
-            delta = xl.counter_delta(kernel_before, xl.icmp_counters(h2))
+            delta = counter_delta(kernel_before, icmp_counters(h2))
             replies = (
-                xl.percpu_total(echo, "replies", 0) - replies_before[0],
-                xl.percpu_total(echo, "replies", 1) - replies_before[1],
+                percpu_total(echo, "replies", 0) - replies_before[0],
+                percpu_total(echo, "replies", 1) - replies_before[1],
             )
     assert v4.received == 5 and v6.received == 5
     assert replies == (5, 5)
-    assert delta == {k: 0 for k in xl.ECHO_COUNTERS}, delta  # the kernel answered nothing
+    assert delta == {k: 0 for k in ECHO_COUNTERS}, delta  # the kernel answered nothing
     # without the program, the kernel answers and its counters move
-    before = xl.icmp_counters(h2)
+    before = icmp_counters(h2)
     assert h1.ping("10.7.2.2", count=3, interval=0.1).received == 3
-    after = xl.counter_delta(before, xl.icmp_counters(h2))
+    after = counter_delta(before, icmp_counters(h2))
     assert after["IcmpInEchos"] == 3 and after["IcmpOutEchoReps"] == 3
 
 
@@ -319,11 +325,11 @@ def test_wire_needs_devmap_entries_and_peer_napi(wire):
     assert ping_fresh(a, "10.7.9.2").received == 0  # empty devmap: XDP_PASS into w, which has no address
     with pytest.raises(CheckFailed, match="no entry"):
         ex.check_devmap(w0, w1, **kw)
-    xl.devmap_set(w0, "eth0", "eth1")
+    devmap_set(w0, "eth0", "eth1")
     with pytest.raises(CheckFailed, match="way back"):
         ex.check_devmap(w0, w1, **kw)
-    xl.devmap_set(w1, "eth1", "eth0")
-    with xl.XdpTrace() as trace:
+    devmap_set(w1, "eth1", "eth0")
+    with XdpTrace() as trace:
         assert ex.check_devmap(w0, w1, **kw)  # redirects are taken ...
         assert ping_fresh(a, "10.7.9.2").received == 0  # ... but veth cannot deliver them
         errors = trace.events(w0, w1)
@@ -348,24 +354,24 @@ def test_wire_in_generic_mode_needs_nothing_from_the_peers(wire):
     w0.detach(), w1.detach()
     g0 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth0", mode="generic")
     g1 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth1", mode="generic")
-    xl.devmap_set(g0, "eth0", "eth1")
-    xl.devmap_set(g1, "eth1", "eth0")
+    devmap_set(g0, "eth0", "eth1")
+    devmap_set(g1, "eth1", "eth0")
     assert ping_fresh(a, "10.7.9.2").received == 2
 
 
 def test_check_devmap_rejects_a_wrong_target(wire):
     lab, a, w, b, w0, w1 = wire
-    xl.devmap_set(w0, "eth0", "eth0")  # back where it came from: not a wire
-    xl.devmap_set(w1, "eth1", "eth0")
+    devmap_set(w0, "eth0", "eth0")  # back where it came from: not a wire
+    devmap_set(w1, "eth1", "eth0")
     with pytest.raises(CheckFailed, match="egress"):
         ex.check_devmap(w0, w1, a=a, b=b, a_ip="10.7.9.1", b_ip="10.7.9.2")
 
 
 def test_devmap_set_resolves_names_in_the_lab_namespace(wire):
     lab, a, w, b, w0, w1 = wire
-    assert xl.devmap_set(w0, "eth0", "eth1") == (xl.ifindex(w, "eth0"), xl.ifindex(w, "eth1"))
+    assert devmap_set(w0, "eth0", "eth1") == (ifindex(w, "eth0"), ifindex(w, "eth1"))
     with pytest.raises(Exception, match="no interface"):
-        xl.devmap_set(w0, "eth0", "nope0")
+        devmap_set(w0, "eth0", "nope0")
 
 
 # ---- live frames and the benchmark ----------------------------------------------------------------
@@ -375,20 +381,20 @@ def test_xdp_frames_flood_reaches_only_the_lab_peer():
         lab.link(h1, h2, ip="10.7.8.1/24", peer_ip="10.7.8.2/24")
         frame = bytes(Ether(src=h1.mac(), dst=h2.mac()) / IP(src="10.7.8.1", dst="10.7.8.2") / UDP(dport=9))
         with h2.attach_xdp("bpf/07-xdp-counter.c") as counter:
-            res = xl.xdp_frames_flood(h1, "eth0", frame, 5000)
-            assert xl.protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
-            assert xl.source_counts(counter)["10.7.8.1"] == 5000  # (plus IPv6 link-local chatter)
+            res = xdp_frames_flood(h1, "eth0", frame, 5000)
+            assert protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
+            assert source_counts(counter)["10.7.8.1"] == 5000  # (plus IPv6 link-local chatter)
         with pytest.raises(Exception, match="no interface"):
-            xl.xdp_frames_flood(h1, "eth7", frame, 10)
+            xdp_frames_flood(h1, "eth7", frame, 10)
 
 
 def test_namespace_guard():
     with Lab("t07e") as lab:
         h = lab.host("h")
         with netns.entered(h.namespace):
-            xl.assert_in_namespace(h.namespace)
+            assert_in_namespace(h.namespace)
         with pytest.raises(Exception, match="not in namespace"):
-            xl.assert_in_namespace(h.namespace)  # this thread is back in the root namespace
+            assert_in_namespace(h.namespace)  # this thread is back in the root namespace
 
 
 def test_bench_smoke():
