@@ -34,7 +34,7 @@ from scapy.utils import checksum as scapy_checksum
 from packetlab import Lab
 from packetlab.ebpf.loader import acquire, release
 from packetlab.proto.dissect import ones_sum
-from packetlab.tools.lb.control import LoadBalancer
+from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.topo import netns
 
 PROPS = settings(max_examples=300, deadline=None, derandomize=True, database=None)

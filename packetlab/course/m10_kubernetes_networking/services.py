@@ -233,18 +233,18 @@ def lb_config(services: Sequence[Service], slices: Sequence[EndpointSlice]) -> d
 
 
 class ServiceProxy:
-    """kube-proxy for one lab node, built on packetlab.tools.lb.control.LoadBalancer in NAT mode.
+    """kube-proxy for one lab node, built on packetlab.tools.lb.LoadBalancer in NAT mode.
 
     The load balancer's XDP program sits on the node side of every pod's veth:
     a pod's packet to a ClusterIP is translated as it enters the node, the
     backend's reply as it leaves the backend. Pods send with TX checksum
-    offload off (see packetlab.tools.lb.control.disable_tx_checksum: XDP rewrites need full
+    offload off (see packetlab.tools.lb.disable_tx_checksum: XDP rewrites need full
     checksums). With an `enforcer`, NetworkPolicy is told the Services so
     that translated replies are recognised (policy applies to backend pods).
     """
 
     def __init__(self, node: Node, *, enforcer: Enforcer | None = None, xdp_mode: str = "native") -> None:
-        from packetlab.tools.lb.control import LoadBalancer
+        from packetlab.tools.lb.balancer import LoadBalancer
 
         self.node, self.enforcer = node, enforcer
         pods = list(node.pods.values())
@@ -259,7 +259,7 @@ class ServiceProxy:
         self.slices: list[EndpointSlice] = []
 
     def _prepare(self, pod: Pod) -> None:
-        from packetlab.tools.lb.control import disable_tx_checksum
+        from packetlab.tools.lb.balancer import disable_tx_checksum
 
         disable_tx_checksum(pod.host, "eth0")
 

@@ -41,15 +41,22 @@ see `disable_tx_checksum`), because XDP cannot see CHECKSUM_PARTIAL packets.
 The command line tool (``packetlab lb apply|status|remove|health``) pins the
 program and maps under /sys/fs/bpf/packetlab/lb/<netns>-<dev>/ so they outlive
 the command; see `packetlab.tools.lb.cli`.
+
+Pieces, bottom up: `config` (the validated config), `layout` (the C structs and
+constants of bpf/09-lb.c), `maglev`, `flows` (connection states), `health`,
+`nexthop`, `encode` (config -> map entries, pure), `instance` (pins and records
+of installed instances), `status` and `metrics` (reading back: report,
+Prometheus), `balancer` (`LoadBalancer`), `pinned` (clean-up of stale installs),
+`cli` (``packetlab lb``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from packetlab.tools.lb.balancer import LoadBalancer, disable_tx_checksum
 from packetlab.tools.lb.config import VIP, Backend, ConfigError, HealthCheck, LBConfig, make_vip
 from packetlab.tools.lb.config import load as load_config
-from packetlab.tools.lb.control import LoadBalancer, disable_tx_checksum  # noqa: F401
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"  # example YAML configs
 

@@ -13,6 +13,10 @@ wrong. The program and its maps are pinned under
 keep balancing after the command exits; applying again to the same instance
 updates it in place (established flows keep their backends). The root
 namespace is refused unless --allow-host.
+
+Exit codes: the convention of every packetlab command (`packetlab.errors.EXIT_CODES`):
+0 ok, 1 invalid config (nothing applied) or a stale instance, 2 usage, 3 the
+system refused, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ import json
 import sys
 import time
 
-from packetlab.errors import PacketlabError
+from packetlab.errors import EXIT_CODES, UsageError, run_cli
 from packetlab.show.prometheus import serve_metrics
+from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.tools.lb.config import load
-from packetlab.tools.lb.control import STATE_DIR, LoadBalancer, instance_lock, instance_name
+from packetlab.tools.lb.instance import STATE_DIR, installed, instance_lock, instance_name, record_path
 
 
 def _devs(values: list[str] | None) -> list[str]:
@@ -49,7 +54,7 @@ def _target(p: argparse.ArgumentParser) -> None:
 
 def _check_ns(args: argparse.Namespace) -> str | None:
     if args.netns is None and not args.allow_host:
-        raise PacketlabError(
+        raise UsageError(
             "no --netns given: refusing to touch the root network namespace",
             cause="the load balancer would attach XDP to this machine's own interfaces",
             fix="pass --netns NAME (a lab namespace), or --allow-host if you really mean the host",
@@ -75,7 +80,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     cfg = load(args.config)  # validate before touching anything
     name = instance_name(ns, devs[0])
     with instance_lock(name):
-        if (STATE_DIR / f"{name}.json").exists():
+        if record_path(name).exists():
             lb = LoadBalancer.open(ns, devs[0])
             if lb.stale:
                 lb.close()
@@ -114,7 +119,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     lb = LoadBalancer.open(args.netns, _devs(args.dev)[0])
     if lb.stale:
-        print(f"{lb.name} is stale: {lb._stale_reason}; remove it with `packetlab lb remove`", file=sys.stderr)
+        print(f"{lb.name} is stale: {lb.stale_reason}; remove it with `packetlab lb remove`", file=sys.stderr)
         return 1
     if args.prometheus:
         sys.stdout.write(lb.prometheus())
@@ -168,7 +173,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = LoadBalancer.installed()
+    rows = installed()
     if not rows:
         print("no load balancers installed")
         return 0
@@ -191,7 +196,7 @@ def cmd_health(args: argparse.Namespace) -> int:
             lambda: lb.prometheus(), "127.0.0.1", args.metrics_port, namespace=args.netns, name="lb-metrics"
         )
         print(f"metrics: http://127.0.0.1:{args.metrics_port}/metrics in namespace {args.netns or 'root'}", flush=True)
-    state_file = STATE_DIR / f"{name}.json"
+    state_file = record_path(name)
     seen = state_file.stat().st_mtime_ns
     every = args.interval or min([v.health.interval for v in lb.config.vips] or [1.0])
     try:
@@ -216,15 +221,18 @@ def cmd_health(args: argparse.Namespace) -> int:
                     print("all backends up" if not downs else f"down: {', '.join(downs)}")
                 return 0
             time.sleep(every)
-    except KeyboardInterrupt:
-        return 0
-    finally:
+    finally:  # Ctrl-C ends it: exit 130, like every interrupted packetlab command
         if server is not None:
             server.shutdown()
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="packetlab lb", description="the module 09 XDP L4 load balancer")
+    p = argparse.ArgumentParser(
+        prog="packetlab lb",
+        description="the module 09 XDP L4 load balancer",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("validate", help="check a config file without installing anything")
     s.add_argument("config")
@@ -264,11 +272,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return int(args.func(args) or 0)
-    except PacketlabError as exc:
-        print(f"packetlab lb: {exc}", file=sys.stderr)
-        return 2
+    return run_cli("packetlab lb", lambda: args.func(args))
 
 
 if __name__ == "__main__":

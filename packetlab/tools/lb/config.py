@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from packetlab.errors import PacketlabError
+from packetlab.errors import InputError, PacketlabError
 
 PROTOCOLS = {"tcp": 6, "udp": 17}
 MODES = ("nat", "dsr")
@@ -40,7 +40,7 @@ MAX_WEIGHT = 1000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
-class ConfigError(PacketlabError):
+class ConfigError(InputError):
     """A load balancer config is invalid; `problems` lists every mistake with its place."""
 
     def __init__(self, problems: list[str], source: str = "config") -> None:
@@ -209,7 +209,7 @@ def load(source: LBConfig | Mapping | str | Path) -> LBConfig:
         try:
             text = path.read_text()
         except OSError as exc:
-            raise PacketlabError(
+            raise InputError(
                 f"cannot read load balancer config {path}",
                 cause=str(exc),
                 fix="check the path (example configs are in packetlab/tools/lb/examples/)",

@@ -20,6 +20,8 @@ import socket
 import time
 from dataclasses import dataclass
 
+from packetlab.tools.lb.layout import Conn, Flow
+
 NONE, SYN_SENT, ESTABLISHED, FIN_WAIT, CLOSED, UDP = range(6)
 STATE_NAMES = {
     NONE: "none",
@@ -98,6 +100,24 @@ class Connection:
     @property
     def flow(self) -> str:
         return f"{self.protocol} {self.client}:{self.client_port} -> {self.vip}:{self.vip_port}"
+
+
+def decode_connection(key: Flow, conn: Conn, backend: str, now_ns: int, now_jiffies: int) -> Connection:
+    """One `conns` map entry (key and value as bpf/09-lb.c writes them) as a `Connection`."""
+    return Connection(
+        client=ip_from_be(key.src),
+        client_port=port_from_be(key.sport),
+        vip=ip_from_be(key.dst),
+        vip_port=port_from_be(key.dport),
+        protocol={6: "tcp", 17: "udp"}.get(key.proto, str(key.proto)),
+        backend=backend,
+        state=STATE_NAMES.get(conn.state, str(conn.state)),
+        age_s=max(0, now_ns - conn.created_ns) / 1e9,
+        idle_s=idle_seconds(conn.last_jiffies, now_jiffies),
+        packets=conn.packets,
+        reply_packets=conn.reply_packets,
+        tcp_flags=conn.tcp_flags,
+    )
 
 
 def jiffies_now() -> int:

@@ -107,6 +107,27 @@ LB_MAPS: dict[str, tuple[type, type]] = {
 }
 
 
+# ---- the #defines and enums of bpf/09-lb.c the control plane needs ------------------------------
+MAX_RING = 65537  # LB_MAX_RING: ring entries per VIP row (the largest Maglev table)
+MAX_IFINDEX = 1024  # LB_MAX_IFINDEX: size of the tx_ports devmap
+VIP_F_DSR, VIP_F_STICKY, VIP_F_ACTIVE = 1, 2, 4
+FILTER_VIP_DST, FILTER_BE_SRC = 1, 2
+BE_F_ACTIVE, BE_F_UP, BE_F_NEXTHOP, BE_F_REDIRECT = 1, 2, 4, 8
+SET_F_REDIRECT = 1
+EVENTS = [  # enum lb_event: index in the events map -> name
+    "pass_not_ipv4",
+    "pass_not_vip",
+    "pass_malformed",
+    "drop_fragment",
+    "drop_no_backend",
+    "xmit_kernel",
+    "reply_nat",
+    "conn_new",
+    "conn_reselect",
+    "drop_encap",
+]
+
+
 def mac_bytes(mac: str | None) -> bytes:
     """The 6 bytes of a MAC address written "02:00:..." (zeros for None), for the dmac/smac fields."""
     return bytes.fromhex(mac.replace(":", "")) if mac else b"\0" * 6

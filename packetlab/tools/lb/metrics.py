@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from packetlab.show.prometheus import MetricFamily, exposition
 
 if TYPE_CHECKING:
-    from packetlab.tools.lb.control import LoadBalancer
+    from packetlab.tools.lb.balancer import LoadBalancer
 
 PREFIX = "packetlab_lb"
 

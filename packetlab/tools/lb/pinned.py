@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 
-from packetlab.tools.lb.control import PIN_ROOT, STATE_DIR, LoadBalancer
+from packetlab.tools.lb.balancer import LoadBalancer
+from packetlab.tools.lb.instance import PIN_ROOT, STATE_DIR, installed
 from packetlab.topo import netns
 
 
@@ -19,7 +20,7 @@ def gc() -> list[str]:
     """Remove every stale install; return one line per removed item."""
     removed: list[str] = []
     known = set()
-    for inst in LoadBalancer.installed():
+    for inst in installed():
         known.add(inst["name"])
         if not inst["stale"]:
             continue
@@ -39,7 +40,7 @@ def gc() -> list[str]:
             with contextlib.suppress(OSError):
                 d.rmdir()
             removed.append(f"load balancer pins {d} (no record, no namespace): unpinned")
-    alive = {i["name"] for i in LoadBalancer.installed()}
+    alive = {i["name"] for i in installed()}
     for lock in STATE_DIR.glob(".*.lock") if STATE_DIR.is_dir() else []:
         if lock.name[1 : -len(".lock")] not in alive:  # "." + name + ".lock"
             with contextlib.suppress(OSError):
