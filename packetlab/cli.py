@@ -2,6 +2,12 @@
 
 Subcommands of later modules (``firewall``, ``lb``, ``cni``...) live in their own
 modules and are registered in `TOOLS`; each exposes ``main(argv) -> int``.
+
+Every packetlab command ends with the same exit codes (`packetlab.errors.EXIT_CODES`,
+implemented once in `packetlab.errors.run_cli`): 0 ok, 1 input refused or a check
+found a problem (``doctor``: a requirement is missing), 2 usage, 3 the system
+refused, 130 interrupted. (The CNI plugin, ``packetlab-cni``, speaks the CNI
+specification's error protocol instead: see `packetlab.tools.cni.plugin`.)
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import json
 import sys
 
 from packetlab import __version__
-from packetlab.errors import PacketlabError
+from packetlab.errors import document_exit_codes, run_cli
 
 # subcommand -> (module with main(argv), one-line help); imported only when used
 TOOLS: dict[str, tuple[str, str]] = {
@@ -51,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
         module = importlib.import_module(TOOLS[argv[0]][0])
-        return _run(lambda: module.main(argv[1:]))
+        return module.main(argv[1:])  # the tool's CLI runs itself through run_cli
     parser = argparse.ArgumentParser(prog="packetlab", description="packetlab: Linux networking, eBPF and XDP labs")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("doctor", help="check the kernel, capabilities, headers and tools the labs need")
@@ -66,18 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=lambda a: print(f"packetlab {__version__}") or 0)
     for name, (_, help_) in TOOLS.items():
         sub.add_parser(name, help=help_, add_help=False)
-    args = parser.parse_args(argv)
-    return _run(lambda: args.func(args))
-
-
-def _run(fn) -> int:
-    try:
-        return int(fn() or 0)
-    except PacketlabError as exc:
-        print(f"packetlab: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    args = document_exit_codes(parser).parse_args(argv)
+    return run_cli("packetlab", lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ that turns them into the exit codes every packetlab command shares (`EXIT_CODES`
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -89,6 +90,18 @@ exit codes:
   2    usage error (unknown option, missing argument)
   3    the system refused (kernel, capability or namespace error; the message says what to do)
   130  interrupted (Ctrl-C)"""
+
+
+def document_exit_codes(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Put `EXIT_CODES` at the end of `parser`'s --help and of each of its subcommands'."""
+    parsers = [parser]
+    while parsers:
+        p = parsers.pop()
+        p.epilog, p.formatter_class = EXIT_CODES, argparse.RawDescriptionHelpFormatter
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return parser
 
 
 def exit_code(exc: BaseException) -> int:

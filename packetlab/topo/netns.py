@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pyroute2 import netns as _netns
 
-from packetlab.errors import CommandFailed
+from packetlab.errors import CommandFailed, PacketlabError
 
 NETNS_DIR = "/run/netns"
 _lock = threading.RLock()
@@ -24,6 +24,16 @@ _lock = threading.RLock()
 
 def exists(name: str) -> bool:
     return os.path.exists(os.path.join(NETNS_DIR, name))
+
+
+def require(name: str) -> None:
+    """Raise a clear error unless network namespace `name` exists (a tool is about to act in it)."""
+    if not exists(name):
+        raise PacketlabError(
+            f"no network namespace named {name!r}",
+            cause=f"it is not in {NETNS_DIR}",
+            fix="list namespaces with `ip netns list`",
+        )
 
 
 def create(name: str) -> None:

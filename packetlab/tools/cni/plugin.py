@@ -28,6 +28,12 @@ so it refuses to act unless that namespace is a named one under /run/netns (a
 lab node) — never the host's — unless the configuration says
 ``"allowRootNamespace": true`` (the real-cluster recipe in the lesson does).
 In the labs it is always executed inside a lab's node namespace.
+
+Exit codes follow the CNI specification, not the convention of the ``packetlab``
+commands (`packetlab.errors.EXIT_CODES`): a runtime executes the plugin and reads
+its stdout, so success is 0 with the result on stdout, and every failure is a
+non-zero exit (1) with a CNI error object on stdout whose ``code`` says what went
+wrong (1-99 the specification's, 100 and up ours, see `spec`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import asdict
 
-from packetlab.errors import EXIT_CODES, run_cli
+from packetlab.errors import document_exit_codes, run_cli
 from packetlab.tools.firewall.rulefile import load_rules
 
 
@@ -140,8 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="packetlab firewall",
         description="The module 08 XDP firewall: rules from a YAML file, applied atomically, inside a lab namespace.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -174,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("remove", help="detach the firewall and unpin it")
     where(p, True)
     p.set_defaults(func=_cmd_remove)
-    return parser
+    return document_exit_codes(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -129,10 +129,8 @@ class LoadBalancer:
                 cause="the root namespace carries this machine's own traffic",
                 fix="pass a lab host / --netns NAME, or allow_host=True (--allow-host) if you mean it",
             )
-        if self.namespace is not None and not netns.exists(self.namespace):
-            raise PacketlabError(
-                f"network namespace {self.namespace!r} does not exist", fix="list namespaces with `ip netns list`"
-            )
+        if self.namespace is not None:
+            netns.require(self.namespace)
         devs = [dev] if isinstance(dev, str) else list(dev)
         if not devs:
             raise PacketlabError("the load balancer needs at least one interface", fix="pass dev='eth0'")

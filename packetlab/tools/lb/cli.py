@@ -27,11 +27,12 @@ import json
 import sys
 import time
 
-from packetlab.errors import EXIT_CODES, UsageError, run_cli
+from packetlab.errors import UsageError, document_exit_codes, run_cli
 from packetlab.show.prometheus import serve_metrics
 from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.tools.lb.config import load
 from packetlab.tools.lb.instance import STATE_DIR, installed, instance_lock, instance_name, record_path
+from packetlab.topo import netns
 
 
 def _devs(values: list[str] | None) -> list[str]:
@@ -59,6 +60,8 @@ def _check_ns(args: argparse.Namespace) -> str | None:
             cause="the load balancer would attach XDP to this machine's own interfaces",
             fix="pass --netns NAME (a lab namespace), or --allow-host if you really mean the host",
         )
+    if args.netns is not None:
+        netns.require(args.netns)  # before the instance lock makes a file
     return args.netns
 
 
@@ -227,12 +230,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="packetlab lb",
-        description="the module 09 XDP L4 load balancer",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = argparse.ArgumentParser(prog="packetlab lb", description="the module 09 XDP L4 load balancer")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("validate", help="check a config file without installing anything")
     s.add_argument("config")
@@ -267,7 +265,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_remove)
     s = sub.add_parser("list", help="installed (pinned) load balancers")
     s.set_defaults(func=cmd_list)
-    return p
+    return document_exit_codes(p)
 
 
 def main(argv: list[str] | None = None) -> int:
