@@ -83,15 +83,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     cfg = load(args.config)  # validate before touching anything
     name = instance_name(ns, devs[0])
     with instance_lock(name):
+        lb: LoadBalancer | None = None
         if record_path(name).exists():
             lb = LoadBalancer.open(ns, devs[0])
             if lb.stale:
                 lb.close()
                 lb = None
-        else:
-            lb = None
         created = lb is None
-        if created:
+        if lb is None:
             lb = LoadBalancer(
                 ns, devs, xdp_mode=args.xdp_mode, redirect=not args.no_redirect, pin=True, allow_host=args.allow_host
             )
