@@ -10,6 +10,7 @@ limiting; and the guarantee that a rejected rule file changes nothing.
 from __future__ import annotations
 
 import random
+import struct
 
 import pytest
 import yaml
@@ -20,11 +21,11 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.packet import Raw
 
+from packetlab.ebpf.maps import BpfMap
 from packetlab.errors import PacketlabError
 from packetlab.tools.firewall import layout as L
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.layout import Capacity
-from packetlab.tools.firewall.maps import MapInfo
 from packetlab.tools.firewall.program import CapacityError, Firewall
 from packetlab.tools.firewall.reference import decide
 from packetlab.tools.firewall.rulefile import parse_rules
@@ -327,21 +328,15 @@ def main_rules(fw):
 
 def test_program_maps_match_the_python_layouts(fw):
     assert set(fw.maps) == set(L.MAP_NAMES)
-    for name, (ksize, vsize) in L.EXPECTED.items():
-        assert (fw.maps[name].info.key_size, fw.maps[name].info.value_size) == (ksize, vsize)
+    for name, (key, value) in L.MAPS.items():
+        assert (fw.maps[name].info.key_size, fw.maps[name].info.value_size) == (key.size, value.size)
 
 
 def test_layout_mismatch_is_refused_naming_both_sides(fw):
-    class Fake:
-        def __init__(self, info):
-            self.info = info
-
-    maps = {name: Fake(m.info) for name, m in fw.maps.items()}
-    info = fw.maps["fw_rule"].info
-    maps["fw_rule"] = Fake(MapInfo(info.type, info.id, 4, 40, info.max_entries, info.name))
-    with pytest.raises(PacketlabError) as err:
-        L.check_layout(maps)
-    assert "4/40" in str(err.value) and f"4/{L.RULE.size}" in str(err.value)
+    wrong = struct.Struct("<B3xIIIQ")  # struct fw_rule without its last field: 32 bytes, not 40
+    with pytest.raises(PacketlabError, match="disagree on its layout") as err:
+        BpfMap(fw.maps["fw_rule"].fd, "fw_rule", L.U32, wrong)
+    assert f"value {L.RULE.size} B" in str(err.value) and "value 32 B" in str(err.value)
 
 
 def test_verdict_table(main_rules):

@@ -9,7 +9,7 @@
 Pieces, bottom up: `rules` (the rule model and `RuleError`), `layout` (the
 program's map layout), `compiler` (rules -> lookup tables), `rulefile` (YAML rule
 files, validated), `status` (the counters record), `stats` (Prometheus),
-`maps` + `program` (the kernel side: atomic apply, counters), `pinned` (the
+`program` (the kernel side on `packetlab.ebpf.maps`: atomic apply, counters), `pinned` (the
 CLI's install/remove with bpffs pins), `reference` (the rules evaluated in
 Python), `editor` (notebook widgets), `cli` (`packetlab firewall ...`).
 """

@@ -1,17 +1,16 @@
 """Map layouts shared with bpf/08-xdp-firewall.c — one definition per struct.
 
-Every struct here mirrors a C struct of the program; `check_layout` compares
-these sizes with the key/value sizes the kernel reports for the loaded maps
-and refuses to write if they differ (a changed C struct then fails loudly,
-naming both sides, instead of corrupting rules).
+Every struct here mirrors a C struct of the program. `MAPS` gives each map's
+key and value layout; the maps are opened as typed views with them
+(`packetlab.ebpf.maps.BpfMap`), which compare these sizes with the key/value
+sizes the kernel reports and refuse a mismatch, naming both sides (a changed C
+struct then fails loudly instead of corrupting rules).
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-from packetlab.errors import PacketlabError
 
 SOURCE = "bpf/08-xdp-firewall.c"
 FUNCTION = "xdp_firewall"
@@ -38,20 +37,20 @@ RL_KEY = struct.Struct("<II16s")  # struct fw_rl_key
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
 
-# map name -> (key size, value size) that the C side must agree with
-EXPECTED = {
-    "fw_active": (4, ACTIVE.size),
-    "fw_slot": (4, SLOTCFG.size),
-    "fw_addr": (LPM_KEY.size, 4),
-    "fw_port": (4, 4),
-    "fw_l4": (4, 4),
-    "fw_class": (4, CLASS.size),
-    "fw_pool": (4, 8),
-    "fw_rule": (4, RULE.size),
-    "fw_stats": (4, COUNTER.size),
-    "fw_ratelimit": (RL_KEY.size, 8),
+# map name -> (key layout, value layout) that the C side must agree with
+MAPS: dict[str, tuple[struct.Struct, struct.Struct]] = {
+    "fw_active": (U32, ACTIVE),
+    "fw_slot": (U32, SLOTCFG),
+    "fw_addr": (LPM_KEY, U32),
+    "fw_port": (U32, U32),
+    "fw_l4": (U32, U32),
+    "fw_class": (U32, CLASS),
+    "fw_pool": (U32, U64),
+    "fw_rule": (U32, RULE),
+    "fw_stats": (U32, COUNTER),
+    "fw_ratelimit": (RL_KEY, U64),
 }
-MAP_NAMES = tuple(EXPECTED)
+MAP_NAMES = tuple(MAPS)
 
 
 @dataclass(frozen=True)
@@ -121,36 +120,17 @@ def _pow2(n: int) -> int:
     return p
 
 
-def check_layout(maps: dict, program: str = SOURCE) -> None:
-    """Refuse to use maps whose key/value sizes differ from this file's structs."""
-    for name, (ksize, vsize) in EXPECTED.items():
-        if name not in maps:
-            raise PacketlabError(
-                f"map {name} is missing from {program}",
-                cause="the loaded program is not the firewall this control plane was written for",
-                fix="remove the firewall (packetlab firewall remove ...) and apply again",
-            )
-        info = maps[name].info
-        if (info.key_size, info.value_size) != (ksize, vsize):
-            raise PacketlabError(
-                f"map {name}: the kernel has key/value sizes {info.key_size}/{info.value_size}, "
-                f"packetlab/tools/firewall/layout.py expects {ksize}/{vsize}",
-                cause=f"the struct layout in {program} and layout.py disagree",
-                fix="change both sides together (the C struct and its struct.Struct twin)",
-            )
-
-
-def lpm_key(slot: int, dim: int, network) -> bytes:
-    """The fw_addr key for a rule prefix in `slot` (dim 0 = src, 1 = dst)."""
+def lpm_key(slot: int, dim: int, network) -> tuple[int, bytes]:
+    """The fw_addr key (prefix length, data) for a rule prefix in `slot` (dim 0 = src, 1 = dst)."""
     is_v6 = network.version == 6
     tag = (slot << 2) | (dim << 1) | int(is_v6)
     data = bytes([tag]) + network.network_address.packed
-    return LPM_KEY.pack(8 + network.prefixlen, data.ljust(20, b"\0"))
+    return 8 + network.prefixlen, data.ljust(20, b"\0")
 
 
-def unpack_lpm_key(key: bytes) -> tuple[int, int, int, int, bytes]:
+def unpack_lpm_key(key: tuple[int, bytes]) -> tuple[int, int, int, int, bytes]:
     """(slot, dim, version, prefixlen, address bytes) of an fw_addr key."""
-    plen, data = LPM_KEY.unpack(key)
+    plen, data = key
     tag = data[0]
     v6 = tag & 1
     addr = data[1:17] if v6 else data[1:5]

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packetlab.ebpf.fdinfo import prog_id
+from packetlab.ebpf.syscall import obj_get, obj_pin
 from packetlab.errors import MissingRequirement, PacketlabError, UsageError
 from packetlab.tools.firewall.compiler import compile_rules
-from packetlab.tools.firewall.maps import prog_info
 from packetlab.tools.firewall.program import ApplyResult, Firewall, open_maps_pinned, save_json
 from packetlab.tools.firewall.rules import RuleSet
 from packetlab.topo import netns as _netns
@@ -231,8 +232,6 @@ def apply(
         target.pin_dir.mkdir(parents=True, exist_ok=True)
         for name, m in fw.maps.items():
             m.pin(str(target.pin_dir / name))
-        from packetlab.ebpf.syscall import obj_pin
-
         obj_pin(fw.prog_fd, str(target.pin_dir / "prog"))
         xdp_attach(target, fw.prog_fd, mode)
     except BaseException:
@@ -262,10 +261,8 @@ def remove(target: Target) -> list[str]:
         raise PacketlabError(f"no firewall is installed on {target}", fix="`packetlab firewall status` lists them")
     ours = None
     with contextlib.suppress(OSError, PacketlabError):
-        from packetlab.ebpf.syscall import obj_get
-
         fd = obj_get(str(target.pin_dir / "prog"))
-        ours = prog_info(fd)[0]
+        ours = prog_id(fd)
         os.close(fd)
     attached = attached_prog_id(target) if (target.netns is None or _netns.exists(target.netns)) else None
     if attached is not None and attached == ours:

@@ -17,15 +17,17 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from packetlab.ebpf.fdinfo import prog_id
+from packetlab.ebpf.maps import BpfMap, percpu_sum, synchronize_rcu
 from packetlab.ebpf.syscall import obj_get
 from packetlab.errors import InputError, PacketlabError
 from packetlab.tools.firewall import layout as L
 from packetlab.tools.firewall.compiler import Compiled, compile_rules
-from packetlab.tools.firewall.maps import Map, prog_info, synchronize_rcu
 from packetlab.tools.firewall.rulefile import load_rules, parse_rules
 from packetlab.tools.firewall.rules import RuleSet
 from packetlab.tools.firewall.stats import prometheus_text
@@ -110,9 +112,15 @@ class Firewall:
     """
 
     def __init__(
-        self, maps: dict[str, Map], prog_fd: int, *, program: Any = None, where: str = "", owned_prog_fd: bool = False
+        self,
+        maps: dict[str, BpfMap],
+        prog_fd: int,
+        *,
+        program: Any = None,
+        where: str = "",
+        owned_prog_fd: bool = False,
     ) -> None:
-        L.check_layout(maps)
+        """`maps` are typed views with `layout.MAPS` (`open_maps`), so their layouts are checked."""
         self.maps = maps
         self.prog_fd = prog_fd
         self.program = program  # the LoadedProgram when this process compiled it
@@ -150,7 +158,7 @@ class Firewall:
         if capacity is None:
             capacity = L.Capacity.for_compiled(compiled) if compiled else L.Capacity()
         program = LoadedProgram(L.SOURCE, function=L.FUNCTION, prog_type="xdp", cflags=capacity.cflags())
-        maps = {name: Map(program[name].map_fd, name) for name in L.MAP_NAMES}
+        maps = open_maps(lambda name: BpfMap(program[name].map_fd, name, *L.MAPS[name]))
         fw = cls(maps, program.fd, program=program, where=where)
         if compiled is not None:
             fw.apply(compiled)
@@ -208,7 +216,7 @@ class Firewall:
         try:
             self._write_slot(slot, compiled, counters, rl_ids)
             for idx in fresh:  # new rules start from zero
-                self.maps["fw_stats"].update(L.U32.pack(idx), bytes(self.maps["fw_stats"].value_buffer_size))
+                self.maps["fw_stats"].update(idx, (0, 0, 0))  # on every CPU
         except OSError as exc:
             self._forget_slot(slot)  # half-written: rewrite it from scratch next time
             raise PacketlabError(
@@ -217,7 +225,7 @@ class Firewall:
                 fix="the running rules are unchanged; check `dmesg` for memory limits and apply again",
             ) from exc
         t2 = time.perf_counter()
-        self.maps["fw_active"].update(L.U32.pack(0), L.ACTIVE.pack(slot, generation + 1))
+        self.maps["fw_active"].update(0, (slot, generation + 1))
         synchronize_rcu()  # from here on nobody reads the old slot
         # --8<-- [end:swap]
         t3 = time.perf_counter()
@@ -239,8 +247,7 @@ class Firewall:
 
     def active_slot(self) -> tuple[int, int]:
         """(slot packets use now, generation number)."""
-        raw = self.maps["fw_active"].lookup(L.U32.pack(0))
-        slot, generation = L.ACTIVE.unpack(raw)
+        slot, generation = self.maps["fw_active"].lookup(0)
         return slot & 1, generation
 
     def _allocate(self, rs: RuleSet) -> tuple[list[int], list[int], list[int]]:
@@ -279,21 +286,18 @@ class Firewall:
             if rule.action == "rate-limit":
                 interval = max(1, round(1e9 / rule.rate))
                 tolerance = interval * (rule.burst - 1)
-            keys.append(L.U32.pack(slot * cap.rules + e.bit))
-            values.append(
-                L.RULE.pack(L.ACTION_CODES[rule.action], counters[e.rule], rl_ids[e.rule], 0, interval, tolerance)
-            )
-        self.maps["fw_rule"].update_batch(keys, values, len(keys))
+            keys.append(slot * cap.rules + e.bit)
+            values.append((L.ACTION_CODES[rule.action], counters[e.rule], rl_ids[e.rule], 0, interval, tolerance))
+        self.maps["fw_rule"].update_batch(keys, values)
         pool_base = slot * cap.pool_words
         self.maps["fw_pool"].update_batch(
             array.array("I", range(pool_base, pool_base + compiled.n_pool_words)).tobytes(),
             array.array("Q", compiled.pool).tobytes(),
-            compiled.n_pool_words,
         )
         class_base = slot * cap.classes
         cvalues = b"".join(L.CLASS.pack(*sums, *bases) for sums, bases in compiled.class_records)
         self.maps["fw_class"].update_batch(
-            array.array("I", range(class_base, class_base + compiled.n_classes)).tobytes(), cvalues, compiled.n_classes
+            array.array("I", range(class_base, class_base + compiled.n_classes)).tobytes(), cvalues
         )
         # the five lookup tables
         for dim, name in enumerate(("dport", "sport")):
@@ -304,8 +308,7 @@ class Firewall:
         self._write_trie(slot, compiled)
         rs = compiled.ruleset
         self.maps["fw_slot"].update(
-            L.U32.pack(slot),
-            L.SLOTCFG.pack(1, L.ACTION_CODES[rs.default], L.FRAGMENT_CODES[rs.fragments], 0, compiled.n_entries),
+            slot, (1, L.ACTION_CODES[rs.default], L.FRAGMENT_CODES[rs.fragments], 0, compiled.n_entries)
         )
 
     def _forget_slot(self, slot: int) -> None:
@@ -320,16 +323,17 @@ class Firewall:
         if cache.get(key) == values:
             return
         self.maps[name].update_batch(
-            array.array("I", range(base, base + len(values))).tobytes(), array.array("I", values).tobytes(), len(values)
+            array.array("I", range(base, base + len(values))).tobytes(), array.array("I", values).tobytes()
         )
         cache[key] = values
 
     def _write_trie(self, slot: int, compiled: Compiled) -> None:
+        """Update the prefixes of `slot` in the trie: delete what went, write what changed."""
         trie = self.maps["fw_addr"]
-        new = {L.lpm_key(slot, dim, net): L.U32.pack(cid) for (dim, _v, net), cid in compiled.prefixes.items()}
+        new = {L.lpm_key(slot, dim, net): cid for (dim, _v, net), cid in compiled.prefixes.items()}
         old = self._trie_keys.get(slot)
         if old is None:
-            old = {k: None for k in trie.keys() if L.unpack_lpm_key(k)[0] == slot}
+            old = {k: None for k in trie if L.unpack_lpm_key(k)[0] == slot}
         for key in old.keys() - new.keys():
             trie.delete(key)
         for key, value in new.items():
@@ -340,15 +344,8 @@ class Firewall:
     # ---- reading ------------------------------------------------------------------------------
     def counter(self, idx: int) -> dict[str, int]:
         """Sum of one fw_stats entry over all CPUs."""
-        m = self.maps["fw_stats"]
-        raw = m.lookup(L.U32.pack(idx)) or b""
-        total = [0, 0, 0]
-        for cpu in range(m.ncpus):
-            chunk = raw[cpu * m.stride : cpu * m.stride + L.COUNTER.size]
-            if len(chunk) == L.COUNTER.size:
-                for i, v in enumerate(L.COUNTER.unpack(chunk)):
-                    total[i] += v
-        return {"packets": total[0], "bytes": total[1], "limited": total[2]}
+        packets, bytes_, limited = percpu_sum(self.maps["fw_stats"].lookup(idx) or [(0, 0, 0)])
+        return {"packets": packets, "bytes": bytes_, "limited": limited}
 
     def ruleset(self) -> RuleSet | None:
         """The running rule set (None before the first apply)."""
@@ -368,7 +365,7 @@ class Firewall:
                     )
                 )
         special = {name: self.counter(i) for i, name in L.SPECIAL_COUNTERS.items()}
-        cfg = L.SLOTCFG.unpack(self.maps["fw_slot"].lookup(L.U32.pack(slot)))
+        cfg = self.maps["fw_slot"].lookup(slot)
         return FirewallStatus(
             source=rs.source if rs else "(nothing applied)",
             generation=generation,
@@ -398,10 +395,8 @@ class Firewall:
 
     def clear_counters(self) -> None:
         """Zero every counter (rules and special ones)."""
-        m = self.maps["fw_stats"]
-        zero = bytes(m.value_buffer_size)
-        for idx in range(self.capacity.counters):
-            m.update(L.U32.pack(idx), zero)
+        n = self.capacity.counters
+        self.maps["fw_stats"].update_batch(list(range(n)), [(0, 0, 0)] * n)  # every CPU's slot
 
     # ---- state for the CLI (which exits between commands) ---------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -413,7 +408,7 @@ class Firewall:
         self.next_rl_id = int(data.get("next_rl_id", 1))
 
     def prog_id(self) -> int:
-        return prog_info(self.prog_fd)[0]
+        return prog_id(self.prog_fd)
 
     # ---- ending -------------------------------------------------------------------------------
     def detach(self) -> None:
@@ -447,16 +442,30 @@ class Firewall:
         return f"<Firewall {self.where} generation {gen} slot {slot}>"
 
 
-def open_maps_pinned(pin_dir: Path) -> tuple[dict[str, Map], int]:
-    """Open the pinned program and maps of an installed firewall."""
-    maps = {}
+def open_maps(view: Callable[[str], BpfMap]) -> dict[str, BpfMap]:
+    """Every map of `layout.MAPS` through `view(name)`; on a failure the ones already open are closed."""
+    maps: dict[str, BpfMap] = {}
     try:
         for name in L.MAP_NAMES:
-            maps[name] = Map(obj_get(str(pin_dir / name)), name, owned=True)
-        prog_fd = obj_get(str(pin_dir / "prog"))
-    except OSError as exc:
+            maps[name] = view(name)
+    except BaseException:
         for m in maps.values():
             m.close()
+        raise
+    return maps
+
+
+def open_maps_pinned(pin_dir: Path) -> tuple[dict[str, BpfMap], int]:
+    """Open the pinned program and maps of an installed firewall."""
+    try:
+        maps = open_maps(lambda name: BpfMap.open_pinned(pin_dir / name, name, *L.MAPS[name]))
+        try:
+            prog_fd = obj_get(str(pin_dir / "prog"))
+        except OSError:
+            for m in maps.values():
+                m.close()
+            raise
+    except OSError as exc:
         raise PacketlabError(
             f"the firewall pinned at {pin_dir} is incomplete",
             cause=f"{exc.strerror}: {exc.filename or ''}".strip(),
