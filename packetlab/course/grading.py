@@ -161,7 +161,7 @@ def pair_answer(answer: Any, exercise: str, *, placeholder: str, shape: str, hin
     return tuple(answer)
 
 
-def require(condition: bool, exercise: str, why: str, hint: str | None = None) -> None:
-    """Raise CheckFailed(exercise, why, hint) unless `condition` holds."""
+def require(condition: object, exercise: str, why: str, hint: str | None = None) -> None:
+    """Raise CheckFailed(exercise, why, hint) unless `condition` holds (is truthy: a check may pass the value itself)."""
     if not condition:
         raise CheckFailed(exercise, why, hint)

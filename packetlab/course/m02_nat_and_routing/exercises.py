@@ -168,12 +168,12 @@ def check_source_prediction(topo: NatTopology, answer: Any) -> bool:
     wrong, seen = [], {}
     for key, (who, source, ip, port) in SOURCE_SCENARIOS.items():
         got = whoami(getattr(topo, who), ip, port, source=source)
-        require(
-            got is not None,
-            ex,
-            f"the connection for {key} failed ({who} -> {ip}:{port})",
-            "run the NAT part of the lab first: the masquerade and the 8080 port-forward must be loaded",
-        )
+        if got is None:
+            raise CheckFailed(
+                ex,
+                f"the connection for {key} failed ({who} -> {ip}:{port})",
+                "run the NAT part of the lab first: the masquerade and the 8080 port-forward must be loaded",
+            )
         seen[key] = got.seen_ip
         if str(answer[key]).split(":")[0].strip() != got.seen_ip:
             wrong.append(f"{key}: you predicted {answer[key]!r}, the server saw {got.seen_ip}")

@@ -58,8 +58,9 @@ def routes(host: Any, table: str = "main") -> list[dict[str, Any]]:
 
 
 def route_prefix(route: dict[str, Any]) -> ipaddress.IPv4Network:
+    """The destination prefix of one route from `routes()` (IPv4 only, as `routes()` lists)."""
     dst = route["dst"]
-    return ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst if "/" in dst else f"{dst}/32")
+    return ipaddress.IPv4Network("0.0.0.0/0" if dst == "default" else dst if "/" in dst else f"{dst}/32")
 
 
 # --8<-- [start:lpm]

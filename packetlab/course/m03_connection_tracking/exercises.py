@@ -48,13 +48,13 @@ def check_state_sequence(topo: CtTopology, answer: Any) -> bool:
     if unanswered(answer) or not isinstance(answer, (list, tuple)) or len(answer) != len(CLOSE_SEQUENCE):
         raise CheckFailed(ex, f"answer must be a list of {len(CLOSE_SEQUENCE)} state names, one per segment", hint)
     conv = topo.conversation()
-    truth = []
+    truth: list[str] = []
     for _label, side, flags in CLOSE_SEQUENCE:
         topo.counters.delta()
         topo.wire.send(conv.segment(side, flags))
         topo.counters.settle()
         entry = kernel_entry(topo.router, conv_tuple(conv))
-        truth.append(entry.state if entry else "(none)")
+        truth.append((entry.state if entry else None) or "(none)")
     wrong = [
         f"after {lbl} ({side}) you said {a!r}, the kernel says {t}"
         for (lbl, side, _), a, t in zip(CLOSE_SEQUENCE, answer, truth)

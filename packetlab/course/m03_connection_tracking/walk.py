@@ -165,5 +165,8 @@ class Walkthrough:
 
 def _same_step(s: Step) -> bool:
     k, t = s.kernel, s.tracker
-    entries = (k is None) == (t is None) and (k is None or (k.state == t.state and set(k.flags) == set(t.flags)))
+    if k is None or t is None:
+        entries = k is None and t is None
+    else:
+        entries = k.state == t.state and set(k.flags) == set(t.flags)
     return s.kernel_ctinfo == s.tracker_ctinfo and entries

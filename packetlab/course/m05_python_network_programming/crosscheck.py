@@ -13,9 +13,12 @@ scapy found no transport header `decode` missed.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packetlab.proto.decode import TCP, UDP, Frame, IPv4, decode
+
+if TYPE_CHECKING:
+    from scapy.packet import Packet
 
 
 def _scapy_layers(pkt: Any) -> list[Any]:
@@ -88,7 +91,8 @@ def compare(frame: bytes, *, decoded: Frame | None = None) -> list[str]:
         "ethernet",
         [("dst", mine.eth.dst, pkt.dst), ("src", mine.eth.src, pkt.src), ("type", mine.eth.type, their_type)],
     )
-    i, last = 1, pkt
+    i = 1
+    last: Packet = pkt  # the deepest layer both sides decoded
     for n, tag in enumerate(mine.vlans):
         s = layers[i] if i < len(layers) else None
         if not isinstance(s, Dot1Q):

@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from typing import cast
 
 MODES = ("threads", "selectors", "asyncio")
 
@@ -62,7 +63,7 @@ def serve_selectors(listener: socket.socket) -> None:
     pending: dict[socket.socket, bytearray] = {}  # bytes received but not yet sent back
     while True:
         for key, events in sel.select():
-            sock = key.fileobj
+            sock = cast(socket.socket, key.fileobj)  # only sockets are registered
             if sock is listener:
                 conn, _addr = listener.accept()
                 conn.setblocking(False)

@@ -66,12 +66,12 @@ def check_tcp_payload(fn: Callable[[bytes], bytes] | None, frames: Sequence[byte
     """Run `fn` on crafted edge cases and on `frames` (untagged IPv4/TCP ones), compare with `decode`."""
     from packetlab.proto.decode import TCP, IPv4, decode
 
-    require(
-        not unanswered(fn) and callable(fn),
-        EX_PAYLOAD,
-        "no function given",
-        "define def tcp_payload(frame: bytes) -> bytes: ... and pass it: check_tcp_payload(tcp_payload, frames)",
-    )
+    if unanswered(fn) or not callable(fn):
+        raise CheckFailed(
+            EX_PAYLOAD,
+            "no function given",
+            "define def tcp_payload(frame: bytes) -> bytes: ... and pass it: check_tcp_payload(tcp_payload, frames)",
+        )
     cases = edge_frames()
     for n, f in enumerate(frames):
         d = decode(f)

@@ -17,7 +17,7 @@ def edge_frames() -> list[tuple[str, bytes]]:
     from scapy.layers.l2 import Ether
 
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
-    ip = dict(src="10.0.1.1", dst="10.0.2.2")
+    ip: dict[str, Any] = dict(src="10.0.1.1", dst="10.0.2.2")
     return [
         ("plain", bytes(e / IP(**ip) / TCP(sport=40000, dport=80, flags="PA") / b"GET / HTTP/1.1\r\n\r\n")),
         (

@@ -48,7 +48,7 @@ class LoadResult:
     HEADERS = ("clients", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "server threads")
 
     def row(self, label: str | None = None) -> list[object]:
-        cells = [
+        cells: list[object] = [
             self.clients,
             self.requests,
             self.errors,
@@ -149,11 +149,11 @@ def measure(
     peak = [0]
     done = threading.Event()
 
-    def sample() -> None:
+    def sample(server: Server) -> None:
         while not done.wait(0.005):
             peak[0] = max(peak[0], server.threads())
 
-    sampler = threading.Thread(target=sample, daemon=True) if server is not None else None
+    sampler = threading.Thread(target=sample, args=(server,), daemon=True) if server is not None else None
     if sampler:
         sampler.start()
     try:

@@ -81,7 +81,7 @@ def parse_head(head: bytes) -> Request:
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise BadRequest(400, "Bad Request", f"malformed request line: {lines[0][:80]!r}")
-    req = Request(*parts)
+    req = Request(parts[0], parts[1], parts[2])
     for line in lines[1:]:
         if not line:
             continue

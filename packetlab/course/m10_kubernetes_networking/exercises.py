@@ -35,7 +35,8 @@ def check_cni_invocation(env: Mapping[str, str] | None, node: Node, pod: Host) -
     """Run ADD with the learner's environment, verify the pod got its address, then DEL."""
     ex = "Exercise 1 (call the CNI plugin like a runtime)"
     require(not unanswered(env), ex, "no environment given yet", "fill in the dict of CNI_* variables")
-    require(isinstance(env, Mapping), ex, f"expected a dict of environment variables, got {type(env).__name__}")
+    if not isinstance(env, Mapping):
+        raise CheckFailed(ex, f"expected a dict of environment variables, got {type(env).__name__}")
     require(
         env.get("CNI_COMMAND") == "ADD",
         ex,

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from packetlab.topo import netns
 
@@ -88,20 +89,21 @@ def serve(
     while True:
         for key, _ in sel.select():
             kind, name = key.data
+            sock = cast(socket.socket, key.fileobj)  # only sockets are registered
             try:
                 if kind == "echo-listen":
-                    conn, _ = key.fileobj.accept()
+                    conn, _ = sock.accept()
                     conn.setblocking(False)
                     sel.register(conn, selectors.EVENT_READ, ("echo", name))
                 elif kind == "echo":
-                    data = key.fileobj.recv(65536)
+                    data = sock.recv(65536)
                     if not data:
-                        sel.unregister(key.fileobj)
-                        key.fileobj.close()
+                        sel.unregister(sock)
+                        sock.close()
                     else:
-                        key.fileobj.sendall(data)
+                        sock.sendall(data)
                 elif kind == "tcp":
-                    conn, _ = key.fileobj.accept()
+                    conn, _ = sock.accept()
                     conn.setblocking(True)
                     conn.settimeout(1)
                     try:
@@ -109,8 +111,8 @@ def serve(
                     finally:
                         conn.close()
                 else:
-                    data, addr = key.fileobj.recvfrom(2048)
-                    key.fileobj.sendto(f"{name}\n".encode(), addr)
+                    data, addr = sock.recvfrom(2048)
+                    sock.sendto(f"{name}\n".encode(), addr)
             except OSError:
                 continue
 
@@ -205,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pods = [tuple(item.split("=", 1)) for item in args.pod]
     ports = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
-    serve(pods, ports(args.tcp), ports(args.udp), ports(args.echo))  # type: ignore[arg-type]
+    serve(pods, ports(args.tcp), ports(args.udp), ports(args.echo))
     return 0
 
 
