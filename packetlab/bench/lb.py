@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packetlab.show.tables import format_table
+from packetlab.topo import servers as launch
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -315,13 +316,10 @@ class HttpBench:
     def __init__(self, topo, *, threads: int = 1, connections: int = 32) -> None:
         self.topo, self.threads, self.connections = topo, threads, connections
         self.dir = Path(tempfile.mkdtemp(prefix=f"packetlab-{topo.lab.name}-bench-"))
-        self.nginx: dict[str, object] = {}
+        self.nginx: dict[str, launch.Server] = {}
         self.inodes = _netns_inodes([n.namespace for n in topo.lab.nodes.values()])
 
     def start_nginx(self) -> None:
-        from packetlab.tools.lb.config import HealthCheck
-        from packetlab.tools.lb.health import probe
-
         if not shutil.which("nginx"):
             from packetlab.errors import MissingRequirement
 
@@ -333,15 +331,13 @@ class HttpBench:
             d = self.dir / b.name
             d.mkdir(exist_ok=True)
             (d / "nginx.conf").write_text(NGINX_CONF.format(dir=d, name=b.name))
-            self.nginx[b.name] = b.popen(["nginx", "-c", str(d / "nginx.conf")])
-        for b in self.topo.backends:
-            deadline = time.monotonic() + 10
-            while not probe(self.topo.lb.namespace, self.topo.backend_ip(b.name), 80, HealthCheck()).ok:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"nginx on {b.name} did not start: {(self.dir / b.name / 'error.log').read_text()}"
-                    )
-                time.sleep(0.05)
+            self.nginx[b.name] = launch.start(
+                b,
+                ["nginx", "-c", str(d / "nginx.conf")],
+                tcp=(self.topo.backend_ip(b.name), 80),
+                timeout=10,
+                fix=f"read nginx's log {d / 'error.log'}",
+            )
 
     def wrk(self, url: str, seconds: float, label: str) -> HttpResult:
         client = self.topo.clients[0]
@@ -383,30 +379,18 @@ class HttpBench:
         cfg = self.dir / "haproxy.cfg"
         cfg.write_text(HAPROXY_CONF.format(vip=vip, servers=servers))
         lbh.run(["ip", "addr", "add", f"{vip}/32", "dev", "lo"], check=True)
-        proc = lbh.popen(["haproxy", "-db", "-f", str(cfg)])
+        server = None
         try:
-            from packetlab.tools.lb.config import HealthCheck
-            from packetlab.tools.lb.health import probe
-
-            deadline = time.monotonic() + 10
-            while not probe(lbh.namespace, vip, 80, HealthCheck()).ok:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"haproxy did not start: {proc.stdout.read() if proc.poll() is not None else ''}"
-                    )
-                time.sleep(0.05)
+            server = launch.start(lbh, ["haproxy", "-db", "-f", str(cfg)], tcp=(vip, 80), timeout=10)
             yield
         finally:
-            from packetlab.topo.host import stop_process
-
-            stop_process(proc)
+            if server is not None:
+                server.stop()
             lbh.run(["ip", "addr", "del", f"{vip}/32", "dev", "lo"])
 
     def close(self) -> None:
-        from packetlab.topo.host import stop_process
-
-        for p in self.nginx.values():
-            stop_process(p)
+        for server in self.nginx.values():
+            server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -421,7 +405,7 @@ def http_compare(
 ) -> dict[str, list[HttpResult]]:
     """Run the HTTP phases interleaved; returns every run per path."""
     from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
-    from packetlab.tools.lb.balancer import LoadBalancer
+    from packetlab.tools.lb.control import LoadBalancer
 
     hb = HttpBench(topo, threads=threads, connections=connections)
     results: dict[str, list[HttpResult]] = {p: [] for p in paths}
@@ -571,7 +555,7 @@ def run(
     http: bool = True,
 ) -> BenchRun:
     """Both measurements on an already built topology (the notebook calls this with small numbers)."""
-    from packetlab.tools.lb.balancer import LoadBalancer
+    from packetlab.tools.lb.control import LoadBalancer
 
     log(f"BPF_PROG_TEST_RUN: {testrun_rounds} rounds x {repeat:,} runs, then {calls:,} single calls per path")
     prepare_loop(topo.lb)

@@ -1,24 +1,30 @@
-"""Start a server program in a lab host and wait until it is really listening.
+"""Start a server program in a lab host and wait until it is really ready: the one launcher.
 
 ``host.popen`` starts a process; it does not know when the server is ready.
-Sleeping "long enough" is how flaky labs are made. Instead a server prints a
-line when it listens (our modules print ``ready ...``; ``http.server`` prints
-``Serving HTTP``) and we wait for exactly that — or for the process to die, in
-which case its own error message is raised. After that a thread keeps reading
-the output so a chatty server can never block on a full pipe.
+Sleeping "long enough" is how flaky labs are made. Instead we wait for a sign
+the server gives, whichever it has:
+
+* a line on its output (our modules print ``ready ...``; ``http.server`` prints
+  ``Serving HTTP``; a shell script can ``echo ready``),
+* a TCP port that accepts connections (nginx, HAProxy: they print nothing),
+* a unix socket that appears (containerd).
+
+If the process dies first, or the sign does not come in time, the error shows
+what the server printed. A thread reads the output all along, so a chatty
+server can never block on a full pipe, and `Server.output` keeps its tail.
 """
 
 from __future__ import annotations
 
 import collections
 import os
-import select
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from packetlab.errors import PacketlabError
@@ -28,20 +34,30 @@ from packetlab.topo.host import stop_process
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
 
+READY = "ready"  # the line our own servers print when they listen
+
 
 class Server:
-    """A program running in a lab host: its process, the line it printed when ready, its output tail."""
+    """A program running in a lab host: its process, what told us it was ready, its output tail."""
 
-    def __init__(self, host: Host, proc: subprocess.Popen, ready_line: str) -> None:
-        self.host, self.proc, self.ready_line = host, proc, ready_line
+    def __init__(self, host: Host, proc: subprocess.Popen, ready: str | None = None) -> None:
+        self.host, self.proc = host, proc
+        self.ready_line = ""  # the line (or the condition) that said "ready"
         self.output: collections.deque[str] = collections.deque(maxlen=200)
-        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._ready_prefix = ready
+        self._seen = threading.Event()  # the ready line was printed, or the output ended
+        self._drain = threading.Thread(target=self._read, daemon=True, name=f"server-{proc.pid}")
         self._drain.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line.decode(errors="replace").rstrip("\n"))
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n") if isinstance(raw, bytes) else raw.rstrip("\n")
+            self.output.append(line)
+            if self._ready_prefix is not None and not self.ready_line and line.startswith(self._ready_prefix):
+                self.ready_line = line.strip()
+                self._seen.set()
+        self._seen.set()
 
     @property
     def pid(self) -> int:
@@ -51,27 +67,27 @@ class Server:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    def text(self, limit: int = 800) -> str:
+        """The tail of what the server printed (stdout and stderr), for error messages."""
+        return "\n".join(self.output).strip()[-limit:]
+
     def threads(self) -> int:
         """How many threads the server process has right now (from /proc)."""
-        try:
-            with open(f"/proc/{self.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("Threads:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
+        return int(self._status_field("Threads:") or 0)
 
     def peak_rss_mb(self) -> float:
         """The process's peak resident memory so far (VmHWM), in MB — flat if it streams."""
+        return int(self._status_field("VmHWM:") or 0) / 1024
+
+    def _status_field(self, name: str) -> str | None:
         try:
             with open(f"/proc/{self.proc.pid}/status") as f:
                 for line in f:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
+                    if line.startswith(name):
+                        return line.split()[1]
         except OSError:
             pass
-        return 0.0
+        return None
 
     def stop(self) -> int:
         """SIGTERM (then SIGKILL if it lingers); returns the exit status (0 = clean exit)."""
@@ -84,39 +100,60 @@ class Server:
         return f"<Server pid={self.pid} in {self.host.name} ({state}): {self.ready_line}>"
 
 
-def start(host: Host, argv: Sequence[str], *, ready: str = "ready", timeout: float = 15.0) -> Server:
-    """Run `argv` in `host`; return once a line starting with `ready` appears on its output."""
-    proc = host.popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False, bufsize=0)
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
+def start(
+    host: Host,
+    argv: Sequence[str],
+    *,
+    ready: str | None = None,
+    tcp: tuple[str, int] | None = None,
+    unix: str | os.PathLike | None = None,
+    timeout: float = 15.0,
+    fix: str | None = None,
+) -> Server:
+    """Run `argv` in `host`; return once it is ready, as a `Server` (``.stop()`` ends it; the lab does too).
+
+    Ready means: a line starting with `ready` appeared on its output; with
+    `tcp=(ip, port)`, that address accepts a connection from `host`; with
+    `unix=path`, that socket exists. Name several and all must hold; name none
+    and it is the ``ready`` line our own servers print. Raises PacketlabError
+    with the server's output if it exits first or is not ready in `timeout` s;
+    `fix` replaces the generic advice in that error when the caller knows better.
+    """
+    if ready is None and tcp is None and unix is None:
+        ready = READY
+    proc = host.popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False)
+    server = Server(host, proc, ready)
+    what = " ".join(str(a) for a in argv[:5])
     deadline = time.monotonic() + timeout
-    buf, seen = b"", []
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([fd], [], [], 0.1)
-        chunk = os.read(fd, 65536) if r else b""
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for raw in lines:
-            line = raw.decode(errors="replace")
-            seen.append(line)
-            if line.startswith(ready):
-                server = Server(host, proc, line.strip())
-                server.output.extend(seen)
-                return server
-        if r and not chunk or not r and proc.poll() is not None:
-            proc.wait()
+    last_error: OSError | None = None
+    while True:
+        line_ok = ready is None or bool(server.ready_line)
+        tcp_ok = tcp is None or (last_error := _connect_error(host, *tcp)) is None
+        unix_ok = unix is None or Path(unix).exists()
+        if line_ok and tcp_ok and unix_ok:
+            if not server.ready_line:
+                server.ready_line = f"accepts TCP on {tcp[0]}:{tcp[1]}" if tcp else f"listens on {unix}"
+            return server
+        if proc.poll() is not None:
+            server._drain.join(timeout=2)
             raise PacketlabError(
-                f"{' '.join(argv[:5])} exited in {host.name} before it was ready",
-                cause="\n".join(seen + [buf.decode(errors="replace")]).strip()[-800:]
-                or f"exit status {proc.returncode}",
-                fix="read the program's message above (a port already in use? a typo in an option?)",
+                f"{what} exited in {host.name} before it was ready",
+                cause=server.text() or f"exit status {proc.returncode}, and it printed nothing",
+                fix=fix or "read the program's message above (a port already in use? a typo in an option?)",
             )
-    stop_process(proc)
-    raise PacketlabError(
-        f"{' '.join(argv[:5])} did not report ready within {timeout} s in {host.name}",
-        cause="\n".join(seen)[-800:] or "it printed nothing",
-        fix=f"does it print a line starting with {ready!r}? Python servers need -u (unbuffered) when piped",
-    )
+        if time.monotonic() > deadline:
+            server.stop()
+            waited = [f"a line starting with {ready!r}"] if ready and not line_ok else []
+            waited += [f"TCP {tcp[0]}:{tcp[1]} to accept ({last_error})"] if tcp and not tcp_ok else []
+            waited += [f"{unix} to appear"] if unix and not unix_ok else []
+            raise PacketlabError(
+                f"{what} did not report ready within {timeout} s in {host.name}: waited for {' and '.join(waited)}",
+                cause=server.text() or "it printed nothing",
+                fix=fix
+                or "does it print that line (Python servers need -u when piped) or listen there? Is the machine busy?",
+            )
+        if server._seen.wait(0.05):  # the line came (or the output ended): poll the rest at the same pace
+            time.sleep(0.05)
 
 
 def python_module(module: str, *args: object) -> list[str]:
@@ -124,24 +161,15 @@ def python_module(module: str, *args: object) -> list[str]:
     return [sys.executable, "-u", "-m", module, *map(str, args)]
 
 
-def wait_tcp(host: Host, ip: str, port: int, timeout: float = 10.0) -> None:
-    """Poll until `ip:port` accepts a TCP connection from `host` (for servers that print nothing)."""
-    deadline = time.monotonic() + timeout
+def _connect_error(host: Host, ip: str, port: int) -> OSError | None:
+    """None if `ip:port` accepts a TCP connection from `host`, else why not."""
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        with netns.entered(host.namespace):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-        with sock:
-            sock.settimeout(1)
-            try:
-                sock.connect((ip, port))
-                return
-            except OSError as exc:
-                last = exc
-        time.sleep(0.05)
-    raise PacketlabError(
-        f"nothing listens on {ip}:{port} as seen from {host.name}",
-        cause=str(last),
-        fix="is the server running, bound to that address, and is there a route?",
-    )
+    with netns.entered(host.namespace):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(1)
+        try:
+            sock.connect((ip, port))
+        except OSError as exc:
+            return exc
+    return None

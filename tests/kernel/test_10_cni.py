@@ -20,6 +20,7 @@ from packetlab.tools.cni.install import install, reference_dir
 from packetlab.tools.cni.spec import CniError, Environment
 from packetlab.tools.cni.wiring import host_veth_name
 from packetlab.topo import netns
+from packetlab.topo import servers as launch
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")
 
@@ -176,7 +177,7 @@ def _plugin_conf(node: Node, **over):
 
 
 def _links(host) -> set[str]:
-    return {l["ifname"] for l in json.loads(host.run(["ip", "-j", "link"]).stdout)}
+    return {link["ifname"] for link in json.loads(host.run(["ip", "-j", "link"]).stdout)}
 
 
 def test_version_command():
@@ -438,20 +439,14 @@ def test_chained_with_tuning_bandwidth_and_portmap():
         assert [c[1] for c in node.runtime.calls if c[0] == "ADD"] == ["packetlab", "tuning", "bandwidth", "portmap"]
         assert web.host.sysctl("net.ipv4.conf.eth0.accept_redirects") == "0"  # tuning
         assert "tbf" in node.host.run(["tc", "qdisc", "show", "dev", web.host_veth]).stdout  # bandwidth
-        server = web.host.popen([sys.executable, "-m", "http.server", "80", "--bind", "0.0.0.0"])
-        out = ""
-        for _ in range(50):  # portmap DNAT
-            res = node.host.run(
-                ["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "http://10.244.1.1:8080/"]
-            )
-            out = res.stdout
-            if out == "200":
-                break
-            import time
-
-            time.sleep(0.1)
-        assert out == "200", f"node:8080 -> pod:80 through portmap failed: {out!r}"
-        server.terminate()
+        server = launch.start(
+            web.host, launch.python_module("http.server", 80, "--bind", "0.0.0.0"), ready="Serving HTTP"
+        )
+        res = node.host.run(  # portmap DNAT
+            ["curl", "-s", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", "http://10.244.1.1:8080/"]
+        )
+        assert res.stdout == "200", f"node:8080 -> pod:80 through portmap failed: {res.stdout!r}"
+        server.stop()
         # CHECK through the chain (portmap 1.1.1 has an upstream CHECK bug for IPv4-only pods,
         # containernetworking/plugins#819, so CHECK is exercised on the first three)
         partial = CniRuntime(

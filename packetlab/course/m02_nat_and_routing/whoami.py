@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packetlab.errors import PacketlabError
+from packetlab.topo import servers as launch
+
+if TYPE_CHECKING:
+    from packetlab.topo.host import Host
+    from packetlab.topo.servers import Server
 
 WHOAMI_PORT = 8000
 
@@ -32,21 +35,14 @@ def whoami_serve(port: int, bind: str = "0.0.0.0") -> None:
             conn.sendall(f"{me[0]}:{me[1]} sees {peer[0]}:{peer[1]}\n".encode())
 
 
-def start_whoami(host: Any, port: int = WHOAMI_PORT, timeout: float = 10) -> Any:
+def start_whoami(host: Host, port: int = WHOAMI_PORT, timeout: float = 10) -> Server:
     """Start the whoami service in `host` (stopped with the lab) and wait until it listens."""
-    proc = host.popen([sys.executable, "-m", "packetlab.course.m02_nat_and_routing.whoami", "whoami", str(port)])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PacketlabError(
-                f"the whoami service in {host.name} exited",
-                cause=(proc.stdout.read() or "")[-400:],
-                fix=f"is port {port} already in use in {host.name}?",
-            )
-        if f":{port} " in host.run(["ss", "-Htln", f"sport = :{port}"]).stdout:
-            return proc
-        time.sleep(0.05)
-    raise PacketlabError(f"the whoami service in {host.name} did not start listening on {port}")
+    return launch.start(
+        host,
+        launch.python_module("packetlab.course.m02_nat_and_routing.whoami", "whoami", port),
+        ready="whoami listening",
+        timeout=timeout,
+    )
 
 
 @dataclass

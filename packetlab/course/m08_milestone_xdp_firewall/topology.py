@@ -24,12 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from packetlab.errors import PacketlabError
 from packetlab.topo import netns
+from packetlab.topo import servers as launch
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
     from packetlab.topo.lab import Lab
+    from packetlab.topo.servers import Server
 
 ADDRESSES = {
     "srv": ("10.0.1.2/24", "fd00:1::2/64"),
@@ -65,27 +66,14 @@ def build(lab: Lab, *, servers: bool = True) -> FirewallLab:
     return FirewallLab(lab, hosts["srv"], hosts["admin"], hosts["guest"], hosts["client"])
 
 
-def start_servers(host: Host, tcp_ports=TCP_PORTS, udp_port: int | None = UDP_PORT) -> Any:
+def start_servers(host: Host, tcp_ports=TCP_PORTS, udp_port: int | None = UDP_PORT) -> Server:
     """TCP listeners (accept and close) and a UDP sink, as one lab process."""
-    argv = [
-        sys.executable,
-        "-m",
-        "packetlab.course.m08_milestone_xdp_firewall.topology",
-        "serve",
-        "--tcp",
-        ",".join(map(str, tcp_ports)),
-    ]
+    argv = launch.python_module(
+        "packetlab.course.m08_milestone_xdp_firewall.topology", "serve", "--tcp", ",".join(map(str, tcp_ports))
+    )
     if udp_port:
         argv += ["--udp", str(udp_port)]
-    proc = host.popen(argv)
-    line = proc.stdout.readline()
-    if "ready" not in line:
-        raise PacketlabError(
-            "the lab's test servers did not start",
-            cause=line.strip() or "no output",
-            fix="run the cell again; if it repeats, check `python -m packetlab.course.m08_milestone_xdp_firewall.topology serve`",
-        )
-    return proc
+    return launch.start(host, argv)
 
 
 def tcp_connect(host: Host, address: str, port: int, *, timeout: float = 1.0, source: str | None = None) -> bool:

@@ -23,16 +23,12 @@ go straight to the client over the backends' second interface.
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from packetlab.errors import PacketlabError
-from packetlab.tools.lb.config import HealthCheck
-from packetlab.tools.lb.health import probe
-from packetlab.topo.host import Host, stop_process
+from packetlab.topo import servers as launch
+from packetlab.topo.host import Host
 from packetlab.topo.lab import Lab, Switch
 
 CLIENT_NET = "10.9.1"
@@ -55,7 +51,7 @@ class LBTopology:
     backends: list[Host]
     swc: Switch
     swb: Switch
-    servers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    servers: dict[str, launch.Server] = field(default_factory=dict)
     decaps: dict = field(default_factory=dict)
 
     def client_ip(self, i: int) -> str:
@@ -93,24 +89,11 @@ class LBTopology:
 
     # -- servers --
     def start_server(self, name: str, *, port: int = 80, udp_port: int | None = 5353, wait: float = 10) -> None:
-        """Start packetlab.tools.lb.httpd on backend `name` and wait until it answers."""
-        host = self.backend(name)
-        argv = [sys.executable, "-m", "packetlab.tools.lb.httpd", "--name", name, "--port", str(port)]
+        """Start packetlab.tools.lb.httpd on backend `name` and wait until it listens."""
+        argv = launch.python_module("packetlab.tools.lb.httpd", "--name", name, "--port", port)
         if udp_port:
             argv += ["--udp-port", str(udp_port)]
-        self.servers[name] = host.popen(argv)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if probe(self.lb.namespace, self.backend_ip(name), port, HealthCheck(timeout=0.5)).ok:
-                return
-            if self.servers[name].poll() is not None:
-                break
-            time.sleep(0.05)
-        raise PacketlabError(
-            f"the HTTP server on {name} did not start",
-            cause=(self.servers[name].stdout.read() if self.servers[name].poll() is not None else "no answer"),
-            fix="is port 80 free in that namespace?",
-        )
+        self.servers[name] = launch.start(self.backend(name), argv, timeout=wait)
 
     def start_servers(self, **kw) -> None:
         for b in self.backends:
@@ -118,9 +101,9 @@ class LBTopology:
 
     def stop_server(self, name: str) -> None:
         """Kill backend `name`'s server (its host stays up: connections are refused)."""
-        proc = self.servers.pop(name, None)
-        if proc is not None:
-            stop_process(proc)
+        server = self.servers.pop(name, None)
+        if server is not None:
+            server.stop()
 
     # -- clients --
     def curl(

@@ -9,19 +9,17 @@ policed by the eBPF enforcer, and the evaluator's truth table to compare with.
 
 from __future__ import annotations
 
-import select
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from packetlab.errors import PacketlabError
 from packetlab.tools.netpol.enforcer import Enforcer
 from packetlab.tools.netpol.evaluator import Evaluator, format_matrix
 from packetlab.tools.netpol.model import Cluster, Namespace, NetworkPolicy, PodInfo, load_documents, parse_objects
 from packetlab.tools.netpol.probe import ProbeResult, probe_all, probe_matrix
+from packetlab.topo import servers as launch
 
 if TYPE_CHECKING:
     from packetlab.tools.cni.cluster import Node
@@ -112,10 +110,8 @@ class PolicyWorld:
             self.enforcer.attach(self.lab_pods)
             self.enforcer.apply(self.cluster)
 
-    def _start_server(self):
-        argv = [
-            sys.executable,
-            "-m",
+    def _start_server(self) -> launch.Server:
+        argv = launch.python_module(
             "packetlab.tools.netpol.probe",
             "serve",
             "--tcp",
@@ -124,27 +120,10 @@ class PolicyWorld:
             ",".join(map(str, self.udp_ports)),
             "--echo",
             ",".join(map(str, self.echo_ports)),
-        ]
+        )
         for key, pod in self.lab_pods.items():
             argv += ["--pod", f"{key}={pod.netns}"]
-        proc = self.node.host.popen(argv)
-        deadline = time.monotonic() + 20
-        line = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-            if ready:
-                line = proc.stdout.readline()
-                if line.strip() == "ready" or not line:
-                    break
-            if proc.poll() is not None:
-                break
-        if line.strip() != "ready":
-            raise PacketlabError(
-                "the probe server did not start",
-                cause=(line + (proc.stdout.read() if proc.poll() is not None else "")).strip()[-500:],
-                fix="is a port already in use in a pod namespace?",
-            )
-        return proc
+        return launch.start(self.node.host, argv, timeout=20)
 
     # ---- policy ---------------------------------------------------------------------------------------
     @property

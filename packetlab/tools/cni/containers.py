@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import shutil
 import subprocess
 import time
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from packetlab.errors import CommandFailed, MissingRequirement, PacketlabError
 from packetlab.tools.cni.image import oci_archive, rootfs_tar
-from packetlab.topo.host import stop_process
+from packetlab.topo import servers as launch
 from packetlab.topo.netns import CommandResult
 
 if TYPE_CHECKING:
@@ -78,15 +77,11 @@ exec sleep infinity
         for tool in ("unshare", "nsenter", "mount"):
             if shutil.which(tool) is None:
                 raise MissingRequirement(f"{tool} is missing", fix="sudo apt-get install util-linux mount")
-        self.holder = node.host.popen(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", setup])
-        line = _readline(self.holder, 15)
-        if line.strip() != "ready":
-            stop_process(self.holder)
-            raise PacketlabError(
-                f"the {name} sandbox (private mount namespace) did not start",
-                cause=(line + _drain(self.holder)).strip()[-600:] or "no output",
-                fix="overlayfs and mount namespaces are needed; run `packetlab doctor`",
-            )
+        self.holder = launch.start(
+            node.host,
+            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", setup],
+            fix=f"the {name} sandbox needs overlayfs and mount namespaces; run `packetlab doctor`",
+        )
         self.pid = self.holder.pid
         self.cgroup_parent = f"/packetlab-{node.lab.name}-{name}"
 
@@ -129,18 +124,7 @@ exec sleep infinity
         return removed
 
     def close(self) -> None:
-        stop_process(self.holder)
-
-
-def _readline(proc: subprocess.Popen, timeout: float) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
-
-
-def _drain(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        return ""
-    return proc.stdout.read() or ""
+        self.holder.stop()
 
 
 @dataclass
@@ -292,7 +276,7 @@ class Containerd(_Runtime):
                 raise MissingRequirement(f"{tool} is not installed", fix="sudo apt-get install containerd runc")
         super().__init__(node, network=network)
         self.sandbox = RuntimeSandbox(node, "containerd", opt_cni_bin=True)
-        self.daemon: subprocess.Popen | None = None
+        self.daemon: launch.Server | None = None
         try:
             d = self.sandbox.dir
             self._write_network(self.sandbox.net_d)
@@ -314,7 +298,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [debug]
   address = "{d}/debug.sock"
 """)
-            self.daemon = node.host.popen(
+            self.daemon = launch.start(
+                node.host,
                 [
                     "nsenter",
                     f"--target={self.sandbox.pid}",
@@ -323,17 +308,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                     "containerd",
                     "--config",
                     str(d / "config.toml"),
-                ]
+                ],
+                unix=self.socket,
+                timeout=30,
+                fix="read containerd's message above",
             )
-            deadline = time.monotonic() + 30
-            while not self.socket.exists():
-                if self.daemon.poll() is not None or time.monotonic() > deadline:
-                    raise PacketlabError(
-                        "containerd did not start",
-                        cause=_drain(self.daemon)[-800:] or "timeout",
-                        fix="read containerd's message above",
-                    )
-                time.sleep(0.05)
             rootfs_tar(d / "rootfs.tar")
             oci_archive(d / "rootfs.tar", d / "image.tar", CTR_IMAGE)
             self.ctr("image", "import", str(d / "image.tar"))
@@ -420,7 +399,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 
     def close(self) -> None:
         self.attached = False
-        if self.daemon is not None and self.daemon.poll() is None:
+        if self.daemon is not None and self.daemon.running:
             for name in list(self.containers):
                 with contextlib.suppress(Exception):
                     self.remove(name)
@@ -431,7 +410,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                     self.ctr("task", "rm", "-f", task, check=False)
                 for line in self.ctr("container", "ls", "-q", check=False).stdout.split():
                     self.ctr("container", "rm", line, check=False)
-            stop_process(self.daemon)
+            self.daemon.stop()
         self.containers.clear()
         self.sandbox.close()
         self.sandbox.remove_cgroups()
