@@ -105,7 +105,7 @@ def map_type_number(name: str | int) -> int:
 
 # ---- codecs: how one key or value becomes bytes and back -----------------------------------
 class _Codec:
-    """Raw bytes of a fixed size (a map seen without a layout)."""
+    """Raw bytes of a fixed size (a map seen without a layout); the typed codecs below add `pack`."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -115,11 +115,9 @@ class _Codec:
         return "bytes"
 
     def encode(self, obj: Any) -> bytes:
+        """`obj` as the map's bytes: bytes of the right size as they are, anything else packed."""
         if not isinstance(obj, bytes | bytearray | memoryview):
-            raise PacketlabError(
-                f"{obj!r} given where the map takes raw bytes",
-                fix="pass bytes, or open the map with a key/value type (ctypes or struct) to pass values",
-            )
+            return self.pack(obj)
         raw = bytes(obj)
         if len(raw) != self.size:
             raise PacketlabError(
@@ -127,6 +125,12 @@ class _Codec:
                 fix=f"pass exactly {self.size} bytes (or open the map with a key/value type)",
             )
         return raw
+
+    def pack(self, obj: Any) -> bytes:
+        raise PacketlabError(
+            f"{obj!r} given where the map takes raw bytes",
+            fix="pass bytes, or open the map with a key/value type (ctypes or struct) to pass values",
+        )
 
     def decode(self, raw: bytes) -> Any:
         return raw
@@ -142,9 +146,7 @@ class _CtypesCodec(_Codec):
     def label(self) -> str:
         return f"{self.ctype.__module__}.{self.ctype.__qualname__}"
 
-    def encode(self, obj: Any) -> bytes:
-        if isinstance(obj, bytes | bytearray):
-            return super().encode(obj)
+    def pack(self, obj: Any) -> bytes:
         return bytes(obj if isinstance(obj, self.ctype) else self.ctype(obj))
 
     def decode(self, raw: bytes) -> Any:
@@ -162,9 +164,7 @@ class _StructCodec(_Codec):
     def label(self) -> str:
         return f"struct {self.fmt.format!r}"
 
-    def encode(self, obj: Any) -> bytes:
-        if isinstance(obj, bytes | bytearray):
-            return super().encode(obj)
+    def pack(self, obj: Any) -> bytes:
         return self.fmt.pack(obj) if self.single else self.fmt.pack(*obj)
 
     def decode(self, raw: bytes) -> Any:

@@ -131,7 +131,7 @@ class Firewall:
         self.active: _SetState | None = None
         self.next_rl_id = 1
         self._owned_prog_fd = owned_prog_fd
-        self._trie_keys: dict[int, dict[bytes, bytes | None] | None] = {0: None, 1: None}
+        self._trie_keys: dict[int, dict[tuple[int, bytes], int | None] | None] = {0: None, 1: None}
         self._ports: dict[int, list[int]] = {}  # caches of what each slot's tables hold
         self._l4: dict[int, list[int]] = {}
 
@@ -330,7 +330,9 @@ class Firewall:
     def _write_trie(self, slot: int, compiled: Compiled) -> None:
         """Update the prefixes of `slot` in the trie: delete what went, write what changed."""
         trie = self.maps["fw_addr"]
-        new = {L.lpm_key(slot, dim, net): cid for (dim, _v, net), cid in compiled.prefixes.items()}
+        new: dict[tuple[int, bytes], int | None] = {
+            L.lpm_key(slot, dim, net): cid for (dim, _v, net), cid in compiled.prefixes.items()
+        }
         old = self._trie_keys.get(slot)
         if old is None:
             old = {k: None for k in trie if L.unpack_lpm_key(k)[0] == slot}
