@@ -47,7 +47,7 @@ def bpf_syscall(cmd: int, attr: ctypes.Structure, what: str) -> int:
         err = exc.errno
         raise PacketlabError(
             f"bpf() failed: {what}",
-            cause=f"errno {err}: {os.strerror(err)}",
+            cause=f"errno {err}: {exc.strerror}",
             fix="run as root; check the object still exists with `bpftool prog show` / `bpftool map show`",
         ) from None
 

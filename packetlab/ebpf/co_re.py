@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf import bpftool as bt
 from packetlab.ebpf.loader import BPF_DIR, explain_verifier_log, resolve_source
+from packetlab.ebpf.syscall import BPF_RAW_TRACEPOINT_OPEN
 from packetlab.ebpf.testrun import XDP_VERDICTS, TestRunResult, prog_test_run
 from packetlab.errors import BpfCompileError, MissingRequirement, PacketlabError, VerifierError
 
@@ -251,7 +252,7 @@ class CoreProgram:
         fd = bt.obj_get(str(self.prog_pin))
         try:
             link = bt.bpf_syscall(
-                bt.BPF_RAW_TRACEPOINT_OPEN,
+                BPF_RAW_TRACEPOINT_OPEN,
                 _RawTpAttr(name=0, prog_fd=fd),
                 f"attach {self.name} (only tp_btf/fentry/fexit programs attach this way)",
             )

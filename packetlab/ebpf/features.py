@@ -169,7 +169,7 @@ def _load(prog_type: int, insns: bytes) -> tuple[int | None, str]:
             for line in log.value.decode(errors="replace").splitlines()
             if line and not line[0].isdigit() and not line.startswith(("processed", ";"))
         ]
-        return None, (words[-1] if words else f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}")
+        return None, (words[-1] if words else f"{errno.errorcode.get(exc.errno or 0, exc.errno)}: {exc.strerror}")
 
 
 def _loads(prog_type: int, insns: bytes, what: str) -> Probe:
@@ -233,7 +233,7 @@ def _test_run(flags: int) -> Probe:
             "",
             False,
             f"BPF_PROG_TEST_RUN(flags={flags:#x}) refused: "
-            f"{errno.errorcode.get(exc.errno, exc.errno)} ({exc.strerror})",
+            f"{errno.errorcode.get(exc.errno or 0, exc.errno)} ({exc.strerror})",
         )
     finally:
         os.close(fd)

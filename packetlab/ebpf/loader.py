@@ -240,6 +240,7 @@ class LoadedProgram:
         self.cflags = tuple(cflags)
         include = [f"-I{BPF_DIR}", f"-I{self.path.parent}"]  # so "include/parse.h" resolves
         self.key = _pool_key(self.path, self.function, prog_type, self.cflags)
+        compile_exc: Exception | None
         with capture_stderr() as err:
             try:
                 self.bpf = bcc.BPF(src_file=str(self.path).encode(), cflags=include + list(self.cflags))
@@ -250,6 +251,7 @@ class LoadedProgram:
         if compile_exc is not None:
             raise _compile_error(self.path, err[0]) from compile_exc
         kind = getattr(bcc.BPF, PROG_TYPES.get(prog_type, prog_type.upper()))
+        load_exc: Exception | None
         with capture_stderr() as err:
             try:
                 self.fn = self.bpf.load_func(self.function.encode(), kind)
@@ -568,6 +570,8 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
             return None
         info = ipr.get_links(idx)[0].get_attr("IFLA_XDP") or {}
         attached = dict(info.get("attrs", [])).get("IFLA_XDP_ATTACHED")
+        if attached is None:
+            return None
         return {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}.get(attached, attached)
 
 

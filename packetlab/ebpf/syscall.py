@@ -319,7 +319,7 @@ def load_logged(load: Callable[[ctypes.Array], int], *, start: int = LOG_START, 
             if exc.errno != errno.ENOSPC and not full:  # loader may print, and clobber errno, before returning)
                 return LoggedLoad(None, exc.errno or 0, text)
             if size >= limit:
-                return LoggedLoad(None, exc.errno, text, truncated=True)
+                return LoggedLoad(None, exc.errno or 0, text, truncated=True)
             size = min(limit, size * 2)
             continue
         return LoggedLoad(fd, 0, buf.value.decode(errors="replace"))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 from dataclasses import dataclass
 
 from packetlab.ebpf.syscall import BPF_PROG_TEST_RUN, TestRunAttr, bpf
@@ -67,7 +66,7 @@ def prog_test_run(
     except OSError as exc:
         err = exc.errno
         raise PacketlabError(
-            f"BPF_PROG_TEST_RUN failed: {os.strerror(err)}",
+            f"BPF_PROG_TEST_RUN failed: {exc.strerror}",
             cause="the kernel refused to test-run this program"
             + (" (not supported for this program type or packet size)" if err in (errno.EINVAL, _ENOTSUPP) else ""),
             fix="test-run XDP or tc programs on frames of 14..4096 bytes, as root",

@@ -105,6 +105,7 @@ class TracepointProgram:
         self._ring_events: dict[str, list[dict]] = {}
         include = [f"-I{BPF_DIR}", f"-I{self.path.parent}"]
         t0 = time.perf_counter()
+        failure: Exception | None
         with capture_stderr() as err:
             try:
                 self.bpf = bcc.BPF(src_file=str(self.path).encode(), cflags=include + list(cflags))

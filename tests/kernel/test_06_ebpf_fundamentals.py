@@ -290,7 +290,7 @@ def test_attach_refuses_a_program_that_is_not_a_tracing_program():
 @pytest.mark.slow
 def test_pins_of_a_killed_lab_are_removed_by_its_guardian():
     child = run_py(
-        "from packetlab import Lab, core\n"
+        "from packetlab import Lab\nfrom packetlab.ebpf import co_re as core\n"
         "lab = Lab('t06k').start()\n"
         "p = core.load('bpf/06-core-netns-rx.bpf.c', lab=lab)\n"
         "p.attach()\n"
