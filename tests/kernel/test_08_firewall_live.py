@@ -186,7 +186,7 @@ def test_cli_apply_status_metrics_remove(flab, tmp_path):
     assert r.returncode == 0 and "detached" in r.stdout, r.stderr
     assert pinned.attached_prog_id(target) is None
     assert not target.pin_dir.exists() and not target.state_file.exists()
-    assert _cli("remove", "--netns", ns, "--dev", "eth0").returncode == 2
+    assert _cli("remove", "--netns", ns, "--dev", "eth0").returncode == 3  # nothing installed: the system says no
 
 
 def test_foreign_namespace_is_refused(flab, monkeypatch):
@@ -201,7 +201,7 @@ def test_cli_refuses_to_replace_someone_elses_program(flab):
     att = flab.client.attach_xdp("bpf/08-xdp-drop.c", dev="eth0")
     try:
         r = _cli("apply", str(EXAMPLES / "basic.yaml"), "--netns", flab.client.namespace, "--dev", "eth0")
-        assert r.returncode == 2 and "already has another XDP program" in r.stderr
+        assert r.returncode == 3 and "already has another XDP program" in r.stderr
         assert not pinned.Target(flab.client.namespace, "eth0").pin_dir.exists()
     finally:
         att.detach()
