@@ -111,8 +111,9 @@ mirror_sed=()
 for url in "${PACKETLAB_APT_MIRROR:-}" "${PACKETLAB_APT_SECURITY_MIRROR:-}"; do
   case "$url" in *[[:space:]\&\#\\]*) die "apt mirror URL '$url' has a space, &, # or backslash: give a plain http(s) URL" ;; esac
 done
-[ -n "${PACKETLAB_APT_MIRROR:-}" ] && mirror_sed+=(-e "s#(https?|ftp)://[^[:space:]]+/(debian|ubuntu)/?([[:space:]]|\$)#${PACKETLAB_APT_MIRROR%/}\\3#g")
-[ -n "${PACKETLAB_APT_SECURITY_MIRROR:-}" ] && mirror_sed+=(-e "s#(https?|ftp)://[^[:space:]]+/debian-security/?([[:space:]]|\$)#${PACKETLAB_APT_SECURITY_MIRROR%/}\\2#g")
+# only the distribution's own hosts (*.debian.org, *.ubuntu.com): third-party repositories stay as they are
+[ -n "${PACKETLAB_APT_MIRROR:-}" ] && mirror_sed+=(-e "s#(https?|ftp)://([^[:space:]/]+\\.)?(debian\\.org|ubuntu\\.com)/(debian|ubuntu)/?([[:space:]]|\$)#${PACKETLAB_APT_MIRROR%/}\\5#g")
+[ -n "${PACKETLAB_APT_SECURITY_MIRROR:-}" ] && mirror_sed+=(-e "s#(https?|ftp)://([^[:space:]/]+\\.)?debian\\.org/debian-security/?([[:space:]]|\$)#${PACKETLAB_APT_SECURITY_MIRROR%/}\\3#g")
 sources_changed=0
 for src in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [ -f "$src" ] || continue
