@@ -1,0 +1,1 @@
+"""packetlab tests; see tests/conftest.py for the layout."""
