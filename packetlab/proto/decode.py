@@ -188,7 +188,7 @@ def decode(frame: bytes) -> Frame:
     out.eth = Ethernet(mac_str(dst), mac_str(src), etype)
     out.layers.append("ethernet")
     off = 14
-    vlans = []
+    vlans: list[Vlan] = []
     while etype in VLAN_TYPES:
         if n - off < 4:
             out.vlans = tuple(vlans)
@@ -331,7 +331,8 @@ def tcp_options(raw: bytes) -> tuple:
     unknown kinds stay (kind, raw bytes). A length below 2 is malformed: it is
     treated as 2 so the walk always advances (scapy does the same).
     """
-    opts, i, n = [], 0, len(raw)
+    opts: list[tuple[str | int, object]] = []
+    i, n = 0, len(raw)
     while i < n:
         kind = raw[i]
         if kind == 0:

@@ -115,7 +115,7 @@ class Lab:
         self._record.save()
         _live_labs.add(self)
         _install_handlers()
-        self._start_guardian()
+        self._start_guardian(self._record)
         return self
 
     def __enter__(self) -> Lab:
@@ -141,7 +141,8 @@ class Lab:
             _live_labs.discard(self)
             if self._guardian is not None:
                 with contextlib.suppress(OSError):
-                    self._guardian.stdin.close()  # guardian sees EOF, finds no record, exits
+                    if self._guardian.stdin is not None:  # (its pipe)
+                        self._guardian.stdin.close()  # guardian sees EOF, finds no record, exits
                 self._guardian = None  # (not waited for: it needs no help to exit)
             return removed
         finally:
@@ -152,7 +153,7 @@ class Lab:
     def running(self) -> bool:
         return self._record is not None
 
-    def _start_guardian(self) -> None:
+    def _start_guardian(self, record: LabRecord) -> None:
         if os.environ.get("PACKETLAB_GUARDIAN", "1") == "0":
             return  # tests of `packetlab clean` switch the guardian off
         self._guardian = subprocess.Popen(
@@ -163,7 +164,7 @@ class Lab:
                 sys.executable,
                 self.name,
                 str(os.getpid()),
-                str(self._record.path),
+                str(record.path),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -280,8 +281,11 @@ class Lab:
         b_if = check_name(peer_name) if peer_name else (b.next_ifname() if not isinstance(b, Switch) else None)
         if isinstance(a, Switch) and isinstance(b, Switch):
             a_if, b_if = a_if or f"{b.name}-p", b_if or f"{a.name}-p"
-        a_if = a_if or port_name(b.name, b_if)
-        b_if = b_if or port_name(a.name, a_if)
+        if a_if is None:  # a is a switch, b is not (two switches were named above): a's port after b's end
+            assert b_if is not None
+            a_if = port_name(b.name, b_if)
+        if b_if is None:  # b is a switch
+            b_if = port_name(a.name, a_if)
         if isinstance(a, Switch) and a_addrs or isinstance(b, Switch) and b_addrs:
             raise PacketlabError(
                 "a switch port cannot carry an IP address",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -224,7 +225,7 @@ class TraceSession:
         self.host, self.settle = host, settle
         self.events: list[TraceEvent] = []
         self.text = ""
-        self._proc = None
+        self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> TraceSession:
         self._proc = self.host.popen(["stdbuf", "-oL", "nft", "monitor", "trace"])
@@ -232,13 +233,16 @@ class TraceSession:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:  # not entered
+            return
         time.sleep(self.settle)  # let the last trace messages arrive
-        self._proc.terminate()
+        proc.terminate()
         try:
-            self.text = self._proc.communicate(timeout=5)[0] or ""
+            self.text = proc.communicate(timeout=5)[0] or ""
         except Exception:  # a stuck monitor is killed by the lab anyway
-            self._proc.kill()
-            self.text = self._proc.communicate()[0] or ""
+            proc.kill()
+            self.text = proc.communicate()[0] or ""
         self.events = parse_trace(self.text)
 
     def paths(self) -> dict[str, list[Hop]]:

@@ -276,7 +276,7 @@ class Tracker:
         for _attempt in range(2):  # a reopened connection is looked up again (NF_REPEAT)
             hit = self.lookup(seg.tuple, seg.time)
             fresh = hit is None
-            if fresh:
+            if hit is None:
                 conn = self._tcp_new(seg)
                 if conn is None:
                     why = (
