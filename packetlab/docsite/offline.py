@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Tag
 
 # element -> attributes whose URL the browser fetches on its own while showing the page
 _FETCHED = {
@@ -54,6 +54,14 @@ def is_external(url: str) -> bool:
     return u.startswith(("http://", "https://", "//"))
 
 
+def _text(tag: Tag, name: str) -> str:
+    """An attribute's value as text: "" when absent, a multi-valued one (class, rel) joined by spaces."""
+    value = tag.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " ".join(value)
+
+
 def external_resources(html: str) -> list[str]:
     """Every outside URL the page would fetch by itself: src/href of loaded elements, CSS url()/@import, JS import()."""
     soup = BeautifulSoup(html, "html.parser")
@@ -61,15 +69,15 @@ def external_resources(html: str) -> list[str]:
     for tag in soup.find_all(True):
         if tag.name == "link":
             rels = {r.lower() for r in (tag.get("rel") or [])}
-            if rels & _LINK_RELS and is_external(tag.get("href", "")):
-                found.append(tag["href"])
+            if rels & _LINK_RELS and is_external(_text(tag, "href")):
+                found.append(_text(tag, "href"))
         for attr in _FETCHED.get(tag.name, ()):
-            value = tag.get(attr)
+            value = _text(tag, attr)
             if value:
                 urls = [part.split()[0] for part in value.split(",") if part.strip()] if "srcset" in attr else [value]
                 found += [u for u in urls if is_external(u)]
-        if tag.get("style"):
-            found += _CSS_URL.findall(tag["style"])
+        if style := _text(tag, "style"):
+            found += _CSS_URL.findall(style)
         if tag.name == "style" and tag.string:
             found += _CSS_URL.findall(tag.string)
         if tag.name == "script" and tag.string:

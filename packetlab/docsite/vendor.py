@@ -90,6 +90,17 @@ def verify(asset: Vendored) -> None:
         )
 
 
+def _member(tar: tarfile.TarFile, name: str, package: str) -> bytes:
+    """The bytes of file `name` in an npm tarball, or VendorError naming what is missing."""
+    try:
+        f = tar.extractfile(name)
+    except KeyError:
+        f = None
+    if f is None:
+        raise VendorError(f"the npm package {package} has no file {name}: is the vendored member's path still right?")
+    return f.read()
+
+
 def fetch(asset: Vendored, version: str | None = None) -> str:
     """Fetch ``asset`` (at ``version``, default the pin) with ``npm pack``; write it and its licence.
 
@@ -117,8 +128,8 @@ def fetch(asset: Vendored, version: str | None = None) -> str:
         except subprocess.CalledProcessError as e:
             raise VendorError(f"npm pack {asset.package}@{version} failed: {e.stderr.strip()}") from None
         with tarfile.open(Path(tmp) / out) as tar:
-            data = tar.extractfile(asset.member).read()
-            licence = tar.extractfile("package/LICENSE").read()
+            data = _member(tar, asset.member, asset.package)
+            licence = _member(tar, "package/LICENSE", asset.package)
     got = hashlib.sha256(data).hexdigest()
     if version == asset.version and got != asset.sha256:
         raise VendorError(
