@@ -10,11 +10,12 @@ DOCS_PORT ?= 8000
 # inside the Vagrant VM use DOCS_ADDR=0.0.0.0: Vagrant's forwarded port (host 127.0.0.1 only) arrives on the VM's NAT address
 DOCS_ADDR ?= 127.0.0.1
 
-.PHONY: help provision lab test test-toolkit test-labs test-vm docs docs-build clean doctor bench
+.PHONY: help provision lab test test-unit test-toolkit test-labs test-vm docs docs-build clean doctor bench
 
 help:
 	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
 	@echo "make test   - provision if needed, then every test, every lab notebook (nbval, and Run All in JupyterLab in Chromium) and the docs build"
+	@echo "make test-unit - the pure-logic tests (tests/unit): no root, no kernel; as root they run as nobody"
 	@echo "make docs   - serve the course site (mkdocs, port $(DOCS_PORT))"
 	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
 	@echo "make doctor - check kernel, capabilities, headers and tools"
@@ -30,20 +31,29 @@ lab: provision
 	cd labs && $(SUDO) ../$(VENV)/bin/jupyter lab --allow-root --no-browser --ip=127.0.0.1 --port=$(JUPYTER_PORT) \
 	    --ServerApp.root_dir=$(CURDIR)/labs
 
+# tests/unit must pass without root: run as root, make drops to nobody to prove it (when nobody can read
+# this tree; otherwise it says so and runs them as root)
+NOBODY = setpriv --reuid=65534 --regid=65534 --clear-groups
+AS_USER = $(if $(filter 0,$(shell id -u)),$(if $(shell $(NOBODY) test -r $(CURDIR)/pyproject.toml -a -x $(CURDIR)/$(PY) && echo y),$(NOBODY) env HOME=/tmp PYTHONDONTWRITEBYTECODE=1 HYPOTHESIS_STORAGE_DIRECTORY=/tmp/packetlab-unit-hypothesis,$(warning nobody cannot read $(CURDIR): tests/unit run as root)),)
+
 test: PROVISION_ARGS = --with-test-tools
 test: provision
 	$(SUDO) $(VENV)/bin/packetlab doctor
+	$(AS_USER) $(PY) -m pytest tests/unit -p no:cacheprovider
 	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
 	PACKETLAB_BOX=bento/ubuntu-24.04 PACKETLAB_LIBVIRT_DRIVER=qemu VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
-	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests labs --nbval-lax --nbval-current-env \
+	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests/kernel tests/browser labs --nbval-lax --nbval-current-env \
 	    --nbval-cell-timeout=600 -p no:cacheprovider --ignore=tests/browser/test_docs_site.py $(PYTEST_ARGS)
 	@# the docs site, built after pytest so lab pages show this run's outputs (build/executed/), then opened
 	@# page by page in Chromium: nothing fetched from outside, diagrams drawn, search, lesson -> lab links
 	$(SUDO) env NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(CURDIR)/build/site
 	$(SUDO) env PACKETLAB_DOCS_SITE=$(CURDIR)/build/site $(PY) -m pytest tests/browser/test_docs_site.py -p no:cacheprovider
 
+test-unit: provision
+	$(AS_USER) $(PY) -m pytest tests/unit -p no:cacheprovider $(PYTEST_ARGS)
+
 test-toolkit: provision
-	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests $(PYTEST_ARGS)
+	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard tests/unit tests/kernel $(PYTEST_ARGS)
 
 test-labs: provision
 	$(SUDO) $(PY) -m pytest -p packetlab.testing.host_guard labs --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(PYTEST_ARGS)
