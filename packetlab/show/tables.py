@@ -34,12 +34,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]], *, al
         if len(row) != len(headers):
             raise ValueError(f"a row has {len(row)} cells for {len(headers)} headers: {row}")
     split = [[cell.split("\n") for cell in row] for row in cells]
-    widths = [max((len(line) for row in split for line in row[i]), default=0) for i in range(len(headers))]
+    widths = [max((len(line) for r in split for line in r[i]), default=0) for i in range(len(headers))]
     sides = [align[min(i, len(align) - 1)] for i in range(len(headers))]
     lines = []
-    for n, row in enumerate(split):
-        for k in range(max((len(cell) for cell in row), default=1)):
-            parts = [cell[k] if k < len(cell) else "" for cell in row]
+    for n, cell_lines in enumerate(split):
+        for k in range(max((len(cell) for cell in cell_lines), default=1)):
+            parts = [cell[k] if k < len(cell) else "" for cell in cell_lines]
             lines.append(
                 "  ".join(p.ljust(w) if s == "<" else p.rjust(w) for p, w, s in zip(parts, widths, sides)).rstrip()
             )

@@ -69,7 +69,7 @@ class Dissection(list):
         except KeyError:
             return default
 
-    def __getitem__(self, key):  # type: ignore[override]
+    def __getitem__(self, key):
         if isinstance(key, str):
             return self.field(key).value
         return super().__getitem__(key)

@@ -256,7 +256,7 @@ default_network = "{self.conflist["name"]}"
     def close(self) -> None:
         self.attached = False
         with contextlib.suppress(Exception):
-            if self.sandbox.holder.poll() is None:
+            if self.sandbox.holder.running:
                 self.podman("rm", "-f", "-a", "-t", "0", timeout=60, check=False)
         self.containers.clear()
         self.sandbox.close()
