@@ -270,7 +270,7 @@ def compare_paths(bcc_prog: TracepointProgram, core_prog: CoreProgram) -> tuple[
         "bcc_ipv4": bcc_counts.get(0x0800, 0),
         "core_ipv4": core_counts.get(0x0800, 0),
     }
-    rows = [
+    rows: list[list[object]] = [
         ["compiled against", f"headers {bcc_headers_release()}", f"BTF of {os.uname().release} (vmlinux.h)"],
         [
             "compile (+ load) time, s",

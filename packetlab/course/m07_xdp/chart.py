@@ -178,7 +178,8 @@ class LiveCounterChart:
         """Per-protocol packets/s between consecutive samples inside the window."""
         now = self.samples[-1].t
         recent = [s for s in self.samples if now - s.t <= self.window]
-        times, series = [], {c: [] for c in CATEGORIES}
+        times: list[float] = []
+        series: dict[str, list[float]] = {c: [] for c in CATEGORIES}
         for a, b in zip(recent, recent[1:]):
             dt = b.t - a.t
             if dt <= 0:

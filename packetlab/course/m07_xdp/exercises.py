@@ -146,12 +146,12 @@ def check_reply_checksum(fn: Callable[[int], int] | None) -> bool:
     require(
         not unanswered(fn), ex, "no function yet", "define def reply_checksum(old): ... and set answer = reply_checksum"
     )
-    require(
-        callable(fn),
-        ex,
-        f"the answer is a {type(fn).__name__}, not a function",
-        "set answer = reply_checksum (the function itself, not a call)",
-    )
+    if not callable(fn):
+        raise CheckFailed(
+            ex,
+            f"the answer is a {type(fn).__name__}, not a function",
+            "set answer = reply_checksum (the function itself, not a call)",
+        )
     from packetlab.ebpf.loader import acquire, release
 
     prog = acquire("bpf/07-xdp-icmp-echo.c")

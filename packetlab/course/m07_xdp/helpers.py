@@ -80,7 +80,8 @@ def echo_requests(n: int = 200, *, seed: int = 7) -> list[bytes]:
     from scapy.layers.l2 import Ether
 
     rng = random.Random(seed)
-    out, high = [], 0
+    out: list[bytes] = []
+    high = 0
     while len(out) < n:
         payload = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 48)))
         pkt = (

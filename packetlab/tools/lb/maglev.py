@@ -50,12 +50,15 @@ def flow_hash(src: str | int, dst: str | int, sport: int, dport: int, proto: int
 
     >>> flow_hash("10.9.1.1", "10.9.100.1", 40000, 80, "tcp") % 65537   # the Maglev slot
     """
-    p = {"tcp": 6, "udp": 17}.get(proto, proto) if isinstance(proto, str) else proto
+    if isinstance(proto, str):
+        if proto not in ("tcp", "udp"):
+            raise ValueError(f"protocol {proto!r}: the load balancer hashes 'tcp', 'udp' or a protocol number")
+        proto = 6 if proto == "tcp" else 17
     h = HASH_SEED
     h = _mix(h ^ _ip(src))
     h = _mix(h ^ _ip(dst))
     h = _mix(h ^ (((sport & 0xFFFF) << 16) | (dport & 0xFFFF)))
-    h = _mix(h ^ (p & 0xFF))
+    h = _mix(h ^ (proto & 0xFF))
     return h
 
 
@@ -119,7 +122,7 @@ def shares(table: Sequence[int], n: int | None = None) -> list[float]:
     return [counts.get(i, 0) / total for i in range(n)]
 
 
-def disruption(old: Sequence[str | int], new: Sequence[str | int]) -> float:
+def disruption(old: Sequence[object], new: Sequence[object]) -> float:
     """Fraction of slots whose owner changed between two tables (compare by backend name)."""
     if len(old) != len(new):
         raise ValueError("tables of different sizes")
