@@ -16,7 +16,7 @@
 # `vagrant provision` then (with the same proxy/CA variables as for `vagrant up`).
 set -euo pipefail
 
-DEFAULT_TESTS=(tests/test_06_verifier_diary.py tests/test_07_xdp.py tests/test_00_getting_started.py)
+DEFAULT_TESTS=(tests/kernel/test_06_verifier_diary.py tests/kernel/test_07_xdp.py tests/kernel/test_00_getting_started.py)
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export VAGRANT_CHECKPOINT_DISABLE=1
 
