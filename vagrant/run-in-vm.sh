@@ -4,11 +4,11 @@
 # quick way to try the current tree there. Needs a running VM (`vagrant up`).
 #
 #   vagrant/run-in-vm.sh                      # doctor + the kernel-sensitive tests (below)
-#   vagrant/run-in-vm.sh tests/test_07_xdp.py -k redirect -x   # doctor + these pytest arguments
+#   vagrant/run-in-vm.sh tests/kernel/test_07_xdp.py -k redirect -x  # doctor + these pytest arguments
 #   vagrant/run-in-vm.sh --sh '.venv/bin/packetlab doctor'     # any command, as root in /packetlab
 #   vagrant/run-in-vm.sh --no-doctor ...      # skip the doctor
 #   vagrant/run-in-vm.sh --no-sync ...        # don't copy the tree first
-#   make test-vm TESTS="tests/test_06_verifier_diary.py -x"   # the same through make
+#   make test-vm TESTS="tests/kernel/test_06_verifier_diary.py -x"  # the same through make
 #
 # It copies this tree into the VM (`vagrant rsync`: /packetlab there, without .venv/.git),
 # then runs, as root: `packetlab doctor` and pytest with the host guard. The VM's .venv is
