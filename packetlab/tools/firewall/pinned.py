@@ -79,12 +79,7 @@ def check_target(target: Target, *, allow_host: bool = False) -> None:
                 "really mean the host",
             )
         return
-    if not _netns.exists(target.netns):
-        raise PacketlabError(
-            f"no network namespace named {target.netns!r}",
-            cause="it is not in /run/netns",
-            fix="list namespaces with `ip netns list`",
-        )
+    _netns.require(target.netns)
     if target.netns not in lab_namespaces() and not allow_host:
         raise UsageError(
             f"namespace {target.netns!r} was not created by a packetlab lab",
