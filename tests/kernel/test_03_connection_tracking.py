@@ -14,7 +14,7 @@ from packetlab.course.m03_connection_tracking.kernel_table import format_tally a
 from packetlab.course.m03_connection_tracking.kernel_table import kernel_table
 from packetlab.proto.conntrack.states import ORIGINAL
 from packetlab.proto.conntrack.tracker import Tracker
-from tests.unit.test_03_connection_tracking import (  # the oracle the unit tests check
+from tests.unit.test_03_connection_tracking import (  # shared with its unit twin
     SPECIAL_SEQUENCES,
     C,
     S,

@@ -1,4 +1,5 @@
-"""Module 05: echo servers (threads, selectors/epoll, asyncio, UDP), clients, many-client load."""
+"""Module 05 on the real kernel: echo servers (threads, selectors/epoll, asyncio, UDP), clients,
+many-client load — in a lab."""
 
 from __future__ import annotations
 
@@ -112,14 +113,6 @@ def test_inprocess_asyncio_server_lives_in_the_namespace_and_stops(lab):
         idle.connect((SERVER, 7400))
     assert not srv._thread.is_alive()
     idle.close()
-
-
-def test_percentile_nearest_rank():
-    values = [float(v) for v in range(1, 101)]
-    assert load.percentile(values, 50) == 50.0
-    assert load.percentile(values, 99) == 99.0
-    assert load.percentile(values, 100) == 100.0
-    assert load.percentile([], 50) == 0.0
 
 
 def test_load_run_counts_errors_against_a_closed_port(lab):

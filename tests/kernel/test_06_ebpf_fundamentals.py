@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 
 import pytest
@@ -50,30 +49,6 @@ def _two_hosts(name: str) -> tuple[Lab, object, object]:
 
 
 # ---- pure helpers -----------------------------------------------------------------------------
-def test_ipv4_keys_decode_network_order_saddr():
-    key = int.from_bytes(socket.inet_aton("10.0.0.7"), "little")  # how ip->saddr lands in a u32 key
-    assert ebpf.ipv4_key(key) == "10.0.0.7"
-    assert ebpf.last_octets({key: 1}) == {7}
-
-
-def test_entries_to_dict_reads_formatted_raw_and_percpu_json():
-    formatted = [
-        {
-            "key": ["0x11", "0x00", "0x00", "0x00"],
-            "value": ["0x08"] + ["0x00"] * 7,
-            "formatted": {"key": 17, "value": 8},
-        }
-    ]
-    raw = [{"key": ["0x00", "0x08", "0x00", "0x00"], "value": ["0x05", "0x01", "0x00", "0x00"]}]
-    percpu = [
-        {
-            "key": ["0x00"] * 4,
-            "values": [{"cpu": 0, "value": ["0x02"] + ["0x00"] * 7}, {"cpu": 1, "value": ["0x03"] + ["0x00"] * 7}],
-        }
-    ]
-    assert bpftool.entries_to_dict(formatted) == {17: 8}
-    assert bpftool.entries_to_dict(raw) == {0x0800: 0x0105}
-    assert bpftool.entries_to_dict(percpu) == {0: 5}
 
 
 def test_toolchain_facts_are_read_live():
@@ -167,15 +142,6 @@ def test_full_hash_refuses_and_full_lru_evicts(map_types):
 
 def test_a_lookup_keeps_a_key_alive_in_the_lru():
     assert ebpf.lru_vs_hash([1, 2, 3, 4, 1, 5]) == {"hash": {1, 2, 3, 4}, "lru": {1, 3, 4, 5}, "hash_full": 1}
-
-
-def test_on_cpu_restores_affinity():
-    before = os.sched_getaffinity(0)
-    with ebpf.on_cpu(min(before)):
-        assert os.sched_getaffinity(0) == {min(before)}
-    assert os.sched_getaffinity(0) == before
-    with pytest.raises(PacketlabError), ebpf.on_cpu(10_000):
-        pass
 
 
 # ---- bpftool ----------------------------------------------------------------------------------

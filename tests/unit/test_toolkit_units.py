@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +124,16 @@ def test_lab_record_round_trip(tmp_path, monkeypatch):
     assert not is_alive(os.getpid(), 1)  # same pid, different start time: a recycled pid
     rec.delete()
     assert not rec.path.exists()
+
+
+# a lab whose owner is a zombie (exited, not yet reaped) counts as gone: its guardian cleans up at once
+def test_a_zombie_owner_is_not_alive():
+    child = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "Z" not in Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1][:3]:
+        time.sleep(0.01)
+    try:
+        assert not is_alive(child.pid, process_start_time(child.pid))
+    finally:
+        child.wait()
+    assert is_alive(os.getpid(), process_start_time(os.getpid()))
