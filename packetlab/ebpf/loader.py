@@ -154,6 +154,28 @@ class VerifierExplanation:
     fix: str | None
 
 
+_BCC_MAP_FD = re.compile(r"\(void \*\)bpf_pseudo_fd\(\d+, -?\d+\),\s*")
+
+
+def _rewritten_line(text: str, stripped: list[str]) -> int | None:
+    """The 1-based number of the source line bcc rewrote into `text`, or None if none is clearly it.
+
+    bcc turns ``flow_events.ringbuf_output(&ev, ...)`` into ``bpf_ringbuf_output((void
+    *)bpf_pseudo_fd(1, -1), &ev, ...)``: without the map's pseudo fd the rest (arguments,
+    comments) still reads like the original, so the most similar line wins if it wins clearly.
+    """
+    import difflib
+
+    wanted = _BCC_MAP_FD.sub("", text)
+    scores = sorted(
+        ((difflib.SequenceMatcher(None, wanted, line).ratio(), n) for n, line in enumerate(stripped, 1) if line),
+        reverse=True,
+    )
+    if not scores or scores[0][0] < 0.6 or (len(scores) > 1 and scores[1][0] > scores[0][0] - 0.1):
+        return None
+    return scores[0][1]
+
+
 def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
     """Find the rejected instruction's source line and a plain-language hint.
 
@@ -200,6 +222,8 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
             guess = last_line - offsets.most_common(1)[0][0]
             if 1 <= guess <= len(src_lines):
                 line_number = guess
+        else:  # no "@ file:line" in the log (Linux 6.1 prints none): a rewritten line is found by its likeness
+            line_number = _rewritten_line(last_text, stripped)
         if line_number is not None:
             source_line = src_lines[line_number - 1].strip()
         else:
