@@ -1,6 +1,6 @@
 /* csum_helpers.c — every helper of bpf/include/csum.h, callable from a test frame.
  *
- * tests/test_bpf_csum.py feeds it frames through BPF_PROG_TEST_RUN: 14 bytes of
+ * tests/kernel/test_toolkit_bpf_csum.py feeds it frames through BPF_PROG_TEST_RUN: 14 bytes of
  * (ignored) Ethernet header, then a struct csum_op, then the bytes the op reads.
  * The helper's result is written back into the frame, so the test compares the
  * kernel-run C with a pure-Python RFC 1624 reference on arbitrary inputs:
