@@ -40,16 +40,15 @@ def test_two_hosts_appear_in_ip_netns_and_vanish_on_close():
     assert lab.close() == []  # closing twice is harmless
 
 
-def test_xdp_pass_counts_frames_live_and_in_test_runs():
-    with Lab("t00b") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        with h2.attach_xdp("bpf/00-xdp-pass.c", dev="eth0") as xdp:
-            assert "prog/xdp" in h2.ip("link show eth0")
-            before = xdp.table("frames")[0]
-            assert h1.ping("10.0.0.2", count=5, interval=0.02).received == 5
-            assert xdp.table("frames")[0] - before >= 5
-        assert "prog/xdp" not in h2.ip("link show eth0")
+def test_xdp_pass_counts_frames_live_and_in_test_runs(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    with h2.attach_xdp("bpf/00-xdp-pass.c", dev="eth0") as xdp:
+        assert "prog/xdp" in h2.ip("link show eth0")
+        before = xdp.table("frames")[0]
+        assert h1.ping("10.0.0.2", count=5, interval=0.02).received == 5
+        assert xdp.table("frames")[0] - before >= 5
+    assert "prog/xdp" not in h2.ip("link show eth0")
     prog = LoadedProgram("bpf/00-xdp-pass.c")
     try:
         result = prog.test_run(Ether() / IP() / ICMP(), repeat=4)
@@ -66,65 +65,63 @@ def test_doctor_table_names_every_check():
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("t00c") as lab:
-        h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
-        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        lab.link(h2, sw, ip="10.0.7.2/24")
-        yield lab
-    assert lab_namespaces(lab) == []
+def pair(module_lab):
+    """h1 — h2 — sw, shared by the veth-peer tests (they only read it)."""
+    h1, h2, sw = module_lab.host("h1"), module_lab.host("h2"), module_lab.switch("sw")
+    module_lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    module_lab.link(h2, sw, ip="10.0.7.2/24")
+    return module_lab
 
 
-def test_veth_peer_is_found_by_interface_index(lab):
-    h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
-    assert veth_peer(h1, "eth0") == ("t00c-h2", "eth0")
-    assert veth_peer(h2, "eth0") == ("t00c-h1", "eth0")
-    assert veth_peer(h2, "eth1") == ("t00c-sw", "h2-eth1")  # a switch port is named after its peer
+def test_veth_peer_is_found_by_interface_index(pair):
+    h1, h2, ns = pair.nodes["h1"], pair.nodes["h2"], pair.name
+    assert veth_peer(h1, "eth0") == (f"{ns}-h2", "eth0")
+    assert veth_peer(h2, "eth0") == (f"{ns}-h1", "eth0")
+    assert veth_peer(h2, "eth1") == (f"{ns}-sw", "h2-eth1")  # a switch port is named after its peer
 
 
-def test_check_veth_peer(lab):
-    h1 = lab.nodes["h1"]
-    assert check_veth_peer(("t00c-h2", "eth0"), h1)
-    assert check_veth_peer(["t00c-h2", " eth0 "], h1)
+def test_check_veth_peer(pair):
+    h1, ns = pair.nodes["h1"], pair.name
+    assert check_veth_peer((f"{ns}-h2", "eth0"), h1)
+    assert check_veth_peer([f"{ns}-h2", " eth0 "], h1)
     for answer, message in [
         (None, "no answer yet"),
-        ("t00c-h2", "should be a pair"),
-        (("t00c-h1", "eth0"), "own namespace"),
+        (f"{ns}-h2", "should be a pair"),
+        ((f"{ns}-h1", "eth0"), "own namespace"),
         (("h2", "eth0"), "namespaces are called"),
-        (("t00c-sw", "eth0"), "not in namespace"),
-        (("t00c-h2", "eth1"), "right namespace"),
+        ((f"{ns}-sw", "eth0"), "not in namespace"),
+        ((f"{ns}-h2", "eth1"), "right namespace"),
     ]:
         with pytest.raises(CheckFailed, match=message):
             check_veth_peer(answer, h1)
     with pytest.raises(CheckFailed, match="no interface 'eth9'"):
-        check_veth_peer(("t00c-h2", "eth0"), h1, "eth9")
+        check_veth_peer((f"{ns}-h2", "eth0"), h1, "eth9")
 
 
-def test_check_third_host_walks_through_each_missing_step():
-    with Lab("t00d") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        with pytest.raises(CheckFailed, match="no node called 'h3'"):
-            check_third_host(lab)
-        h3 = lab.host("h3")
-        with pytest.raises(CheckFailed, match="no IPv4 address"):
-            check_third_host(lab)
-        lab.link(h2, h3, ip="10.0.5.2/24", peer_ip="10.0.5.3/24")  # reachable from h2, not from h1
-        with pytest.raises(CheckFailed, match="no route to 10.0.5.3"):
-            check_third_host(lab)
-        h1.add_route("10.0.5.0/24", via="10.0.0.2")  # a route, but h2 does not forward
-        with pytest.raises(CheckFailed, match="no reply comes back"):
-            check_third_host(lab)
-        lab.link(h1, h3, ip="10.0.3.1/24", peer_ip="10.0.3.3/24")
-        assert check_third_host(lab)
-        assert route_choice(h1, "10.0.3.3") == ("eth1", "10.0.3.1")
-        assert check_route_choice(("eth1", "10.0.3.1"), h1, "10.0.3.3")
-        assert check_route_choice(("eth1", "10.0.3.1/24"), h1, "10.0.3.3")
-        for answer, message in [
-            (None, "no answer yet"),
-            ("eth1", "should be a pair"),
-            (("eth0", "10.0.0.1"), "not send packets for 10.0.3.3 out of eth0"),
-            (("eth1", "10.0.0.1"), "right interface"),
-        ]:
-            with pytest.raises(CheckFailed, match=message):
-                check_route_choice(answer, h1, "10.0.3.3")
+def test_check_third_host_walks_through_each_missing_step(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    with pytest.raises(CheckFailed, match="no node called 'h3'"):
+        check_third_host(lab)
+    h3 = lab.host("h3")
+    with pytest.raises(CheckFailed, match="no IPv4 address"):
+        check_third_host(lab)
+    lab.link(h2, h3, ip="10.0.5.2/24", peer_ip="10.0.5.3/24")  # reachable from h2, not from h1
+    with pytest.raises(CheckFailed, match="no route to 10.0.5.3"):
+        check_third_host(lab)
+    h1.add_route("10.0.5.0/24", via="10.0.0.2")  # a route, but h2 does not forward
+    with pytest.raises(CheckFailed, match="no reply comes back"):
+        check_third_host(lab)
+    lab.link(h1, h3, ip="10.0.3.1/24", peer_ip="10.0.3.3/24")
+    assert check_third_host(lab)
+    assert route_choice(h1, "10.0.3.3") == ("eth1", "10.0.3.1")
+    assert check_route_choice(("eth1", "10.0.3.1"), h1, "10.0.3.3")
+    assert check_route_choice(("eth1", "10.0.3.1/24"), h1, "10.0.3.3")
+    for answer, message in [
+        (None, "no answer yet"),
+        ("eth1", "should be a pair"),
+        (("eth0", "10.0.0.1"), "not send packets for 10.0.3.3 out of eth0"),
+        (("eth1", "10.0.0.1"), "right interface"),
+    ]:
+        with pytest.raises(CheckFailed, match=message):
+            check_route_choice(answer, h1, "10.0.3.3")
