@@ -207,6 +207,18 @@ def test_cli_refuses_to_replace_someone_elses_program(flab):
         att.detach()
 
 
+def test_status_exits_1_when_the_firewall_was_detached(flab):
+    """A check that finds a problem exits 1: here someone took the program off the interface."""
+    ns = flab.guest.namespace
+    assert _cli("apply", str(EXAMPLES / "blocklist.yaml"), "--netns", ns, "--dev", "eth0").returncode == 0
+    try:
+        flab.guest.run(["ip", "link", "set", "eth0", "xdp", "off"], check=True)
+        r = _cli("status", "--netns", ns, "--dev", "eth0")
+        assert r.returncode == 1 and "not attached" in r.stdout, (r.stdout, r.stderr)
+    finally:
+        assert _cli("remove", "--netns", ns, "--dev", "eth0").returncode == 0
+
+
 def test_pins_of_a_vanished_namespace_are_collected(tmp_path):
     with Lab("t08b") as lab:
         h1, h2 = lab.host("h1"), lab.host("h2")

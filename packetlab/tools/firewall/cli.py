@@ -68,6 +68,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("no firewall installed (packetlab firewall apply RULES.yaml --netns NS --dev IF)")
         return 0
     out = []
+    detached = 0
     for target in targets:
         fw, state = pinned.open_installed(target)
         try:
@@ -76,6 +77,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             ok = attached == fw.prog_id()
         finally:
             fw.close()
+        detached += not ok
         if args.json:
             out.append({**asdict(st), "attached": ok, "mode": state.get("mode")})
         else:
@@ -85,7 +87,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             print()
     if args.json:
         print(json.dumps(out, indent=1))
-    return 0
+    return 1 if detached else 0  # the check found a problem
 
 
 def _render_metrics(targets) -> str:
@@ -160,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow attaching outside a packetlab lab namespace (including the host itself)",
     )
     p.set_defaults(func=_cmd_apply)
-    p = sub.add_parser("status", help="rules with packet/byte counters")
+    p = sub.add_parser("status", help="rules with packet/byte counters (exit 1 if a firewall is no longer attached)")
     where(p, False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)

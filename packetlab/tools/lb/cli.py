@@ -245,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--probe", action="store_true", help="health-check every backend once before installing")
     s.set_defaults(func=cmd_apply)
-    s = sub.add_parser("status", help="VIPs, backends, counters (and the connection table)")
+    s = sub.add_parser("status", help="VIPs, backends, counters (and the connection table); exit 1 if stale")
     _target(s)
     s.add_argument("--conns", action="store_true", help="also show the connection table")
     s.add_argument("--limit", type=int, default=40, help="show at most this many flows (0: all)")
