@@ -17,7 +17,7 @@ from typing import Any
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
 
 SERVER = "10.0.1.2"
-MAC = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
+MAC: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
 
 
 def _as_ruleset(answer: Any, exercise: str):
@@ -96,12 +96,12 @@ def check_policy(answer: Any) -> bool:
         ping = Ether(**MAC) / IP(src="10.0.1.201", dst=SERVER) / ICMP()
         decider = decide(rs, bytes(ping)).rule
         rule = rs.rule(decider) if decider else None
-        require(
-            rule is not None and rule.action == "rate-limit",
-            ex,
-            f"ping is decided by {decider or 'the default policy'}, which is not a rate-limit rule",
-            "add a rule with action: rate-limit and proto: icmp",
-        )
+        if rule is None or rule.action != "rate-limit":
+            raise CheckFailed(
+                ex,
+                f"ping is decided by {decider or 'the default policy'}, which is not a rate-limit rule",
+                "add a rule with action: rate-limit and proto: icmp",
+            )
         require(
             abs(rule.rate - 5) < 1e-9,
             ex,

@@ -32,9 +32,10 @@ from packetlab.tools.netpol.model import PROTO_NUMBERS, Cluster, NetworkPolicy, 
 MAX_RANGES = 16  # struct portset in bpf/10-netpol.c
 DIR_INGRESS, DIR_EGRESS = 0, 1
 DIRECTIONS = {"ingress": DIR_INGRESS, "egress": DIR_EGRESS}
-ALL_V4 = ipaddress.ip_network("0.0.0.0/0")
+ALL_V4 = ipaddress.IPv4Network("0.0.0.0/0")
 
 Net = ipaddress.IPv4Network
+Region = tuple[Net, tuple[Net, ...]] | set[str]  # an ipBlock (cidr, excepts), or the pod IPs selectors match
 
 
 @dataclass(frozen=True)
@@ -154,19 +155,20 @@ class Compiler:
                 ranges.add((proto, pp.port, pp.end_port or pp.port))
         return PortSet(False, frozenset(ranges))
 
-    def _peer_region(self, peer: Peer, policy: NetworkPolicy) -> tuple[Net, tuple[Net, ...]] | set[str]:
+    def _peer_region(self, peer: Peer, policy: NetworkPolicy) -> Region:
         """An ipBlock region (cidr, excepts), or the set of pod IPs the selectors match."""
         if peer.ip_block is not None:
-            if peer.ip_block.cidr.version != 4:
+            cidr = peer.ip_block.cidr
+            if not isinstance(cidr, Net):
                 return set()  # the datapath here is IPv4-only
-            return peer.ip_block.cidr, peer.ip_block.excepts
+            return cidr, tuple(e for e in peer.ip_block.excepts if isinstance(e, Net))  # (all are: same version)
         from packetlab.tools.netpol.evaluator import Endpoint, Evaluator
 
         ev = Evaluator(self.cluster)
         return {p.ip for p in self.cluster.pods if p.ip and ev.peer_matches(peer, policy, Endpoint(p.ip, p))}
 
     @staticmethod
-    def _covers(region: tuple[Net, tuple[Net, ...]] | set[str], prefix: Net) -> bool:
+    def _covers(region: Region, prefix: Net) -> bool:
         if isinstance(region, set):
             return prefix.prefixlen == 32 and str(prefix.network_address) in region
         cidr, excepts = region
@@ -175,11 +177,13 @@ class Compiler:
     # ---- one (pod, direction) section ---------------------------------------------------------------
     def section(self, pod: PodInfo, direction: str, policies: Sequence[NetworkPolicy]) -> Section:
         pods_by_ip = {p.ip: p for p in self.cluster.pods if p.ip}
-        contributions: list[tuple[object, Rule, PodInfo | None]] = []  # (region, rule, fixed dst or None)
-        boundaries: set[Net] = {ipaddress.ip_network(f"{ip}/32") for ip in pods_by_ip}
+        contributions: list[tuple[Region, Rule, PodInfo | None]] = []  # (region, rule, fixed dst or None)
+        boundaries: set[Net] = {Net(f"{ip}/32") for ip in pods_by_ip if ":" not in ip}
         for policy in policies:
             for rule in policy.ingress if direction == "ingress" else policy.egress:
-                regions = [self._peer_region(p, policy) for p in rule.peers] if rule.peers else [(ALL_V4, ())]
+                regions: list[Region] = (
+                    [self._peer_region(p, policy) for p in rule.peers] if rule.peers else [(ALL_V4, ())]
+                )
                 for region in regions:
                     contributions.append((region, rule, pod if direction == "ingress" else None))
                     if not isinstance(region, set):
@@ -187,7 +191,7 @@ class Compiler:
                         boundaries.update(region[1])
         for ip in self.cluster.node_ips:
             if ":" not in ip:
-                boundaries.add(ipaddress.ip_network(f"{ip}/32"))
+                boundaries.add(Net(f"{ip}/32"))
         values: dict[Net, PortSet] = {}
         for prefix in boundaries:
             value = NOTHING
@@ -234,5 +238,5 @@ class Compiler:
                 flags.append(bool(pols))
                 if pols:
                     sections.append(self.section(pod, direction, pols))
-            isolation[pod.ip] = (flags[0], flags[1])
+            isolation[pod.address] = (flags[0], flags[1])
         return Compiled(isolation, sections)

@@ -172,20 +172,20 @@ class PolicyMaps:
         written: list[tuple[str, Any]] = []
         try:
             for ip, (ingress, egress) in compiled.pods.items():
-                key = PodKey(gen, ifindex_of[ip])
-                pods_map[key] = PodInfoC(ip_be(ip), int(ingress), int(egress), 0)
-                written.append(("pods", key))
+                pod_key = PodKey(gen, ifindex_of[ip])
+                pods_map[pod_key] = PodInfoC(ip_be(ip), int(ingress), int(egress), 0)
+                written.append(("pods", pod_key))
             for section in compiled.sections:
                 for net, ps in section.entries.items():
-                    key = RuleKey(
+                    rule_key = RuleKey(
                         96 + net.prefixlen,
                         gen,
                         DIRECTIONS[section.direction],
-                        ip_be(section.pod.ip),
+                        ip_be(section.pod.address),
                         ip_be(str(net.network_address)),
                     )
-                    rules_map[key] = portset_value(ps)
-                    written.append(("rules", key))
+                    rules_map[rule_key] = portset_value(ps)
+                    written.append(("rules", rule_key))
         except BaseException:
             self._delete(written)  # the live generation is untouched
             raise
@@ -279,7 +279,7 @@ class Enforcer:
             raise PacketlabError("the enforcer was detached", fix="create a new Enforcer(node)")
         targets = [p for p in cluster.pods if p.key in self.attached and p.ip]
         compiled = Compiler(cluster).compile(targets)
-        self.maps.install(compiled, {p.ip: self.attached[p.key][1] for p in targets})
+        self.maps.install(compiled, {p.address: self.attached[p.key][1] for p in targets})
         self.compiled, self.cluster = compiled, cluster
         return compiled
 
@@ -372,7 +372,7 @@ class Enforcer:
 
         try:
             with iproute(netns=self.node.host.namespace, flags=0) as ipr:
-                for dev, idx in self.attached.values():
+                for _dev, idx in self.attached.values():
                     with contextlib.suppress(Exception):
                         ipr.tc("del", "clsact", idx)
         except Exception:

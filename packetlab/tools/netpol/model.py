@@ -176,7 +176,8 @@ class Peer:
                     net = ipaddress.ip_network(e, strict=False)
                 except ValueError as exc:
                     raise _invalid(where, f"ipBlock.except {e!r}: {exc}", "write CIDRs like 10.0.1.0/24") from None
-                if net.version != cidr.version or not net.subnet_of(cidr) or net == cidr:
+                inside = net.network_address in cidr and net.broadcast_address in cidr  # (False across versions)
+                if not inside or net == cidr:
                     raise _invalid(
                         where,
                         f"ipBlock.except {net} must be a strict subset of cidr {cidr}",
@@ -365,6 +366,13 @@ class PodInfo:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def address(self) -> str:
+        """The pod's IP, for code that only handles pods that have one (the compiler skips the others)."""
+        if self.ip is None:
+            raise ValueError(f"pod {self.key} has no IP yet")
+        return self.ip
 
     def named_port(self, name: str, protocol: str) -> int | None:
         for p in self.ports:
