@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -190,3 +191,56 @@ def test_every_problem_is_reported_at_once_and_top_level_checks():
     with pytest.raises(ConfigError, match="at most 16"):
         load(many)
     assert load(None) == LBConfig()
+
+
+# ---- encode: what the maps hold for a config (pure, no kernel) ---------------------------------------
+def test_plan_keeps_what_stays_and_reuses_the_oldest_freed_slot():
+    from packetlab.tools.lb.config import MAX_BACKENDS
+    from packetlab.tools.lb.encode import plan_slots
+
+    web = make_vip("10.9.100.1", 80, ["10.9.2.11:80", "10.9.2.12:80"], name="web")
+    rows, slots, retired = plan_slots(LBConfig((web,)), {}, {}, [])
+    assert rows == {web.key: 0} and slots == {"10.9.2.11:80": 0, "10.9.2.12:80": 1} and retired == []
+    # b2 leaves, b3 arrives: b1 keeps slot 0, b2's slot is retired (its flows' counters stay), b3 gets a fresh one
+    web2 = make_vip("10.9.100.1", 80, ["10.9.2.11:80", "10.9.2.13:80"], name="web")
+    rows2, slots2, retired2 = plan_slots(LBConfig((web2,)), rows, slots, retired)
+    assert rows2 == rows and slots2 == {"10.9.2.11:80": 0, "10.9.2.13:80": 2} and retired2 == [1]
+    # with no fresh slot left, the one freed longest ago is reused
+    full = dict(slots2, **{f"10.9.3.{i}:80": i for i in range(3, MAX_BACKENDS)})
+    back = make_vip("10.9.100.1", 80, [*full, "10.9.2.12:80"], name="web")
+    _, slots3, retired3 = plan_slots(LBConfig((back,)), rows2, full, retired2)
+    assert slots3["10.9.2.12:80"] == 1 and retired3 == []
+
+
+def test_backend_entries_and_the_address_filter():
+    from packetlab.tools.lb.encode import addr_bucket, backend_entry, be16, be32, filter_marks, vip_meta
+    from packetlab.tools.lb.layout import (
+        BE_F_ACTIVE,
+        BE_F_NEXTHOP,
+        BE_F_REDIRECT,
+        BE_F_UP,
+        FILTER_BE_SRC,
+        FILTER_VIP_DST,
+        VIP_F_ACTIVE,
+        VIP_F_DSR,
+    )
+    from packetlab.tools.lb.nexthop import NextHop
+
+    hop = NextHop("10.9.2.11", "eth1", 3, "10.9.2.1", None, "02:00:00:00:00:0b", "02:00:00:00:00:01")
+    e = backend_entry("10.9.2.11:8080", up=True, hop=hop, redirect=True)
+    assert e.flags == BE_F_ACTIVE | BE_F_UP | BE_F_NEXTHOP | BE_F_REDIRECT
+    assert (e.addr, e.port, e.ifindex, bytes(e.dmac)) == (
+        be32("10.9.2.11"),
+        be16(8080),
+        3,
+        bytes.fromhex("02000000000b"),
+    )
+    unresolved = replace(hop, mac=None)
+    down = backend_entry("10.9.2.11:80", up=False, hop=unresolved, redirect=True)
+    assert down.flags == BE_F_ACTIVE  # down, and no MAC: not in the ring, and the kernel would forward
+    nat = make_vip("10.9.100.1", 80, ["10.9.2.11:80"], mode="nat")
+    dsr = make_vip("10.9.100.2", 80, ["10.9.2.12:80"], mode="dsr", sticky=False)
+    marks = filter_marks(LBConfig((nat, dsr)))
+    assert marks[addr_bucket("10.9.100.1")] & FILTER_VIP_DST and marks[addr_bucket("10.9.2.11")] & FILTER_BE_SRC
+    assert not marks[addr_bucket("10.9.2.12")] & FILTER_BE_SRC  # DSR replies never pass the LB
+    assert vip_meta(dsr, 5).flags == VIP_F_DSR | VIP_F_ACTIVE and vip_meta(dsr, 5).index == 5
