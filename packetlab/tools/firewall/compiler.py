@@ -239,10 +239,10 @@ def compile_rules(ruleset: RuleSet, *, check_shadows: bool = True) -> Compiled:
     port_sets: dict[str, tuple[list[int], list[int]]] = {}
     ports: dict[str, list[int]] = {}
     for name in PORT_DIMS:
-        bounds, sets = _port_intervals(entries, name)
-        port_sets[name] = (bounds, sets)
+        bounds, interval_sets = _port_intervals(entries, name)
+        port_sets[name] = (bounds, interval_sets)
         table: list[int] = []
-        for i, bits in enumerate(sets):
+        for i, bits in enumerate(interval_sets):
             lo = bounds[i]
             hi = bounds[i + 1] if i + 1 < len(bounds) else 65536
             table.extend([classes.class_of(bits)] * (hi - lo))
@@ -398,7 +398,7 @@ def shadow_problems(compiled: Compiled, addr_sets: dict, port_sets: dict) -> tup
     for e in entries:
         if e.proto is not None and e.flags is None:
             proto_noflag[e.proto] = proto_noflag.get(e.proto, 0) | (1 << e.bit)
-        elif e.proto is not None:
+        elif e.proto is not None and e.flags is not None:
             flagged[(e.proto, e.flags)] = flagged.get((e.proto, e.flags), 0) | (1 << e.bit)
 
     def addr_containing(dim: int, net: Network | None, name: str) -> int:
