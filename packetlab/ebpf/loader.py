@@ -599,6 +599,25 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
         return {"xdp": "native", "xdpgeneric": "generic", "xdpoffload": "offload"}.get(attached, attached)
 
 
+def attached_xdp_prog_id(namespace: str | None, dev: str) -> int | None:
+    """The kernel id of the XDP program on `dev` in `namespace` (None: the host's namespace).
+
+    None when no program is attached, or the interface or namespace is gone: tools
+    compare it with their own program's id (`packetlab.ebpf.fdinfo.prog_id`) before
+    detaching, so they never remove a program someone else attached."""
+    from packetlab.topo.rtnl import iproute
+
+    try:  # flags=0: never create a missing named namespace (pyroute2's default would)
+        with iproute(netns=namespace, **({"flags": 0} if namespace else {})) as ipr:
+            idx = ipr.link_lookup(ifname=dev)
+            if not idx:
+                return None
+            xdp = ipr.get_links(idx[0])[0].get_attr("IFLA_XDP") or {}
+    except (OSError, PacketlabError):
+        return None
+    return dict(xdp.get("attrs", [])).get("IFLA_XDP_PROG_ID") or None
+
+
 class TcAttachment(_Attachment):
     """A tc (clsact, direct-action) program on one interface's ingress or egress hook.
 

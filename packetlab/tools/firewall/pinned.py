@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from packetlab.ebpf.fdinfo import prog_id
+from packetlab.ebpf.loader import attached_xdp_prog_id
 from packetlab.ebpf.syscall import obj_get, obj_pin
 from packetlab.errors import MissingRequirement, PacketlabError, UsageError
 from packetlab.tools.firewall.compiler import compile_rules
@@ -120,17 +121,8 @@ def _ifindex(ipr: Any, target: Target) -> int:
 
 
 def attached_prog_id(target: Target) -> int | None:
-    """The id of the XDP program on the interface (None if none, or the interface is gone)."""
-    try:
-        with _ipr(target.netns) as ipr:
-            idx = ipr.link_lookup(ifname=target.dev)
-            if not idx:
-                return None
-            xdp = ipr.get_links(idx[0])[0].get_attr("IFLA_XDP") or {}
-    except (OSError, PacketlabError):
-        return None
-    attrs = dict(xdp.get("attrs", []))
-    return attrs.get("IFLA_XDP_PROG_ID") or None
+    """The id of the XDP program on the target's interface (None if none, or the interface is gone)."""
+    return attached_xdp_prog_id(target.netns, target.dev)
 
 
 def xdp_attach(target: Target, prog_fd: int, mode: str, *, exclusive: bool = True) -> None:

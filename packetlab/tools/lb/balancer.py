@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf.fdinfo import prog_id
-from packetlab.ebpf.loader import LoadedProgram, set_xdp_fd
+from packetlab.ebpf.loader import LoadedProgram, attached_xdp_prog_id, set_xdp_fd
 from packetlab.ebpf.maps import BpfMap
 from packetlab.ebpf.syscall import obj_get, obj_pin
 from packetlab.ebpf.testrun import prog_test_run
@@ -59,7 +59,7 @@ from packetlab.tools.lb.layout import (
     Vip,
 )
 from packetlab.tools.lb.metrics import render as render_prometheus
-from packetlab.tools.lb.nexthop import NextHop, attached_prog_id, link_info, resolve
+from packetlab.tools.lb.nexthop import NextHop, link_info, resolve
 from packetlab.tools.lb.status import LBStats, format_status, labels_by_slot, read_connections, read_stats
 from packetlab.topo import netns
 
@@ -212,7 +212,7 @@ class LoadBalancer:
             if dev in self.state.devs:
                 return
             ifindex, _ = link_info(self.namespace, dev)
-            current = attached_prog_id(self.namespace, dev)
+            current = attached_xdp_prog_id(self.namespace, dev)
             if current is not None:
                 raise PacketlabError(
                     f"{self.namespace or 'root'}:{dev} already has an XDP program (id {current})",
@@ -564,7 +564,7 @@ class LoadBalancer:
             with contextlib.suppress(OSError, PacketlabError):
                 if self.stale:
                     raise OSError("namespace gone")
-                if attached_prog_id(self.namespace, d) == prog_id(self.prog_fd):
+                if attached_xdp_prog_id(self.namespace, d) == prog_id(self.prog_fd):
                     set_xdp_fd(self.namespace, d, -1, XDP_FLAGS[self.state.xdp_mode], None)
         if unpin and self.pin_dir is not None:
             instance.remove_pins(self.name)

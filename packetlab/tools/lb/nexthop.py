@@ -111,19 +111,3 @@ def resolve(namespace: str | None, addr: str, *, wait: float = 1.0) -> NextHop:
             time.sleep(0.02)
             mac = _neighbour(namespace, hop, dev)
     return NextHop(addr, dev, ifindex, route.get("prefsrc", ""), via, mac, our_mac)
-
-
-def attached_prog_id(namespace: str | None, dev: str) -> int | None:
-    """The id of the XDP program attached to `dev` in `namespace` (None: none, or no such interface)."""
-    try:
-        info = _ip_json(namespace, ["-d", "link", "show", "dev", dev])[0]
-    except (OSError, IndexError):
-        return None
-    xdp = info.get("xdp") or {}
-    prog = xdp.get("prog") or {}
-    if "id" in prog:
-        return int(prog["id"])
-    for att in xdp.get("attached", []):
-        if "prog" in att and "id" in att["prog"]:
-            return int(att["prog"]["id"])
-    return None
