@@ -19,7 +19,6 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 
-from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m01_osi_model.exercises import (
     check_arp_reply_macs,
@@ -106,26 +105,25 @@ def test_counters_add_up_to_every_frame(counter):
 
 # ---- live: the lab's own link ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("t01a") as lab:
-        h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
-        for host in (h1, h2):  # no background router solicitations: XDP counts must equal rx counts
-            host.sysctl("net.ipv6.conf.default.router_solicitations", 0)
-        lab.link(h1, sw, ip=["10.0.1.1/24", "fd00:1::1/64"])
-        lab.link(h2, sw, ip=["10.0.1.2/24", "fd00:1::2/64"])
-        h3 = lab.host("h3")
-        h2.enable_forwarding()
-        lab.link(h2, h3, ip="10.0.9.2/24", peer_ip="10.0.9.3/24", mtu=1000)
-        h1.add_route("10.0.9.0/24", via="10.0.1.2")
-        h3.add_route("default", via="10.0.9.2")
-        for host in (h1, h2):
-            host.run(["ethtool", "-K", "eth0", "tx", "off"], check=True)
-        yield lab
-    assert not any(netns.exists(f"t01a-{n}") for n in ("h1", "h2", "h3", "sw"))
+def osi(module_lab):
+    """h1 and h2 on a switch, h3 behind h2 on a 1000-byte-MTU link (for fragments and PMTU)."""
+    h1, h2, sw = module_lab.host("h1"), module_lab.host("h2"), module_lab.switch("sw")
+    for host in (h1, h2):  # no background router solicitations: XDP counts must equal rx counts
+        host.sysctl("net.ipv6.conf.default.router_solicitations", 0)
+    module_lab.link(h1, sw, ip=["10.0.1.1/24", "fd00:1::1/64"])
+    module_lab.link(h2, sw, ip=["10.0.1.2/24", "fd00:1::2/64"])
+    h3 = module_lab.host("h3")
+    h2.enable_forwarding()
+    module_lab.link(h2, h3, ip="10.0.9.2/24", peer_ip="10.0.9.3/24", mtu=1000)
+    h1.add_route("10.0.9.0/24", via="10.0.1.2")
+    h3.add_route("default", via="10.0.9.2")
+    for host in (h1, h2):
+        host.run(["ethtool", "-K", "eth0", "tx", "off"], check=True)
+    return module_lab
 
 
-def test_arp_capture_neighbours_and_bridge_learning(lab):
-    h1, h2, sw = lab.nodes["h1"], lab.nodes["h2"], lab.nodes["sw"]
+def test_arp_capture_neighbours_and_bridge_learning(osi):
+    h1, h2, sw = osi.nodes["h1"], osi.nodes["h2"], osi.nodes["sw"]
     sw.run(["ip", "link", "set", "dev", "sw", "type", "bridge", "fdb_flush"], check=True)
     h1.run(["ip", "neigh", "flush", "all"], check=True)
     with h1.capture("eth0", filter="arp") as arp_frames:
@@ -146,8 +144,8 @@ def test_arp_capture_neighbours_and_bridge_learning(lab):
         check_arp_reply_macs((h2.mac(), h1.mac()), [], h1, h2)
 
 
-def test_real_captures_agree_with_scapy_and_verify(lab):
-    h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
+def test_real_captures_agree_with_scapy_and_verify(osi):
+    h1, h2 = osi.nodes["h1"], osi.nodes["h2"]
     with h2.capture("eth0", filter="icmp or icmp6 or tcp port 8080") as frames:
         h1.ping("10.0.1.2", size=100)
         h1.ping("fd00:1::2", size=100)
@@ -168,8 +166,8 @@ def test_real_captures_agree_with_scapy_and_verify(lab):
     assert check_ipv4_checksum(_reference, frames)
 
 
-def test_kernel_fragments_match_the_plan_and_the_check(lab):
-    h2, h3 = lab.nodes["h2"], lab.nodes["h3"]
+def test_kernel_fragments_match_the_plan_and_the_check(osi):
+    h2, h3 = osi.nodes["h2"], osi.nodes["h3"]
     for size in (972, 973, 2000, 2930):
         assert observed_fragments(h2, h3, "10.0.9.3", size) == fragment_plan(size + 8, 1000), size
     assert check_fragment_count(4, h2, h3, "10.0.9.3", 2930)
@@ -179,8 +177,8 @@ def test_kernel_fragments_match_the_plan_and_the_check(lab):
         check_fragment_count(None, h2, h3, "10.0.9.3", 2930)
 
 
-def test_path_mtu_discovery(lab):
-    h1 = lab.nodes["h1"]
+def test_path_mtu_discovery(osi):
+    h1 = osi.nodes["h1"]
     h1.run(["ip", "route", "flush", "cache"])
     with h1.capture("eth0", filter="icmp") as frames:
         first = h1.ping("10.0.9.3", size=1200, dont_fragment=True)
@@ -191,8 +189,8 @@ def test_path_mtu_discovery(lab):
     assert "message too long" in second.output
 
 
-def test_ipv6_neighbour_discovery(lab):
-    h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
+def test_ipv6_neighbour_discovery(osi):
+    h1, h2 = osi.nodes["h1"], osi.nodes["h2"]
     h1.run(["ip", "-6", "neigh", "flush", "all"], check=True)
     with h1.capture("eth0", filter="icmp6") as frames:
         assert h1.ping("fd00:1::2").ok
@@ -203,8 +201,8 @@ def test_ipv6_neighbour_discovery(lab):
     assert h2.mac() in h1.ip("-6 neigh show fd00:1::2")
 
 
-def test_xdp_counter_on_the_live_link(lab):
-    h1, h2 = lab.nodes["h1"], lab.nodes["h2"]
+def test_xdp_counter_on_the_live_link(osi):
+    h1, h2 = osi.nodes["h1"], osi.nodes["h2"]
     labels = enum_labels(PROGRAM, "proto")
     with h2.attach_xdp(PROGRAM, dev="eth0") as xdp:
         assert xdp.mode == "native" and "prog/xdp" in h2.ip("link show eth0")

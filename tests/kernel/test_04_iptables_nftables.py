@@ -10,7 +10,6 @@ import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
-from packetlab import Lab
 from packetlab.bench import rules as rules_bench
 from packetlab.course.grading import CheckFailed
 from packetlab.topo import netns
@@ -26,15 +25,10 @@ from packetlab.topo.netfilter import (
 
 
 @pytest.fixture(scope="module")
-def pair():
-    lab = Lab("t04a").start()
-    try:
-        tx, rx = lab.host("tx"), lab.host("rx")
-        lab.link(tx, rx, ip="10.77.1.1/24", peer_ip="10.77.1.2/24")
-        yield lab, tx, rx
-    finally:
-        lab.close()
-        assert not netns.exists("t04a-tx") and not netns.exists("t04a-rx")
+def pair(module_lab):
+    tx, rx = module_lab.host("tx"), module_lab.host("rx")
+    module_lab.link(tx, rx, ip="10.77.1.1/24", peer_ip="10.77.1.2/24")
+    return module_lab, tx, rx
 
 
 @pytest.mark.parametrize("variant", list(RULE_VARIANTS))
@@ -99,15 +93,10 @@ def test_benchmark_smoke_run_has_the_right_shape():
 
 
 @pytest.fixture(scope="module")
-def topo():
+def topo(module_lab):
     from packetlab.course.m04_iptables_nftables.topology import build_topology
 
-    lab = Lab("t04c").start()
-    try:
-        yield build_topology(lab)
-    finally:
-        lab.close()
-        assert not any(netns.exists(f"t04c-{n}") for n in ("client", "router", "server"))
+    return build_topology(module_lab)
 
 
 def test_check_hook_order(topo):
@@ -196,17 +185,15 @@ def test_check_rate_limit(topo):
         delete_table(topo.router, "inet", "ratelimit")
 
 
-def test_packet_count_sums_every_rule_counter_of_a_table_or_chain():
-    from packetlab import Lab
+def test_packet_count_sums_every_rule_counter_of_a_table_or_chain(lab):
     from packetlab.topo.netfilter import packet_count
 
-    with Lab("t04pc") as lab:
-        a, b = lab.host("a"), lab.host("b")
-        lab.link(a, b, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        b.nft(
-            "table ip t {\n chain pre {\n  type filter hook prerouting priority 0;\n"
-            '  ip protocol icmp counter comment "icmp"\n  counter\n }\n}\n'
-        )
-        assert a.ping("10.0.0.2", count=3, interval=0.05).received == 3
-        assert rule_counters(b, "ip", "t", "pre")["icmp"] == 3
-        assert packet_count(b, "chain", "ip", "t", "pre") == packet_count(b, "table", "ip", "t") == 6
+    a, b = lab.host("a"), lab.host("b")
+    lab.link(a, b, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    b.nft(
+        "table ip t {\n chain pre {\n  type filter hook prerouting priority 0;\n"
+        '  ip protocol icmp counter comment "icmp"\n  counter\n }\n}\n'
+    )
+    assert a.ping("10.0.0.2", count=3, interval=0.05).received == 3
+    assert rule_counters(b, "ip", "t", "pre")["icmp"] == 3
+    assert packet_count(b, "chain", "ip", "t", "pre") == packet_count(b, "table", "ip", "t") == 6

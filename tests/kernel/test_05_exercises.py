@@ -8,30 +8,27 @@ import asyncio
 import pytest
 from pyroute2 import IPRoute
 
-from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m05_python_network_programming import exercises as ex
-from packetlab.topo import netns
+from packetlab.course.m05_python_network_programming.helpers import veth_ready
 from packetlab.topo import servers as launch
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("t05e") as lab:
-        c, p, s = lab.host("c"), lab.host("p"), lab.host("s")
-        lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
-        lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
-        lab.x, lab.y = lab.host("x"), lab.host("y")
-        launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
-        launch.start(
-            p,
-            launch.python_module(
-                "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128
-            ),
-        )
-        yield lab
-        namespaces = [n.namespace for n in lab.nodes.values()]
-    assert not any(netns.exists(ns) for ns in namespaces)
+def topo(module_lab):
+    """client c — proxy p — server s (echo on 7000, the proxy on 3128), and two spare hosts x, y."""
+    c, p, s = module_lab.host("c"), module_lab.host("p"), module_lab.host("s")
+    module_lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
+    module_lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
+    module_lab.x, module_lab.y = module_lab.host("x"), module_lab.host("y")
+    launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
+    launch.start(
+        p,
+        launch.python_module(
+            "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128
+        ),
+    )
+    return module_lab
 
 
 # ---- 2: asyncio line handler ---------------------------------------------------------------
@@ -73,8 +70,8 @@ def not_async(reader, writer):
     pass
 
 
-def test_line_handler_reference_passes(lab):
-    assert ex.check_line_handler(upper, lab.nodes["s"], lab.nodes["p"], "10.0.2.2", clients=20)
+def test_line_handler_reference_passes(topo):
+    assert ex.check_line_handler(upper, topo.nodes["s"], topo.nodes["p"], "10.0.2.2", clients=20)
 
 
 @pytest.mark.parametrize(
@@ -87,16 +84,16 @@ def test_line_handler_reference_passes(lab):
         (lowercase, "expected"),
     ],
 )
-def test_line_handler_wrong_answers(lab, handler, reason):
+def test_line_handler_wrong_answers(topo, handler, reason):
     with pytest.raises(CheckFailed, match=reason):
-        ex.check_line_handler(handler, lab.nodes["s"], lab.nodes["p"], "10.0.2.2", clients=5)
+        ex.check_line_handler(handler, topo.nodes["s"], topo.nodes["p"], "10.0.2.2", clients=5)
 
 
 # ---- 3: CONNECT by hand -----------------------------------------------------------------
-def test_connect_request_reference_passes(lab):
+def test_connect_request_reference_passes(topo):
     assert ex.check_connect_request(
         b"CONNECT 10.0.2.2:7000 HTTP/1.1\r\nHost: 10.0.2.2:7000\r\n\r\n",
-        lab.nodes["c"],
+        topo.nodes["c"],
         "10.0.1.254",
         3128,
         "10.0.2.2:7000",
@@ -113,16 +110,16 @@ def test_connect_request_reference_passes(lab):
         (None, "no request"),
     ],
 )
-def test_connect_request_wrong_answers(lab, request_bytes, reason):
+def test_connect_request_wrong_answers(topo, request_bytes, reason):
     with pytest.raises(CheckFailed, match=reason):
-        ex.check_connect_request(request_bytes, lab.nodes["c"], "10.0.1.254", 3128, "10.0.2.2:7000")
+        ex.check_connect_request(request_bytes, topo.nodes["c"], "10.0.1.254", 3128, "10.0.2.2:7000")
 
 
 # ---- 4: veth with pyroute2 -----------------------------------------------------------------
-def test_veth_check_fails_then_passes(lab):
-    x, y = lab.x, lab.y
+def test_veth_check_fails_then_passes(topo):
+    x, y = topo.x, topo.y
     args = (x, "pyx0", y, "pyy0", "10.77.0.1/30", "10.77.0.2/30")
-    assert not ex.veth_ready(x, "pyx0", y, "pyy0")
+    assert not veth_ready(x, "pyx0", y, "pyy0")
     with pytest.raises(CheckFailed, match="no interface pyx0"):
         ex.check_veth(*args)
     with IPRoute(netns=x.namespace) as ipr:  # peer left in x: the classic slip
@@ -142,5 +139,5 @@ def test_veth_check_fails_then_passes(lab):
     for host, ifname in ((x, "pyx0"), (y, "pyy0")):
         with IPRoute(netns=host.namespace) as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
-    assert ex.veth_ready(x, "pyx0", y, "pyy0")
+    assert veth_ready(x, "pyx0", y, "pyy0")
     assert ex.check_veth(*args)

@@ -5,25 +5,21 @@ from __future__ import annotations
 import pytest
 from pyroute2 import IPRoute
 
-from packetlab import Lab
 from packetlab.course.m05_python_network_programming import netlink
 from packetlab.errors import PacketlabError
-from packetlab.topo import netns
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("t05d") as lab:
-        a, b = lab.host("a"), lab.host("b")
-        lab.link(a, b, ip=["10.0.1.1/24", "fd00:1::1/64"], peer_ip="10.0.1.2/24")
-        a.add_route("10.99.0.0/16", via="10.0.1.2")
-        yield lab
-        namespaces = [n.namespace for n in lab.nodes.values()]
-    assert not any(netns.exists(ns) for ns in namespaces)
+def pair(module_lab):
+    """a — b, with a route to 10.99.0.0/16 via b."""
+    a, b = module_lab.host("a"), module_lab.host("b")
+    module_lab.link(a, b, ip=["10.0.1.1/24", "fd00:1::1/64"], peer_ip="10.0.1.2/24")
+    a.add_route("10.99.0.0/16", via="10.0.1.2")
+    return module_lab
 
 
-def test_links_addresses_routes_match_ip(lab):
-    a = lab.nodes["a"]
+def test_links_addresses_routes_match_ip(pair):
+    a = pair.nodes["a"]
     links = {row["ifname"]: row for row in netlink.links(a)}
     assert set(links) == {"lo", "eth0"} and links["eth0"]["kind"] == "veth"
     assert links["eth0"]["mac"] == a.mac("eth0")
@@ -42,8 +38,8 @@ def test_links_addresses_routes_match_ip(lab):
         netlink.route_get(a, "192.0.2.1")
 
 
-def test_veth_between_namespaces_step_by_step(lab):
-    a, b = lab.nodes["a"], lab.nodes["b"]
+def test_veth_between_namespaces_step_by_step(pair):
+    a, b = pair.nodes["a"], pair.nodes["b"]
     with netlink.Monitor(b) as mon:
         steps = netlink.veth_between(a, b, "nl0", "nl1", "10.9.0.1/30", "10.9.0.2/30")
         events = mon.events()
@@ -63,8 +59,8 @@ def test_veth_between_namespaces_step_by_step(lab):
         assert root.link_lookup(ifname="nl0") == [] and root.link_lookup(ifname="nl1") == []
 
 
-def test_failed_step_rolls_the_pair_back(lab):
-    a, b = lab.nodes["a"], lab.nodes["b"]
+def test_failed_step_rolls_the_pair_back(pair):
+    a, b = pair.nodes["a"], pair.nodes["b"]
     with pytest.raises(PacketlabError, match="no prefix length"):
         netlink.veth_between(a, b, "nl2", "nl3", "10.8.0.1", "10.8.0.2/30")
     with IPRoute(netns=a.namespace) as ipr:

@@ -8,9 +8,7 @@ import socket
 
 import pytest
 
-from packetlab import Lab
 from packetlab.course.m05_python_network_programming import clients, web
-from packetlab.topo import netns
 from packetlab.topo import servers as launch
 
 PROXY = "http://10.0.1.254:3128"
@@ -18,58 +16,52 @@ FILES = {"big.bin": web.random_blob(24 << 20, seed=1), "small.txt": b"hello thro
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("t05b") as lab:
-        yield from _topology(lab)
-
-
-def _topology(lab):
-    c, p, s = lab.host("c"), lab.router("p"), lab.host("s")
-    lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
-    lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
+def topo(module_lab):
+    """client c — router p — server s (a web site on 8000, echo on 7000); p forwards nothing, so
+    the proxy on p (10.0.1.254:3128) is the only way through."""
+    c, p, s = module_lab.host("c"), module_lab.router("p"), module_lab.host("s")
+    module_lab.link(c, p, ip="10.0.1.1/24", peer_ip="10.0.1.254/24")
+    module_lab.link(p, s, ip="10.0.2.254/24", peer_ip="10.0.2.2/24")
     c.add_route("default", via="10.0.1.254")
     s.add_route("default", via="10.0.2.254")
     # p forwards nothing from c to s: the proxy (a local process on p) is the only way through
-    p.nft("table inet t05b {\n chain forward {\n type filter hook forward priority 0; policy drop;\n }\n}\n")
-    lab.site = web.StaticSite(s, "10.0.2.2", 8000, FILES).start()
-    lab.echo = launch.start(
+    p.nft("table inet proxyonly {\n chain forward {\n type filter hook forward priority 0; policy drop;\n }\n}\n")
+    module_lab.site = web.StaticSite(s, "10.0.2.2", 8000, FILES).start()
+    module_lab.echo = launch.start(
         s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000)
     )
-    lab.proxy = launch.start(
+    module_lab.proxy = launch.start(
         p,
         launch.python_module(
             "packetlab.course.m05_python_network_programming.proxy", "--bind", "10.0.1.254", "--port", 3128, "--verbose"
         ),
     )
-    yield lab
-    lab.site.close()
-    namespaces = [n.namespace for n in lab.nodes.values()]
-    lab.close()
-    assert not any(netns.exists(ns) for ns in namespaces)
+    yield module_lab
+    module_lab.site.close()
 
 
-def test_direct_path_is_blocked(lab):
-    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/small.txt", max_time=1)
+def test_direct_path_is_blocked(topo):
+    r = web.curl(topo.nodes["c"], "http://10.0.2.2:8000/small.txt", max_time=1)
     assert not r.ok and r.exit_code == 28  # curl: operation timed out
 
 
-def test_get_streams_a_large_body_byte_exact(lab):
-    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY)
+def test_get_streams_a_large_body_byte_exact(topo):
+    r = web.curl(topo.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY)
     assert r.ok and r.status == 200 and r.size == len(FILES["big.bin"])
-    assert r.sha256 == lab.site.sha256("big.bin")
+    assert r.sha256 == topo.site.sha256("big.bin")
     assert any(
-        '"GET /big.bin HTTP/1.1" 200' in line and line.startswith("10.0.2.254") for line in lab.site.log()
+        '"GET /big.bin HTTP/1.1" 200' in line and line.startswith("10.0.2.254") for line in topo.site.log()
     )  # the origin saw the proxy, in origin-form
 
 
-def test_connect_tunnel_with_curl_p_byte_exact(lab):
-    r = web.curl(lab.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY, tunnel=True)
-    assert r.ok and r.sha256 == lab.site.sha256("big.bin")
-    assert any(line.startswith("CONNECT 10.0.2.2:8000") for line in lab.proxy.output)
+def test_connect_tunnel_with_curl_p_byte_exact(topo):
+    r = web.curl(topo.nodes["c"], "http://10.0.2.2:8000/big.bin", proxy=PROXY, tunnel=True)
+    assert r.ok and r.sha256 == topo.site.sha256("big.bin")
+    assert any(line.startswith("CONNECT 10.0.2.2:8000") for line in topo.proxy.output)
 
 
-def test_connect_tunnel_to_a_tcp_echo_server(lab):
-    c = lab.nodes["c"]
+def test_connect_tunnel_to_a_tcp_echo_server(topo):
+    c = topo.nodes["c"]
     out = c.run(
         "printf 'raw bytes through CONNECT' | curl -sS -p -x http://10.0.1.254:3128 "
         "telnet://10.0.2.2:7000 --max-time 2",
@@ -89,8 +81,8 @@ def test_connect_tunnel_to_a_tcp_echo_server(lab):
         assert sock.recv(100) == b""  # ...the echo server closes, so do we
 
 
-def test_parallel_downloads_stream_in_flat_memory(lab):
-    c, p = lab.nodes["c"], lab.nodes["p"]
+def test_parallel_downloads_stream_in_flat_memory(topo):
+    c, p = topo.nodes["c"], topo.nodes["p"]
     fresh = launch.start(
         p,
         launch.python_module(
@@ -102,7 +94,7 @@ def test_parallel_downloads_stream_in_flat_memory(lab):
         results = list(
             pool.map(lambda _: web.curl(c, "http://10.0.2.2:8000/big.bin", proxy="http://10.0.1.254:3130"), range(4))
         )
-    assert all(r.ok and r.sha256 == lab.site.sha256("big.bin") for r in results)
+    assert all(r.ok and r.sha256 == topo.site.sha256("big.bin") for r in results)
     # 4 x 24 MiB went through at once; buffering even one body would add 24 MiB to the peak
     growth = fresh.peak_rss_mb() - before
     assert growth < 12, f"proxy peak RSS grew by {growth:.1f} MB"
@@ -119,8 +111,8 @@ def test_parallel_downloads_stream_in_flat_memory(lab):
         (b"CONNECT 10.0.2.2 HTTP/1.1\r\n\r\n", b"400"),  # no port
     ],
 )
-def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
-    sock = clients.socket_in(lab.nodes["c"])
+def test_errors_get_a_status_and_a_reason(topo, request_bytes, status):
+    sock = clients.socket_in(topo.nodes["c"])
     with sock:
         sock.settimeout(5)
         sock.connect(("10.0.1.254", 3128))
@@ -132,8 +124,8 @@ def test_errors_get_a_status_and_a_reason(lab, request_bytes, status):
     assert b"Connection: close" in answer and answer.split(b"\r\n\r\n", 1)[1].strip()
 
 
-def test_proxy_stops_cleanly(lab):
-    p = lab.nodes["p"]
+def test_proxy_stops_cleanly(topo):
+    p = topo.nodes["p"]
     extra = launch.start(
         p, launch.python_module("packetlab.course.m05_python_network_programming.proxy", "--port", 3129)
     )

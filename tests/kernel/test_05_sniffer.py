@@ -6,28 +6,23 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import Lab
 from packetlab.course.m05_python_network_programming import clients
 from packetlab.course.m05_python_network_programming.crosscheck import compare_many
 from packetlab.course.m05_python_network_programming.sniffer import Sniffer
 from packetlab.proto.decode import decode
-from packetlab.topo import netns
 from packetlab.topo import servers as launch
 
 
 @pytest.fixture(scope="module")
-def lab():
-    lab = Lab("t05c").start()
-    a, b = lab.host("a"), lab.host("b")
-    lab.link(a, b, ip="10.0.1.1/24", peer_ip="10.0.1.2/24")
-    yield lab
-    namespaces = [n.namespace for n in lab.nodes.values()]
-    lab.close()
-    assert not any(netns.exists(ns) for ns in namespaces)
+def pair(module_lab):
+    """a — b."""
+    a, b = module_lab.host("a"), module_lab.host("b")
+    module_lab.link(a, b, ip="10.0.1.1/24", peer_ip="10.0.1.2/24")
+    return module_lab
 
 
-def test_sniffer_sees_real_traffic_both_ways_and_decodes_like_scapy(lab):
-    a, b = lab.nodes["a"], lab.nodes["b"]
+def test_sniffer_sees_real_traffic_both_ways_and_decodes_like_scapy(pair):
+    a, b = pair.nodes["a"], pair.nodes["b"]
     tcp = launch.start(b, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7000))
     udp = launch.start(
         b, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7001)
@@ -50,8 +45,8 @@ def test_sniffer_sees_real_traffic_both_ways_and_decodes_like_scapy(lab):
     assert cap.stats["kernel_drops"] == 0 and cap.stats["captured"] == len(frames)
 
 
-def test_vlan_tag_is_restored_from_auxdata_and_lost_without(lab):
-    a, b = lab.nodes["a"], lab.nodes["b"]
+def test_vlan_tag_is_restored_from_auxdata_and_lost_without(pair):
+    a, b = pair.nodes["a"], pair.nodes["b"]
     frame = (
         Ether(src=a.mac("eth0"), dst=b.mac("eth0"))
         / Dot1Q(vlan=42, prio=5)
@@ -74,11 +69,11 @@ def test_vlan_tag_is_restored_from_auxdata_and_lost_without(lab):
         assert compare_many([f.data for f in tagged])[1] == []
 
 
-def test_crafted_edge_frames_on_the_wire(lab):
+def test_crafted_edge_frames_on_the_wire(pair):
     """IPv4 options, odd TCP options and a truncated-looking frame survive a real veth and decode like scapy."""
     from scapy.layers.inet import IPOption_NOP, IPOption_RR
 
-    a, b = lab.nodes["a"], lab.nodes["b"]
+    a, b = pair.nodes["a"], pair.nodes["b"]
     eth = Ether(src=a.mac("eth0"), dst=b.mac("eth0"))
     frames = [
         eth

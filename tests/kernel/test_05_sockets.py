@@ -8,31 +8,26 @@ import time
 
 import pytest
 
-from packetlab import Lab
 from packetlab.course.m05_python_network_programming import clients, echo, load
 from packetlab.course.m05_python_network_programming.inprocess import AsyncioServerThread
 from packetlab.errors import PacketlabError
 from packetlab.show.tables import format_table
-from packetlab.topo import netns
 from packetlab.topo import servers as launch
 
 SERVER = "10.0.1.2"
 
 
 @pytest.fixture(scope="module")
-def lab():
-    lab = Lab("t05a").start()
-    c, s = lab.host("c"), lab.host("s")
-    lab.link(c, s, ip="10.0.1.1/24", peer_ip=f"{SERVER}/24")
-    yield lab
-    namespaces = [n.namespace for n in lab.nodes.values()]
-    lab.close()
-    assert not any(netns.exists(ns) for ns in namespaces)
+def pair(module_lab):
+    """client c — server s."""
+    c, s = module_lab.host("c"), module_lab.host("s")
+    module_lab.link(c, s, ip="10.0.1.1/24", peer_ip=f"{SERVER}/24")
+    return module_lab
 
 
 @pytest.mark.parametrize("mode", echo.MODES)
-def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
-    c, s = lab.nodes["c"], lab.nodes["s"]
+def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(pair, mode):
+    c, s = pair.nodes["c"], pair.nodes["s"]
     port = 7000 + echo.MODES.index(mode)
     srv = launch.start(
         s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--mode", mode, "--port", port)
@@ -60,8 +55,8 @@ def test_tcp_echo_modes_echo_exactly_and_stop_cleanly(lab, mode):
     assert srv.stop() == 0  # SIGTERM -> clean exit, status 0
 
 
-def test_udp_echo_and_port_unreachable(lab):
-    c, s = lab.nodes["c"], lab.nodes["s"]
+def test_udp_echo_and_port_unreachable(pair):
+    c, s = pair.nodes["c"], pair.nodes["s"]
     srv = launch.start(
         s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--udp", "--port", 7100)
     )
@@ -72,8 +67,8 @@ def test_udp_echo_and_port_unreachable(lab):
         clients.udp_exchange(c, SERVER, 7100, b"nobody home", timeout=2)
 
 
-def test_connection_refused_and_port_in_use_are_explained(lab):
-    c, s = lab.nodes["c"], lab.nodes["s"]
+def test_connection_refused_and_port_in_use_are_explained(pair):
+    c, s = pair.nodes["c"], pair.nodes["s"]
     with pytest.raises(PacketlabError, match="refused"):
         clients.tcp_exchange(c, SERVER, 7199, b"x")
     first = launch.start(
@@ -86,8 +81,8 @@ def test_connection_refused_and_port_in_use_are_explained(lab):
         launch.start(s, ["sleep", "30"], timeout=0.5)
 
 
-def test_nonblocking_demo(lab):
-    c, s = lab.nodes["c"], lab.nodes["s"]
+def test_nonblocking_demo(pair):
+    c, s = pair.nodes["c"], pair.nodes["s"]
     srv = launch.start(s, launch.python_module("packetlab.course.m05_python_network_programming.echo", "--port", 7300))
     rows = clients.nonblocking_demo(c, SERVER, 7300)
     srv.stop()
@@ -96,8 +91,8 @@ def test_nonblocking_demo(lab):
     assert "b'ping'" in rows[2][1] and rows[2][0].startswith("EpollSelector")
 
 
-def test_inprocess_asyncio_server_lives_in_the_namespace_and_stops(lab):
-    c, s = lab.nodes["c"], lab.nodes["s"]
+def test_inprocess_asyncio_server_lives_in_the_namespace_and_stops(pair):
+    c, s = pair.nodes["c"], pair.nodes["s"]
 
     async def shout(reader, writer):
         while line := await reader.readline():
@@ -115,8 +110,8 @@ def test_inprocess_asyncio_server_lives_in_the_namespace_and_stops(lab):
     idle.close()
 
 
-def test_load_run_counts_errors_against_a_closed_port(lab):
-    c = lab.nodes["c"]
+def test_load_run_counts_errors_against_a_closed_port(pair):
+    c = pair.nodes["c"]
     with pytest.raises(PacketlabError, match="no request succeeded"):
         load.measure(c, SERVER, 7999, clients=2, requests=1)
     assert asyncio.iscoroutinefunction(load.run)
