@@ -54,8 +54,8 @@ class RuntimeSandbox:
     def __init__(self, node: Node, name: str, *, opt_cni_bin: bool = False) -> None:
         self.node, self.name = node, name
         self.dir = node.workdir / name
-        for d in ("run-upper", "run-work", "varlib-upper", "varlib-work", "opt-upper", "opt-work", "net.d", "tmp"):
-            (self.dir / d).mkdir(parents=True, exist_ok=True)
+        for sub in ("run-upper", "run-work", "varlib-upper", "varlib-work", "opt-upper", "opt-work", "net.d", "tmp"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
         self.net_d = self.dir / "net.d"
         ns = node.host.namespace
         links = ""

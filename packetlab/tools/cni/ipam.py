@@ -227,11 +227,13 @@ def main() -> int:
     try:
         env = Environment.from_environ()
         raw = sys.stdin.buffer.read()
+        out: dict[str, Any] | None
         if env.command == "VERSION":
             out = version_result()
         else:
             conf = parse_config(raw)
-            version = conf.get("cniVersion") if isinstance(conf.get("cniVersion"), str) else version
+            asked = conf.get("cniVersion")
+            version = asked if isinstance(asked, str) else version
             out = handle(env, conf)
     except CniError as exc:
         print(json.dumps(exc.to_dict(version)))

@@ -76,9 +76,10 @@ class NetConf:
         self.mode = conf.get("mode", "bridge")
         if self.mode not in MODES:
             raise CniError(INVALID_CONFIG, f"unknown mode {self.mode!r}", 'use "bridge" or "routed"')
-        self.bridge = conf.get("bridge", DEFAULT_BRIDGE)
-        if not isinstance(self.bridge, str) or not 0 < len(self.bridge) <= 15:
-            raise CniError(INVALID_CONFIG, f"bridge name {self.bridge!r} is not a valid interface name")
+        bridge = conf.get("bridge", DEFAULT_BRIDGE)
+        if not isinstance(bridge, str) or not 0 < len(bridge) <= 15:
+            raise CniError(INVALID_CONFIG, f"bridge name {bridge!r} is not a valid interface name")
+        self.bridge: str = bridge
         self.is_gateway = bool(conf.get("isGateway", True))
         self.mtu = conf.get("mtu", 1500)
         if not isinstance(self.mtu, int) or not 576 <= self.mtu <= 65535:
@@ -90,13 +91,14 @@ class NetConf:
                 "this plugin does no masquerading; chain the reference 'portmap'/'firewall' "
                 "plugins or add an nftables rule on the node",
             )
-        self.ipam = conf.get("ipam")
-        if not isinstance(self.ipam, dict) or not isinstance(self.ipam.get("type"), str):
+        ipam = conf.get("ipam")
+        if not isinstance(ipam, dict) or not isinstance(ipam.get("type"), str):
             raise CniError(
                 INVALID_CONFIG,
                 'the network configuration needs "ipam": {"type": ...}',
                 'e.g. {"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}]]}',
             )
+        self.ipam: dict[str, Any] = ipam
         self.dns = conf.get("dns") or {}
         self.allow_root = bool(conf.get("allowRootNamespace", False))
 
@@ -153,7 +155,7 @@ def cmd_add(env: Environment, netconf: NetConf) -> dict[str, Any]:
         created = True
         routed_ips = [iface.ip for iface, _ in addrs] if netconf.mode == "routed" else []
         interfaces.append(
-            wiring.configure_host_side(host, bridge=bridge_info and netconf.bridge, routed_ips=routed_ips)
+            wiring.configure_host_side(host, bridge=netconf.bridge if bridge_info else None, routed_ips=routed_ips)
         )
         pod_index = len(interfaces)
         if netconf.mode == "bridge":
@@ -200,7 +202,7 @@ def cmd_add(env: Environment, netconf: NetConf) -> dict[str, Any]:
         raise CniError(wiring.SETUP_FAILED, f"unexpected failure while wiring the pod: {exc!r}") from exc
     finally:
         os.close(pod_fd)
-    result = {"cniVersion": netconf.version, "interfaces": interfaces, "ips": ips, "routes": routes}
+    result: dict[str, Any] = {"cniVersion": netconf.version, "interfaces": interfaces, "ips": ips, "routes": routes}
     dns = netconf.dns or (ipam or {}).get("dns") or {}
     if dns:
         result["dns"] = dns
