@@ -27,8 +27,8 @@ from packetlab.ebpf.tracepoints import (
 from packetlab.errors import BpfCompileError, PacketlabError, VerifierError
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import run_py
-from packetlab.topo import netns
-from packetlab.topo.state import LabRecord
+from packetlab.topo.host import Host
+from packetlab.topo.state import LabRecord, record_path
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,12 @@ def map_types():
     prog.close()
 
 
-def _two_hosts(name: str) -> tuple[Lab, object, object]:
-    lab = Lab(name).start()
+def _two_hosts(lab: Lab) -> tuple[Host, Host]:
+    """h1 — h2 on 10.0.6.0/24 in `lab`, reachable."""
     h1, h2 = lab.host("h1"), lab.host("h2")
     lab.link(h1, h2, ip="10.0.6.1/24", peer_ip="10.0.6.2/24")
     assert h1.ping("10.0.6.2", timeout=3).ok
-    return lab, h1, h2
+    return h1, h2
 
 
 # ---- pure helpers -----------------------------------------------------------------------------
@@ -68,28 +68,25 @@ def test_tracefs_and_tracepoint_metadata():
 
 
 @pytest.mark.slow
-def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer():
-    lab, h1, h2 = _two_hosts("t06tp")
-    try:
-        tp = TracepointProgram("bpf/06-tp-xmit.c", lab=lab)
-        assert tp.attached == ["net:net_dev_xmit", "syscalls:sys_enter_sendto"]
-        assert tp.events("xmit_events", timeout=0.05) == []  # nothing yet; returns, does not block
-        tp.set("target_tgid", 0, os.getpid())
-        got = ebpf.udp_burst(h1, h2, "10.0.6.2", count=3)
-        events = tp.events("xmit_events", expect=3, timeout=3)
-        assert len(got) == 3 and tp.table("sendto_calls")[0] == 3
-        size = 14 + 20 + 8 + len(got[0])
-        ours = [e for e in events if e["len"] == size]
-        assert len(ours) == 3 and all(e["dev"] == "eth0" and e["rc"] == 0 for e in ours)
-        assert [e["ts_ns"] for e in ours] == sorted(e["ts_ns"] for e in ours)
-        assert "| t (µs)" not in ebpf.events_table(ours) and "eth0" in ebpf.events_table(ours)
-        tp.set("target_tgid", 0, 1)  # another PID: our sends are ignored
-        ebpf.udp_burst(h1, h2, "10.0.6.2", count=2)
-        assert tp.events("xmit_events", timeout=0.2) == [] and tp.table("sendto_calls")[0] == 3
-    finally:
-        lab.close()
+def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer(lab):
+    h1, h2 = _two_hosts(lab)
+    tp = TracepointProgram("bpf/06-tp-xmit.c", lab=lab)
+    assert tp.attached == ["net:net_dev_xmit", "syscalls:sys_enter_sendto"]
+    assert tp.events("xmit_events", timeout=0.05) == []  # nothing yet; returns, does not block
+    tp.set("target_tgid", 0, os.getpid())
+    got = ebpf.udp_burst(h1, h2, "10.0.6.2", count=3)
+    events = tp.events("xmit_events", expect=3, timeout=3)
+    assert len(got) == 3 and tp.table("sendto_calls")[0] == 3
+    size = 14 + 20 + 8 + len(got[0])
+    ours = [e for e in events if e["len"] == size]
+    assert len(ours) == 3 and all(e["dev"] == "eth0" and e["rc"] == 0 for e in ours)
+    assert [e["ts_ns"] for e in ours] == sorted(e["ts_ns"] for e in ours)
+    assert "| t (µs)" not in ebpf.events_table(ours) and "eth0" in ebpf.events_table(ours)
+    tp.set("target_tgid", 0, 1)  # another PID: our sends are ignored
+    ebpf.udp_burst(h1, h2, "10.0.6.2", count=2)
+    assert tp.events("xmit_events", timeout=0.2) == [] and tp.table("sendto_calls")[0] == 3
+    lab.close()
     assert "closed" in repr(tp)  # the lab detached it
-    assert not netns.exists("t06tp-h1")
 
 
 def test_tracepoint_program_errors_are_readable(tmp_path):
@@ -196,50 +193,47 @@ def test_compile_object_caches_and_reports_clang_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_core_program_is_pinned_attached_and_counts_one_namespace():
-    lab, h1, h2 = _two_hosts("t06co")
-    try:
-        prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
-        pin_dir = core.PIN_ROOT / "t06co" / "06-core-netns-rx"
-        assert prog.pin_dir == pin_dir and prog.prog_pin.exists()
-        assert prog.map_names() == ["frames_by_proto", "layout", "target_netns"]
-        record = LabRecord.load(LabRecord("t06co", 0, None).path)
-        assert set(record.pins) == {str(pin_dir / "prog")} | {str(pin_dir / "maps" / m) for m in prog.map_names()}
-        assert prog.info()["type"] == "tracing"
-        with pytest.raises(PacketlabError):
-            core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)  # same pin folder in use
-        prog.update("target_netns", 0, ebpf.netns_inode(h2))
-        prog.attach()
-        assert str(prog.link_pin) in LabRecord.load(record.path).pins
-        links = [link for link in bpftool.bpftool(["link", "show"]) if link.get("prog_id") == prog.id]
-        assert len(links) == 1
-        assert h1.ping("10.0.6.2", count=3, interval=0.05).received == 3
-        assert prog.table("frames_by_proto")[0x0800] == 3
-        layout = prog.table("layout")
-        assert set(layout) == {0, 1, 2} and all(v > 0 or k == 0 for k, v in layout.items())
-        h2.ping("10.0.6.1", count=2, interval=0.05)  # h2's requests are received by h1: not counted
-        assert prog.table("frames_by_proto")[0x0800] == 5  # ... but the 2 replies to h2 are
-        bcc = TracepointProgram("bpf/06-tp-netns-rx.c", lab=lab)
-        bcc.set("target_netns", 0, ebpf.netns_inode(h2))
-        h1.ping("10.0.6.2", count=2, interval=0.05)
-        table, facts = ebpf.compare_paths(bcc, prog)
-        assert facts["core_ipv4"] == 7 and "offset of net_device.nd_net" in table
-        if facts["bcc_layout"] == facts["core_layout"]:
-            assert facts["bcc_ipv4"] == 2
-    finally:
-        lab.close()
-    assert not (core.PIN_ROOT / "t06co").exists()  # lab.close() unpinned everything
+def test_core_program_is_pinned_attached_and_counts_one_namespace(lab):
+    h1, h2 = _two_hosts(lab)
+    prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
+    pin_dir = core.PIN_ROOT / lab.name / "06-core-netns-rx"
+    assert prog.pin_dir == pin_dir and prog.prog_pin.exists()
+    assert prog.map_names() == ["frames_by_proto", "layout", "target_netns"]
+    record = LabRecord.load(LabRecord(lab.name, 0, None).path)
+    assert set(record.pins) == {str(pin_dir / "prog")} | {str(pin_dir / "maps" / m) for m in prog.map_names()}
+    assert prog.info()["type"] == "tracing"
+    with pytest.raises(PacketlabError):
+        core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)  # same pin folder in use
+    prog.update("target_netns", 0, ebpf.netns_inode(h2))
+    prog.attach()
+    assert str(prog.link_pin) in LabRecord.load(record.path).pins
+    links = [link for link in bpftool.bpftool(["link", "show"]) if link.get("prog_id") == prog.id]
+    assert len(links) == 1
+    assert h1.ping("10.0.6.2", count=3, interval=0.05).received == 3
+    assert prog.table("frames_by_proto")[0x0800] == 3
+    layout = prog.table("layout")
+    assert set(layout) == {0, 1, 2} and all(v > 0 or k == 0 for k, v in layout.items())
+    h2.ping("10.0.6.1", count=2, interval=0.05)  # h2's requests are received by h1: not counted
+    assert prog.table("frames_by_proto")[0x0800] == 5  # ... but the 2 replies to h2 are
+    bcc = TracepointProgram("bpf/06-tp-netns-rx.c", lab=lab)
+    bcc.set("target_netns", 0, ebpf.netns_inode(h2))
+    h1.ping("10.0.6.2", count=2, interval=0.05)
+    table, facts = ebpf.compare_paths(bcc, prog)
+    assert facts["core_ipv4"] == 7 and "offset of net_device.nd_net" in table
+    if facts["bcc_layout"] == facts["core_layout"]:
+        assert facts["bcc_ipv4"] == 2
+    lab.close()
+    assert not (core.PIN_ROOT / lab.name).exists()  # lab.close() unpinned everything
     assert not any(link.get("prog_id") == prog.id for link in bpftool.bpftool(["link", "show"]) or [])
 
 
-def test_track_pin_refuses_paths_outside_the_labs_folder():
-    with Lab("t06pin") as lab:
-        with pytest.raises(PacketlabError):
-            lab.track_pin("/sys/fs/bpf/somebody-else/prog")
-        with pytest.raises(PacketlabError):
-            lab.track_pin("/sys/fs/bpf/packetlab/t06pin/../other/prog")
-        lab.track_pin("/sys/fs/bpf/packetlab/t06pin/x/prog")
-        assert lab._record.pins == ["/sys/fs/bpf/packetlab/t06pin/x/prog"]
+def test_track_pin_refuses_paths_outside_the_labs_folder(lab):
+    with pytest.raises(PacketlabError):
+        lab.track_pin("/sys/fs/bpf/somebody-else/prog")
+    with pytest.raises(PacketlabError):
+        lab.track_pin(f"/sys/fs/bpf/packetlab/{lab.name}/../other/prog")
+    lab.track_pin(f"/sys/fs/bpf/packetlab/{lab.name}/x/prog")
+    assert LabRecord.load(record_path(lab.name)).pins == [f"/sys/fs/bpf/packetlab/{lab.name}/x/prog"]
 
 
 def test_attach_refuses_a_program_that_is_not_a_tracing_program():
@@ -322,18 +316,15 @@ def test_check_xlated_calls(map_types):
             checks.check_xlated_calls(wrong, pid)
 
 
-def test_check_core_count():
-    lab, h1, h2 = _two_hosts("t06cc")
-    try:
-        prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
-        prog.update("target_netns", 0, ebpf.netns_inode(h2))
-        prog.attach()
+def test_check_core_count(lab):
+    h1, h2 = _two_hosts(lab)
+    prog = core.load("bpf/06-core-netns-rx.bpf.c", lab=lab)
+    prog.update("target_netns", 0, ebpf.netns_inode(h2))
+    prog.attach()
+    with pytest.raises(CheckFailed):
+        checks.check_core_count(0, prog)  # nothing counted yet
+    h1.ping("10.0.6.2", count=2, interval=0.05)
+    assert checks.check_core_count(2, prog)
+    for wrong in (None, 3, 2.0):
         with pytest.raises(CheckFailed):
-            checks.check_core_count(0, prog)  # nothing counted yet
-        h1.ping("10.0.6.2", count=2, interval=0.05)
-        assert checks.check_core_count(2, prog)
-        for wrong in (None, 3, 2.0):
-            with pytest.raises(CheckFailed):
-                checks.check_core_count(wrong, prog)
-    finally:
-        lab.close()
+            checks.check_core_count(wrong, prog)
