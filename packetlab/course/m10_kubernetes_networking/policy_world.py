@@ -163,7 +163,7 @@ class PolicyWorld:
         labels = {f"{s}>{d}:{port}/{proto}": (s, d, port, proto) for s, d, port, proto in expected}
         by_key = {p.key: p for p in self.cluster.pods}
         plan = [
-            (label, self.lab_pods[s].host.namespace, by_key[d].ip, port, proto)
+            (label, self.lab_pods[s].host.namespace, by_key[d].address, port, proto)
             for label, (s, d, port, proto) in labels.items()
         ]
         results = probe_matrix(plan, {label: expected[k] for label, k in labels.items()}, timeout=timeout)

@@ -88,7 +88,7 @@ class Service:
             )
         cip = spec.get("clusterIP")
         try:
-            if ipaddress.ip_address(cip).version != 4:
+            if not isinstance(cip, str) or ipaddress.ip_address(cip).version != 4:
                 raise ValueError("IPv4 only")
         except (ValueError, TypeError):
             raise ServiceError(
@@ -213,10 +213,7 @@ def lb_config(services: Sequence[Service], slices: Sequence[EndpointSlice]) -> d
                 if port is None:
                     continue
                 backends += [{"address": e.address, "port": port} for e in sl.endpoints if e.ready]
-            seen = set()
-            unique = [
-                b for b in backends if (b["address"], b["port"]) not in seen and not seen.add((b["address"], b["port"]))
-            ]
+            unique = list({(b["address"], b["port"]): b for b in backends}.values())  # each endpoint once, in order
             vips.append(
                 {
                     "name": f"{svc.namespace}.{svc.name}.{sp.name or sp.port}"[:32],
