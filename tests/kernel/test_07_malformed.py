@@ -63,20 +63,12 @@ SHORT = [f for _, f, *_ in CORPUS if len(f) <= 200]
 FUZZ = truncations(SHORT) + flips(SHORT, 600, seed=7)
 
 
-@pytest.fixture(scope="module")
-def core_lab():
-    from packetlab import Lab
-
-    with Lab("t07m") as lab:
-        yield lab
-
-
 @pytest.mark.parametrize("source,function,kind", xdp_programs(), ids=lambda v: str(v))
 def test_no_parser_aborts_or_fails_on_malformed_input(source, function, kind, request):
     if kind == "core":
         from packetlab.ebpf import co_re as core
 
-        lab = request.getfixturevalue("core_lab")
+        lab = request.getfixturevalue("module_lab")  # CO-RE programs pin per lab
         prog = core.load(core.compile_object(BPF_DIR / source), lab=lab, name=f"m-{function}"[:40])
         done = prog.close
     else:

@@ -14,7 +14,6 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import Dot1Q, Ether
 
-from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m07_xdp import exercises as ex
 from packetlab.course.m07_xdp.chart import LiveCounterChart
@@ -119,20 +118,18 @@ def test_check_reply_checksum():
 
 # ---- live: h1 -- r -- h2, h3 -- r -----------------------------------------------------------------
 @pytest.fixture(scope="module")
-def routed():
-    with Lab("t07a") as lab:
-        h1, h2, h3 = lab.host("h1"), lab.host("h2"), lab.host("h3")
-        r = lab.router("r")
-        lab.link(h1, r, ip=["10.7.1.1/24", "fd07:1::1/64"], peer_ip=["10.7.1.254/24", "fd07:1::fe/64"])
-        lab.link(h2, r, ip=["10.7.2.2/24", "fd07:2::2/64"], peer_ip=["10.7.2.254/24", "fd07:2::fe/64"])
-        lab.link(h3, r, ip=["10.7.3.3/24", "fd07:3::3/64"], peer_ip=["10.7.3.254/24", "fd07:3::fe/64"])
-        for h, n in ((h1, 1), (h2, 2), (h3, 3)):
-            h.add_route("default", via=f"10.7.{n}.254")
-            h.add_route("default", via=f"fd07:{n}::fe")
-        assert h1.ping("10.7.2.2", check=True).ok and h3.ping("fd07:2::2", check=True).ok
-        yield lab
-        namespaces = [n.namespace for n in lab.nodes.values()]
-    assert not any(netns.exists(ns) for ns in namespaces)
+def routed(module_lab):
+    """h1, h2, h3 each behind router r (IPv4 and IPv6), all reachable."""
+    h1, h2, h3 = module_lab.host("h1"), module_lab.host("h2"), module_lab.host("h3")
+    r = module_lab.router("r")
+    module_lab.link(h1, r, ip=["10.7.1.1/24", "fd07:1::1/64"], peer_ip=["10.7.1.254/24", "fd07:1::fe/64"])
+    module_lab.link(h2, r, ip=["10.7.2.2/24", "fd07:2::2/64"], peer_ip=["10.7.2.254/24", "fd07:2::fe/64"])
+    module_lab.link(h3, r, ip=["10.7.3.3/24", "fd07:3::3/64"], peer_ip=["10.7.3.254/24", "fd07:3::fe/64"])
+    for h, n in ((h1, 1), (h2, 2), (h3, 3)):
+        h.add_route("default", via=f"10.7.{n}.254")
+        h.add_route("default", via=f"fd07:{n}::fe")
+    assert h1.ping("10.7.2.2", check=True).ok and h3.ping("fd07:2::2", check=True).ok
+    return module_lab
 
 
 def test_actions_pass_drop_aborted(routed):
@@ -251,15 +248,14 @@ def test_xdp_tx_on_veth_is_not_rescued_by_gro(routed):
 
 # ---- live: the devmap wire a -- w -- b ------------------------------------------------------------
 @pytest.fixture
-def wire():
-    with Lab("t07b") as lab:
-        a, w, b = lab.host("a"), lab.host("w"), lab.host("b")
-        lab.link(a, w, ip="10.7.9.1/24")
-        lab.link(b, w, ip="10.7.9.2/24")
-        w0 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth0")
-        w1 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth1")
-        yield lab, a, w, b, w0, w1
-    assert not netns.exists("t07b-w")
+def wire(lab):
+    """a — w — b, w with the redirect program on both ports (devmaps empty): a fresh one per test."""
+    a, w, b = lab.host("a"), lab.host("w"), lab.host("b")
+    lab.link(a, w, ip="10.7.9.1/24")
+    lab.link(b, w, ip="10.7.9.2/24")
+    w0 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth0")
+    w1 = w.attach_xdp("bpf/07-xdp-redirect.c", dev="eth1")
+    return lab, a, w, b, w0, w1
 
 
 def test_wire_needs_devmap_entries_and_peer_napi(wire):
@@ -318,26 +314,24 @@ def test_devmap_set_resolves_names_in_the_lab_namespace(wire):
 
 
 # ---- live frames and the benchmark ----------------------------------------------------------------
-def test_xdp_frames_flood_reaches_only_the_lab_peer():
-    with Lab("t07c") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.7.8.1/24", peer_ip="10.7.8.2/24")
-        frame = bytes(Ether(src=h1.mac(), dst=h2.mac()) / IP(src="10.7.8.1", dst="10.7.8.2") / UDP(dport=9))
-        with h2.attach_xdp("bpf/07-xdp-counter.c") as counter:
-            res = xdp_frames_flood(h1, "eth0", frame, 5000)
-            assert protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
-            assert source_counts(counter)["10.7.8.1"] == 5000  # (plus IPv6 link-local chatter)
-        with pytest.raises(Exception, match="no interface"):
-            xdp_frames_flood(h1, "eth7", frame, 10)
+def test_xdp_frames_flood_reaches_only_the_lab_peer(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.7.8.1/24", peer_ip="10.7.8.2/24")
+    frame = bytes(Ether(src=h1.mac(), dst=h2.mac()) / IP(src="10.7.8.1", dst="10.7.8.2") / UDP(dport=9))
+    with h2.attach_xdp("bpf/07-xdp-counter.c") as counter:
+        res = xdp_frames_flood(h1, "eth0", frame, 5000)
+        assert protocol_counts(counter)["IPv4 UDP"] == 5000 and res.pps > 0
+        assert source_counts(counter)["10.7.8.1"] == 5000  # (plus IPv6 link-local chatter)
+    with pytest.raises(Exception, match="no interface"):
+        xdp_frames_flood(h1, "eth7", frame, 10)
 
 
-def test_namespace_guard():
-    with Lab("t07e") as lab:
-        h = lab.host("h")
-        with netns.entered(h.namespace):
-            assert_in_namespace(h.namespace)
-        with pytest.raises(Exception, match="not in namespace"):
-            assert_in_namespace(h.namespace)  # this thread is back in the root namespace
+def test_namespace_guard(lab):
+    h = lab.host("h")
+    with netns.entered(h.namespace):
+        assert_in_namespace(h.namespace)
+    with pytest.raises(Exception, match="not in namespace"):
+        assert_in_namespace(h.namespace)  # this thread is back in the root namespace
 
 
 def test_bench_smoke():
