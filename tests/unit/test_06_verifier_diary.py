@@ -65,3 +65,22 @@ def test_helper_rejection_without_line_info_points_at_the_call_not_a_comment():
 def test_jump_complexity_is_explained_as_a_loop_problem():
     ex = explain_verifier_log("16: (55) if r4 != 0x0 goto pc-6\nThe sequence of 8193 jumps is too complex.\n", "")
     assert ex.meaning and "loop" in ex.meaning
+
+
+def test_a_rewritten_map_call_in_a_log_without_line_numbers_maps_by_likeness():
+    """Linux 6.1 prints source lines without '@ file:line', and bcc rewrote the map call: the line
+    is found by how alike it is (taken from a real 6.1 log of bpf/06-fail-uninit-stack.c)."""
+    entry = diary.BY_KEY["uninit-stack"]
+    log = (
+        "; if (ip->protocol == IPPROTO_TCP && (void *)(tcp + 1) <= data_end)\n"
+        "15: (55) if r3 != 0x6 goto pc+8       ; R3=6\n"
+        "; bpf_ringbuf_output((void *)bpf_pseudo_fd(1, -1), &ev, sizeof(ev), 0);"
+        "   /* REJECTED HERE: ev.ports may be unset */\n"
+        "30: (85) call bpf_ringbuf_output#130\n"
+        "invalid indirect read from stack R2 off -32+16 size 24\n"
+    )
+    ex = explain_verifier_log(log, entry.source())
+    assert ex.line_number == entry.marked_line and diary.MARKER in ex.source_line
+    # and a line that resembles nothing in the source is not forced onto one
+    ex = explain_verifier_log("; totally_unrelated_call(42);\n7: (85) call foo#1\ninvalid mem access\n", entry.source())
+    assert ex.line_number is None
