@@ -18,12 +18,7 @@ PIN_ROOT = Path("/sys/fs/bpf/packetlab")
 
 
 class Key(ctypes.Structure):
-    _fields_ = [
-        ("addr", ctypes.c_uint32),
-        ("port", ctypes.c_uint16),
-        ("proto", ctypes.c_uint8),
-        ("pad", ctypes.c_uint8),
-    ]
+    _fields_ = [("ifindex", ctypes.c_uint32), ("vlan", ctypes.c_uint16), ("flags", ctypes.c_uint16)]
 
 
 class Counters(ctypes.Structure):
@@ -34,14 +29,14 @@ def test_hash_map_round_trips_ctypes_structs_and_iterates():
     with BpfMap.create("hash", Key, Counters, 64) as m:
         assert (m.type_name, m.max_entries, m.percpu) == ("hash", 64, False)
         for i in range(5):
-            m.update(Key(addr=i, port=80, proto=6), Counters(i, 100 * i))
-        got = m.lookup(Key(addr=3, port=80, proto=6))
+            m.update(Key(ifindex=i, vlan=80, flags=6), Counters(i, 100 * i))
+        got = m.lookup(Key(ifindex=3, vlan=80, flags=6))
         assert isinstance(got, Counters) and (got.packets, got.bytes) == (3, 300)
-        assert m.lookup(Key(addr=9)) is None
+        assert m.lookup(Key(ifindex=9)) is None
         keys = list(m.keys())
-        assert sorted(k.addr for k in keys) == [0, 1, 2, 3, 4] and all(isinstance(k, Key) for k in keys)
-        assert sorted((k.addr, v.bytes) for k, v in m.items()) == [(i, 100 * i) for i in range(5)]
-        assert m.delete(Key(addr=0, port=80, proto=6)) and not m.delete(Key(addr=0, port=80, proto=6))
+        assert sorted(k.ifindex for k in keys) == [0, 1, 2, 3, 4] and all(isinstance(k, Key) for k in keys)
+        assert sorted((k.ifindex, v.bytes) for k, v in m.items()) == [(i, 100 * i) for i in range(5)]
+        assert m.delete(Key(ifindex=0, vlan=80, flags=6)) and not m.delete(Key(ifindex=0, vlan=80, flags=6))
         assert m.clear() == 4 and list(m) == []
 
 
