@@ -233,9 +233,9 @@ class Report:
             for v in VARIANTS[1:]:
                 r = self.get(v, n)
                 row.append(f"{r.live_ns / x.live_ns:,.1f}x" if r and r.live_ns else "-")
-            row.append(
-                f"{x.testrun_ns / self.get('xdp-firewall', min(self.sizes)).testrun_ns:.2f}x" if x.testrun_ns else "-"
-            )
+            smallest = self.get("xdp-firewall", min(self.sizes))
+            base = smallest.testrun_ns if smallest else None
+            row.append(f"{x.testrun_ns / base:.2f}x" if x.testrun_ns and base else "-")
             rows.append(row)
         return format_table(
             [
@@ -358,9 +358,10 @@ def run(
                 log(f"xdp-firewall, {n:,} rules")
                 fw.apply(compiled[n])
                 row = rows[n] = Row("xdp-firewall", n)
-                bench_counter = fw.active.counters[-1]
+                assert fw.active is not None  # apply() just set it
+                bench_counter = fw.active.counters[-1]  # the last rule: the one the bench traffic matches
                 if live:
-                    row.live_pps, row.sent_pps = live_run(lambda: fw.counter(bench_counter)["packets"])
+                    row.live_pps, row.sent_pps = live_run(lambda c=bench_counter: fw.counter(c)["packets"])
                 report.rows.append(row)
             log(f"xdp-firewall: BPF_PROG_TEST_RUN, {rounds} rounds over every size")
             samples: dict[int, list[float]] = {n: [] for n in sizes}
@@ -391,7 +392,7 @@ def run(
                 try:
                     row = Row(variant, n)
                     if live:
-                        row.live_pps, row.sent_pps = live_run(lambda: netfilter_count(h2, variant))
+                        row.live_pps, row.sent_pps = live_run(lambda v=variant: netfilter_count(h2, v))
                     report.rows.append(row)
                 finally:
                     unload_netfilter(h2, variant)

@@ -275,16 +275,16 @@ def measure(
         before = handled()
         stats0 = ProgStats.read(att.program.fd) if att else None
         if traffic == "trafgen":
-            res = flood(
+            flooded = flood(
                 sender, receiver, src_ip="10.7.8.1", dst_ip="10.7.8.2", seconds=seconds, frame_size=frame_size, flows=64
             )
-            sent, elapsed = res.sent, res.seconds
+            sent, elapsed = flooded.sent, flooded.seconds
         else:
             frame = _udp_frame(sender.mac("eth0"), receiver.mac("eth0"), frame_size)
-            res = xdp_frames_flood(sender, "eth0", frame, max(1000, int(seconds * XDP_FRAMES_PER_SECOND)))
-            sent, elapsed = res.frames, res.seconds
+            frames = xdp_frames_flood(sender, "eth0", frame, max(1000, int(seconds * XDP_FRAMES_PER_SECOND)))
+            sent, elapsed = frames.frames, frames.seconds
         got = handled() - before
-        rate = ProgStats.read(att.program.fd).since(stats0) if att else None
+        rate = ProgStats.read(att.program.fd).since(stats0) if att and stats0 else None
     return LiveResult(traffic, setup, hook, sent / elapsed, got / elapsed, rate.ns_per_run if rate else None)
 
 

@@ -284,6 +284,7 @@ class Firewall:
             rule = compiled.ruleset.rules[e.rule]
             interval = tolerance = 0
             if rule.action == "rate-limit":
+                assert rule.rate is not None and rule.burst is not None  # the rule parser requires both
                 interval = max(1, round(1e9 / rule.rate))
                 tolerance = interval * (rule.burst - 1)
             keys.append(slot * cap.rules + e.bit)
@@ -356,10 +357,11 @@ class Firewall:
     def status(self) -> FirewallStatus:
         """The running rules with their packet/byte counters, plus the special counters."""
         slot, generation = self.active_slot()
-        rs = self.ruleset()
+        active = self.active
+        rs = active.ruleset if active else None
         rules: list[RuleStatus] = []
-        if rs is not None:
-            for rule, idx in zip(rs.rules, self.active.counters):
+        if active is not None:
+            for rule, idx in zip(active.ruleset.rules, active.counters):
                 c = self.counter(idx)
                 rules.append(
                     RuleStatus(
