@@ -6,9 +6,9 @@
  * only filled in for TCP, yet all 24 bytes are handed to bpf_ringbuf_output(),
  * which copies them to user space. For a UDP packet 8 of them are whatever an
  * earlier function left on the stack; stale kernel bytes would leak, so the
- * verifier refuses. (A loader with CAP_PERFMON may read uninitialised stack on
- * the kernels this course supports: the bytes are then simply garbage, which
- * is still a bug.)
+ * verifier refuses. (A loader with CAP_PERFMON may read uninitialised stack
+ * since Linux 6.3, and on recent 6.1 updates: the bytes are then simply
+ * garbage, which is still a bug.)
  * The fix is 06-fixed-uninit-stack.c.
  *
  * Every field is a u64, so every store is a whole 8-byte stack slot: on

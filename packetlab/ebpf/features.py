@@ -121,7 +121,7 @@ FEATURES: dict[str, Feature] = {
         Feature(
             "perfmon_uninit_stack",
             "a CAP_PERFMON loader may hand uninitialised stack to a helper",
-            "6.1, 6.8, 6.18",
+            "Linux 6.3+ and later Debian 12 6.1 updates (6.1.0-57 has it, 6.1.0-50 does not)",
             "root loaders are refused uninitialised stack reads like everyone else",
         ),
         Feature(

@@ -13,9 +13,9 @@ size is checked after the walk; some helper checks log no line info).
 Two entries need a special loader, and say so:
 * ``uninit-stack`` is loaded without CAP_PERFMON/CAP_SYS_ADMIN (``setpriv``),
   like a container granted only CAP_BPF + CAP_NET_ADMIN: a loader with
-  CAP_PERFMON may read uninitialised stack (6.1, 6.8 and 6.18 all allow it; the
-  ``perfmon_uninit_stack`` probe says whether this kernel does), so as full root
-  the kernel accepts the bug silently.
+  CAP_PERFMON may read uninitialised stack (Linux 6.3+ and recent 6.1 updates;
+  the ``perfmon_uninit_stack`` probe says whether this kernel does), so there as
+  full root the kernel accepts the bug silently.
 * ``stack-too-large`` goes through the libbpf path (clang + bpftool): bcc
   cannot load BPF-to-BPF function calls, and a single function over 512 bytes
   is refused by clang before the verifier ever sees it.
