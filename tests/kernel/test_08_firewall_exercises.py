@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m08_milestone_xdp_firewall.exercises import check_culprit, check_ipv6, check_policy
 from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect
@@ -61,13 +60,8 @@ def test_policy_wrong_answers_explain(answer, why):
 
 
 @pytest.fixture(scope="module")
-def flab():
-    lab = Lab("t08c").start()
-    try:
-        yield build(lab)
-    finally:
-        lab.close()
-    assert not netns.exists("t08c-srv")
+def flab(module_lab):
+    return build(module_lab)
 
 
 def test_culprit_check_against_kernel_counters(flab):

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from packetlab import Lab
 from packetlab.course.m08_milestone_xdp_firewall.topology import build, tcp_connect, udp_stream
 from packetlab.errors import PacketlabError
 from packetlab.show.prometheus import parse_samples, serve_metrics
@@ -26,19 +25,13 @@ from packetlab.tools.firewall import EXAMPLES, pinned
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.program import Firewall
 from packetlab.tools.firewall.rulefile import parse_rules
-from packetlab.topo import netns
 
 RATE_TOLERANCE = 0.15  # the documented tolerance of the rate limiter (lesson 08)
 
 
 @pytest.fixture(scope="module")
-def flab():
-    lab = Lab("t08a").start()
-    try:
-        yield build(lab)
-    finally:
-        lab.close()
-    assert not any(netns.exists(f"t08a-{n}") for n in ("srv", "admin", "guest", "client", "sw"))
+def flab(module_lab):
+    return build(module_lab)
 
 
 @pytest.fixture()
@@ -219,14 +212,14 @@ def test_status_exits_1_when_the_firewall_was_detached(flab):
         assert _cli("remove", "--netns", ns, "--dev", "eth0").returncode == 0
 
 
-def test_pins_of_a_vanished_namespace_are_collected(tmp_path):
-    with Lab("t08b") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.0.9.1/24", peer_ip="10.0.9.2/24")
-        r = _cli("apply", str(EXAMPLES / "blocklist.yaml"), "--netns", h2.namespace, "--dev", "eth0")
-        assert r.returncode == 0, r.stderr
-        target = pinned.Target(h2.namespace, "eth0")
-        assert target.pin_dir.is_dir()
+def test_pins_of_a_vanished_namespace_are_collected(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.9.1/24", peer_ip="10.0.9.2/24")
+    r = _cli("apply", str(EXAMPLES / "blocklist.yaml"), "--netns", h2.namespace, "--dev", "eth0")
+    assert r.returncode == 0, r.stderr
+    target = pinned.Target(h2.namespace, "eth0")
+    assert target.pin_dir.is_dir()
+    lab.close()  # the namespace vanishes under the CLI's pins
     r = _cli("status")
     assert "namespace gone" in r.stdout
     assert not target.pin_dir.exists() and not target.state_file.exists()
