@@ -16,7 +16,6 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
-from packetlab import Lab
 from packetlab.ebpf.loader import LoadedProgram
 from packetlab.ebpf.maps import BpfMap
 from packetlab.errors import PacketlabError
@@ -24,7 +23,6 @@ from packetlab.tools.lb import maglev
 from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.tools.lb.flows import ESTABLISHED, FIN_WAIT, SYN_SENT, replay
 from packetlab.tools.lb.layout import U32, Flow
-from packetlab.topo import netns
 
 CLIENT_MAC = "02:00:00:00:01:0b"
 B_MACS = {"10.9.2.11": "02:00:00:00:02:11", "10.9.2.12": "02:00:00:00:02:12", "10.9.2.13": "02:00:00:00:02:13"}
@@ -69,17 +67,17 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def env():
-    with Lab("t09b") as lab:
-        lb, cl, bk = lab.host("lb"), lab.host("cl"), lab.host("bk")
-        lab.link(lb, cl, ip="10.9.1.254/24", peer_ip="10.9.1.11/24")
-        lab.link(lb, bk, ip="10.9.2.254/24", peer_ip="10.9.2.99/24")
-        for addr, mac in B_MACS.items():  # backends that exist only as neighbour entries
-            lb.run(["ip", "neigh", "add", addr, "lladdr", mac, "dev", "eth1", "nud", "permanent"], check=True)
-        balancer = LoadBalancer(lb, ["eth0", "eth1"])
-        balancer.apply(CONFIG)
-        yield lab, lb, balancer
-    assert not netns.exists("t09b-lb")
+def env(module_lab):
+    """lb between client cl (eth0) and a backend net (eth1) whose backends exist only as neighbour
+    entries; the balancer loaded with CONFIG."""
+    lb, cl, bk = module_lab.host("lb"), module_lab.host("cl"), module_lab.host("bk")
+    module_lab.link(lb, cl, ip="10.9.1.254/24", peer_ip="10.9.1.11/24")
+    module_lab.link(lb, bk, ip="10.9.2.254/24", peer_ip="10.9.2.99/24")
+    for addr, mac in B_MACS.items():  # backends that exist only as neighbour entries
+        lb.run(["ip", "neigh", "add", addr, "lladdr", mac, "dev", "eth1", "nud", "permanent"], check=True)
+    balancer = LoadBalancer(lb, ["eth0", "eth1"])
+    balancer.apply(CONFIG)
+    yield module_lab, lb, balancer
 
 
 @pytest.fixture()
@@ -464,20 +462,20 @@ def test_closed_flows_expire_from_the_connection_table(fresh):
     assert all(c.idle_s < 5 and c.age_s < 5 for c in balancer.connections())
 
 
-def test_packetlab_clean_unpins_installs_whose_namespace_is_gone():
+def test_packetlab_clean_unpins_installs_whose_namespace_is_gone(lab):
     from packetlab.tools.lb import pinned
     from packetlab.tools.lb.instance import PIN_ROOT, STATE_DIR, installed
 
-    with Lab("t09d") as lab:
-        a, b = lab.host("a"), lab.host("b")
-        lab.link(a, b, ip="10.9.2.254/24", peer_ip="10.9.2.11/24")
-        # by namespace name, as the CLI does: the lab does not own this install
-        lb = LoadBalancer(a.namespace, "eth0", pin=True)
-        lb.apply(
-            {"vips": [{"address": "10.9.100.1", "port": 80, "table_size": 251, "backends": [{"address": "10.9.2.11"}]}]}
-        )
-        name = lb.name
-        assert not [r for r in pinned.gc() if name in r]  # alive: left alone
+    a, b = lab.host("a"), lab.host("b")
+    lab.link(a, b, ip="10.9.2.254/24", peer_ip="10.9.2.11/24")
+    # by namespace name, as the CLI does: the lab does not own this install
+    lb = LoadBalancer(a.namespace, "eth0", pin=True)
+    lb.apply(
+        {"vips": [{"address": "10.9.100.1", "port": 80, "table_size": 251, "backends": [{"address": "10.9.2.11"}]}]}
+    )
+    name = lb.name
+    assert not [r for r in pinned.gc() if name in r]  # alive: left alone
+    lab.close()  # the namespace goes; the install's pins stay behind
     assert (PIN_ROOT / name / "prog").exists()  # the lab is gone, the pins are not
     assert [i for i in installed() if i["name"] == name][0]["stale"]
     removed = pinned.gc()

@@ -8,25 +8,29 @@ import time
 
 import pytest
 
-from packetlab import Lab
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m09_milestone_l4_load_balancer.exercises import (
+    check_backend_for_flow,
+    check_flow_survives,
+    check_weight_split,
+)
+from packetlab.course.m09_milestone_l4_load_balancer.helpers import survival_exercise
 from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP, HttpConnection, attach_decap, build, udp_ask
 from packetlab.paths import REPO_ROOT
+from packetlab.tools.lb import maglev
 from packetlab.tools.lb.balancer import LoadBalancer
-from packetlab.topo import netns
 
 pytestmark = pytest.mark.slow
 URL = f"http://{VIP}/"
 
 
 @pytest.fixture(scope="module")
-def topo():
-    with Lab("t09c") as lab:
-        t = build(lab)
-        attach_decap(t)
-        t.start_servers()
-        yield t
-    for n in ("t09c-lb", "t09c-b1", "t09c-c1", "t09c-swb"):
-        assert not netns.exists(n)
+def topo(module_lab):
+    """The module 09 topology with decapsulation attached and the backends' servers running."""
+    t = build(module_lab)
+    attach_decap(t)
+    t.start_servers()
+    return t
 
 
 @pytest.fixture()
@@ -128,7 +132,7 @@ def test_udp_vip(topo, lb, mode):
     )
     answers = [udp_ask(topo.clients[i % 3], VIP, 5353, source_port=33000 + i) for i in range(30)]
     assert None not in answers and set(answers) == {"b1", "b2", "b3"}
-    for i in range(3):  # the same 5-tuple, the same backend
+    for _ in range(3):  # the same 5-tuple, the same backend
         assert udp_ask(topo.clients[0], VIP, 5353, source_port=33000) == answers[0]
 
 
@@ -207,14 +211,6 @@ def test_cli_apply_status_remove(topo):
 
 
 # ---- the exercise checks: the right answer passes, wrong ones raise CheckFailed --------------------
-from packetlab.course.grading import CheckFailed  # noqa: E402
-from packetlab.course.m09_milestone_l4_load_balancer.exercises import (
-    check_backend_for_flow,
-    check_flow_survives,
-    check_weight_split,
-)
-from packetlab.course.m09_milestone_l4_load_balancer.helpers import survival_exercise
-from packetlab.tools.lb import maglev  # noqa: E402
 
 
 def test_check_weight_split(topo, lb):
