@@ -3,7 +3,8 @@
 The product layout keeps lessons in modules/ and notebooks in labs/; mkdocs has
 one docs_dir. This hook adds every ``labs/NN-slug.ipynb`` as a page, makes the
 README the home page, and builds the navigation from the ``NN-slug`` names so a
-new module appears in the site without anyone editing mkdocs.yml.
+new module appears in the site without anyone editing mkdocs.yml. The pages for
+contributors (``CONTRIBUTOR_PAGES``, e.g. the architecture) come last, under "For contributors".
 
 It also makes the site whole without a network:
 
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
@@ -38,6 +40,8 @@ ROOT = REPO_ROOT
 _NN = re.compile(r"^(\d\d)-([a-z0-9-]+)$")
 _LAB_MENTION = re.compile(r"(?<!\[)`labs/(\d\d-[a-z0-9-]+)\.ipynb`(?!\])")
 _sources: dict[str, docs_labs.PageSource] = {}  # src_uri of a lab page -> what it is rendered from
+# pages for people who change the course, in modules/ without a number: after the modules and the quick reference
+CONTRIBUTOR_PAGES = {"Architecture": "architecture.md"}
 
 
 def _title(slug: str) -> str:
@@ -49,8 +53,8 @@ def _labs() -> list[Path]:
     return sorted((ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
 
 
-def on_config(config, **kwargs):
-    nav: list = [{"Home": "index.md"}]
+def on_config(config: Any, **kwargs: Any) -> Any:
+    nav: list[dict[str, Any]] = [{"Home": "index.md"}]
     lessons = {p.stem: p for p in sorted((ROOT / "modules").glob("[0-9][0-9]-*.md"))}
     labs = {p.stem: p for p in _labs()}
     for stem in sorted(set(lessons) | set(labs)):
@@ -64,6 +68,9 @@ def on_config(config, **kwargs):
         if stem in labs:
             pages.append({"Lab": f"labs/{stem}.ipynb"})
         nav.append({section: pages if len(pages) > 1 else pages[0][next(iter(pages[0]))]})
+    contributors = [{title: page} for title, page in CONTRIBUTOR_PAGES.items() if (ROOT / "modules" / page).is_file()]
+    if contributors:
+        nav.append({"For contributors": contributors})
     config["nav"] = nav
 
     # Mermaid from the site itself: mkdocs-material only fetches its CDN copy when `mermaid` is undefined.
