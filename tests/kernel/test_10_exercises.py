@@ -3,11 +3,8 @@ CheckFailed with a reason that points at the mistake — all on a live lab."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from packetlab import Lab
 from packetlab.course.grading import CheckFailed
 from packetlab.course.m10_kubernetes_networking.exercises import (
     check_cni_invocation,
@@ -17,9 +14,8 @@ from packetlab.course.m10_kubernetes_networking.exercises import (
 from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld
 from packetlab.course.m10_kubernetes_networking.services import ServiceProxy, load_services
 from packetlab.tools.cni import Node
-from packetlab.topo import netns
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = pytest.mark.slow
 APP = "packetlab/tools/cni/examples/web-service.yaml"
 HEAD = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
 
@@ -69,17 +65,13 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def shop():
-    lab = Lab("t10x").start()
-    try:
-        node = Node(lab, "node", pod_cidr="10.244.8.0/24")
-        world = PolicyWorld(node, APP)
-        proxy = ServiceProxy(node, enforcer=world.enforcer)
-        proxy.apply(load_services(APP)[0], world.cluster.pods)
-        yield lab, node, world, proxy
-    finally:
-        lab.close()
-    assert not netns.exists("t10x-node")
+def shop(module_lab):
+    """A node with the shop app's pods, its policies enforced and its Services proxied."""
+    node = Node(module_lab, "node", pod_cidr="10.244.8.0/24")
+    world = PolicyWorld(node, APP)
+    proxy = ServiceProxy(node, enforcer=world.enforcer)
+    proxy.apply(load_services(APP)[0], world.cluster.pods)
+    return module_lab, node, world, proxy
 
 
 def test_cni_invocation_check(shop):

@@ -5,7 +5,6 @@ BPF_PROG_TEST_RUN, and the live enforcer on the reconstructed upstream e2e cases
 from __future__ import annotations
 
 import ctypes
-import os
 import socket
 import time
 
@@ -14,7 +13,6 @@ from scapy.layers.inet import ICMP, IP, TCP
 from scapy.layers.inet6 import ICMPv6EchoRequest, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from packetlab import Lab
 from packetlab.course.m10_kubernetes_networking.policy_cases import load_cases, reset, run_case
 from packetlab.course.m10_kubernetes_networking.policy_world import PolicyWorld, flow_under_updates
 from packetlab.tools.cni import Node
@@ -27,8 +25,6 @@ from packetlab.tools.netpol.model import (
 )
 from packetlab.topo import netns
 from tests.unit.test_10_netpol import DOCS_EXAMPLE, POLICY, docs_cluster  # shared with its unit twin
-
-root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 # ---- the eBPF programs, verdict by verdict (BPF_PROG_TEST_RUN) -------------------------------------------
@@ -60,7 +56,6 @@ def _install_for(prog, compiled, ip, check_source=True):
     return maps
 
 
-@root
 def test_bpf_verdicts_match_the_evaluator(programs):
     prog, to_fd = programs
     cluster = docs_cluster(load_policies(DOCS_EXAMPLE))
@@ -91,7 +86,6 @@ def test_bpf_verdicts_match_the_evaluator(programs):
         assert live == ev.allowed(src, dst, port), (src, dst, port, verdicts)
 
 
-@root
 def test_bpf_replies_spoofing_ipv6_and_arp(programs):
     prog, to_fd = programs
     deny_all = load_policies(
@@ -139,7 +133,6 @@ def test_bpf_replies_spoofing_ipv6_and_arp(programs):
     assert stats.get((1, 1), 0) >= 2 and stats.get((1, 5), 0) >= 1 and stats.get((1, 6), 0) >= 1
 
 
-@root
 def test_generation_switch_is_complete(programs):
     """After install, only the new generation's entries exist (old ones are deleted)."""
     prog, _ = programs
@@ -162,19 +155,13 @@ CASES = load_cases()
 
 
 @pytest.fixture(scope="module")
-def world():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    lab = Lab("t10p").start()
-    try:
-        node = Node(lab, "node", pod_cidr="10.244.3.0/24")
-        w = PolicyWorld(node, "packetlab/tools/netpol/examples/e2e-cluster.yaml", echo_ports=[7000])
-        labels = {p.key: dict(p.labels) for p in w.cluster.pods}
-        namespaces = {k: Namespace(v.name, dict(v.labels)) for k, v in w.cluster.namespaces.items()}
-        yield w, labels, namespaces
-    finally:
-        lab.close()
-    assert not netns.exists("t10p-node") and not netns.exists("t10p-x-a")
+def world(module_lab):
+    """The reconstructed upstream e2e cluster on one node, with echo servers on port 7000."""
+    node = Node(module_lab, "node", pod_cidr="10.244.3.0/24")
+    w = PolicyWorld(node, "packetlab/tools/netpol/examples/e2e-cluster.yaml", echo_ports=[7000])
+    labels = {p.key: dict(p.labels) for p in w.cluster.pods}
+    namespaces = {k: Namespace(v.name, dict(v.labels)) for k, v in w.cluster.namespaces.items()}
+    return w, labels, namespaces
 
 
 @pytest.mark.slow
