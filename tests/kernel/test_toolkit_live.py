@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pyroute2.netlink.exceptions import NetlinkError
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
@@ -89,7 +90,7 @@ def test_command_results_and_errors():
 def test_half_built_link_is_rolled_back():
     with Lab("tkd") as lab:
         h1, h2 = lab.host("h1"), lab.host("h2")
-        with pytest.raises(Exception):
+        with pytest.raises(NetlinkError):  # EINVAL
             lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24", mtu=10)  # MTU below minimum
         assert "eth0" not in h1.run(["ip", "-br", "link"]).stdout
         assert lab._record.links == []
