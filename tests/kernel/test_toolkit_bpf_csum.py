@@ -29,11 +29,9 @@ from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 
-from packetlab import Lab
 from packetlab.ebpf.loader import acquire, release
 from packetlab.proto.dissect import ones_sum
 from packetlab.tools.lb.balancer import LoadBalancer
-from packetlab.topo import netns
 from tests.unit.test_toolkit_bpf_csum import PROPS, fold, rfc1624, rfc1624_udp, words  # shared with its unit twin
 
 MINUS_ZERO = 0xFFFF  # a ones'-complement sum of -0: the checksum is ~(-0) = 0x0000
@@ -302,22 +300,22 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module")
-def balancer():
-    with Lab("tcsum") as lab:
-        lb, cl, bk = lab.host("lb"), lab.host("cl"), lab.host("bk")
-        lab.link(lb, cl, ip="10.31.1.254/24", peer_ip=f"{CLIENT}/24")
-        lab.link(lb, bk, ip=f"{LB_TO_BACKENDS}/16", peer_ip="10.32.0.99/16")
-        for i, addr in enumerate((BACKEND, DSR_BACKEND)):  # backends that exist only as neighbour entries
-            lb.run(
-                ["ip", "neigh", "add", addr, "lladdr", f"02:00:00:00:32:{i:02x}", "dev", "eth1", "nud", "permanent"],
-                check=True,
-            )
-        b = LoadBalancer(lb, ["eth0", "eth1"])
-        b.apply(CONFIG)
-        for vip in ("web", "dns", "dsr"):
-            b.mark(vip, "b1", True)
-        yield {dev: lb.mac(dev) for dev in ("eth0", "eth1")}, b  # MACs read once: frames are built often
-    assert not netns.exists("tcsum-lb")
+def balancer(module_lab):
+    """lb between client cl (eth0) and backends that exist only as neighbour entries (eth1); the
+    balancer loaded with CONFIG, every backend up."""
+    lb, cl, bk = module_lab.host("lb"), module_lab.host("cl"), module_lab.host("bk")
+    module_lab.link(lb, cl, ip="10.31.1.254/24", peer_ip=f"{CLIENT}/24")
+    module_lab.link(lb, bk, ip=f"{LB_TO_BACKENDS}/16", peer_ip="10.32.0.99/16")
+    for i, addr in enumerate((BACKEND, DSR_BACKEND)):  # backends that exist only as neighbour entries
+        lb.run(
+            ["ip", "neigh", "add", addr, "lladdr", f"02:00:00:00:32:{i:02x}", "dev", "eth1", "nud", "permanent"],
+            check=True,
+        )
+    b = LoadBalancer(lb, ["eth0", "eth1"])
+    b.apply(CONFIG)
+    for vip in ("web", "dns", "dsr"):
+        b.mark(vip, "b1", True)
+    yield {dev: lb.mac(dev) for dev in ("eth0", "eth1")}, b  # MACs read once: frames are built often
 
 
 L4 = {"tcp": (TCP, 6, 20, {"flags": "PA", "seq": 1000, "ack": 1}), "udp": (UDP, 17, 8, {})}

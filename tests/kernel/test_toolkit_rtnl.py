@@ -13,18 +13,17 @@ import threading
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 
-from packetlab import Lab
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import PYTHON
 from packetlab.topo import netns, rtnl
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with Lab("rtnlt") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.61.0.1/30", peer_ip="10.61.0.2/30")
-        yield lab
+def pair(module_lab):
+    """h1 — h2 on a /30."""
+    h1, h2 = module_lab.host("h1"), module_lab.host("h2")
+    module_lab.link(h1, h2, ip="10.61.0.1/30", peer_ip="10.61.0.2/30")
+    return module_lab
 
 
 def _names(ipr) -> set[str]:
@@ -47,9 +46,9 @@ def test_plain_pyroute2_fails_inside_a_running_loop():
     assert "already running" in asyncio.run(inside())
 
 
-def test_works_inside_a_running_loop(lab):
+def test_works_inside_a_running_loop(pair):
     async def inside() -> tuple:
-        with rtnl.iproute(netns=lab.nodes["h1"].namespace) as ipr:
+        with rtnl.iproute(netns=pair.nodes["h1"].namespace) as ipr:
             dump = ipr.link("dump")
             polled = ipr.poll(ipr.addr, "dump", address="10.61.0.1", timeout=2)  # a method handed back in
             return dump, polled, _names(ipr)
@@ -59,20 +58,20 @@ def test_works_inside_a_running_loop(lab):
     assert polled[0].get_attr("IFA_ADDRESS") == "10.61.0.1"
 
 
-def test_netlink_errors_come_back_unchanged(lab):
-    with rtnl.iproute(netns=lab.nodes["h1"].namespace) as ipr, pytest.raises(NetlinkError) as err:
+def test_netlink_errors_come_back_unchanged(pair):
+    with rtnl.iproute(netns=pair.nodes["h1"].namespace) as ipr, pytest.raises(NetlinkError) as err:
         ipr.link("get", index=987654)
     assert err.value.code == errno.ENODEV
 
 
-def test_calls_run_on_the_netlink_thread(lab):
+def test_calls_run_on_the_netlink_thread(pair):
     seen = rtnl.run_on_netlink_thread(threading.current_thread)
     assert seen is not threading.current_thread() and seen.name == "packetlab-netlink" and seen.daemon
 
 
-def test_no_netns_means_the_callers_namespace(lab):
+def test_no_netns_means_the_callers_namespace(pair):
     """Inside netns.entered() the caller's thread is in h2: iproute() acts there, not in the host."""
-    h2 = lab.nodes["h2"]
+    h2 = pair.nodes["h2"]
     with netns.entered(h2.namespace), rtnl.iproute() as ipr:
         inside = _names(ipr)
     assert inside == {"lo", "eth0"}
@@ -86,12 +85,12 @@ def test_no_netns_means_the_callers_namespace(lab):
         assert _names(ipr) == root  # back in the caller's own namespace
 
 
-def test_namespace_fd(lab):
+def test_namespace_fd(pair):
     def thread_ns() -> int:
         return os.stat("/proc/thread-self/ns/net").st_ino
 
     before = rtnl.run_on_netlink_thread(thread_ns)
-    fd = os.open(f"{netns.NETNS_DIR}/{lab.nodes['h2'].namespace}", os.O_RDONLY)
+    fd = os.open(f"{netns.NETNS_DIR}/{pair.nodes['h2'].namespace}", os.O_RDONLY)
     try:
         with rtnl.iproute(fd) as ipr:
             addrs = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr()}
