@@ -20,11 +20,11 @@ LABS = sorted((REPO_ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("lab", LABS, ids=lambda p: p.stem)
-def test_run_all_cells(lab):
-    result = run_all(lab, out_dir=REPO_ROOT / "build" / "executed", cell_timeout=CELL_TIMEOUT, timeout=LAB_TIMEOUT)
+@pytest.mark.parametrize("notebook", LABS, ids=lambda p: p.stem)
+def test_run_all_cells(notebook):
+    result = run_all(notebook, out_dir=REPO_ROOT / "build" / "executed", cell_timeout=CELL_TIMEOUT, timeout=LAB_TIMEOUT)
     print(result.summary())
-    assert result.cells, f"{lab.name} has no code cells"
+    assert result.cells, f"{notebook.name} has no code cells"
     if not result.ok:
         pytest.fail(result.summary(), pytrace=False)  # names each cell and its error, nothing else
     assert result.executed is not None and result.executed.is_file()

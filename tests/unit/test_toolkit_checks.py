@@ -121,9 +121,9 @@ def test_graded_keeps_the_signature():
     assert list(inspect.signature(check_veth_peer).parameters) == ["answer", "host", "dev"]
 
 
-@pytest.mark.parametrize("lab", sorted((REPO_ROOT / "labs").glob("*.ipynb")), ids=lambda p: p.stem)
-def test_every_solution_cell_leaves_a_mark(lab):
-    nb = nbformat.read(lab, as_version=4)
+@pytest.mark.parametrize("notebook", sorted((REPO_ROOT / "labs").glob("*.ipynb")), ids=lambda p: p.stem)
+def test_every_solution_cell_leaves_a_mark(notebook):
+    nb = nbformat.read(notebook, as_version=4)
     for i, cell in enumerate(nb.cells):
         if "solution" in cell.metadata.get("tags", []):
             assert "use_reference(" in cell.source or "reference_needed(" in cell.source, (
