@@ -19,7 +19,7 @@ from packetlab.errors import LabBusy, PacketlabError, VerifierError
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import PYTHON, run_py
 from packetlab.topo import netns
-from packetlab.topo.state import STATE_DIR
+from packetlab.topo.state import STATE_DIR, LabRecord, record_path
 
 HERE = Path(__file__).parent
 COUNTER = str(HERE / "bpf/toolkit_counter.c")
@@ -47,62 +47,57 @@ def _wait_gone(prefix: str, timeout: float = 10) -> bool:
     return False
 
 
-def test_ping_across_a_bridge_ipv4_and_ipv6():
-    with Lab("tka") as lab:
-        h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
-        lab.link(h1, sw, ip=["10.0.1.1/24", "fd00:1::1/64"])
-        lab.link(h2, sw, ip=["10.0.1.2/24", "fd00:1::2/64"])
-        assert h1.ping("10.0.1.2", check=True).ok
-        assert h1.ping("fd00:1::2", check=True).ok
-        assert "h1-eth0" in sw.run(["ip", "-br", "link"]).stdout
-        assert sorted(_namespaces("tka-")) == ["tka-h1", "tka-h2", "tka-sw"]
-        assert not h1.ping("10.0.1.99", timeout=0.5).ok
-    assert _namespaces("tka-") == []
+def test_ping_across_a_bridge_ipv4_and_ipv6(lab):
+    h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
+    lab.link(h1, sw, ip=["10.0.1.1/24", "fd00:1::1/64"])
+    lab.link(h2, sw, ip=["10.0.1.2/24", "fd00:1::2/64"])
+    assert h1.ping("10.0.1.2", check=True).ok
+    assert h1.ping("fd00:1::2", check=True).ok
+    assert "h1-eth0" in sw.run(["ip", "-br", "link"]).stdout
+    assert sorted(_namespaces(f"{lab.name}-")) == [f"{lab.name}-{n}" for n in ("h1", "h2", "sw")]
+    assert not h1.ping("10.0.1.99", timeout=0.5).ok
 
 
-def test_routes_sysctls_and_a_router():
-    with Lab("tkb") as lab:
-        a, r, b = lab.host("a"), lab.router("r"), lab.host("b")
-        lab.link(a, r, ip="10.1.0.1/24", peer_ip="10.1.0.254/24")
-        lab.link(b, r, ip="10.2.0.1/24", peer_ip="10.2.0.254/24")
-        assert r.sysctl("net.ipv4.ip_forward") == "1"
-        assert not a.ping("10.2.0.1", timeout=0.5).ok  # no route yet
-        a.add_route("default", via="10.1.0.254")
-        b.add_route("default", via="10.2.0.254")
-        assert a.ping("10.2.0.1", check=True).ok
-        assert "via 10.1.0.254" in a.ip("route get 10.2.0.1")
+def test_routes_sysctls_and_a_router(lab):
+    a, r, b = lab.host("a"), lab.router("r"), lab.host("b")
+    lab.link(a, r, ip="10.1.0.1/24", peer_ip="10.1.0.254/24")
+    lab.link(b, r, ip="10.2.0.1/24", peer_ip="10.2.0.254/24")
+    assert r.sysctl("net.ipv4.ip_forward") == "1"
+    assert not a.ping("10.2.0.1", timeout=0.5).ok  # no route yet
+    a.add_route("default", via="10.1.0.254")
+    b.add_route("default", via="10.2.0.254")
+    assert a.ping("10.2.0.1", check=True).ok
+    assert "via 10.1.0.254" in a.ip("route get 10.2.0.1")
 
 
-def test_command_results_and_errors():
-    with Lab("tkc") as lab:
-        h = lab.host("h1")
-        assert h.run("echo hi").stdout == "hi\n"
-        bad = h.run(["sh", "-c", "echo oops >&2; exit 3"])
-        assert (bad.ok, bad.returncode) == (False, 3)
-        with pytest.raises(PacketlabError, match="exit code 3"):
-            bad.check()
-        with pytest.raises(PacketlabError, match="timed out"):
-            h.run(["sleep", "5"], timeout=0.2)
-        with pytest.raises(PacketlabError, match="already has a node"):
-            lab.host("h1")
+def test_command_results_and_errors(lab):
+    h = lab.host("h1")
+    assert h.run("echo hi").stdout == "hi\n"
+    bad = h.run(["sh", "-c", "echo oops >&2; exit 3"])
+    assert (bad.ok, bad.returncode) == (False, 3)
+    with pytest.raises(PacketlabError, match="exit code 3"):
+        bad.check()
+    with pytest.raises(PacketlabError, match="timed out"):
+        h.run(["sleep", "5"], timeout=0.2)
+    with pytest.raises(PacketlabError, match="already has a node"):
+        lab.host("h1")
 
 
-def test_half_built_link_is_rolled_back():
-    with Lab("tkd") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        with pytest.raises(NetlinkError):  # EINVAL
-            lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24", mtu=10)  # MTU below minimum
-        assert "eth0" not in h1.run(["ip", "-br", "link"]).stdout
-        assert lab._record.links == []
-        lab.link(h1, h2, name="eth0", peer_name="eth0", ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        assert h1.ping("10.0.0.2").ok
+def test_half_built_link_is_rolled_back(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    with pytest.raises(NetlinkError):  # EINVAL
+        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24", mtu=10)  # MTU below minimum
+    assert "eth0" not in h1.run(["ip", "-br", "link"]).stdout
+    assert LabRecord.load(record_path(lab.name)).links == []
+    lab.link(h1, h2, name="eth0", peer_name="eth0", ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    assert h1.ping("10.0.0.2").ok
 
 
-def test_background_processes_are_stopped_on_close():
-    with Lab("tke") as lab:
-        h = lab.host("h1")
-        proc = h.popen(["sleep", "60"])
-        pid = proc.pid
+def test_background_processes_are_stopped_on_close(lab):
+    h = lab.host("h1")
+    proc = h.popen(["sleep", "60"])
+    pid = proc.pid
+    lab.close()
     assert proc.poll() is not None
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
 
@@ -122,22 +117,20 @@ def test_a_second_live_lab_with_the_same_name_is_refused():
     assert _wait_gone("tkf-")
 
 
-def test_xdp_attach_counts_real_traffic_and_detaches():
-    with Lab("tkg") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        xdp = h2.attach_xdp(COUNTER, "eth0", mode="native")
-        assert xdp.mode == "native"
-        assert "prog/xdp" in h2.run(["ip", "link", "show", "eth0"]).stdout
-        assert h1.ping("10.0.0.2", count=3, interval=0.05).received == 3
-        counts = xdp.table("by_class")
-        assert counts[2] >= 3 and counts[1] >= 1  # echo requests (IPv4) and ARP
-        h1.send(Ether(dst=h2.mac()) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=9), count=5)
-        xdp.detach()
-        assert "prog/xdp" not in h2.run(["ip", "link", "show", "eth0"]).stdout
-        generic = h2.attach_xdp(COUNTER, "eth0", mode="generic")
-        assert generic.mode == "generic"
-    assert _namespaces("tkg-") == []
+def test_xdp_attach_counts_real_traffic_and_detaches(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    xdp = h2.attach_xdp(COUNTER, "eth0", mode="native")
+    assert xdp.mode == "native"
+    assert "prog/xdp" in h2.run(["ip", "link", "show", "eth0"]).stdout
+    assert h1.ping("10.0.0.2", count=3, interval=0.05).received == 3
+    counts = xdp.table("by_class")
+    assert counts[2] >= 3 and counts[1] >= 1  # echo requests (IPv4) and ARP
+    h1.send(Ether(dst=h2.mac()) / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=9), count=5)
+    xdp.detach()
+    assert "prog/xdp" not in h2.run(["ip", "link", "show", "eth0"]).stdout
+    generic = h2.attach_xdp(COUNTER, "eth0", mode="generic")
+    assert generic.mode == "generic"
 
 
 def test_test_run_verdicts_on_scapy_packets():
@@ -348,16 +341,15 @@ def test_per_cpu_maps_are_summed_and_pooled_programs_start_clean():
         again.close()
 
 
-def test_struct_keys_and_xdp_on_a_switch_port():
+def test_struct_keys_and_xdp_on_a_switch_port(lab):
     from packetlab.ebpf.loader import LoadedProgram
 
-    with Lab("tkn") as lab:
-        h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
-        lab.link(h1, sw, ip="10.0.1.1/24")
-        lab.link(h2, sw, ip="10.0.1.2/24")
-        port = sw.attach_xdp(COUNTER, "h2-eth0")  # frames on their way to h2
-        assert h1.ping("10.0.1.2", count=2, interval=0.05).received == 2
-        assert port.table("by_class")[2] >= 2
+    h1, h2, sw = lab.host("h1"), lab.host("h2"), lab.switch("sw")
+    lab.link(h1, sw, ip="10.0.1.1/24")
+    lab.link(h2, sw, ip="10.0.1.2/24")
+    port = sw.attach_xdp(COUNTER, "h2-eth0")  # frames on their way to h2
+    assert h1.ping("10.0.1.2", count=2, interval=0.05).received == 2
+    assert port.table("by_class")[2] >= 2
     prog = LoadedProgram(HERE / "bpf/toolkit_maps.c")
     try:
         with pytest.raises(PacketlabError, match="never_read_from_python, per_cpu_pairs"):
@@ -380,27 +372,25 @@ def test_starting_a_lab_again_in_the_same_process_replaces_it():
     assert _namespaces("tko-") == []
 
 
-def test_unknown_attach_modes_are_readable_errors():
-    with Lab("tkp") as lab:
-        h = lab.host("h1")
-        lab.link(h, lab.host("h2"), ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        with pytest.raises(PacketlabError, match="unknown XDP mode 'turbo'"):
-            h.attach_xdp(COUNTER, "eth0", mode="turbo")
-        with pytest.raises(PacketlabError, match="no interface 'eth9'"):
-            h.attach_xdp(COUNTER, "eth9")
-        with pytest.raises(PacketlabError, match="unknown tc direction"):
-            h.attach_tc(COUNTER, "eth0", direction="sideways", function="xdp_toolkit")
+def test_unknown_attach_modes_are_readable_errors(lab):
+    h = lab.host("h1")
+    lab.link(h, lab.host("h2"), ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    with pytest.raises(PacketlabError, match="unknown XDP mode 'turbo'"):
+        h.attach_xdp(COUNTER, "eth0", mode="turbo")
+    with pytest.raises(PacketlabError, match="no interface 'eth9'"):
+        h.attach_xdp(COUNTER, "eth9")
+    with pytest.raises(PacketlabError, match="unknown tc direction"):
+        h.attach_tc(COUNTER, "eth0", direction="sideways", function="xdp_toolkit")
 
 
-def test_a_filtered_capture_holds_only_matching_frames_even_under_traffic():
-    with Lab("tkq") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-        noise = h2.popen(["ping", "-6", "-i", "0.002", "-c", "3000", "ff02::1%eth0"])  # frames before the filter
-        try:
-            for _ in range(20):
-                with h1.capture("eth0", filter="icmp") as got:
-                    h2.ping("10.0.0.1", count=1)
-                assert got and all(ICMP in f for f in got), [f.summary() for f in got if ICMP not in f]
-        finally:
-            noise.kill()
+def test_a_filtered_capture_holds_only_matching_frames_even_under_traffic(lab):
+    h1, h2 = lab.host("h1"), lab.host("h2")
+    lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
+    noise = h2.popen(["ping", "-6", "-i", "0.002", "-c", "3000", "ff02::1%eth0"])  # frames before the filter
+    try:
+        for _ in range(20):
+            with h1.capture("eth0", filter="icmp") as got:
+                h2.ping("10.0.0.1", count=1)
+            assert got and all(ICMP in f for f in got), [f.summary() for f in got if ICMP not in f]
+    finally:
+        noise.kill()
