@@ -105,7 +105,7 @@ def unique_lab() -> Lab:
     )
 
 
-def _snapshot(lab: Lab, requested_by: str) -> CreatedLab:
+def snapshot(lab: Lab, requested_by: str) -> CreatedLab:
     """Read the lab's on-disk record (it lists everything it made) before the lab is closed."""
     path = record_path(lab.name)
     return CreatedLab(requested_by, lab.name, LabRecord.load(path) if path.exists() else None)
@@ -129,7 +129,7 @@ def _lab_for(request: pytest.FixtureRequest) -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        created = _snapshot(lab, request.node.nodeid)
+        created = snapshot(lab, request.node.nodeid)
         lab.close()
         _created.append(created)
         if isinstance(request.node, pytest.Item):
