@@ -10,16 +10,17 @@ DOCS_PORT ?= 8000
 # inside the Vagrant VM use DOCS_ADDR=0.0.0.0: Vagrant's forwarded port (host 127.0.0.1 only) arrives on the VM's NAT address
 DOCS_ADDR ?= 127.0.0.1
 
-.PHONY: help provision lab test test-unit test-toolkit test-labs test-vm docs docs-build clean doctor bench
+.PHONY: help provision lab lint test test-unit test-toolkit test-labs test-vm docs docs-build clean doctor bench
 
 help:
 	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
 	@echo "make test   - provision if needed, then every test, every lab notebook (nbval, and Run All in JupyterLab in Chromium) and the docs build"
 	@echo "make test-unit - the pure-logic tests (tests/unit): no root, no kernel; as root they run as nobody"
+	@echo "make lint   - ruff (lint, format), mypy and lint-imports (the layers of modules/architecture.md); make test runs it first"
 	@echo "make docs   - serve the course site (mkdocs, port $(DOCS_PORT))"
 	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
 	@echo "make doctor - check kernel, capabilities, headers and tools"
-	@echo "make test-vm [TESTS='tests/x.py -k y'] - developers: doctor + tests in the running Vagrant VM (Debian 12's 6.1 kernel)"
+	@echo "make test-vm [TESTS='tests/kernel/x.py -k y'] - developers: doctor + tests in the running Vagrant VM (Debian 12's 6.1 kernel)"
 
 provision:
 	$(SUDO) bash vagrant/provision.sh $(PROVISION_ARGS)
@@ -36,8 +37,18 @@ lab: provision
 NOBODY = setpriv --reuid=65534 --regid=65534 --clear-groups
 AS_USER = $(if $(filter 0,$(shell id -u)),$(if $(shell $(NOBODY) test -r $(CURDIR)/pyproject.toml -a -x $(CURDIR)/$(PY) && echo y),$(NOBODY) env HOME=/tmp PYTHONDONTWRITEBYTECODE=1 HYPOTHESIS_STORAGE_DIRECTORY=/tmp/packetlab-unit-hypothesis,$(warning nobody cannot read $(CURDIR): tests/unit run as root)),)
 
+# style, types and the layer contract (config in pyproject.toml): seconds, so `make test` fails fast on them.
+# Caches live per user (a root `make test` must not leave root-owned caches in the checkout).
+LINT_CACHE = $${XDG_CACHE_HOME:-$$HOME/.cache}/packetlab
+lint: PROVISION_ARGS = --with-test-tools
+lint: provision
+	RUFF_CACHE_DIR=$(LINT_CACHE)/ruff $(VENV)/bin/ruff check packetlab tests labs
+	RUFF_CACHE_DIR=$(LINT_CACHE)/ruff $(VENV)/bin/ruff format --check packetlab tests labs
+	MYPY_CACHE_DIR=$(LINT_CACHE)/mypy $(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo --cache-dir $(LINT_CACHE)/import-linter
+
 test: PROVISION_ARGS = --with-test-tools
-test: provision
+test: provision lint
 	$(SUDO) $(VENV)/bin/packetlab doctor
 	$(AS_USER) $(PY) -m pytest tests/unit -p no:cacheprovider
 	VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate --ignore-provider
