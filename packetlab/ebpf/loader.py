@@ -569,9 +569,11 @@ class XdpAttachment(_Attachment):
         return f"<XDP {self.program.function} on {self.namespace}:{self.dev} ({state})>"
 
 
-def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedProgram | None = None) -> str | None:
-    """Attach program `fd` (or detach with -1) on `dev` inside `namespace` with XDP `flags`
-    (see XDP_MODES); return the mode the kernel reports. Public for tools that attach one
+def set_xdp_fd(
+    namespace: str | None, dev: str, fd: int, flags: int, program: LoadedProgram | None = None
+) -> str | None:
+    """Attach program `fd` (or detach with -1) on `dev` inside `namespace` (None: the caller's) with
+    XDP `flags` (see XDP_MODES); return the mode the kernel reports. Public for tools that attach one
     program to several interfaces (the module 09 load balancer)."""
     from pyroute2.netlink.exceptions import NetlinkError
 
@@ -585,7 +587,7 @@ def set_xdp_fd(namespace: str, dev: str, fd: int, flags: int, program: LoadedPro
             if fd < 0:
                 raise OSError(exc.code, str(exc)) from exc
             raise PacketlabError(
-                f"cannot attach {program.function if program else 'XDP'} to {namespace}:{dev}",
+                f"cannot attach {program.function if program else 'XDP'} to {namespace or 'the host'}:{dev}",
                 cause=f"netlink error {exc.code}: {os.strerror(exc.code)}",
                 fix="native mode needs a driver with XDP support (veth has it); try mode='generic', "
                 "and make sure the MTU is at most 3520 for native XDP on veth",
@@ -680,12 +682,12 @@ class TcAttachment(_Attachment):
         return f"<tc {self.program.function} on {self.namespace}:{self.dev} {self.direction}>"
 
 
-def _ifindex(ipr: Any, namespace: str, dev: str) -> int:
+def _ifindex(ipr: Any, namespace: str | None, dev: str) -> int:
     idx = ipr.link_lookup(ifname=dev)
     if not idx:
         raise PacketlabError(
-            f"no interface {dev!r} in namespace {namespace}",
+            f"no interface {dev!r} in " + (f"namespace {namespace}" if namespace else "the host's namespace"),
             cause="the device name is wrong or the link was not created",
-            fix=f"list interfaces with: ip -n {namespace} link",
+            fix=f"list interfaces with: ip {f'-n {namespace} ' if namespace else ''}link",
         )
     return idx[0]

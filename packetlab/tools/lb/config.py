@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from packetlab.errors import InputError, PacketlabError
 
@@ -301,16 +301,24 @@ def _parse_health(raw: Mapping, at: str, problems: list[str]) -> HealthCheck:
     return HealthCheck(**known)
 
 
+@overload
+def parse_backend(rb: Any, at: str = "backend", problems: None = None) -> Backend: ...
+@overload
+def parse_backend(rb: Any, at: str, problems: list[str]) -> Backend | None: ...
 def parse_backend(rb: Any, at: str = "backend", problems: list[str] | None = None) -> Backend | None:
-    """A backend from a dict, an ``"addr:port"``/``"addr"`` string, or a Backend."""
+    """A backend from a dict, an ``"addr:port"``/``"addr"`` string, or a Backend.
+
+    Without `problems` a bad backend raises ConfigError; with it, the problems are appended
+    and the result is None when there is no backend at all."""
     own = problems is None
     problems = [] if problems is None else problems
     b: Backend | None
     if isinstance(rb, Backend):
         b = rb
     elif isinstance(rb, str):
-        addr, _, port = rb.partition(":")
-        b = Backend(address=addr, port=int(port) if port.isdigit() else (port or None))
+        addr, _, port_text = rb.partition(":")
+        port: Any = int(port_text) if port_text.isdigit() else (port_text or None)  # as read: validate() checks it
+        b = Backend(address=addr, port=port)
     elif isinstance(rb, Mapping):
         _unknown(rb, {"name", "address", "port", "weight", "drain"}, at, problems)
         if "address" not in rb:
