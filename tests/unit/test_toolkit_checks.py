@@ -127,6 +127,6 @@ def test_every_solution_cell_leaves_a_mark(notebook):
     for i, cell in enumerate(nb.cells):
         if "solution" in cell.metadata.get("tags", []):
             assert "use_reference(" in cell.source or "reference_needed(" in cell.source, (
-                f"{lab.name} cell {i + 1}: a solution cell must call use_reference() or reference_needed(), "
+                f"{notebook.name} cell {i + 1}: a solution cell must call use_reference() or reference_needed(), "
                 "or its check will claim the learner's answer was correct"
             )
