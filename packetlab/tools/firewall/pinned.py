@@ -237,6 +237,7 @@ def apply(
     }
     save_json(target.state_file, state)
     result = fw.last_result
+    assert result is not None  # Firewall.load() applied the rules
     return fw, result, True
 
 
