@@ -236,9 +236,8 @@ def apply(
         **fw.state_dict(),
     }
     save_json(target.state_file, state)
-    result = fw.last_result
-    assert result is not None  # Firewall.load() applied the rules
-    return fw, result, True
+    assert fw.last_result is not None  # Firewall.load() applied the rules
+    return fw, fw.last_result, True
 
 
 def remove(target: Target) -> list[str]:
