@@ -172,6 +172,7 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
         rows += [TestRunRow(k, "steady", round(min(v), 2), verdicts[k]) for k, v in samples.items()]
         # per call: fresh packets; new flows get a new source port every call
         syn = bytearray(frame(VIP, 0, "S"))
+        frame_cache = [frame(VIP, 50001, "A"), frame(DSR_VIP, 50002, "A")]
         percall = {
             "XDP_DROP floor": (floor.fd, lambda i: frame_cache[0]),
             "LB, NAT, established flow": (lb.prog_fd, lambda i: frame_cache[0]),
@@ -179,7 +180,6 @@ def testrun_rows(lb, lbhost, *, repeat: int = 1_000_000, rounds: int = 5, calls:
             "LB, NAT, new flow (SYN)": (lb.prog_fd, lambda i: _with_sport(syn, 10000 + i)),
             "LB, packet not for a VIP (pass)": (lb.prog_fd, lambda i: passing),
         }
-        frame_cache = [frame(VIP, 50001, "A"), frame(DSR_VIP, 50002, "A")]
         per: dict[str, list[int]] = {k: [] for k in percall}
         chunk = max(1, calls // 10)
         for rnd in range(10):  # interleaved chunks
