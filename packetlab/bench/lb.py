@@ -405,7 +405,7 @@ def http_compare(
 ) -> dict[str, list[HttpResult]]:
     """Run the HTTP phases interleaved; returns every run per path."""
     from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP
-    from packetlab.tools.lb.control import LoadBalancer
+    from packetlab.tools.lb.balancer import LoadBalancer
 
     hb = HttpBench(topo, threads=threads, connections=connections)
     results: dict[str, list[HttpResult]] = {p: [] for p in paths}
@@ -555,7 +555,7 @@ def run(
     http: bool = True,
 ) -> BenchRun:
     """Both measurements on an already built topology (the notebook calls this with small numbers)."""
-    from packetlab.tools.lb.control import LoadBalancer
+    from packetlab.tools.lb.balancer import LoadBalancer
 
     log(f"BPF_PROG_TEST_RUN: {testrun_rounds} rounds x {repeat:,} runs, then {calls:,} single calls per path")
     prepare_loop(topo.lb)
