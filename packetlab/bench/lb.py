@@ -14,6 +14,9 @@ Two measurements:
    alternate (a, b, c, a, b, c, ...) so slow drifts of a shared machine hit
    every side alike; medians are reported. Target: less CPU per request than HAProxy.
 
+Size (about 640 lines): both measurements, the HAProxy and nginx setup and the
+report live in one file so the benchmark reads top to bottom as one experiment.
+
 How CPU is counted (both sides the same way): the CPU time (``sum_exec_runtime``,
 ns, from /proc/<pid>/task/<tid>/schedstat) of *every task in the lab's network
 namespaces* — wrk, the nginx workers, HAProxy — plus the kernel's ksoftirqd
