@@ -44,7 +44,9 @@ MODULES: dict[str, ModuleNeeds] = {
             BASE + ("bpf_xdp", "xdp_test_run", "ringbuf", "btf_vmlinux", "xdp_load_bytes", "xdp_tracepoints"),
             {
                 "perfmon_uninit_stack": "root is refused uninitialised stack reads too, so the diary's "
-                "'root would accept it' remark does not apply"
+                "'root would accept it' remark does not apply",
+                "lru_exact_eviction": "the 4-entry LRU map evicts a batch of unused keys at once; the LRU "
+                "exercise accepts the exact-LRU answer and shows what this kernel kept",
             },
         ),
         ModuleNeeds(

@@ -125,6 +125,13 @@ FEATURES: dict[str, Feature] = {
             "root loaders are refused uninitialised stack reads like everyone else",
         ),
         Feature(
+            "lru_exact_eviction",
+            "a full, small LRU hash evicts one key per new key (not a batch)",
+            "Linux 6.16+ and stable kernels with the 2025 LRU free-target fix (6.18; not Debian 12's 6.1)",
+            "a CPU that finds no free element evicts a batch of unused keys at once, so a small LRU map "
+            "keeps fewer keys than an exact LRU would",
+        ),
+        Feature(
             "xdp_tracepoints",
             "the xdp:* tracepoints (xdp_exception, xdp_redirect_err, xdp_devmap_xmit)",
             "every supported kernel (tracefs mounted)",
@@ -263,6 +270,27 @@ def _probe_ringbuf() -> Probe:
     return Probe("", True, "ring buffer map created")
 
 
+def _probe_lru_exact_eviction() -> Probe:
+    """Fill a 4-entry LRU hash from one CPU, add a fifth key: an exact LRU still holds 4 keys."""
+    key, value = ctypes.c_uint32(), ctypes.c_uint64(1)
+    here = os.sched_getaffinity(0)
+    try:
+        fd = bpfsys.map_create(bpfsys.BPF_MAP_TYPE_LRU_HASH, 4, 8, 4)
+    except OSError as exc:
+        return Probe("", False, f"BPF_MAP_CREATE(LRU_HASH) refused: {exc.strerror}")
+    try:
+        os.sched_setaffinity(0, {min(here)})  # free elements are kept per CPU: stay on one
+        for n in range(1, 6):
+            key.value = n
+            attr = bpfsys.ElemAttr(map_fd=fd, key=ctypes.addressof(key), value=ctypes.addressof(value))
+            bpfsys.bpf(bpfsys.BPF_MAP_UPDATE_ELEM, attr)
+        kept = sorted(int.from_bytes(k, "little") for k in bpfsys.map_keys(fd, 4))
+    finally:
+        os.sched_setaffinity(0, here)
+        os.close(fd)
+    return Probe("", len(kept) == 4, f"keys 1..5 into a 4-entry LRU hash on one CPU: it kept {kept}")
+
+
 def _probe_btf_vmlinux() -> Probe:
     path = Path("/sys/kernel/btf/vmlinux")
     try:
@@ -349,6 +377,7 @@ _PROBES: dict[str, Callable[[], Probe]] = {
     "xdp_live_frames": _probe_xdp_live_frames,
     "xdp_features": _probe_xdp_features,
     "perfmon_uninit_stack": _probe_perfmon_uninit_stack,
+    "lru_exact_eviction": _probe_lru_exact_eviction,
     "xdp_tracepoints": _probe_xdp_tracepoints,
 }
 assert _PROBES.keys() == FEATURES.keys()

@@ -46,7 +46,7 @@ BPF_ANY = 0  # map update flag: create or replace
 
 # enum bpf_prog_type / enum bpf_map_type (the ones packetlab loads or creates by hand)
 BPF_PROG_TYPE_SOCKET_FILTER, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP = 1, 3, 6
-BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_RINGBUF = 1, 2, 27
+BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_RINGBUF = 1, 2, 9, 27
 
 
 # ---- members of union bpf_attr -------------------------------------------------------------

@@ -19,7 +19,8 @@ from packetlab.errors import MissingRequirement
 
 # What every supported kernel (Debian 12's 6.1, Ubuntu 24.04's 6.8, mainline) has: a probe that says
 # otherwise here is a broken probe, not a missing feature. Not here: xdp_features (6.3+) and
-# perfmon_uninit_stack (6.3+, and 6.1 only from a later stable update), which supported kernels may lack.
+# perfmon_uninit_stack (6.3+, and 6.1 only from a later stable update) and lru_exact_eviction (the 2025
+# LRU fix), which supported kernels may lack.
 ON_EVERY_SUPPORTED_KERNEL = {
     "netns_veth",
     "nftables",
@@ -33,7 +34,7 @@ ON_EVERY_SUPPORTED_KERNEL = {
     "xdp_live_frames",
     "xdp_tracepoints",
 }
-MAY_DIFFER = {"xdp_features", "perfmon_uninit_stack"}
+MAY_DIFFER = {"xdp_features", "perfmon_uninit_stack", "lru_exact_eviction"}
 
 
 def test_every_feature_has_a_probe_and_says_which_kernels_have_it():

@@ -50,3 +50,12 @@ def test_on_cpu_restores_affinity():
     assert os.sched_getaffinity(0) == before
     with pytest.raises(PacketlabError), ebpf.on_cpu(10_000):
         pass
+
+
+def test_exact_lru_model_behind_the_lru_exercise():
+    """The model the LRU check compares with when a kernel evicts in batches (its map holds LRU_CAPACITY keys)."""
+    from packetlab.course.m06_ebpf_fundamentals.exercises import LRU_CAPACITY, LRU_SEQUENCE, exact_lru
+
+    assert exact_lru(LRU_SEQUENCE, LRU_CAPACITY) == {1, 4, 5, 6}  # 1 was used again, so 5 and 6 evict 2 and 3
+    assert exact_lru(list(range(1, 9)), 4) == {5, 6, 7, 8}
+    assert exact_lru([1, 1, 1], 4) == {1}

@@ -9,6 +9,7 @@ from packetlab.course.grading import CheckFailed, graded, passed, require, unans
 
 EXERCISE_PROGRAM = "bpf/06-fail-exercise-two-lookups.c"
 LRU_SEQUENCE = [1, 2, 3, 4, 1, 5, 6]
+LRU_CAPACITY = 4  # lru_by_src in bpf/06-map-types.c
 
 
 def _need(answer: Any, exercise: str, shape: str) -> None:
@@ -96,18 +97,39 @@ def check_lru_prediction(answer: Any, sequence: list[int] | None = None) -> bool
         f"the HASH map kept {sorted(truth['hash'])}, not {sorted(hash_ans)}",
         "a full BPF_HASH refuses new keys (the insert returns -E2BIG); existing keys are never evicted",
     )
+    exact = exact_lru(sequence, LRU_CAPACITY)
+    batch = lru_ans == exact and truth["lru"] != exact and truth["lru"] < exact  # this kernel evicts in batches
     require(
-        lru_ans == truth["lru"],
+        lru_ans == truth["lru"] or batch,
         ex,
         f"the LRU_HASH kept {sorted(truth['lru'])}, not {sorted(lru_ans)}",
         "an LRU map evicts the least recently USED key; the program looks a key up before updating it, "
         "and a lookup counts as a use",
     )
+    note = (
+        f"; that is what an exact LRU keeps, but this kernel kept only {sorted(truth['lru'])}: a CPU that finds "
+        "no free element evicts a batch of unused keys at once (kernels without the 2025 LRU fix, e.g. Debian 12's "
+        "6.1) — LRU maps are approximate"
+        if batch
+        else ""
+    )
     return passed(
         ex,
         f"sequence {sequence}: HASH kept {sorted(truth['hash'])} "
-        f"({truth['hash_full']} inserts refused), LRU kept {sorted(truth['lru'])}",
+        f"({truth['hash_full']} inserts refused), LRU kept {sorted(lru_ans)}{note}",
     )
+
+
+def exact_lru(sequence: list[int], capacity: int) -> set[int]:
+    """What an exact LRU of `capacity` keys holds after `sequence` (each key looked up, then stored)."""
+    kept: list[int] = []
+    for key in sequence:
+        if key in kept:
+            kept.remove(key)
+        elif len(kept) == capacity:
+            kept.pop(0)
+        kept.append(key)
+    return set(kept)
 
 
 @graded(
