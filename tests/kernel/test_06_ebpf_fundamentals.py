@@ -14,8 +14,8 @@ from packetlab.course.grading import CheckFailed
 from packetlab.course.m06_ebpf_fundamentals import demos as ebpf
 from packetlab.course.m06_ebpf_fundamentals import exercises as checks
 from packetlab.ebpf import bpftool
-from packetlab.ebpf import features as kernel_probes
 from packetlab.ebpf import co_re as core
+from packetlab.ebpf import features as kernel_probes
 from packetlab.ebpf.fdinfo import map_id, prog_id
 from packetlab.ebpf.loader import LoadedProgram
 from packetlab.ebpf.tracepoints import (
