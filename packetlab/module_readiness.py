@@ -94,7 +94,7 @@ def readiness(number: str) -> Readiness:
         )
         return Readiness(number, needs.slug, "not ready", reasons)
     differences = tuple(
-        f"no {kernel_probes.FEATURES[n].title} [{n}]: {what}"
+        f"without [{n}] ({kernel_probes.FEATURES[n].title}): {what}"
         for n, what in needs.optional.items()
         if not kernel_probes.has(n)
     )

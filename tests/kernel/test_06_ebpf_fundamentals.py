@@ -156,7 +156,11 @@ def test_bpftool_sees_our_program_maps_and_code(map_types):
     assert names == {"by_proto", "per_cpu", "by_src", "lru_by_src", "hash_full"}
     insns = bpftool.xlated_insns(pid)
     assert len(insns) > 20 and insns[0].startswith("0:")
-    assert ebpf.count_xlated_calls(pid) == 4  # 7 map calls in C; 3 array lookups inlined
+    # 7 map calls in C; the verifier inlines the 2 array lookups, and the per-CPU array one too since Linux 6.10
+    # (so 5 calls remain on 6.1 and 6.8, 4 on 6.18); the hash and LRU calls always stay calls
+    calls = [i for i in insns if "(85) call" in i]
+    assert ebpf.count_xlated_calls(pid) == len(calls) in (4, 5)
+    assert all("map_" in c for c in calls), calls  # every remaining call is one of the map helpers
     jited = bpftool.dump_jited(pid)
     assert len(jited.splitlines()) > 20
     image = bpftool.jited_image(pid)
@@ -315,8 +319,9 @@ def test_check_lru_prediction():
 
 def test_check_xlated_calls(map_types):
     pid = prog_id(map_types.fd)
-    assert checks.check_xlated_calls(4, pid)
-    for wrong in (None, 7, "4"):
+    calls = ebpf.count_xlated_calls(pid)  # 4 or 5, depending on what this kernel inlines
+    assert checks.check_xlated_calls(calls, pid)
+    for wrong in (None, 7, str(calls)):
         with pytest.raises(CheckFailed):
             checks.check_xlated_calls(wrong, pid)
 
