@@ -126,6 +126,21 @@ def nft_check(host: Host, ruleset: str) -> str | None:
     return None if result.ok else (result.stderr or result.stdout).strip()
 
 
+def replace_ruleset(host: Host, ruleset: str) -> str | None:
+    """Load `ruleset` in `host` in place of the tables it declares; nft's error text (nothing changed) or None.
+
+    Validated first with ``nft -c``, so a rejected ruleset leaves the running one alone; then each
+    ``table FAMILY NAME`` it declares is deleted, so loading it again replaces instead of appending.
+    """
+    error = nft_check(host, ruleset)
+    if error is not None:
+        return error
+    for family, name in re.findall(r"^\s*table\s+(\w+)\s+([\w-]+)", ruleset, flags=re.M):
+        delete_table(host, family, name)
+    host.nft(ruleset)
+    return None
+
+
 # ---- iptables ------------------------------------------------------------------------
 
 IPTABLES_BACKENDS = {"nft": "iptables-nft", "legacy": "iptables-legacy"}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import itertools
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -81,19 +80,12 @@ def conv_tuple(conv: TcpConversation) -> Any:
 # ---- exercise 3: a stateful firewall ----------------------------------------------------------------
 
 
-def _tables_in(ruleset: str) -> list[tuple[str, str]]:
-    return re.findall(r"^\s*table\s+(\w+)\s+([\w-]+)", ruleset, flags=re.M)
-
-
 def load_ruleset(topo: CtTopology, ruleset: str, ex: str = "ruleset", hint: str | None = None) -> None:
     """Validate `ruleset` with nft -c, delete the tables it declares, then load it on the router."""
-    from packetlab.topo.netfilter import delete_table, nft_check
+    from packetlab.topo.netfilter import replace_ruleset
 
-    error = nft_check(topo.router, ruleset)
+    error = replace_ruleset(topo.router, ruleset)
     require(error is None, ex, f"nft rejects the ruleset: {error}", hint)
-    for family, name in _tables_in(ruleset):
-        delete_table(topo.router, family, name)
-    topo.router.nft(ruleset)
 
 
 def firewall_behaviour(topo: CtTopology) -> dict[str, str]:
