@@ -83,7 +83,7 @@ class Readiness:
 
 
 def readiness(number: str) -> Readiness:
-    """Is module `number` ("00".."10") ready on this kernel?"""
+    """Is module `number` ("00", …, "11a") ready on this kernel?"""
     needs = MODULES[number]
     missing = [name for name in needs.required if not kernel_probes.has(name)]
     if missing:

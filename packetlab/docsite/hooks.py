@@ -34,11 +34,11 @@ from mkdocs.structure.files import File
 from packetlab.docsite import labs as docs_labs
 from packetlab.docsite import offline as docs_offline
 from packetlab.docsite import vendor as docs_vendor
-from packetlab.paths import REPO_ROOT
+from packetlab.paths import MODULE_STEM, REPO_ROOT, lab_notebooks, lesson_pages
 
 ROOT = REPO_ROOT
-_NN = re.compile(r"^(\d\d)-([a-z0-9-]+)$")
-_LAB_MENTION = re.compile(r"(?<!\[)`labs/(\d\d-[a-z0-9-]+)\.ipynb`(?!\])")
+_NN = MODULE_STEM
+_LAB_MENTION = re.compile(r"(?<!\[)`labs/(\d\d[a-z]?-[a-z0-9-]+)\.ipynb`(?!\])")
 _sources: dict[str, docs_labs.PageSource] = {}  # src_uri of a lab page -> what it is rendered from
 # pages for people who change the course, in modules/ without a number: after the modules and the quick reference
 CONTRIBUTOR_PAGES = {"Architecture": "architecture.md"}
@@ -50,12 +50,12 @@ def _title(slug: str) -> str:
 
 
 def _labs() -> list[Path]:
-    return sorted((ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
+    return lab_notebooks()
 
 
 def on_config(config: Any, **kwargs: Any) -> Any:
     nav: list[dict[str, Any]] = [{"Home": "index.md"}]
-    lessons = {p.stem: p for p in sorted((ROOT / "modules").glob("[0-9][0-9]-*.md"))}
+    lessons = {p.stem: p for p in lesson_pages()}
     labs = {p.stem: p for p in _labs()}
     for stem in sorted(set(lessons) | set(labs)):
         m = _NN.match(stem)

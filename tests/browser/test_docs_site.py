@@ -28,12 +28,13 @@ from pathlib import Path
 import pytest
 
 from packetlab.docsite import labs as docs_labs
+from packetlab.paths import lab_notebooks, lesson_pages
 
 from .conftest import screenshot_path
 
 REPO = Path(__file__).resolve().parents[2]
-LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
-LESSONS = sorted((REPO / "modules").glob("[0-9][0-9]-*.md"))
+LABS = lab_notebooks()
+LESSONS = lesson_pages()
 MERMAID_TIMEOUT_MS = 20_000
 
 # Test instrumentation, not product code: mkdocs-material draws each diagram into a

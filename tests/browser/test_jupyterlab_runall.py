@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from packetlab.paths import lab_notebooks
 from packetlab.testing.make_lab_server import LabServer, make_lab
 from packetlab.testing.runall import TRACEBACK
 from packetlab.topo import netns
@@ -33,7 +34,7 @@ from packetlab.topo.state import all_records
 
 from .conftest import REPO, screenshot_path
 
-LABS = sorted((REPO / "labs").glob("[0-9][0-9]-*.ipynb"))
+LABS = lab_notebooks()
 IDLE_TIMEOUT = 600.0  # no cell may run longer than this (as nbval's --nbval-cell-timeout in make test)
 LAB_TIMEOUT = 1800.0  # a whole lab (labs take up to a few minutes on 2 cores)
 POLL = 1.0

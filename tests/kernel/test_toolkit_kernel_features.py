@@ -14,8 +14,8 @@ from packetlab import module_readiness as mr
 from packetlab.doctor import format_report, run_checks
 from packetlab.ebpf import features as kp
 from packetlab.ebpf import syscall as bpfsys
-from packetlab.ebpf.loader import REPO_ROOT
 from packetlab.errors import MissingRequirement
+from packetlab.paths import REPO_ROOT, lab_notebooks
 
 # What every supported kernel (Debian 12's 6.1, Ubuntu 24.04's 6.8, mainline) has: a probe that says
 # otherwise here is a broken probe, not a missing feature. Not here: xdp_features (6.3+) and
@@ -92,9 +92,9 @@ def test_probe_programs_are_real_bytecode():
 
 
 # ---- per-module declarations ------------------------------------------------------------------------
-def test_every_module_00_to_10_declares_its_features():
-    lessons = sorted(p.stem for p in (REPO_ROOT / "modules").glob("[01][0-9]-*.md"))
-    assert [m.slug for m in mr.MODULES.values()] == lessons
+def test_every_module_with_a_lab_declares_its_features():
+    labs = [p.stem for p in lab_notebooks()]
+    assert [m.slug for m in mr.MODULES.values()] == labs
     for needs in mr.MODULES.values():
         assert set(needs.required) | set(needs.optional) <= set(kp.FEATURES), needs.slug
         assert not set(needs.required) & set(needs.optional)
@@ -102,7 +102,7 @@ def test_every_module_00_to_10_declares_its_features():
 
 def test_every_module_is_ready_on_this_kernel():
     verdicts = mr.all_modules()
-    assert [r.number for r in verdicts] == [f"{n:02d}" for n in range(11)]
+    assert [r.number for r in verdicts] == [p.stem.split("-", 1)[0] for p in lab_notebooks()]
     assert all(r.state in ("ready", "ready with differences") for r in verdicts), mr.format_modules(verdicts)
     differences = [r for r in verdicts if r.state == "ready with differences"]
     assert bool(differences) == (

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import pytest
 
-from packetlab.paths import REPO_ROOT
+from packetlab.paths import REPO_ROOT, lab_notebooks
 from packetlab.testing.runall import CELL_TIMEOUT, LAB_TIMEOUT, run_all
 
-LABS = sorted((REPO_ROOT / "labs").glob("[0-9][0-9]-*.ipynb"))
+LABS = lab_notebooks()
 
 
 @pytest.mark.slow
