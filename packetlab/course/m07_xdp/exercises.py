@@ -28,7 +28,8 @@ _ACTION_HINTS = {
     "not_mine": "a program that does not understand a frame hands it on unchanged: which action continues into the stack?",
     "blocked": "XDP_ABORTED also frees the frame, but it means 'my program failed' and fires a tracepoint; "
     "a policy decision is not a failure",
-    "bug": "XDP_DROP is silent by design; only one action is reported by the xdp:xdp_exception tracepoint",
+    "bug": "XDP_DROP is silent by design; of the actions a program returns on purpose, only one is always "
+    "reported by the xdp:xdp_exception tracepoint",
     "pong": "XDP_REDIRECT needs a target (a devmap entry, an ifindex); the action that bounces a frame out of "
     "its own ingress interface needs none",
     "elsewhere": "XDP_TX can only send back out of the interface the frame arrived on",
