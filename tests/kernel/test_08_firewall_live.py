@@ -14,7 +14,6 @@ import json
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -249,6 +248,11 @@ def test_metrics_endpoint_serves_prometheus_text(flab, fw):
 def test_firewall_lab_cleanup_detaches(flab):
     fw = Firewall.attach(flab.srv, "eth0", EXAMPLES / "basic.yaml")
     assert "xdp" in flab.srv.run(["ip", "link", "show", "eth0"]).stdout
+    prog_id = pinned.attached_prog_id(pinned.Target(flab.srv.namespace, "eth0"))
+    assert prog_id is not None
     fw.detach()
     assert "xdp" not in flab.srv.run(["ip", "link", "show", "eth0"]).stdout
-    assert Path("/sys/fs/bpf/packetlab/firewall").exists()
+    # the Python API pins nothing (only the CLI does), and its program is unloaded with the detach
+    assert not pinned.Target(flab.srv.namespace, "eth0").pin_dir.exists()
+    shown = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True, text=True)
+    assert shown.returncode != 0, f"program {prog_id} is still loaded after detach: {shown.stdout}"

@@ -33,11 +33,6 @@ def _namespaces(prefix: str) -> list[str]:
     ]
 
 
-def _xdp_progs_named(name: str) -> list[dict]:
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
-    return [p for p in json.loads(out or "[]") if p.get("name") == name[:15]]
-
-
 def _wait_gone(prefix: str, timeout: float = 10) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,7 +182,8 @@ h1, h2 = lab.host('h1'), lab.host('h2')
 lab.link(h1, h2, ip='10.9.0.1/24', peer_ip='10.9.0.2/24')
 h2.attach_xdp('tests/kernel/bpf/toolkit_counter.c', 'eth0')
 h1.popen(['sleep', '300'])
-print('ready', flush=True)
+from packetlab.ebpf.loader import attached_xdp_prog_id
+print('ready', attached_xdp_prog_id(h2.namespace, 'eth0'), flush=True)
 with lab:
     time.sleep(300)
 """
@@ -204,10 +200,15 @@ def _start_child(name: str, **env) -> subprocess.Popen:
         text=True,
         env={**os.environ, **env},
     )
-    line = child.stdout.readline().strip()
-    assert line == "ready", child.stderr.read()
+    line = child.stdout.readline().split()
+    assert line[:1] == ["ready"], child.stderr.read()
     assert len(_namespaces(f"{name}-")) == 2
+    child.prog_id = int(line[1])  # type: ignore[attr-defined]  # the XDP program the child attached
     return child
+
+
+def _prog_loaded(prog_id: int) -> bool:
+    return subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True).returncode == 0
 
 
 def _sleepers_of(name: str) -> list[str]:
@@ -224,7 +225,7 @@ def test_cleanup_on_signal(sig):
     child.send_signal(sig)
     child.wait(15)
     assert _wait_gone(f"{name}-"), "namespaces left after signal"
-    assert _xdp_progs_named("xdp_toolkit") == [] or all(p.get("pids") is None for p in _xdp_progs_named("xdp_toolkit"))
+    assert not _prog_loaded(child.prog_id), f"the child's XDP program {child.prog_id} outlived its lab"
 
 
 def test_cleanup_after_sigkill_by_the_guardian():
@@ -232,6 +233,7 @@ def test_cleanup_after_sigkill_by_the_guardian():
     child.kill()
     child.wait(5)
     assert _wait_gone("tkj-"), "the guardian did not remove the namespaces of a SIGKILLed lab"
+    assert not _prog_loaded(child.prog_id)
 
 
 def test_cleanup_after_sigkill_by_packetlab_clean():
