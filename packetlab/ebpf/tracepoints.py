@@ -1,9 +1,10 @@
 """Tracepoint programs with bcc: load, attach, read maps and stream ring-buffer events.
 
-Why tracepoints: this course's kernels may be built without kprobes
-(CONFIG_KPROBES / CONFIG_KPROBE_EVENTS off), so a probe on an arbitrary kernel
-function is not available. Tracepoints are the kernel's stable, documented hook
-points (``/sys/kernel/tracing/events/<category>/<name>``), they exist in every
+Why tracepoints first: stock kernels have kprobes, but a kernel may be built
+without them (CONFIG_KPROBES / CONFIG_KPROBE_EVENTS off, as on the course's CI
+machine), and a kprobe's function can change between releases. Tracepoints are
+the kernel's stable, documented hook points
+(``/sys/kernel/tracing/events/<category>/<name>``), they exist in every
 build with tracing enabled, and their fields do not change between kernel
 versions the way function arguments do. (fentry/fexit, the BTF-based way to hook
 functions, are shown on the CO-RE path.)
@@ -137,6 +138,30 @@ class TracepointProgram:
         for key in getattr(self.bpf, "tracepoint_fds", {}):
             names.append(key.decode() if isinstance(key, bytes) else str(key))
         return sorted(names)
+
+    def attach_kprobe(self, function: str, fn_name: str) -> None:
+        """Attach the program `fn_name` of this source to the entry of kernel function `function`.
+
+        Stock kernels have kprobes; a kernel built without them (see
+        `kprobes_available`) refuses, and the error says so instead of bcc's
+        "not traceable".
+        """
+        if not kprobes_available():
+            raise MissingRequirement(
+                f"cannot attach {fn_name} to {function}: this kernel has no kprobes",
+                cause="built without CONFIG_KPROBES / CONFIG_KPROBE_EVENTS (stock distribution kernels have them)",
+                fix="use a tracepoint or tp_btf instead, or boot a distribution kernel",
+            )
+        with capture_stderr():
+            try:
+                self.bpf.attach_kprobe(event=function.encode(), fn_name=fn_name.encode())
+            except Exception as exc:  # bcc raises bare Exception
+                raise PacketlabError(
+                    f"cannot attach a kprobe to {function}",
+                    cause=str(exc),
+                    fix=f"is {function} in /proc/kallsyms and not inlined on this kernel? "
+                    "grep it in /sys/kernel/tracing/available_filter_functions",
+                ) from exc
 
     def __getitem__(self, map_name: str) -> Any:
         try:

@@ -90,6 +90,19 @@ def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer(lab
     assert "closed" in repr(tp)  # the lab detached it
 
 
+def test_kprobe_counts_our_udp_sends_where_the_kernel_has_kprobes(lab):
+    """Stock kernels count the sends with a kprobe; a kernel without kprobes says so (None, a clear error)."""
+    h1, h2 = _two_hosts(lab)
+    counted = ebpf.kprobe_udp_sends(h1, h2, "10.0.6.2", 4, lab=lab)
+    if kprobes_available():
+        assert counted == 4
+    else:
+        assert counted is None
+        with TracepointProgram("bpf/06-kprobe-udp-send.c") as kp, pytest.raises(PacketlabError) as info:
+            kp.attach_kprobe("udp_sendmsg", "count_udp_sendmsg")
+        assert "no kprobes" in str(info.value) and "stock" in str(info.value)
+
+
 def test_tracepoint_program_errors_are_readable(tmp_path):
     bad = tmp_path / "06-broken-syntax.c"
     bad.write_text("TRACEPOINT_PROBE(net, net_dev_xmit) { return oops; }\n")

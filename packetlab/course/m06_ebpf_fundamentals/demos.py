@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from packetlab.ebpf.co_re import CoreProgram
     from packetlab.ebpf.tracepoints import TracepointProgram
     from packetlab.topo.host import Host
+    from packetlab.topo.lab import Lab
 
 MAP_TYPES_PROGRAM = "bpf/06-map-types.c"
 
@@ -92,6 +93,25 @@ def udp_burst(
         tx.close()
         rx.close()
     return got
+
+
+def kprobe_udp_sends(sender: Host, receiver: Host, dst_ip: str, count: int, *, lab: Lab | None = None) -> int | None:
+    """Count this process's ``udp_sendmsg()`` calls with a kprobe while `count` datagrams go out; None without kprobes.
+
+    Stock kernels have kprobes and the count is `count`. A kernel built without
+    them (``kprobes_available()`` is False) compiles the program but cannot
+    attach it; then nothing is sent and the answer is None, so the lab can say
+    so instead of failing.
+    """
+    from packetlab.ebpf.tracepoints import TracepointProgram, kprobes_available
+
+    with TracepointProgram("bpf/06-kprobe-udp-send.c", lab=lab) as kp:
+        if not kprobes_available():
+            return None
+        kp.attach_kprobe("udp_sendmsg", "count_udp_sendmsg")
+        kp.set("target_tgid", 0, os.getpid())
+        udp_burst(sender, receiver, dst_ip, count)
+        return int(kp.table("udp_sendmsg_calls").get(0, 0))
 
 
 def events_table(events: list[dict], *, since_ns: int | None = None) -> str:
