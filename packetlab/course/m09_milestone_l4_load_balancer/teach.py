@@ -111,7 +111,7 @@ def wait_for(condition, timeout: float = 10.0, step: float = 0.1) -> bool:
     return bool(condition())
 
 
-def run_cli(*args: str, show: bool = True, limit: int | None = None):
+def run_lb_command(*args: str, show: bool = True, limit: int | None = None):
     """Run ``packetlab lb ARGS`` as a separate process (as you would in a shell) and print its output."""
     import subprocess
     import sys
