@@ -79,6 +79,7 @@ class FlowRecord:
     tcp_flags: int = 0
     ended: bool = False
     app: str = ""
+    state: str = ""  # the connection tracker's state (userspace tier, IPv4 only)
 
     @property
     def duration(self) -> float:
@@ -96,6 +97,7 @@ class FlowRecord:
             tcp_flags=tcp_flag_str(self.tcp_flags),
             ended=self.ended,
             app=self.app,
+            state=self.state,
         )
         return d
 

@@ -1,0 +1,1 @@
+"""Module 11b (capstone): the packet analyzer's lab — traces, topology and graded checks."""
