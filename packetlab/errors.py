@@ -47,6 +47,12 @@ class LabBusy(PacketlabError):
     """Another live process owns a lab with the same name."""
 
 
+class LabRecordCorrupt(PacketlabError):
+    """A lab's on-disk record cannot be read; `path` is the file."""
+
+    path: object = None
+
+
 class CommandFailed(PacketlabError):
     """A command run inside a lab host exited non-zero."""
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import pytest
 
 from packetlab.errors import LabBusy
-from packetlab.topo import netns
+from packetlab.topo import cgroups, netns
 from packetlab.topo.lab import Lab
 from packetlab.topo.state import LabRecord, is_alive, record_path
 
@@ -112,13 +112,16 @@ def snapshot(lab: Lab, requested_by: str) -> CreatedLab:
 
 
 def leftovers(created: CreatedLab) -> list[str]:
-    """What of `created` still exists: namespaces, live processes, pins, the record. Empty when clean."""
+    """What of `created` still exists: namespaces, live processes, pins, workdirs, cgroups, the record.
+    Empty when clean."""
     left = [f"namespace {ns}" for ns in _namespaces() if ns.startswith(f"{created.name}-")]
     rec = created.record
     if rec is not None:
         left += [f"namespace {ns}" for ns in rec.namespaces if netns.exists(ns)]
         left += [f"process {p.pid} ({' '.join(p.argv)[-60:]})" for p in rec.processes if is_alive(p.pid, p.start_time)]
         left += [f"pin {pin}" for pin in rec.pins if os.path.exists(pin)]
+        left += [f"working directory {d}" for d in rec.workdirs if os.path.exists(d)]
+        left += [f"cgroup {d}" for name in rec.cgroups for d in cgroups.existing(name)]
     if record_path(created.name).exists():
         left.append(f"record {record_path(created.name)}")
     return sorted(set(left))

@@ -9,22 +9,38 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
 
-from packetlab.topo import netns
-from packetlab.topo.state import LabRecord, all_records, is_alive
+from packetlab.errors import LabRecordCorrupt
+from packetlab.topo import cgroups, netns
+from packetlab.topo.lock import LabLock, holder
+from packetlab.topo.state import LabRecord, is_alive, scan_records
 
 
 def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
-    """Remove everything in `record` (newest first) and the record itself."""
+    """Remove everything in `record` (newest first) and the record itself.
+
+    Processes first (lab servers, container runtimes and the shims/conmon they
+    left running), then what still runs in the lab's cgroups (containers), pins,
+    namespaces, and last the working directories the processes used.
+    """
     removed: list[str] = []
     for proc in reversed(record.processes):
         if is_alive(proc.pid, proc.start_time):
-            removed.append(f"process {proc.pid} ({' '.join(proc.argv[3:])[:60]}) in {proc.namespace}")
+            argv = proc.argv[3:] if proc.argv[:1] == ["ip"] else proc.argv  # (`ip netns exec NS ...`)
+            removed.append(f"process {proc.pid} ({' '.join(argv)[:60]}) in {proc.namespace}")
             if not dry_run:
                 _kill(proc.pid)
+    for name in reversed(record.cgroups):
+        if not is_lab_cgroup(record.lab, name):
+            continue  # never a cgroup that does not carry this lab's prefix
+        if dry_run:
+            removed += [f"cgroup {d}" for d in cgroups.existing(name)]
+        else:
+            removed += [f"cgroup {d}" for d in cgroups.remove(name)]
     for pin in reversed(record.pins):
         if os.path.exists(pin):
             removed.append(f"pinned object {pin}")
@@ -40,9 +56,26 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
             removed.append(f"namespace {ns}")
             if not dry_run:
                 netns.remove(ns)
+    for workdir in reversed(record.workdirs):
+        if is_lab_workdir(record.lab, workdir) and os.path.isdir(workdir):
+            removed.append(f"working directory {workdir}")
+            if not dry_run:
+                shutil.rmtree(workdir, ignore_errors=True)
     if not dry_run:
         record.delete()
     return removed
+
+
+def is_lab_workdir(lab: str, path: str) -> bool:
+    """A lab's working directories are absolute paths to directories named ``packetlab-<lab>-...``
+    (``tempfile.mkdtemp(prefix=...)``), never a symlink and never the temp directory itself."""
+    p = Path(os.path.normpath(path))
+    return p.is_absolute() and p.name.startswith(f"packetlab-{lab}-") and not p.is_symlink() and p != p.parent
+
+
+def is_lab_cgroup(lab: str, name: str) -> bool:
+    """A lab's cgroups are top-level cgroups named ``packetlab-<lab>-<what>``."""
+    return name.startswith(f"{cgroups.PREFIX}{lab}-") and "/" not in name and ".." not in name
 
 
 PIN_ROOT = Path("/sys/fs/bpf/packetlab")
@@ -82,7 +115,10 @@ def _remove_empty_pin_dirs(record: LabRecord) -> None:
 def _kill(pid: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(pid, sig)  # lab processes lead their own session/group
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, sig)  # lab processes lead their own session/group
+            else:
+                os.kill(pid, sig)  # (a recorded shim or container init that is not a group leader)
         except ProcessLookupError:
             return
         except PermissionError:
@@ -102,14 +138,58 @@ def clean(*, force: bool = False, dry_run: bool = False, lab: str | None = None)
 
     Returns (removed, skipped): live labs are skipped unless `force`.
     """
-    removed, skipped = [], []
+    removed: list[str] = []
+    skipped: list[str] = []
     if not dry_run and lab is None:
         removed += collect_tool_pins()
-    for record in all_records():
+    records, corrupt = scan_records()
+    for record in records:
         if lab is not None and record.lab != lab:
             continue
-        if record.owner_alive() and not force:
-            skipped.append(f"lab {record.lab!r} is running (pid {record.pid}); left alone")
+        lock = LabLock(record.lab, "clean")
+        if not lock.try_acquire() and not force:  # a live lab (or its guardian) holds the name
+            who = holder(record.lab)
+            skipped.append(f"lab {record.lab!r} is running (pid {who[0] if who else record.pid}); left alone")
             continue
-        removed += [f"{record.lab}: {item}" for item in teardown(record, dry_run=dry_run)]
+        try:
+            try:
+                current = LabRecord.load(record.path)  # what the record says now that we hold the name
+            except FileNotFoundError:
+                continue
+            except LabRecordCorrupt as exc:
+                corrupt.append(exc)
+                continue
+            if current.owner_alive() and not force:
+                skipped.append(f"lab {current.lab!r} is running (pid {current.pid}); left alone")
+                continue
+            removed += [f"{current.lab}: {item}" for item in teardown(current, dry_run=dry_run)]
+        finally:
+            lock.release()
+    for bad in corrupt:
+        path = Path(str(bad.path))
+        if lab is not None and path.stem != lab:
+            continue
+        removed += _clear_corrupt(path, dry_run=dry_run, force=force, skipped=skipped)
     return removed, skipped
+
+
+def _clear_corrupt(path: Path, *, dry_run: bool, force: bool, skipped: list[str]) -> list[str]:
+    """Remove an unreadable record (under its lab's lock) and name the namespaces it may have made."""
+    lab = path.stem
+    lock = LabLock(lab, "clean")
+    if not lock.try_acquire() and not force:
+        skipped.append(f"lab {lab!r} has a corrupt record but its name is held by a live process; left alone")
+        return []
+    try:
+        suspects = [ns for ns in _netns_names() if ns.startswith(f"{lab}-")]
+        note = f" (namespaces named like it, not removed: {', '.join(suspects)})" if suspects else ""
+        if not dry_run:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return [f"{lab}: corrupt record {path}{note}"]
+    finally:
+        lock.release()
+
+
+def _netns_names() -> list[str]:
+    return sorted(os.listdir(netns.NETNS_DIR)) if os.path.isdir(netns.NETNS_DIR) else []

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,13 +34,16 @@ from packetlab.errors import LabBusy, PacketlabError
 from packetlab.paths import REPO_ROOT
 from packetlab.show.tables import WORDS, format_table
 from packetlab.topo import netns
-from packetlab.topo.cleanup import teardown
+from packetlab.topo.cleanup import is_lab_cgroup, is_lab_workdir, teardown
 from packetlab.topo.host import Host, Node, interface_addresses, stop_process
+from packetlab.topo.lock import LabLock, holder
 from packetlab.topo.names import check_name, namespace_name, port_name
 from packetlab.topo.rtnl import iproute
 from packetlab.topo.state import LabRecord, ProcessRecord, process_start_time, record_path
 
 _live_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
+_held_locks: dict[str, LabLock] = {}  # lab name -> the lock this process holds for it
+CLEANER_WAIT = 10.0  # seconds to wait for a guardian or `packetlab clean` that is tearing the name down
 _handlers_installed = False
 
 
@@ -92,31 +96,50 @@ class Lab:
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> Lab:
-        """Claim the lab name (cleaning a dead predecessor), write the record, arm cleanup."""
+        """Claim the lab name (its lock, held until close), clean a dead predecessor, write the record,
+        arm cleanup."""
         if self._record is not None:
             return self
         _require_root()
-        path = record_path(self.name)
-        if path.exists():
-            old = LabRecord.load(path)
-            if old.pid == os.getpid():  # re-running a notebook cell: replace this process's old lab
-                for lab in list(_live_labs):
-                    if lab.name == self.name:
-                        lab.close()
-            elif old.owner_alive():
-                raise LabBusy(
-                    f"lab {self.name!r} is already running in process {old.pid}",
-                    cause="two labs with one name would share namespaces",
-                    fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {self.name}`",
-                )
-            if path.exists():  # leftovers of a predecessor that died without cleaning
-                teardown(LabRecord.load(path))
-        self._record = LabRecord(self.name, os.getpid(), process_start_time(os.getpid()))
-        self._record.save()
+        lock = self._claim_name()
+        try:
+            path = record_path(self.name)
+            if path.exists():  # leftovers of a predecessor that died without cleaning (it no longer holds the lock)
+                old = LabRecord.load(path)  # a corrupt record raises LabRecordCorrupt: what it made is unknown
+                if old.pid != os.getpid() and old.owner_alive():  # (alive, but without the lock: never tear it down)
+                    raise _busy(self.name, old.pid)
+                teardown(old)
+            record = LabRecord(self.name, os.getpid(), process_start_time(os.getpid()), generation=uuid.uuid4().hex)
+            record.save()
+        except BaseException:
+            _held_locks.pop(self.name, None)
+            lock.release()
+            raise
+        self._record = record
         _live_labs.add(self)
         _install_handlers()
-        self._start_guardian(self._record)
+        self._start_guardian(record)
         return self
+
+    def _claim_name(self) -> LabLock:
+        """Take the lab name's lock; LabBusy (naming the holder's pid) if a live lab holds it."""
+        lock = LabLock(self.name, "lab")
+        if not lock.try_acquire() and self.name in _held_locks:  # this process: a notebook cell run again
+            for lab in list(_live_labs):
+                if lab.name == self.name:
+                    lab.close()
+            stale = _held_locks.pop(self.name, None)  # (a lab object dropped without close)
+            if stale is not None:
+                stale.release()
+            lock.try_acquire()
+        if not lock.held:
+            who = holder(self.name)
+            if who is not None and who[1] != "lab":  # a guardian or `packetlab clean` is removing the old lab
+                lock.acquire(timeout=CLEANER_WAIT)
+            if not lock.held:
+                raise _busy(self.name, who[0] if who else None, who[1] if who else "lab")
+        _held_locks[self.name] = lock
+        return lock
 
     def __enter__(self) -> Lab:
         return self.start()
@@ -131,19 +154,33 @@ class Lab:
         if not self._closing.acquire(blocking=False):
             return []
         blocked = _block_signals()
+        errors: list[Exception] = []
         try:
             for att in reversed(self._attachments):
-                att.detach()
+                try:
+                    att.detach()
+                except Exception as exc:  # reported after teardown: a failed detach must not keep the lab
+                    errors.append(exc)
             for proc in reversed(self._procs):
-                stop_process(proc)
+                try:
+                    stop_process(proc)
+                except Exception as exc:
+                    errors.append(exc)
             removed = teardown(self._record)
             self._record = None
             _live_labs.discard(self)
+            lock = _held_locks.pop(self.name, None)
+            if lock is not None:
+                lock.release()
             if self._guardian is not None:
                 with contextlib.suppress(OSError):
                     if self._guardian.stdin is not None:  # (its pipe)
                         self._guardian.stdin.close()  # guardian sees EOF, finds no record, exits
                 self._guardian = None  # (not waited for: it needs no help to exit)
+            if errors:
+                for other in errors[1:]:
+                    errors[0].add_note(f"also failed while closing lab {self.name!r}: {other!r}")
+                raise errors[0]
             return removed
         finally:
             self._closing.release()
@@ -160,11 +197,12 @@ class Lab:
             [
                 "sh",
                 "-c",
-                'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.topo.guardian "$1" "$2"',
+                'cat >/dev/null; [ -e "$3" ] && exec "$0" -m packetlab.topo.guardian "$1" "$2" "$4"',
                 sys.executable,
                 self.name,
                 str(os.getpid()),
                 str(record.path),
+                record.generation,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -198,6 +236,45 @@ class Lab:
         return resource
 
     _track_attachment = track  # the name the first modules used
+
+    def track_workdir(self, path: str | os.PathLike[str]) -> None:
+        """Record a working directory (``tempfile.mkdtemp(prefix=f"packetlab-{lab}-...")``) so a lab that
+        dies is cleaned of it too (the guardian and `packetlab clean` remove it after the namespaces)."""
+        record = self._need_running()
+        path = os.path.abspath(path)
+        if not is_lab_workdir(self.name, path):
+            raise PacketlabError(
+                f"working directory {path} is outside this lab's names",
+                cause="teardown removes recorded directories, so only the lab's own temp directories are accepted",
+                fix=f"create it with tempfile.mkdtemp(prefix='packetlab-{self.name}-...')",
+            )
+        if path not in record.workdirs:
+            record.workdirs.append(path)
+            record.save()
+
+    def track_cgroup(self, name: str) -> None:
+        """Record a top-level cgroup (``packetlab-<lab>-...``, in every hierarchy) before a runtime
+        creates it: teardown kills what still runs in it and removes it."""
+        record = self._need_running()
+        if not is_lab_cgroup(self.name, name):
+            raise PacketlabError(
+                f"cgroup {name!r} is not this lab's",
+                cause="teardown kills the processes of recorded cgroups, so only the lab's own names are accepted",
+                fix=f"name it packetlab-{self.name}-<what>, one level under the hierarchy root",
+            )
+        if name not in record.cgroups:
+            record.cgroups.append(name)
+            record.save()
+
+    def track_pid(self, pid: int, what: str, namespace: str = "") -> None:
+        """Record a process this lab caused but did not start itself (a containerd shim, conmon,
+        a container's init): it outlives its starter, so teardown must know it by pid and start time."""
+        record = self._need_running()
+        start = process_start_time(pid)
+        if start is None:
+            return  # already gone
+        record.processes.append(ProcessRecord(pid, start, namespace, [what]))
+        record.save()
 
     def track_pin(self, path: str) -> None:
         """Record a bpffs pin before creating it, so close(), the guardian and
@@ -354,6 +431,21 @@ def _wait_operational(node: Node, ifname: str, timeout: float = 2.0) -> None:
             if link.get_attr("IFLA_OPERSTATE") == "UP" or time.monotonic() > deadline:
                 return
             time.sleep(0.01)
+
+
+def _busy(name: str, pid: int | None, role: str = "lab") -> LabBusy:
+    owner = f"process {pid}" if pid is not None else "another process"
+    if role != "lab":
+        return LabBusy(
+            f"lab {name!r} is being cleaned up by {owner} (the {role})",
+            cause="a crashed predecessor's resources are still being removed",
+            fix="try again in a few seconds",
+        )
+    return LabBusy(
+        f"lab {name!r} is already running in {owner}",
+        cause="two labs with one name would share namespaces",
+        fix=f"close it there (lab.close()), use another name, or `packetlab clean --force --lab {name}`",
+    )
 
 
 def _require_root() -> None:

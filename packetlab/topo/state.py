@@ -13,6 +13,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from packetlab.errors import LabRecordCorrupt
+
 STATE_DIR = Path(os.environ.get("PACKETLAB_STATE_DIR", "/run/packetlab/labs"))
 
 
@@ -66,6 +68,9 @@ class LabRecord:
     links: list[str] = field(default_factory=list)  # "ns/ifname" for reporting
     processes: list[ProcessRecord] = field(default_factory=list)
     pins: list[str] = field(default_factory=list)  # bpffs paths
+    generation: str = ""  # unique per start: a guardian tears down only the instance it was started for
+    workdirs: list[str] = field(default_factory=list)  # temp directories (node workdirs, runtime state)
+    cgroups: list[str] = field(default_factory=list)  # cgroup names (packetlab-<lab>-...) in every hierarchy
 
     @property
     def path(self) -> Path:
@@ -89,9 +94,24 @@ class LabRecord:
 
     @classmethod
     def load(cls, path: Path) -> LabRecord:
-        data = json.loads(path.read_text())
-        data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
-        return cls(**data)
+        """Read a record; a file that is not one raises `LabRecordCorrupt` (never a guess at its content)."""
+        text = path.read_text()  # OSError (FileNotFoundError: no record) is the caller's to handle
+        try:
+            data = json.loads(text)
+            data["processes"] = [ProcessRecord(**p) for p in data.get("processes", [])]
+            record = cls(**data)
+            if record.lab != path.stem or not isinstance(record.pid, int):
+                raise ValueError(f"it names lab {record.lab!r} with pid {record.pid!r}")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            lab = path.stem
+            err = LabRecordCorrupt(
+                f"the record of lab {lab!r} ({path}) is corrupt",
+                cause=f"it is not a lab record ({type(exc).__name__}: {exc}); what that lab made is unknown",
+                fix=f"`packetlab clean --lab {lab}` removes the record (and lists namespaces named {lab}-* to check)",
+            )
+            err.path = path
+            raise err from None
+        return record
 
 
 def record_path(lab: str) -> Path:
@@ -100,11 +120,22 @@ def record_path(lab: str) -> Path:
 
 
 def all_records() -> list[LabRecord]:
-    """Every lab record on disk (corrupt ones are skipped, never guessed at)."""
-    records = []
+    """Every lab record on disk (corrupt ones are skipped, never guessed at: see `corrupt_records`)."""
+    return scan_records()[0]
+
+
+def corrupt_records() -> list[LabRecordCorrupt]:
+    """The errors of the record files that cannot be read as records."""
+    return scan_records()[1]
+
+
+def scan_records() -> tuple[list[LabRecord], list[LabRecordCorrupt]]:
+    records, corrupt = [], []
     for path in sorted(STATE_DIR.glob("*.json")):
         try:
             records.append(LabRecord.load(path))
-        except (ValueError, TypeError, OSError):
-            continue
-    return records
+        except LabRecordCorrupt as exc:
+            corrupt.append(exc)
+        except OSError:
+            continue  # removed while we looked
+    return records, corrupt

@@ -16,6 +16,7 @@ import pytest
 from packetlab.tools.cni import Node
 from packetlab.tools.cni.containers import CGROUP_ROOT, Containerd, Podman
 from packetlab.topo import netns
+from packetlab.topo.state import LabRecord, record_path
 
 pytestmark = pytest.mark.slow
 DEFAULT_PATHS = ["/run/containerd", "/var/lib/cni", "/var/lib/containers", "/run/containers", "/run/libpod", "/opt/cni"]
@@ -51,6 +52,11 @@ def test_podman_and_containerd_use_our_plugin(lab):
     ctr = Containerd(node)
     web2 = ctr.run("web2", httpd)
     assert web2.ip.startswith("10.244.7.") and web2.ip != web.ip
+    record = LabRecord.load(record_path(lab.name))  # what a SIGKILLed lab's guardian/`packetlab clean` would remove
+    assert str(node.workdir) in record.workdirs
+    assert {podman.sandbox.cgroup_parent.lstrip("/"), ctr.sandbox.cgroup_parent.lstrip("/")} <= set(record.cgroups)
+    tracked = {p.argv[0] for p in record.processes}
+    assert {"conmon of podman container web", "containerd shim of web2"} <= tracked, tracked
     leases_before = _leases(node)
     out = ctr.run("client2", ["wget", "-qO-", f"http://{web2.ip}/"], detach=False)
     assert out.returncode == 0 and "hello" in out.stdout, out.stderr

@@ -115,6 +115,7 @@ class Node:
         self.lab = lab
         self.host = lab.host(name)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"packetlab-{lab.name}-{name}-"))
+        lab.track_workdir(self.workdir)  # a lab that dies is cleaned of it too (guardian, `packetlab clean`)
         lab.track(self)  # removed (with its leases and cache) when the lab closes
         self.attached = True
         self.bin_dir = self.workdir / "bin"

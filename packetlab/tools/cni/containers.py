@@ -17,6 +17,11 @@ routes and firewall are never involved. Containers get cgroups under
 combination that works on this machine's hybrid cgroup layout), removed on
 close.
 
+What outlives a runtime process that dies with its lab (SIGKILL) is in the
+lab's record too: the cgroup parent (what still runs in it is killed), the
+shim (containerd) or conmon (podman) of every detached container, which
+re-parent themselves away from the runtime, and the node's working directory.
+
     podman = Podman(node)
     web = podman.run("web", ["httpd", "-f", "-p", "80", "-h", "/var/www"])
     print(podman.exec("client", ["wget", "-qO-", f"http://{web.ip}/"]))
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from packetlab.errors import CommandFailed, MissingRequirement, PacketlabError
 from packetlab.tools.cni.image import oci_archive, rootfs_tar
+from packetlab.topo import cgroups
 from packetlab.topo import servers as launch
 from packetlab.topo.netns import CommandResult
 
@@ -45,7 +51,14 @@ if TYPE_CHECKING:
 
 IMAGE = "localhost/packetlab/busybox:lab"
 CTR_IMAGE = "docker.io/packetlab/busybox:lab"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_ROOT = cgroups.CGROUP_ROOT
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class RuntimeSandbox:
@@ -84,6 +97,7 @@ exec sleep infinity
         )
         self.pid = self.holder.pid
         self.cgroup_parent = f"/packetlab-{node.lab.name}-{name}"
+        node.lab.track_cgroup(self.cgroup_parent.lstrip("/"))
 
     def argv(self, cmd: Sequence[str]) -> list[str]:
         """Run `cmd` in the sandbox: its mount namespace + the node's network namespace."""
@@ -109,19 +123,8 @@ exec sleep infinity
         return result.check() if check else result
 
     def remove_cgroups(self) -> list[str]:
-        """rmdir the containers' parent cgroup in every hierarchy (empty directories only)."""
-        removed = []
-        for hierarchy in sorted(CGROUP_ROOT.iterdir()) if CGROUP_ROOT.exists() else []:
-            parent = hierarchy / self.cgroup_parent.lstrip("/")
-            if not parent.is_dir():
-                continue
-            for child in sorted((p for p in parent.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-                with contextlib.suppress(OSError):
-                    child.rmdir()
-            with contextlib.suppress(OSError):
-                parent.rmdir()
-                removed.append(str(parent))
-        return removed
+        """Remove the containers' parent cgroup in every hierarchy (killing what still runs there)."""
+        return cgroups.remove(self.cgroup_parent.lstrip("/"))
 
     def close(self) -> None:
         self.holder.stop()
@@ -241,6 +244,9 @@ default_network = "{self.conflist["name"]}"
         if not detach:
             return self.podman(*common, "--rm", IMAGE, *command, check=False)
         self.podman(*common, "-d", IMAGE, *command)
+        pids = self.podman("inspect", name, "--format", "{{.State.ConmonPid}} {{.State.Pid}}").stdout.split()
+        for what, pid in zip((f"conmon of podman container {name}", f"podman container {name}"), pids):
+            self.node.lab.track_pid(int(pid), what, self.node.host.namespace)
         fmt = '{{(index .NetworkSettings.Networks "' + self.conflist["name"] + '").IPAddress}}'
         ip = self.podman("inspect", name, "--format", fmt).stdout.strip()
         self.containers[name] = Container(name, ip, "podman")
@@ -341,6 +347,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
             return self.ctr(*self._run_args(name), "--rm", CTR_IMAGE, name, *command, check=False)
         self.ctr(*self._run_args(name), "-d", CTR_IMAGE, name, *command)
         pid = self.task_pid(name)
+        shim = _parent_pid(pid)  # containerd-shim-runc-v2 re-parents itself away from containerd
+        if shim is not None:
+            self.node.lab.track_pid(shim, f"containerd shim of {name}", self.node.host.namespace)
+        self.node.lab.track_pid(pid, f"containerd container {name}", self.node.host.namespace)
         out = subprocess.run(
             ["nsenter", f"--net=/proc/{pid}/ns/net", "--", "ip", "-j", "-4", "addr", "show", "eth0"],
             capture_output=True,
