@@ -42,8 +42,10 @@ struct src_key {
     u8 addr[16];         /* IPv4 uses the first 4 bytes */
 };
 
-BPF_PERCPU_ARRAY(proto_stats, struct counters, NUM_CATEGORIES);
 BPF_TABLE("lru_hash", struct src_key, struct counters, src_stats, 4096);
+
+/* --8<-- [start:count-proto] */
+BPF_PERCPU_ARRAY(proto_stats, struct counters, NUM_CATEGORIES);
 
 static __always_inline void count_proto(u32 cat, u64 len)
 {
@@ -53,6 +55,7 @@ static __always_inline void count_proto(u32 cat, u64 len)
         c->bytes += len;
     }
 }
+/* --8<-- [end:count-proto] */
 
 static __always_inline void count_source(struct src_key *key, u64 len)
 {

@@ -13,7 +13,9 @@ import ctypes
 from collections.abc import Callable
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m07_xdp.assignments import ARP_REPLY, PROTO_PERCPU
 from packetlab.course.m07_xdp.helpers import ACTION_SCENARIOS, classify, echo_requests, normalise_action, ones_sum
 from packetlab.errors import PacketlabError
 
@@ -295,3 +297,16 @@ def _ifindex_in(namespace: str, dev: str) -> int:
     if not found:
         raise PacketlabError(f"no interface {dev!r} in {namespace}")
     return found[0]
+
+
+# ---- C assignments: the learner writes the eBPF (graded by packetlab.course.assignments) --------------
+@graded(PROTO_PERCPU.try_it)
+def check_proto_percpu(source: str | None) -> bool:
+    """Assignment 07.A1: proto_stats as a per-CPU array and count_proto(), spliced into 07-xdp-counter."""
+    return check(PROTO_PERCPU, source)
+
+
+@graded(ARP_REPLY.try_it)
+def check_arp_reply(source: str | None) -> bool:
+    """Assignment 07.A2: the in-place ARP reply and XDP_TX, spliced into 07-xdp-arp-reply."""
+    return check(ARP_REPLY, source)
