@@ -2,7 +2,7 @@
 
 Labs are committed without outputs (they would go stale and bloat the history), so
 a page rendered from ``labs/NN-slug.ipynb`` alone shows code and every "Observe:"
-points at nothing. ``make test`` runs every lab in a real Jupyter kernel and keeps
+points at nothing. ``make test`` runs every lab in JupyterLab (Run All, in Chromium) and keeps
 the executed copy in ``build/executed/NN-slug.ipynb`` (ignored by git); the docs
 build renders that copy when its cells are still the lab's cells, and says on the
 page which case the reader is looking at (:func:`page_source`, :func:`note_html`).
@@ -30,7 +30,7 @@ from bs4 import BeautifulSoup
 from packetlab.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
-EXECUTED_DIR = ROOT / "build" / "executed"  # written by the Run-All runner during `make test`
+EXECUTED_DIR = ROOT / "build" / "executed"  # written by `make test`: Run All in JupyterLab, as a learner runs it
 SOLUTION_TAG = "solution"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_NOTE = "(a live widget: it draws and updates while the lab runs in JupyterLab)\n"

@@ -12,6 +12,9 @@ its execution count, 1..N in order (so the LAST code cell ran), that no output
 holds a traceback, screenshot the notebook to ``build/screenshots/``, shut the
 kernel down from the Kernel menu, and check the lab cleaned up its namespaces and
 that the notebook file in ``labs/`` is unchanged (autosave is off; nothing is saved).
+The notebook as the browser holds it after the run (outputs, execution counts) is
+written to ``build/executed/``, where the docs site picks it up: the pages show
+what a learner's Run All produced.
 
 Progress is printed per lab (and every few cells) even under pytest's capture.
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from packetlab.docsite.labs import EXECUTED_DIR
 from packetlab.paths import lab_notebooks
 from packetlab.testing.make_lab_server import LabServer, make_lab
 from packetlab.testing.runall import TRACEBACK
@@ -122,6 +126,17 @@ def _wait_for_kernel(page, name: str, timeout: float = 180) -> dict:
         f"{name}: the kernel was not connected and idle {timeout:.0f} s after opening the notebook "
         f"(kernel {state and state['status']!r}, connection {state and state['connection']!r})"
     )
+
+
+def _save_executed(page, notebook: Path) -> Path:
+    """Write the notebook as JupyterLab holds it now (the model: sources, outputs, counts) to build/executed/."""
+    model = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.toJSON()")
+    EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
+    out = EXECUTED_DIR / notebook.name
+    tmp = out.with_suffix(".partial")
+    tmp.write_text(json.dumps(model, indent=1), encoding="utf-8")
+    tmp.replace(out)
+    return out
 
 
 def _menu(page, menu: str, item: str) -> None:
@@ -232,6 +247,7 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     page.keyboard.press("Control+b")  # hide the file browser: the notebook gets the width
     shot = screenshot_path(notebook.stem)
     _screenshot_whole_notebook(page, shot)
+    _save_executed(page, notebook)
 
     cells = _notebook_state(page, outputs=True)["cells"]
     assert len(cells) == len(sources), f"{name}: JupyterLab shows {len(cells)} code cells, the file has {len(sources)}"
