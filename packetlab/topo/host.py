@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from packetlab.ebpf.loader import TcAttachment, XdpAttachment, acquire, check_tc_direction, check_xdp_mode
 from packetlab.errors import PacketlabError
 from packetlab.topo import netns
+from packetlab.topo.names import HostNamespace, check_sysctl_key, current_netns_id, is_host_netns
 from packetlab.topo.netns import CommandResult
 from packetlab.topo.state import ProcessRecord, process_start_time
 
@@ -78,10 +79,20 @@ class Node:
         return self.run(["ip", *args.split()], check=True).stdout
 
     def sysctl(self, key: str, value: Any = None) -> str:
-        """Read or set a per-namespace sysctl (e.g. ``net.ipv4.ip_forward``)."""
-        path = "/proc/sys/" + key.replace(".", "/")
+        """Read or set a per-namespace sysctl (e.g. ``net.ipv4.ip_forward``).
+
+        Only ``net.*`` keys (the others are global), and a write only where this host's
+        namespace is not the host's own (by inode: a namespace file that is PID 1's
+        namespace under another name is refused too)."""
+        path = "/proc/sys/" + check_sysctl_key(key).replace(".", "/")
         with netns.entered(self.namespace):
             if value is not None:
+                if is_host_netns(current_netns_id()):
+                    raise HostNamespace(
+                        f"refusing to set {key} in {self.namespace}: it is the host's own network namespace",
+                        cause="the write would change this machine's setting, not a lab's",
+                        fix="set sysctls on lab hosts only",
+                    )
                 with open(path, "w") as f:
                     f.write(str(value))
             with open(path) as f:

@@ -44,6 +44,7 @@ import os
 import sys
 from typing import Any
 
+from packetlab.errors import PacketlabError
 from packetlab.tools.cni import invoke, wiring
 from packetlab.tools.cni.spec import (
     CHECK_FAILED,
@@ -51,6 +52,7 @@ from packetlab.tools.cni.spec import (
     INCOMPATIBLE_VERSION,
     INVALID_CONFIG,
     SUPPORTED_VERSIONS,
+    UNKNOWN_CONTAINER,
     UNSUPPORTED_FIELD,
     CniError,
     Environment,
@@ -59,6 +61,7 @@ from packetlab.tools.cni.spec import (
     parse_config,
     version_result,
 )
+from packetlab.topo.names import check_name
 
 MODES = ("bridge", "routed")
 DEFAULT_BRIDGE = "plbr0"
@@ -77,8 +80,12 @@ class NetConf:
         if self.mode not in MODES:
             raise CniError(INVALID_CONFIG, f"unknown mode {self.mode!r}", 'use "bridge" or "routed"')
         bridge = conf.get("bridge", DEFAULT_BRIDGE)
-        if not isinstance(bridge, str) or not 0 < len(bridge) <= 15:
-            raise CniError(INVALID_CONFIG, f"bridge name {bridge!r} is not a valid interface name")
+        try:
+            check_name(bridge, "bridge")
+        except PacketlabError as exc:
+            raise CniError(
+                INVALID_CONFIG, f"bridge name {bridge!r} is not a valid interface name", exc.cause or ""
+            ) from None
         self.bridge: str = bridge
         self.is_gateway = bool(conf.get("isGateway", True))
         self.mtu = conf.get("mtu", 1500)
@@ -215,7 +222,9 @@ def cmd_del(env: Environment, netconf: NetConf) -> None:
     if env.netns:
         try:
             fd = wiring.open_netns(env.netns)
-        except CniError:
+        except CniError as exc:
+            if exc.code != UNKNOWN_CONTAINER:
+                raise  # the node's or the host's namespace: refused, nothing deleted
             fd = None  # the pod's namespace is already gone: fine
         if fd is not None:
             try:

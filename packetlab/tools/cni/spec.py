@@ -17,6 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from packetlab.errors import PacketlabError
+from packetlab.topo.names import IFNAMSIZ, check_name
+
 CURRENT_VERSION = "1.0.0"
 SUPPORTED_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION")
@@ -122,12 +125,14 @@ class Environment:
                 f"CNI_COMMAND={command} needs CNI_CONTAINERID, CNI_IFNAME, CNI_PATH"
                 + (" and CNI_NETNS" if command != "DEL" else ""),
             )
-        if len(out.ifname) > 15 or "/" in out.ifname or out.ifname in (".", ".."):
+        try:
+            check_name(out.ifname, "CNI_IFNAME")
+        except PacketlabError:
             raise CniError(
                 INVALID_ENVIRONMENT,
                 f"CNI_IFNAME {out.ifname!r} is not a valid interface name",
-                "interface names have at most 15 characters and no '/'",
-            )
+                f"interface names have at most {IFNAMSIZ} letters, digits, '-', '_' or '.', and no '/'",
+            ) from None
         return out
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from packetlab.tools.cni.spec import INVALID_CONFIG, SETUP_FAILED, UNKNOWN_CONTAINER, CniError
+from packetlab.tools.cni.spec import INVALID_CONFIG, INVALID_ENVIRONMENT, SETUP_FAILED, UNKNOWN_CONTAINER, CniError
+from packetlab.topo.names import current_netns_id, is_host_netns, netns_id
 from packetlab.topo.rtnl import IPRouteOnThread, iproute
 
 IFA_F_NODAD = 0x02
@@ -43,7 +44,11 @@ def bridge_mac(name: str) -> str:
 
 
 def open_netns(path: str) -> int:
-    """An fd on the pod's namespace file; error 3 if it does not exist."""
+    """An fd on the pod's namespace file; error 3 if it does not exist, error 4 if it is not a pod's.
+
+    The pod's namespace is compared by identity (device and inode of the open file) with
+    the node's (this thread's) and the host's (PID 1's): a CNI_NETNS naming either, under
+    any path, is refused before anything is created in it or deleted from it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -54,6 +59,19 @@ def open_netns(path: str) -> int:
         ) from None
     except OSError as exc:
         raise CniError(UNKNOWN_CONTAINER, f"cannot open the network namespace {path}", str(exc)) from None
+    pod = netns_id(fd)
+    why = None
+    if is_host_netns(pod):
+        why = "it is the host's own network namespace (PID 1's)"
+    elif pod == current_netns_id():
+        why = "it is the node's own network namespace (where the plugin runs)"
+    if why:
+        os.close(fd)
+        raise CniError(
+            INVALID_ENVIRONMENT,
+            f"refusing CNI_NETNS={path}: {why}",
+            "CNI_NETNS must be the pod's own namespace, created for the pod by the runtime",
+        )
     return fd
 
 
@@ -83,22 +101,15 @@ def node_namespace_check() -> str | None:
     lab node) and is not PID 1's. Where PID 1's namespace cannot be read (some
     sandboxes deny it), being unnamed is already enough to refuse.
     """
-    try:
-        here = os.stat("/proc/thread-self/ns/net")
-    except OSError as exc:
-        return f"cannot identify the current network namespace ({exc.strerror})"
-    try:
-        init = os.stat("/proc/1/ns/net")
-        if (init.st_dev, init.st_ino) == (here.st_dev, here.st_ino):
-            return "this is the host's root network namespace (PID 1's)"
-    except OSError:
-        pass
+    here = current_netns_id()
+    if here is None:
+        return "cannot identify the current network namespace"
+    if is_host_netns(here):
+        return "this is the host's root network namespace (PID 1's)"
     try:
         for entry in os.scandir("/run/netns"):
-            with contextlib.suppress(OSError):
-                st = os.stat(entry.path)
-                if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino):
-                    return None
+            if netns_id(entry.path) == here:
+                return None
     except FileNotFoundError:
         pass
     return "the current network namespace is not a named (lab node) namespace under /run/netns"
@@ -139,8 +150,8 @@ def ensure_bridge(
                 if exc.code != errno.EEXIST:  # another ADD created it a moment ago: fine
                     raise _fail(f"creating bridge {name}", exc) from None
             idx = _index(ipr, name)
-        link = ipr.get_links(idx)[0]
-        if link.get_attr("IFLA_LINKINFO") and link.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") != "bridge":
+        info = ipr.get_links(idx)[0].get_attr("IFLA_LINKINFO")
+        if info is None or info.get_attr("IFLA_INFO_KIND") != "bridge":  # lo and NICs have no kind at all
             raise CniError(
                 INVALID_CONFIG,
                 f"{name} exists in the node namespace but is not a bridge",

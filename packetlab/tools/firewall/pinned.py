@@ -9,7 +9,10 @@ bookkeeping (rule names, counter numbers) is kept in
 
 Safety: the firewall is only attached inside a namespace that a packetlab
 lab created, unless the caller says `allow_host=True` (``--allow-host``) —
-following the lab must never lock anyone out of their own machine.
+following the lab must never lock anyone out of their own machine. The
+namespace and interface are checked as names (`packetlab.topo.names`) when a
+`Target` is made, so neither can walk the pin directory or the state file out
+of their directories, and `remove` deletes only the pins the firewall makes.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from packetlab.ebpf.loader import attached_xdp_prog_id
 from packetlab.ebpf.syscall import obj_get, obj_pin
 from packetlab.errors import MissingRequirement, PacketlabError, UsageError
 from packetlab.tools.firewall.compiler import compile_rules
+from packetlab.tools.firewall.layout import MAP_NAMES
 from packetlab.tools.firewall.program import ApplyResult, Firewall, open_maps_pinned, save_json
 from packetlab.tools.firewall.rules import RuleSet
 from packetlab.topo import netns as _netns
+from packetlab.topo.names import check_name, check_namespace, check_netns_name, lab_namespaces
 
 BPFFS = Path(os.environ.get("PACKETLAB_BPFFS", "/sys/fs/bpf"))
 PIN_ROOT = BPFFS / "packetlab" / "firewall"
@@ -44,6 +49,12 @@ class Target:
 
     netns: str | None  # None: the namespace this command runs in (the host)
     dev: str
+
+    def __post_init__(self) -> None:
+        """Names only: both end up in paths (`pin_dir`, `state_file`)."""
+        if self.netns is not None:
+            check_netns_name(self.netns)
+        check_name(self.dev)
 
     @property
     def key(self) -> str:
@@ -61,13 +72,6 @@ class Target:
         return f"{self.netns or '(host)'}:{self.dev}"
 
 
-def lab_namespaces() -> dict[str, str]:
-    """{namespace: lab name} for every namespace a packetlab lab recorded."""
-    from packetlab.topo.state import all_records
-
-    return {ns: rec.lab for rec in all_records() for ns in rec.namespaces}
-
-
 def check_target(target: Target, *, allow_host: bool = False) -> None:
     """Refuse anything but a lab namespace, unless explicitly allowed."""
     if target.netns is None:
@@ -80,14 +84,7 @@ def check_target(target: Target, *, allow_host: bool = False) -> None:
                 "really mean the host",
             )
         return
-    _netns.require(target.netns)
-    if target.netns not in lab_namespaces() and not allow_host:
-        raise UsageError(
-            f"namespace {target.netns!r} was not created by a packetlab lab",
-            cause="the firewall only attaches inside lab namespaces unless told otherwise",
-            fix="use a lab namespace (`ip netns list`, names start with the lab's name), or add "
-            "--allow-host if you know what this namespace carries",
-        )
+    check_namespace(target.netns, allow_host=allow_host, labs=lab_namespaces(), tool="the firewall")
 
 
 def _require_bpffs() -> None:
@@ -263,14 +260,22 @@ def remove(target: Target) -> list[str]:
     return done
 
 
+PIN_NAMES = (*MAP_NAMES, "prog")  # everything the firewall pins, and all that remove() deletes
+
+
 def _unpin(target: Target) -> list[str]:
+    """Delete the firewall's own pins (by name, never every file) and then the directory if empty."""
     done = []
     if target.pin_dir.is_dir():
-        for entry in sorted(target.pin_dir.iterdir()):
+        for name in PIN_NAMES:
             with contextlib.suppress(FileNotFoundError):
-                entry.unlink()
-        with contextlib.suppress(FileNotFoundError, OSError):
+                (target.pin_dir / name).unlink()
+        try:
             target.pin_dir.rmdir()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            done.append(f"left {target.pin_dir} in place: it holds files the firewall did not pin")
         done.append(f"unpinned {target.pin_dir}")
     return done
 

@@ -180,8 +180,10 @@ class Firewall:
         packet is already filtered.
         """
         from packetlab.ebpf.loader import XdpAttachment
+        from packetlab.topo.names import check_name, check_namespace
 
-        fw = cls.load(rules, capacity=capacity, where=f"{host.namespace}:{dev}")
+        check_namespace(host.namespace, tool="the firewall")  # a lab's namespace, never the host's
+        fw = cls.load(rules, capacity=capacity, where=f"{host.namespace}:{check_name(dev)}")
         try:
             fw.attachment = XdpAttachment(fw.program, host.namespace, dev, mode, pooled=False)
         except BaseException:

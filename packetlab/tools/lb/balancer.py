@@ -62,6 +62,7 @@ from packetlab.tools.lb.metrics import render as render_prometheus
 from packetlab.tools.lb.nexthop import NextHop, link_info, resolve
 from packetlab.tools.lb.status import LBStats, format_status, labels_by_slot, read_connections, read_stats
 from packetlab.topo import netns
+from packetlab.topo.names import check_name, check_namespace
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
@@ -129,11 +130,13 @@ class LoadBalancer:
                 cause="the root namespace carries this machine's own traffic",
                 fix="pass a lab host / --netns NAME, or allow_host=True (--allow-host) if you mean it",
             )
-        if self.namespace is not None:
-            netns.require(self.namespace)
+        if self.namespace is not None:  # a plain name, not the host's (by inode), made by a lab
+            check_namespace(self.namespace, allow_host=allow_host, tool="the load balancer")
         devs = [dev] if isinstance(dev, str) else list(dev)
         if not devs:
             raise PacketlabError("the load balancer needs at least one interface", fix="pass dev='eth0'")
+        for d in devs:
+            check_name(d)
         if xdp_mode not in XDP_FLAGS:
             raise PacketlabError(f"unknown XDP mode {xdp_mode!r}", fix="use 'native' or 'generic'")
         for d in devs:
@@ -211,7 +214,7 @@ class LoadBalancer:
         with self._lock:
             if dev in self.state.devs:
                 return
-            ifindex, _ = link_info(self.namespace, dev)
+            ifindex, _ = link_info(self.namespace, check_name(dev))
             current = attached_xdp_prog_id(self.namespace, dev)
             if current is not None:
                 raise PacketlabError(

@@ -32,7 +32,7 @@ from packetlab.show.prometheus import serve_metrics
 from packetlab.tools.lb.balancer import LoadBalancer
 from packetlab.tools.lb.config import load
 from packetlab.tools.lb.instance import STATE_DIR, installed, instance_lock, instance_name, record_path
-from packetlab.topo import netns
+from packetlab.topo.names import check_namespace
 
 
 def _devs(values: list[str] | None) -> list[str]:
@@ -50,7 +50,9 @@ def _target(p: argparse.ArgumentParser) -> None:
         required=True,
         help="interface(s) where client traffic and replies arrive; repeat or comma-separate",
     )
-    p.add_argument("--allow-host", action="store_true", help="allow the root namespace (no --netns)")
+    p.add_argument(
+        "--allow-host", action="store_true", help="allow the root namespace (no --netns), or a namespace no lab created"
+    )
 
 
 def _check_ns(args: argparse.Namespace) -> str | None:
@@ -60,8 +62,8 @@ def _check_ns(args: argparse.Namespace) -> str | None:
             cause="the load balancer would attach XDP to this machine's own interfaces",
             fix="pass --netns NAME (a lab namespace), or --allow-host if you really mean the host",
         )
-    if args.netns is not None:
-        netns.require(args.netns)  # before the instance lock makes a file
+    if args.netns is not None:  # before the instance lock makes a file
+        check_namespace(args.netns, allow_host=args.allow_host, tool="the load balancer")
     return args.netns
 
 

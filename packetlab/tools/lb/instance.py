@@ -21,6 +21,7 @@ from pathlib import Path
 from packetlab.errors import PacketlabError
 from packetlab.tools.lb.layout import LB_MAPS
 from packetlab.topo import netns
+from packetlab.topo.names import check_name, check_netns_name
 
 PIN_ROOT = Path(os.environ.get("PACKETLAB_LB_PIN_ROOT", "/sys/fs/bpf/packetlab/lb"))
 STATE_DIR = Path(os.environ.get("PACKETLAB_LB_STATE_DIR", "/run/packetlab/lb"))
@@ -47,8 +48,12 @@ class InstanceRecord:
 
 
 def instance_name(namespace: str | None, dev: str) -> str:
-    """An instance is named after its namespace and the first interface it was applied to."""
-    return f"{namespace or 'host'}-{dev}"
+    """An instance is named after its namespace and the first interface it was applied to.
+
+    Both are checked as names first: the instance name becomes a pin folder and a record file."""
+    if namespace is not None:
+        check_netns_name(namespace)
+    return f"{namespace or 'host'}-{check_name(dev)}"
 
 
 def record_path(name: str) -> Path:
