@@ -1,4 +1,4 @@
-"""The `packetlab` command: doctor, clean, version — and the milestone tools.
+"""The `packetlab` command: doctor, clean, progress, version — and the milestone tools.
 
 Subcommands of later modules (``firewall``, ``lb``, ``cni``...) live in their own
 modules and are registered in `TOOLS`; each exposes ``main(argv) -> int``.
@@ -24,6 +24,7 @@ from packetlab.errors import document_exit_codes, run_cli
 TOOLS: dict[str, tuple[str, str]] = {
     "firewall": ("packetlab.tools.firewall.cli", "the module 08 XDP firewall (apply, status, remove)"),
     "lb": ("packetlab.tools.lb.cli", "the module 09 XDP load balancer (apply, status, remove)"),
+    "analyze": ("packetlab.tools.analyzer.cli", "the module 11b packet analyzer (live, pcap, query, export)"),
 }
 
 
@@ -53,6 +54,25 @@ def _clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(args: argparse.Namespace) -> int:
+    from packetlab.course import progress
+
+    if not args.reset:
+        print(progress.progress_table())
+        return 0
+    path = progress.progress_file()
+    if not args.yes:
+        try:
+            answer = input(f"forget all progress in {path}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 0
+    print(f"removed {path}" if progress.reset() else f"no progress recorded yet ({path})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in TOOLS:
@@ -68,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="show what would be removed")
     p.add_argument("--lab", help="only this lab")
     p.set_defaults(func=_clean)
+    p = sub.add_parser("progress", help="your progress: exercises passed, attempted, reference used, per module")
+    p.add_argument("--reset", action="store_true", help="forget all recorded progress")
+    p.add_argument("--yes", action="store_true", help="with --reset: do not ask")
+    p.set_defaults(func=_progress)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=lambda a: print(f"packetlab {__version__}") or 0)
     for name, (_, help_) in TOOLS.items():

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from packetlab.testing import private_progress_dir
+
 pytest_plugins = ["packetlab.testing.fixtures"]
+private_progress_dir()  # checks called by tests record into a temporary folder, never the learner's progress
 
 UNIT = Path(__file__).resolve().parent / "unit"
 

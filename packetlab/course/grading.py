@@ -17,6 +17,9 @@ Convention (every module follows it):
   leaves a mark; the next ``@graded`` check takes it and, when right, says
   "reference solution used — now try it yourself: <what to do>" instead of
   "correct". A learner's own right answer still prints "correct".
+* Every graded check's outcome is recorded here, once, for the learner's progress
+  (`packetlab.course.progress`): ``passed`` (their own answer), ``reference`` (the
+  reference solution's — all a Run All can earn) or ``failed`` (`CheckFailed`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from packetlab.course import progress
 from packetlab.errors import PacketlabError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,10 +115,16 @@ def graded(try_it: str) -> Callable[[F], F]:
                 _clear()
                 by_reference = mark.value is _BUILT or any(a is mark.value for a in (*args, *kwargs.values()))
             token = _grading.set((by_reference, try_it))
+            exercise = (progress.module_of(check.__module__), check.__qualname__)
             try:
-                return check(*args, **kwargs)
+                result = check(*args, **kwargs)
+            except CheckFailed:
+                progress.record(*exercise, "failed")
+                raise
             finally:
                 _grading.reset(token)
+            progress.record(*exercise, "reference" if by_reference else "passed")
+            return result
 
         return run  # type: ignore[return-value]
 

@@ -7,7 +7,10 @@ kernel's event loop (or blocked it) broke there and nowhere else. This runner
 starts a real kernel, sends all code cells back to back, and reports per cell:
 did it finish, did it raise, did anything print a traceback. It also checks
 that the lab cleaned up after itself (no namespace of its own left behind, no
-lab record of the kernel left in ``/run/packetlab/labs``).
+lab record of the kernel left in ``/run/packetlab/labs``), and that no graded check
+credited the learner: the kernel records progress into a folder of this run's own, and
+a Run All answers through the reference solutions, so every check must record
+"reference used", never "passed".
 
 Each cell's outputs (stream, execute_result, display_data, error) and its
 execution count are written into a copy of the notebook — a normal nbformat v4
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packetlab.course.progress import recorded
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.host_guard import _namespaces
 from packetlab.topo import netns
@@ -77,6 +82,12 @@ class RunAllResult:
     leftovers: list[str]
     kernel_log: list[str]
     executed: Path | None
+    progress: list[tuple[str, str, str]] = field(default_factory=list)  # (module, check, outcome) the run recorded
+
+    @property
+    def own_passes(self) -> list[str]:
+        """Checks the progress file credited to the learner (a Run All must have none)."""
+        return [f"{m}/{name}" for m, name, outcome in self.progress if outcome == "passed"]
 
     @property
     def ok(self) -> bool:
@@ -84,6 +95,7 @@ class RunAllResult:
             all(c.finished and c.status == "ok" and not c.errors for c in self.cells)
             and not self.leftovers
             and not self.kernel_log
+            and not self.own_passes
         )
 
     def problems(self) -> list[str]:
@@ -104,6 +116,11 @@ class RunAllResult:
             )
         out += [f"the lab left behind: {x}" for x in self.leftovers]
         out += [f"the kernel process logged: {x}" for x in self.kernel_log]
+        out += [
+            f"{x} was recorded as passed by the learner: a Run All answers with the reference solution, so "
+            "the notebook must not answer for the learner outside a use_reference/reference_needed cell"
+            for x in self.own_passes
+        ]
         return out
 
     def summary(self) -> str:
@@ -219,12 +236,14 @@ def run_all(
     ]
     outputs = {c.index: _Outputs() for c in cells}
     before = set(_namespaces())
+    progress_dir = Path(tempfile.mkdtemp(prefix="packetlab-runall-progress-"))  # this run's own progress file
     with tempfile.TemporaryFile(mode="w+") as log:  # the kernel process's stdout and stderr
         km = KernelManager(kernel_name=kernel_name)
         spec = km.kernel_spec  # None only if no kernel of that name: start_kernel() below says so
         if kernel_name == "python3" and spec is not None:  # this interpreter (the venv's), as nbval --nbval-current-env
             spec.argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-        km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log)
+        env = {**os.environ, "PACKETLAB_DATA_DIR": str(progress_dir)}
+        km.start_kernel(cwd=str(path.parent.resolve()), stdout=log, stderr=log, env=env)
         kernel_pid = _kernel_pid(km)
         kc = km.client()
         kc.start_channels()
@@ -289,6 +308,8 @@ def run_all(
         log.seek(0)
         kernel_log = _text_errors(log.read())
 
+    progress_records = recorded(progress_dir)
+    shutil.rmtree(progress_dir, ignore_errors=True)
     executed = None
     if out_dir is not None:
         for cell in cells:
@@ -297,7 +318,7 @@ def run_all(
         executed = Path(out_dir) / path.name
         executed.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, executed)
-    return RunAllResult(path, cells, seconds, leftovers, kernel_log, executed)
+    return RunAllResult(path, cells, seconds, leftovers, kernel_log, executed, progress_records)
 
 
 def main(argv: list[str] | None = None) -> int:
