@@ -14,6 +14,7 @@ struct size_histogram {
 
 BPF_ARRAY(frame_sizes, struct size_histogram, 1);
 
+/* --8<-- [start:body] */
 int xdp_sizes(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
@@ -29,3 +30,4 @@ int xdp_sizes(struct xdp_md *ctx)
     h->bucket[b] += 1;
     return XDP_PASS;
 }
+/* --8<-- [end:body] */

@@ -7,6 +7,7 @@
 
 BPF_HASH(frames_by_ifindex, u32, u64, 64);
 
+/* --8<-- [start:body] */
 int xdp_frames(struct xdp_md *ctx)
 {
     u32 ifindex = ctx->ingress_ifindex;
@@ -19,3 +20,4 @@ int xdp_frames(struct xdp_md *ctx)
     }
     return XDP_PASS;
 }
+/* --8<-- [end:body] */

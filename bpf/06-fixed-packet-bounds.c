@@ -10,6 +10,7 @@
 
 BPF_ARRAY(protocols, u64, 256);
 
+/* --8<-- [start:body] */
 int xdp_protocols(struct xdp_md *ctx)
 {
     void *data = (void *)(long)ctx->data;
@@ -28,3 +29,4 @@ int xdp_protocols(struct xdp_md *ctx)
         __sync_fetch_and_add(count, 1);
     return XDP_PASS;
 }
+/* --8<-- [end:body] */

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m06_ebpf_fundamentals.assignments import MAP_OUT_OF_RANGE, NULL_MAP_VALUE, PACKET_BOUNDS
 
 EXERCISE_PROGRAM = "bpf/06-fail-exercise-two-lookups.c"
 LRU_SEQUENCE = [1, 2, 3, 4, 1, 5, 6]
@@ -179,3 +181,22 @@ def check_core_count(answer: Any, core_prog: Any, expected_min: int = 1) -> bool
         "IPv4 is EtherType 0x0800 = 2048; in 'formatted' the key is the number 2048",
     )
     return passed(ex, f"{truth} IPv4 frames counted by the CO-RE program in h2's namespace")
+
+
+# ---- C assignments: fix three Verifier Diary programs (graded by packetlab.course.assignments) --------
+@graded(PACKET_BOUNDS.try_it)
+def check_fix_packet_bounds(source: str | None) -> bool:
+    """Assignment 06.A1: the IPv4 protocol counter, accepted by the verifier and still counting."""
+    return check(PACKET_BOUNDS, source)
+
+
+@graded(NULL_MAP_VALUE.try_it)
+def check_fix_null_map_value(source: str | None) -> bool:
+    """Assignment 06.A2: the per-interface frame counter, accepted and counting from the first frame."""
+    return check(NULL_MAP_VALUE, source)
+
+
+@graded(MAP_OUT_OF_RANGE.try_it)
+def check_fix_map_out_of_range(source: str | None) -> bool:
+    """Assignment 06.A3: the frame-size histogram, accepted and counting large frames in the last bucket."""
+    return check(MAP_OUT_OF_RANGE, source)

@@ -24,7 +24,12 @@ def _proto_cases() -> list[Case]:
         ("IPv4 UDP", _E / IP(src="10.7.1.1", dst="10.7.2.2") / UDP(dport=53), 2),
         ("IPv4 TCP", _E / IP(src="10.7.1.1", dst="10.7.2.2") / TCP(dport=80), 1),
         ("IPv6 ICMPv6 echo", _E / IPv6(src="fd07:1::1", dst="fd07:2::2") / ICMPv6EchoRequest(), 7),
-        ("ARP request (non-IP)", Ether(src="02:00:00:00:07:01", dst="ff:ff:ff:ff:ff:ff") / ARP(pdst="10.7.2.2"), 0),
+        (
+            "ARP request (non-IP)",
+            Ether(src="02:00:00:00:07:01", dst="ff:ff:ff:ff:ff:ff")
+            / ARP(hwsrc="02:00:00:00:07:01", psrc="10.7.1.1", pdst="10.7.2.2"),
+            0,
+        ),
         ("truncated IPv4 header", Ether(bytes(_E / IP(dst="10.7.2.2") / UDP())[:20]), 10),
     ]
     return [

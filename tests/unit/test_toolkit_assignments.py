@@ -1,0 +1,60 @@
+"""C assignments without a kernel: every solution IS the region of the course program it replaces
+(so the two never drift apart), every starter still has its TODO markers, the splice puts the
+learner's lines where the line mapping says, and every lab links each starter and runs its check."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+
+from packetlab.course.assignments import Assignment, Build, edited, region_text, splice
+from packetlab.ebpf.loader import resolve_source
+from packetlab.paths import REPO_ROOT
+
+MODULES = {
+    "06": "packetlab.course.m06_ebpf_fundamentals.assignments",
+    "07": "packetlab.course.m07_xdp.assignments",
+}
+
+
+def all_assignments() -> list[tuple[str, Assignment]]:
+    return [(nn, a) for nn, mod in MODULES.items() for a in importlib.import_module(mod).ASSIGNMENTS]
+
+
+ALL = all_assignments()
+IDS = [a.key for _, a in ALL]
+
+
+@pytest.mark.parametrize(("nn", "a"), ALL, ids=IDS)
+def test_solution_is_the_programs_own_region(nn, a):
+    assert a.starter.startswith(f"bpf/{nn}-assign-") and a.solution.startswith("bpf/solutions/")
+    solution = resolve_source(a.solution).read_text()
+    assert "TODO" not in solution
+    if a.skeleton is not None:
+        assert region_text(a.skeleton, a.region) == solution, f"{a.solution} differs from {a.skeleton}:{a.region}"
+        text, _ = splice(a.skeleton, a.region, a.solution)
+        assert text == resolve_source(a.skeleton).read_text()
+
+
+@pytest.mark.parametrize(("nn", "a"), ALL, ids=IDS)
+def test_starter_has_todos_and_maps_its_lines(nn, a):
+    assert edited(a.starter) is None and edited(a.solution) == a.solution
+    if a.skeleton is None:
+        return
+    text, offset = splice(a.skeleton, a.region, a.starter)
+    starter = resolve_source(a.starter).read_text().splitlines()
+    b = Build(REPO_ROOT / "x.c", resolve_source(a.starter), offset, len(starter))
+    first_todo = next(n for n, line in enumerate(starter, 1) if "TODO" in line)
+    built_line = next(n for n, line in enumerate(text.splitlines(), 1) if "TODO" in line)
+    assert b.learner_line(built_line) == first_todo and b.learner_line(offset) is None
+
+
+@pytest.mark.parametrize(("nn", "a"), ALL, ids=IDS)
+def test_lab_links_the_starter_and_runs_the_check(nn, a):
+    lab = next((REPO_ROOT / "labs").glob(f"{nn}-*.ipynb"))
+    cells = ["".join(c["source"]) for c in json.loads(lab.read_text())["cells"]]
+    assert any(f"]({a.starter})" in c for c in cells), f"{lab.name} has no link to {a.starter}"
+    assert any(a.solution in c and "use_reference(edited(source)" in c for c in cells)
+    assert (REPO_ROOT / "labs" / a.starter).is_file()  # labs/bpf links to bpf/: JupyterLab serves labs/ only
