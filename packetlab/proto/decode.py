@@ -38,6 +38,11 @@ _UDP = struct.Struct("!HHHH")
 _TCP_FLAG_LETTERS = "FSRPAUECN"  # bit 0 .. bit 8, the order scapy prints them in
 
 
+def tcp_flag_letters(flags: int) -> str:
+    """0x012 -> 'SA': the TCP flag bits as letters, in scapy's order."""
+    return "".join(c for i, c in enumerate(_TCP_FLAG_LETTERS) if flags >> i & 1)
+
+
 def mac_str(raw: bytes) -> str:
     """b'\\x02\\x00...' -> '02:00:...' (lower-case, like scapy and ip link)."""
     return raw.hex(":")
@@ -123,7 +128,7 @@ class TCP:
     @property
     def flag_str(self) -> str:
         """'SA' for SYN+ACK, 'PA' for PSH+ACK — the letters in scapy's order."""
-        return "".join(c for i, c in enumerate(_TCP_FLAG_LETTERS) if self.flags >> i & 1)
+        return tcp_flag_letters(self.flags)
 
 
 @dataclass(frozen=True, slots=True)

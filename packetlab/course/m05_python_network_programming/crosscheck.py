@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from packetlab.proto.decode import TCP, UDP, Frame, IPv4, decode
+from packetlab.proto.decode import TCP, UDP, Frame, IPv4, IPv6, decode, tcp_flag_letters
 
 if TYPE_CHECKING:
     from scapy.packet import Packet
@@ -68,6 +68,39 @@ def _option_pairs(mine: list[int], scapy_ip: Any) -> list[tuple[str, Any, Any]]:
     return [("option_types", mine, theirs)]
 
 
+Pairs = list[tuple[str, Any, Any]]  # (field, decode's value, scapy's value)
+
+
+# The fields compared, per layer: "ours=scapy's" where scapy names a field otherwise.
+# `compare` and `side_by_side` both read them.
+_FIELDS = {
+    "ethernet": "dst src type",
+    "vlan": "pcp=prio dei vid=vlan type",
+    "ipv4": "version ihl tos total_length=len id flags frag_offset=frag ttl proto checksum=chksum src dst",
+    "ipv6": "version traffic_class=tc flow_label=fl payload_length=plen next_header=nh hop_limit=hlim src dst",
+    "tcp": "sport dport seq ack data_offset=dataofs reserved flags window checksum=chksum urgent=urgptr",
+    "udp": "sport dport length=len checksum=chksum",
+}
+
+
+def _pairs(layer: str, mine: Any, s: Any) -> Pairs:
+    """(field, decode's value, scapy's value) for every field of `layer` (a key of _FIELDS)."""
+    from scapy.fields import FlagValue
+
+    out: Pairs = []
+    for spec in _FIELDS[layer].split():
+        ours, _, theirs = spec.partition("=")
+        if layer == "ethernet" and ours == "type" and not hasattr(s, "type"):
+            theirs = "len"  # scapy's Dot3 for 802.3 frames
+        value = getattr(s, theirs or ours)
+        out.append((ours, getattr(mine, ours), int(value) if isinstance(value, FlagValue) else value))
+    if layer == "ipv4":
+        out += _option_pairs(mine.option_types, s)
+    if layer == "tcp":
+        out.append(("options", list(mine.options), _tcp_options(s.options)))
+    return out
+
+
 def compare(frame: bytes, *, decoded: Frame | None = None) -> list[str]:
     """Every field where `decode(frame)` and scapy's ``Ether(frame)`` disagree."""
     from scapy.layers.inet import IP
@@ -86,99 +119,29 @@ def compare(frame: bytes, *, decoded: Frame | None = None) -> list[str]:
     if mine.eth is None:
         return ["decode found no Ethernet header, scapy did"]
     layers = _scapy_layers(pkt)
-    their_type = pkt.type if hasattr(pkt, "type") else pkt.len  # scapy's Dot3 for 802.3 frames
-    problems = _diff(
-        "ethernet",
-        [("dst", mine.eth.dst, pkt.dst), ("src", mine.eth.src, pkt.src), ("type", mine.eth.type, their_type)],
-    )
+    problems = _diff("ethernet", _pairs("ethernet", mine.eth, pkt))
     i = 1
     last: Packet = pkt  # the deepest layer both sides decoded
     for n, tag in enumerate(mine.vlans):
         s = layers[i] if i < len(layers) else None
         if not isinstance(s, Dot1Q):
             return problems + [f"vlan[{n}]: decode found a tag, scapy has {type(s).__name__}"]
-        problems += _diff(
-            f"vlan[{n}]",
-            [("pcp", tag.pcp, s.prio), ("dei", tag.dei, s.dei), ("vid", tag.vid, s.vlan), ("type", tag.type, s.type)],
-        )
+        problems += _diff(f"vlan[{n}]", _pairs("vlan", tag, s))
         i, last = i + 1, s
     if mine.truncated == "vlan" and i < len(layers) and isinstance(layers[i], Dot1Q):
         problems.append("vlan: decode says the tag is cut short, scapy decoded it")
-    if mine.ip is not None:
+    scapy_class = {IPv4: ("ipv4", IP), IPv6: ("ipv6", S_IPv6), TCP: ("tcp", S_TCP), UDP: ("udp", S_UDP)}
+    for header in (mine.ip, mine.l4):
+        if header is None:
+            continue
+        name, cls = scapy_class[type(header)]
         s = layers[i] if i < len(layers) else None
-        if isinstance(mine.ip, IPv4):
-            if not isinstance(s, IP):
-                return problems + [f"ipv4: decode found it, scapy has {type(s).__name__}"]
-            problems += _diff(
-                "ipv4",
-                [
-                    ("version", mine.ip.version, s.version),
-                    ("ihl", mine.ip.ihl, s.ihl),
-                    ("tos", mine.ip.tos, s.tos),
-                    ("total_length", mine.ip.total_length, s.len),
-                    ("id", mine.ip.id, s.id),
-                    ("flags", mine.ip.flags, int(s.flags)),
-                    ("frag_offset", mine.ip.frag_offset, s.frag),
-                    ("ttl", mine.ip.ttl, s.ttl),
-                    ("proto", mine.ip.proto, s.proto),
-                    ("checksum", mine.ip.checksum, s.chksum),
-                    ("src", mine.ip.src, s.src),
-                    ("dst", mine.ip.dst, s.dst),
-                    *_option_pairs(mine.ip.option_types, s),
-                ],
-            )
-        else:
-            if not isinstance(s, S_IPv6):
-                return problems + [f"ipv6: decode found it, scapy has {type(s).__name__}"]
-            problems += _diff(
-                "ipv6",
-                [
-                    ("version", mine.ip.version, s.version),
-                    ("traffic_class", mine.ip.traffic_class, s.tc),
-                    ("flow_label", mine.ip.flow_label, s.fl),
-                    ("payload_length", mine.ip.payload_length, s.plen),
-                    ("next_header", mine.ip.next_header, s.nh),
-                    ("hop_limit", mine.ip.hop_limit, s.hlim),
-                    ("src", mine.ip.src, s.src),
-                    ("dst", mine.ip.dst, s.dst),
-                ],
-            )
+        if not isinstance(s, cls):
+            return problems + [f"{name}: decode found it, scapy has {type(s).__name__}"]
+        problems += _diff(name, _pairs(name, header, s))
         i, last = i + 1, s
-    if mine.l4 is not None:
-        s = layers[i] if i < len(layers) else None
-        if isinstance(mine.l4, TCP):
-            if not isinstance(s, S_TCP):
-                return problems + [f"tcp: decode found it, scapy has {type(s).__name__}"]
-            problems += _diff(
-                "tcp",
-                [
-                    ("sport", mine.l4.sport, s.sport),
-                    ("dport", mine.l4.dport, s.dport),
-                    ("seq", mine.l4.seq, s.seq),
-                    ("ack", mine.l4.ack, s.ack),
-                    ("data_offset", mine.l4.data_offset, s.dataofs),
-                    ("reserved", mine.l4.reserved, s.reserved),
-                    ("flags", mine.l4.flags, int(s.flags)),
-                    ("window", mine.l4.window, s.window),
-                    ("checksum", mine.l4.checksum, s.chksum),
-                    ("urgent", mine.l4.urgent, s.urgptr),
-                    ("options", list(mine.l4.options), _tcp_options(s.options)),
-                ],
-            )
-        elif isinstance(mine.l4, UDP):
-            if not isinstance(s, S_UDP):
-                return problems + [f"udp: decode found it, scapy has {type(s).__name__}"]
-            problems += _diff(
-                "udp",
-                [
-                    ("sport", mine.l4.sport, s.sport),
-                    ("dport", mine.l4.dport, s.dport),
-                    ("length", mine.l4.length, s.len),
-                    ("checksum", mine.l4.checksum, s.chksum),
-                ],
-            )
-        i, last = i + 1, s
-    elif mine.truncated is None and mine.error is None and i < len(layers) and isinstance(layers[i], (S_TCP, S_UDP)):
+    finished = mine.truncated is None and mine.error is None
+    if mine.l4 is None and finished and i < len(layers) and isinstance(layers[i], (S_TCP, S_UDP)):
         problems.append(f"{type(layers[i]).__name__.lower()}: scapy decoded it, decode did not")
     if mine.truncated or mine.error:
         return problems  # no claim about the payload of a layer we could not finish
@@ -233,62 +196,43 @@ def side_by_side(frame: bytes) -> list[list[object]]:
     from scapy.layers.inet import IP
     from scapy.layers.inet import TCP as S_TCP
     from scapy.layers.inet import UDP as S_UDP
+    from scapy.layers.inet6 import IPv6 as S_IPv6
     from scapy.layers.l2 import Dot1Q, Ether
 
     d = decode(frame)
     pkt = Ether(bytes(frame))
     rows: list[list[object]] = []
 
-    def add(name: str, mine: Any, theirs: Any) -> None:
-        rows.append([name, str(mine), str(theirs), "✔" if mine == theirs else "✘"])
+    def add(layer: str, pairs: Pairs) -> None:
+        for name, mine, theirs in pairs:
+            same = "✔" if mine == theirs else "✘"
+            rows.append([f"{layer}.{name}", _shown(layer, name, mine), _shown(layer, name, theirs), same])
 
     if d.eth is not None:
-        add("ethernet.dst", d.eth.dst, pkt.dst)
-        add("ethernet.src", d.eth.src, pkt.src)
-        add("ethernet.type", hex(d.eth.type), hex(pkt.type))
+        add("ethernet", _pairs("ethernet", d.eth, pkt))
     tags = [layer for layer in _scapy_layers(pkt) if isinstance(layer, Dot1Q)]
     for n, (tag, s) in enumerate(zip(d.vlans, tags)):
-        add(f"vlan[{n}].vid", tag.vid, s.vlan)
-        add(f"vlan[{n}].pcp", tag.pcp, s.prio)
+        add(f"vlan[{n}]", _pairs("vlan", tag, s))
     if isinstance(d.ip, IPv4) and pkt.haslayer(IP):
-        s = pkt[IP]
-        for name, mine, theirs in (
-            ("ihl", d.ip.ihl, s.ihl),
-            ("total_length", d.ip.total_length, s.len),
-            ("id", d.ip.id, s.id),
-            ("flags", d.ip.flags, int(s.flags)),
-            ("frag_offset", d.ip.frag_offset, s.frag),
-            ("ttl", d.ip.ttl, s.ttl),
-            ("proto", d.ip.proto, s.proto),
-            ("checksum", hex(d.ip.checksum), hex(s.chksum)),
-            ("src", d.ip.src, s.src),
-            ("dst", d.ip.dst, s.dst),
-        ):
-            add(f"ipv4.{name}", mine, theirs)
+        add("ipv4", _pairs("ipv4", d.ip, pkt[IP]))
+    elif d.ip is not None and pkt.haslayer(S_IPv6):
+        add("ipv6", _pairs("ipv6", d.ip, pkt[S_IPv6]))
     if isinstance(d.l4, TCP) and pkt.haslayer(S_TCP):
-        s = pkt[S_TCP]
-        for name, mine, theirs in (
-            ("sport", d.l4.sport, s.sport),
-            ("dport", d.l4.dport, s.dport),
-            ("seq", d.l4.seq, s.seq),
-            ("ack", d.l4.ack, s.ack),
-            ("data_offset", d.l4.data_offset, s.dataofs),
-            ("flags", d.l4.flag_str, str(s.flags)),
-            ("window", d.l4.window, s.window),
-            ("checksum", hex(d.l4.checksum), hex(s.chksum)),
-            ("options", _option_names(d.l4.options), _option_names(_tcp_options(s.options))),
-        ):
-            add(f"tcp.{name}", mine, theirs)
+        add("tcp", _pairs("tcp", d.l4, pkt[S_TCP]))
     if isinstance(d.l4, UDP) and pkt.haslayer(S_UDP):
-        s = pkt[S_UDP]
-        for name, mine, theirs in (
-            ("sport", d.l4.sport, s.sport),
-            ("dport", d.l4.dport, s.dport),
-            ("length", d.l4.length, s.len),
-            ("checksum", hex(d.l4.checksum), hex(s.chksum)),
-        ):
-            add(f"udp.{name}", mine, theirs)
+        add("udp", _pairs("udp", d.l4, pkt[S_UDP]))
     return rows
+
+
+def _shown(layer: str, name: str, value: Any) -> str:
+    """A value as a reader checks it: checksums and EtherTypes in hex, TCP flags and options by name."""
+    if name in ("checksum", "type") and isinstance(value, int):
+        return hex(value)
+    if layer == "tcp" and name == "flags":
+        return tcp_flag_letters(value)
+    if layer == "tcp" and name == "options":
+        return _option_names(value)
+    return str(value)
 
 
 def _option_names(options: Any) -> str:
