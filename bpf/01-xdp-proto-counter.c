@@ -78,6 +78,7 @@ static __always_inline __u32 classify(struct pl_cursor *c)
         return PROTO_IPV4_OTHER;
     }
 
+    /* --8<-- [start:ipv6] */
     if (eth_type == bpf_htons(ETH_P_IPV6)) {
         struct ipv6hdr *ip6;
         __u16 frag_off = 0;
@@ -104,6 +105,7 @@ static __always_inline __u32 classify(struct pl_cursor *c)
         }
         return PROTO_IPV6_OTHER;
     }
+    /* --8<-- [end:ipv6] */
 
     return PROTO_OTHER;
 }
@@ -115,10 +117,12 @@ int xdp_proto_counter(struct xdp_md *ctx)
     struct pl_cursor c = { .pos = data, .end = data_end };
 
     __u32 key = classify(&c);
+    /* --8<-- [start:count] */
     struct proto_stats *s = stats.lookup(&key);
     if (s) {                        /* the verifier insists: a lookup may return NULL */
         s->packets += 1;            /* per-CPU value: no other CPU writes it, no atomics needed */
         s->bytes += data_end - data;
     }
+    /* --8<-- [end:count] */
     return XDP_PASS;                /* count, never interfere */
 }

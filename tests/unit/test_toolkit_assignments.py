@@ -14,6 +14,7 @@ from packetlab.ebpf.loader import resolve_source
 from packetlab.paths import REPO_ROOT
 
 MODULES = {
+    "01": "packetlab.course.m01_osi_model.assignments",
     "06": "packetlab.course.m06_ebpf_fundamentals.assignments",
     "07": "packetlab.course.m07_xdp.assignments",
 }

@@ -16,7 +16,9 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, pair_answer, passed, require, unanswered
+from packetlab.course.m01_osi_model.assignments import COUNT, IPV6
 from packetlab.course.m01_osi_model.helpers import observed_fragments
 from packetlab.proto.dissect import dissect, fragment_plan, ipv4_header_checksum, ones_sum
 from packetlab.topo.host import Host
@@ -306,3 +308,16 @@ def check_ipv4_checksum(func: Callable[[bytes], int], frames: Sequence[Any] = ()
         f"right on {len(samples)} headers ({kernel} written by the kernel, "
         f"{len(samples) - kernel} by scapy, with and without options)",
     )
+
+
+# ---- C assignments: the learner writes the eBPF (graded by packetlab.course.assignments) --------------
+@graded(IPV6.try_it)
+def check_counter_ipv6(source: str | None) -> bool:
+    """Assignment 01.A1: the IPv6 branch of classify() in bpf/01-xdp-proto-counter.c."""
+    return check(IPV6, source)
+
+
+@graded(COUNT.try_it)
+def check_counter_count(source: str | None) -> bool:
+    """Assignment 01.A2: the per-CPU counter update of bpf/01-xdp-proto-counter.c."""
+    return check(COUNT, source)
