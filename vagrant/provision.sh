@@ -138,6 +138,8 @@ PACKAGES=(
   iproute2 nftables iptables conntrack ethtool iputils-ping tcpdump tshark netsniff-ng iperf3 curl util-linux procps kmod
   # later modules: real servers, load generators, container runtimes
   nginx haproxy wrk podman containernetworking-plugins containerd runc busybox
+  # module 11b: an IPFIX collector (nfcapd) and its reader (nfdump), which the analyzer exports to
+  nfdump
   # python
   python3-venv python3-pip python3-dev
   # the system trust store (PACKETLAB_CA_FILE lands there; minimal images lack it)
@@ -145,6 +147,8 @@ PACKAGES=(
 )
 # vagrant for `vagrant validate`; chromium for the browser tests (Playwright drives it: tests/browser/)
 [ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(vagrant chromium)
+# the 11b analyzer benchmark: nDPI's labels to compare with, and a resolver and dig for real DNS traffic
+[ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(libndpi-bin dnsmasq-base bind9-dnsutils)
 if [ "$ID" = ubuntu ]; then
   PACKAGES=("${PACKAGES[@]/bpftool/linux-tools-common}")
   PACKAGES+=("linux-tools-$(uname -r)")
@@ -174,7 +178,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/packetlab-apt.log 2>&1 \
     || { tail -20 /tmp/packetlab-apt.log >&2; die "apt-get install failed (full log: /tmp/packetlab-apt.log; $APT_HELP); $(resume)"; }
   # the distro units of these servers are not wanted on the host: labs start their own, in namespaces
-  for unit in nginx haproxy containerd; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+  for unit in nginx haproxy containerd nfdump; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
 else
   say "system packages: all ${#PACKAGES[@]} present"
 fi
