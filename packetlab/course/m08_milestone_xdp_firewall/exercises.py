@@ -165,7 +165,7 @@ def check_culprit(firewall: Any, mystery: Callable[[], Any], answer: Any) -> boo
 def check_ipv6(lab: Any, firewall: Any, answer: Any) -> bool:
     """Exercise 3: apply `answer`, then really connect over IPv6 (and IPv4)."""
     ex = "Exercise 3 (IPv6)"
-    from packetlab.course.m08_milestone_xdp_firewall.topology import tcp_connect
+    from packetlab.course.m08_milestone_xdp_firewall.topology import connection_mismatches
 
     rs = _as_ruleset(answer, ex)
     firewall.apply(rs)
@@ -182,14 +182,7 @@ def check_ipv6(lab: Any, firewall: Any, answer: Any) -> bool:
         ("guest", srv4, 80, True),
         ("guest", srv6, 8080, False),
     ]
-    wrong = []
-    for who, addr, port, expected in expectations:
-        ok = tcp_connect(getattr(lab, who), addr, port, timeout=1.5)
-        if ok != expected:
-            wrong.append(
-                f"{who} -> [{addr}]:{port}: {'connected' if ok else 'timed out'}, "
-                f"policy says {'allow' if expected else 'drop'}"
-            )
+    wrong = connection_mismatches(lab, expectations, timeout=1.5)
     st = firewall.status()
     hint = (
         "IPv6 finds neighbours with ICMPv6 (neighbour discovery): without an icmpv6 rule nothing reaches the "

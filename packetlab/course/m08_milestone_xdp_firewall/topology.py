@@ -28,6 +28,8 @@ from packetlab.topo import netns
 from packetlab.topo import servers as launch
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from packetlab.topo.host import Host
     from packetlab.topo.lab import Lab
     from packetlab.topo.servers import Server
@@ -95,6 +97,22 @@ def tcp_connect(host: Host, address: str, port: int, *, timeout: float = 1.0, so
         raise
     finally:
         sock.close()
+
+
+def connection_mismatches(
+    lab: Any, expectations: Sequence[tuple[str, str, int, bool]], *, timeout: float = 1.0
+) -> list[str]:
+    """Connect for real, from `lab.<who>` to address:port, for each (who, address, port, allowed);
+    a line for each connection the policy and the wire disagree on (none: they agree)."""
+    wrong = []
+    for who, address, port, allowed in expectations:
+        ok = tcp_connect(getattr(lab, who), address, port, timeout=timeout)
+        if ok != allowed:
+            wrong.append(
+                f"{who} -> [{address}]:{port}: {'connected' if ok else 'timed out'}, "
+                f"policy says {'allow' if allowed else 'drop'}"
+            )
+    return wrong
 
 
 @dataclass
