@@ -207,6 +207,23 @@ def progress_table() -> str:
     return f"{table}\n(progress file: {progress_file()})"
 
 
+def progress_markdown() -> str:
+    """The docs home's "Your progress" section (``make docs`` serves it; a published build has none)."""
+    rows = [p for p in summary().values()]
+    lines = [
+        "## Your progress",
+        "",
+        f"Read from `{progress_file()}` when this site was built (`packetlab progress` prints the same; "
+        "`packetlab progress --reset` forgets it). The page is rebuilt when a check records a result "
+        "(if that folder existed when `make docs` started).",
+        "",
+        "| module | exercises | attempted | passed | reference used |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {p.module} {p.title} | {p.exercises} | {p.attempted} | {p.passed} | {p.reference} |" for p in rows]
+    return "\n".join(lines) + "\n"
+
+
 def reset() -> bool:
     """Forget all progress. True if there was a file to remove."""
     path = progress_file()

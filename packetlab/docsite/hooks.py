@@ -3,8 +3,9 @@
 The product layout keeps lessons in modules/ and notebooks in labs/; mkdocs has
 one docs_dir. This hook adds every ``labs/NN-slug.ipynb`` as a page, makes the
 README the home page, and builds the navigation from the ``NN-slug`` names so a
-new module appears in the site without anyone editing mkdocs.yml. The pages for
-contributors (``CONTRIBUTOR_PAGES``, e.g. the architecture) come last, under "For contributors".
+new module appears in the site without anyone editing mkdocs.yml. After the modules come
+the learners' help pages (``HELP_PAGES``: troubleshooting, glossary) under "Help", and the
+pages for contributors (``CONTRIBUTOR_PAGES``, e.g. the architecture) last, under "For contributors".
 
 It also makes the site whole without a network:
 
@@ -40,8 +41,36 @@ ROOT = REPO_ROOT
 _NN = MODULE_STEM
 _LAB_MENTION = re.compile(r"(?<!\[)`labs/(\d\d[a-z]?-[a-z0-9-]+)\.ipynb`(?!\])")
 _sources: dict[str, docs_labs.PageSource] = {}  # src_uri of a lab page -> what it is rendered from
-# pages for people who change the course, in modules/ without a number: after the modules and the quick reference
+# pages for learners that belong to no module, in modules/ without a number: after the modules and the quick reference
+HELP_PAGES = {"Troubleshooting": "troubleshooting.md", "Glossary": "glossary.md"}
+# pages for people who change the course, in modules/ without a number: last
 CONTRIBUTOR_PAGES = {"Architecture": "architecture.md"}
+
+
+_serving = False  # `mkdocs serve` (make docs): the learner's own machine, so the home page shows their progress
+
+
+def on_startup(command: str, dirty: bool, **kwargs: Any) -> None:
+    global _serving
+    _serving = command == "serve"
+
+
+def on_serve(server: Any, config: Any, builder: Any, **kwargs: Any) -> Any:
+    """Rebuild when a check records progress, so the home page's table follows the labs."""
+    from packetlab.course.progress import data_dir
+
+    if data_dir().is_dir():
+        server.watch(str(data_dir()))
+    return server
+
+
+def _with_progress(readme: str) -> str:
+    """The README with the learner's progress table before "## The modules" (only under `mkdocs serve`)."""
+    from packetlab.course.progress import progress_markdown
+
+    section = progress_markdown()
+    marker = "\n## The modules"
+    return readme.replace(marker, "\n" + section + marker, 1) if marker in readme else readme + "\n" + section
 
 
 def _title(slug: str) -> str:
@@ -68,9 +97,10 @@ def on_config(config: Any, **kwargs: Any) -> Any:
         if stem in labs:
             pages.append({"Lab": f"labs/{stem}.ipynb"})
         nav.append({section: pages if len(pages) > 1 else pages[0][next(iter(pages[0]))]})
-    contributors = [{title: page} for title, page in CONTRIBUTOR_PAGES.items() if (ROOT / "modules" / page).is_file()]
-    if contributors:
-        nav.append({"For contributors": contributors})
+    for section, pages_by_title in (("Help", HELP_PAGES), ("For contributors", CONTRIBUTOR_PAGES)):
+        present = [{title: page} for title, page in pages_by_title.items() if (ROOT / "modules" / page).is_file()]
+        if present:
+            nav.append({section: present})
     config["nav"] = nav
 
     # Mermaid from the site itself: mkdocs-material only fetches its CDN copy when `mermaid` is undefined.
@@ -96,6 +126,8 @@ def on_files(files, config, **kwargs):
     readme = (ROOT / "README.md").read_text()
     readme = re.sub(r"\]\(modules/([^)]+)\)", r"](\1)", readme)  # links into the site
     readme = re.sub(r"\]\(labs/([^)]+)\)", r"](labs/\1)", readme)
+    if _serving:
+        readme = _with_progress(readme)
     files.append(File.generated(config, "index.md", content=readme))
     _sources.clear()
     for nb in _labs():

@@ -133,3 +133,18 @@ def test_cli_reset_asks_without_yes(store, monkeypatch, capsys):
     assert "nothing changed" in capsys.readouterr().out and progress.recorded()
     monkeypatch.setattr("builtins.input", lambda prompt: "y")
     assert cli.main(["progress", "--reset"]) == 0 and progress.recorded() == []
+
+
+def test_docs_home_shows_progress_only_when_served(store):
+    from packetlab.docsite import hooks
+
+    progress.record("07", "check_actions", "passed")
+    readme = "# packetlab\n\nintro\n\n## The modules\n\n| NN |\n"
+    page = hooks._with_progress(readme)
+    assert page.index("## Your progress") < page.index("## The modules")
+    assert "| 07 xdp |" in page and "| 1 | 1 | 0 |" in page and str(store) in page
+    hooks.on_startup(command="build", dirty=False)
+    assert not hooks._serving  # a published build (make test, docs-build) never carries anyone's progress
+    hooks.on_startup(command="serve", dirty=False)
+    assert hooks._serving
+    hooks.on_startup(command="build", dirty=False)
