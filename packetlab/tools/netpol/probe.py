@@ -55,6 +55,19 @@ def _enter(ns_path: str) -> None:
         os.close(fd)
 
 
+def _bound(sock_type: int, port: int, backlog: int = 0) -> socket.socket:
+    """A non-blocking socket on 0.0.0.0:`port` in this thread's namespace (a TCP one listening)."""
+    s = socket.socket(socket.AF_INET, sock_type)
+    tcp = sock_type == socket.SOCK_STREAM
+    if tcp:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    if tcp:
+        s.listen(backlog)
+    s.setblocking(False)
+    return s
+
+
 def serve(
     pods: Sequence[tuple[str, str]], tcp_ports: Sequence[int], udp_ports: Sequence[int], echo_ports: Sequence[int] = ()
 ) -> None:
@@ -63,27 +76,13 @@ def serve(
     echo ports keep the connection and echo every byte (for long-lived flows)."""
     sel = selectors.DefaultSelector()
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
+    tcp, udp = socket.SOCK_STREAM, socket.SOCK_DGRAM
+    kinds = (("tcp", tcp, tcp_ports, 128), ("echo-listen", tcp, echo_ports, 16), ("udp", udp, udp_ports, 0))
     for name, path in pods:
         _enter(path)
-        for port in tcp_ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", port))
-            s.listen(128)
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ, ("tcp", name))
-        for port in echo_ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("0.0.0.0", port))
-            s.listen(16)
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ, ("echo-listen", name))
-        for port in udp_ports:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind(("0.0.0.0", port))
-            s.setblocking(False)
-            sel.register(s, selectors.EVENT_READ, ("udp", name))
+        for kind, sock_type, ports, backlog in kinds:
+            for port in ports:
+                sel.register(_bound(sock_type, port, backlog), selectors.EVENT_READ, (kind, name))
         _setns(home, "back home")
     print("ready", flush=True)
     while True:
