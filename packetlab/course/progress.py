@@ -40,7 +40,7 @@ ENV_DIR = "PACKETLAB_DATA_DIR"
 FILE_NAME = "progress.sqlite3"
 OUTCOMES = ("passed", "reference", "failed")
 COURSE_DIR = REPO_ROOT / "packetlab" / "course"
-_MODULE = re.compile(r"(?:^|\.)m(\d\d)_")
+_MODULE = re.compile(r"(?:^|\.)m(\d\d[a-z]?)_")  # m07_xdp -> 07, m11a_telemetry_sketch -> 11a
 _warned = False
 
 
@@ -111,7 +111,7 @@ def recorded(folder: Path | None = None) -> list[tuple[str, str, str]]:
 
 
 def module_of(check_module: str) -> str:
-    """'packetlab.course.m07_xdp.exercises' -> '07'; anything else -> '??'."""
+    """'packetlab.course.m07_xdp.exercises' -> '07' (m11a_... -> '11a'); anything else -> '??'."""
     m = _MODULE.search(check_module)
     return m.group(1) if m else "??"
 
@@ -139,14 +139,17 @@ def _is_graded(decorator: ast.expr) -> bool:
 def _exercise_counts(only: str | None = None) -> dict[str, tuple[str, int]]:
     """{'07': ('xdp', number of @graded checks)}, read from the source (nothing imported)."""
     out: dict[str, tuple[str, int]] = {}
-    for pkg in sorted(COURSE_DIR.glob(f"m{only or '[0-9][0-9]'}_*")):
+    for pkg in sorted(COURSE_DIR.glob(f"m{only or '[0-9][0-9]*'}_*")):
+        m = _MODULE.match(pkg.name)
+        if not m or (only and m.group(1) != only):
+            continue
         count = 0
         for source in pkg.glob("*.py"):
             with contextlib.suppress(SyntaxError, OSError):
                 for node in ast.walk(ast.parse(source.read_text())):
                     if isinstance(node, ast.FunctionDef) and any(_is_graded(d) for d in node.decorator_list):
                         count += 1
-        out[pkg.name[1:3]] = (pkg.name[4:].replace("_", " "), count)
+        out[m.group(1)] = (pkg.name[m.end() :].replace("_", " "), count)
     return out
 
 

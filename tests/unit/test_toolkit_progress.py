@@ -55,6 +55,7 @@ def test_under_sudo_the_invoking_users_folder(monkeypatch):
 def test_module_of():
     assert progress.module_of("packetlab.course.m07_xdp.exercises") == "07"
     assert progress.module_of("m10_kubernetes_networking.exercises") == "10"
+    assert progress.module_of("packetlab.course.m11a_telemetry_sketch.exercises") == "11a"
     assert progress.module_of("somewhere.else") == "??"
 
 
