@@ -3,10 +3,12 @@
 # bare Debian/Ubuntu host, and by CI. Idempotent: on a provisioned machine it
 # only re-checks and finishes in seconds.
 #
-#   sudo vagrant/provision.sh [--with-test-tools] [--jupyter-service USER]
+#   sudo vagrant/provision.sh [--with-test-tools] [--jupyter-service [--jupyter-ip ADDR]]
 #
 #   --with-test-tools       also install what `make test` needs beyond the labs (vagrant, chromium)
-#   --jupyter-service USER  install and start a systemd unit serving JupyterLab on labs/ (the Vagrant VM uses it)
+#   --jupyter-service       install and start a systemd unit serving JupyterLab on labs/ (the Vagrant VM uses it):
+#                           as root, on the port forward's address only, token from a root-only file
+#   --jupyter-ip ADDR       the address it listens on (default auto: 127.0.0.1, or the NAT address on VirtualBox)
 #   --check                 only tell (exit 0/1) whether .venv matches pyproject.toml and this script
 #
 # Honours http_proxy / https_proxy / no_proxy for apt and pip, and, for networks that
@@ -24,14 +26,16 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 STAMP="$REPO/.venv/.provisioned"
 WITH_TEST_TOOLS=0
-SERVICE_USER=""
+JUPYTER_SERVICE=0
+JUPYTER_IP=auto
 CHECK_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --with-test-tools) WITH_TEST_TOOLS=1 ;;
-    --jupyter-service) SERVICE_USER="${2:?--jupyter-service needs a user}"; shift ;;
+    --jupyter-service) JUPYTER_SERVICE=1 ;;
+    --jupyter-ip) JUPYTER_IP="${2:?--jupyter-ip needs an address (or auto)}"; shift ;;
     --check) CHECK_ONLY=1 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -254,30 +258,11 @@ else
 fi
 
 # ---- JupyterLab as a service (the Vagrant VM) -----------------------------------------------
-if [ -n "$SERVICE_USER" ]; then
-  TOKEN_FILE=/etc/packetlab/jupyter-token
-  mkdir -p /etc/packetlab
-  [ -s "$TOKEN_FILE" ] || { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE"; chmod 600 "$TOKEN_FILE"; }
-  cat > /etc/systemd/system/packetlab-jupyter.service <<UNIT
-[Unit]
-Description=packetlab JupyterLab (labs run as root: they create namespaces and load BPF)
-After=network-online.target
-
-[Service]
-Type=simple
-WorkingDirectory=$REPO/labs
-ExecStartPre=-/bin/mount -t bpf bpf /sys/fs/bpf
-ExecStart=/bin/sh -c 'exec $VENV/bin/jupyter lab --allow-root --no-browser --ip=0.0.0.0 --port=8888 --ServerApp.root_dir=$REPO/labs --IdentityProvider.token="\$(cat $TOKEN_FILE)"'
-ExecStopPost=$VENV/bin/packetlab clean
-Restart=on-failure
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-  systemctl daemon-reload
-  systemctl enable --now packetlab-jupyter.service >/dev/null
-  systemctl restart packetlab-jupyter.service
-  say "JupyterLab runs as packetlab-jupyter.service; token in $TOKEN_FILE"
+if [ "$JUPYTER_SERVICE" = 1 ]; then
+  # shellcheck source=vagrant/jupyter-service.sh
+  . "$REPO/vagrant/jupyter-service.sh"
+  install_jupyter_service "$REPO" "$VENV" "$JUPYTER_IP"
+  say "JupyterLab runs as packetlab-jupyter.service, listening on $JUPYTER_IP (auto: the port forward's address); token in /etc/packetlab/jupyter-token (root only)"
 fi
 
 # ---- the kernel: what each module needs, probed (never read from the version number) ---------
