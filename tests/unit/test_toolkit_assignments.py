@@ -17,6 +17,7 @@ MODULES = {
     "01": "packetlab.course.m01_osi_model.assignments",
     "06": "packetlab.course.m06_ebpf_fundamentals.assignments",
     "07": "packetlab.course.m07_xdp.assignments",
+    "08": "packetlab.course.m08_milestone_xdp_firewall.assignments",
 }
 
 

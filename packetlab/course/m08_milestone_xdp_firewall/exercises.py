@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m08_milestone_xdp_firewall.assignments import CLASSIFY, RULE_MATCH
 
 SERVER = "10.0.1.2"
 MAC: dict[str, Any] = {"src": "02:00:00:00:00:01", "dst": "02:00:00:00:00:02"}
@@ -192,3 +194,16 @@ def check_ipv6(lab: Any, firewall: Any, answer: Any) -> bool:
         hint += f" (the default policy has dropped {st.special['default']['packets']} packets so far)"
     require(not wrong, ex, "real connections disagree with the policy:\n  " + "\n  ".join(wrong), hint)
     return passed(ex, f"{len(expectations)} real TCP connections behaved as the policy says, over IPv4 and IPv6")
+
+
+# ---- C assignments: the learner writes the rule-matching core (graded by packetlab.course.assignments) --
+@graded(RULE_MATCH.try_it)
+def check_rule_match(source: str | None) -> bool:
+    """Assignment 08.A1: first matching rule for a small fixed rule shape (bpf/08-xdp-rule-match.c)."""
+    return check(RULE_MATCH, source)
+
+
+@graded(CLASSIFY.try_it)
+def check_firewall_core(source: str | None) -> bool:
+    """Assignment 08.A2: the firewall's bitmap AND, swapped into bpf/08-xdp-firewall.c, under its verdicts."""
+    return check(CLASSIFY, source)
