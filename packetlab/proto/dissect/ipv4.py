@@ -84,40 +84,18 @@ def ipv4(w: Walker, off: int, end: int, *, quoted: bool = False) -> None:
 
 def ipv4_options(w: Walker, layer: str, off: int, end: int) -> None:
     """The options between byte 20 and the header length (record route, router alert, ...)."""
-    f = w.frame
-    pos = off
-    while pos < end:
-        kind = f[pos]
-        name = IPV4_OPTIONS.get(kind, f"option{kind}")
-        desc = f"type {kind} (copy {kind >> 7}, class {(kind >> 5) & 3}, number {kind & 31})"
-        if kind == 0:
-            w.add(f"{layer}.opt.EOL", pos, 1, None, note="end of options")
-            if end > pos + 1:
-                w.add(
-                    f"{layer}.opt.padding",
-                    pos + 1,
-                    end - pos - 1,
-                    f[pos + 1 : end],
-                    note="padding to a 4-byte boundary",
-                )
-            return
-        if kind == 1:
-            w.add(f"{layer}.opt.NOP", pos, 1, None, note="no operation (alignment)")
-            pos += 1
-            continue
-        if pos + 2 > end or f[pos + 1] < 2 or pos + f[pos + 1] > end:
-            w.add(f"{layer}.opt.malformed", pos, end - pos, f[pos:end], note=desc + ": bad length")
-            return
-        length = f[pos + 1]
-        data = f[pos + 2 : pos + length]
-        if kind in (7, 131, 137) and length >= 3:
-            value: Any = {
-                "pointer": data[0],
-                "routes": [str(ipaddress.IPv4Address(data[i : i + 4])) for i in range(1, len(data) - 3, 4)],
-            }
-        elif kind == 148 and length == 4:
-            value = struct.unpack("!H", data)[0]
-        else:
-            value = data
-        w.add(f"{layer}.opt.{name}", pos, length, value, note=f"{desc}, length {length}")
-        pos += length
+    w.options(layer, off, end, _describe_ipv4_option, _read_ipv4_option, padding="padding to a 4-byte boundary")
+
+
+def _describe_ipv4_option(kind: int) -> tuple[str, str]:
+    desc = f"type {kind} (copy {kind >> 7}, class {(kind >> 5) & 3}, number {kind & 31})"
+    return IPV4_OPTIONS.get(kind, f"option{kind}"), desc
+
+
+def _read_ipv4_option(kind: int, data: bytes) -> tuple[Any, str]:
+    if kind in (7, 131, 137) and len(data) >= 1:  # record route, loose and strict source route
+        routes = [str(ipaddress.IPv4Address(data[i : i + 4])) for i in range(1, len(data) - 3, 4)]
+        return {"pointer": data[0], "routes": routes}, ""
+    if kind == 148 and len(data) == 2:  # router alert
+        return struct.unpack("!H", data)[0], ""
+    return data, ""

@@ -81,44 +81,26 @@ def tcp(
 
 def tcp_options(w: Walker, layer: str, off: int, end: int) -> None:
     """The options after TCP's 20 fixed bytes: MSS, window scale, SACK, timestamps, ..."""
-    f = w.frame
-    pos = off
-    while pos < end:
-        kind = f[pos]
-        name = TCP_OPTIONS.get(kind, f"kind{kind}")
-        if kind == 0:
-            w.add(f"{layer}.opt.EOL", pos, 1, None, note="end of options")
-            if end > pos + 1:
-                w.add(f"{layer}.opt.padding", pos + 1, end - pos - 1, f[pos + 1 : end], note="padding")
-            return
-        if kind == 1:
-            w.add(f"{layer}.opt.NOP", pos, 1, None, note="no operation (alignment)")
-            pos += 1
-            continue
-        if pos + 2 > end or f[pos + 1] < 2 or pos + f[pos + 1] > end:
-            w.add(f"{layer}.opt.malformed", pos, end - pos, f[pos:end], note=f"kind {kind}: bad length")
-            return
-        length = f[pos + 1]
-        data = f[pos + 2 : pos + length]
-        value: Any = data
-        note = f"kind {kind}, length {length}"
-        if kind == 2 and length == 4:
-            value = struct.unpack("!H", data)[0]
-            note += ": maximum segment size"
-        elif kind == 3 and length == 3:
-            value = data[0]
-            note += f": window scale (x{1 << min(data[0], 14)})"
-        elif kind == 4 and length == 2:
-            value = b""
-            note += ": selective ACKs permitted"
-        elif kind == 5 and (length - 2) % 8 == 0:
-            value = tuple(struct.unpack(f"!{(length - 2) // 4}I", data))
-            note += ": SACK blocks"
-        elif kind == 8 and length == 10:
-            value = struct.unpack("!II", data)
-            note += ": (TSval, TSecr)"
-        w.add(f"{layer}.opt.{name}", pos, length, value, note=note)
-        pos += length
+    w.options(layer, off, end, _describe_tcp_option, _read_tcp_option, padding="padding")
+
+
+def _describe_tcp_option(kind: int) -> tuple[str, str]:
+    return TCP_OPTIONS.get(kind, f"kind{kind}"), f"kind {kind}"
+
+
+def _read_tcp_option(kind: int, data: bytes) -> tuple[Any, str]:
+    length = len(data) + 2
+    if kind == 2 and length == 4:
+        return struct.unpack("!H", data)[0], ": maximum segment size"
+    if kind == 3 and length == 3:
+        return data[0], f": window scale (x{1 << min(data[0], 14)})"
+    if kind == 4 and length == 2:
+        return b"", ": selective ACKs permitted"
+    if kind == 5 and (length - 2) % 8 == 0:
+        return tuple(struct.unpack(f"!{(length - 2) // 4}I", data)), ": SACK blocks"
+    if kind == 8 and length == 10:
+        return struct.unpack("!II", data), ": (TSval, TSecr)"
+    return data, ""
 
 
 def udp(

@@ -9,7 +9,7 @@ through the two tables it is given, so no layer imports the layers above it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from packetlab.proto.dissect.fields import Field
@@ -117,3 +117,38 @@ class Walker:
                 self.frame[off:end],
                 note="bytes after the packet (Ethernet pads frames to 60 bytes)",
             )
+
+    def options(
+        self,
+        layer: str,
+        off: int,
+        end: int,
+        describe: Callable[[int], tuple[str, str]],
+        read: Callable[[int, bytes], tuple[Any, str]],
+        padding: str,
+    ) -> None:
+        """IPv4's and TCP's options, which share one encoding: kind 0 ends the list (`padding` follows),
+        kind 1 is a one-byte no-op, and every other kind has a length byte that counts itself and the
+        kind. `describe(kind)` gives the option's name and a description; `read(kind, data)` its value
+        and what to add to the note."""
+        f = self.frame
+        pos = off
+        while pos < end:
+            kind = f[pos]
+            if kind == 0:
+                self.add(f"{layer}.opt.EOL", pos, 1, None, note="end of options")
+                if end > pos + 1:
+                    self.add(f"{layer}.opt.padding", pos + 1, end - pos - 1, f[pos + 1 : end], note=padding)
+                return
+            if kind == 1:
+                self.add(f"{layer}.opt.NOP", pos, 1, None, note="no operation (alignment)")
+                pos += 1
+                continue
+            name, desc = describe(kind)
+            if pos + 2 > end or f[pos + 1] < 2 or pos + f[pos + 1] > end:
+                self.add(f"{layer}.opt.malformed", pos, end - pos, f[pos:end], note=desc + ": bad length")
+                return
+            length = f[pos + 1]
+            value, more = read(kind, f[pos + 2 : pos + length])
+            self.add(f"{layer}.opt.{name}", pos, length, value, note=f"{desc}, length {length}{more}")
+            pos += length
