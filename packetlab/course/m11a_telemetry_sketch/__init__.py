@@ -1,0 +1,1 @@
+"""Module 11a (capstone): in-kernel traffic telemetry with a Count-Min Sketch."""
