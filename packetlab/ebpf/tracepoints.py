@@ -65,6 +65,17 @@ def kprobes_available() -> bool:
     return Path("/sys/bus/event_source/devices/kprobe").exists() or (tracefs() / "kprobe_events").exists()
 
 
+def trace_buffer_lines(marker: str) -> list[str]:
+    """The lines of the kernel's trace buffer (where bpf_trace_printk writes) that contain `marker`.
+
+    Reads ``trace``, the buffer's non-consuming view, rather than ``trace_pipe``: reading
+    the pipe blocks and *removes* what it reads, so a lab would take lines another tool (or
+    your own ``cat trace_pipe``) was waiting for. Both show the same lines.
+    """
+    with open(tracefs() / "trace", errors="replace") as f:
+        return [line.rstrip("\n") for line in f if marker in line]
+
+
 def list_tracepoints(category: str) -> list[str]:
     """Names of the tracepoints in one category (``net``, ``skb``, ``syscalls``, ...)."""
     folder = tracefs() / "events" / category

@@ -90,6 +90,16 @@ def test_tracepoints_count_our_sends_and_stream_them_through_the_ring_buffer(lab
     assert "closed" in repr(tp)  # the lab detached it
 
 
+def test_printk_lines_reach_the_trace_buffer_tagged(lab):
+    """bpf_trace_printk: one line per sendto() of ours, found by the run's tag, with the arguments formatted."""
+    h1, h2 = _two_hosts(lab)
+    lines = ebpf.printk_sends(h1, h2, "10.0.6.2", 3, lab=lab)
+    assert len(lines) == 3, lines
+    assert all("bpf_trace_printk: packetlab-" in line and "sendto fd=" in line for line in lines)
+    assert all(line.endswith("len=20") for line in lines)  # "packetlab datagram N" is 20 bytes
+    assert len({line.split("packetlab-")[1].split()[0] for line in lines}) == 1  # one tag per run
+
+
 def test_kprobe_counts_our_udp_sends_where_the_kernel_has_kprobes(lab):
     """Stock kernels count the sends with a kprobe; a kernel without kprobes says so (None, a clear error)."""
     h1, h2 = _two_hosts(lab)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,6 +114,29 @@ def kprobe_udp_sends(sender: Host, receiver: Host, dst_ip: str, count: int, *, l
         kp.set("target_tgid", 0, os.getpid())
         udp_burst(sender, receiver, dst_ip, count)
         return int(kp.table("udp_sendmsg_calls").get(0, 0))
+
+
+def printk_sends(
+    sender: Host, receiver: Host, dst_ip: str, count: int, *, lab: Lab | None = None, timeout: float = 3.0
+) -> list[str]:
+    """Send `count` datagrams while `bpf/06-printk.c` prints one trace line per sendto(); return our lines.
+
+    Each run writes a fresh random tag into the program, and only lines carrying it
+    are returned: the trace buffer is shared by every program on the machine.
+    """
+    from packetlab.ebpf.tracepoints import TracepointProgram, trace_buffer_lines
+
+    marker = secrets.randbelow(2**31)
+    with TracepointProgram("bpf/06-printk.c", lab=lab) as prog:
+        prog.set("tag", 0, marker)
+        prog.set("target_tgid", 0, os.getpid())
+        udp_burst(sender, receiver, dst_ip, count)
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = trace_buffer_lines(f"packetlab-{marker} ")
+            if len(lines) >= count or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
 
 
 def events_table(events: list[dict], *, since_ns: int | None = None) -> str:
