@@ -319,6 +319,7 @@ class HttpBench:
     def __init__(self, topo, *, threads: int = 1, connections: int = 32) -> None:
         self.topo, self.threads, self.connections = topo, threads, connections
         self.dir = Path(tempfile.mkdtemp(prefix=f"packetlab-{topo.lab.name}-bench-"))
+        topo.lab.track_workdir(self.dir)  # removed with the lab, also if it dies (guardian, packetlab clean)
         self.nginx: dict[str, launch.Server] = {}
         self.inodes = _netns_inodes([n.namespace for n in topo.lab.nodes.values()])
 

@@ -173,12 +173,16 @@ def _pins() -> list[str]:
     return sorted(str(p) for p in PIN_ROOT.rglob("*") if not p.is_dir()) if PIN_ROOT.exists() else []
 
 
-# Temp entries whose owner removes them when its process exits (after the guard's last look),
-# or that are kept on purpose between runs.
+# Temp entries of the test harness (not of labs), removed by their owner process — possibly after
+# the guard's last look — or kept on purpose between runs. Everything else named packetlab-* is
+# checked: lab workdirs (packetlab-<lab>-<node>-...), runtime state, web roots, benches.
 TMP_PROCESS_SCOPED = (
     "packetlab-progress-",  # private_progress_dir(): this run's graded-check progress (atexit)
     "packetlab-docs-",  # the docs site's lab renderings (a TemporaryDirectory, removed at exit)
     "packetlab-unit-hypothesis",  # hypothesis' example database for the unit tests (kept on purpose)
+    "packetlab-jupyterlab-",  # the browser tests' JupyterLab server (its runner's TemporaryDirectory)
+    "packetlab-chromium-",  # the browser tests' Chromium profiles
+    "packetlab-runall-progress-",  # a Run All's own progress folder (the runner's)
     "packetlab-apt.log",  # provisioning logs
     "packetlab-pip.log",
 )
@@ -224,11 +228,16 @@ def host_snapshot() -> Snapshot:
     return snap
 
 
-def compare(before: Snapshot, after: Snapshot) -> list[str]:
-    """One problem per class of host state that differs, naming what appeared, vanished or changed."""
+def compare(before: Snapshot, after: Snapshot, live_labs: frozenset[str] = frozenset()) -> list[str]:
+    """One problem per class of host state that differs, naming what appeared, vanished or changed.
+
+    Temp entries and cgroups named after a lab that is still running (``packetlab-<lab>-...``) are
+    that lab's to remove when it closes, and are not counted (another process's lab on a shared machine)."""
     problems = []
     for key, label, _read in CHECKS:
         old, new = before.get(key), after.get(key)
+        if key in ("tmp", "cgroups") and isinstance(old, list) and isinstance(new, list):
+            old, new = _not_live(old, live_labs), _not_live(new, live_labs)
         if key == "sysctls" and isinstance(old, dict) and isinstance(new, dict):
             # a module loaded during the run adds keys (nf_conntrack_*): only changed or vanished values count
             changed = {k: (old[k], new.get(k, "(gone)")) for k in old if new.get(k) != old[k]}
@@ -241,6 +250,18 @@ def compare(before: Snapshot, after: Snapshot) -> list[str]:
         elif old != new:
             problems.append(f"the host's {label} changed: {_diff(old, new)}")
     return problems
+
+
+def _not_live(paths: list[str], live_labs: frozenset[str]) -> list[str]:
+    """`paths` minus those with a component named ``packetlab-<running lab>-...``."""
+    if not live_labs:
+        return paths
+    prefixes = tuple(f"{cgroups.PREFIX}{lab}-" for lab in live_labs)
+    return [p for p in paths if not any(part.startswith(prefixes) for part in Path(p).parts)]
+
+
+def live_lab_names() -> frozenset[str]:
+    return frozenset(r.lab for r in scan_records()[0] if r.owner_alive())
 
 
 def _diff(old: object, new: object) -> str:
@@ -305,7 +326,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     after = host_snapshot()
     problems = leftovers(_before["namespaces"])  # type: ignore[arg-type]
-    problems += compare(_before, after)
+    problems += compare(_before, after, live_lab_names())
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if problems:
         if reporter:

@@ -464,9 +464,17 @@ def _package_parent() -> str:
 
 
 def close_all() -> None:
-    """Close every lab this process still has open (atexit and signal path)."""
+    """Close every lab this process still has open (atexit and signal path), and tear down the
+    record of any lab object that was dropped without close() (its name's lock is still ours)."""
     for lab in list(_live_labs):
         lab.close()
+    for name, lock in list(_held_locks.items()):
+        with contextlib.suppress(OSError, PacketlabError):
+            record = LabRecord.load(record_path(name))
+            if record.pid == os.getpid():
+                teardown(record)
+        _held_locks.pop(name, None)
+        lock.release()
 
 
 def _on_signal(signum: int, frame: Any) -> None:

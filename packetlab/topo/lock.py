@@ -32,6 +32,7 @@ class LabLock:
     def __init__(self, lab: str, role: str) -> None:
         self.lab, self.role = lab, role
         self._fd: int | None = None
+        self._pid = 0  # the process that took it (a forked child inherits the descriptor, not the lock's ownership)
 
     @property
     def held(self) -> bool:
@@ -59,7 +60,7 @@ class LabLock:
             os.close(fd)  # the previous holder removed this file as we locked it: lock the new one
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {self.role}\n".encode())
-        self._fd = fd
+        self._fd, self._pid = fd, os.getpid()
         return True
 
     def acquire(self, timeout: float) -> bool:
@@ -75,9 +76,10 @@ class LabLock:
         """Remove the lock file (while still holding it), then unlock. Idempotent."""
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            if os.fstat(self._fd).st_ino == os.stat(lock_path(self.lab)).st_ino:
-                os.unlink(lock_path(self.lab))
+        if self._pid == os.getpid():  # (in a forked child: only close its copy of the descriptor)
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(self._fd).st_ino == os.stat(lock_path(self.lab)).st_ino:
+                    os.unlink(lock_path(self.lab))
         os.close(self._fd)
         self._fd = None
 
