@@ -204,6 +204,7 @@ static __always_inline int ipv6_is_nd(struct __sk_buff *skb)
     return icmp6->icmp6_type >= 133 && icmp6->icmp6_type <= 137;   /* RS, RA, NS, NA, redirect */
 }
 
+/* --8<-- [start:policy] */
 static __always_inline int allowed_by_rules(__u32 gen, __u32 dir, __be32 pod_ip, __be32 peer, struct pkt *p)
 {
     struct rule_key k = {.prefixlen = 128, .gen = gen, .dir = dir, .pod_ip = pod_ip, .peer_ip = peer};
@@ -223,7 +224,9 @@ static __always_inline int allowed_by_rules(__u32 gen, __u32 dir, __be32 pod_ip,
     }
     return 0;
 }
+/* --8<-- [end:policy] */
 
+/* --8<-- [start:conntrack] */
 static __always_inline int ct_fresh(struct flow_key *k)
 {
     struct ct_val *v = conntrack.lookup(k);
@@ -251,6 +254,7 @@ static __always_inline void ct_record(struct pkt *p, __u8 side)
     struct ct_val fresh = {.last_seen_ns = now, .packets = 1};
     conntrack.update(&k, &fresh);
 }
+/* --8<-- [end:conntrack] */
 
 /* A reply a backend pod sends, already translated back to ClusterIP:port by the LB:
  * was the connection (client -> this backend) allowed in at this pod? */

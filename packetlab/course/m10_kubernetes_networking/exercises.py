@@ -9,7 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m10_kubernetes_networking.assignments import CONNTRACK, POLICY_LOOKUP
 from packetlab.course.m10_kubernetes_networking.helpers import egress_requirement, web_requirement
 from packetlab.errors import PacketlabError
 
@@ -170,3 +172,16 @@ def check_egress_via_service(
         )
     backends = sorted({r.answer for r in vip})
     passed(ex, f"the Service answers from {', '.join(backends)}; everything else from 'other' is blocked")
+
+
+# ---- C assignments in the NetworkPolicy dataplane (graded by packetlab.course.assignments) -------------
+@graded(POLICY_LOOKUP.try_it)
+def check_policy_lookup(source: str | None) -> bool:
+    """Assignment 10.A1: allowed_by_rules() in bpf/10-netpol.c, against the NetworkPolicy evaluator."""
+    return check(POLICY_LOOKUP, source)
+
+
+@graded(CONNTRACK.try_it)
+def check_policy_conntrack(source: str | None) -> bool:
+    """Assignment 10.A2: ct_fresh() and ct_record() in bpf/10-netpol.c: replies of allowed connections pass."""
+    return check(CONNTRACK, source)
