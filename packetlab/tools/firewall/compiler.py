@@ -26,6 +26,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import product
+from typing import Any
 
 from packetlab.tools.firewall.layout import (
     FW_L4_SIZE,
@@ -103,7 +104,7 @@ class Compiled:
     def rule_of_bit(self, bit: int) -> Rule:
         return self.ruleset.rules[self.entries[bit].rule]
 
-    def lookup(
+    def dimensions(
         self,
         *,
         src: str,
@@ -112,40 +113,13 @@ class Compiled:
         dport: int | None = None,
         sport: int | None = None,
         tcp_flags: int | None = None,
-    ) -> Rule | None:
-        """Classify a packet in Python with the same tables the kernel uses (for teaching
-        and for cross-checking the kernel): the matching rule, or None for the default."""
-        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
-        sets = [
-            self._addr_set(0, s),
-            self._addr_set(1, d),
-            self.classes.sets[self.ports["dport"][FW_PORT_NONE if dport is None else dport]],
-            self.classes.sets[self.ports["sport"][FW_PORT_NONE if sport is None else sport]],
-            self.classes.sets[self.l4[256 + tcp_flags if proto == 6 and tcp_flags is not None else proto]],
-        ]
-        both = sets[0] & sets[1] & sets[2] & sets[3] & sets[4]
-        if not both:
-            return None
-        return self.rule_of_bit((both & -both).bit_length() - 1)
-
-    def trace(
-        self,
-        *,
-        src: str,
-        dst: str,
-        proto: int,
-        dport: int | None = None,
-        sport: int | None = None,
-        tcp_flags: int | None = None,
-    ) -> str:
-        """Show the five lookups for one packet, the AND, and the winning rule (for the lab)."""
-        from packetlab.show.tables import format_table
-
-        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    ) -> list[tuple[str, str, int]]:
+        """The five lookups the kernel makes for one packet: (dimension, the packet's value, class id).
+        The entries that can match are the AND of the five classes' sets."""
         l4i = 256 + tcp_flags if proto == 6 and tcp_flags is not None else proto
-        dims = [
-            ("src address", src, self._addr_class(0, s)),
-            ("dst address", dst, self._addr_class(1, d)),
+        return [
+            ("src address", src, self._addr_class(0, ipaddress.ip_address(src))),
+            ("dst address", dst, self._addr_class(1, ipaddress.ip_address(dst))),
             (
                 "dst port",
                 "none" if dport is None else str(dport),
@@ -158,9 +132,24 @@ class Compiled:
             ),
             ("proto/flags", f"{proto}" + (f" flags 0x{tcp_flags:02x}" if l4i >= 256 else ""), self.l4[l4i]),
         ]
+
+    def lookup(self, **packet: Any) -> Rule | None:
+        """Classify a packet in Python with the same tables the kernel uses (for teaching
+        and for cross-checking the kernel): the matching rule, or None for the default.
+        `packet`: the keywords of `dimensions` (src, dst, proto; dport, sport, tcp_flags)."""
+        both = -1
+        for _, _, cid in self.dimensions(**packet):
+            both &= self.classes.sets[cid]
+        return self.rule_of_bit((both & -both).bit_length() - 1) if both else None
+
+    def trace(self, **packet: Any) -> str:
+        """Show the five lookups for one packet, the AND, and the winning rule (for the lab);
+        `packet` as for `lookup`."""
+        from packetlab.show.tables import format_table
+
         both = -1
         rows = []
-        for name, value, cid in dims:
+        for name, value, cid in self.dimensions(**packet):
             bits = self.classes.sets[cid]
             both &= bits
             rows.append([name, value, cid, self._names(bits)])
@@ -176,19 +165,12 @@ class Compiled:
         return ", ".join(names[:8]) + (f", ... ({len(names)} in all)" if len(names) > 8 else "") if names else "(none)"
 
     def _addr_class(self, dim: int, addr) -> int:
+        """The class of the longest prefix in dimension `dim` that holds `addr` (0, the empty set: none)."""
         for plen in range(addr.max_prefixlen, -1, -1):
             net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
             cid = self.prefixes.get((dim, addr.version, net))
             if cid is not None:
                 return cid
-        return 0
-
-    def _addr_set(self, dim: int, addr) -> int:
-        for plen in range(addr.max_prefixlen, -1, -1):
-            net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
-            cid = self.prefixes.get((dim, addr.version, net))
-            if cid is not None:
-                return self.classes.sets[cid]
         return 0
 
 
