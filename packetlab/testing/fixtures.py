@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -88,6 +89,22 @@ def _namespaces() -> list[str]:
     return sorted(os.listdir(netns.NETNS_DIR)) if os.path.isdir(netns.NETNS_DIR) else []
 
 
+def lab_namespaces(name: str) -> list[str]:
+    """The namespaces of lab `name` that exist now (``<name>-<node>``), sorted."""
+    return [ns for ns in _namespaces() if ns.startswith(f"{name}-")]
+
+
+def wait_until_gone(name: str, timeout: float = 10.0) -> bool:
+    """Wait until lab `name` has no namespace and no record left — for tests of the cleanup that
+    someone else does (atexit, a signal handler, the guardian); False if it had not after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not lab_namespaces(name) and not record_path(name).exists():
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def unique_lab() -> Lab:
     """Start a `Lab` under a fresh random name (retrying while names are taken)."""
     for _ in range(_ATTEMPTS):
@@ -114,7 +131,7 @@ def snapshot(lab: Lab, requested_by: str) -> CreatedLab:
 def leftovers(created: CreatedLab) -> list[str]:
     """What of `created` still exists: namespaces, live processes, pins, workdirs, cgroups, the record.
     Empty when clean."""
-    left = [f"namespace {ns}" for ns in _namespaces() if ns.startswith(f"{created.name}-")]
+    left = [f"namespace {ns}" for ns in lab_namespaces(created.name)]
     rec = created.record
     if rec is not None:
         left += [f"namespace {ns}" for ns in rec.namespaces if netns.exists(ns)]

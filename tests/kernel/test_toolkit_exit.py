@@ -4,29 +4,10 @@ own atexit cleanup after ours, so it runs first)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import PYTHON
-from packetlab.topo.state import STATE_DIR
-
-
-def _namespaces(prefix: str) -> list[str]:
-    return [
-        n
-        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-        if n.startswith(prefix)
-    ]
-
-
-def _wait_gone(prefix: str, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _namespaces(prefix) and not (STATE_DIR / f"{prefix.rstrip('-')}.json").exists():
-            return True
-        time.sleep(0.1)
-    return False
+from packetlab.testing.fixtures import wait_until_gone
 
 
 def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
@@ -51,4 +32,4 @@ def test_kernel_shutdown_with_xdp_attached_removes_the_lab():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=False)
-    assert _wait_gone("tkx-"), "a kernel shut down with XDP attached left its lab behind"
+    assert wait_until_gone("tkx", timeout=15), "a kernel shut down with XDP attached left its lab behind"

@@ -18,28 +18,12 @@ from packetlab import Lab
 from packetlab.errors import LabBusy, PacketlabError, VerifierError
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import PYTHON, run_py
+from packetlab.testing.fixtures import lab_namespaces, wait_until_gone
 from packetlab.topo import netns
 from packetlab.topo.state import STATE_DIR, LabRecord, record_path
 
 HERE = Path(__file__).parent
 COUNTER = str(HERE / "bpf/toolkit_counter.c")
-
-
-def _namespaces(prefix: str) -> list[str]:
-    return [
-        n
-        for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-        if n.startswith(prefix)
-    ]
-
-
-def _wait_gone(prefix: str, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _namespaces(prefix) and not (STATE_DIR / f"{prefix.rstrip('-')}.json").exists():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_ping_across_a_bridge_ipv4_and_ipv6(lab):
@@ -49,7 +33,7 @@ def test_ping_across_a_bridge_ipv4_and_ipv6(lab):
     assert h1.ping("10.0.1.2", check=True).ok
     assert h1.ping("fd00:1::2", check=True).ok
     assert "h1-eth0" in sw.run(["ip", "-br", "link"]).stdout
-    assert sorted(_namespaces(f"{lab.name}-")) == [f"{lab.name}-{n}" for n in ("h1", "h2", "sw")]
+    assert sorted(lab_namespaces(lab.name)) == [f"{lab.name}-{n}" for n in ("h1", "h2", "sw")]
     assert not h1.ping("10.0.1.99", timeout=0.5).ok
 
 
@@ -109,7 +93,7 @@ def test_a_second_live_lab_with_the_same_name_is_refused():
     finally:
         child.send_signal(signal.SIGTERM)
         child.wait(10)
-    assert _wait_gone("tkf-")
+    assert wait_until_gone("tkf")
 
 
 def test_xdp_attach_counts_real_traffic_and_detaches(lab):
@@ -202,7 +186,7 @@ def _start_child(name: str, **env) -> subprocess.Popen:
     )
     line = child.stdout.readline().split()
     assert line[:1] == ["ready"], child.stderr.read()
-    assert len(_namespaces(f"{name}-")) == 2
+    assert len(lab_namespaces(name)) == 2
     child.prog_id = int(line[1])  # type: ignore[attr-defined]  # the XDP program the child attached
     return child
 
@@ -224,7 +208,7 @@ def test_cleanup_on_signal(sig):
     child = _start_child(name)
     child.send_signal(sig)
     child.wait(15)
-    assert _wait_gone(f"{name}-"), "namespaces left after signal"
+    assert wait_until_gone(name), "namespaces left after signal"
     assert not _prog_loaded(child.prog_id), f"the child's XDP program {child.prog_id} outlived its lab"
 
 
@@ -232,7 +216,7 @@ def test_cleanup_after_sigkill_by_the_guardian():
     child = _start_child("tkj")
     child.kill()
     child.wait(5)
-    assert _wait_gone("tkj-"), "the guardian did not remove the namespaces of a SIGKILLed lab"
+    assert wait_until_gone("tkj"), "the guardian did not remove the namespaces of a SIGKILLed lab"
     assert not _prog_loaded(child.prog_id)
 
 
@@ -243,7 +227,7 @@ def test_cleanup_after_sigkill_by_packetlab_clean():
     child.kill()
     child.wait(5)
     time.sleep(0.2)
-    assert sorted(_namespaces("tkk-")) == ["tkk-h1", "tkk-h2"]  # nobody cleaned yet
+    assert sorted(lab_namespaces("tkk")) == ["tkk-h1", "tkk-h2"]  # nobody cleaned yet
     dry = subprocess.run(
         [PYTHON, "-m", "packetlab", "clean", "--dry-run", "--lab", "tkk"], capture_output=True, text=True, cwd=REPO_ROOT
     )
@@ -253,7 +237,7 @@ def test_cleanup_after_sigkill_by_packetlab_clean():
     )
     assert out.returncode == 0, out.stderr
     assert "namespace tkk-h2" in out.stdout and f"process {sleeper}" in out.stdout
-    assert _namespaces("tkk-") == [] and not Path(f"/proc/{sleeper}/cmdline").exists()
+    assert lab_namespaces("tkk") == [] and not Path(f"/proc/{sleeper}/cmdline").exists()
     assert not (STATE_DIR / "tkk.json").exists()
 
 
@@ -286,20 +270,20 @@ def test_cleanup_when_a_notebook_kernel_restarts():
             "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1'); lab.host('h2')", timeout=60
         )
         assert reply["content"]["status"] == "ok"
-        assert len(_namespaces("tkm-")) == 2
+        assert len(lab_namespaces("tkm")) == 2
         km.restart_kernel(now=False)
-        assert _wait_gone("tkm-"), "namespaces survived a kernel restart"
+        assert wait_until_gone("tkm"), "namespaces survived a kernel restart"
         kc.wait_for_ready(timeout=60)
         reply = kc.execute_interactive(
             "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1')", timeout=60
         )
         assert reply["content"]["status"] == "ok"
         km.restart_kernel(now=True)  # SIGKILL: the guardian cleans up
-        assert _wait_gone("tkm-"), "namespaces survived a forced kernel restart"
+        assert wait_until_gone("tkm"), "namespaces survived a forced kernel restart"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
-    assert _wait_gone("tkm-")
+    assert wait_until_gone("tkm")
 
 
 def test_doctor_json_reports_everything_present():
@@ -371,7 +355,7 @@ def test_starting_a_lab_again_in_the_same_process_replaces_it():
         assert netns.exists("tko-h1")
     finally:
         second.close()
-    assert _namespaces("tko-") == []
+    assert lab_namespaces("tko") == []
 
 
 def test_unknown_attach_modes_are_readable_errors(lab):
