@@ -111,32 +111,20 @@ class TcpConversation:
         return self.segment(side, "PA", b"forged", seq=u32(self.next_seq[side] + offset), advance=False)
 
 
-#: how to bring a fresh connection into each TCP state: (side, scapy flags) steps
+#: how to bring a fresh connection into each TCP state: (side, scapy flags) steps. The close
+#: sequence goes one step further each state: the client closes, the server ACKs, then closes.
+_HANDSHAKE = (("client", "S"), ("server", "SA"), ("client", "A"))
+_CLOSING = (("client", "FA"), ("server", "A"), ("server", "FA"), ("client", "A"))
 STATE_RECIPES: dict[str, tuple[tuple[str, str], ...]] = {
     "NONE": (),
-    "SYN_SENT": (("client", "S"),),
-    "SYN_RECV": (("client", "S"), ("server", "SA")),
-    "ESTABLISHED": (("client", "S"), ("server", "SA"), ("client", "A")),
-    "FIN_WAIT": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA")),
-    "CLOSE_WAIT": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "FA"), ("server", "A")),
-    "LAST_ACK": (
-        ("client", "S"),
-        ("server", "SA"),
-        ("client", "A"),
-        ("client", "FA"),
-        ("server", "A"),
-        ("server", "FA"),
-    ),
-    "TIME_WAIT": (
-        ("client", "S"),
-        ("server", "SA"),
-        ("client", "A"),
-        ("client", "FA"),
-        ("server", "A"),
-        ("server", "FA"),
-        ("client", "A"),
-    ),
-    "CLOSE": (("client", "S"), ("server", "SA"), ("client", "A"), ("client", "R")),
+    "SYN_SENT": _HANDSHAKE[:1],
+    "SYN_RECV": _HANDSHAKE[:2],
+    "ESTABLISHED": _HANDSHAKE,
+    "FIN_WAIT": _HANDSHAKE + _CLOSING[:1],
+    "CLOSE_WAIT": _HANDSHAKE + _CLOSING[:2],
+    "LAST_ACK": _HANDSHAKE + _CLOSING[:3],
+    "TIME_WAIT": _HANDSHAKE + _CLOSING,
+    "CLOSE": _HANDSHAKE + (("client", "R"),),
     "SYN_SENT2": (("client", "S"), ("server", "S")),
 }
 
