@@ -213,22 +213,13 @@ def test_plan_keeps_what_stays_and_reuses_the_oldest_freed_slot():
 
 
 def test_backend_entries_and_the_address_filter():
+    from packetlab.tools.lb import layout
     from packetlab.tools.lb.encode import addr_bucket, backend_entry, be16, be32, filter_marks, vip_meta
-    from packetlab.tools.lb.layout import (
-        BE_F_ACTIVE,
-        BE_F_NEXTHOP,
-        BE_F_REDIRECT,
-        BE_F_UP,
-        FILTER_BE_SRC,
-        FILTER_VIP_DST,
-        VIP_F_ACTIVE,
-        VIP_F_DSR,
-    )
     from packetlab.tools.lb.nexthop import NextHop
 
     hop = NextHop("10.9.2.11", "eth1", 3, "10.9.2.1", None, "02:00:00:00:00:0b", "02:00:00:00:00:01")
     e = backend_entry("10.9.2.11:8080", up=True, hop=hop, redirect=True)
-    assert e.flags == BE_F_ACTIVE | BE_F_UP | BE_F_NEXTHOP | BE_F_REDIRECT
+    assert e.flags == layout.BE_F_ACTIVE | layout.BE_F_UP | layout.BE_F_NEXTHOP | layout.BE_F_REDIRECT
     assert (e.addr, e.port, e.ifindex, bytes(e.dmac)) == (
         be32("10.9.2.11"),
         be16(8080),
@@ -237,10 +228,13 @@ def test_backend_entries_and_the_address_filter():
     )
     unresolved = replace(hop, mac=None)
     down = backend_entry("10.9.2.11:80", up=False, hop=unresolved, redirect=True)
-    assert down.flags == BE_F_ACTIVE  # down, and no MAC: not in the ring, and the kernel would forward
+    assert down.flags == layout.BE_F_ACTIVE  # down, and no MAC: not in the ring, and the kernel would forward
     nat = make_vip("10.9.100.1", 80, ["10.9.2.11:80"], mode="nat")
     dsr = make_vip("10.9.100.2", 80, ["10.9.2.12:80"], mode="dsr", sticky=False)
     marks = filter_marks(LBConfig((nat, dsr)))
-    assert marks[addr_bucket("10.9.100.1")] & FILTER_VIP_DST and marks[addr_bucket("10.9.2.11")] & FILTER_BE_SRC
-    assert not marks[addr_bucket("10.9.2.12")] & FILTER_BE_SRC  # DSR replies never pass the LB
-    assert vip_meta(dsr, 5).flags == VIP_F_DSR | VIP_F_ACTIVE and vip_meta(dsr, 5).index == 5
+    assert (
+        marks[addr_bucket("10.9.100.1")] & layout.FILTER_VIP_DST
+        and marks[addr_bucket("10.9.2.11")] & layout.FILTER_BE_SRC
+    )
+    assert not marks[addr_bucket("10.9.2.12")] & layout.FILTER_BE_SRC  # DSR replies never pass the LB
+    assert vip_meta(dsr, 5).flags == layout.VIP_F_DSR | layout.VIP_F_ACTIVE and vip_meta(dsr, 5).index == 5
