@@ -54,6 +54,8 @@ def test_tls_client_hello_sni_and_version():
         "sni": "secure.lab.test",
         "version": "TLS 1.3",
     }
+    head = tls(bytes(hello)[:62])  # what a 128-byte sampled packet head holds of it
+    assert head is not None and head.fields == {"handshake": "client_hello", "truncated": True}
     old = tls(bytes(TLS(msg=[TLSClientHello(version=0x0301, ext=[])])))
     assert old is not None and old.fields["version"] == "TLS 1.0" and old.fields["sni"] == ""
 

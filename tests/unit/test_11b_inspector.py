@@ -89,6 +89,8 @@ def test_each_attack_raises_its_alert_with_evidence():
         alerts = inspect_frames(T.merge(T.normal_traffic(99.0), trace)).alerts
         assert [a.kind for a in alerts] == [kind], kind
         assert alerts[0].evidence and alerts[0].threshold
+    wide = inspect_frames(T.port_scan(0.0, ports=range(1, 301))).alerts  # 300 SYNs, but over 300 ports
+    assert [a.kind for a in wide] == ["port_scan"]
     scan = inspect_frames(T.port_scan(100.0)).alerts[0]
     assert (scan.source, scan.target, scan.evidence["ports"]) == ("10.11.0.66", T.SERVER, 100)
 

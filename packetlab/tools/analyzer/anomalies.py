@@ -24,7 +24,7 @@ class Thresholds:
 
     window: float = 10.0  # seconds every count below looks back over
     scan_ports: int = 20  # distinct destination ports one source probed without an answer
-    syn_flood_syns: int = 200  # unanswered SYNs to one destination
+    syn_flood_syns: int = 200  # unanswered SYNs to one destination port (a scan spreads over ports)
     udp_flood_packets: int = 5000  # UDP packets to one destination
     dns_label_length: int = 40  # a query label longer than this is suspicious...
     dns_entropy: float = 3.5  # ...or a long label with this many bits of entropy per character
@@ -136,7 +136,7 @@ class Detectors:
                 cutoff = o.time - self.t.window
                 self._half_open = {k: v for k, v in self._half_open.items() if v >= cutoff}
             self._half_open[(o.src, o.dst, o.sport, o.dport)] = o.time
-            self._push(self._syns[o.dst], (o.time, o.src), o.time)
+            self._push(self._syns[f"{o.dst}:{o.dport}"], (o.time, o.src), o.time)
             self._push(self._probes[o.src], (o.time, o.dst, o.dport), o.time)
             self._check_scan(o)
             self._check_syn_flood(o)
@@ -147,7 +147,7 @@ class Detectors:
         ):
             # the client's ACK completes a handshake: neither a probe nor a flood SYN
             self._forget(self._probes[o.src], o.dst, o.dport)
-            self._forget_syn(self._syns[o.dst], o.src)
+            self._forget_syn(self._syns[f"{o.dst}:{o.dport}"], o.src)
 
     def _check_scan(self, o: Observation) -> None:
         probes = self._probes[o.src]
@@ -165,17 +165,18 @@ class Detectors:
             )
 
     def _check_syn_flood(self, o: Observation) -> None:
-        syns = self._syns[o.dst]
+        target = f"{o.dst}:{o.dport}"
+        syns = self._syns[target]
         if len(syns) >= self.t.syn_flood_syns:
             sources = Counter(src for _, src in syns)
             self._raise(
                 "syn_flood",
                 f"{len(sources)} sources" if len(sources) > 1 else next(iter(sources)),
-                o.dst,
+                target,
                 o.time,
                 syns[0][0],
                 {"unanswered_syns": len(syns), "top_sources": sources.most_common(3), "window_s": self.t.window},
-                f">= {self.t.syn_flood_syns} SYNs without a completed handshake in {self.t.window:g} s",
+                f">= {self.t.syn_flood_syns} SYNs to one port without a completed handshake in {self.t.window:g} s",
             )
 
     # ---- UDP floods ---------------------------------------------------------------------------

@@ -184,6 +184,8 @@ def tls(payload: bytes) -> AppInfo | None:
     if hs_type not in (1, 2):
         return None
     body = payload[9:]
+    if len(body) < 2 + 32 + 1:  # cut before the session id: a sampled packet head (128 bytes) often is
+        return AppInfo("tls", {"handshake": "client_hello" if hs_type == 1 else "server_hello", "truncated": True})
     try:
         (legacy,) = struct.unpack_from("!H", body, 0)
         off = 2 + 32
@@ -210,8 +212,8 @@ def tls(payload: bytes) -> AppInfo | None:
                 elif etype == 43:
                     raw = data[1:] if hs_type == 1 else data
                     versions = [v for (v,) in struct.iter_unpack("!H", raw[: len(raw) // 2 * 2]) if not _grease(v)]
-    except (struct.error, IndexError):
-        return None
+    except (struct.error, IndexError):  # cut inside the hello: the record header already said TLS
+        return AppInfo("tls", {"handshake": "client_hello" if hs_type == 1 else "server_hello", "truncated": True})
     version = max(versions) if versions else legacy
     fields: dict[str, Any] = {"handshake": "client_hello" if hs_type == 1 else "server_hello"}
     if hs_type == 1:
