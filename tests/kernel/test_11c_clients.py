@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
+
+from packetlab.course.grading import CheckFailed
+from packetlab.course.m11c_dhcp_fastpath import helpers
+from packetlab.course.m11c_dhcp_fastpath.exercises import check_fixed_checksum, check_map_sizing, check_path_predictions
 from packetlab.course.m11c_dhcp_fastpath.topology import SERVER_IP, build
 from packetlab.show.prometheus import parse_samples
 from packetlab.tools.dhcp.store import BOUND, RELEASED, LeaseStore
@@ -92,3 +97,34 @@ def test_lease_renew_release_and_restart(lab):
     assert samples[("packetlab_dhcp_leases", frozenset({("pool", "subscribers"), ("state", BOUND)}))] == 2
     assert samples[("packetlab_dhcp_cache_entries", frozenset())] == 2
     t.stop_server()
+    exercises_refuse_wrong_answers(t)
+
+
+def exercises_refuse_wrong_answers(t):
+    """The three checks of lab 11c on this lab: a wrong answer fails and says why, the right one passes."""
+    steps = helpers.prediction_sequence(t)
+    right = [helpers.path_of(t, s.frame) for s in steps]
+    assert right == ["fast", "fast", "slow", "slow", "fast", "slow", "slow", "slow"]
+    with pytest.raises(CheckFailed, match="1 of 8 wrong"):
+        check_path_predictions(["slow", *right[1:]], t, steps)
+    assert check_path_predictions(right, t, steps)
+
+    original, broken = helpers.broken_reply(t)
+    with pytest.raises(CheckFailed, match="UDP checksum still does not verify"):
+        check_fixed_checksum(broken, original, broken)
+    with pytest.raises(CheckFailed, match="bytes other than the UDP checksum"):
+        check_fixed_checksum(original, original, broken)  # valid, but the lease time went back
+    from scapy.layers.inet import UDP
+    from scapy.layers.l2 import Ether
+
+    redone = Ether(broken)
+    del redone[UDP].chksum
+    assert check_fixed_checksum(bytes(redone), original, broken)
+
+    with pytest.raises(CheckFailed, match="E2BIG"):
+        check_map_sizing({"leases": 50_000, "buckets": 100_000, "mib": 13}, 100_000)
+    with pytest.raises(CheckFailed, match="evicts buckets in use"):
+        check_map_sizing({"leases": 100_000, "buckets": 10_000, "mib": 10}, 100_000)
+    with pytest.raises(CheckFailed, match="the kernel charges"):
+        check_map_sizing({"leases": 100_000, "buckets": 100_000, "mib": 4.6}, 100_000)  # the payload alone
+    assert check_map_sizing({"leases": 100_000, "buckets": 100_000, "mib": 17.7}, 100_000)
