@@ -238,6 +238,7 @@ static __always_inline __u8 lb_next_state(__u8 state, __u8 proto, __u8 flags, in
     return state;
 }
 
+/* --8<-- [start:maglev] */
 static __always_inline int lb_pick(struct lb_vip *vip, struct lb_flow *flow, __u32 *slot_out)
 {
     __u32 rs = vip->ring_size;
@@ -250,6 +251,7 @@ static __always_inline int lb_pick(struct lb_vip *vip, struct lb_flow *flow, __u
     *slot_out = *slot;
     return 0;
 }
+/* --8<-- [end:maglev] */
 
 static __always_inline void lb_count(struct lb_counters *c, __u64 bytes, int new_conn, int reply)
 {

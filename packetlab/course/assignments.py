@@ -51,7 +51,8 @@ class Case:
     `verdict` is the XDP/tc verdict name; `output` the whole frame expected back (scapy or
     bytes); `maps` maps a map name to ``{key: value}`` that must hold after this packet
     (maps are cleared before each case; a dict value is compared field by field, so only
-    the fields named are checked). `prepare` fills configuration maps before the packet.
+    the fields named are checked). `prepare` fills configuration maps before the packet;
+    `after` inspects what `maps` cannot express and returns (expected, got) when it is wrong.
     """
 
     name: str
@@ -60,6 +61,7 @@ class Case:
     output: Any = None
     maps: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
     prepare: Callable[[LoadedProgram], None] | None = None
+    after: Callable[[LoadedProgram], tuple[str, str] | None] | None = None  # (expected, got) if wrong
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Assignment:
     prog_type: str = "xdp"
     function: str | None = None
     cflags: Sequence[str] = ()
+    reset: Sequence[str] | None = None  # maps cleared before each case (None: all; a huge array is slow to clear)
     hint: str = ""  # printed with a failing case
     explain: Callable[[VerifierError, str], tuple[str, str] | None] | None = None  # module-specific explainer
     inspect: Callable[[LoadedProgram], str | None] | None = None  # after the cases: a problem they cannot show
@@ -249,14 +252,10 @@ def describe_packet(packet: Any) -> str:
     return f"{text} ({len(raw)} bytes)"
 
 
-def describe_difference(expected: bytes, got: bytes) -> str:
-    """Where two frames first differ, with both frames in one line each."""
+def first_difference(expected: bytes, got: bytes) -> str:
+    """Where two frames first differ: the byte offset and four bytes of each from there."""
     n = next((i for i, (x, y) in enumerate(zip(expected, got, strict=False)) if x != y), min(len(expected), len(got)))
-    return (
-        f"expected {describe_packet(expected)}\n         got      {describe_packet(got)}\n"
-        f"         first difference at byte {n}: expected {expected[n : n + 4].hex() or 'end'}, "
-        f"got {got[n : n + 4].hex() or 'end'}"
-    )
+    return f"first difference at byte {n}: expected {expected[n : n + 4].hex() or 'end'}, got {got[n : n + 4].hex() or 'end'}"
 
 
 def _matches(expected: Any, got: Any) -> bool:
@@ -265,9 +264,14 @@ def _matches(expected: Any, got: Any) -> bool:
     return bool(expected == got)
 
 
-def run_case(prog: LoadedProgram, case: Case) -> None:
-    """Run one case on a loaded program; raise CaseFailed if anything differs."""
-    prog.reset_maps()
+def run_case(prog: LoadedProgram, case: Case, reset: Sequence[str] | None = None) -> None:
+    """Run one case on a loaded program (after clearing the maps in `reset`, default all); raise CaseFailed
+    if anything differs."""
+    if reset is None:
+        prog.reset_maps()
+    else:
+        for name in reset:
+            prog[name].clear()
     if case.prepare is not None:
         case.prepare(prog)
     res = prog.test_run(case.packet)
@@ -276,7 +280,12 @@ def run_case(prog: LoadedProgram, case: Case) -> None:
     if case.output is not None:
         want = bytes(case.output)
         if res.data != want:
-            raise CaseFailed(case.name, case.packet, "the rewritten frame", describe_difference(want, res.data))
+            raise CaseFailed(
+                case.name,
+                case.packet,
+                f"{res.verdict} with {describe_packet(want)}",
+                f"{res.verdict} with {describe_packet(res.data)}\n         {first_difference(want, res.data)}",
+            )
     for name, entries in case.maps.items():
         try:
             table = prog.table(name)
@@ -286,6 +295,9 @@ def run_case(prog: LoadedProgram, case: Case) -> None:
             got = table.get(key)
             if not _matches(value, got):
                 raise CaseFailed(case.name, case.packet, f"{name}[{key!r}] = {value!r}", f"{name}[{key!r}] = {got!r}")
+    wrong = case.after(prog) if case.after is not None else None
+    if wrong is not None:
+        raise CaseFailed(case.name, case.packet, *wrong)
 
 
 def grade(a: Assignment, source: str | Path) -> str:
@@ -306,7 +318,7 @@ def grade(a: Assignment, source: str | Path) -> str:
         cases = list(a.cases())
         for case in cases:
             try:
-                run_case(prog, case)
+                run_case(prog, case, a.reset)
             except CaseFailed as exc:
                 raise _case_failure(a, exc) from None
         problem = a.inspect(prog) if a.inspect is not None else None

@@ -18,6 +18,7 @@ MODULES = {
     "06": "packetlab.course.m06_ebpf_fundamentals.assignments",
     "07": "packetlab.course.m07_xdp.assignments",
     "08": "packetlab.course.m08_milestone_xdp_firewall.assignments",
+    "09": "packetlab.course.m09_milestone_l4_load_balancer.assignments",
     "10": "packetlab.course.m10_kubernetes_networking.assignments",
 }
 

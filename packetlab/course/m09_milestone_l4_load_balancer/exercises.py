@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m09_milestone_l4_load_balancer.assignments import MAGLEV, NAT
 from packetlab.course.m09_milestone_l4_load_balancer.helpers import SurvivalExercise
 
 
@@ -138,3 +140,16 @@ def check_flow_survives(answer: Any, exercise: SurvivalExercise) -> bool:
         "remembered its backend even though Maglev now points the 5-tuple at "
         f"{exercise.moves_to}",
     )
+
+
+# ---- C assignments in the load balancer (graded by packetlab.course.assignments) ------------------------
+@graded(MAGLEV.try_it)
+def check_maglev_lookup(source: str | None) -> bool:
+    """Assignment 09.A1: lb_pick() in bpf/09-lb.c: every new flow reaches the backend the Python twin predicts."""
+    return check(MAGLEV, source)
+
+
+@graded(NAT.try_it)
+def check_nat_rewrite(source: str | None) -> bool:
+    """Assignment 09.A2: the NAT rewrite in bpf/09-lb.c, byte for byte, and its nat_rev entry."""
+    return check(NAT, source)
