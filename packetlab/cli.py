@@ -24,7 +24,7 @@ from packetlab.errors import document_exit_codes, run_cli
 TOOLS: dict[str, tuple[str, str]] = {
     "firewall": ("packetlab.tools.firewall.cli", "the module 08 XDP firewall (apply, status, remove)"),
     "lb": ("packetlab.tools.lb.cli", "the module 09 XDP load balancer (apply, status, remove)"),
-    "sketch": ("packetlab.tools.sketch.cli", "the module 11a flow telemetry: exact, Count-Min Sketch or adaptive (run)"),
+    "sketch": ("packetlab.tools.sketch.cli", "the module 11a flow telemetry: exact, sketch or adaptive (run)"),
     "analyze": ("packetlab.tools.analyzer.cli", "the module 11b packet analyzer (live, pcap, query, export)"),
     "dhcp": ("packetlab.tools.dhcp.cli", "the module 11c DHCP server with an XDP fast path (serve, leases, status)"),
 }
