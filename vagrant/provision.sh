@@ -142,8 +142,9 @@ PACKAGES=(
   iproute2 nftables iptables conntrack ethtool iputils-ping tcpdump tshark netsniff-ng iperf3 curl util-linux procps kmod
   # later modules: real servers, load generators, container runtimes
   nginx haproxy wrk podman containernetworking-plugins containerd runc busybox
-  # module 11b: an IPFIX collector (nfcapd) and its reader (nfdump), which the analyzer exports to
-  nfdump
+  # module 11b: an IPFIX collector (nfcapd) and its reader (nfdump), which the analyzer exports to; a resolver
+  # (dnsmasq without its service) and dig, for real DNS traffic in the lab
+  nfdump dnsmasq-base bind9-dnsutils
   # python
   python3-venv python3-pip python3-dev
   # the system trust store (PACKETLAB_CA_FILE lands there; minimal images lack it)
@@ -151,8 +152,8 @@ PACKAGES=(
 )
 # vagrant for `vagrant validate`; chromium for the browser tests (Playwright drives it: tests/browser/)
 [ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(vagrant chromium)
-# the 11b analyzer benchmark: nDPI's labels to compare with, and a resolver and dig for real DNS traffic
-[ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(libndpi-bin dnsmasq-base bind9-dnsutils)
+# the 11b analyzer benchmark: nDPI's application labels to compare with
+[ "$WITH_TEST_TOOLS" = 1 ] && PACKAGES+=(libndpi-bin)
 if [ "$ID" = ubuntu ]; then
   PACKAGES=("${PACKAGES[@]/bpftool/linux-tools-common}")
   PACKAGES+=("linux-tools-$(uname -r)")
