@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from packetlab.course.m10_kubernetes_networking.assignments import DOCS_EXAMPLE, POLICY, docs_cluster
 from packetlab.tools.netpol.compiler import Compiler
 from packetlab.tools.netpol.evaluator import Evaluator
 from packetlab.tools.netpol.model import (
@@ -18,9 +19,6 @@ from packetlab.tools.netpol.model import (
     PolicyError,
     load_policies,
 )
-
-POLICY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
-
 
 # ---- parsing: what the API server would reject ------------------------------------------------------
 
@@ -76,37 +74,7 @@ def test_broken_yaml_is_a_clear_error():
 # ---- the evaluator on the documentation's examples -----------------------------------------------------
 
 
-DOCS_EXAMPLE = (
-    POLICY
-    + """metadata: {name: test-network-policy, namespace: default}
-spec:
-  podSelector: {matchLabels: {role: db}}
-  policyTypes: [Ingress, Egress]
-  ingress:
-  - from:
-    - ipBlock: {cidr: 172.17.0.0/16, except: [172.17.1.0/24]}
-    - namespaceSelector: {matchLabels: {project: myproject}}
-    - podSelector: {matchLabels: {role: frontend}}
-    ports: [{protocol: TCP, port: 6379}]
-  egress:
-  - to: [{ipBlock: {cidr: 10.0.0.0/24}}]
-    ports: [{protocol: TCP, port: 5978}]
-"""
-)
-
-
-def docs_cluster(policies):
-    pods = [
-        PodInfo("db", "default", {"role": "db"}, ip="10.1.0.10"),
-        PodInfo("frontend", "default", {"role": "frontend"}, ip="10.1.0.11"),
-        PodInfo("other", "default", {"role": "other"}, ip="10.1.0.12"),
-        PodInfo("app", "myproject", {"role": "anything"}, ip="10.1.0.13"),
-        PodInfo("frontend", "elsewhere", {"role": "frontend"}, ip="10.1.0.14"),
-    ]
-    namespaces = {
-        n: Namespace(n, lbl) for n, lbl in [("default", {}), ("myproject", {"project": "myproject"}), ("elsewhere", {})]
-    }
-    return Cluster(namespaces, pods, list(policies), node_ips=["10.1.0.1"])
+# DOCS_EXAMPLE and docs_cluster are shared with module 10's C assignments (and tests/kernel/test_10_netpol.py)
 
 
 def test_documentation_example_semantics():
