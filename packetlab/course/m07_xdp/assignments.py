@@ -56,7 +56,8 @@ PROTO_PERCPU = Assignment(
     region="count-proto",
     cases=_proto_cases,
     inspect=_is_percpu,
-    try_it="declare proto_stats and write count_proto() in bpf/07-assign-proto-percpu.c, then run the check again",
+    try_it="declare proto_stats and write count_proto() in bpf/07-assign-proto-percpu.c, delete its TODO markers, then "
+    "run the check again",
     hint="declare BPF_PERCPU_ARRAY(proto_stats, struct counters, NUM_CATEGORIES); in count_proto() look up "
     "&cat, test for NULL, then add 1 to packets and len to bytes",
 )
@@ -116,7 +117,7 @@ ARP_REPLY = Assignment(
     skeleton="bpf/07-xdp-arp-reply.c",
     region="arp-reply",
     cases=_arp_cases,
-    try_it="write arp_reply() in bpf/07-assign-arp-reply.c, then run the check again",
+    try_it="write arp_reply() in bpf/07-assign-arp-reply.c, delete its TODO markers, then run the check again",
     hint="opcode = bpf_htons(ARPOP_REPLY); tha/tpa = the asker's sha/spa; sha/spa = cfg->mac/cfg->ip; "
     "Ethernet dst = the old src, src = cfg->mac; count it; return XDP_TX",
 )
