@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import math
+import socket
 from dataclasses import dataclass
 
 SOURCE = "bpf/11a-sketch.c"
@@ -87,13 +88,12 @@ class Flow:
     def from_key(cls, raw: bytes | FlowKey) -> Flow:
         data = bytes(raw)
         family, proto = data[0], data[1]
-        n = 4 if family == 4 else 16
-        make = ipaddress.IPv4Address if family == 4 else ipaddress.IPv6Address
-        return cls(
+        n, af = (4, socket.AF_INET) if family == 4 else (16, socket.AF_INET6)
+        return cls(  # inet_ntop: the same text as ipaddress (RFC 5952 for IPv6), several times faster
             family,
             proto,
-            str(make(data[8 : 8 + n])),
-            str(make(data[24 : 24 + n])),
+            socket.inet_ntop(af, data[8 : 8 + n]),
+            socket.inet_ntop(af, data[24 : 24 + n]),
             int.from_bytes(data[4:6], "big"),
             int.from_bytes(data[6:8], "big"),
         )

@@ -172,42 +172,32 @@ class Telemetry:
             self.switches.append((self.epoch, new_mode, now))
         snap = self._read_slot(old_slot, old_epoch, old_mode, self.switched_at, now)
         self.switched_at = now
-        self._clear_slot(old_slot)
         return snap
 
     def _read_slot(self, slot: int, epoch: int, mode: int, started: float, ended: float) -> Snapshot:
+        """Read the quiescent slot and clear it for its next turn (one walk of each hash map)."""
         g = self.geometry
         stats = {name: int(percpu_sum(self.stats_map.lookup(slot * NUM_STATS + i))) for i, name in enumerate(STATS)}
-        flows = {}
-        for key, value in self.flows_map.items():
-            if key.slot == slot:
-                flows[Flow.from_key(_unslotted(key))] = (value.packets, value.bytes)
-        sources = {}
-        for key, value in self.sources_map.items():
-            if key.slot == slot:
-                sources[Flow.from_key(bytes([key.family]) + bytes(7) + bytes(key.addr) + bytes(16)).src] = (
-                    value.packets,
-                    value.bytes,
-                )
-        if stats["sketch"]:
-            sketch = np.array(self.cms.lookup_range(slot * g.cells, g.cells), dtype=np.int64).reshape(g.depth, g.width)
-            cands = [c for c in self.hh.lookup_range(slot * g.candidates, g.candidates) if c.estimate]
-            candidates = [(Flow.from_key(bytes(c.key)), int(c.estimate)) for c in cands]
-        else:
-            sketch, candidates = np.zeros((g.depth, g.width), dtype=np.int64), []
-        return Snapshot(epoch, mode, started, ended, g, stats, flows, sources, sketch, candidates)
-
-    def _clear_slot(self, slot: int) -> None:
-        g = self.geometry
-        for m in (self.flows_map, self.sources_map):
-            for key in [k for k in m if k.slot == slot]:
-                m.delete(key)
+        flows = {Flow.from_key(_unslotted(k)): (v.packets, v.bytes) for k, v in _drain(self.flows_map, slot)}
+        sources = {
+            Flow.from_key(bytes([k.family]) + bytes(7) + bytes(k.addr) + bytes(16)).src: (v.packets, v.bytes)
+            for k, v in _drain(self.sources_map, slot)
+        }
         for i in range(NUM_STATS):
             self.stats_map.update(slot * NUM_STATS + i, 0)
-        base = slot * g.cells
-        self.cms.update_batch(list(range(base, base + g.cells)), [0] * g.cells)
-        hb = slot * g.candidates
-        self.hh.update_batch(list(range(hb, hb + g.candidates)), [Candidate()] * g.candidates)
+        if not stats["sketch"]:  # the program wrote no counter and no candidate of this slot
+            return Snapshot(
+                epoch, mode, started, ended, g, stats, flows, sources, np.zeros((g.depth, g.width), np.int64)
+            )
+        base, hb = slot * g.cells, slot * g.candidates
+        sketch = np.array(self.cms.lookup_range(base, g.cells), dtype=np.int64).reshape(g.depth, g.width)
+        cands = [c for c in self.hh.lookup_range(hb, g.candidates) if c.estimate]
+        candidates = [(Flow.from_key(bytes(c.key)), int(c.estimate)) for c in cands]
+        self.cms.update_batch(np.arange(base, base + g.cells, dtype="<u4").tobytes(), bytes(4 * g.cells))
+        self.hh.update_batch(
+            np.arange(hb, hb + g.candidates, dtype="<u4").tobytes(), bytes(ctypes.sizeof(Candidate) * g.candidates)
+        )
+        return Snapshot(epoch, mode, started, ended, g, stats, flows, sources, sketch, candidates)
 
     def replay(self, runs: Iterable[tuple[Flow, int]], *, size: int = 64) -> int:
         """Feed (flow, count) runs to the program by BPF_PROG_TEST_RUN; return the packets fed.
@@ -232,6 +222,17 @@ class Telemetry:
     def exact_fill(self) -> float:
         """Entries in the exact flow map as a fraction of its capacity."""
         return sum(1 for _ in self.flows_map) / self.geometry.flows
+
+
+def _drain(m: BpfMap, slot: int) -> list[tuple[Any, Any]]:
+    """The (key, value) pairs of `slot` in a hash map keyed with a slot field, deleted as they are read."""
+    out = []
+    for key in [k for k in m if k.slot == slot]:
+        value = m.lookup(key)
+        if value is not None:
+            out.append((key, value))
+            m.delete(key)
+    return out
 
 
 def _unslotted(key: FlowKey) -> bytes:
