@@ -142,6 +142,8 @@ PACKAGES=(
   iproute2 nftables iptables conntrack ethtool iputils-ping tcpdump tshark netsniff-ng iperf3 curl util-linux procps kmod
   # later modules: real servers, load generators, container runtimes
   nginx haproxy wrk podman containernetworking-plugins containerd runc busybox
+  # module 11c: busybox's udhcpc is the subscribers' DHCP client; Kea is the benchmark's yardstick
+  kea-dhcp4-server
   # module 11b: an IPFIX collector (nfcapd) and its reader (nfdump), which the analyzer exports to; a resolver
   # (dnsmasq without its service) and dig, for real DNS traffic in the lab
   nfdump dnsmasq-base bind9-dnsutils
@@ -183,7 +185,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/packetlab-apt.log 2>&1 \
     || { tail -20 /tmp/packetlab-apt.log >&2; die "apt-get install failed (full log: /tmp/packetlab-apt.log; $APT_HELP); $(resume)"; }
   # the distro units of these servers are not wanted on the host: labs start their own, in namespaces
-  for unit in nginx haproxy containerd nfdump; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
+  for unit in nginx haproxy containerd nfdump kea-dhcp4-server; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
 else
   say "system packages: all ${#PACKAGES[@]} present"
 fi

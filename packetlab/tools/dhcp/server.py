@@ -70,6 +70,7 @@ class DhcpServer:
     server_mac: str
     cache: Cache = field(default_factory=NoCache)
     clock: Callable[[], float] = time.time
+    _cursor: dict[str, int] = field(default_factory=dict)
 
     def params(self, pool: PoolConfig) -> wire.ReplyParams:
         return wire.ReplyParams(
@@ -131,11 +132,17 @@ class DhcpServer:
         declined = self.store.declined(now)
         if row and pool.contains(row.ip) and row.ip not in declined:
             return row.ip  # its own (also a released or expired one nobody took)
-        used = self.store.used_ips(pool.name)
-        if msg.requested and pool.contains(msg.requested) and msg.requested not in used | declined:
-            return msg.requested
-        for ip in pool.addresses():
-            if ip not in used and ip not in declined:
+        if msg.requested and pool.contains(msg.requested) and msg.requested not in declined:
+            if self.store.by_ip(msg.requested) is None:
+                return msg.requested
+        # a cursor walks the pool from where the last allocation stopped: one indexed lookup per
+        # address tried, not a scan of every lease per DISCOVER
+        start = self._cursor.get(pool.name, 0)
+        for step in range(pool.size):
+            n = (start + step) % pool.size
+            ip = str(pool.first + n)
+            if ip not in declined and self.store.by_ip(ip) is None:
+                self._cursor[pool.name] = n + 1
                 return ip
         for old in self.store.reclaimable(pool.name, now):
             if old.ip not in declined:
