@@ -256,30 +256,12 @@ static __always_inline void ct_record(struct pkt *p, __u8 side)
 }
 /* --8<-- [end:conntrack] */
 
-/* A reply a backend pod sends, already translated back to ClusterIP:port by the LB:
- * was the connection (client -> this backend) allowed in at this pod? */
-static __always_inline int svc_reply_from_backend(struct pod_info *pod, struct pkt *p)
-{
-    struct svc_key sk = {.vip = p->src, .port = p->sport, .proto = p->proto};
-    struct svc_val *svc = services.lookup(&sk);
-    if (!svc)
-        return 0;
-    for (int i = 0; i < MAX_SVC_BACKENDS; i++) {
-        if (i >= svc->n)
-            break;
-        if (svc->b[i].addr != pod->ip)
-            continue;
-        struct flow_key k = {.src = p->dst, .dst = pod->ip, .sport = p->dport, .dport = svc->b[i].port,
-                             .proto = p->proto, .side = SIDE_INGRESS};
-        if (ct_fresh(&k))
-            return 1;
-    }
-    return 0;
-}
-
-/* A reply arriving at a client pod from ClusterIP:port: did this pod open the
- * connection to one of the Service's backends (approved at its egress)? */
-static __always_inline int svc_reply_to_client(struct pod_info *pod, struct pkt *p)
+/* A packet from a Service's ClusterIP:port (the LB translated a backend's address back to it):
+ * the reply on a connection that conntrack approved through one of the Service's backends?
+ *   SIDE_INGRESS, at a backend pod's egress: this pod is that backend, and the client (p->dst)
+ *                 was allowed in to it;
+ *   SIDE_EGRESS,  at a client pod's ingress: this pod opened the connection to a backend. */
+static __always_inline int svc_reply(struct pod_info *pod, struct pkt *p, __u8 side)
 {
     struct svc_key sk = {.vip = p->src, .port = p->sport, .proto = p->proto};
     struct svc_val *svc = services.lookup(&sk);
@@ -289,7 +271,13 @@ static __always_inline int svc_reply_to_client(struct pod_info *pod, struct pkt 
         if (i >= svc->n)
             break;
         struct flow_key k = {.src = pod->ip, .dst = svc->b[i].addr, .sport = p->dport, .dport = svc->b[i].port,
-                             .proto = p->proto, .side = SIDE_EGRESS};
+                             .proto = p->proto, .side = side};
+        if (side == SIDE_INGRESS) {
+            if (svc->b[i].addr != pod->ip)
+                continue;
+            k.src = p->dst;
+            k.dst = pod->ip;
+        }
         if (ct_fresh(&k))
             return 1;
     }
@@ -309,28 +297,60 @@ static __always_inline void log_denied(struct pkt *p, __u8 dir)
     }
 }
 
+/* Both hooks start alike: the active rule generation, and the pod behind this veth under it
+ * (NULL: not a pod we police, and the packet passes). */
+static __always_inline struct pod_info *policed_pod(struct __sk_buff *skb, struct cfg **cfg)
+{
+    __u32 zero = 0;
+    *cfg = config.lookup(&zero);
+    if (!*cfg)
+        return NULL;
+    struct pod_key pk = {.gen = (*cfg)->gen, .ifindex = skb->ifindex};
+    return pods.lookup(&pk);
+}
+
+/* A packet parse() did not take (not IPv4): IPv6, which the policy does not model, is dropped
+ * for a pod isolated in this direction, except neighbour discovery; ARP and friends pass. */
+static __always_inline int unparsed_verdict(struct __sk_buff *skb, int l3, __u8 isolated)
+{
+    if (l3 == bpf_htons(ETH_P_IPV6) && isolated && !ipv6_is_nd(skb)) {
+        count(skb->ifindex, ST_IPV6_DROPPED);
+        return TC_ACT_SHOT;
+    }
+    return TC_ACT_OK;
+}
+
+/* A new flow in direction `dir` (not a reply): a pod isolated in that direction needs a rule that
+ * allows the peer, or the packet is counted, logged and dropped; an allowed flow is recorded so
+ * that its replies pass as replies. */
+static __always_inline int new_flow_verdict(struct __sk_buff *skb, struct cfg *cfg, struct pod_info *pod,
+                                            struct pkt *p, __u8 dir)
+{
+    int egress = dir == DIR_EGRESS;
+    __u8 isolated = egress ? pod->isolated_egress : pod->isolated_ingress;
+    if (isolated && !allowed_by_rules(cfg->gen, dir, pod->ip, egress ? p->dst : p->src, p)) {
+        count(skb->ifindex, egress ? ST_EGRESS_DENIED : ST_INGRESS_DENIED);
+        log_denied(p, dir);
+        return TC_ACT_SHOT;
+    }
+    ct_record(p, egress ? SIDE_EGRESS : SIDE_INGRESS);
+    count(skb->ifindex, egress ? ST_EGRESS_ALLOWED : ST_INGRESS_ALLOWED);
+    return TC_ACT_OK;
+}
+
 /* The pod's EGRESS: packets it sends, seen as they enter the node from its veth. */
 int netpol_from_pod(struct __sk_buff *skb)
 {
-    __u32 zero = 0;
-    struct cfg *cfg = config.lookup(&zero);
-    if (!cfg)
-        return TC_ACT_OK;
-    struct pod_key pk = {.gen = cfg->gen, .ifindex = skb->ifindex};
-    struct pod_info *pod = pods.lookup(&pk);
+    struct cfg *cfg;
+    struct pod_info *pod = policed_pod(skb, &cfg);
     if (!pod)
         return TC_ACT_OK;                       /* not a pod we police */
     struct pkt p = {};
     int l3 = 0;
-    if (!parse(skb, &p, &l3)) {
-        if (l3 == bpf_htons(ETH_P_IPV6) && pod->isolated_egress && !ipv6_is_nd(skb)) {
-            count(skb->ifindex, ST_IPV6_DROPPED);
-            return TC_ACT_SHOT;
-        }
-        return TC_ACT_OK;                       /* ARP and friends */
-    }
+    if (!parse(skb, &p, &l3))
+        return unparsed_verdict(skb, l3, pod->isolated_egress);
     if (p.src != pod->ip) {
-        if (svc_reply_from_backend(pod, &p)) {    /* source rewritten to the ClusterIP by the LB */
+        if (svc_reply(pod, &p, SIDE_INGRESS)) {   /* source rewritten to the ClusterIP by the LB */
             count(skb->ifindex, ST_REPLY);
             return TC_ACT_OK;
         }
@@ -346,51 +366,28 @@ int netpol_from_pod(struct __sk_buff *skb)
         count(skb->ifindex, ST_REPLY);
         return TC_ACT_OK;
     }
-    if (pod->isolated_egress && !allowed_by_rules(cfg->gen, DIR_EGRESS, pod->ip, p.dst, &p)) {
-        count(skb->ifindex, ST_EGRESS_DENIED);
-        log_denied(&p, DIR_EGRESS);
-        return TC_ACT_SHOT;
-    }
-    ct_record(&p, SIDE_EGRESS);
-    count(skb->ifindex, ST_EGRESS_ALLOWED);
-    return TC_ACT_OK;
+    return new_flow_verdict(skb, cfg, pod, &p, DIR_EGRESS);
 }
 
 /* The pod's INGRESS: packets about to be delivered to it through its veth. */
 int netpol_to_pod(struct __sk_buff *skb)
 {
-    __u32 zero = 0;
-    struct cfg *cfg = config.lookup(&zero);
-    if (!cfg)
-        return TC_ACT_OK;
-    struct pod_key pk = {.gen = cfg->gen, .ifindex = skb->ifindex};
-    struct pod_info *pod = pods.lookup(&pk);
+    struct cfg *cfg;
+    struct pod_info *pod = policed_pod(skb, &cfg);
     if (!pod)
         return TC_ACT_OK;
     struct pkt p = {};
     int l3 = 0;
-    if (!parse(skb, &p, &l3)) {
-        if (l3 == bpf_htons(ETH_P_IPV6) && pod->isolated_ingress && !ipv6_is_nd(skb)) {
-            count(skb->ifindex, ST_IPV6_DROPPED);
-            return TC_ACT_SHOT;
-        }
-        return TC_ACT_OK;
-    }
+    if (!parse(skb, &p, &l3))
+        return unparsed_verdict(skb, l3, pod->isolated_ingress);
     if (p.dst != pod->ip)
         return TC_ACT_OK;                       /* flooded by the bridge, not for this pod */
     /* a reply on a connection this pod opened? */
     struct flow_key rev = {.src = p.dst, .dst = p.src, .sport = p.dport, .dport = p.sport,
                            .proto = p.proto, .side = SIDE_EGRESS};
-    if (ct_fresh(&rev) || svc_reply_to_client(pod, &p)) {
+    if (ct_fresh(&rev) || svc_reply(pod, &p, SIDE_EGRESS)) {
         count(skb->ifindex, ST_REPLY);
         return TC_ACT_OK;
     }
-    if (pod->isolated_ingress && !allowed_by_rules(cfg->gen, DIR_INGRESS, pod->ip, p.src, &p)) {
-        count(skb->ifindex, ST_INGRESS_DENIED);
-        log_denied(&p, DIR_INGRESS);
-        return TC_ACT_SHOT;
-    }
-    ct_record(&p, SIDE_INGRESS);
-    count(skb->ifindex, ST_INGRESS_ALLOWED);
-    return TC_ACT_OK;
+    return new_flow_verdict(skb, cfg, pod, &p, DIR_INGRESS);
 }
