@@ -263,6 +263,22 @@ def _count(text: str, pattern: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def python_tier_pps() -> dict[str, float]:
+    """Packets per second the userspace tier inspects: the ceiling of what it can be fed."""
+    from packetlab.course.m11b_packet_analyzer import traces
+    from packetlab.tools.analyzer.inspector import inspect_frames
+
+    out = {}
+    for name, frames in (
+        ("mixed lab traffic", traces.normal_traffic() * 10),
+        ("UDP flood", traces.udp_flood(0.0, 10000)),
+    ):
+        t = time.perf_counter()
+        inspect_frames(frames)
+        out[name] = len(frames) / (time.perf_counter() - t)
+    return out
+
+
 # ---- the run ---------------------------------------------------------------------------------------
 def record_lab_pcap(workdir: Path, rounds: int = 5) -> Path:
     from packetlab.topo.lab import Lab
@@ -327,6 +343,11 @@ def run(
                 "'kept up' = handled/sent; when every row keeps up, the sender (trafgen on a shared CPU) set the rate."
             )
             result["testrun"], result["live"] = ns, live
+            result["python"] = python_tier_pps()
+            print(
+                "\n== the Python tier (decode, reassembly, tracker, detectors) on synthetic traces: "
+                + ", ".join(f"{k} {v:,.0f} packets/s" for k, v in result["python"].items())
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
