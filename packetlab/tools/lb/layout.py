@@ -4,6 +4,11 @@ The load balancer opens every map as a typed view (`packetlab.ebpf.maps.BpfMap`)
 with the key and value types of `LB_MAPS`; the view compares their sizes with
 the key and value sizes the kernel reports for the map and refuses a mismatch,
 naming both — change a struct here and in bpf/09-lb.c together.
+
+Some of these look like the structs in `packetlab.tools.netpol.enforcer` (a flow
+key, per-CPU counters) and `duplicates` pairs them. They stay apart on purpose:
+each mirrors its own C program's ABI, which changes with that program alone, and
+a tool never imports another tool.
 """
 
 from __future__ import annotations

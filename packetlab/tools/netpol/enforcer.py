@@ -45,6 +45,8 @@ PRIORITY = 10  # tc filter priority of the policy programs
 
 
 # ---- the map layouts, mirrored from bpf/10-netpol.c (checked against bcc's sizes at load) ----------
+# Alike in places to the load balancer's (packetlab/tools/lb/layout.py), and kept apart on purpose: each
+# mirrors its own C program, which changes alone, and a tool never imports another tool.
 class Cfg(ctypes.Structure):
     _fields_ = [("gen", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
 
