@@ -5,8 +5,8 @@ with the key and value types of `LB_MAPS`; the view compares their sizes with
 the key and value sizes the kernel reports for the map and refuses a mismatch,
 naming both — change a struct here and in bpf/09-lb.c together.
 
-Some of these look like the structs in `packetlab.tools.netpol.enforcer` (a flow
-key, per-CPU counters) and `duplicates` pairs them. They stay apart on purpose:
+Some of these look like the structs in `packetlab.tools.netpol.enforcer` (addresses,
+ports and flag bytes in the same C types) and `duplicates` pairs them. They stay apart on purpose:
 each mirrors its own C program's ABI, which changes with that program alone, and
 a tool never imports another tool.
 """
