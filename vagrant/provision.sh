@@ -140,6 +140,7 @@ PACKAGES=(
   clang llvm bpftool libbpf-dev python3-bpfcc bpfcc-tools make
   # the network itself
   iproute2 nftables iptables conntrack ethtool iputils-ping tcpdump tshark netsniff-ng iperf3 curl util-linux procps kmod
+  traceroute  # module 02: the path hop by hop (UDP, ICMP and TCP probes)
   # later modules: real servers, load generators, container runtimes
   nginx haproxy wrk podman containernetworking-plugins containerd runc busybox
   # module 11c: busybox's udhcpc is the subscribers' DHCP client; Kea is the benchmark's yardstick
