@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from packetlab.tools.dhcp import config as dhcp_config
 from packetlab.tools.dhcp import wire
 from packetlab.tools.dhcp.server import DhcpServer, NoCache
-from packetlab.tools.dhcp.store import BOUND, EXPIRED, OFFERED, RELEASED, LeaseStore
+from packetlab.tools.dhcp.store import BOUND, EXPIRED, RELEASED, LeaseStore
 
 SERVER, SMAC = "10.67.0.1", "02:67:00:00:00:01"
 A, B, C = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
@@ -77,11 +77,21 @@ def test_dora_binds_and_fills_the_cache(srv):
     assert reply.yiaddr == ip, "a bound client that asks again gets its own address"
 
 
-def test_offer_alone_is_not_cached_and_another_servers_choice_frees_it(srv):
+def test_offer_alone_is_not_stored_and_another_servers_choice_frees_it(srv):
     offer = ask(srv, A, wire.DISCOVER)
-    assert srv.store.get(A, 0).state == OFFERED and (A, 0) not in srv.cache.entries
+    assert srv.store.get(A, 0) is None and (A, 0) not in srv.cache.entries
+    assert ask(srv, A, wire.DISCOVER).ip == offer.ip, "a repeated DISCOVER gets the same offer"
+    assert ask(srv, B, wire.DISCOVER, requested=offer.ip).ip != offer.ip, "an address on offer is held"
     out = ask(srv, A, wire.REQUEST, requested=offer.ip, server_id="10.67.0.2")
-    assert out.frame is None and srv.store.get(A, 0).state == RELEASED
+    assert out.frame is None
+    assert ask(srv, C, wire.DISCOVER, requested=offer.ip).ip == offer.ip, "the client went elsewhere: free again"
+
+
+def test_offer_expires_after_offer_hold(srv):
+    offer = ask(srv, A, wire.DISCOVER)
+    srv.clock.now += 31
+    srv.sweep()
+    assert ask(srv, A, wire.REQUEST, requested=offer.ip, server_id=SERVER).reply == "NAK"
 
 
 def test_pool_exhaustion_then_reuse_of_the_longest_unused(srv):

@@ -85,6 +85,7 @@ class FastPath:
     def install(cls, netns: str | None, dev: str, *, mode: str = "native") -> tuple[FastPath, bool]:
         """The fast path on `dev`: the pinned one if it is still attached there, else a fresh one
         (compiled, pinned, attached). Returns (fast path, reused)."""
+        gc()
         directory = pin_dir(netns, dev)
         if (directory / "prog").exists():
             with contextlib.suppress(PacketlabError):
@@ -181,6 +182,28 @@ def unpin(netns: str | None, dev: str) -> list[str]:
         with contextlib.suppress(OSError):
             directory.rmdir()
         done.append(f"unpinned {directory}")
+    return done
+
+
+def gc() -> list[str]:
+    """Unpin fast paths whose namespace is gone (a lab ended without `packetlab dhcp remove`)."""
+    from packetlab.topo.netns import NETNS_DIR
+
+    done: list[str] = []
+    if not PIN_ROOT.is_dir():
+        return done
+    try:
+        namespaces = os.listdir(NETNS_DIR)
+    except OSError:
+        namespaces = []
+    for d in sorted(PIN_ROOT.iterdir()):
+        if d.is_dir() and not d.name.startswith("host-") and not any(d.name.startswith(ns + "-") for ns in namespaces):
+            for entry in d.iterdir():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+            with contextlib.suppress(OSError):
+                d.rmdir()
+            done.append(f"unpinned {d} (its namespace is gone)")
     return done
 
 

@@ -7,8 +7,9 @@ answers for is always one the store has, so a crash in between leaves at worst a
 lease that the next start's warm-up puts in the cache.
 
 * DISCOVER: the client's own address (bound, offered, or released earlier and
-  still unclaimed), else the address it asks for if free, else the first free
-  one, else the address unused longest; reserved as ``offered``.
+  still unclaimed), else the address it asks for if free, else the next free
+  one, else the address unused longest; held in memory for `offer_hold` seconds
+  (an offer is not written to the store: a restart forgets it, as Kea's does).
 * REQUEST with option 54 (SELECTING): ours -> bind and ACK (the lease goes into
   the cache); another server's -> forget our offer, stay silent.
 * REQUEST with option 50 and no 54 (INIT-REBOOT): our record of that address
@@ -29,7 +30,7 @@ from typing import Protocol
 
 from packetlab.tools.dhcp import wire
 from packetlab.tools.dhcp.config import DhcpConfig, PoolConfig
-from packetlab.tools.dhcp.store import BOUND, EXPIRED, IN_USE, OFFERED, RELEASED, LeaseRow, LeaseStore
+from packetlab.tools.dhcp.store import BOUND, EXPIRED, RELEASED, LeaseRow, LeaseStore
 
 DECLINE_QUARANTINE = 600.0  # seconds a declined address is not offered
 
@@ -71,6 +72,8 @@ class DhcpServer:
     cache: Cache = field(default_factory=NoCache)
     clock: Callable[[], float] = time.time
     _cursor: dict[str, int] = field(default_factory=dict)
+    _offers: dict[tuple[str, int], tuple[str, float]] = field(default_factory=dict)  # (mac, vlan) -> (ip, until)
+    _offered_ips: dict[str, tuple[str, int]] = field(default_factory=dict)  # ip -> (mac, vlan)
 
     def params(self, pool: PoolConfig) -> wire.ReplyParams:
         return wire.ReplyParams(
@@ -120,28 +123,54 @@ class DhcpServer:
         if ip is None:
             out.note = f"pool {pool.name} is exhausted"
             return out
-        if row and row.ip == ip and row.state == BOUND and row.expires > now:
-            pass  # a bound client that lost its state: offer its lease as it is
-        else:
-            self.store.put(
-                LeaseRow(msg.chaddr, msg.vlan, ip, pool.name, OFFERED, now + self.config.offer_hold, now, msg.hostname)
-            )
+        if not (row and row.ip == ip and row.state == BOUND and row.expires > now):
+            # an offer is a promise for offer_hold seconds, kept in memory (as Kea does): nothing is
+            # written until the REQUEST, and a restart simply forgets it
+            self._forget_offer(msg.chaddr, msg.vlan)
+            self._offers[(msg.chaddr, msg.vlan)] = (ip, now + self.config.offer_hold)
+            self._offered_ips[ip] = (msg.chaddr, msg.vlan)
         return self._reply(out, msg, wire.OFFER, ip, pool)
+
+    def _forget_offer(self, mac: str, vlan: int) -> None:
+        held = self._offers.pop((mac, vlan), None)
+        if held is not None:
+            self._offered_ips.pop(held[0], None)
+
+    def _offer_of(self, mac: str, vlan: int, now: float) -> str | None:
+        held = self._offers.get((mac, vlan))
+        return held[0] if held and held[1] > now else None
+
+    def _free(self, ip: str, mac: str, vlan: int, now: float) -> bool:
+        """Nobody else holds `ip`: no lease row, and no live offer to another client."""
+        if self.store.by_ip(ip) is not None:
+            return False
+        holder = self._offered_ips.get(ip)
+        if holder is None or holder == (mac, vlan):
+            return True
+        return self._offer_of(*holder, now) != ip
 
     def _allocate(self, msg: wire.Message, row: LeaseRow | None, pool: PoolConfig, now: float) -> str | None:
         declined = self.store.declined(now)
         if row and pool.contains(row.ip) and row.ip not in declined:
             return row.ip  # its own (also a released or expired one nobody took)
-        if msg.requested and pool.contains(msg.requested) and msg.requested not in declined:
-            if self.store.by_ip(msg.requested) is None:
-                return msg.requested
+        offered = self._offer_of(msg.chaddr, msg.vlan, now)
+        if offered and pool.contains(offered):
+            return offered  # a repeated DISCOVER: the same offer
+        wanted = msg.requested
+        if (
+            wanted
+            and pool.contains(wanted)
+            and wanted not in declined
+            and self._free(wanted, msg.chaddr, msg.vlan, now)
+        ):
+            return wanted
         # a cursor walks the pool from where the last allocation stopped: one indexed lookup per
         # address tried, not a scan of every lease per DISCOVER
         start = self._cursor.get(pool.name, 0)
         for step in range(pool.size):
             n = (start + step) % pool.size
             ip = str(pool.first + n)
-            if ip not in declined and self.store.by_ip(ip) is None:
+            if ip not in declined and self._free(ip, msg.chaddr, msg.vlan, now):
                 self._cursor[pool.name] = n + 1
                 return ip
         for old in self.store.reclaimable(pool.name, now):
@@ -151,6 +180,7 @@ class DhcpServer:
 
     def _bind(self, msg: wire.Message, idx: int, pool: PoolConfig, ip: str, now: float, out: Outcome) -> Outcome:
         expires = now + pool.lease_time
+        self._forget_offer(msg.chaddr, msg.vlan)
         self.store.put(LeaseRow(msg.chaddr, msg.vlan, ip, pool.name, BOUND, expires, now, msg.hostname))
         self.cache.put(msg.chaddr, msg.vlan, ip, idx, expires)
         return self._reply(out, msg, wire.ACK, ip, pool)
@@ -163,11 +193,12 @@ class DhcpServer:
         row = self.store.get(msg.chaddr, msg.vlan)
         if msg.server_id is not None:  # SELECTING
             if msg.server_id != self.config.server_id:
-                if row and row.state == OFFERED:
-                    self.store.set_state(msg.chaddr, msg.vlan, RELEASED)
+                self._forget_offer(msg.chaddr, msg.vlan)
                 out.note = f"the client chose server {msg.server_id}"
                 return out
-            if row and row.state in IN_USE and msg.requested == row.ip:
+            if msg.requested and msg.requested == self._offer_of(msg.chaddr, msg.vlan, now):
+                return self._bind(msg, idx, pool, msg.requested, now, out)
+            if row and row.state == BOUND and msg.requested == row.ip:
                 return self._bind(msg, idx, pool, row.ip, now, out)
             return self._nak(msg, pool, out, "no offer of that address")
         if msg.ciaddr == wire.ZERO_IP:  # INIT-REBOOT
@@ -212,6 +243,8 @@ class DhcpServer:
         """Expire what is due. A lease the fast path renewed (its ACKs move the cache entry's
         expiry on) is first moved on in the store too. Returns the leases that expired."""
         now = self.clock()
+        for key in [k for k, (_, until) in self._offers.items() if until <= now]:
+            self._forget_offer(*key)
         gone = []
         for row in self.store.due(now):
             later = renewed(row.mac, row.vlan) if renewed and row.state == BOUND else None

@@ -101,9 +101,6 @@ class LeaseStore:
     def delete(self, mac: str, vlan: int) -> None:
         self.db.execute("DELETE FROM leases WHERE mac=? AND vlan=?", (mac, vlan))
 
-    def used_ips(self, pool: str) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT ip FROM leases WHERE pool=?", (pool,))}
-
     def reclaimable(self, pool: str, now: float) -> Iterator[LeaseRow]:
         """Rows whose address may go to another client, longest unused first."""
         yield from self._rows(
@@ -119,8 +116,8 @@ class LeaseStore:
         self.db.execute("INSERT OR REPLACE INTO declined VALUES (?,?)", (ip, until))
 
     def declined(self, now: float) -> set[str]:
-        self.db.execute("DELETE FROM declined WHERE until<=?", (now,))
-        return {r[0] for r in self.db.execute("SELECT ip FROM declined")}
+        """Addresses still in quarantine (a read: expired rows are simply not returned)."""
+        return {r[0] for r in self.db.execute("SELECT ip FROM declined WHERE until>?", (now,))}
 
     def counts(self) -> dict[tuple[str, str], int]:
         """{(pool, state): number of rows}."""
