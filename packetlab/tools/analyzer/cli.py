@@ -1,6 +1,6 @@
 """``packetlab analyze``: the module 11b packet analyzer from the command line.
 
-    packetlab analyze live   --netns NS --dev IF [--seconds S] [--sample N] [--db FILE] [--idle S]
+    packetlab analyze live   --netns NS --dev IF [--seconds S] [--sample N] [--db FILE] [--idle S] [--dashboard PORT]
     packetlab analyze pcap   FILE [--db FILE] [--scan-ports N] [--json]
     packetlab analyze query  "TERMS" --db FILE [--json | --csv]
     packetlab analyze export --db FILE (--csv | --json | --ipfix HOST:PORT) [--where "TERMS"] [--alerts]
@@ -61,7 +61,14 @@ def cmd_live(args: argparse.Namespace) -> int:
             FlowStore(args.db) as store,
             LiveSession(xdp, sample_every=args.sample, idle=args.idle, store=store) as session,
         ):
-            session.run(args.seconds)
+            if args.dashboard is not None:
+                from packetlab.tools.analyzer.dashboard import Dashboard
+
+                with Dashboard(session, port=args.dashboard) as dash:
+                    print(f"dashboard: {dash.url} (for {args.seconds:g} s)", flush=True)
+                    dash.run(args.seconds)
+            else:
+                session.run(args.seconds)
             print(session.table())
             session.flush()
             c = session.monitor.counters()
@@ -140,6 +147,9 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument("--db", default=":memory:", help="SQLite flow store (default: none kept)")
     live.add_argument("--retain", help="delete flows older than this from the store (e.g. 7d, 12h)")
     live.add_argument("--prometheus", action="store_true", help="print the counters as Prometheus metrics")
+    live.add_argument(
+        "--dashboard", type=int, metavar="PORT", help="serve a live page on http://127.0.0.1:PORT/ (0: any free port)"
+    )
     live.set_defaults(func=cmd_live)
     pc = sub.add_parser("pcap", help="analyse a capture file")
     pc.add_argument("file")
