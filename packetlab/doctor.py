@@ -18,7 +18,7 @@ from packetlab.show.tables import WORDS, format_table
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21, "CAP_BPF": 39, "CAP_PERFMON": 38}
 PROVISION = "run `sudo vagrant/provision.sh` (or `make lab`, which runs it)"
 REQUIRED_TOOLS = ["ip", "bridge", "nsenter", "nft", "ping", "tcpdump", "clang", "bpftool"]
-OPTIONAL_TOOLS = ["tshark", "iptables", "conntrack", "trafgen", "iperf3", "llc", "ethtool"]
+OPTIONAL_TOOLS = ["tshark", "iptables", "conntrack", "trafgen", "iperf3", "llc", "ethtool", "traceroute"]
 
 
 @dataclass
