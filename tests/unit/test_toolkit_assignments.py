@@ -62,3 +62,26 @@ def test_lab_links_the_starter_and_runs_the_check(nn, a):
     assert any(f"]({a.starter})" in c for c in cells), f"{lab.name} has no link to {a.starter}"
     assert any(a.solution in c and "use_reference(edited(source)" in c for c in cells)
     assert (REPO_ROOT / "labs" / a.starter).is_file()  # labs/bpf links to bpf/: JupyterLab serves labs/ only
+
+
+def test_a_missing_region_names_the_markers_to_add(tmp_path):
+    from packetlab.course.assignments import region
+    from packetlab.errors import PacketlabError
+
+    with pytest.raises(PacketlabError, match="no single snippet region 'core'") as err:
+        region("int x;\n/* --8<-- [start:core] */\n", "core", "x.c")
+    assert "[end:core]" in str(err.value.fix)
+
+
+def test_a_wrong_frame_is_shown_in_one_line_with_the_first_difference():
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from packetlab.course.assignments import describe_packet, first_difference
+
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    want = bytes(e / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(dport=53))
+    got = bytes(e / IP(src="10.0.0.1", dst="10.0.0.3") / UDP(dport=53))
+    assert "10.0.0.2" in describe_packet(want) and "(42 bytes)" in describe_packet(want)
+    assert "first difference at byte 25" in first_difference(want, got)  # the IPv4 checksum's low byte comes first
+    assert describe_packet(b"\x00" * 14).endswith("(14 bytes)")
