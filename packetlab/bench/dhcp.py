@@ -32,6 +32,7 @@ replies; the fast path's reply ≤ 10x the XDP_DROP floor per packet.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -98,6 +99,11 @@ class LoadResult:
     server_cpu_ns: int = 0
     xdp_ns: int = 0
     checked: int = 0
+    why_wrong: dict[str, int] = field(default_factory=dict)
+
+    def bad(self, why: str) -> None:
+        self.wrong += 1
+        self.why_wrong[why] = self.why_wrong.get(why, 0) + 1
 
     @property
     def rate(self) -> float:
@@ -123,6 +129,7 @@ class Generator:
             self.sock.bind((dev, 0))
         attach_capture_filter(self.sock, "udp dst port 68")
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        drain(self.sock)
         self.sock.settimeout(0.02)
 
     def close(self) -> None:
@@ -161,8 +168,8 @@ class Generator:
     def _reply(self, frame: bytes, pending: dict, out: LoadResult) -> None:
         try:
             msg = wire.parse_reply(frame)
-        except (wire.MalformedDhcp, struct.error, IndexError):
-            out.wrong += 1
+        except (wire.MalformedDhcp, struct.error, IndexError) as exc:
+            out.bad(f"unparsable: {exc}".splitlines()[0][:60])
             return
         entry = pending.get(msg.xid)
         if entry is None:
@@ -181,10 +188,18 @@ class Generator:
             if out.exchanges % 64 == 1:
                 out.checked += 1
                 if not _checksums_ok(frame):
-                    out.wrong += 1
+                    out.bad("bad checksum")
         else:
             del pending[msg.xid]
-            out.wrong += 1
+            out.bad(f"{msg.type_name} after {'OFFER ' + offered if offered else 'DISCOVER'}, yiaddr {msg.yiaddr}")
+
+
+def drain(sock: socket.socket) -> None:
+    """Discard what arrived between bind() and the filter's attachment (IPv6 chatter, ...)."""
+    sock.setblocking(False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sock.recv(4096)
 
 
 def _checksums_ok(frame: bytes) -> bool:
@@ -323,7 +338,9 @@ def _measure(side, gen, macs, seconds, window, inodes, prog_fd, *, server: bool 
         res.server_cpu_ns = (after.lab_ns - before.lab_ns) + (after.ksoftirqd_ns - before.ksoftirqd_ns)
     if x0 is not None and prog_fd is not None:
         res.xdp_ns = ProgStats.read(prog_fd).since(x0).run_time_ns
-    log(f"{side}: {res.exchanges} exchanges, {res.rate:.0f}/s, {res.timeouts} timeouts, {res.wrong} wrong")
+    log(
+        f"{side}: {res.exchanges} exchanges, {res.rate:.0f}/s, {res.timeouts} timeouts, {res.wrong} wrong {res.why_wrong}"
+    )
     return res
 
 

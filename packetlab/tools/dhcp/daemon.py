@@ -110,6 +110,11 @@ class Daemon:
                 ) from None
             attach_capture_filter(self.sock, "udp dst port 67")
             self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            self.sock.setblocking(False)  # drop what came before the filter (IPv6 chatter, ...)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    self.sock.recv(4096)
+            self.sock.setblocking(True)
             # a bound UDP port 67: unicast renewals get no ICMP port-unreachable from this kernel
             self._quiet = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             self._quiet.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
