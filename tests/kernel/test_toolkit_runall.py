@@ -31,3 +31,5 @@ def test_run_all_cells(notebook, tmp_path):
     if not result.ok:
         pytest.fail(result.summary(), pytrace=False)  # names each cell and its error, nothing else
     assert result.executed is not None and result.executed.is_file()
+    # a Run All answers through the reference solutions: progress says "reference used", never "passed"
+    assert result.progress and {outcome for *_, outcome in result.progress} == {"reference"}, result.progress
