@@ -5,6 +5,7 @@ on normal traffic; and a smoke run of ``packetlab analyze live``."""
 from __future__ import annotations
 
 from packetlab.tools.analyzer.cli import main as analyze
+from packetlab.tools.analyzer.inspector import read_pcap
 from packetlab.tools.analyzer.kernel import SOURCE
 from packetlab.tools.analyzer.query import run_query
 from packetlab.tools.analyzer.session import LiveSession
@@ -37,11 +38,17 @@ def test_live_session_labels_stores_and_stays_quiet(lab):
     web.stop()
 
 
-def test_cli_live_smoke(lab, capsys):
+def test_cli_live_smoke(lab, capsys, tmp_path):
     h1, h2 = lab.host("h1"), lab.host("h2")
     lab.link(h1, h2, ip="10.11.0.1/24", peer_ip="10.11.0.2/24")
     h1.ping("10.11.0.2", count=1, check=True)
-    assert analyze(["live", "--netns", h2.namespace, "--dev", "eth0", "--seconds", "0.3", "--prometheus"]) == 0
+    pcap = tmp_path / "heads.pcap"
+    pinger = h1.popen(["ping", "-c", "4", "-i", "0.2", "10.11.0.2"])
+    argv = ["live", "--netns", h2.namespace, "--dev", "eth0", "--seconds", "1", "--prometheus", "--pcap", str(pcap)]
+    assert analyze(argv) == 0
+    pinger.wait(timeout=5)
     out = capsys.readouterr().out
     assert "ringbuf_lost=0" in out and "packetlab_analyzer_kernel_total" in out
+    heads = list(read_pcap(pcap))  # the sampled heads, readable as a capture
+    assert heads and f"{len(heads)} sampled packet heads written" in out
     assert analyze(["live", "--netns", "nonexistent-ns", "--dev", "eth0"]) != 0

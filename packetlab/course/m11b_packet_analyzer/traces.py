@@ -9,14 +9,14 @@ exact, repeatable trace matters; the lab and the benchmark record real programs
 from __future__ import annotations
 
 import base64
-import os
 import random
-import struct
 from collections.abc import Iterable
 
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import Ether
+
+from packetlab.tools.analyzer.export import write_pcap as write_pcap  # the tool's writer, for the tests
 
 Frames = list[tuple[bytes, float]]
 CLIENT, SERVER, RESOLVER = "10.11.0.1", "10.11.0.2", "10.11.0.53"
@@ -135,13 +135,3 @@ def dns_tunnel(t0: float, count: int = 20, *, domain: str = "tunnel.example", se
 def merge(*traces: Iterable[tuple[bytes, float]]) -> Frames:
     """One trace, in time order."""
     return sorted((f for trace in traces for f in trace), key=lambda f: f[1])
-
-
-def write_pcap(path: str | os.PathLike, frames: Iterable[tuple[bytes, float]]) -> None:
-    """Write frames to a classic pcap file (Ethernet, microsecond times) that tcpdump and tshark read."""
-    with open(path, "wb") as f:
-        f.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
-        for data, ts in frames:
-            sec = int(ts)
-            usec = min(int(round((ts - sec) * 1e6)), 999_999)
-            f.write(struct.pack("=IIII", sec, usec, len(data), len(data)) + data)

@@ -1,6 +1,7 @@
 """``packetlab analyze``: the module 11b packet analyzer from the command line.
 
-    packetlab analyze live   --netns NS --dev IF [--seconds S] [--sample N] [--db FILE] [--idle S] [--dashboard PORT]
+    packetlab analyze live   --netns NS --dev IF [--seconds S] [--sample N] [--db FILE] [--idle S] [--pcap FILE]
+                             [--dashboard PORT]
     packetlab analyze pcap   FILE [--db FILE] [--scan-ports N] [--json]
     packetlab analyze query  "TERMS" --db FILE [--json | --csv]
     packetlab analyze export --db FILE (--csv | --json | --ipfix HOST:PORT) [--where "TERMS"] [--alerts]
@@ -27,7 +28,7 @@ import sys
 from packetlab.errors import UsageError, document_exit_codes, run_cli
 from packetlab.show.tables import format_table
 from packetlab.tools.analyzer.anomalies import Thresholds
-from packetlab.tools.analyzer.export import send_ipfix, to_csv, to_json
+from packetlab.tools.analyzer.export import PcapWriter, send_ipfix, to_csv, to_json
 from packetlab.tools.analyzer.inspector import Inspector
 from packetlab.tools.analyzer.query import HELP, compile_query, parse_time, run_query
 from packetlab.tools.analyzer.store import FlowStore
@@ -56,10 +57,11 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     check_namespace(args.netns, allow_host=False, tool="the analyzer")
     xdp = attach(args.netns, args.dev, args.mode)
+    pcap = PcapWriter(args.pcap) if args.pcap else None
     try:
         with (
             FlowStore(args.db) as store,
-            LiveSession(xdp, sample_every=args.sample, idle=args.idle, store=store) as session,
+            LiveSession(xdp, sample_every=args.sample, idle=args.idle, store=store, pcap=pcap) as session,
         ):
             if args.dashboard is not None:
                 from packetlab.tools.analyzer.dashboard import Dashboard
@@ -83,6 +85,9 @@ def cmd_live(args: argparse.Namespace) -> int:
             _retain(store, args.retain)
     finally:
         xdp.detach()
+        if pcap is not None:
+            pcap.close()
+            print(f"{pcap.frames} sampled packet heads written to {args.pcap}")
     return 0
 
 
@@ -147,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument("--db", default=":memory:", help="SQLite flow store (default: none kept)")
     live.add_argument("--retain", help="delete flows older than this from the store (e.g. 7d, 12h)")
     live.add_argument("--prometheus", action="store_true", help="print the counters as Prometheus metrics")
+    live.add_argument("--pcap", help="write the sampled packet heads (what was inspected) to this pcap file")
     live.add_argument(
         "--dashboard", type=int, metavar="PORT", help="serve a live page on http://127.0.0.1:PORT/ (0: any free port)"
     )

@@ -14,6 +14,7 @@ import csv
 import io
 import ipaddress
 import json
+import os
 import socket
 import struct
 import time
@@ -59,6 +60,40 @@ def to_csv(rows: Sequence[dict]) -> str:
 
 def to_json(rows: Sequence[dict]) -> str:
     return json.dumps(list(rows), indent=1, default=str)
+
+
+# ---- PCAP ---------------------------------------------------------------------------------------
+class PcapWriter:
+    """A classic pcap file (Ethernet, microsecond times) that tcpdump, tshark and nDPI read,
+    written as frames come (the live session's sampled heads, `snaplen` bytes at most)."""
+
+    def __init__(self, path: str | os.PathLike, snaplen: int = 65535) -> None:
+        self.file = open(path, "wb")  # noqa: SIM115 (closed by close(), frames are written as they come)
+        self.file.write(struct.pack("=IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, 1))
+        self.frames = 0
+
+    def write(self, data: bytes, ts: float, wirelen: int | None = None) -> None:
+        """One frame; `wirelen` is its length on the wire when `data` is only its head."""
+        sec = int(ts)
+        usec = min(int(round((ts - sec) * 1e6)), 999_999)
+        self.file.write(struct.pack("=IIII", sec, usec, len(data), max(wirelen or 0, len(data))) + data)
+        self.frames += 1
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_pcap(path: str | os.PathLike, frames: Iterable[tuple[bytes, float]]) -> None:
+    """Write (frame, time) pairs to a pcap file."""
+    with PcapWriter(path) as w:
+        for data, ts in frames:
+            w.write(data, ts)
 
 
 # ---- IPFIX --------------------------------------------------------------------------------------

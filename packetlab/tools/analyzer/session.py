@@ -15,6 +15,7 @@ from typing import Any
 from packetlab.show.prometheus import MetricFamily, exposition
 from packetlab.show.tables import format_table
 from packetlab.tools.analyzer.anomalies import Thresholds
+from packetlab.tools.analyzer.export import PcapWriter
 from packetlab.tools.analyzer.inspector import Inspector, conversation
 from packetlab.tools.analyzer.kernel import SOURCE, FlowMonitor
 from packetlab.tools.analyzer.records import FlowEvent, FlowRecord, tcp_flag_str
@@ -33,6 +34,7 @@ class LiveSession:
         store: FlowStore | None = None,
         thresholds: Thresholds | None = None,
         on_event: Callable[[FlowEvent], None] | None = None,
+        pcap: PcapWriter | None = None,
     ) -> None:
         self.monitor = FlowMonitor(program, sample_every=sample_every)
         self.monitor.reset()
@@ -40,6 +42,7 @@ class LiveSession:
         self.store = store or FlowStore()
         self.idle = idle
         self.on_event = on_event
+        self.pcap = pcap  # the sampled heads, as a capture file (what was inspected, nothing more)
         self.events: dict[str, int] = {"start": 0, "end": 0, "sample": 0}
         self.stored = 0
 
@@ -50,6 +53,8 @@ class LiveSession:
             self.events[ev.type] = self.events.get(ev.type, 0) + 1
             if ev.type == "sample" and ev.data:
                 self.inspector.feed(ev.data, ev.record.last)
+                if self.pcap is not None:
+                    self.pcap.write(ev.data, ev.record.last, ev.wirelen)
             if self.on_event:
                 self.on_event(ev)
         self.stored += self.store.add_flows(self._labelled(self.monitor.expire(self.idle)), source="kernel")
