@@ -19,7 +19,7 @@ from packetlab.course.m03_connection_tracking.topology import (
     CtTopology,
     conv_tuple,
     firewall_behaviour,
-    load_ruleset,
+    load_answer_ruleset,
     udp_probe,
 )
 
@@ -127,9 +127,7 @@ def check_stateful_firewall(topo: CtTopology, ruleset: Any) -> bool:
         "in a forward chain with policy drop: accept ct state established,related; drop ct state invalid; "
         'accept ct state new only when it comes in on the client\'s side (iifname "eth0")'
     )
-    if unanswered(ruleset) or not isinstance(ruleset, str):
-        raise CheckFailed(ex, "answer must be an nftables ruleset (a string)", hint)
-    load_ruleset(topo, ruleset, ex, hint)
+    load_answer_ruleset(topo.router, ruleset, ex, hint)
     results = firewall_behaviour(topo)
     require(
         results["client -> server (new TCP)"] == "allowed",

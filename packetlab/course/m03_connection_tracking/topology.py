@@ -7,13 +7,16 @@ import itertools
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from packetlab.course.grading import require
+from packetlab.course.grading import CheckFailed, require, unanswered
 from packetlab.course.m02_nat_and_routing.topology import wait_links_up
 from packetlab.course.m02_nat_and_routing.whoami import start_whoami
 from packetlab.course.m03_connection_tracking.craft import LabWire, TcpConversation, silence_kernel
 from packetlab.course.m03_connection_tracking.kernel_table import CtStateCounters
+
+if TYPE_CHECKING:
+    from packetlab.topo.host import Host
 
 CLIENT, SERVER = "10.0.1.10", "10.0.2.10"
 ROUTER_LAN, ROUTER_DMZ = "10.0.1.1", "10.0.2.1"
@@ -80,11 +83,15 @@ def conv_tuple(conv: TcpConversation) -> Any:
 # ---- exercise 3: a stateful firewall ----------------------------------------------------------------
 
 
-def load_ruleset(topo: CtTopology, ruleset: str, ex: str = "ruleset", hint: str | None = None) -> None:
-    """Validate `ruleset` with nft -c, delete the tables it declares, then load it on the router."""
+def load_answer_ruleset(router: Host, ruleset: Any, ex: str, hint: str | None = None) -> None:
+    """An exercise's answer as `router`'s firewall (modules 03 and 04): it must be an nftables ruleset
+    (a string) that nft accepts; validated with nft -c, the tables it declares are deleted and it is
+    loaded. Raises CheckFailed for `ex`, with `hint`, if it is not."""
     from packetlab.topo.netfilter import replace_ruleset
 
-    error = replace_ruleset(topo.router, ruleset)
+    if unanswered(ruleset) or not isinstance(ruleset, str):
+        raise CheckFailed(ex, "answer must be an nftables ruleset (a string)", hint)
+    error = replace_ruleset(router, ruleset)
     require(error is None, ex, f"nft rejects the ruleset: {error}", hint)
 
 

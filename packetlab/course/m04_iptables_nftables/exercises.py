@@ -11,12 +11,12 @@ import json
 from typing import Any
 
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
+from packetlab.course.m03_connection_tracking.topology import load_answer_ruleset
 from packetlab.course.m04_iptables_nftables.topology import (
     CLIENTS,
     SERVER,
     SERVER_PORTS,
     FwTopology,
-    load_ruleset,
     ping_flood,
     reachability,
     rule_body,
@@ -108,9 +108,7 @@ def check_set_and_vmap(topo: FwTopology, ruleset: Any) -> bool:
         "ip saddr @denylist drop; tcp dport vmap { 80 : accept, 443 : accept }; and drop other new TCP "
         "(ct state established,related must stay accepted for the replies)"
     )
-    if unanswered(ruleset) or not isinstance(ruleset, str):
-        raise CheckFailed(ex, "answer must be an nftables ruleset (a string)", hint)
-    load_ruleset(topo, ruleset, ex, hint)
+    load_answer_ruleset(topo.router, ruleset, ex, hint)
     text = topo.router.run(["nft", "list", "ruleset"]).stdout
     require("@" in text or "set " in text, ex, "the ruleset uses no named set", hint)
     require("vmap" in text, ex, "the ruleset uses no verdict map (vmap)", hint)
@@ -132,9 +130,7 @@ def check_rate_limit(topo: FwTopology, ruleset: Any) -> bool:
         "in a forward chain: icmp type echo-request limit rate 10/second burst 10 packets accept, "
         "then icmp type echo-request drop (a limit statement matches while under the rate)"
     )
-    if unanswered(ruleset) or not isinstance(ruleset, str):
-        raise CheckFailed(ex, "answer must be an nftables ruleset (a string)", hint)
-    load_ruleset(topo, ruleset, ex, hint)
+    load_answer_ruleset(topo.router, ruleset, ex, hint)
     import time
 
     time.sleep(1.1)  # let the token bucket fill up again

@@ -6,10 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from packetlab.course.grading import require
 from packetlab.course.m02_nat_and_routing.topology import wait_links_up
 from packetlab.course.m02_nat_and_routing.whoami import start_whoami, whoami
-from packetlab.topo.netfilter import TraceSession, annotate_hooks, base_chains, delete_table, replace_ruleset
+from packetlab.topo.netfilter import TraceSession, annotate_hooks, base_chains, delete_table
 
 CLIENTS = ("10.0.1.10", "10.0.1.11", "10.0.1.12")
 SERVER = "10.0.2.10"
@@ -113,12 +112,6 @@ def rule_body(text: str) -> str:
 
 
 # ---- sets, verdict maps and rate limits -------------------------------------------------------------
-
-
-def load_ruleset(topo: FwTopology, ruleset: str, ex: str, hint: str) -> None:
-    """Validate `ruleset`, then load it on the router in place of the tables it declares."""
-    error = replace_ruleset(topo.router, ruleset)
-    require(error is None, ex, f"nft rejects the ruleset: {error}", hint)
 
 
 def ping_flood(topo: FwTopology, count: int = 100, interval: float = 0.005) -> int:
