@@ -397,17 +397,23 @@ def test_fragment_policies(fw, policy, verdict):
 
 
 def test_kernel_agrees_with_the_reference_on_random_rules_and_packets(fw):
+    """Random rule sets (rate limits included) and packets: the kernel's verdict is the reference's.
+
+    A rate-limit rule here allows 1 packet a minute after a burst of 1-3, so within a set's 50
+    packets (milliseconds apart) each source passes exactly `burst` times and is dropped after:
+    the reference counts that per (rule, source), and each set's rate-limit rules have names of
+    their own, so they start with fresh buckets (a re-applied identical rule keeps its bucket)."""
     rnd = random.Random(808)
     nets4 = ["10.0.0.0/8", "10.1.0.0/16", "10.1.2.0/24", "10.1.2.3/32", "10.1.2.128/25", "0.0.0.0/0"]
     nets6 = ["fd00::/8", "fd00:1::/32", "fd00:1::5/128", "::/0"]
-    checked = sets = 0
+    checked = sets = limited = 0
     while sets < 40:
         rules = []
         for i in range(rnd.randint(1, 14)):
             fam = rnd.choice([nets4, nets6, None])
             r = {"name": f"r{i}", "action": rnd.choice(["allow", "drop", "rate-limit"])}
             if r["action"] == "rate-limit":
-                r.update(rate="1000000/s", burst=1000000)  # never limits in this test
+                r.update(name=f"s{sets}-rl{i}", rate="1/m", burst=rnd.randint(1, 3))
             if fam and rnd.random() < 0.8:
                 r["src"] = rnd.sample(fam, rnd.randint(1, 2))
             if fam and rnd.random() < 0.4:
@@ -429,6 +435,7 @@ def test_kernel_agrees_with_the_reference_on_random_rules_and_packets(fw):
         except RuleError:
             continue
         sets += 1
+        buckets: dict[tuple[str, str], int] = {}  # (rate-limit rule, source) -> packets it passed
         for _ in range(50):
             v6 = rnd.random() < 0.4
             src = rnd.choice(
@@ -455,9 +462,16 @@ def test_kernel_agrees_with_the_reference_on_random_rules_and_packets(fw):
             if kind >= 0.8 and not v6:
                 frame[IP].proto = 47
             data = bytes(frame / l4)
-            assert fw.test_run(data).verdict == decide(rs, data).verdict, (rs.to_yaml(), frame.summary())
+            want = decide(rs, data)
+            verdict, rule = want.verdict, next((r for r in rs.rules if r.name == want.rule), None)
+            if rule is not None and rule.action == "rate-limit":
+                key = (rule.name, str(want.fields.src))
+                buckets[key] = buckets.get(key, 0) + 1
+                limited += buckets[key] > (rule.burst or 0)
+                verdict = "XDP_DROP" if buckets[key] > (rule.burst or 0) else "XDP_PASS"
+            assert fw.test_run(data).verdict == verdict, (rs.to_yaml(), frame.summary())
             checked += 1
-    assert checked >= 2000
+    assert checked >= 2000 and limited >= 50  # rate limits did limit, and agreed
 
 
 def test_rate_limit_is_per_source_token_bucket(fw):

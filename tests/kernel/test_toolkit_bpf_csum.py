@@ -275,7 +275,7 @@ CONFIG = {
             "address": NAT_VIP,
             "port": 80,
             "mode": "nat",
-            "table_size": 13,
+            "table_size": 53,
             "backends": [{"name": "b1", "address": BACKEND, "port": 8080}],
         },
         {
@@ -284,7 +284,7 @@ CONFIG = {
             "port": 53,
             "protocol": "udp",
             "mode": "nat",
-            "table_size": 13,
+            "table_size": 53,
             "backends": [{"name": "b1", "address": BACKEND, "port": 5353}],
         },
         {
@@ -292,7 +292,7 @@ CONFIG = {
             "address": DSR_VIP,
             "port": 80,
             "mode": "dsr",
-            "table_size": 13,
+            "table_size": 53,
             "backends": [{"name": "b1", "address": DSR_BACKEND}],
         },
     ]

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from packetlab import safeyaml
 from packetlab.errors import InputError
 from packetlab.tools.firewall.compiler import compile_rules
 from packetlab.tools.firewall.rules import (
@@ -81,16 +82,9 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     loader = None
     try:
         try:
-            loader = yaml.SafeLoader(text)
-            node = loader.get_single_node()
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = mark.line + 1 if mark else None
-            if line is None and isinstance(getattr(exc, "position", None), int):
-                line = text.count("\n", 0, exc.position) + 1  # ReaderError: a bad character
-            raise RuleError(
-                [Problem(source, line, None, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
-            ) from None
+            node, loader = safeyaml.compose(text, source)  # tags, repeated keys: refused here
+        except safeyaml.YamlError as exc:
+            raise RuleError([Problem(source, exc.line, exc.field, exc.message)]) from None
         builder = _Builder(source, loader)
         try:
             return builder.ruleset(node)
@@ -138,7 +132,12 @@ class _Builder:
         self.problems.append(Problem(self.source, line, fieldname, message, rule))
 
     def scalar(self, node: yaml.Node) -> Any:
-        return self.loader.construct_object(node, deep=True)
+        """The value of `node`; None, with a problem recorded, if YAML cannot build it (``!!int x``)."""
+        try:
+            return safeyaml.construct(self.loader, node, self.source)
+        except safeyaml.YamlError as exc:
+            self.problem(node, None, exc.message)
+            return None
 
     def mapping(self, node: yaml.Node, allowed: Sequence[str], what: str, rule: str | None = None) -> dict:
         """{key: (key_node, value_node)} with unknown and duplicate keys reported."""
@@ -353,6 +352,9 @@ class _Builder:
         items = self.items(entry)
         if items is None:
             return []
+        if not items:  # not "any": a drop rule with proto: [] would otherwise drop everything
+            self.problem(entry[1], "proto", "an empty list matches nothing; leave the field out to mean any", label)
+            return None
         out: list[int] = []
         ok = True
         for node, value in items:

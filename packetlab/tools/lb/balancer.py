@@ -59,7 +59,7 @@ from packetlab.tools.lb.layout import (
     Vip,
 )
 from packetlab.tools.lb.metrics import render as render_prometheus
-from packetlab.tools.lb.nexthop import NextHop, link_info, resolve
+from packetlab.tools.lb.nexthop import NextHop, link_info, local_addresses, resolve
 from packetlab.tools.lb.status import LBStats, format_status, labels_by_slot, read_connections, read_stats
 from packetlab.topo import netns
 from packetlab.topo.names import check_name, check_namespace
@@ -263,6 +263,14 @@ class LoadBalancer:
             keys = {backend_key(v, b) for v in cfg.vips for b in v.backends}
             hops: dict[str, NextHop] = {}
             problems = []
+            own = local_addresses(self.namespace)
+            for i, v in enumerate(cfg.vips):
+                if v.address in own:
+                    problems.append(
+                        f"vips[{i}].address: {v.address} is the load balancer's own address (on {own[v.address]}): "
+                        "traffic to it is the LB host's own, not a service — give the VIP an address of its own "
+                        "(routed to the LB, e.g. 10.9.100.1)"
+                    )
             for v in cfg.vips:
                 for j, b in enumerate(v.backends):
                     k = backend_key(v, b)

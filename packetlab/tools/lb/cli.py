@@ -29,8 +29,9 @@ import time
 
 from packetlab.errors import UsageError, document_exit_codes, run_cli
 from packetlab.show.prometheus import serve_metrics
+from packetlab.tools.lb import maglev
 from packetlab.tools.lb.balancer import LoadBalancer
-from packetlab.tools.lb.config import load
+from packetlab.tools.lb.config import VIP, imbalance_bound, load, vip_weights, warnings
 from packetlab.tools.lb.instance import STATE_DIR, installed, instance_lock, instance_name, record_path
 from packetlab.topo.names import check_namespace
 
@@ -74,9 +75,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
             f"ok: VIP {v.label} {v.key} mode={v.mode} table={v.table_size} backends="
             + ", ".join(f"{b.label}(w={b.weight})" for b in v.backends)
         )
+        imbalance = table_imbalance(v)
+        if imbalance is not None:
+            print(
+                f"    balance: each backend's share of new flows is within {imbalance:.2%} of its weight's share "
+                f"(this table; the size rule allows at most {imbalance_bound(v.table_size, vip_weights(v)):.2%})"
+            )
     if not cfg.vips:
         print("ok: no VIPs (applying it removes every VIP)")
+    for w in warnings(cfg):
+        print(f"WARNING: {w}")
     return 0
+
+
+def table_imbalance(v: VIP) -> float | None:
+    """The largest relative error of a backend's share of `v`'s Maglev table against its weight's share."""
+    live = [b for b in v.backends if b.drain is not True and b.weight > 0]
+    if not live:
+        return None
+    names = [f"{b.address}:{v.backend_port(b)}" for b in live]
+    table = maglev.build_table(names, [b.weight for b in live], v.table_size)
+    total = sum(b.weight for b in live)
+    return max(abs(share / (b.weight / total) - 1) for share, b in zip(maglev.shares(table, len(live)), live))
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
@@ -104,6 +124,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
             if created:
                 lb.close()  # nothing half-applied
             raise
+        for w in warnings(cfg):
+            print(f"WARNING: {w}", file=sys.stderr)
         verb = "installed" if created else "updated"
         print(
             f"{verb} {name}: {len(cfg.vips)} VIP(s) on {ns or 'root'}:{','.join(lb.state.devs)} "

@@ -84,6 +84,17 @@ def _poke(namespace: str | None, addr: str) -> None:
         s.sendto(b"packetlab-lb arp probe", (addr, 9))
 
 
+def local_addresses(namespace: str | None) -> dict[str, str]:
+    """{address: interface} of every IPv4 address configured in `namespace`."""
+    out = {}
+    with contextlib.suppress(OSError):
+        for link in _ip_json(namespace, ["-4", "addr", "show"]):
+            for a in link.get("addr_info", []):
+                if a.get("local"):
+                    out[a["local"]] = link.get("ifname", "?")
+    return out
+
+
 def resolve(namespace: str | None, addr: str, *, wait: float = 1.0) -> NextHop:
     """Route and neighbour lookup for `addr` from `namespace` (raises if there is no route)."""
     try:
@@ -94,10 +105,19 @@ def resolve(namespace: str | None, addr: str, *, wait: float = 1.0) -> NextHop:
             cause=f"ip route get {addr}: {exc}",
             fix="add a route to the backend in the LB's namespace (or fix the address)",
         ) from None
-    if route.get("type", "unicast") not in ("unicast",) or "dev" not in route:
+    kind = route.get("type", "unicast")
+    if kind != "unicast" or "dev" not in route:
+        why = {
+            "local": "it is an address of the load balancer's own namespace",
+            "broadcast": "it is a broadcast address",
+            "multicast": "it is a multicast address",
+            "unreachable": "the routing table marks it unreachable",
+            "blackhole": "the routing table drops it (blackhole)",
+            "prohibit": "the routing table prohibits it",
+        }.get(kind, f"its route is of type {kind!r}" + ("" if "dev" in route else " without an interface"))
         raise PacketlabError(
             f"backend {addr} is not a unicast destination from the load balancer",
-            cause=f"ip route get {addr} says: {route}",
+            cause=f"ip route get {addr}: {why}",
             fix="backends must be other hosts reachable by a unicast route, not local addresses",
         )
     dev, via = route["dev"], route.get("gateway")
