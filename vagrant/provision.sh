@@ -148,6 +148,8 @@ PACKAGES=(
   # module 11b: an IPFIX collector (nfcapd) and its reader (nfdump), which the analyzer exports to; a resolver
   # (dnsmasq without its service) and dig, for real DNS traffic in the lab
   nfdump dnsmasq-base bind9-dnsutils
+  # module 11a: tcpreplay sends the shipped captures (and yours) into the lab
+  tcpreplay
   # python
   python3-venv python3-pip python3-dev
   # the system trust store (PACKETLAB_CA_FILE lands there; minimal images lack it)

@@ -22,6 +22,7 @@ import numpy as np
 from packetlab.errors import PacketlabError
 from packetlab.tools.sketch.layout import Flow
 
+PCAP_DIR = Path(__file__).resolve().parent / "pcaps"  # real protocol captures shipped with the tool
 ETH_HEADER = bytes.fromhex("020000000b02020000000b01") + b"\x08\x00"
 ETH6_HEADER = bytes.fromhex("020000000b02020000000b01") + b"\x86\xdd"
 
@@ -123,6 +124,8 @@ def flow_of_packet(pkt) -> Flow | None:  # noqa: ANN001 (a scapy packet)
 
 def from_pcap(path: str | Path, *, limit: int | None = None) -> Workload:
     """A workload from a capture: each packet's 5-tuple counted (non-IP packets are skipped)."""
+    import scapy.layers.inet  # noqa: F401  (Ether, IP, IPv6 known before the reader picks its link layer)
+    import scapy.layers.inet6  # noqa: F401
     from scapy.utils import PcapReader
 
     if not Path(path).is_file():
