@@ -69,8 +69,8 @@ MODULES: dict[str, ModuleNeeds] = {
         ),
         ModuleNeeds("10-kubernetes-networking", BASE + ("bpf_xdp", "bpf_tc", "nftables", "conntrack")),
         ModuleNeeds("11a-telemetry-sketch", BASE + ("bpf_xdp", "xdp_test_run")),
-        ModuleNeeds("11c-dhcp-fastpath", BASE + ("bpf_xdp", "xdp_test_run", "xdp_load_bytes")),
         ModuleNeeds("11b-packet-analyzer", BASE + ("bpf_xdp", "xdp_test_run", "ringbuf", "xdp_load_bytes")),
+        ModuleNeeds("11c-dhcp-fastpath", BASE + ("bpf_xdp", "xdp_test_run", "xdp_load_bytes")),
     ]
 }
 
