@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from packetlab.testing.make_lab_server import LabServer, make_lab
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
@@ -93,3 +95,10 @@ def page(browser: Browser) -> Iterator[Page]:
         yield pg
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def lab_server() -> Iterator[LabServer]:
+    """``make lab`` on a free port, one server for every browser test that needs JupyterLab; log in build/."""
+    with make_lab(REPO / "build" / "jupyterlab-server.log") as server:
+        yield server

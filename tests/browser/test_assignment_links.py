@@ -9,20 +9,10 @@ with its TODO markers — not a 404, not a download.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from packetlab.course.m07_xdp.assignments import PROTO_PERCPU
-from packetlab.testing.make_lab_server import LabServer, make_lab
+from packetlab.testing.make_lab_server import LabServer
 
 from .conftest import REPO, screenshot_path
-
-
-@pytest.fixture(scope="module")
-def lab_server() -> Iterator[LabServer]:
-    with make_lab(REPO / "build" / "jupyterlab-assignments.log") as server:
-        yield server
 
 
 def test_the_starter_link_opens_in_the_editor(lab_server: LabServer, page) -> None:

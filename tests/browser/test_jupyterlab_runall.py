@@ -24,14 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from packetlab.docsite.labs import EXECUTED_DIR
 from packetlab.paths import lab_notebooks
-from packetlab.testing.make_lab_server import LabServer, make_lab
+from packetlab.testing.make_lab_server import LabServer
 from packetlab.testing.runall import TRACEBACK
 from packetlab.topo import netns
 from packetlab.topo.state import all_records
@@ -97,13 +96,6 @@ def _kernel_labs(kernel_pid: int | None) -> dict[str, list[str]]:
 
 def _first_line(source: str) -> str:
     return next((line for line in source.splitlines() if line.strip()), "")[:80]
-
-
-@pytest.fixture(scope="module")
-def lab_server() -> Iterator[LabServer]:
-    """``make lab`` on a free port (module scope: one server for every lab); log in build/."""
-    with make_lab(REPO / "build" / "jupyterlab-server.log") as server:
-        yield server
 
 
 def _notebook_state(page, outputs: bool = False) -> dict | None:
