@@ -259,7 +259,7 @@ def build(lab: Lab, subscribers: int = 3, *, config: dict[str, Any] | None = Non
     sw.attach_xdp("bpf/00-xdp-pass.c", uplink.b_ifname)
     workdir = Path(tempfile.mkdtemp(prefix=f"packetlab-{lab.name}-"))
     lab.track(_Unpin(gw.namespace))
-    lab.track(_Workdir(workdir))
+    lab.track_workdir(workdir)  # removed with the lab, also if it dies (guardian, packetlab clean)
     subs = []
     for i in range(1, subscribers + 1):
         host = lab.host(f"s{i}")
@@ -272,11 +272,3 @@ def build(lab: Lab, subscribers: int = 3, *, config: dict[str, Any] | None = Non
     return DhcpLab(lab, gw, sw, subs, workdir, config=config or pools())
 
 
-class _Workdir:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def detach(self) -> None:
-        import shutil
-
-        shutil.rmtree(self.path, ignore_errors=True)
