@@ -270,5 +270,3 @@ def build(lab: Lab, subscribers: int = 3, *, config: dict[str, Any] | None = Non
         os.chmod(script, 0o755)
         subs.append(Subscriber(host, script, log))
     return DhcpLab(lab, gw, sw, subs, workdir, config=config or pools())
-
-
