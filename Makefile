@@ -10,7 +10,7 @@ DOCS_PORT ?= 8000
 # inside the Vagrant VM use DOCS_ADDR=0.0.0.0: Vagrant's forwarded port (host 127.0.0.1 only) arrives on the VM's NAT address
 DOCS_ADDR ?= 127.0.0.1
 
-.PHONY: help provision lab lint test test-unit test-toolkit test-labs test-vm docs docs-build clean doctor bench
+.PHONY: help provision lab lint test test-unit test-toolkit test-labs test-vm test-kernel61 docs docs-build clean doctor bench
 
 help:
 	@echo "make lab    - provision if needed, then JupyterLab on labs/ (port $(JUPYTER_PORT))"
@@ -21,6 +21,7 @@ help:
 	@echo "make clean  - remove leftovers of crashed labs (only what packetlab recorded)"
 	@echo "make doctor - check kernel, capabilities, headers and tools"
 	@echo "make test-vm [TESTS='tests/kernel/x.py -k y'] - developers: doctor + tests in the running Vagrant VM (Debian 12's 6.1 kernel)"
+	@echo "make test-kernel61 [TESTS='tests/kernel labs/07-xdp.ipynb'] - developers: doctor + tests file by file under Debian 12's 6.1 kernel in qemu, no Vagrant (hours)"
 
 provision:
 	$(SUDO) bash vagrant/provision.sh $(PROVISION_ARGS)
@@ -72,6 +73,10 @@ test-labs: provision
 # developers only, not part of `make test`: the tree on the kernel `vagrant up` gives (needs a running VM)
 test-vm:
 	bash vagrant/run-in-vm.sh $(TESTS)
+
+# developers only: the tree's committed HEAD under Debian 12's 6.1 kernel in qemu without KVM (hours), file by file
+test-kernel61: provision
+	$(SUDO) bash vagrant/kernel61.sh $(TESTS)
 
 docs: provision
 	$(VENV)/bin/mkdocs serve --dev-addr $(DOCS_ADDR):$(DOCS_PORT)
