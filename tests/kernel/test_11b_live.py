@@ -45,6 +45,7 @@ def test_cli_live_smoke(lab, capsys, tmp_path):
     pcap = tmp_path / "heads.pcap"
     pinger = h1.popen(["ping", "-c", "4", "-i", "0.2", "10.11.0.2"])
     argv = ["live", "--netns", h2.namespace, "--dev", "eth0", "--seconds", "1", "--prometheus", "--pcap", str(pcap)]
+    argv += ["--inspect", "samples"]  # the XDP program's heads (test_11b_afpacket runs the default, afpacket)
     assert analyze(argv) == 0
     pinger.wait(timeout=5)
     out = capsys.readouterr().out

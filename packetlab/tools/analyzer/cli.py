@@ -1,14 +1,16 @@
 """``packetlab analyze``: the module 11b packet analyzer from the command line.
 
-    packetlab analyze live   --netns NS --dev IF [--seconds S] [--sample N] [--db FILE] [--idle S] [--pcap FILE]
-                             [--dashboard PORT]
+    packetlab analyze live   --netns NS --dev IF [--seconds S] [--inspect afpacket|samples] [--filter EXPR]
+                             [--snaplen N] [--sample N] [--db FILE] [--idle S] [--pcap FILE] [--dashboard PORT]
     packetlab analyze pcap   FILE [--db FILE] [--scan-ports N] [--json]
     packetlab analyze query  "TERMS" --db FILE [--json | --csv]
     packetlab analyze export --db FILE (--csv | --json | --ipfix HOST:PORT) [--where "TERMS"] [--alerts]
 
-``live`` attaches bpf/11b-flow.c (XDP) to IF in a lab namespace, reads flow events and
-every Nth packet's head, and stores each flow when it has been idle for --idle seconds
-(and all of them at the end). ``pcap`` analyses a capture file with the userspace tier
+``live`` attaches bpf/11b-flow.c (XDP) to IF in a lab namespace, reads flow events, and
+stores each flow when it has been idle for --idle seconds (and all of them at the end). The
+inspector reads the packets an AF_PACKET TPACKET_V3 ring on IF lets through its socket filter
+(--inspect afpacket, the default; --filter replaces the default filter, --snaplen the bytes kept),
+or every Nth packet's head sampled by the XDP program (--inspect samples --sample N). ``pcap`` analyses a capture file with the userspace tier
 (application labels, connection states, alerts). ``query`` filters and aggregates the
 store (see ``--help-terms``); ``export`` writes flows or alerts as CSV or JSON, or sends
 the flows as IPFIX to a collector (nfcapd, pmacct...). ``--retain AGE`` (live, pcap)
@@ -56,12 +58,30 @@ def cmd_live(args: argparse.Namespace) -> int:
     from packetlab.topo.names import check_namespace
 
     check_namespace(args.netns, allow_host=False, tool="the analyzer")
-    xdp = attach(args.netns, args.dev, args.mode)
+    afpacket = args.inspect == "afpacket"
+    if afpacket and args.sample is not None:
+        raise UsageError("--sample is for --inspect samples", fix="drop --sample, or add --inspect samples")
+    if not afpacket and (args.filter or args.snaplen):
+        raise UsageError(
+            "--filter and --snaplen are for --inspect afpacket", fix="drop them, or add --inspect afpacket"
+        )
+    sample = 0 if afpacket else (1 if args.sample is None else args.sample)
+    ring = None
+    if afpacket:
+        from packetlab.tools.analyzer.capture import INSPECT_SNAPLEN, open_ring
+
+        ring = open_ring(args.netns, args.dev, filter=args.filter, snaplen=args.snaplen or INSPECT_SNAPLEN)
+    try:
+        xdp = attach(args.netns, args.dev, args.mode)
+    except BaseException:
+        if ring is not None:
+            ring.close()
+        raise
     pcap = PcapWriter(args.pcap) if args.pcap else None
     try:
         with (
             FlowStore(args.db) as store,
-            LiveSession(xdp, sample_every=args.sample, idle=args.idle, store=store, pcap=pcap) as session,
+            LiveSession(xdp, sample_every=sample, idle=args.idle, store=store, pcap=pcap, ring=ring) as session,
         ):
             if args.dashboard is not None:
                 from packetlab.tools.analyzer.dashboard import Dashboard
@@ -78,6 +98,14 @@ def cmd_live(args: argparse.Namespace) -> int:
                 f"{c['packets']} packets, {c['flows']} flows, {session.stored} stored; lost: "
                 f"table_full={c['table_full']} ringbuf_lost={c['ringbuf_lost']}"
             )
+            if ring is not None:
+                r = session.ring_stats()
+                print(
+                    f"inspected {r['read']} frames from the AF_PACKET ring; kernel: {r['packets']} accepted by the "
+                    f"filter, drops={r['drops']} freeze_q={r['freeze_q']}"
+                )
+            else:
+                print(f"inspected {session.events['sample']} sampled packet heads")
             for a in session.inspector.alerts:
                 print("ALERT", a.summary(), json.dumps(a.evidence, default=str))
             if args.prometheus:
@@ -85,9 +113,12 @@ def cmd_live(args: argparse.Namespace) -> int:
             _retain(store, args.retain)
     finally:
         xdp.detach()
+        if ring is not None:
+            ring.close()
         if pcap is not None:
             pcap.close()
-            print(f"{pcap.frames} sampled packet heads written to {args.pcap}")
+            what = "inspected frames" if afpacket else "sampled packet heads"
+            print(f"{pcap.frames} {what} written to {args.pcap}")
     return 0
 
 
@@ -146,13 +177,24 @@ def parser() -> argparse.ArgumentParser:
     live.add_argument("--netns", required=True, help="the lab namespace (ip netns list)")
     live.add_argument("--dev", required=True, help="the interface whose received traffic to account")
     live.add_argument("--seconds", type=float, default=10.0)
-    live.add_argument("--sample", type=int, default=1, help="send every Nth packet's head to the inspector (0: none)")
+    live.add_argument(
+        "--inspect",
+        choices=("afpacket", "samples"),
+        default="afpacket",
+        help="the inspector's packets: an AF_PACKET TPACKET_V3 ring behind a socket filter (default), "
+        "or the XDP program's sampled heads",
+    )
+    live.add_argument("--filter", help="afpacket: a tcpdump expression replacing the default socket filter")
+    live.add_argument("--snaplen", type=int, help="afpacket: bytes kept of each frame (default 1024)")
+    live.add_argument(
+        "--sample", type=int, help="samples: send every Nth packet's head to the inspector (default 1; 0: none)"
+    )
     live.add_argument("--idle", type=float, default=15.0, help="store a flow after this many idle seconds")
     live.add_argument("--mode", default="native", help="XDP mode: native or generic")
     live.add_argument("--db", default=":memory:", help="SQLite flow store (default: none kept)")
     live.add_argument("--retain", help="delete flows older than this from the store (e.g. 7d, 12h)")
     live.add_argument("--prometheus", action="store_true", help="print the counters as Prometheus metrics")
-    live.add_argument("--pcap", help="write the sampled packet heads (what was inspected) to this pcap file")
+    live.add_argument("--pcap", help="write what was inspected (ring frames or sampled heads) to this pcap file")
     live.add_argument(
         "--dashboard", type=int, metavar="PORT", help="serve a live page on http://127.0.0.1:PORT/ (0: any free port)"
     )
