@@ -21,5 +21,8 @@ def test_bench_analyzer_smoke(tmp_path, capsys):
     assert setups[:2] == ["XDP_DROP sink", "11b-flow (drop)"]
     flow = result["live"][1]
     assert "ringbuf_lost=0" in flow.drops and "table_full=0" in flow.drops
+    rings = [r for r in result["live"] if r.setup.startswith("AF_PACKET TPACKET_V3 ring")]
+    assert len(rings) == 2 and all("tp_drops=" in r.drops and "tp_freeze_q_cnt=" in r.drops for r in rings)
+    assert [p[0] for p in result["flow_vs_sink"]] == [1]  # one round: one flow/sink pair
     if shutil.which("tcpdump"):
         assert "tcpdump -w /dev/null" in setups
