@@ -26,6 +26,7 @@ from packetlab.errors import PacketlabError
 from packetlab.show.prometheus import MetricFamily, exposition
 from packetlab.show.tables import format_table
 from packetlab.tools.analyzer.anomalies import Thresholds
+from packetlab.tools.analyzer.capture import RingReader
 from packetlab.tools.analyzer.export import PcapWriter
 from packetlab.tools.analyzer.inspector import Inspector, conversation
 from packetlab.tools.analyzer.kernel import SOURCE, FlowMonitor
@@ -64,6 +65,7 @@ class LiveSession:
                 fix="use sample_every=0 with a ring (inspect='afpacket'), or no ring (inspect='samples')",
             )
         self.ring = ring
+        self.reader: RingReader | None = None
         self.monitor = FlowMonitor(program, sample_every=sample_every)
         self.monitor.reset()
         self.inspector = Inspector(thresholds)
@@ -74,6 +76,8 @@ class LiveSession:
         self.events: dict[str, int] = {"start": 0, "end": 0, "sample": 0}
         self.inspected = 0  # frames the inspector read from the AF_PACKET ring
         self.stored = 0
+        if ring is not None:
+            self.reader = RingReader(ring)  # last: nothing above can fail and leave its thread running
 
     @property
     def source(self) -> str:
@@ -91,8 +95,8 @@ class LiveSession:
                     self.pcap.write(ev.data, ev.record.last, ev.wirelen)
             if self.on_event:
                 self.on_event(ev)
-        if self.ring is not None:
-            for frame in self.ring.read(max(end - time.monotonic(), 0.0)):
+        if self.reader is not None:
+            for frame in self.reader.take(max(end - time.monotonic(), 0.0)):
                 self.inspected += 1
                 self.inspector.feed(frame.data, frame.timestamp)
                 if self.pcap is not None:
@@ -126,16 +130,19 @@ class LiveSession:
         return format_table(("flow", "app", "packets", "bytes", "flags"), rows)
 
     def ring_stats(self) -> dict[str, int]:
-        """The AF_PACKET ring's kernel counters (packets, drops, freeze_q) and the frames read; {} without one."""
-        if self.ring is None:
+        """The AF_PACKET ring's kernel counters (packets, drops, freeze_q), the frames the inspector read and
+        those waiting in the reader's backlog; {} without a ring."""
+        if self.ring is None or self.reader is None:
             return {}
-        return {**self.ring.stats(), "read": self.inspected}
+        return {**self.ring.stats(), "read": self.inspected, "backlog": len(self.reader)}
 
     def metrics(self) -> str:
         return metrics_text(self.monitor.counters(), self.events, len(self.inspector.alerts), self.ring_stats())
 
     def close(self) -> None:
         try:
+            if self.reader is not None:
+                self.reader.stop()  # what is left in the ring goes to the backlog, and flush() inspects it
             with contextlib.suppress(Exception):
                 self.flush()
         finally:
