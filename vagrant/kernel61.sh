@@ -40,8 +40,9 @@ MODULES=(veth bridge br_netfilter 8021q vxlan geneve ipip ip_gre ip6_tunnel sit 
   cls_bpf cls_u32 cls_flower cls_matchall cls_basic act_bpf act_mirred act_gact act_police act_skbedit act_pedit
   act_csum act_vlan nfnetlink ip_vs ip_vs_rr wireguard af_packet tcp_bbr)
 
-guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR, then the test files
+guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are listed in OUT/files.txt
   local out="$1" timeout="$2" doctor="$3"; shift 3
+  mapfile -t files <"$out/files.txt"   # not on the command line: the kernel's is at most 2048 bytes
   local tree="$out/tree"
   echo "guest kernel: $(uname -r)"
   for m in "${MODULES[@]}"; do modprobe -q "$m" 2>/dev/null || echo "note: no module $m on $(uname -r)"; done
@@ -57,7 +58,7 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR, then the test files
     echo "doctor: $out/doctor.txt"; cat "$out/doctor.txt"
   fi
   local f name t0 rc secs result extra
-  for f in "$@"; do
+  for f in "${files[@]}"; do
     name="$(echo "$f" | tr '/' '_')"
     extra=()
     case "$f" in *.ipynb) extra=(--nbval-lax --nbval-current-env --nbval-cell-timeout="$timeout") ;; esac
@@ -139,13 +140,14 @@ for p in "$@"; do
 done
 [ ${#files[@]} -gt 0 ] || die "no test files in: $*"
 
+printf '%s\n' "${files[@]}" >"$out/files.txt"
 echo "# $(date -u +%FT%TZ) kernel $krel, TCG, per-file limit ${timeout}s, tree $(git -C "$out/tree" rev-parse --short HEAD)" >>"$out/results.txt"
 say "booting $krel under qemu (TCG, no KVM: slow) for ${#files[@]} file(s); per-file lines: $out/results.txt"
 t0=$(date +%s)
 # nice: the emulated CPUs are two busy host threads for hours
 PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 \
   --rwdir "$out" --cwd "$out/tree" -- \
-  "bash $(printf '%q ' "$out/tree/vagrant/kernel61.sh" --guest "$out" "$timeout" "$doctor" "${files[@]}")" \
+  "bash $(printf '%q ' "$out/tree/vagrant/kernel61.sh" --guest "$out" "$timeout" "$doctor")" \
   </dev/null
 echo "# done in $(( ($(date +%s) - t0) / 60 )) min" >>"$out/results.txt"
 say "summary ($out/results.txt):"
