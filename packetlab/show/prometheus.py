@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import math
 import re
 import threading
@@ -132,21 +133,36 @@ def serve_metrics(
     *,
     namespace: str | None = None,
     name: str = "metrics",
+    probes: dict[str, Callable[[], tuple[int, dict]]] | None = None,
 ) -> http.server.ThreadingHTTPServer:
-    """Serve GET /metrics in a background thread; call .shutdown() to stop."""
+    """Serve GET /metrics in a background thread; call .shutdown() to stop.
+
+    `probes` adds JSON endpoints beside it (``{"/healthz": fn}``): each fn returns
+    (HTTP status, body), e.g. (503, {"ready": False, "not_ready": [...]}) for a
+    readiness probe; an exception in it answers 500 with the error in the body."""
+    extra = dict(probes or {})
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            if self.path.split("?")[0] != "/metrics":
-                self.send_error(404, "only /metrics lives here")
+            path = self.path.split("?")[0]
+            ctype = CONTENT_TYPE
+            if path in extra:
+                try:
+                    code, doc = extra[path]()
+                except Exception as exc:  # report, keep serving
+                    code, doc = 500, {"error": f"{type(exc).__name__}: {exc}"}
+                body, ctype = (json.dumps(doc) + "\n").encode(), "application/json"
+            elif path != "/metrics":
+                self.send_error(404, "only " + ", ".join(["/metrics", *extra]) + " live here")
                 return
-            try:
-                body = render().encode()
-                code = 200
-            except Exception as exc:  # report, keep serving
-                body, code = f"# error: {exc}\n".encode(), 500
+            else:
+                try:
+                    body = render().encode()
+                    code = 200
+                except Exception as exc:  # report, keep serving
+                    body, code = f"# error: {exc}\n".encode(), 500
             self.send_response(code)
-            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

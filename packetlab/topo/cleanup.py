@@ -25,7 +25,9 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
 
     Processes first (lab servers, container runtimes and the shims/conmon they
     left running), then what still runs in the lab's cgroups (containers), pins,
-    namespaces, and last the working directories the processes used.
+    namespaces, and last the working directories the processes used. Once a
+    namespace is gone, the milestone tools' pins made for it (a `packetlab dhcp
+    serve` the lab started, killed before it could unpin) are collected too.
     """
     removed: list[str] = []
     for proc in reversed(record.processes):
@@ -49,6 +51,7 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
                     os.unlink(pin)
     if not dry_run:
         _remove_empty_pin_dirs(record)
+    namespaces_gone = False
     for ns in reversed(record.namespaces):
         if not ns.startswith(f"{record.lab}-"):
             continue  # never remove a namespace that does not carry this lab's prefix
@@ -56,6 +59,9 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
             removed.append(f"namespace {ns}")
             if not dry_run:
                 netns.remove(ns)
+                namespaces_gone = True
+    if namespaces_gone:
+        removed += collect_tool_pins()  # tools' pins for namespaces that no longer exist (never a live one's)
     for workdir in reversed(record.workdirs):
         if is_lab_workdir(record.lab, workdir) and os.path.isdir(workdir):
             removed.append(f"working directory {workdir}")
@@ -82,11 +88,16 @@ PIN_ROOT = Path("/sys/fs/bpf/packetlab")
 
 # The milestone CLIs pin their programs so they outlive the command; each offers a gc()
 # that unpins installs whose lab namespace is gone. `packetlab clean` runs them all.
-TOOL_PIN_COLLECTORS = ["packetlab.tools.firewall.pinned", "packetlab.tools.lb.pinned"]
+TOOL_PIN_COLLECTORS = [
+    "packetlab.tools.firewall.pinned",
+    "packetlab.tools.lb.pinned",
+    "packetlab.tools.dhcp.fastpath",
+]
 
 
 def collect_tool_pins() -> list[str]:
-    """Unpin firewall/load-balancer installs left in namespaces that no longer exist."""
+    """Unpin firewall, load-balancer and DHCP fast-path installs left in namespaces that no longer
+    exist (each tool's gc(); installs on the host's own interfaces are never collected)."""
     import importlib
 
     removed: list[str] = []
@@ -95,7 +106,7 @@ def collect_tool_pins() -> list[str]:
             gc = importlib.import_module(name).gc
         except (ImportError, AttributeError):
             continue
-        removed += [f"{name.rsplit('.', 2)[1]}: {item}" for item in gc()]
+        removed += [f"{name.split('.')[2]}: {item}" for item in gc()]
     return removed
 
 

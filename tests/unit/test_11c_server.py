@@ -215,3 +215,21 @@ def _mangled(frame: bytes, cut: int, flips: list[tuple[int, int]]) -> bytes:
         if pos < len(out):
             out[pos] = val
     return bytes(out)
+
+
+def test_outcome_names_what_happened_to_the_lease(srv):
+    """The daemon logs these as `lease` events: grant, renew, release, decline; an OFFER changes no lease."""
+    offer = ask(srv, A, wire.DISCOVER)
+    assert offer.reply == "OFFER" and offer.lease is None
+    ack = ask(srv, A, wire.REQUEST, requested=offer.ip, server_id=SERVER)
+    assert (ack.lease, ack.expires) == ("grant", srv.clock() + 600)
+    srv.clock.now += 300
+    again = ask(srv, A, wire.REQUEST, ciaddr=offer.ip, dst_ip=SERVER)
+    assert (again.reply, again.lease, again.expires) == ("ACK", "renew", srv.clock() + 600)
+    gone = ask(srv, A, wire.RELEASE, ciaddr=offer.ip, dst_ip=SERVER)
+    assert (gone.lease, gone.ip) == ("release", offer.ip)
+    assert ask(srv, A, wire.DISCOVER).ip == offer.ip
+    back = ask(srv, A, wire.REQUEST, requested=offer.ip, server_id=SERVER)
+    assert back.lease == "grant", "a released address bound again is a new grant"
+    declined = ask(srv, A, wire.DECLINE, requested=offer.ip, server_id=SERVER)
+    assert declined.lease == "decline"

@@ -105,15 +105,43 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         state = None
     running = state is not None and _alive(state.get("pid"))
+    ready = readiness(args.netns, state if running else None)
     seen = stats.get("dhcp", 0)
     hit = (stats.get("fast_offer", 0) + stats.get("fast_ack", 0)) / seen if seen else 0.0
     if args.json:
-        print(json.dumps({"prog_id": prog, "daemon": state if running else None, "cached": cached, "stats": stats}))
+        doc = {"prog_id": prog, "daemon": state if running else None, "ready": ready, "cached": cached, "stats": stats}
+        print(json.dumps(doc))
         return 0
     print(f"fast path: XDP program {prog} pinned at {directory}, {cached} cached leases, hit rate {hit:.1%}")
     print("slow path: " + (f"pid {state['pid']}, store {state['store']}" if running and state else "not running"))
+    print("readiness: " + ("ready" if ready.get("ready") else "NOT READY: " + "; ".join(ready.get("not_ready", []))))
     print(format_table(["counter", "value"], sorted(stats.items())))
     return 0
+
+
+def readiness(netns: str | None, state: dict | None, timeout: float = 2.0) -> dict:
+    """The running daemon's /readyz answer (its JSON body, 200 or 503), or why there is none."""
+    import contextlib
+    import urllib.error
+    import urllib.request
+
+    from packetlab.topo import netns as _netns
+
+    if state is None:
+        return {"ready": False, "not_ready": ["daemon: not running"]}
+    port = state.get("metrics_port")
+    if not port:
+        return {"ready": None, "not_ready": ["daemon: started with --metrics-port 0, no /readyz to ask"]}
+    url = f"http://127.0.0.1:{int(port)}/readyz"
+    try:
+        with _netns.entered(netns) if netns else contextlib.nullcontext():
+            try:
+                with urllib.request.urlopen(url, timeout=timeout) as resp:
+                    return dict(json.loads(resp.read()))
+            except urllib.error.HTTPError as exc:  # 503 carries the same JSON body
+                return dict(json.loads(exc.read()))
+    except (OSError, ValueError) as exc:
+        return {"ready": False, "not_ready": [f"daemon: {url} did not answer ({exc})"]}
 
 
 def _alive(pid: object) -> bool:

@@ -8,8 +8,16 @@ the pinned one still attached and reuses it, and on exit leaves it running: a
 restart does not interrupt subscribers with a cached lease. `packetlab dhcp
 remove` takes it away.
 
-Logs are JSON lines on stderr (one object per decision); metrics are Prometheus
-text on ``http://<gateway>:<port>/metrics`` inside the namespace.
+Logs are JSON lines on stderr (one object per event: start/stop, each slow-path
+request with its reply, grant/renew/release/decline/expire of a lease, errors);
+metrics are Prometheus text on ``http://<gateway>:<port>/metrics`` inside the
+namespace, beside two probes for an orchestrator or a watchdog:
+
+- ``/healthz``: the process is alive and its main loop went round in the last
+  `HEALTH_STALE` seconds (a wedged loop answers 503 even though the HTTP thread runs);
+- ``/readyz``: the fast path is attached to the interface (the very program this
+  daemon installed or reused) and its pins are in bpffs, the lease store answers a
+  query, and the cache was warmed from the store. 503 names each check that fails.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import json
 import os
 import select
 import socket
+import sqlite3
 import struct
 import sys
 import threading
@@ -27,11 +36,13 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from packetlab.ebpf.loader import attached_xdp_prog_id
 from packetlab.errors import PacketlabError
 from packetlab.show.prometheus import MetricFamily, exposition, serve_metrics
+from packetlab.tools.dhcp import layout as L
 from packetlab.tools.dhcp import wire
 from packetlab.tools.dhcp.config import DhcpConfig
-from packetlab.tools.dhcp.fastpath import FastPath
+from packetlab.tools.dhcp.fastpath import FastPath, pin_dir
 from packetlab.tools.dhcp.server import DhcpServer
 from packetlab.tools.dhcp.store import BOUND, OFFERED, LeaseStore
 from packetlab.topo import netns as _netns
@@ -43,6 +54,7 @@ ETH_P_ALL, SOL_PACKET, PACKET_AUXDATA, PACKET_OUTGOING = 0x0003, 263, 8, 4
 TP_STATUS_VLAN_VALID = 1 << 4
 AUXDATA = struct.Struct("=IIIHHHH")
 LATENCY_WINDOW = 10_000  # slow-path handling times kept for the percentiles
+HEALTH_STALE = 5.0  # seconds without a main-loop round before /healthz says 503 (the loop wakes every 0.5 s)
 
 
 def instance_name(netns: str | None, dev: str) -> str:
@@ -91,6 +103,8 @@ class Daemon:
         self._quiet: socket.socket | None = None
         self.fast: FastPath | None = None
         self.metrics_server: Any = None
+        self.last_tick = time.monotonic()
+        self.warmed: int | None = None  # leases put in the cache on start (None: not warmed yet)
 
     # ---- lifecycle --------------------------------------------------------------------------
     def start(self) -> Daemon:
@@ -125,9 +139,15 @@ class Daemon:
         self.fast, reused = FastPath.install(self.netns, self.dev, mode=self.mode)
         self.fast.set_pools(self.config, self.server_mac)
         self.server = DhcpServer(self.config, self.store, self.server_mac, cache=self.fast)
-        warmed = self.server.warm_up(self.fast)
+        warmed = self.warmed = self.server.warm_up(self.fast)
         if self.metrics_port:
-            self.metrics_server = serve_metrics(self.metrics, "0.0.0.0", self.metrics_port, namespace=self.netns)
+            self.metrics_server = serve_metrics(
+                self.metrics,
+                "0.0.0.0",
+                self.metrics_port,
+                namespace=self.netns,
+                probes={"/healthz": self.health, "/readyz": self.readiness},
+            )
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         state = {
             "pid": os.getpid(),
@@ -165,6 +185,7 @@ class Daemon:
         assert self.sock is not None
         next_sweep = time.monotonic() + 1
         while not self.stop_event.is_set():
+            self.last_tick = time.monotonic()
             ready, _, _ = select.select([self.sock], [], [], 0.5)
             if ready:
                 self.handle_one()
@@ -182,7 +203,7 @@ class Daemon:
             msg = wire.parse_frame(data)
         except wire.MalformedDhcp as exc:
             self.errors["malformed"] += 1
-            self.log("malformed", why=exc.what)
+            self.log("malformed", level="warning", why=exc.what, bytes=len(data))
             return
         for level, kind, cdata in anc:
             if level == SOL_PACKET and kind == PACKET_AUXDATA and len(cdata) >= AUXDATA.size:
@@ -195,7 +216,15 @@ class Daemon:
                 self.sock.send(out.frame)
         except Exception as exc:  # one bad request must never stop the server
             self.errors["internal"] += 1
-            self.log("error", mac=msg.chaddr, request=msg.type_name, why=f"{type(exc).__name__}: {exc}")
+            self.log(
+                "error",
+                level="error",
+                mac=msg.chaddr,
+                vlan=msg.vlan,
+                request=msg.type_name,
+                xid=f"{msg.xid:#010x}",
+                why=f"{type(exc).__name__}: {exc}",
+            )
             return
         self.latency.append(time.perf_counter() - t0)
         self.requests[(out.request, out.reply or "none")] += 1
@@ -211,6 +240,19 @@ class Daemon:
             note=out.note or None,
             us=round((time.perf_counter() - t0) * 1e6),
         )
+        if out.lease:
+            found = self.config.pool_for_vlan(msg.vlan)
+            self.log(
+                "lease",
+                action=out.lease,
+                path="slow",
+                mac=msg.chaddr,
+                vlan=msg.vlan,
+                ip=out.ip,
+                pool=found[1].name if found else None,
+                expires=round(out.expires, 3) if out.expires else None,
+                hostname=msg.hostname,
+            )
 
     def sweep(self) -> None:
         fast = self.fast
@@ -219,15 +261,70 @@ class Daemon:
             entry = fast.lookup(mac, vlan) if fast else None
             return entry.expires if entry else None
 
-        for row in self.server.sweep(renewed):
-            self.log("expired", mac=row.mac, vlan=row.vlan, ip=row.ip)
+        moved: list = []
+        for row in self.server.sweep(renewed, moved):
+            self.log("lease", action="expire", mac=row.mac, vlan=row.vlan, ip=row.ip, pool=row.pool, was=row.state)
+        for row, later in moved:  # renewed by XDP ACKs since the last look: written to the store now
+            self.log(
+                "lease",
+                action="renew",
+                path="fast",
+                mac=row.mac,
+                vlan=row.vlan,
+                ip=row.ip,
+                pool=row.pool,
+                expires=round(later, 3),
+            )
 
-    def log(self, event: str, **fields: Any) -> None:
-        record = {"ts": round(time.time(), 3), "event": event, "netns": self.netns, "dev": self.dev}
+    def log(self, event: str, *, level: str = "info", **fields: Any) -> None:
+        """One JSON object on one line: ts, level, event, netns, dev, then the event's fields."""
+        record = {"ts": round(time.time(), 3), "level": level, "event": event, "netns": self.netns, "dev": self.dev}
         record.update({k: v for k, v in fields.items() if v is not None})
         with contextlib.suppress(OSError, ValueError):
             self.log_stream.write(json.dumps(record) + "\n")
             self.log_stream.flush()
+
+    # ---- probes -----------------------------------------------------------------------------
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """Liveness: the main loop went round recently (a probe that fails means restart me)."""
+        age = time.monotonic() - self.last_tick
+        ok = age <= HEALTH_STALE and not self.stop_event.is_set()
+        doc: dict[str, Any] = {"alive": ok, "pid": os.getpid(), "loop_age_s": round(age, 3)}
+        if not ok:
+            doc["why"] = "stopping" if self.stop_event.is_set() else f"main loop stuck for {age:.1f} s"
+        return (200 if ok else 503), doc
+
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        """Readiness: every part a subscriber's answer depends on is in place; 503 names what is not."""
+        not_ready: list[str] = []
+        checks: dict[str, Any] = {}
+        ours = None
+        if self.fast is None:
+            not_ready.append("fast_path: not installed")
+        else:
+            with contextlib.suppress(OSError):
+                ours = self.fast.prog_id()
+            attached = attached_xdp_prog_id(self.netns, self.dev)
+            checks["prog_id"], checks["attached_prog_id"] = ours, attached
+            if attached is None:
+                not_ready.append(f"fast_path: no XDP program on {self.netns or 'host'}:{self.dev} (detached)")
+            elif attached != ours:
+                not_ready.append(f"fast_path: XDP program {attached} on {self.dev} is not ours ({ours})")
+            directory = pin_dir(self.netns, self.dev)
+            missing = [n for n in (*L.MAPS, "prog") if not (directory / n).exists()]
+            if missing:
+                not_ready.append(f"pins: {', '.join(missing)} missing from {directory}")
+        try:
+            self.store.db.execute("SELECT count(*) FROM leases").fetchone()
+            checks["store"] = str(self.store_path)
+        except (AttributeError, sqlite3.Error) as exc:
+            not_ready.append(f"store: {exc}")
+        if self.warmed is None:
+            not_ready.append("cache: not warmed from the lease store yet")
+        else:
+            checks["warmed"] = self.warmed
+        code = 503 if not_ready else 200
+        return code, {"ready": not not_ready, "not_ready": not_ready, **checks}
 
     # ---- metrics ----------------------------------------------------------------------------
     def metrics(self) -> str:

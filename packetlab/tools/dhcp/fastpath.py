@@ -186,7 +186,9 @@ def unpin(netns: str | None, dev: str) -> list[str]:
 
 
 def gc() -> list[str]:
-    """Unpin fast paths whose namespace is gone (a lab ended without `packetlab dhcp remove`)."""
+    """Unpin fast paths whose namespace is gone (a lab ended, or was killed, without `packetlab dhcp
+    remove`), and forget the state files of daemons that ran there. A fast path on the host's own
+    interface (``host-<dev>``) or in a namespace that still exists stays until `packetlab dhcp remove`."""
     from packetlab.topo.netns import NETNS_DIR
 
     done: list[str] = []
@@ -204,6 +206,14 @@ def gc() -> list[str]:
             with contextlib.suppress(OSError):
                 d.rmdir()
             done.append(f"unpinned {d} (its namespace is gone)")
+    from packetlab.tools.dhcp.daemon import STATE_DIR  # (the daemon imports this module)
+
+    if STATE_DIR.is_dir():  # a killed daemon's state file names a namespace that is gone
+        for f in sorted(STATE_DIR.glob("*.json")):
+            if not f.name.startswith("host-") and not any(f.name.startswith(ns + "-") for ns in namespaces):
+                with contextlib.suppress(OSError):
+                    f.unlink()
+                    done.append(f"removed {f} (its namespace is gone)")
     return done
 
 

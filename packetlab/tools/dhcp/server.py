@@ -62,6 +62,8 @@ class Outcome:
     ip: str | None = None
     note: str = ""
     frame: bytes | None = None
+    lease: str | None = None  # what happened to the lease: grant, renew, release, decline (None: nothing)
+    expires: float | None = None  # the bound lease's new expiry (wall clock)
 
 
 @dataclass
@@ -98,7 +100,7 @@ class DhcpServer:
             if row and row.ip == msg.ciaddr:
                 self.store.set_state(msg.chaddr, msg.vlan, RELEASED)
                 self.cache.remove(msg.chaddr, msg.vlan)
-                out.ip, out.note = row.ip, "released"
+                out.ip, out.note, out.lease = row.ip, "released", "release"
             return out
         if msg.type == wire.DECLINE:
             addr = msg.requested
@@ -107,7 +109,7 @@ class DhcpServer:
                 self.store.decline(addr, now + DECLINE_QUARANTINE)
                 self.store.delete(msg.chaddr, msg.vlan)
                 self.cache.remove(msg.chaddr, msg.vlan)
-                out.ip, out.note = addr, "declined: quarantined"
+                out.ip, out.note, out.lease = addr, "declined: quarantined", "decline"
             return out
         out.note = "not served"
         return out
@@ -180,6 +182,11 @@ class DhcpServer:
 
     def _bind(self, msg: wire.Message, idx: int, pool: PoolConfig, ip: str, now: float, out: Outcome) -> Outcome:
         expires = now + pool.lease_time
+        old = self.store.get(msg.chaddr, msg.vlan)
+        out.lease = (
+            "renew" if old is not None and old.state == BOUND and old.ip == ip and old.expires > now else "grant"
+        )
+        out.expires = expires
         self._forget_offer(msg.chaddr, msg.vlan)
         self.store.put(LeaseRow(msg.chaddr, msg.vlan, ip, pool.name, BOUND, expires, now, msg.hostname))
         self.cache.put(msg.chaddr, msg.vlan, ip, idx, expires)
@@ -239,9 +246,14 @@ class DhcpServer:
                 n += 1
         return n
 
-    def sweep(self, renewed: Callable[[str, int], float | None] | None = None) -> list[LeaseRow]:
+    def sweep(
+        self,
+        renewed: Callable[[str, int], float | None] | None = None,
+        moved: list[tuple[LeaseRow, float]] | None = None,
+    ) -> list[LeaseRow]:
         """Expire what is due. A lease the fast path renewed (its ACKs move the cache entry's
-        expiry on) is first moved on in the store too. Returns the leases that expired."""
+        expiry on) is first moved on in the store too (appended to `moved` with its new expiry).
+        Returns the leases that expired."""
         now = self.clock()
         for key in [k for k, (_, until) in self._offers.items() if until <= now]:
             self._forget_offer(*key)
@@ -250,6 +262,8 @@ class DhcpServer:
             later = renewed(row.mac, row.vlan) if renewed and row.state == BOUND else None
             if later is not None and later > now:
                 self.store.set_state(row.mac, row.vlan, BOUND, later)
+                if moved is not None:
+                    moved.append((row, later))
                 continue
             self.store.set_state(row.mac, row.vlan, EXPIRED)
             self.cache.remove(row.mac, row.vlan)
