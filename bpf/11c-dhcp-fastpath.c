@@ -38,6 +38,12 @@
  * path (a flood of random MACs cannot starve the daemon). An empty bucket drops.
  * A rate of 0 in `config` switches a bucket off.
  *
+ * Optionally, a data rate limit per subscriber: every frame that is not a client's DHCP
+ * request (nor ARP, which a subscriber needs to reach its gateway at all) takes its length
+ * in bytes from the (MAC, VLAN)'s byte bucket in `data_buckets`; a frame the bucket cannot
+ * pay for is dropped (XDP_DROP) and counted with its bytes. `data_rate` 0 (the default)
+ * leaves data frames alone and uncounted.
+ *
  * Consistency with the lease store: a lease carries its expiry in CLOCK_BOOTTIME
  * nanoseconds; an expired entry is never answered from (XDP_PASS). An ACK here
  * renews the lease, so the program moves `expires_ns` forward and the slow path
@@ -90,18 +96,21 @@ struct dh_config {
     __u32 mac_burst;
     __u32 slow_rate;               /* frames per second to the slow path, all MACs (0: no limit) */
     __u32 slow_burst;
+    __u32 data_rate;               /* bytes per second per subscriber MAC, non-DHCP frames (0: no limit) */
+    __u32 data_burst;              /* bytes (0: one second's worth) */
 };
 
 enum dh_stat {
     ST_DHCP, ST_OFFER, ST_ACK, ST_PASS_UNKNOWN, ST_PASS_EXPIRED, ST_PASS_TYPE, ST_PASS_OTHER_ADDR,
     ST_PASS_RELAY, ST_PASS_MALFORMED, ST_PASS_UNSUPPORTED, ST_DROP_MAC_RATE, ST_DROP_SLOW_RATE,
-    ST_PASS_RESIZE, ST_MAX
+    ST_PASS_RESIZE, ST_DATA, ST_DATA_BYTES, ST_DROP_DATA_RATE, ST_DROP_DATA_BYTES, ST_MAX
 };
 
 BPF_HASH(leases, struct mac_key, struct lease, 65536);
 BPF_ARRAY(pools, struct pool, 64);
 BPF_ARRAY(config, struct dh_config, 1);
 BPF_TABLE("lru_hash", struct mac_key, struct bucket, buckets, 65536);
+BPF_TABLE("lru_hash", struct mac_key, struct bucket, data_buckets, 65536);
 BPF_PERCPU_ARRAY(stats, __u64, ST_MAX);
 
 
@@ -151,6 +160,71 @@ static __always_inline int take_token(struct mac_key *key, __u32 rate, __u32 bur
     }
     b->tokens = tokens - NS_PER_SEC;
     return 1;
+}
+
+static __always_inline void count_n(__u32 what, __u64 n)
+{
+    __u64 *v = stats.lookup(&what);
+    if (v)
+        *v += n;
+}
+
+/* `bytes` from the subscriber's data bucket (rate bytes/s, burst bytes deep); 0 when it cannot pay.
+ * Tokens are kept in 1e-9 bytes like the DHCP buckets; the refill is capped before it multiplies
+ * so it cannot overflow at any rate (cap <= 2^32 * 1e9 < 2^63). */
+static __always_inline int take_bytes(struct mac_key *key, __u32 rate, __u32 burst, __u64 bytes)
+{
+    __u64 now = bpf_ktime_get_ns();
+    __u64 cap = (__u64)(burst ? burst : rate) * NS_PER_SEC;
+    __u64 cost = bytes * NS_PER_SEC;
+    struct bucket *b = data_buckets.lookup(key);
+    if (!b) {
+        if (cost > cap)
+            return 0;
+        struct bucket fresh = { .last_ns = now, .tokens = cap - cost };
+        data_buckets.update(key, &fresh);
+        return 1;
+    }
+    __u64 elapsed = now - b->last_ns;
+    __u64 full = cap / rate + 1;                /* ns after which any bucket is full again */
+    if (elapsed > full)
+        elapsed = full;
+    __u64 tokens = b->tokens + elapsed * rate;
+    if (tokens > cap)
+        tokens = cap;
+    b->last_ns = now;
+    if (tokens < cost) {
+        b->tokens = tokens;
+        return 0;
+    }
+    b->tokens = tokens - cost;
+    return 1;
+}
+
+/* A frame that is not a client's DHCP request: the subscriber's data rate limit, if one is set. */
+static __always_inline int data_frame(struct xdp_md *ctx, __u16 vlan)
+{
+    void *data = (void *)(long)ctx->data;
+    void *end = (void *)(long)ctx->data_end;
+    struct ethhdr *eth = data;
+    __u32 zero = 0;
+    struct dh_config *cfg = config.lookup(&zero);
+    if (!cfg || !cfg->data_rate || (void *)(eth + 1) > end)
+        return XDP_PASS;
+    if (eth->h_proto == bpf_htons(ETH_P_ARP))
+        return XDP_PASS;                       /* ARP: the subscriber must reach its gateway */
+    __u64 len = end - data;
+    struct mac_key key = {};
+    __builtin_memcpy(key.mac, eth->h_source, ETH_ALEN);
+    key.vlan = vlan;
+    count(ST_DATA);
+    count_n(ST_DATA_BYTES, len);
+    if (!take_bytes(&key, cfg->data_rate, cfg->data_burst, len)) {
+        count(ST_DROP_DATA_RATE);
+        count_n(ST_DROP_DATA_BYTES, len);
+        return XDP_DROP;
+    }
+    return XDP_PASS;
 }
 
 static __always_inline int same_mac(const __u8 *a, const __u8 *b)
@@ -341,15 +415,18 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
     struct udphdr *udp;
     __u16 vlan = 0;
 
-    if (parse_ethhdr(&c, &eth, &vlan) != bpf_htons(ETH_P_IP))
-        return XDP_PASS;
+    int proto = parse_ethhdr(&c, &eth, &vlan);
+    if (proto < 0)
+        return XDP_PASS;                       /* runt, or more VLAN tags than we look through */
+    if (proto != bpf_htons(ETH_P_IP))
+        return data_frame(ctx, vlan);
     __u32 l2 = c.pos - data;
     if (l2 > ETH_HLEN + 4)
         return XDP_PASS;                       /* QinQ: not ours */
     if (parse_iphdr(&c, &ip) != IPPROTO_UDP)
-        return XDP_PASS;
+        return data_frame(ctx, vlan);
     if (parse_udphdr(&c, &udp) < 0 || udp->dest != bpf_htons(67) || udp->source != bpf_htons(68))
-        return XDP_PASS;                       /* not a client-to-server DHCP frame */
+        return data_frame(ctx, vlan);          /* not a client-to-server DHCP frame */
 
     count(ST_DHCP);
     struct mac_key key = {};

@@ -55,7 +55,7 @@ def prog():
 @pytest.fixture(autouse=True)
 def fresh(prog):
     """Every test starts with two cached leases, no rate limit and zero counters."""
-    for name in ("leases", "buckets"):
+    for name in ("leases", "buckets", "data_buckets"):
         prog.maps[name].clear()
     for i in range(len(STATS)):  # arrays cannot lose keys: zero them
         prog.maps["stats"].update(i, 0)
@@ -322,3 +322,49 @@ def test_not_dhcp_is_not_counted(prog):
     frame = bytes(eth / IP(src="10.67.0.100", dst=SERVER) / UDP(sport=67, dport=68) / (b"x" * 30))
     assert run(prog, frame).verdict == "XDP_PASS"
     assert stats(prog)["dhcp"] == 0
+
+
+def data_frame(mac: str, size: int, vlan: int | None = None) -> bytes:
+    """A subscriber's UDP frame of exactly `size` bytes (not DHCP)."""
+    l2 = Ether(src=mac, dst=SERVER_MAC) if vlan is None else Ether(src=mac, dst=SERVER_MAC) / Dot1Q(vlan=vlan)
+    head = l2 / IP(src=KNOWN_IP, dst="192.0.2.1") / UDP(sport=5000, dport=5001)
+    return bytes(head / (b"d" * (size - len(head))))
+
+
+def test_data_rate_limit_off_by_default_counts_nothing(prog):
+    for _ in range(50):
+        assert run(prog, data_frame(KNOWN, 1000)).verdict == "XDP_PASS"
+    s = stats(prog)
+    assert (s["data"], s["drop_data_rate"]) == (0, 0)
+    assert prog.maps["data_buckets"].lookup(mac_key(KNOWN)) is None
+
+
+def test_data_rate_limit_per_subscriber(prog):
+    """A bucket of 5000 bytes refilled at 100 bytes/s: five 1000-byte frames pass at once, the rest
+    of a back-to-back burst is dropped (the refill in the ms the burst takes is a few bytes),
+    per MAC and per VLAN; DHCP and ARP never pay, and the counters add up frame by frame."""
+    prog.maps["config"].update(0, Config(0, 0, 0, 0, 100, 5000))
+    frame = data_frame(KNOWN, 1000)
+    verdicts = [run(prog, frame).verdict for _ in range(8)]
+    assert verdicts == ["XDP_PASS"] * 5 + ["XDP_DROP"] * 3
+    # another subscriber, and the same MAC on another VLAN, have buckets of their own
+    assert run(prog, data_frame(UNKNOWN, 1000)).verdict == "XDP_PASS"
+    assert run(prog, data_frame(KNOWN, 1000, vlan=7)).verdict == "XDP_PASS"
+    # the bucket is empty for small frames too (64 bytes would take 0.64 s to refill)
+    assert run(prog, data_frame(KNOWN, 64)).verdict == "XDP_DROP"
+    # DHCP is not data: the fast path still answers the limited subscriber
+    assert run(prog, wire.request_frame(KNOWN, wire.DISCOVER)).verdict == "XDP_TX"
+    arp = bytes(Ether(src=KNOWN, dst="ff:ff:ff:ff:ff:ff", type=0x0806) / (b"\0" * 28))
+    assert run(prog, arp).verdict == "XDP_PASS"
+    s = stats(prog)
+    assert (s["data"], s["drop_data_rate"]) == (11, 4)
+    assert (s["data_bytes"], s["drop_data_bytes"]) == (10 * 1000 + 64, 3 * 1000 + 64)
+    assert (s["dhcp"], s["fast_offer"]) == (1, 1)
+
+
+def test_data_bucket_refills_at_its_rate(prog):
+    prog.maps["config"].update(0, Config(0, 0, 0, 0, 10_000, 2000))
+    frame = data_frame(KNOWN, 1000)
+    assert [run(prog, frame).verdict for _ in range(3)] == ["XDP_PASS", "XDP_PASS", "XDP_DROP"]
+    time.sleep(0.3)  # 10 kB/s x 0.3 s = 3000 bytes, capped at the 2000-byte burst
+    assert [run(prog, frame).verdict for _ in range(3)] == ["XDP_PASS", "XDP_PASS", "XDP_DROP"]

@@ -233,3 +233,13 @@ def test_outcome_names_what_happened_to_the_lease(srv):
     assert back.lease == "grant", "a released address bound again is a new grant"
     declined = ask(srv, A, wire.DECLINE, requested=offer.ip, server_id=SERVER)
     assert declined.lease == "decline"
+
+
+def test_data_rate_limit_is_optional_and_checked():
+    assert dhcp_config.parse(DOC).rate_limit.data_rate == 0  # absent: off
+    on = dhcp_config.parse({**DOC, "rate_limit": {"data_rate": 125_000, "data_burst": 64_000}})
+    assert (on.rate_limit.data_rate, on.rate_limit.data_burst) == (125_000, 64_000)
+    with pytest.raises(dhcp_config.ConfigError, match=r"rate_limit.data_burst: a bucket of 1000 bytes can never pay"):
+        dhcp_config.parse({**DOC, "rate_limit": {"data_rate": 125_000, "data_burst": 1000}})
+    with pytest.raises(dhcp_config.ConfigError, match=r"rate_limit.data_rate: -1 is not a whole number"):
+        dhcp_config.parse({**DOC, "rate_limit": {"data_rate": -1}})

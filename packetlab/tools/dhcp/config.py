@@ -11,6 +11,8 @@ and all problems are reported at once, before anything is started or changed.
       per_mac_burst: 40
       slow_path: 2000          # frames per second to the slow path, all MACs together
       slow_path_burst: 4000
+      data_rate: 0             # optional: bytes per second per subscriber MAC for everything but
+      data_burst: 0            #   DHCP and ARP (0/absent: off); burst in bytes (0: one second's worth)
     pools:
       - name: subscribers
         vlan: 0                # 802.1Q id the pool serves; 0 = untagged
@@ -31,6 +33,10 @@ from typing import Any
 
 from packetlab.errors import InputError
 from packetlab.tools.dhcp.layout import MAX_DNS, MAX_POOLS
+
+DATA_KEYS = ("data_rate", "data_burst")
+DATA_MAX = 4_000_000_000  # bytes (per second): what the program's u32 holds, 32 Gbit/s
+MAX_FRAME = 1518  # an Ethernet frame with a 1500-byte payload and a VLAN tag, without FCS
 
 
 class ConfigError(InputError):
@@ -70,6 +76,8 @@ class RateLimit:
     per_mac_burst: int = 40
     slow_path: int = 2000
     slow_path_burst: int = 4000
+    data_rate: int = 0  # bytes/s per subscriber for non-DHCP frames; 0 = no data rate limit
+    data_burst: int = 0  # bytes; 0 = data_rate (one second's worth)
 
 
 @dataclass(frozen=True)
@@ -143,10 +151,18 @@ def parse(data: Any, *, source: str = "<dict>") -> DhcpConfig:
     defaults = RateLimit()
     rate = RateLimit(
         **{
-            k: _int(rl.get(k, getattr(defaults, k)), f"rate_limit.{k}", 0, 10_000_000, bad)
+            k: _int(
+                rl.get(k, getattr(defaults, k)), f"rate_limit.{k}", 0, DATA_MAX if k in DATA_KEYS else 10_000_000, bad
+            )
             for k in RateLimit.__dataclass_fields__
         }
     )
+    if rate.data_rate and (rate.data_burst or rate.data_rate) < MAX_FRAME:
+        where = "rate_limit.data_burst" if rate.data_burst else "rate_limit.data_rate"
+        bad(
+            where,
+            f"a bucket of {rate.data_burst or rate.data_rate} bytes can never pay for a full {MAX_FRAME}-byte frame",
+        )
     pools_raw = data.get("pools")
     if not isinstance(pools_raw, list) or not pools_raw:
         bad("pools", "must be a non-empty list of pools")

@@ -123,7 +123,10 @@ class FastPath:
         for idx, pool in enumerate(config.pools):
             self.maps["pools"].update(idx, pool_entry(config, pool, server_mac))
         rl = config.rate_limit
-        self.maps["config"].update(0, L.Config(rl.per_mac, rl.per_mac_burst, rl.slow_path, rl.slow_path_burst))
+        self.maps["config"].update(
+            0,
+            L.Config(rl.per_mac, rl.per_mac_burst, rl.slow_path, rl.slow_path_burst, rl.data_rate, rl.data_burst),
+        )
 
     def put(self, mac: str, vlan: int, ip: str, pool: int, expires: float) -> None:
         self.maps["leases"].update(L.mac_key(mac, vlan), L.Lease(L.be32(ip), pool, to_boot_ns(expires)))

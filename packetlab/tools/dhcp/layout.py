@@ -50,6 +50,8 @@ class Config(ctypes.Structure):
         ("mac_burst", ctypes.c_uint32),
         ("slow_rate", ctypes.c_uint32),
         ("slow_burst", ctypes.c_uint32),
+        ("data_rate", ctypes.c_uint32),
+        ("data_burst", ctypes.c_uint32),
     ]
 
 
@@ -61,6 +63,7 @@ MAPS: dict[str, tuple[type, type]] = {
     "pools": (U32, Pool),
     "config": (U32, Config),
     "buckets": (MacKey, Bucket),
+    "data_buckets": (MacKey, Bucket),
     "stats": (U32, U64),
 }
 
@@ -78,6 +81,10 @@ STATS = [  # enum dh_stat: index in the stats map -> name
     "drop_mac_rate",
     "drop_slow_rate",
     "pass_resize",
+    "data",  # non-DHCP frames looked at by the data rate limit (only while it is on), and their bytes
+    "data_bytes",
+    "drop_data_rate",  # ... dropped for it, and their bytes
+    "drop_data_bytes",
 ]
 
 
