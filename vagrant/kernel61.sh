@@ -148,7 +148,7 @@ t0=$(date +%s)
 PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 \
   --rwdir "$out" --cwd "$out/tree" -- \
   "bash $(printf '%q ' "$out/tree/vagrant/kernel61.sh" --guest "$out" "$timeout" "$doctor")" \
-  </dev/null
+  </dev/null 2>&1 | cat   # a pipe: qemu reopens /proc/self/fd/1 and would truncate a log file given as stdout
 echo "# done in $(( ($(date +%s) - t0) / 60 )) min" >>"$out/results.txt"
 say "summary ($out/results.txt):"
 sed -n "/^# .*tree $(git -C "$out/tree" rev-parse --short HEAD)/,\$p" "$out/results.txt" | tail -n $(( ${#files[@]} + 1 ))
