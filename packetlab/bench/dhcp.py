@@ -142,8 +142,59 @@ class LoadResult:
         return (self.server_cpu_ns + self.xdp_ns) / 1e3 / self.exchanges if self.exchanges else 0.0
 
 
+XID_OFF, UDP_CSUM_OFF, CHADDR_OFF = 46, 40, 70  # in an untagged request frame: 14 + 20 + 8 (+ 4 / + 28)
+BOOTP_OFF = 42
+
+
+def with_xid(template: bytes, xid: int) -> bytes:
+    """`template` (a request built with xid 0) with `xid`, its UDP checksum updated incrementally
+    (RFC 1624: HC' = ~(~HC + m'), the old words being 0) — what makes a frame cost ~1 µs, not ~5."""
+    s = (~int.from_bytes(template[UDP_CSUM_OFF : UDP_CSUM_OFF + 2], "big") & 0xFFFF) + (xid >> 16) + (xid & 0xFFFF)
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    ck = ~s & 0xFFFF or 0xFFFF
+    return b"".join(
+        (
+            template[:UDP_CSUM_OFF],
+            ck.to_bytes(2, "big"),
+            template[UDP_CSUM_OFF + 2 : XID_OFF],
+            xid.to_bytes(4, "big"),
+            template[XID_OFF + 4 :],
+        )
+    )
+
+
+def quick_reply(frame: bytes) -> tuple[int, int, bytes, str, int] | None:
+    """(xid, type, chaddr, yiaddr, op) of an untagged DHCP reply from fixed offsets and a walk to option 53;
+    None when the frame is not one this reads (the full parser then decides)."""
+    if len(frame) < BOOTP_OFF + 244 or frame[12:14] != b"\x08\x00" or frame[14] != 0x45 or frame[36:38] != b"\x00\x44":
+        return None
+    b = BOOTP_OFF
+    if frame[b + 236 : b + 240] != b"\x63\x82\x53\x63":
+        return None
+    i, end = b + 240, len(frame)
+    while i + 2 < end:
+        code = frame[i]
+        if code == 0:
+            i += 1
+            continue
+        if code == 255:
+            return None
+        if code == 53 and frame[i + 1] == 1:
+            xid = int.from_bytes(frame[b + 4 : b + 8], "big")
+            return xid, frame[i + 2], frame[b + 28 : b + 34], socket.inet_ntoa(frame[b + 16 : b + 20]), frame[b]
+        i += 2 + frame[i + 1]
+    return None
+
+
 class Generator:
-    """A closed-loop DORA load generator on a packet socket in namespace `ns`."""
+    """A closed-loop DORA load generator on a packet socket in namespace `ns`.
+
+    Requests come from per-MAC templates with the xid patched in (a returning subscriber's
+    DISCOVER and REQUEST are the same bytes every time but for the xid); replies are read from
+    fixed offsets, and every 64th is also parsed in full and checksummed. Python costs about
+    25 µs a DORA this way (about 50 µs building and parsing each frame in full), which is what
+    bounds the fast path's figure: the generator uses a whole CPU there, and Kea does not make it."""
 
     def __init__(self, ns: str, dev: str = "eth0") -> None:
         with netns.entered(ns):
@@ -153,6 +204,16 @@ class Generator:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         drain(self.sock)
         self.sock.settimeout(0.02)
+        self.templates: dict[tuple, bytes] = {}
+
+    def _request(self, mac: str, mtype: int, xid: int, requested: str | None = None, server_id: str | None = None):
+        key = (mac, mtype, requested, server_id)
+        t = self.templates.get(key)
+        if t is None:
+            t = wire.request_frame(mac, mtype, xid=0, requested=requested, server_id=server_id)
+            if len(self.templates) < 200_000:
+                self.templates[key] = t
+        return with_xid(t, xid)
 
     def close(self) -> None:
         self.sock.close()
@@ -172,7 +233,7 @@ class Generator:
                 xid = (xid + 1) & 0xFFFFFFFF
                 mac = next(macs)
                 pending[xid] = (mac, time.monotonic(), None)
-                self.sock.send(wire.request_frame(mac, wire.DISCOVER, xid=xid))
+                self.sock.send(self._request(mac, wire.DISCOVER, xid))
             try:
                 frame = self.sock.recv(2048)
             except TimeoutError:
@@ -188,32 +249,57 @@ class Generator:
         return out
 
     def _reply(self, frame: bytes, pending: dict, out: LoadResult) -> None:
-        try:
-            msg = wire.parse_reply(frame)
-        except (wire.MalformedDhcp, struct.error, IndexError) as exc:
-            out.bad(f"unparsable: {exc}".splitlines()[0][:60])
-            return
-        entry = pending.get(msg.xid)
+        quick = quick_reply(frame)
+        full = quick is None or out.exchanges % 64 == 0  # every 64th, and anything unusual: the full parser
+        if full:
+            try:
+                msg = wire.parse_reply(frame)
+            except (wire.MalformedDhcp, struct.error, IndexError) as exc:
+                out.bad(f"unparsable: {exc}".splitlines()[0][:60])
+                return
+            xid, mtype, chaddr, yiaddr, op = msg.xid, msg.type, wire.mac_raw(msg.chaddr), msg.yiaddr, msg.op
+            server_id = msg.server_id
+            if quick is not None and quick != (xid, mtype, chaddr, yiaddr, op):
+                out.bad("the quick reader and the parser disagree")
+        else:
+            assert quick is not None
+            xid, mtype, chaddr, yiaddr, op = quick
+            server_id = None
+        entry = pending.get(xid)
         if entry is None:
             return  # a late reply to an exchange that timed out
         mac, start, offered = entry
-        ok = msg.chaddr == mac and msg.op == 2
-        if msg.type == wire.OFFER and offered is None and ok:
-            pending[msg.xid] = (mac, start, msg.yiaddr)
-            self.sock.send(
-                wire.request_frame(mac, wire.REQUEST, xid=msg.xid, requested=msg.yiaddr, server_id=msg.server_id)
-            )
-        elif msg.type == wire.ACK and offered == msg.yiaddr and ok:
-            del pending[msg.xid]
+        ok = chaddr == wire.mac_raw(mac) and op == 2
+        if mtype == wire.OFFER and offered is None and ok:
+            pending[xid] = (mac, start, yiaddr)
+            if server_id is None:
+                server_id = _server_id(frame)
+            self.sock.send(self._request(mac, wire.REQUEST, xid, yiaddr, server_id))
+        elif mtype == wire.ACK and offered == yiaddr and ok:
+            del pending[xid]
             out.exchanges += 1
             out.latencies.append(time.monotonic() - start)
-            if out.exchanges % 64 == 1:
+            if full:
                 out.checked += 1
                 if not _checksums_ok(frame):
                     out.bad("bad checksum")
         else:
-            del pending[msg.xid]
-            out.bad(f"{msg.type_name} after {'OFFER ' + offered if offered else 'DISCOVER'}, yiaddr {msg.yiaddr}")
+            del pending[xid]
+            name = wire.TYPE_NAMES.get(mtype, str(mtype))
+            out.bad(f"{name} after {'OFFER ' + offered if offered else 'DISCOVER'}, yiaddr {yiaddr}")
+
+
+def _server_id(frame: bytes) -> str | None:
+    """Option 54 of an OFFER (what the REQUEST must name)."""
+    i, end = BOOTP_OFF + 240, len(frame)
+    while i + 2 < end and frame[i] != 255:
+        if frame[i] == 0:
+            i += 1
+            continue
+        if frame[i] == 54 and frame[i + 1] == 4:
+            return socket.inet_ntoa(frame[i + 2 : i + 6])
+        i += 2 + frame[i + 1]
+    return None
 
 
 def drain(sock: socket.socket) -> None:

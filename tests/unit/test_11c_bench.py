@@ -43,3 +43,23 @@ def test_rounds_pair_fast_and_kea_of_the_same_round_and_report_median_and_spread
     assert "fast / slow DORA/s (medians): 10.00x" in text
     results.append(res("kea", 4, 100))  # a round without a fast run is not paired
     assert round_ratios(results) == [2.0, 1.5, 3.0]
+
+
+def test_the_generators_shortcuts_match_the_codec():
+    """A template with the xid patched in is byte for byte the frame the codec builds (UDP checksum
+    updated incrementally), and the quick reply reader agrees with the full parser."""
+    from packetlab.bench.dhcp import quick_reply, with_xid
+    from packetlab.tools.dhcp import wire
+
+    mac = "02:51:00:00:00:01"
+    for xid in (0, 1, 0x1234, 0xDEADBEEF, 0xFFFFFFFF, 0xFFFF0000):
+        for mtype, kw in ((wire.DISCOVER, {}), (wire.REQUEST, {"requested": "10.67.0.5", "server_id": "10.67.0.1"})):
+            assert with_xid(wire.request_frame(mac, mtype, xid=0, **kw), xid) == wire.request_frame(
+                mac, mtype, xid=xid, **kw
+            )
+    params = wire.ReplyParams("10.67.0.1", "02:67:00:00:00:01", "255.255.0.0", "10.67.0.1", ("10.67.0.1",), 600)
+    reply = wire.reply_frame(
+        wire.parse_frame(wire.request_frame(mac, wire.DISCOVER, xid=77)), wire.OFFER, "10.67.0.9", params
+    )
+    assert quick_reply(reply) == (77, wire.OFFER, wire.mac_raw(mac), "10.67.0.9", 2)
+    assert quick_reply(reply[:100]) is None and quick_reply(b"\0" * 400) is None
