@@ -193,8 +193,9 @@ class Generator:
     Requests come from per-MAC templates with the xid patched in (a returning subscriber's
     DISCOVER and REQUEST are the same bytes every time but for the xid); replies are read from
     fixed offsets, and every 64th is also parsed in full and checksummed. Python costs about
-    25 µs a DORA this way (about 50 µs building and parsing each frame in full), which is what
-    bounds the fast path's figure: the generator uses a whole CPU there, and Kea does not make it."""
+    33 µs a DORA this way (about 50 µs building and parsing each frame in full), which still
+    bounds the fast path's figure: the generator uses a whole CPU there (about half of one in
+    the Kea rounds, where Kea is the limit)."""
 
     def __init__(self, ns: str, dev: str = "eth0") -> None:
         with netns.entered(ns):
