@@ -50,6 +50,9 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are liste
   mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing
   mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug
   ip link set lo up
+  # the guest's /tmp is an overlay on the host's files over 9p, where shared writable mmap fails
+  # (trafgen: "Cannot setup shared variable!"); a real machine's /tmp is a local filesystem
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
   mkdir -p /tmp/vmhome /run/netns
   export HOME=/tmp/vmhome PYTHONPATH="$tree" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:$PATH"
   cd "$tree"

@@ -141,6 +141,11 @@ def _sysctls() -> dict[str, str]:
     return out
 
 
+# debugfs mounts tracefs here by itself the first time anything looks (bcc's tracepoints do): on a
+# freshly booted machine (seen under Debian 12's 6.1 in a fresh VM) it appears during the first run
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"
+
+
 def _mounts() -> list[str]:
     """Mounts in the host's mount namespace (``ip netns`` bind mounts are the namespaces check)."""
     mounts = []
@@ -150,6 +155,8 @@ def _mounts() -> list[str]:
         root, point, fstype, source = fields[3], fields[4], fields[sep + 1], fields[sep + 2]
         if point == netns.NETNS_DIR or point.startswith(netns.NETNS_DIR + "/"):
             continue
+        if point == DEBUGFS_TRACING and fstype == "tracefs":
+            continue  # the kernel's automount on first access by any tracer (bcc), not a lab's doing
         mounts.append(f"{point} {fstype} {source} {root}")
     return sorted(mounts)
 
