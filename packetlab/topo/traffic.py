@@ -10,6 +10,7 @@ interface saw, so a benchmark can say which side limited a figure.
 from __future__ import annotations
 
 import ipaddress
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -115,6 +116,12 @@ def flood(
         start = time.monotonic()
         result = sender.run(
             [
+                # trafgen mmaps a scratch file (.tmp_mmap.*) in its working directory: run it in the
+                # temp dir, not the caller's (a read-only or network filesystem refuses the shared
+                # mmap: "Cannot setup shared variable!", seen with the tree on 9p in a 6.1 VM)
+                "env",
+                "-C",
+                os.path.dirname(f.name),
                 "timeout",
                 "-s",
                 "INT",
