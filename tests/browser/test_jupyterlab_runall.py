@@ -26,6 +26,7 @@ import json
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from packetlab.docsite.labs import EXECUTED_DIR
@@ -123,6 +124,10 @@ def _wait_for_kernel(page, name: str, timeout: float = 180) -> dict:
 def _save_executed(page, notebook: Path) -> Path:
     """Write the notebook as JupyterLab holds it now (the model: sources, outputs, counts) to build/executed/."""
     model = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.toJSON()")
+    for cell in model["cells"]:  # JupyterLab's model says "attachments": null; nbformat's schema wants it absent
+        for key in [k for k, v in cell.items() if v is None]:
+            del cell[key]
+    nbformat.validate(nbformat.from_dict(model))  # the docs build reads this file with nbformat: fail here, clearly
     EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
     out = EXECUTED_DIR / notebook.name
     tmp = out.with_suffix(".partial")
