@@ -29,16 +29,18 @@ from typing import TYPE_CHECKING
 
 from packetlab.errors import PacketlabError
 from packetlab.topo import netns
+from packetlab.topo.packet_ring import (  # the kernel's AF_PACKET constants, defined once
+    ETH_P_ALL,
+    PACKET_STATISTICS,
+    SOL_PACKET,
+    TP_STATUS_VLAN_TPID_VALID,
+    TP_STATUS_VLAN_VALID,
+)
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
 
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263
 PACKET_AUXDATA = 8
-PACKET_STATISTICS = 6
-TP_STATUS_VLAN_VALID = 1 << 4
-TP_STATUS_VLAN_TPID_VALID = 1 << 6
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata
 PKTTYPES = {0: "host", 1: "broadcast", 2: "multicast", 3: "otherhost", 4: "outgoing"}
 
