@@ -135,6 +135,7 @@ static __always_inline void count(__u32 what)
 
 /* One token from `key`'s bucket (rate/s, burst deep); 0 when empty. Races between CPUs can
  * let a frame or two more through — a limiter for floods, not an accountant. */
+/* --8<-- [start:take-token] */
 static __always_inline int take_token(struct mac_key *key, __u32 rate, __u32 burst)
 {
     if (rate == 0)
@@ -161,6 +162,7 @@ static __always_inline int take_token(struct mac_key *key, __u32 rate, __u32 bur
     b->tokens = tokens - NS_PER_SEC;
     return 1;
 }
+/* --8<-- [end:take-token] */
 
 static __always_inline void count_n(__u32 what, __u64 n)
 {
@@ -314,6 +316,43 @@ static __always_inline __u8 *put_opt4(__u8 *o, __u8 code, __be32 v)
     return o + 6;
 }
 
+/* The request's Ethernet, IPv4 and UDP headers become the reply's; addressing per RFC 2131 4.1
+ * (giaddr is 0: relayed requests never get here). The BOOTP message is already the reply's. */
+/* --8<-- [start:reply-headers] */
+static __always_inline void reply_headers(struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
+                                          struct bootp *bp, __be32 yiaddr, struct pool *pool)
+{
+    __be32 daddr;
+    if (bp->ciaddr) {
+        daddr = bp->ciaddr;
+        __builtin_memcpy(eth->h_dest, bp->chaddr, ETH_ALEN);
+    } else if (bp->flags & bpf_htons(0x8000)) {
+        daddr = 0xffffffff;
+        __builtin_memset(eth->h_dest, 0xff, ETH_ALEN);
+    } else {
+        daddr = yiaddr;
+        __builtin_memcpy(eth->h_dest, bp->chaddr, ETH_ALEN);
+    }
+    __builtin_memcpy(eth->h_source, pool->server_mac, ETH_ALEN);
+
+    ip->version = 4;
+    ip->ihl = 5;
+    ip->tos = 0;
+    ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + DH_BOOTP_LEN);
+    ip->id = 0;
+    ip->frag_off = 0;
+    ip->ttl = 64;
+    ip->protocol = IPPROTO_UDP;
+    ip->saddr = pool->server_id;
+    ip->daddr = daddr;
+    ip->check = pl_ipv4_csum(ip);
+
+    udp->source = bpf_htons(67);
+    udp->dest = bpf_htons(68);
+    udp->len = bpf_htons(sizeof(*udp) + DH_BOOTP_LEN);
+}
+/* --8<-- [end:reply-headers] */
+
 /* Rewrite the (already resized) frame into the reply. `l2` is 14 or 18. */
 static __always_inline int build_reply(struct xdp_md *ctx, __u32 l2, __u8 type, struct lease *lease,
                                        struct pool *pool)
@@ -364,35 +403,7 @@ static __always_inline int build_reply(struct xdp_md *ctx, __u32 l2, __u8 type, 
     }
     o[0] = 255;
 
-    /* addressing, RFC 2131 4.1 (giaddr is 0: relayed requests never get here) */
-    __be32 daddr;
-    if (bp->ciaddr) {
-        daddr = bp->ciaddr;
-        __builtin_memcpy(eth->h_dest, bp->chaddr, ETH_ALEN);
-    } else if (bp->flags & bpf_htons(0x8000)) {
-        daddr = 0xffffffff;
-        __builtin_memset(eth->h_dest, 0xff, ETH_ALEN);
-    } else {
-        daddr = lease->addr;
-        __builtin_memcpy(eth->h_dest, bp->chaddr, ETH_ALEN);
-    }
-    __builtin_memcpy(eth->h_source, pool->server_mac, ETH_ALEN);
-
-    ip->version = 4;
-    ip->ihl = 5;
-    ip->tos = 0;
-    ip->tot_len = bpf_htons(sizeof(*ip) + sizeof(*udp) + DH_BOOTP_LEN);
-    ip->id = 0;
-    ip->frag_off = 0;
-    ip->ttl = 64;
-    ip->protocol = IPPROTO_UDP;
-    ip->saddr = pool->server_id;
-    ip->daddr = daddr;
-    ip->check = pl_ipv4_csum(ip);
-
-    udp->source = bpf_htons(67);
-    udp->dest = bpf_htons(68);
-    udp->len = bpf_htons(sizeof(*udp) + DH_BOOTP_LEN);
+    reply_headers(eth, ip, udp, bp, lease->addr, pool);
     udp->check = 0;
     /* pseudo-header words, then the UDP header and payload summed by the kernel */
     __u32 seed = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16) +

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
 from packetlab.course.m11c_dhcp_fastpath import helpers
+from packetlab.course.m11c_dhcp_fastpath.assignments import REPLY_HEADERS, TOKEN_BUCKET
 
 
 @graded("read the fast path's rules in the lesson, predict each request's path, set answer and run this check again")
@@ -113,3 +115,16 @@ def check_map_sizing(answer: Any, subscribers: int) -> bool:
         "bucket (max_entries rounded up to a power of two), for each map",
     )
     return passed(ex, f"the kernel charges {measured / 2**20:.1f} MiB for {leases} leases and {buckets} buckets")
+
+
+# ---- C assignments: the learner writes the eBPF (graded by packetlab.course.assignments) --------------
+@graded(TOKEN_BUCKET.try_it)
+def check_token_bucket(source: str | None) -> bool:
+    """Assignment 11c.A1: take_token(), spliced into 11c-dhcp-fastpath; bursts judged by verdicts and drop counters."""
+    return check(TOKEN_BUCKET, source)
+
+
+@graded(REPLY_HEADERS.try_it)
+def check_reply_headers(source: str | None) -> bool:
+    """Assignment 11c.A2: reply_headers(), spliced into 11c-dhcp-fastpath; replies compared byte for byte."""
+    return check(REPLY_HEADERS, source)
