@@ -173,6 +173,7 @@ int xdp_flow(struct xdp_md *ctx)
     }
     key.proto = proto;
 
+    /* --8<-- [start:flow-ports] */
     if (later_fragment) {
         /* counted in a record of its own, ports 0: reassembly is userspace's job */
     } else if (proto == IPPROTO_TCP) {
@@ -193,8 +194,10 @@ int xdp_flow(struct xdp_md *ctx)
         if (parse_icmphdr(&c, &ih) >= 0)
             key.dport = (u16)ih->type << 8 | ih->code;
     }
+    /* --8<-- [end:flow-ports] */
 
     u64 now = bpf_ktime_get_ns();
+    /* --8<-- [start:flow-record] */
     struct flow_value *val = flows.lookup(&key);
     if (val) {
         __sync_fetch_and_add(&val->packets, 1);
@@ -217,6 +220,7 @@ int xdp_flow(struct xdp_md *ctx)
             count(STAT_TABLE_FULL, 1);
         }
     }
+    /* --8<-- [end:flow-record] */
 
     u32 every = conf(CONF_SAMPLE_EVERY);
     if (every) {

@@ -5,7 +5,10 @@
 2. find the scanner in the lab's recorded pcap with one `packetlab analyze query` — checked on
    the lab's store and on a store with another scanner, so a hard-coded address fails;
 3. explain the dropped-event counter of the ring-buffer overflow run — the number must be the
-   kernel's count, and the cause the right one.
+   kernel's count, and the cause the right one;
+
+and two C assignments (`assignments.py`): the flow-record update and the ports of the flow key,
+each spliced into bpf/11b-flow.c and graded by hidden packets.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import copy
 import functools
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import CheckFailed, graded, passed, require, unanswered
 from packetlab.course.m11b_packet_analyzer import traces
+from packetlab.course.m11b_packet_analyzer.assignments import FLOW_PORTS, FLOW_RECORD
 from packetlab.course.m11b_packet_analyzer.helpers import OVERFLOW_CAUSES, OverflowRun, flows_of, slow_scan_trace
 from packetlab.errors import PacketlabError
 from packetlab.tools.analyzer.inspector import inspect_frames
@@ -134,3 +139,16 @@ def check_dropped_events(answer: Any, run: OverflowRun) -> bool:
         "table_full is 0 and every packet was counted; what fills when nobody reads?",
     )
     return passed(ex, "a ring buffer is a fixed space: a slow reader loses events, and the counter says how many")
+
+
+# ---- C assignments: the learner writes the eBPF (graded by packetlab.course.assignments) --------------
+@graded(FLOW_RECORD.try_it)
+def check_flow_record(source: str | None) -> bool:
+    """Assignment 11b.A1: the flow-record update, spliced into bpf/11b-flow.c."""
+    return check(FLOW_RECORD, source)
+
+
+@graded(FLOW_PORTS.try_it)
+def check_flow_ports(source: str | None) -> bool:
+    """Assignment 11b.A2: the ports (and TCP flags) of the flow key, spliced into bpf/11b-flow.c."""
+    return check(FLOW_PORTS, source)
