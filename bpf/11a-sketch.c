@@ -159,6 +159,7 @@ static __always_inline int same_key(struct flow_key *a, struct flow_key *b)
 /* One packet into the sketch of `slot`; keep the key among the candidates if it is heavy. */
 static __always_inline void sketch_update(struct flow_key *key, u32 slot)
 {
+    /* --8<-- [start:cms-update] */
     u64 h = key_digest(key);
     u32 est = 0xffffffff;
     u32 first = 0, second = 0;
@@ -182,6 +183,8 @@ static __always_inline void sketch_update(struct flow_key *key, u32 slot)
         if (i == 1)
             second = col & (SK_HH - 1);
     }
+    /* --8<-- [end:cms-update] */
+    /* --8<-- [start:hh-update] */
     if (SK_DEPTH < 2)
         second = (first + 1) & (SK_HH - 1);
     /* Two candidate places: keep the key if it is there, or if it now outweighs
@@ -206,6 +209,7 @@ static __always_inline void sketch_update(struct flow_key *key, u32 slot)
         __builtin_memcpy(&lighter->key, key, sizeof(*key));
         lighter->estimate = est;
     }
+    /* --8<-- [end:hh-update] */
 }
 
 static __always_inline void add_counters(struct counters *c, u64 len)

@@ -3,6 +3,9 @@
 1. choose w and d for a target error and confidence (the program's w is a power of two);
 2. predict the error bound of a given trace and sketch — then the kernel's sketch is measured against it;
 3. find the flow the kernel's sketch reports as heavy although it is not, and say why.
+
+C assignments (graded by `packetlab.course.assignments`, see `assignments.py`): 11a.A1 the
+Count-Min update, 11a.A2 the heavy-hitter candidates, each spliced into bpf/11a-sketch.c.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from packetlab.course.assignments import check
 from packetlab.course.grading import graded, pair_answer, passed, require, unanswered
+from packetlab.course.m11a_telemetry_sketch.assignments import CMS_UPDATE, HEAVY_HITTERS
 from packetlab.tools.sketch.layout import Flow, Geometry
 
 
@@ -96,3 +101,16 @@ def check_false_heavy_hitter(answer: Any, scenario: Any) -> bool:
         f"{flow}: {true} packets, estimated {scenario.sketch.estimate(flow)}: in every row it shares its counter "
         f"with heavier flows (the minimum is still an overcount)\n{scenario.explain(flow)}",
     )
+
+
+# ---- C assignments: the learner writes the eBPF (graded by packetlab.course.assignments) --------------
+@graded(CMS_UPDATE.try_it)
+def check_cms_update(source: str | None) -> bool:
+    """Assignment 11a.A1: the Count-Min update of sketch_update(), spliced into 11a-sketch."""
+    return check(CMS_UPDATE, source)
+
+
+@graded(HEAVY_HITTERS.try_it)
+def check_heavy_hitters(source: str | None) -> bool:
+    """Assignment 11a.A2: the heavy-hitter candidate update of sketch_update(), spliced into 11a-sketch."""
+    return check(HEAVY_HITTERS, source)
