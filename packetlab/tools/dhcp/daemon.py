@@ -42,13 +42,12 @@ from packetlab.show.prometheus import MetricFamily, exposition, serve_metrics
 from packetlab.tools.dhcp import layout as L
 from packetlab.tools.dhcp import wire
 from packetlab.tools.dhcp.config import DhcpConfig
-from packetlab.tools.dhcp.fastpath import FastPath, pin_dir
+from packetlab.tools.dhcp.fastpath import STATE_DIR, FastPath, pin_dir
 from packetlab.tools.dhcp.server import DhcpServer
 from packetlab.tools.dhcp.store import BOUND, OFFERED, LeaseStore
 from packetlab.topo import netns as _netns
 from packetlab.topo.host import attach_capture_filter
 
-STATE_DIR = Path(os.environ.get("PACKETLAB_DHCP_STATE_DIR", "/run/packetlab/dhcp"))
 STORE_DIR = Path(os.environ.get("PACKETLAB_DHCP_STORE_DIR", "/var/lib/packetlab/dhcp"))
 ETH_P_ALL, SOL_PACKET, PACKET_AUXDATA, PACKET_OUTGOING = 0x0003, 263, 8, 4
 TP_STATUS_VLAN_VALID = 1 << 4

@@ -31,6 +31,7 @@ from packetlab.tools.dhcp.config import DhcpConfig, PoolConfig
 from packetlab.tools.dhcp.wire import mac_raw
 
 PIN_ROOT = Path(os.environ.get("PACKETLAB_DHCP_PIN_ROOT", "/sys/fs/bpf/packetlab/dhcp"))
+STATE_DIR = Path(os.environ.get("PACKETLAB_DHCP_STATE_DIR", "/run/packetlab/dhcp"))  # the daemons' state files
 XDP_MODES = {"native": 4, "generic": 2}
 
 
@@ -209,8 +210,6 @@ def gc() -> list[str]:
             with contextlib.suppress(OSError):
                 d.rmdir()
             done.append(f"unpinned {d} (its namespace is gone)")
-    from packetlab.tools.dhcp.daemon import STATE_DIR  # (the daemon imports this module)
-
     if STATE_DIR.is_dir():  # a killed daemon's state file names a namespace that is gone
         for f in sorted(STATE_DIR.glob("*.json")):
             if not f.name.startswith("host-") and not any(f.name.startswith(ns + "-") for ns in namespaces):
