@@ -20,6 +20,8 @@ MODULES = {
     "08": "packetlab.course.m08_milestone_xdp_firewall.assignments",
     "09": "packetlab.course.m09_milestone_l4_load_balancer.assignments",
     "10": "packetlab.course.m10_kubernetes_networking.assignments",
+    "11a": "packetlab.course.m11a_telemetry_sketch.assignments",
+    "11b": "packetlab.course.m11b_packet_analyzer.assignments",
 }
 
 
