@@ -94,6 +94,20 @@ def _counted(**want: int) -> Callable[[LoadedProgram], tuple[str, str] | None]:
     return after
 
 
+def _kept(at_least: float) -> Callable[[LoadedProgram], tuple[str, str] | None]:
+    """after: KNOWN's bucket holds between `at_least` and 1 frame (what was refilled is stored, nothing spent)."""
+
+    def after(prog: LoadedProgram) -> tuple[str, str] | None:
+        b = _map(prog, "buckets").lookup(mac_key(KNOWN))
+        got = b.tokens / NS_PER_SEC if b is not None else None
+        if got is not None and at_least <= got < 1:
+            return None
+        held = "no bucket" if got is None else f"{got:.3f} frames"
+        return (f"buckets[{KNOWN}] holding {at_least:g} to 1 frame (tokens x 1e9)", f"buckets[{KNOWN}] holding {held}")
+
+    return after
+
+
 def _then(verdicts: list[str], mac: str = KNOWN) -> Callable[[LoadedProgram], tuple[str, str] | None]:
     """after: the next DISCOVERs from `mac`, sent at once, get these verdicts."""
 
@@ -144,11 +158,11 @@ def _bucket_cases() -> list[Case]:
             after=_counted(dhcp=4, drop_mac_rate=1),
         ),
         Case(
-            "empty bucket, refilled just now (1/s, burst 3)",
+            "half a token, refilled 0.3 s ago (1/s, burst 3): not enough yet, and the 0.8 are kept",
             frame,
             verdict="XDP_DROP",
-            prepare=_with_bucket(1, 3, age_s=0, tokens=0),
-            after=_counted(drop_mac_rate=1),
+            prepare=_with_bucket(1, 3, age_s=0.3, tokens=0.5),
+            after=_kept(0.8),
         ),
         Case(
             "empty bucket, last refilled 2.5 s ago (1/s, burst 3): 2 tokens earned",
@@ -163,6 +177,13 @@ def _bucket_cases() -> list[Case]:
             verdict="XDP_PASS",
             prepare=_with_bucket(1, 2, age_s=3600, tokens=0),
             after=_then(["XDP_PASS", "XDP_DROP"]),
+        ),
+        Case(
+            "burst 0 counts as 1, idle for a minute (1/s): one frame, not zero",
+            frame,
+            verdict="XDP_PASS",
+            prepare=_with_bucket(1, 0, age_s=60, tokens=0),
+            after=_then(["XDP_DROP"]),
         ),
         Case(
             "3rd unknown MAC at once: the shared slow-path bucket (1/s, burst 2)",
