@@ -22,6 +22,7 @@ MODULES = {
     "10": "packetlab.course.m10_kubernetes_networking.assignments",
     "11a": "packetlab.course.m11a_telemetry_sketch.assignments",
     "11b": "packetlab.course.m11b_packet_analyzer.assignments",
+    "11c": "packetlab.course.m11c_dhcp_fastpath.assignments",
 }
 
 
