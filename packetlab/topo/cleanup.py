@@ -26,8 +26,10 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
     Processes first (lab servers, container runtimes and the shims/conmon they
     left running), then what still runs in the lab's cgroups (containers), pins,
     namespaces, and last the working directories the processes used. Once a
-    namespace is gone, the milestone tools' pins made for it (a `packetlab dhcp
-    serve` the lab started, killed before it could unpin) are collected too.
+    namespace is gone, the pins of tools whose daemon a lab runs (a `packetlab dhcp
+    serve` the lab started, killed before it could unpin) are collected too. A firewall
+    or load balancer installed with its CLI is not the lab's: its pins stay, `status`
+    says "namespace gone" and `packetlab clean` collects them.
     """
     removed: list[str] = []
     for proc in reversed(record.processes):
@@ -61,7 +63,7 @@ def teardown(record: LabRecord, *, dry_run: bool = False) -> list[str]:
                 netns.remove(ns)
                 namespaces_gone = True
     if namespaces_gone:
-        removed += collect_tool_pins()  # tools' pins for namespaces that no longer exist (never a live one's)
+        removed += collect_tool_pins(LAB_DAEMON_COLLECTORS)  # for namespaces that no longer exist, never a live one's
     for workdir in reversed(record.workdirs):
         if is_lab_workdir(record.lab, workdir) and os.path.isdir(workdir):
             removed.append(f"working directory {workdir}")
@@ -93,15 +95,17 @@ TOOL_PIN_COLLECTORS = [
     "packetlab.tools.lb.pinned",
     "packetlab.tools.dhcp.fastpath",
 ]
+# Tools whose pins belong to a daemon the lab itself runs: a lab's teardown collects these.
+LAB_DAEMON_COLLECTORS = ["packetlab.tools.dhcp.fastpath"]
 
 
-def collect_tool_pins() -> list[str]:
+def collect_tool_pins(collectors: list[str] = TOOL_PIN_COLLECTORS) -> list[str]:
     """Unpin firewall, load-balancer and DHCP fast-path installs left in namespaces that no longer
     exist (each tool's gc(); installs on the host's own interfaces are never collected)."""
     import importlib
 
     removed: list[str] = []
-    for name in TOOL_PIN_COLLECTORS:
+    for name in collectors:
         try:
             gc = importlib.import_module(name).gc
         except (ImportError, AttributeError):
