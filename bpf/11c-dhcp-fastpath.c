@@ -479,6 +479,10 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
     if (opt_len > DH_OPT_COPY)
         opt_len = DH_OPT_COPY;                 /* longer options: looked at up to here */
     struct opt_buf *ob = scratch.lookup(&zero);
+    /* opt_len lives on the stack across the lookup; without this the compiler drops the check
+     * below (it knows the bound) and 6.1's verifier, which forgets the bounds of a spilled
+     * unbounded scalar, sees an unchecked length at bpf_xdp_load_bytes ("R4 min value is negative") */
+    asm volatile("" : "+r"(opt_len));
     if (!ob || opt_len < 1 || opt_len > DH_OPT_COPY)
         goto slow;
     if (bpf_xdp_load_bytes(ctx, (void *)(bp + 1) - data, ob->b, opt_len))
