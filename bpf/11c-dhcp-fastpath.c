@@ -475,15 +475,16 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
         verdict = ST_PASS_UNSUPPORTED;         /* chaddr is not the sender: not on our fast path */
         goto slow;
     }
+    /* The scratch lookup comes before the length is computed: a length kept across a helper call
+     * is spilled to the stack, and 6.1's verifier forgets the bounds of a spilled scalar that was
+     * unbounded when spilled ("R4 min value is negative" at bpf_xdp_load_bytes). */
+    struct opt_buf *ob = scratch.lookup(&zero);
+    if (!ob)
+        goto slow;
     __u32 opt_len = udp_len - sizeof(*udp) - DH_OPT_OFF;
     if (opt_len > DH_OPT_COPY)
         opt_len = DH_OPT_COPY;                 /* longer options: looked at up to here */
-    struct opt_buf *ob = scratch.lookup(&zero);
-    /* opt_len lives on the stack across the lookup; without this the compiler drops the check
-     * below (it knows the bound) and 6.1's verifier, which forgets the bounds of a spilled
-     * unbounded scalar, sees an unchecked length at bpf_xdp_load_bytes ("R4 min value is negative") */
-    asm volatile("" : "+r"(opt_len));
-    if (!ob || opt_len < 1 || opt_len > DH_OPT_COPY)
+    if (opt_len < 1)
         goto slow;
     if (bpf_xdp_load_bytes(ctx, (void *)(bp + 1) - data, ob->b, opt_len))
         goto slow;
