@@ -475,16 +475,11 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
         verdict = ST_PASS_UNSUPPORTED;         /* chaddr is not the sender: not on our fast path */
         goto slow;
     }
-    /* The scratch lookup comes before the length is computed: a length kept across a helper call
-     * is spilled to the stack, and 6.1's verifier forgets the bounds of a spilled scalar that was
-     * unbounded when spilled ("R4 min value is negative" at bpf_xdp_load_bytes). */
-    struct opt_buf *ob = scratch.lookup(&zero);
-    if (!ob)
-        goto slow;
     __u32 opt_len = udp_len - sizeof(*udp) - DH_OPT_OFF;
     if (opt_len > DH_OPT_COPY)
         opt_len = DH_OPT_COPY;                 /* longer options: looked at up to here */
-    if (opt_len < 1)
+    struct opt_buf *ob = scratch.lookup(&zero);
+    if (!ob || opt_len < 1 || opt_len > DH_OPT_COPY)
         goto slow;
     if (bpf_xdp_load_bytes(ctx, (void *)(bp + 1) - data, ob->b, opt_len))
         goto slow;
