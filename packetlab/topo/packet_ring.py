@@ -59,6 +59,13 @@ TP_STATUS_VLAN_TPID_VALID = 1 << 6
 DLT_EN10MB = 1
 PAGE = mmap.PAGESIZE
 
+
+def restore_vlan(frame: bytes, tci: int, tpid: int = 0x8100) -> bytes:
+    """Insert an 802.1Q tag (TPID, TCI) after the two MAC addresses: the kernel strips it into
+    the frame's metadata (auxdata, tpacket3_hdr), and a capture wants it back in the bytes."""
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
+
+
 BLOCK_DESC = struct.Struct("=IIIIIIQIIII")  # tpacket_block_desc with tpacket_hdr_v1 (48 bytes)
 FRAME_HDR = struct.Struct("=IIIIIIHHIIHH8x")  # tpacket3_hdr (48 bytes)
 REQ3 = struct.Struct("=7I")  # tpacket_req3: block_size, block_nr, frame_size, frame_nr, retire_tov, priv, feature
@@ -125,7 +132,7 @@ def parse_block(
         restored = False
         if status & TP_STATUS_VLAN_VALID:
             tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
-            data = data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
+            data = restore_vlan(data, tci, tpid)
             wire, restored = wire + 4, True
         frames.append(RingFrame(data, wire, sec + nsec / 1e9, status, restored))
         if nxt == 0 and i + 1 < hdr.num_pkts:

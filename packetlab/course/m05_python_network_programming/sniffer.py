@@ -35,6 +35,7 @@ from packetlab.topo.packet_ring import (  # the kernel's AF_PACKET constants, de
     SOL_PACKET,
     TP_STATUS_VLAN_TPID_VALID,
     TP_STATUS_VLAN_VALID,
+    restore_vlan,
 )
 
 if TYPE_CHECKING:
@@ -59,11 +60,6 @@ class Captured:
     @property
     def direction(self) -> str:
         return "out" if self.pkttype == "outgoing" else "in"
-
-
-def restore_vlan(frame: bytes, tci: int, tpid: int = 0x8100) -> bytes:
-    """Insert an 802.1Q tag (TPID, TCI) after the two MAC addresses."""
-    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 def open_raw_socket(host: Host, dev: str = "eth0", *, rcvbuf: int = 4 << 20, auxdata: bool = True) -> socket.socket:
