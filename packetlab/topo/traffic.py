@@ -38,6 +38,23 @@ def link_counters(host: Host, dev: str = "eth0") -> LinkCounters:
     return LinkCounters(stats["rx_packets"], stats["rx_dropped"], stats["tx_packets"], stats["tx_dropped"])
 
 
+def _settled_rx(host: Host, dev: str, *, quiet: float = 0.05, limit: float = 2.0) -> LinkCounters:
+    """The receiver's counters once it has taken in what was sent: no change for `quiet` seconds.
+
+    When trafgen exits, frames can still wait in the receiving veth's queue for its NAPI poll
+    (longer on a busy machine); a count read at once misses them, and so would a lab that ends
+    its measurement epoch at once (their packets land in the next one)."""
+    deadline = time.monotonic() + limit
+    last = link_counters(host, dev)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = link_counters(host, dev)
+        if (now.rx_packets, now.rx_dropped) == (last.rx_packets, last.rx_dropped):
+            return now
+        last = now
+    return last
+
+
 @dataclass
 class FloodResult:
     """One timed flood: packets sent by trafgen and received by the peer interface."""
@@ -146,7 +163,7 @@ def flood(
                 fix="is netsniff-ng installed (packetlab doctor)? does the device exist?",
             )
         after_tx = link_counters(sender, dev)
-        after_rx = link_counters(receiver, rx_dev)
+        after_rx = _settled_rx(receiver, rx_dev)
     finally:
         Path(f.name).unlink(missing_ok=True)
     return FloodResult(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -125,7 +126,7 @@ def _save_executed(page, notebook: Path) -> Path:
     """Write the notebook as JupyterLab holds it now (the model: sources, outputs, counts) to build/executed/."""
     model = page.evaluate("() => window.jupyterapp.shell.currentWidget.context.model.toJSON()")
     for cell in model["cells"]:  # JupyterLab's model says "attachments": null; nbformat's schema wants it absent
-        for key in [k for k, v in cell.items() if v is None]:
+        for key in [k for k, v in cell.items() if v is None and k != "execution_count"]:  # a cell not run: null
             del cell[key]
     nbformat.validate(nbformat.from_dict(model))  # the docs build reads this file with nbformat: fail here, clearly
     EXECUTED_DIR.mkdir(parents=True, exist_ok=True)
@@ -215,9 +216,21 @@ def _screenshot_whole_notebook(page, path: Path) -> None:
     page.screenshot(path=path, full_page=True)
 
 
+@pytest.fixture
+def no_kernel_left(lab_server: LabServer) -> Iterator[None]:
+    """After the test, however it ended, no kernel of it still runs: a failed lab's kernel would keep
+    its namespaces and lab name, and every later test (the next Run All, nbval of the same lab) fail on it."""
+    yield
+    for kernel in lab_server.api("api/kernels") or []:
+        lab_server.api(f"api/kernels/{kernel['id']}", method="DELETE", timeout=60)
+    deadline = time.monotonic() + 30
+    while lab_server.kernel_pids() and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("notebook", LABS, ids=[p.stem for p in LABS])
-def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, capsys) -> None:
+def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, capsys, no_kernel_left) -> None:
     name = notebook.name
     sources = _code_cells(notebook)
     expected = [i + 1 for i, s in enumerate(s for s in sources if s.strip())]
