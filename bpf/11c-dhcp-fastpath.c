@@ -479,8 +479,15 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
     if (opt_len > DH_OPT_COPY)
         opt_len = DH_OPT_COPY;                 /* longer options: looked at up to here */
     struct opt_buf *ob = scratch.lookup(&zero);
-    if (!ob || opt_len < 1 || opt_len > DH_OPT_COPY)
+    if (!ob)
         goto slow;
+    /* opt_len is 1..512 here, but the verifier must see that on the register the helper gets.
+     * clang may keep the length on the stack across the lookup, stored before the check above
+     * bounded it; older kernels (Debian 12's 6.1) forget the range of a number stored while unbounded, so
+     * the reload reaches the helper as "any value" (R4 min value is negative). The same
+     * bound written in BPF assembly, which clang can neither drop nor move: ((n - 1) & 511) + 1
+     * is n itself for 1..512, and the verifier reads the range 1..512 off the instructions. */
+    asm volatile("%[n] += -1\n\t%[n] &= %[mask]\n\t%[n] += 1" : [n] "+r"(opt_len) : [mask] "i"(DH_OPT_COPY - 1));
     if (bpf_xdp_load_bytes(ctx, (void *)(bp + 1) - data, ob->b, opt_len))
         goto slow;
     int r = parse_options(ob, opt_len);
