@@ -57,6 +57,13 @@ VERIFIER_HINTS: list[tuple[str, str, str]] = [
         "give the loop a constant upper bound (for (int i = 0; i < MAX; i++)) or use bpf_loop()",
     ),
     (
+        r"min value is negative|unbounded memory access|max value is outside|R\d+ unbounded",
+        "a length or offset has no proven range where it is used (a helper's size, an index)",
+        "bound it right before the use (if (n < 1 || n > MAX) return ...; or n &= MASK); if it is bounded "
+        "in C already, the compiler kept an unbounded copy on the stack (older kernels drop the range of "
+        "a value stored while unbounded): re-check it after the last helper call, or mask it in asm",
+    ),
+    (
         r"map_value_or_null|_or_null",
         "a map lookup may return NULL and the pointer is used without a check",
         "test the pointer first: v = map.lookup(&key); if (!v) return XDP_PASS;",
@@ -243,9 +250,12 @@ def explain_verifier_log(log: str, source: str) -> VerifierExplanation:
         if calls:
             line_number, source_line = calls[0], src_lines[calls[0] - 1].strip()
     meaning = fix = None
-    for pattern, what, how in VERIFIER_HINTS:
-        if re.search(pattern, log):
-            meaning, fix = what, how
+    # the error line decides; the whole log (its register states name map_value_or_null,
+    # pkt and the like on every line) only when no hint matches the error itself
+    for text in (message, log):
+        hit = next(((what, how) for pattern, what, how in VERIFIER_HINTS if re.search(pattern, text)), None)
+        if hit:
+            meaning, fix = hit
             break
     return VerifierExplanation(message or "(no message)", line_number, source_line, meaning, fix)
 

@@ -137,3 +137,17 @@ def test_a_zombie_owner_is_not_alive():
     finally:
         child.wait()
     assert is_alive(os.getpid(), process_start_time(os.getpid()))
+
+
+def test_the_error_line_chooses_the_hint_not_register_states_above_it():
+    """6.1's rejection of 11c before its fix: map_value_or_null shows in the states, the error is a range."""
+    log = """546: (85) call bpf_map_lookup_elem#1          ; R0=map_value_or_null(id=69,off=0,ks=4,vs=536,imm=0)
+548: (7b) *(u64 *)(r10 -96) = r0      ; R0=map_value_or_null(id=69,off=0,ks=4,vs=536,imm=0)
+562: (79) r4 = *(u64 *)(r10 -104)     ; R4_w=scalar() R10=fp0
+563: (85) call bpf_xdp_load_bytes#189
+R4 min value is negative, either use unsigned or 'var &= const'
+processed 60416 insns (limit 1000000) max_states_per_insn 15 total_states 1606 peak_states 275 mark_read 61
+"""
+    ex = explain_verifier_log(log, SOURCE)
+    assert ex.message.startswith("R4 min value is negative")
+    assert "no proven range" in ex.meaning and "NULL" not in ex.meaning
