@@ -100,10 +100,10 @@ done
 kimg="$(ls /boot/vmlinuz-6.1.0-*-amd64 2>/dev/null | sort -V | tail -1 || true)"
 if [ -z "$kimg" ]; then
   say "installing Debian 12's 6.1 kernel (for the guest only: this machine keeps booting its own)"
-  apt-get update -q >/dev/null || true
+  apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null || true
   pkg="$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64$' | awk '{print $1}' | sort -V | tail -1)"
   [ -n "$pkg" ] || die "apt offers no linux-image-6.1.0-N-amd64 (is this Debian 12 with bookworm's archive in apt's sources?)"
-  apt-get install -y -q --no-install-recommends "$pkg" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$pkg" >/dev/null
   kimg="$(ls /boot/vmlinuz-6.1.0-*-amd64 | sort -V | tail -1)"
 fi
 krel="${kimg#/boot/vmlinuz-}"
@@ -113,7 +113,7 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)   # virtme-ng's guest init needs a static one
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
-  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${need[@]}" >/dev/null
 fi
 if ! [ -x "$VENV/bin/vng" ]; then
   pin="$("$VENV/bin/python" -c 'import tomllib; print(*tomllib.load(open("pyproject.toml","rb"))["project"]["optional-dependencies"]["vm"])' 2>/dev/null)" \

@@ -164,17 +164,22 @@ if [ "$ID" = ubuntu ]; then
   PACKAGES+=("linux-tools-$(uname -r)")
 fi
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  # busybox-static (vagrant/kernel61.sh's guest needs it) replaces busybox and gives the same /bin/busybox
+  [ "$p" = busybox ] && installed busybox-static && continue
+  installed "$p" || missing+=("$p")
 done
+# apt waits for a lock held by another apt (unattended-upgrades on a fresh VM) instead of failing at once
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
 export DEBIAN_FRONTEND=noninteractive
 apt_updated=0
 APT_HELP="$NET_HELP; no access to the distro archive: PACKETLAB_APT_MIRROR=URL"
 apt_update() {
   [ "$apt_updated" = 1 ] && return
   say "apt-get update"
-  apt-get update -q >/tmp/packetlab-apt-update.log 2>&1 \
+  apt-get "${APT_WAIT[@]}" update -q >/tmp/packetlab-apt-update.log 2>&1 \
     || { tail -8 /tmp/packetlab-apt-update.log >&2; die "apt-get update failed ($APT_HELP); $(resume)"; }
   # an unreachable source is only a warning to apt-get update; the install below says if it mattered
   grep -E '^(W|E): Failed to fetch' /tmp/packetlab-apt-update.log >&2 || true
@@ -185,7 +190,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_update
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   say "installing ${#missing[@]} packages: ${missing[*]}"
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/packetlab-apt.log 2>&1 \
+  apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends "${missing[@]}" >/tmp/packetlab-apt.log 2>&1 \
     || { tail -20 /tmp/packetlab-apt.log >&2; die "apt-get install failed (full log: /tmp/packetlab-apt.log; $APT_HELP); $(resume)"; }
   # the distro units of these servers are not wanted on the host: labs start their own, in namespaces
   for unit in nginx haproxy containerd nfdump kea-dhcp4-server; do systemctl disable --now "$unit" >/dev/null 2>&1 || true; done
@@ -204,7 +209,7 @@ else
   apt_update
   if apt-cache show "linux-headers-$KREL" >/dev/null 2>&1; then
     say "installing linux-headers-$KREL"
-    apt-get install -y -q --no-install-recommends "linux-headers-$KREL" >/dev/null
+    apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends "linux-headers-$KREL" >/dev/null
   else
     case "$ID:$(dpkg --print-architecture)" in
       debian:amd64) meta=linux-headers-amd64; flavour=amd64 ;;
@@ -212,7 +217,7 @@ else
       ubuntu:*)     meta=linux-headers-generic; flavour=generic ;;
       *) die "no kernel headers package for $KREL on this architecture" ;;
     esac
-    apt-get install -y -q --no-install-recommends "$meta" >/dev/null
+    apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends "$meta" >/dev/null
     build="$(ls -d /usr/src/linux-headers-*-"$flavour" | sort -V | tail -1)"
     source="${build%-"$flavour"}-common"; [ -d "$source" ] || source="${build%-"$flavour"}"; [ -d "$source" ] || source="$build"
     mkdir -p "$MODDIR"
