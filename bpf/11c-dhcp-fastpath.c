@@ -408,10 +408,12 @@ static __always_inline int build_reply(struct xdp_md *ctx, __u32 l2, __u8 type, 
     /* pseudo-header words, then the UDP header and payload summed by the kernel */
     __u32 seed = (ip->saddr & 0xffff) + (ip->saddr >> 16) + (ip->daddr & 0xffff) + (ip->daddr >> 16) +
                  bpf_htons(IPPROTO_UDP) + udp->len;
-    __s64 sum = bpf_csum_diff(NULL, 0, (__be32 *)udp, sizeof(*udp) + DH_BOOTP_LEN, seed);
-    if (sum < 0)
-        return XDP_PASS;
-    __u16 check = ~pl_csum_fold((__u32)sum);
+    /* The helper fails only for sizes that are not multiples of 4 or over 512 bytes; these are
+     * constants it accepts. Only the low 32 bits are the sum: on older kernels the upper half
+     * depends on the architecture's csum_partial() (on Debian 12's 6.1 for x86 a sum with bit 31
+     * set came back sign-extended, and a "sum < 0" check passed every such reply to the slow path). */
+    __u32 sum = (__u32)bpf_csum_diff(NULL, 0, (__be32 *)udp, sizeof(*udp) + DH_BOOTP_LEN, seed);
+    __u16 check = ~pl_csum_fold(sum);
     udp->check = check ? check : 0xffff;
     return XDP_TX;
 }
