@@ -54,7 +54,8 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are liste
   # (trafgen: "Cannot setup shared variable!"); a real machine's /tmp is a local filesystem
   mount -t tmpfs -o mode=1777 tmpfs /tmp
   mkdir -p /tmp/vmhome /run/netns
-  export HOME=/tmp/vmhome PYTHONPATH="$tree" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:$PATH"
+  # servers get 10x their usual time to start: the emulated CPU is 10-30x slower (topo/servers.py)
+  export HOME=/tmp/vmhome PYTHONPATH="$tree" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:$PATH" PACKETLAB_STARTUP_SCALE=10
   cd "$tree"
   if [ "$doctor" = 1 ]; then
     "$VENV/bin/packetlab" doctor >"$out/doctor.txt" 2>&1 || true

@@ -100,6 +100,17 @@ class Server:
         return f"<Server pid={self.pid} in {self.host.name} ({state}): {self.ready_line}>"
 
 
+def startup_scale() -> float:
+    """How much longer than usual a server may take to start: PACKETLAB_STARTUP_SCALE (default 1).
+
+    For machines far slower than a learner's: vagrant/kernel61.sh's guest emulates its CPU
+    (no KVM), where the DHCP daemon's import and BPF compile alone take over 30 s."""
+    try:
+        return max(1.0, float(os.environ.get("PACKETLAB_STARTUP_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
 def start(
     host: Host,
     argv: Sequence[str],
@@ -121,6 +132,7 @@ def start(
     """
     if ready is None and tcp is None and unix is None:
         ready = READY
+    timeout *= startup_scale()
     proc = host.popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=False)
     server = Server(host, proc, ready)
     what = " ".join(str(a) for a in argv[:5])
