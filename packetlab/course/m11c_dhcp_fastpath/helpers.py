@@ -136,6 +136,16 @@ def kernel_map_bytes(leases: int, buckets: int) -> int:
     return total
 
 
+def modelled_map_bytes(leases: int, buckets: int) -> int:
+    """The two maps' memory by the lesson's model: per entry about 48 bytes of hash-element header plus
+    key and value, and 8 bytes per hash bucket (max_entries rounded up to a power of two)."""
+    per_entry = 48 + ctypes.sizeof(MacKey)
+    return sum(
+        n * (per_entry + ctypes.sizeof(value)) + 8 * (1 << max(n - 1, 0).bit_length())
+        for value, n in ((Lease, leases), (Bucket, buckets))
+    )
+
+
 def entry_sizes() -> dict[str, int]:
     return {
         "key (struct mac_key)": ctypes.sizeof(MacKey),
