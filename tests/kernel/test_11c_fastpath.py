@@ -78,6 +78,13 @@ def run(prog, frame: bytes):
     return prog.test_run(frame)
 
 
+def answered(prog, frame: bytes):
+    """Run a frame the fast path must answer; if it passes it on, the message names the counters that moved."""
+    res = run(prog, frame)
+    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    return res
+
+
 def scapy_request(mac: str, mtype: str, *, options=(), flags=0, ciaddr="0.0.0.0", dst="255.255.255.255", vlan=None):
     l2 = Ether(src=mac, dst="ff:ff:ff:ff:ff:ff")
     if vlan is not None:
@@ -122,8 +129,7 @@ def check_reply(
 
 
 def test_discover_from_cached_mac_gets_offer(prog):
-    res = run(prog, scapy_request(KNOWN, "discover"))
-    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    res = answered(prog, scapy_request(KNOWN, "discover"))
     pkt = check_reply(res.data, wire.OFFER, KNOWN_IP, PARAMS, req_mac=KNOWN)
     assert pkt[BOOTP].ciaddr == "0.0.0.0"
     assert (pkt.dst, pkt[IP].dst) == (KNOWN, KNOWN_IP), "no broadcast bit: unicast to yiaddr at chaddr"
@@ -131,7 +137,7 @@ def test_discover_from_cached_mac_gets_offer(prog):
 
 
 def test_broadcast_bit_gets_broadcast_reply(prog):
-    res = run(prog, scapy_request(KNOWN, "discover", flags=0x8000))
+    res = answered(prog, scapy_request(KNOWN, "discover", flags=0x8000))
     pkt = check_reply(res.data, wire.OFFER, KNOWN_IP, PARAMS, req_mac=KNOWN)
     assert (pkt.dst, pkt[IP].dst, pkt[BOOTP].flags) == ("ff:ff:ff:ff:ff:ff", "255.255.255.255", 0x8000)
 
@@ -139,8 +145,7 @@ def test_broadcast_bit_gets_broadcast_reply(prog):
 def test_request_selecting_gets_ack_and_renews(prog):
     before = prog.maps["leases"].lookup(mac_key(KNOWN)).expires_ns
     opts = [("requested_addr", KNOWN_IP), ("server_id", SERVER)]
-    res = run(prog, scapy_request(KNOWN, "request", options=opts))
-    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    res = answered(prog, scapy_request(KNOWN, "request", options=opts))
     check_reply(res.data, wire.ACK, KNOWN_IP, PARAMS, req_mac=KNOWN)
     after = prog.maps["leases"].lookup(mac_key(KNOWN)).expires_ns
     assert abs(after - (boottime_ns() + 600 * 10**9)) < 5 * 10**9 and after != before, "an ACK renews the entry"
@@ -148,15 +153,13 @@ def test_request_selecting_gets_ack_and_renews(prog):
 
 def test_renewing_request_unicast_to_ciaddr(prog):
     frame = wire.request_frame(KNOWN, wire.REQUEST, xid=9, ciaddr=KNOWN_IP, dst_ip=SERVER, dst_mac=SERVER_MAC)
-    res = run(prog, frame)
-    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    res = answered(prog, frame)
     pkt = check_reply(res.data, wire.ACK, KNOWN_IP, PARAMS, req_mac=KNOWN, xid=9)
     assert (pkt.dst, pkt[IP].dst, pkt[BOOTP].ciaddr) == (KNOWN, KNOWN_IP, KNOWN_IP)
 
 
 def test_vlan_tag_is_kept_and_selects_the_lease(prog):
-    res = run(prog, scapy_request(TAGGED, "discover", vlan=7))
-    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    res = answered(prog, scapy_request(TAGGED, "discover", vlan=7))
     pkt = check_reply(res.data, wire.OFFER, TAGGED_IP, PARAMS_V, req_mac=TAGGED)
     assert pkt[Dot1Q].vlan == 7
     assert run(prog, scapy_request(TAGGED, "discover")).verdict == "XDP_PASS", "untagged: another subscriber"
@@ -178,8 +181,7 @@ def test_vlan_tag_is_kept_and_selects_the_lease(prog):
 def test_reply_is_byte_for_byte_the_slow_paths(prog, mtype, mac, options, ciaddr):
     """The slow path's codec (tools/dhcp/wire.py) builds exactly the frame XDP sent."""
     frame = wire.request_frame(mac, mtype, xid=0xC0FFEE, ciaddr=ciaddr, **options)
-    res = run(prog, frame)
-    assert res.verdict == "XDP_TX", f"not answered; counters: {nonzero_stats(prog)}"
+    res = answered(prog, frame)
     req = wire.parse_frame(frame)
     params = PARAMS_V if mac == TAGGED else PARAMS
     yiaddr = TAGGED_IP if mac == TAGGED else KNOWN_IP
