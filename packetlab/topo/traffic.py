@@ -10,7 +10,6 @@ interface saw, so a benchmark can say which side limited a figure.
 from __future__ import annotations
 
 import ipaddress
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -103,6 +102,40 @@ def trafgen_config(
     )
 
 
+# trafgen 0.6.8 gives up when the kernel answers a TX-ring flush with EAGAIN: the socket's send
+# buffer is full of frames the receiver has not taken yet (a busy receiver, both ends on few CPUs).
+# That is back-pressure, not a fault; the flood goes on with a fresh trafgen for the time left.
+_BACKPRESSURE = "Flushing TX_RING failed: Resource temporarily unavailable"
+_MAX_RESTARTS = 20
+
+
+def _send_for(sender: Host, dev: str, conf_path: Path, *, seconds: float, cpus: int) -> None:
+    """Run trafgen on `dev` in `sender` for `seconds`, restarting it after back-pressure exits."""
+    deadline = time.monotonic() + seconds
+    for _ in range(_MAX_RESTARTS + 1):
+        left = deadline - time.monotonic()
+        if left < 0.05:
+            return
+        result = sender.run(
+            ["env", "-C", str(conf_path.parent), "timeout", "-s", "INT", f"{left:.3f}", "trafgen"]
+            + ["--dev", dev, "--conf", str(conf_path), "--cpus", str(cpus), "--no-sock-mem", "--qdisc-path"],
+            timeout=left + 15,
+        )
+        if result.returncode in (0, 124, 130) or "packets outgoing" in result.stdout:
+            return
+        if _BACKPRESSURE not in result.stderr:
+            raise PacketlabError(
+                "trafgen failed",
+                cause=(result.stderr or result.stdout).strip()[-400:],
+                fix="is netsniff-ng installed (packetlab doctor)? does the device exist?",
+            )
+    raise PacketlabError(
+        "trafgen kept stopping on a full send buffer",
+        cause=f"{_MAX_RESTARTS} restarts in {seconds:g} s: the receiver is not taking frames from {dev}",
+        fix="check that the receiving end is up and its XDP program returns quickly; try a shorter flood",
+    )
+
+
 def flood(
     sender: Host,
     receiver: Host,
@@ -125,47 +158,20 @@ def flood(
     """
     dst_mac = dst_mac or receiver.mac(rx_dev)
     conf = trafgen_config(dst_mac, src_ip, dst_ip, dst_port=dst_port, flows=flows, frame_size=frame_size)
-    with tempfile.NamedTemporaryFile("w", suffix=".trafgen", delete=False) as f:
-        f.write(conf)
-    try:
+    # one private directory for the packet description and trafgen's scratch file (.tmp_mmap.*,
+    # created in its working directory; a read-only or network filesystem refuses that shared
+    # mmap: "Cannot setup shared variable!", seen with the tree on 9p in a 6.1 VM); removed
+    # afterwards even when trafgen dies without cleaning up
+    with tempfile.TemporaryDirectory(prefix="packetlab-trafgen-") as workdir:
+        conf_path = Path(workdir) / "flood.trafgen"
+        conf_path.write_text(conf)
         before_tx = link_counters(sender, dev)
         before_rx = link_counters(receiver, rx_dev)
         start = time.monotonic()
-        result = sender.run(
-            [
-                # trafgen mmaps a scratch file (.tmp_mmap.*) in its working directory: run it in the
-                # temp dir, not the caller's (a read-only or network filesystem refuses the shared
-                # mmap: "Cannot setup shared variable!", seen with the tree on 9p in a 6.1 VM)
-                "env",
-                "-C",
-                os.path.dirname(f.name),
-                "timeout",
-                "-s",
-                "INT",
-                str(seconds),
-                "trafgen",
-                "--dev",
-                dev,
-                "--conf",
-                f.name,
-                "--cpus",
-                str(cpus),
-                "--no-sock-mem",
-                "-q",
-            ],
-            timeout=seconds + 15,
-        )
+        _send_for(sender, dev, conf_path, seconds=seconds, cpus=cpus)
         elapsed = time.monotonic() - start
-        if result.returncode not in (0, 124, 130) and "packets outgoing" not in result.stdout:
-            raise PacketlabError(
-                "trafgen failed",
-                cause=(result.stderr or result.stdout).strip()[-400:],
-                fix="is netsniff-ng installed (packetlab doctor)? does the device exist?",
-            )
         after_tx = link_counters(sender, dev)
         after_rx = _settled_rx(receiver, rx_dev)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
     return FloodResult(
         seconds=min(elapsed, seconds) if elapsed > 0 else seconds,
         sent=after_tx.tx_packets - before_tx.tx_packets,
