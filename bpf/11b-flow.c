@@ -23,6 +23,7 @@
  * EV_ numbers, are mirrored in packetlab/tools/analyzer/records.py.
  */
 #include "include/parse.h"
+#include "include/bounds.h"
 
 #define SAMPLE_BYTES 128
 #ifndef MAX_FLOWS
@@ -124,10 +125,10 @@ static __always_inline void emit(struct xdp_md *ctx, u32 type, struct flow_key *
     ev->ts_ns = now;
     __builtin_memcpy(&ev->key, key, sizeof(*key));
     __builtin_memcpy(&ev->value, val, sizeof(*val));
-    if (type == EV_SAMPLE) {
+    if (type == EV_SAMPLE && wirelen > 0) {
         u64 n = wirelen < SAMPLE_BYTES ? wirelen : SAMPLE_BYTES;
-        asm volatile("" : "+r"(n));    /* keep one register, so the verifier sees the bound on it */
-        if (n > 0 && n <= SAMPLE_BYTES && bpf_xdp_load_bytes(ctx, 0, ev->data, n) == 0)
+        PL_LEN_1_TO(n, SAMPLE_BYTES);  /* 1..128 on the helper's own register, for every verifier */
+        if (bpf_xdp_load_bytes(ctx, 0, ev->data, n) == 0)
             ev->caplen = n;
     }
     events.ringbuf_submit(ev, 0);

@@ -51,6 +51,7 @@
  */
 #include "include/parse.h"
 #include "include/csum.h"
+#include "include/bounds.h"
 
 #define DH_MAX_OPTIONS 48          /* options looked at in a request (pads count) */
 #define DH_BOOTP_LEN 300           /* the reply's BOOTP message (RFC 1542 minimum) */
@@ -483,13 +484,11 @@ int xdp_dhcp_fastpath(struct xdp_md *ctx)
     struct opt_buf *ob = scratch.lookup(&zero);
     if (!ob)
         goto slow;
-    /* opt_len is 1..512 here, but the verifier must see that on the register the helper gets.
+    /* opt_len is 1..512 here, but the verifier must see that on the register the helper gets:
      * clang may keep the length on the stack across the lookup, stored before the check above
-     * bounded it; older kernels (Debian 12's 6.1) forget the range of a number stored while unbounded, so
-     * the reload reaches the helper as "any value" (R4 min value is negative). The same
-     * bound written in BPF assembly, which clang can neither drop nor move: ((n - 1) & 511) + 1
-     * is n itself for 1..512, and the verifier reads the range 1..512 off the instructions. */
-    asm volatile("%[n] += -1\n\t%[n] &= %[mask]\n\t%[n] += 1" : [n] "+r"(opt_len) : [mask] "i"(DH_OPT_COPY - 1));
+     * bounded it, and Debian 12's 6.1 forgets the range of a number stored while unbounded
+     * (R4 min value is negative). bounds.h explains the assembly that says it for every kernel. */
+    PL_LEN_1_TO(opt_len, DH_OPT_COPY);
     if (bpf_xdp_load_bytes(ctx, (void *)(bp + 1) - data, ob->b, opt_len))
         goto slow;
     int r = parse_options(ob, opt_len);

@@ -57,7 +57,8 @@ VERIFIER_HINTS: list[tuple[str, str, str]] = [
         "give the loop a constant upper bound (for (int i = 0; i < MAX; i++)) or use bpf_loop()",
     ),
     (
-        r"min value is negative|unbounded memory access|max value is outside|R\d+ unbounded",
+        r"min value is negative|min value is outside|unbounded memory access|max value is outside|R\d+ unbounded|"
+        r"invalid access to memory.* size=0",
         "a length or offset has no proven range where it is used (a helper's size, an index)",
         "bound it right before the use (if (n < 1 || n > MAX) return ...; or n &= MASK); if it is bounded "
         "in C already, the compiler kept an unbounded copy on the stack (older kernels drop the range of "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from packetlab.ebpf import map_memory
 from packetlab.ebpf.fdinfo import map_id
 from packetlab.ebpf.maps import BpfMap, percpu_sum
 from packetlab.ebpf.syscall import possible_cpus
@@ -129,3 +130,17 @@ def test_a_view_refuses_an_fd_that_is_not_a_map():
     finally:
         os.close(r)
         os.close(w)
+
+
+@pytest.mark.parametrize(
+    "shape", [("hash", 40, 16, 100_000), ("hash", 8, 8, 1024), ("array", 4, 4, 32_768), ("array", 4, 48, 1024)]
+)
+def test_map_memory_is_the_kernels_figure_or_its_model(shape):
+    """Where memlock is the real figure (6.4+), the model agrees with it to a few hundred bytes; where it
+    is the old keys-and-values estimate (6.1), map_bytes answers with the model, never the estimate."""
+    measured = map_memory.map_bytes(*shape)
+    modelled = map_memory.modelled_bytes(*shape)
+    if map_memory.memlock_is_an_estimate():
+        assert measured == modelled
+    else:
+        assert abs(measured - modelled) <= 2048, (shape, measured, modelled)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from packetlab.ebpf.map_memory import memlock_is_an_estimate
 from packetlab.show.tables import format_table
 from packetlab.tools.sketch.accuracy import HeavyHitters, errors, exact_memory, heavy_hitters, sketch_memory
 from packetlab.tools.sketch.layout import MODE_SKETCH, Flow, Geometry
@@ -106,7 +107,13 @@ def memory_table(flows: int, geometries: list[Geometry]) -> tuple[str, int, list
         )
         for g, m in zip(geometries, sketches, strict=True)
     ]
-    return format_table(["structure", "KiB (memlock)", "share"], rows), exact, sketches
+    table = format_table(["structure", "KiB (memlock)", "share"], rows)
+    if memlock_is_an_estimate():
+        table += (
+            "\nThis kernel's memlock is an estimate (keys and values only, before 6.4): the figures above are"
+            "\nmodelled from each map's shape as newer kernels count it (hash element headers and buckets included)."
+        )
+    return table, exact, sketches
 
 
 def timeline_table(ticks) -> str:

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from packetlab.ebpf.fdinfo import fdinfo
-from packetlab.ebpf.maps import BpfMap
+from packetlab.ebpf.map_memory import map_bytes
 from packetlab.tools.sketch.layout import FLOW_KEY_SIZE, Candidate, Counters, Flow, Geometry
 
 
@@ -74,19 +73,13 @@ def errors(true: np.ndarray, estimated: np.ndarray) -> Errors:
     )
 
 
-def map_memory(map_type: str, key_size: int, value_size: int, entries: int) -> int:
-    """Bytes the kernel charges for such a map (its memlock figure), measured by creating one."""
-    with BpfMap.create(map_type, key_size, value_size, entries) as m:
-        return int(fdinfo(m.fd)["memlock"])
-
-
 def exact_memory(flows: int) -> int:
     """An exact per-flow HASH map (40-byte key, packets and bytes) sized for `flows` flows."""
-    return map_memory("hash", FLOW_KEY_SIZE, ctypes.sizeof(Counters), flows)
+    return map_bytes("hash", FLOW_KEY_SIZE, ctypes.sizeof(Counters), flows)
 
 
 def sketch_memory(geometry: Geometry, slots: int = 2) -> int:
     """The sketch's counters and candidate table, for `slots` slots (the program keeps two)."""
-    return map_memory("array", 4, 4, slots * geometry.cells) + map_memory(
+    return map_bytes("array", 4, 4, slots * geometry.cells) + map_bytes(
         "array", 4, ctypes.sizeof(Candidate), slots * geometry.candidates
     )
