@@ -35,6 +35,14 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+# Devices the kernel puts in *every* new namespace once a tunnel module is loaded (ipip, ip_gre,
+# sit, ip6_tunnel, ip6_gre, ip_vti): the module's fallback device, down and unused. Whether a
+# namespace shows them depends on what else ran on the machine, not on the lab
+# (sysctl net.core.fb_tunnels_only_for_init_net=1 or 2 keeps them out of new namespaces).
+FALLBACK_TUNNELS = frozenset(
+    {"tunl0", "gre0", "gretap0", "erspan0", "sit0", "ip6tnl0", "ip6gre0", "ip6gretap0", "ip_vti0", "ip6_vti0"}
+)
+
 _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
