@@ -48,6 +48,7 @@ import pytest
 from packetlab.errors import LabBusy
 from packetlab.topo import cgroups, netns
 from packetlab.topo.lab import Lab
+from packetlab.topo.servers import startup_scale
 from packetlab.topo.state import LabRecord, is_alive, record_path
 
 NAME_PREFIX = "t"
@@ -96,8 +97,11 @@ def lab_namespaces(name: str) -> list[str]:
 
 def wait_until_gone(name: str, timeout: float = 10.0) -> bool:
     """Wait until lab `name` has no namespace and no record left — for tests of the cleanup that
-    someone else does (atexit, a signal handler, the guardian); False if it had not after `timeout` s."""
-    deadline = time.monotonic() + timeout
+    someone else does (atexit, a signal handler, the guardian); False if it had not after `timeout` s.
+
+    The guardian is a Python process started when the owner dies, so the wait grows with
+    PACKETLAB_STARTUP_SCALE (an emulated CPU, as in vagrant/kernel61.sh's guest, needs far longer)."""
+    deadline = time.monotonic() + timeout * startup_scale()
     while time.monotonic() < deadline:
         if not lab_namespaces(name) and not record_path(name).exists():
             return True

@@ -20,6 +20,7 @@ from packetlab.paths import REPO_ROOT
 from packetlab.testing.child import PYTHON, run_py
 from packetlab.testing.fixtures import lab_namespaces, wait_until_gone
 from packetlab.topo import netns
+from packetlab.topo.servers import startup_scale
 from packetlab.topo.state import STATE_DIR, LabRecord, record_path
 
 HERE = Path(__file__).parent
@@ -195,7 +196,7 @@ def _prog_freed(prog_id: int, timeout: float = 10.0) -> bool:
     """Wait until the kernel has freed program `prog_id`. Not at once: a deleted namespace's devices
     are destroyed later by the kernel's netns cleanup work, and the program after an RCU grace
     period, which takes seconds on a busy machine (CI saw it still loaded right after the namespaces went)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * startup_scale()
     while time.monotonic() < deadline:
         if subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True).returncode != 0:
             return True
