@@ -5,6 +5,7 @@
 #
 #   sudo vagrant/kernel61.sh                                  # tests/kernel, every file
 #   sudo vagrant/kernel61.sh tests/kernel/test_07_xdp.py labs/07-xdp.ipynb   # these files (dirs expand)
+#   sudo vagrant/kernel61.sh 'tests/browser/test_jupyterlab_runall.py::test_run_all_in_jupyterlab[07-xdp]'  # one test
 #   sudo vagrant/kernel61.sh --timeout 3600 tests/kernel      # per-file limit in seconds (default 2400)
 #   sudo vagrant/kernel61.sh --out DIR ...                    # results + logs there (default build/kernel61)
 #   sudo vagrant/kernel61.sh --no-doctor ...                  # skip `packetlab doctor` in the guest
@@ -139,8 +140,8 @@ for p in "$@"; do
   if [ -d "$out/tree/$p" ]; then
     while IFS= read -r f; do files+=("${f#"$out/tree/"}"); done \
       < <(find "$out/tree/$p" -maxdepth 1 \( -name 'test_*.py' -o -name '*.ipynb' \) | sort)
-  elif [ -e "$out/tree/$p" ]; then files+=("$p")
-  else die "$p: not in the committed tree ($out/tree)"; fi
+  elif [ -e "$out/tree/${p%%::*}" ]; then files+=("$p")   # a file, or one test of it (path::test[id])
+  else die "${p%%::*}: not in the committed tree ($out/tree)"; fi
 done
 [ ${#files[@]} -gt 0 ] || die "no test files in: $*"
 
