@@ -88,7 +88,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout="${2:?--timeout needs seconds}"; shift ;;
     --out) out="${2:?--out needs a directory}"; shift ;;
     --no-doctor) doctor=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) break ;;
   esac
