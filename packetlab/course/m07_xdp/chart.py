@@ -115,7 +115,9 @@ class LiveCounterChart:
         """Stop polling (waits for the thread), take a last sample, return what moved."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=max(5.0, 4 * self.interval))
+            # no time limit: the loop ends after the poll and render in hand, and returning earlier
+            # would let that render race the final one (an emulated CPU's render took over 5 s)
+            self._thread.join()
         if self.error is None:
             with contextlib.suppress(Exception):
                 self._poll()
