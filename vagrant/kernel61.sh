@@ -66,7 +66,7 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are liste
   for f in "${files[@]}"; do
     name="$(echo "$f" | tr '/' '_')"
     extra=()
-    case "$f" in *.ipynb) extra=(--nbval-lax --nbval-current-env --nbval-cell-timeout="$timeout") ;; esac
+    case "$f" in *.ipynb) extra=(--nbval-lax --nbval-current-env --nbval-cell-timeout="$timeout" --nbval-kernel-startup-timeout=600) ;; esac
     t0=$(date +%s)
     set +e
     timeout -k 30 "$timeout" "$VENV/bin/python" -m pytest -p packetlab.testing.host_guard -p no:cacheprovider \

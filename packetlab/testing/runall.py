@@ -38,6 +38,7 @@ from packetlab.course.progress import recorded
 from packetlab.paths import REPO_ROOT
 from packetlab.testing.host_guard import _namespaces
 from packetlab.topo import netns
+from packetlab.topo.servers import startup_scale
 from packetlab.topo.state import all_records
 
 REPO = REPO_ROOT
@@ -250,7 +251,7 @@ def run_all(
         t0 = time.monotonic()
         leftovers: list[str] = []
         try:
-            kc.wait_for_ready(timeout=120)
+            kc.wait_for_ready(timeout=120 * startup_scale())
             by_id: dict[str, CellRun] = {}
             for cell in cells:  # Run All: every request queued at once
                 cell.msg_id = kc.execute(cell.source, allow_stdin=False, stop_on_error=True)
