@@ -268,23 +268,24 @@ def test_clean_leaves_running_labs_and_foreign_namespaces_alone():
 def test_cleanup_when_a_notebook_kernel_restarts():
     from jupyter_client.manager import KernelManager
 
+    wait = 60 * startup_scale()  # a kernel's start and a lab's build, far slower on an emulated CPU
     km = KernelManager(kernel_name="python3")
     km.kernel_cmd = [PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     km.start_kernel(cwd=str(REPO_ROOT))
     kc = km.client()
     kc.start_channels()
     try:
-        kc.wait_for_ready(timeout=60)
+        kc.wait_for_ready(timeout=wait)
         reply = kc.execute_interactive(
-            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1'); lab.host('h2')", timeout=60
+            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1'); lab.host('h2')", timeout=wait
         )
         assert reply["content"]["status"] == "ok"
         assert len(lab_namespaces("tkm")) == 2
         km.restart_kernel(now=False)
         assert wait_until_gone("tkm"), "namespaces survived a kernel restart"
-        kc.wait_for_ready(timeout=60)
+        kc.wait_for_ready(timeout=wait)
         reply = kc.execute_interactive(
-            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1')", timeout=60
+            "from packetlab import Lab\nlab = Lab('tkm').start()\nlab.host('h1')", timeout=wait
         )
         assert reply["content"]["status"] == "ok"
         km.restart_kernel(now=True)  # SIGKILL: the guardian cleans up
