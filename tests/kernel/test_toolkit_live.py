@@ -216,7 +216,7 @@ def test_cleanup_on_signal(sig):
     name = "tkh" if sig == signal.SIGINT else "tki"
     child = _start_child(name)
     child.send_signal(sig)
-    child.wait(15)
+    child.wait(15 * startup_scale())  # the child tears its lab down first
     assert wait_until_gone(name), "namespaces left after signal"
     assert _prog_freed(child.prog_id), f"the child's XDP program {child.prog_id} outlived its lab"
 
