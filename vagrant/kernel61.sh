@@ -14,7 +14,8 @@
 # No KVM: qemu emulates the CPU (TCG), so everything is 10-30x slower: tests/kernel takes hours.
 # The guest runs a clone of this checkout's *committed* HEAD (OUT/tree; uncommitted edits are not
 # in it), with this checkout's .venv. Each file gets its own pytest run with a time limit; a line per
-# file (result, seconds) goes to OUT/results.txt as it finishes, its output to OUT/logs/. The guest
+# file (result, seconds) goes to OUT/results.txt as it finishes, its output to OUT/logs/, and the
+# guest's kernel console (boot, oopses, a panic that ends the run early) to OUT/console.log. The guest
 # sees the host's files read-only (except OUT) and has its own kernel, so its namespaces, modules
 # and sysctls are its own: nothing it does reaches this machine's network.
 # Installs (once): the newest Debian linux-image-6.1.0-N-amd64 and its headers (bcc), qemu-system-x86,
@@ -150,10 +151,10 @@ echo "# $(date -u +%FT%TZ) kernel $krel, TCG, per-file limit ${timeout}s, tree $
 say "booting $krel under qemu (TCG, no KVM: slow) for ${#files[@]} file(s); per-file lines: $out/results.txt"
 t0=$(date +%s)
 # nice: the emulated CPUs are two busy host threads for hours
-PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 \
+PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 --verbose \
   --rwdir "$out" --cwd "$out/tree" -- \
   "bash $(printf '%q ' "$out/tree/vagrant/kernel61.sh" --guest "$out" "$timeout" "$doctor")" \
-  </dev/null 2>&1 | cat   # a pipe: qemu reopens /proc/self/fd/1 and would truncate a log file given as stdout
+  </dev/null 2>&1 | tee -a "$out/console.log"   # a pipe: qemu reopens /proc/self/fd/1 and would truncate a log file given as stdout
 echo "# done in $(( ($(date +%s) - t0) / 60 )) min" >>"$out/results.txt"
 say "summary ($out/results.txt):"
 sed -n "/^# .*tree $(git -C "$out/tree" rev-parse --short HEAD)/,\$p" "$out/results.txt" | tail -n $(( ${#files[@]} + 1 ))
