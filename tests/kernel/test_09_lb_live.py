@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -16,6 +15,7 @@ from packetlab.course.m09_milestone_l4_load_balancer.exercises import (
     check_weight_split,
 )
 from packetlab.course.m09_milestone_l4_load_balancer.helpers import survival_exercise
+from packetlab.course.m09_milestone_l4_load_balancer.teach import wait_for
 from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP, HttpConnection, attach_decap, build, udp_ask
 from packetlab.paths import REPO_ROOT
 from packetlab.tools.lb import maglev
@@ -47,15 +47,6 @@ def lb(topo):
 def web(topo, mode="nat", weights=None, names=("b1", "b2", "b3"), **extra):
     backends = [e for e in topo.backend_entries(weights=weights) if e["name"] in names]
     return {"vips": [dict({"name": "web", "address": VIP, "port": 80, "mode": mode, "backends": backends}, **extra)]}
-
-
-def wait_for(cond, timeout=8.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 @pytest.mark.parametrize("mode", ["nat", "dsr"])
