@@ -19,7 +19,8 @@
 # sees the host's files read-only (except OUT) and has its own kernel, so its namespaces, modules
 # and sysctls are its own: nothing it does reaches this machine's network.
 # Installs (once): the newest Debian linux-image-6.1.0-N-amd64 and its headers (bcc), qemu-system-x86,
-# busybox-static (apt), and virtme-ng (pinned in pyproject.toml's `vm` extra) into .venv.
+# busybox-static (apt), and virtme-ng (pinned in pyproject.toml's `vm` extra) into .venv; for
+# tests/browser, chromium and playwright (provision.sh --with-test-tools).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -89,7 +90,7 @@ while [ $# -gt 0 ]; do
     --timeout) timeout="${2:?--timeout needs seconds}"; shift ;;
     --out) out="${2:?--out needs a directory}"; shift ;;
     --no-doctor) doctor=0 ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) break ;;
   esac
@@ -123,6 +124,12 @@ if ! [ -x "$VENV/bin/vng" ]; then
     || die "pyproject.toml has no \`vm\` extra naming virtme-ng"
   say "installing $pin into .venv"
   (cd "$REPO" && "$VENV/bin/python" -m pip install -q $pin) || die "pip install $pin failed"
+fi
+
+# the browser tests drive the host's chromium and .venv's playwright (the guest sees the host's files)
+if printf '%s\n' "$@" | grep -qE '^(\./)?tests(/browser|/?$)' && ! { [ -x /usr/bin/chromium ] && "$VENV/bin/python" -c 'import playwright' 2>/dev/null; }; then
+  say "installing the browser tests' tools (chromium, playwright): provision.sh --with-test-tools"
+  bash "$REPO/vagrant/provision.sh" --with-test-tools >/dev/null || die "provision.sh --with-test-tools failed"
 fi
 
 # ---- the tree the guest runs ---------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from packetlab.paths import REPO_ROOT
+from packetlab.topo.servers import startup_scale
 from packetlab.topo.state import is_alive, process_start_time
 
 # JupyterLab user settings for the test server: {plugin id: settings}.
@@ -141,7 +142,8 @@ def make_lab(
 
     Everything it prints (provisioning check, server and kernel logs) goes to `log`,
     which outlives the server so a failure can be read afterwards. Waits until
-    ``/api/status`` answers, or fails with the tail of that log.
+    ``/api/status`` answers (`start_timeout` s x PACKETLAB_STARTUP_SCALE), or fails
+    with the tail of that log.
     """
     port, token = free_port(), secrets.token_hex(16)
     with tempfile.TemporaryDirectory(prefix="packetlab-jupyterlab-") as tmp:
@@ -172,6 +174,7 @@ def make_lab(
             )
         server = LabServer(proc, port, token, log)
         try:
+            start_timeout *= startup_scale()
             deadline = time.monotonic() + start_timeout
             while True:
                 try:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from packetlab.testing.make_lab_server import LabServer, make_lab
+from packetlab.topo.servers import startup_scale
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -88,8 +89,11 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page in its own browser context (1280x900), closed after the test."""
+    """A fresh page in its own browser context (1280x900), closed after the test.
+
+    Playwright's 30 s limit per action grows with PACKETLAB_STARTUP_SCALE (an emulated CPU)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(30_000 * startup_scale())
     pg = context.new_page()
     try:
         yield pg

@@ -35,13 +35,16 @@ from packetlab.paths import lab_notebooks
 from packetlab.testing.make_lab_server import LabServer
 from packetlab.testing.runall import TRACEBACK
 from packetlab.topo import netns
+from packetlab.topo.servers import startup_scale
 from packetlab.topo.state import all_records
 
 from .conftest import REPO, screenshot_path
 
 LABS = lab_notebooks()
-IDLE_TIMEOUT = 600.0  # no cell may run longer than this (as nbval's --nbval-cell-timeout in make test)
-LAB_TIMEOUT = 1800.0  # a whole lab (labs take up to a few minutes on 2 cores)
+# Every wait below grows with PACKETLAB_STARTUP_SCALE: vagrant/kernel61.sh's emulated guest is 10-30x slower.
+SCALE = startup_scale()
+IDLE_TIMEOUT = 600.0 * SCALE  # no cell may run longer than this (as nbval's --nbval-cell-timeout in make test)
+LAB_TIMEOUT = 1800.0 * SCALE  # a whole lab (labs take up to a few minutes on 2 cores)
 POLL = 1.0
 MAX_SCREENSHOT_HEIGHT = 16000  # Chromium's limit for one capture is about 16k pixels
 
@@ -105,7 +108,7 @@ def _notebook_state(page, outputs: bool = False) -> dict | None:
     return page.evaluate(_STATE_JS, outputs)
 
 
-def _wait_for_kernel(page, name: str, timeout: float = 180) -> dict:
+def _wait_for_kernel(page, name: str, timeout: float = 180 * SCALE) -> dict:
     """Wait until `name` is the current notebook and its kernel is connected and idle.
 
     (The toolbar's execution indicator says "idle" before any kernel exists, and a Run All
@@ -223,7 +226,7 @@ def no_kernel_left(lab_server: LabServer) -> Iterator[None]:
     yield
     for kernel in lab_server.api("api/kernels") or []:
         lab_server.api(f"api/kernels/{kernel['id']}", method="DELETE", timeout=60)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 * SCALE
     while lab_server.kernel_pids() and time.monotonic() < deadline:
         time.sleep(0.5)
 
@@ -279,13 +282,13 @@ def test_run_all_in_jupyterlab(notebook: Path, lab_server: LabServer, page, caps
     problems += [f"the kernel/server logged: {m.group(0)}" for m in TRACEBACK.finditer(kernel_log)][:3]
 
     _menu(page, "Kernel", "Shut Down Kernel")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 60 * SCALE
     while lab_server.api("api/kernels") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not lab_server.api("api/kernels"), (
-        f"{name}: the kernel is still running 60 s after Kernel > Shut Down Kernel"
+        f"{name}: the kernel is still running {60 * SCALE:.0f} s after Kernel > Shut Down Kernel"
     )
-    deadline = time.monotonic() + 15  # the lab's guardian cleans up after its kernel
+    deadline = time.monotonic() + 15 * SCALE  # the lab's guardian cleans up after its kernel
     while time.monotonic() < deadline:
         left = [f"lab record {r}" for r in _kernel_labs(kernel_pid)] + [
             f"namespace {ns}" for ns in sorted(namespaces) if netns.exists(ns)
