@@ -20,6 +20,7 @@ from packetlab.course.m09_milestone_l4_load_balancer.topology import VIP, HttpCo
 from packetlab.paths import REPO_ROOT
 from packetlab.tools.lb import maglev
 from packetlab.tools.lb.balancer import LoadBalancer
+from packetlab.topo.servers import startup_scale
 
 pytestmark = pytest.mark.slow
 URL = f"http://{VIP}/"
@@ -193,10 +194,11 @@ def test_cli_apply_status_remove(topo):
                 r = topo.lb.run(["curl", "-s", "-m", "1", "http://127.0.0.1:9109/metrics"])
                 return 'packetlab_lb_backend_up{vip="web",backend="b2",address="10.9.2.12",port="80"} 1' in r.stdout
 
-            assert wait_for(b2_up, timeout=15)
+            # the loop is a new Python process (imports, BPF map opens): it starts slowly on an emulated CPU
+            assert wait_for(b2_up, timeout=15 * startup_scale())
         finally:
             loop.terminate()
-            loop.wait(10)
+            loop.wait(10 * startup_scale())
         # re-apply with a changed weight: updated in place
         r = cli("apply", "packetlab/tools/lb/examples/web-dsr.yaml", *target)
         assert r.returncode == 0 and r.stdout.startswith("updated")
