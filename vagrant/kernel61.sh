@@ -59,6 +59,8 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are liste
   mkdir -p /tmp/vmhome /run/netns
   # servers get 10x their usual time to start: the emulated CPU is 10-30x slower (topo/servers.py)
   export HOME=/tmp/vmhome PYTHONPATH="$tree" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:$PATH" PACKETLAB_STARTUP_SCALE=10
+  # the browser tests' Chromium: its own stderr (why it exited) goes into the test's log via Playwright
+  export DEBUG=pw:browser
   cd "$tree"
   if [ "$doctor" = 1 ]; then
     "$VENV/bin/packetlab" doctor >"$out/doctor.txt" 2>&1 || true
