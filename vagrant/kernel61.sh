@@ -61,9 +61,6 @@ guest() {   # runs inside the VM: OUT, TIMEOUT, DOCTOR; the test files are liste
   export HOME=/tmp/vmhome PYTHONPATH="$tree" PYTHONDONTWRITEBYTECODE=1 PATH="$VENV/bin:$PATH" PACKETLAB_STARTUP_SCALE=10
   # the browser tests' Chromium: its own stderr (why it exited) goes into the test's log via Playwright
   export DEBUG=pw:browser
-  # its GPU process segfaults in SwiftShader (software GL) on the emulated CPU, and after a few tries
-  # Chromium aborts ("GPU process isn't usable. Goodbye."): no software GL, no GPU compositing
-  export PACKETLAB_CHROMIUM_ARGS="--disable-software-rasterizer --disable-gpu-compositing"
   cd "$tree"
   if [ "$doctor" = 1 ]; then
     "$VENV/bin/packetlab" doctor >"$out/doctor.txt" 2>&1 || true

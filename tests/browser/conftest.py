@@ -19,7 +19,6 @@ Fixtures (load order: ``browser`` -> ``page``):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,9 +50,6 @@ CHROMIUM_ARGS = [
     # the request (page.on("request")); it fails with ERR_NAME_NOT_RESOLVED.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
-# More flags for one machine, space-separated: vagrant/kernel61.sh's emulated guest needs
-# Chromium's GPU process kept away from its software rasterizer (SwiftShader crashes there).
-CHROMIUM_ARGS += os.environ.get("PACKETLAB_CHROMIUM_ARGS", "").split()
 
 
 def screenshot_path(name: str) -> Path:
