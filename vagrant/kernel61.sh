@@ -129,9 +129,15 @@ if ! [ -x "$VENV/bin/vng" ]; then
 fi
 
 # the browser tests drive the host's chromium and .venv's playwright (the guest sees the host's files)
-if printf '%s\n' "$@" | grep -qE '^(\./)?tests(/browser|/?$)' && ! { [ -x /usr/bin/chromium ] && "$VENV/bin/python" -c 'import playwright' 2>/dev/null; }; then
-  say "installing the browser tests' tools (chromium, playwright): provision.sh --with-test-tools"
-  bash "$REPO/vagrant/provision.sh" --with-test-tools >/dev/null || die "provision.sh --with-test-tools failed"
+qemu_cpu=()
+if printf '%s\n' "$@" | grep -qE '^(\./)?tests(/browser|/?$)'; then
+  if ! { [ -x /usr/bin/chromium ] && "$VENV/bin/python" -c 'import playwright' 2>/dev/null; }; then
+    say "installing the browser tests' tools (chromium, playwright): provision.sh --with-test-tools"
+    bash "$REPO/vagrant/provision.sh" --with-test-tools >/dev/null || die "provision.sh --with-test-tools failed"
+  fi
+  # a guest CPU without AVX: with qemu's emulated AVX (-cpu max), Chromium's GPU process segfaults
+  # and Chromium aborts mid-lab ("GPU process isn't usable. Goodbye."); without it, it renders
+  qemu_cpu=(--qemu-opts="-cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16")
 fi
 
 # ---- the tree the guest runs ---------------------------------------------------------------
@@ -160,7 +166,7 @@ echo "# $(date -u +%FT%TZ) kernel $krel, TCG, per-file limit ${timeout}s, tree $
 say "booting $krel under qemu (TCG, no KVM: slow) for ${#files[@]} file(s); per-file lines: $out/results.txt"
 t0=$(date +%s)
 # nice: the emulated CPUs are two busy host threads for hours
-PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 --verbose \
+PATH="$VENV/bin:$PATH" nice -n 19 "$VENV/bin/vng" -r "$kimg" --disable-kvm --user root --memory 4G --cpus 2 --verbose "${qemu_cpu[@]}" \
   --rwdir "$out" --cwd "$out/tree" -- \
   "bash $(printf '%q ' "$out/tree/vagrant/kernel61.sh" --guest "$out" "$timeout" "$doctor")" \
   </dev/null 2>&1 | tee -a "$out/console.log"   # a pipe: qemu reopens /proc/self/fd/1 and would truncate a log file given as stdout
