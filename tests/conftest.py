@@ -13,6 +13,7 @@ Shared helpers live in the package, not here: ``packetlab.paths.REPO_ROOT``,
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,13 @@ from packetlab.testing import private_progress_dir
 
 pytest_plugins = ["packetlab.testing.fixtures"]
 private_progress_dir()  # checks called by tests record into a temporary folder, never the learner's progress
+
+# A run started in the background by a non-interactive shell (`make test &`, nohup, some CI runners)
+# inherits SIGINT *ignored*, and so would every child a test stops with Ctrl-C: Python would install
+# no KeyboardInterrupt handler there and the child would never end. A caught signal is reset to its
+# default on exec, so catching it here gives every child the default back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 UNIT = Path(__file__).resolve().parent / "unit"
 

@@ -7,7 +7,6 @@ checkout on its path (cwd is the repository root).
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from typing import Any
@@ -22,12 +21,3 @@ def run_py(code: str, **kw: Any) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [PYTHON, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
     )
-
-
-def default_sigint() -> None:
-    """``preexec_fn`` for a child that a test will stop with SIGINT (Ctrl-C).
-
-    A job a non-interactive shell starts in the background (``make test &``, nohup, some CI
-    runners) inherits SIGINT *ignored*; Python then installs no KeyboardInterrupt handler, and
-    the child would never notice the signal. This gives the child the default disposition back."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)

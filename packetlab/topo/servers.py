@@ -104,8 +104,9 @@ def startup_scale() -> float:
     """How much longer than usual a process may take to start: PACKETLAB_STARTUP_SCALE (default 1).
 
     Scales the waits for servers here, and the tests' waits for a lab's guardian, Jupyter
-    kernels, JupyterLab and the browser. For machines far slower than a learner's: vagrant/kernel61.sh's guest emulates its
-    CPU (no KVM), where the DHCP daemon's import and BPF compile alone take over 30 s."""
+    kernels, JupyterLab and the browser. For machines far slower than a learner's:
+    vagrant/kernel61.sh's guest emulates its CPU (no KVM), where the DHCP daemon's import and
+    BPF compile alone take over 30 s."""
     try:
         return max(1.0, float(os.environ.get("PACKETLAB_STARTUP_SCALE", "1")))
     except ValueError:

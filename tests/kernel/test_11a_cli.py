@@ -11,7 +11,6 @@ import time
 from packetlab.ebpf.loader import attached_xdp_prog_id
 from packetlab.errors import EXIT_INTERRUPTED
 from packetlab.show.prometheus import parse_samples
-from packetlab.testing.child import default_sigint
 from packetlab.topo.servers import startup_scale
 from packetlab.topo.traffic import flood
 
@@ -25,9 +24,7 @@ def test_run_prints_top_flows_switches_serves_metrics_and_detaches_on_ctrl_c(lab
     argv = [sys.executable, "-m", "packetlab", "sketch", "run", "--netns", h2.namespace, "--dev", "eth0"]
     argv += ["--interval", "0.4", "--flows", "1024", "--high-rate", "3000", "--hold", "2"]
     argv += ["--metrics-port", "9118", "--top", "3"]
-    proc = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=default_sigint
-    )
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 30 * startup_scale()
         while attached_xdp_prog_id(h2.namespace, "eth0") is None and time.monotonic() < deadline:

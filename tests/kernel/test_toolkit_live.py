@@ -17,7 +17,7 @@ from scapy.layers.l2 import ARP, Ether
 from packetlab import Lab
 from packetlab.errors import LabBusy, PacketlabError, VerifierError
 from packetlab.paths import REPO_ROOT
-from packetlab.testing.child import PYTHON, default_sigint, run_py
+from packetlab.testing.child import PYTHON, run_py
 from packetlab.testing.fixtures import lab_namespaces, wait_until_gone
 from packetlab.topo import netns
 from packetlab.topo.servers import startup_scale
@@ -184,7 +184,6 @@ def _start_child(name: str, **env) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env},
-        preexec_fn=default_sigint,  # test_cleanup_on_signal sends SIGINT
     )
     line = child.stdout.readline().split()
     assert line[:1] == ["ready"], child.stderr.read()

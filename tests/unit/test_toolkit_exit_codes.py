@@ -24,7 +24,6 @@ from packetlab.errors import (
     run_cli,
 )
 from packetlab.paths import REPO_ROOT
-from packetlab.testing.child import default_sigint
 from packetlab.tools.firewall import EXAMPLES as FW_EXAMPLES
 from packetlab.tools.firewall.program import CapacityError
 from packetlab.tools.firewall.rules import Problem, RuleError
@@ -116,7 +115,6 @@ def test_ctrl_c_exits_130():
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_sigint,  # even when this test run was started in the background
     )
     try:
         assert "serving" in proc.stderr.readline()  # it is in its wait loop now
