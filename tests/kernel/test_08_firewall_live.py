@@ -110,7 +110,7 @@ def test_a_thousand_atomic_swaps_under_traffic_lose_nothing(flab, fw):
 
     run = udp_stream(flab.admin, flab.srv, flab.ip("srv"), port=5100, pps=2000, during=swaps)
     assert fw.active_slot()[1] == gen0 + 1000
-    assert run.sent > 1000 and run.lost == 0, run
+    assert run.sent > 1000 and run.lost == 0, run.losses()
     assert fw.status().special["default"]["packets"] == default0
 
 

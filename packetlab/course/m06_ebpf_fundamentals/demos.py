@@ -181,7 +181,10 @@ def arp_frame() -> bytes:
     """An ARP request frame: not IPv4, so of 06-map-types.c's maps only per_cpu counts it."""
     from scapy.layers.l2 import ARP, Ether
 
-    return bytes(Ether(src="02:00:00:00:06:01", dst="ff:ff:ff:ff:ff:ff") / ARP(psrc="10.0.6.1", pdst="10.0.6.2"))
+    return bytes(
+        Ether(src="02:00:00:00:06:01", dst="ff:ff:ff:ff:ff:ff")
+        / ARP(hwsrc="02:00:00:00:06:01", psrc="10.0.6.1", pdst="10.0.6.2")
+    )
 
 
 def ipv4_key(key: int) -> str:

@@ -42,6 +42,8 @@ ADDRESSES = {
 }
 TCP_PORTS = (22, 80, 443, 8080)
 UDP_PORT = 5000
+SO_RCVBUFFORCE, SO_MEMINFO = 33, 55  # <asm-generic/socket.h>; Python's socket module lacks them
+SK_MEMINFO_VARS, SK_MEMINFO_DROPS = 9, 8  # <linux/sock_diag.h>
 
 
 @dataclass
@@ -117,16 +119,36 @@ def connection_mismatches(
 
 @dataclass
 class UdpRun:
-    """A paced UDP stream: how many datagrams went out and how many arrived."""
+    """A paced UDP stream: how many datagrams went out and how many arrived.
+
+    `overflowed` counts the lost datagrams that reached the receiver's socket but found
+    its buffer full (the socket's drop count): the receiving thread fell behind on
+    a busy machine; neither the firewall nor the wire dropped those."""
 
     sent: int
     received: int
     seconds: float
     lost_sequence: list[int]
+    overflowed: int = 0
 
     @property
     def lost(self) -> int:
         return self.sent - self.received
+
+    def losses(self) -> str:
+        """Where the lost datagrams went: the receiver's full socket, or dropped before it."""
+        return (
+            f"{self.lost} of {self.sent} lost: {self.lost - self.overflowed} dropped on the way, "
+            f"{self.overflowed} at the receiving socket, its buffer full (a receiver too slow for "
+            "the stream on a busy machine, not the firewall)"
+        )
+
+
+def socket_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped at this socket, its receive buffer being full
+    (SO_MEMINFO's SK_MEMINFO_DROPS, the `drops` column of /proc/net/udp)."""
+    meminfo = struct.unpack(f"{SK_MEMINFO_VARS}I", sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * SK_MEMINFO_VARS))
+    return meminfo[SK_MEMINFO_DROPS]
 
 
 def udp_stream(
@@ -156,7 +178,10 @@ def udp_stream(
     done = threading.Event()  # receiver
     sent = 0
     try:
-        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:  # root may exceed net.core.rmem_max, so a slow receiver does not drop datagrams
+            rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+        except PermissionError:
+            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         rx.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         if source:
             tx.bind((source, 0))
@@ -199,11 +224,12 @@ def udp_stream(
         time.sleep(settle)
         done.set()
         rthread.join()
+        overflowed = socket_drops(rx)
     finally:
         rx.close()
         tx.close()
     lost = sorted(set(range(sent)) - seen)[:20]
-    return UdpRun(sent, len(seen), elapsed, lost)
+    return UdpRun(sent, len(seen), elapsed, lost, overflowed)
 
 
 def sample_frames() -> list[tuple[str, bytes]]:
@@ -229,7 +255,7 @@ def sample_frames() -> list[tuple[str, bytes]]:
         ("later fragment of HTTP", bytes(e / IP(src="10.0.1.200", dst=srv4, frag=100, proto=6) / Raw(b"x" * 40))),
         ("TCP header cut short", bytes(e / IP(src="10.0.1.200", dst=srv4) / TCP(dport=80))[: 14 + 20 + 10]),
         ("ping", bytes(e / IP(src="10.0.1.200", dst=srv4) / ICMP())),
-        ("ARP", bytes(e / ARP(psrc="10.0.1.200", pdst=srv4))),
+        ("ARP", bytes(e / ARP(hwsrc=e.src, psrc="10.0.1.200", pdst=srv4))),  # hwsrc given: no route lookup
     ]
 
 
