@@ -4,9 +4,9 @@ To fill in an address a frame leaves unset, scapy looks up routes in the network
 namespace the process started in: the host's, not the lab's. packetlab builds frames
 to hand to BPF_PROG_TEST_RUN or to send from inside a lab namespace, so the host's
 routing table says nothing about them; on a machine without a default route (an
-offline classroom, the Vagrant VM) every such frame printed a red "WARNING: No route
-found for IPv4 destination ... (no default route?)" under the cell. Other scapy
-warnings still show.
+offline classroom, vagrant/kernel61.sh's guest) every such frame printed a red
+"WARNING: No route found for IPv4 destination ... (no default route?)" under the
+cell. Other scapy warnings still show.
 """
 
 from __future__ import annotations
