@@ -101,6 +101,9 @@ done
 [ $# -gt 0 ] || set -- tests/kernel
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages; the guest runs the tests as root): sudo $0"
 [ -x "$VENV/bin/python" ] || die "no .venv: run \`make provision\` (or sudo vagrant/provision.sh) first"
+# the guest has no network: if .venv is stale (pyproject.toml changed), `make lab` in it would pip install and fail
+bash "$REPO/vagrant/provision.sh" --check >/dev/null \
+  || { say ".venv is out of date: provision.sh"; bash "$REPO/vagrant/provision.sh" >/dev/null || die "provision.sh failed"; }
 
 # ---- what it needs ------------------------------------------------------------------------
 kimg="$(ls /boot/vmlinuz-6.1.0-*-amd64 2>/dev/null | sort -V | tail -1 || true)"
