@@ -72,6 +72,7 @@ from packetlab.topo import netns
 from packetlab.topo import servers as launch
 from packetlab.topo.host import attach_capture_filter
 from packetlab.topo.lab import Lab
+from packetlab.topo.socket_buffers import grow_receive_buffer
 
 ETH_P_ALL = 0x0003
 POOL_SIZE = 60_000
@@ -202,7 +203,7 @@ class Generator:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
             self.sock.bind((dev, 0))
         attach_capture_filter(self.sock, "udp dst port 68")
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        grow_receive_buffer(self.sock, 4 << 20)  # past rmem_max: a reader behind by a moment loses no replies
         drain(self.sock)
         self.sock.settimeout(0.02)
         self.templates: dict[tuple, bytes] = {}

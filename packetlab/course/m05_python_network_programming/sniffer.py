@@ -37,6 +37,7 @@ from packetlab.topo.packet_ring import (  # the kernel's AF_PACKET constants, de
     TP_STATUS_VLAN_VALID,
     restore_vlan,
 )
+from packetlab.topo.socket_buffers import grow_receive_buffer
 
 if TYPE_CHECKING:
     from packetlab.topo.host import Host
@@ -77,7 +78,7 @@ def open_raw_socket(host: Host, dev: str = "eth0", *, rcvbuf: int = 4 << 20, aux
                 fix="raw sockets need CAP_NET_RAW: run the lab as root",
             ) from None
         try:
-            sock.setsockopt(socket.SOL_SOCKET, 33, rcvbuf)  # SO_RCVBUFFORCE (root may exceed rmem_max)
+            grow_receive_buffer(sock, rcvbuf)
             sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, int(auxdata))
             sock.bind((dev, ETH_P_ALL))
         except OSError as exc:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from packetlab.topo import netns
 from packetlab.topo import servers as launch
+from packetlab.topo.socket_buffers import grow_receive_buffer, socket_drops
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,8 +43,6 @@ ADDRESSES = {
 }
 TCP_PORTS = (22, 80, 443, 8080)
 UDP_PORT = 5000
-SO_RCVBUFFORCE, SO_MEMINFO = 33, 55  # <asm-generic/socket.h>; Python's socket module lacks them
-SK_MEMINFO_VARS, SK_MEMINFO_DROPS = 9, 8  # <linux/sock_diag.h>
 
 
 @dataclass
@@ -144,13 +143,6 @@ class UdpRun:
         )
 
 
-def socket_drops(sock: socket.socket) -> int:
-    """Datagrams the kernel dropped at this socket, its receive buffer being full
-    (SO_MEMINFO's SK_MEMINFO_DROPS, the `drops` column of /proc/net/udp)."""
-    meminfo = struct.unpack(f"{SK_MEMINFO_VARS}I", sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * SK_MEMINFO_VARS))
-    return meminfo[SK_MEMINFO_DROPS]
-
-
 def udp_stream(
     sender: Host,
     receiver: Host,
@@ -178,10 +170,7 @@ def udp_stream(
     done = threading.Event()  # receiver
     sent = 0
     try:
-        try:  # root may exceed net.core.rmem_max, so a slow receiver does not drop datagrams
-            rx.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
-        except PermissionError:
-            rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        grow_receive_buffer(rx, 4 << 20)  # so a receiver slowed by a busy machine does not drop datagrams
         rx.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         if source:
             tx.bind((source, 0))

@@ -209,7 +209,21 @@ def flow_under_updates(
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     sock.settimeout(2)
     sock.connect((server.ip, port))
-    sport = sock.getsockname()[1]
+    client_ip, sport = sock.getsockname()
+    name = "TCP" if tcp else "UDP"
+
+    def denied_packets() -> int:
+        # The whole 5-tuple, and packets counted before vs after: the enforcer's table
+        # still holds earlier labs' denied probes, and one of them may share this
+        # ephemeral source port by chance.
+        flows = world.enforcer.denied_flows() if world.enforcer else []
+        return sum(
+            int(f["packets"])
+            for f in flows
+            if (f["src"], f["dst"], f["sport"], f["dport"], f["proto"]) == (client_ip, server.ip, sport, port, name)
+        )
+
+    denied_before = denied_packets()
     stop, errors, done = threading.Event(), [], [0]
 
     def traffic() -> None:
@@ -235,10 +249,5 @@ def flow_under_updates(
         stop.set()
         thread.join(5)
         sock.close()
-    name = "TCP" if tcp else "UDP"
-    denied = [
-        f
-        for f in (world.enforcer.denied_flows() if world.enforcer else [])
-        if f["sport"] == sport and f["dst"] == server.ip and f["proto"] == name
-    ]
-    return {"updates": updates, "round_trips": done[0], "errors": errors, "denied_packets": len(denied)}
+    denied = denied_packets() - denied_before
+    return {"updates": updates, "round_trips": done[0], "errors": errors, "denied_packets": denied}

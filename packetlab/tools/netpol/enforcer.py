@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from packetlab.ebpf.loader import TC_PARENTS, LoadedProgram
-from packetlab.ebpf.maps import percpu_sum
+from packetlab.ebpf.maps import percpu_sum, synchronize_rcu
 from packetlab.errors import PacketlabError
 from packetlab.tools.netpol.compiler import DIRECTIONS, MAX_RANGES, Compiled, Compiler
 from packetlab.tools.netpol.model import Cluster
@@ -168,7 +168,8 @@ class PolicyMaps:
 
     def install(self, compiled: Compiled, ifindex_of: Mapping[str, int]) -> int:
         """Write `compiled` as a new generation (pods keyed by their host veth's ifindex,
-        `ifindex_of[pod IP]`), flip config.gen to it, delete the previous one."""
+        `ifindex_of[pod IP]`), flip config.gen to it, and delete the previous one once no
+        program run can still be reading it (an RCU grace period)."""
         gen = self.gen + 1
         pods_map, rules_map = self.program["pods"], self.program["rules"]
         written: list[tuple[str, Any]] = []
@@ -193,6 +194,10 @@ class PolicyMaps:
             raise
         self.program["config"][ctypes.c_int(0)] = Cfg(gen, self.flags)  # the atomic switch
         old, self._written, self.gen = self._written, written, gen
+        # A packet that read the old generation a moment ago may still be looking up its
+        # rules: deleting them under it would deny an allowed flow. Wait until every
+        # program run that began before the switch has returned.
+        synchronize_rcu()
         self._delete(old)
         return gen
 
