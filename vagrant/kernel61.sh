@@ -101,9 +101,17 @@ done
 [ $# -gt 0 ] || set -- tests/kernel
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages; the guest runs the tests as root): sudo $0"
 [ -x "$VENV/bin/python" ] || die "no .venv: run \`make provision\` (or sudo vagrant/provision.sh) first"
+browser=0   # the browser tests drive the host's chromium and .venv's playwright (the guest sees the host's files)
+printf '%s\n' "$@" | grep -qE '^(\./)?tests(/browser|/?$)' && browser=1
+test_tools=()
+if [ $browser = 1 ] && ! { [ -x /usr/bin/chromium ] && "$VENV/bin/python" -c 'import playwright' 2>/dev/null; }; then
+  test_tools=(--with-test-tools)
+fi
 # the guest has no network: if .venv is stale (pyproject.toml changed), `make lab` in it would pip install and fail
-bash "$REPO/vagrant/provision.sh" --check >/dev/null \
-  || { say ".venv is out of date: provision.sh"; bash "$REPO/vagrant/provision.sh" >/dev/null || die "provision.sh failed"; }
+if [ ${#test_tools[@]} -gt 0 ] || ! bash "$REPO/vagrant/provision.sh" --check >/dev/null; then
+  say "provisioning .venv${test_tools:+, chromium and playwright for the browser tests}: provision.sh ${test_tools[*]}"
+  bash "$REPO/vagrant/provision.sh" "${test_tools[@]}" >/dev/null || die "provision.sh ${test_tools[*]} failed"
+fi
 
 # ---- what it needs ------------------------------------------------------------------------
 kimg="$(ls /boot/vmlinuz-6.1.0-*-amd64 2>/dev/null | sort -V | tail -1 || true)"
@@ -131,13 +139,8 @@ if ! [ -x "$VENV/bin/vng" ]; then
   (cd "$REPO" && "$VENV/bin/python" -m pip install -q $pin) || die "pip install $pin failed"
 fi
 
-# the browser tests drive the host's chromium and .venv's playwright (the guest sees the host's files)
 qemu_cpu=()
-if printf '%s\n' "$@" | grep -qE '^(\./)?tests(/browser|/?$)'; then
-  if ! { [ -x /usr/bin/chromium ] && "$VENV/bin/python" -c 'import playwright' 2>/dev/null; }; then
-    say "installing the browser tests' tools (chromium, playwright): provision.sh --with-test-tools"
-    bash "$REPO/vagrant/provision.sh" --with-test-tools >/dev/null || die "provision.sh --with-test-tools failed"
-  fi
+if [ $browser = 1 ]; then
   # a guest CPU without AVX: with qemu's emulated AVX (-cpu max), Chromium's GPU process segfaults
   # and Chromium aborts mid-lab ("GPU process isn't usable. Goodbye."); without it, it renders
   qemu_cpu=(--qemu-opts="-cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16")
