@@ -211,7 +211,8 @@ def live(geometry: Geometry, seconds: float) -> LiveResult:
         lab.link(h1, h2, ip="10.11.0.1/24", peer_ip="10.11.0.2/24")
         for h in (h1, h2):
             h.sysctl("net.ipv6.conf.eth0.disable_ipv6", 1)
-        h1.ping("10.11.0.2", count=1, timeout=2)
+        h1.pin_neighbour("10.11.0.2", h2.mac())  # no ARP probe lands in a count's window
+        h2.pin_neighbour("10.11.0.1", h1.mac())
         att = h2.attach_xdp("bpf/11a-sketch.c", cflags=geometry.cflags(), mode="native")
         tele = Telemetry(att, geometry)
 

@@ -206,6 +206,13 @@ class Host(Node):
         with iproute(netns=self.namespace) as ipr:
             return ipr.get_links(ifname=dev)[0].get_attr("IFLA_ADDRESS")
 
+    def pin_neighbour(self, ip: str, mac: str, dev: str = "eth0") -> None:
+        """Make `ip` a permanent neighbour at `mac`: this host never asks for it by ARP/ND and
+        never re-probes it. A lab that counts every frame on a link pins both ends, so
+        nothing but its own traffic crosses the link (a reachability probe answered in the
+        middle of a count would be one frame the count cannot place)."""
+        self.ip(f"neigh replace {ip} lladdr {mac} dev {dev} nud permanent")
+
     def add_route(
         self,
         dst: str,

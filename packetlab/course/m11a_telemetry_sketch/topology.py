@@ -160,6 +160,6 @@ def build(lab: Lab) -> SketchTopo:
     lab.link(h1, h2, ip=f"{SENDER_IP}/24", peer_ip=f"{COLLECTOR_IP}/24")
     for h in (h1, h2):
         h.sysctl("net.ipv6.conf.eth0.disable_ipv6", 1)
-    h1.ping(COLLECTOR_IP, count=1, timeout=2)  # ARP resolved: only the flood is counted
-    time.sleep(0.05)
+    h1.pin_neighbour(COLLECTOR_IP, h2.mac())  # no ARP on the link, ever: only the lab's traffic is counted
+    h2.pin_neighbour(SENDER_IP, h1.mac())
     return SketchTopo(lab, h1, h2)
