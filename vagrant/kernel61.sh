@@ -7,7 +7,7 @@
 #   sudo vagrant/kernel61.sh tests/kernel/test_07_xdp.py labs/07-xdp.ipynb   # these files (dirs expand)
 #   sudo vagrant/kernel61.sh 'tests/browser/test_jupyterlab_runall.py::test_run_all_in_jupyterlab[07-xdp]'  # one test
 #   sudo vagrant/kernel61.sh --timeout 3600 tests/kernel      # per-file limit in seconds (default 2400)
-#   sudo vagrant/kernel61.sh --out DIR ...                    # results + logs there (default build/kernel61)
+#   sudo vagrant/kernel61.sh --out DIR ...                    # results + logs there, not under /tmp (default build/kernel61)
 #   sudo vagrant/kernel61.sh --no-doctor ...                  # skip `packetlab doctor` in the guest
 #   make test-kernel61 [TESTS='tests/kernel/test_06_verifier_diary.py labs/06-ebpf-fundamentals.ipynb']
 #
@@ -99,6 +99,10 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ $# -gt 0 ] || set -- tests/kernel
+out="$(realpath -m "$out")"
+case "$out" in /tmp | /tmp/*)   # the guest mounts its own tmpfs on /tmp (see guest()), hiding the host's
+  die "--out $out: the guest mounts a fresh /tmp over the host's, so it would not see the tree or keep the results there; use a folder outside /tmp (default build/kernel61)" ;;
+esac
 [ "$(id -u)" -eq 0 ] || die "must run as root (it installs packages; the guest runs the tests as root): sudo $0"
 [ -x "$VENV/bin/python" ] || die "no .venv: run \`make provision\` (or sudo vagrant/provision.sh) first"
 browser=0   # the browser tests drive the host's chromium and .venv's playwright (the guest sees the host's files)
