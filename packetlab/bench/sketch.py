@@ -200,24 +200,19 @@ class LiveResult:
 
 
 def live(geometry: Geometry, seconds: float) -> LiveResult:
+    from packetlab.course.m11a_telemetry_sketch.topology import build, lab_flows
     from packetlab.ebpf.stats import ProgStats, bpf_stats
-    from packetlab.tools.sketch.layout import Flow
     from packetlab.topo.lab import Lab
-    from packetlab.topo.traffic import flood
 
     rates: dict[str, tuple[float, float | None]] = {}
     with Lab("skb") as lab:
-        h1, h2 = lab.host("h1"), lab.host("h2")
-        lab.link(h1, h2, ip="10.11.0.1/24", peer_ip="10.11.0.2/24")
-        for h in (h1, h2):
-            h.sysctl("net.ipv6.conf.eth0.disable_ipv6", 1)
-        h1.pin_neighbour("10.11.0.2", h2.mac())  # no ARP probe lands in a count's window
-        h2.pin_neighbour("10.11.0.1", h1.mac())
-        att = h2.attach_xdp("bpf/11a-sketch.c", cflags=geometry.cflags(), mode="native")
-        tele = Telemetry(att, geometry)
+        topo = build(lab)  # lab 11a's link: both neighbour entries pinned, so only the flood is counted
+        tele = topo.attach(geometry)
+        att = topo.attachment
+        assert att is not None
 
         def go(secs: float):
-            return flood(h1, h2, src_ip="10.11.0.1", dst_ip="10.11.0.2", seconds=secs, flows=64, dst_port=9)
+            return topo.flood(flows=64, seconds=secs)
 
         with bpf_stats(announce=_progress):
             for name, mode in (("exact", MODE_EXACT), ("sketch", MODE_SKETCH)):
@@ -244,10 +239,10 @@ def live(geometry: Geometry, seconds: float) -> LiveResult:
             stop.set()
             thread.join()
         snaps.append(tele.swap())
-        flows = {Flow(4, 17, "10.11.0.1", "10.11.0.2", 10000 + i, 9) for i in range(64)}
+        flows = lab_flows(64)
         held = sum(s.estimate(f) for s in snaps for f in flows) + sum(s.stats["other"] for s in snaps)
         switches = len(tele.switches)
-        att.detach()
+        topo.detach()
     return LiveResult(rates, result.sent, held, switches)
 
 

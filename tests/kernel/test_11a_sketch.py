@@ -106,18 +106,10 @@ def sum_flow(snaps: list[Snapshot], flows: set[Flow]) -> int:
 def test_switching_under_live_traffic_loses_nothing(lab):
     """trafgen floods h1 -> h2 while the controller flips exact/sketch every 40 ms; every epoch's
     snapshot is read after its grace period, and together they hold every packet sent."""
-    from packetlab.topo.traffic import flood
+    from packetlab.course.m11a_telemetry_sketch.topology import build, lab_flows
 
-    h1, h2 = lab.host("h1"), lab.host("h2")
-    lab.link(h1, h2, ip="10.0.0.1/24", peer_ip="10.0.0.2/24")
-    for h in (h1, h2):
-        h.sysctl("net.ipv6.conf.eth0.disable_ipv6", 1)
-    h1.pin_neighbour("10.0.0.2", h2.mac())  # no ARP on the link: every frame counted is the flood's
-    h2.pin_neighbour("10.0.0.1", h1.mac())
-    geometry = Geometry(width_log2=12, flows=1024)
-    att = h2.attach_xdp(SOURCE, cflags=geometry.cflags(), mode="native")
-    telemetry = Telemetry(att, geometry)
-    telemetry.swap()  # start from an empty epoch
+    topo = build(lab)  # both neighbour entries pinned: every frame counted is the flood's
+    telemetry = topo.attach(Geometry(width_log2=12, flows=1024))  # native XDP on h2, from an empty epoch
     snaps: list[Snapshot] = []
     stop = threading.Event()
 
@@ -129,13 +121,13 @@ def test_switching_under_live_traffic_loses_nothing(lab):
     thread = threading.Thread(target=switcher)
     thread.start()
     try:
-        result = flood(h1, h2, src_ip="10.0.0.1", dst_ip="10.0.0.2", seconds=1.5, flows=16, dst_port=9)
+        result = topo.flood(flows=16, seconds=1.5)
     finally:
         stop.set()
         thread.join()
     snaps.append(telemetry.swap())
-    att.detach()
-    flows = {Flow(4, 17, "10.0.0.1", "10.0.0.2", 10000 + i, 9) for i in range(16)}
+    topo.detach()
+    flows = lab_flows(16)
     modes = {s.mode for s in snaps if s.stats["packets"]}
     assert modes == {MODE_EXACT, MODE_SKETCH}, "the flood spanned both modes"
     assert len(telemetry.switches) >= 10
